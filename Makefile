@@ -1,0 +1,20 @@
+# Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
+.PHONY: run test run-file drain lint sample bench clean
+ARGS ?=
+
+run:
+	./run.sh run $(ARGS)
+test:
+	./run.sh test $(ARGS)
+run-file:
+	./run.sh run-file "$(FILE)"
+drain:
+	./run.sh drain $(ARGS)
+lint:
+	./run.sh lint
+sample:
+	./run.sh sample $(N)
+bench:
+	./run.sh bench $(ARGS)
+clean:
+	./run.sh clean

@@ -1,0 +1,226 @@
+"""Every setting folderd has, declared once, and the one function that loads them.
+
+Each `Setting` is a command-line flag and a `FOLDERD_<NAME>` environment variable at once
+(for systemd's `EnvironmentFile=`); a flag given on the command line wins over the
+variable, which wins over the default. Values are parsed and checked here, so the rest of
+the code receives typed, valid `Settings` or never starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+
+MODES = ("watch", "input", "drain", "check_config")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("expected a boolean (1/0, true/false, yes/no, on/off)")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("expected a whole number >= 1")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number from 0 to 65535")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also rejects NaN
+        raise ValueError("expected a number of seconds >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a number > 0")
+    return value
+
+
+def _patterns(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return raw
+
+    parse.choices = choices  # type: ignore[attr-defined]
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name is the flag without dashes, with `_` for `-`."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    switch: bool = False  # a flag without a value (`--poll`); its variable takes a boolean
+    secret: bool = False  # environment only (never on a command line, never logged)
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "FOLDERD_" + self.name.upper()
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("config", Path, Path("pipeline_config.json"), "pipeline config file", metavar="FILE"),
+    Setting("watch_dir", Path, Path("watch_dir"), "queue root: unprocessed/ underprocess/ "
+            "processed/ failed/ live here", metavar="DIR"),
+    Setting("results_dir", Path, Path("results"), "where result files and summaries are "
+            "written", metavar="DIR"),
+    Setting("host", str, "127.0.0.1", "dashboard bind address", metavar="H"),
+    Setting("port", _port, 8000, "dashboard port (0 picks a free one)", metavar="P"),
+    Setting("no_dashboard", _bool, False, "do not serve the dashboard", switch=True),
+    Setting("workers", _positive_int, _cpu_count(), "worker processes (default: CPU count)",
+            metavar="N"),
+    Setting("poll", _bool, False, "use the polling observer (NFS/SMB mounts, where inotify "
+            "sees no remote writes)", switch=True),
+    Setting("no_fsync", _bool, False, "skip fsync on results: faster, but a power cut may "
+            "lose or tear recent results", switch=True),
+    Setting("debug", _bool, False, "log debug events", switch=True),
+    Setting("trace", _bool, False, "record the path of sampled lines through the pipeline",
+            switch=True),
+    Setting("log_format", _choice("auto", "json", "console"), "auto", "log format; auto = "
+            "console on a terminal, JSON lines otherwise"),
+    Setting("settle", _non_negative_float, 0.5, "seconds a file's size and mtime must stay "
+            "unchanged before it is claimed", metavar="SECONDS"),
+    Setting("rescan_interval", _positive_float, 30.0, "seconds between full rescans of "
+            "unprocessed/ (catches events the watcher missed)", metavar="SECONDS"),
+    Setting("poll_interval", _positive_float, 1.0, "seconds between scans of the polling "
+            "observer (with --poll)", metavar="SECONDS"),
+    Setting("max_attempts", _positive_int, 3, "attempts for transient errors before a file "
+            "fails", metavar="N"),
+    Setting("retry_backoff", _non_negative_float, 1.0, "first retry delay in seconds; doubles "
+            "per attempt, with jitter", metavar="SECONDS"),
+    Setting("shutdown_timeout", _non_negative_float, 30.0, "seconds in-flight files may take "
+            "to finish on SIGTERM before they are returned to unprocessed/", metavar="SECONDS"),
+    Setting("ignore_patterns", _patterns, ("*.part", "*.tmp", "*.crdownload", "*.swp", "~*"),
+            "comma-separated name patterns never claimed (hidden files never are)",
+            metavar="GLOBS"),
+    Setting("zero_mtime", _choice("fail", "accept"), "fail", "a file with mtime 0 is a "
+            "suspected interrupted `rsync --partial`: fail it, or accept it"),
+    Setting("empty_files", _choice("fail", "process"), "fail", "what to do with a 0-byte file"),
+    Setting("max_upload_mb", _positive_int, 1024, "largest upload the dashboard accepts",
+            metavar="MB"),
+    Setting("min_disk_free_mb", _positive_int, 100, "/health fails when watch_dir or "
+            "results has less free space", metavar="MB"),
+    Setting("token", str, None, "bearer token required for every request that changes "
+            "something (upload, requeue, cancel)", secret=True),
+)
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated settings plus the mode the command line asked for."""
+
+    mode: str = "watch"
+    input: Path | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        return Settings(self.mode, self.input, {**self.values, **changes})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="folderd: process files dropped into watch_dir/unprocessed/, exactly once.",
+        epilog="Every flag also reads from a FOLDERD_* environment variable "
+        "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token.",
+    )
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--watch", action="store_const", const="watch", dest="mode",
+                       help="run the daemon and its dashboard (default)")
+    modes.add_argument("--input", metavar="PATH",
+                       help="process one file, print its summary as JSON, exit 0 or 1")
+    modes.add_argument("--drain", action="store_const", const="drain", dest="mode",
+                       help="recover, process everything queued, exit")
+    modes.add_argument("--check-config", action="store_const", const="check_config",
+                       dest="mode", help="validate the pipeline config, exit 0 or 2")
+    for s in SETTINGS:
+        if s.secret:
+            continue
+        if s.switch:
+            parser.add_argument(s.flag, dest=s.name, action="store_const", const="1",
+                                help=f"{s.help} [{s.env}]")
+        else:
+            default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
+            choices = getattr(s.parse, "choices", None)
+            parser.add_argument(s.flag, dest=s.name, metavar=s.metavar or "|".join(choices or ())
+                                or None, help=f"{s.help} (default: {default}) [{s.env}]")
+    return parser
+
+
+def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    """Parse argv and environ into Settings, or raise ConfigError naming the bad value.
+
+    argparse itself exits 2 with a usage line on unknown flags.
+    """
+    args = build_parser().parse_args(list(argv))
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = None if s.secret else getattr(args, s.name)
+        key = s.flag
+        if raw is None and s.env in environ:
+            raw, key = environ[s.env], s.env
+        if raw is None:
+            values[s.name] = s.default
+            continue
+        try:
+            values[s.name] = s.parse(raw)
+        except ValueError as exc:
+            expected = str(exc) if "expected" in str(exc) else f"expected {s.parse.__name__}"
+            shown = "<hidden>" if s.secret else repr(raw)
+            raise ConfigError(key, f"{expected}, got {shown}", s.help) from None
+    if args.input is not None:
+        return Settings("input", Path(args.input), values)
+    return Settings(args.mode or "watch", None, values)
+
+
+def defaults() -> Settings:
+    """Settings as if no flag and no variable were given (tests start from this)."""
+    return load([], {})

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# folderd's verbs, one implementation: the Makefile and the Dockerfile call this script.
+#   ./run.sh run [flags]        set up, then start the daemon + dashboard on ./watch_dir
+#   ./run.sh test [pytest args] set up (dev tools too), then run every test
+#   ./run.sh run-file FILE      process one file, print its summary as JSON
+#   ./run.sh drain              recover, process everything queued, exit
+#   ./run.sh lint               ruff check + ruff format --check
+#   ./run.sh sample [N]         drop N realistic sample logs into watch_dir/unprocessed/
+#   ./run.sh bench              run the benchmarks in bench/
+#   ./run.sh clean              remove the virtualenv, caches and the default queue's contents
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+# Create the virtualenv and (re)install when a requirements file is newer than the last install.
+setup() {
+    local req=$1 stamp="$VENV/.installed-$1"
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+        touch "$stamp"
+    fi
+}
+
+verb=${1:-run}
+shift || true
+case "$verb" in
+    run)      setup requirements.txt; exec "$VENV/bin/python" main.py --watch "$@" ;;
+    run-file) setup requirements.txt; exec "$VENV/bin/python" main.py --input "${1:?usage: run.sh run-file FILE}" ;;
+    drain)    setup requirements.txt; exec "$VENV/bin/python" main.py --drain "$@" ;;
+    test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
+    lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
+    sample)   setup requirements.txt; exec "$VENV/bin/python" generate_sample_logs.py --count "${1:-20}" ;;
+    bench)    setup requirements-dev.txt; exec "$VENV/bin/python" -m bench "$@" ;;
+    clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out
+              find . -name __pycache__ -type d -prune -exec rm -rf {} +
+              find watch_dir results -mindepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true ;;
+    *)        echo "unknown verb: $verb (run, test, run-file FILE, drain, lint, sample [N], bench, clean)" >&2; exit 2 ;;
+esac
