@@ -101,48 +101,124 @@ def _cpu_count() -> int:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("config", Path, Path("pipeline_config.json"), "pipeline config file", metavar="FILE"),
-    Setting("watch_dir", Path, Path("watch_dir"), "queue root: unprocessed/ underprocess/ "
-            "processed/ failed/ live here", metavar="DIR"),
-    Setting("results_dir", Path, Path("results"), "where result files and summaries are "
-            "written", metavar="DIR"),
+    Setting(
+        "watch_dir",
+        Path,
+        Path("watch_dir"),
+        "queue root: unprocessed/ underprocess/ processed/ failed/ live here",
+        metavar="DIR",
+    ),
+    Setting(
+        "results_dir",
+        Path,
+        Path("results"),
+        "where result files and summaries are written",
+        metavar="DIR",
+    ),
     Setting("host", str, "127.0.0.1", "dashboard bind address", metavar="H"),
     Setting("port", _port, 8000, "dashboard port (0 picks a free one)", metavar="P"),
     Setting("no_dashboard", _bool, False, "do not serve the dashboard", switch=True),
-    Setting("workers", _positive_int, _cpu_count(), "worker processes (default: CPU count)",
-            metavar="N"),
-    Setting("poll", _bool, False, "use the polling observer (NFS/SMB mounts, where inotify "
-            "sees no remote writes)", switch=True),
-    Setting("no_fsync", _bool, False, "skip fsync on results: faster, but a power cut may "
-            "lose or tear recent results", switch=True),
+    Setting(
+        "workers", _positive_int, _cpu_count(), "worker processes (default: CPU count)", metavar="N"
+    ),
+    Setting(
+        "poll",
+        _bool,
+        False,
+        "use the polling observer (NFS/SMB mounts, where inotify sees no remote writes)",
+        switch=True,
+    ),
+    Setting(
+        "no_fsync",
+        _bool,
+        False,
+        "skip fsync on results: faster, but a power cut may lose or tear recent results",
+        switch=True,
+    ),
     Setting("debug", _bool, False, "log debug events", switch=True),
-    Setting("trace", _bool, False, "record the path of sampled lines through the pipeline",
-            switch=True),
-    Setting("log_format", _choice("auto", "json", "console"), "auto", "log format; auto = "
-            "console on a terminal, JSON lines otherwise"),
-    Setting("settle", _non_negative_float, 0.5, "seconds a file's size and mtime must stay "
-            "unchanged before it is claimed", metavar="SECONDS"),
-    Setting("rescan_interval", _positive_float, 30.0, "seconds between full rescans of "
-            "unprocessed/ (catches events the watcher missed)", metavar="SECONDS"),
-    Setting("poll_interval", _positive_float, 1.0, "seconds between scans of the polling "
-            "observer (with --poll)", metavar="SECONDS"),
-    Setting("max_attempts", _positive_int, 3, "attempts for transient errors before a file "
-            "fails", metavar="N"),
-    Setting("retry_backoff", _non_negative_float, 1.0, "first retry delay in seconds; doubles "
-            "per attempt, with jitter", metavar="SECONDS"),
-    Setting("shutdown_timeout", _non_negative_float, 30.0, "seconds in-flight files may take "
-            "to finish on SIGTERM before they are returned to unprocessed/", metavar="SECONDS"),
-    Setting("ignore_patterns", _patterns, ("*.part", "*.tmp", "*.crdownload", "*.swp", "~*"),
-            "comma-separated name patterns never claimed (hidden files never are)",
-            metavar="GLOBS"),
-    Setting("zero_mtime", _choice("fail", "accept"), "fail", "a file with mtime 0 is a "
-            "suspected interrupted `rsync --partial`: fail it, or accept it"),
+    Setting(
+        "trace", _bool, False, "record the path of sampled lines through the pipeline", switch=True
+    ),
+    Setting(
+        "log_format",
+        _choice("auto", "json", "console"),
+        "auto",
+        "log format; auto = console on a terminal, JSON lines otherwise",
+    ),
+    Setting(
+        "settle",
+        _non_negative_float,
+        0.5,
+        "seconds a file's size and mtime must stay unchanged before it is claimed",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "rescan_interval",
+        _positive_float,
+        30.0,
+        "seconds between full rescans of unprocessed/ (catches events the watcher missed)",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "poll_interval",
+        _positive_float,
+        1.0,
+        "seconds between scans of the polling observer (with --poll)",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "max_attempts",
+        _positive_int,
+        3,
+        "attempts for transient errors before a file fails",
+        metavar="N",
+    ),
+    Setting(
+        "retry_backoff",
+        _non_negative_float,
+        1.0,
+        "first retry delay in seconds; doubles per attempt, with jitter",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "shutdown_timeout",
+        _non_negative_float,
+        30.0,
+        "seconds in-flight files may take "
+        "to finish on SIGTERM before they are returned to unprocessed/",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "ignore_patterns",
+        _patterns,
+        ("*.part", "*.tmp", "*.crdownload", "*.swp", "~*"),
+        "comma-separated name patterns never claimed (hidden files never are)",
+        metavar="GLOBS",
+    ),
+    Setting(
+        "zero_mtime",
+        _choice("fail", "accept"),
+        "fail",
+        "a file with mtime 0 is a suspected interrupted `rsync --partial`: fail it, or accept it",
+    ),
     Setting("empty_files", _choice("fail", "process"), "fail", "what to do with a 0-byte file"),
-    Setting("max_upload_mb", _positive_int, 1024, "largest upload the dashboard accepts",
-            metavar="MB"),
-    Setting("min_disk_free_mb", _positive_int, 100, "/health fails when watch_dir or "
-            "results has less free space", metavar="MB"),
-    Setting("token", str, None, "bearer token required for every request that changes "
-            "something (upload, requeue, cancel)", secret=True),
+    Setting(
+        "max_upload_mb", _positive_int, 1024, "largest upload the dashboard accepts", metavar="MB"
+    ),
+    Setting(
+        "min_disk_free_mb",
+        _positive_int,
+        100,
+        "/health fails when watch_dir or results has less free space",
+        metavar="MB",
+    ),
+    Setting(
+        "token",
+        str,
+        None,
+        "bearer token required for every request that changes something (upload, requeue, cancel)",
+        secret=True,
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -173,25 +249,46 @@ def build_parser() -> argparse.ArgumentParser:
         "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token.",
     )
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument("--watch", action="store_const", const="watch", dest="mode",
-                       help="run the daemon and its dashboard (default)")
-    modes.add_argument("--input", metavar="PATH",
-                       help="process one file, print its summary as JSON, exit 0 or 1")
-    modes.add_argument("--drain", action="store_const", const="drain", dest="mode",
-                       help="recover, process everything queued, exit")
-    modes.add_argument("--check-config", action="store_const", const="check_config",
-                       dest="mode", help="validate the pipeline config, exit 0 or 2")
+    modes.add_argument(
+        "--watch",
+        action="store_const",
+        const="watch",
+        dest="mode",
+        help="run the daemon and its dashboard (default)",
+    )
+    modes.add_argument(
+        "--input", metavar="PATH", help="process one file, print its summary as JSON, exit 0 or 1"
+    )
+    modes.add_argument(
+        "--drain",
+        action="store_const",
+        const="drain",
+        dest="mode",
+        help="recover, process everything queued, exit",
+    )
+    modes.add_argument(
+        "--check-config",
+        action="store_const",
+        const="check_config",
+        dest="mode",
+        help="validate the pipeline config, exit 0 or 2",
+    )
     for s in SETTINGS:
         if s.secret:
             continue
         if s.switch:
-            parser.add_argument(s.flag, dest=s.name, action="store_const", const="1",
-                                help=f"{s.help} [{s.env}]")
+            parser.add_argument(
+                s.flag, dest=s.name, action="store_const", const="1", help=f"{s.help} [{s.env}]"
+            )
         else:
             default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
             choices = getattr(s.parse, "choices", None)
-            parser.add_argument(s.flag, dest=s.name, metavar=s.metavar or "|".join(choices or ())
-                                or None, help=f"{s.help} (default: {default}) [{s.env}]")
+            parser.add_argument(
+                s.flag,
+                dest=s.name,
+                metavar=s.metavar or "|".join(choices or ()) or None,
+                help=f"{s.help} (default: {default}) [{s.env}]",
+            )
     return parser
 
 

@@ -1,0 +1,12 @@
+"""The lifecycle of a file: watch, settle, claim, process in workers, commit, retry, fail.
+
+The four folders under watch_dir ARE the queue (`daemon.states`); every move between them
+goes through `states.transition()`, which renames, journals and logs. `daemon.core.Daemon`
+runs the main loop; `daemon.recovery` holds the lock and repairs what a dead run left;
+`daemon.worker` runs files through the pipeline in child processes; `daemon.journal`
+keeps the derived SQLite history the dashboard reads.
+"""
+
+from daemon.errors import DaemonError
+
+__all__ = ["DaemonError"]

@@ -1,0 +1,82 @@
+"""Committing results: temp files renamed into results/, durably, before the input moves.
+
+Order is the invariant: outputs first, the summary last (a summary means "complete"),
+then one fsync per touched results directory for the whole batch (so a burst pays one
+directory fsync per batch, not per file), and only then may the caller move the inputs
+into processed/ or failed/. A crash at any instant leaves either no result or a complete
+one; a re-run of the same input replaces its results by rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import orjson
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stale_outputs(summary_path: Path, uid: str, keep: set[str]) -> list[str]:
+    """Outputs an earlier attempt of the same input committed that this one did not make."""
+    try:
+        old = orjson.loads(summary_path.read_bytes())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict) or old.get("uid") != uid:
+        return []
+    return [p for p in old.get("output_files") or [] if p not in keep]
+
+
+def commit_results(
+    results: Path, items: list[tuple[str, list[tuple[str, str]]]], fsync: bool
+) -> dict[str, OSError]:
+    """Rename each item's temps to their final names under `results`.
+
+    `items` is [(uid, [(temp path, final rel)…])…] with each item's summary last. Returns
+    the uids whose commit failed, with the error (their temps are removed; retry them).
+    """
+    touched: set[Path] = set()
+    failed: dict[str, OSError] = {}
+    for uid, temps in items:
+        try:
+            summary_rel = temps[-1][1]
+            keep = {final for _, final in temps[:-1]}
+            for stale in _stale_outputs(results / summary_rel, uid, keep):
+                with contextlib.suppress(FileNotFoundError):
+                    (results / stale).unlink()
+            for tmp, final in temps:
+                dest = results / final
+                try:
+                    os.replace(tmp, dest)
+                except FileNotFoundError:
+                    if not os.path.exists(tmp):
+                        raise
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, dest)
+                touched.add(dest.parent)
+        except OSError as exc:
+            failed[uid] = exc
+            for tmp, _ in temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+    if fsync:
+        for d in touched:
+            try:
+                fsync_dir(d)
+            except OSError as exc:  # not durable: treat every item in that dir as failed
+                log.error("results_fsync_failed", dir=str(d), error=str(exc))
+                for uid, temps in items:
+                    if any((results / final).parent == d for _, final in temps):
+                        failed.setdefault(uid, exc)
+    return failed

@@ -1,0 +1,207 @@
+"""The journal: SQLite (WAL) history of every file and every transition.
+
+It is derived data. The folders are the truth: the journal is reconciled with them at
+start, a failing journal (disk full, deleted) makes /health unhealthy but never stops a
+file, and deleting it loses history, never files. Writes are batched: the main loop calls
+`flush()` once per iteration, so a burst costs one commit per batch, not per file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+
+if TYPE_CHECKING:
+    from daemon.states import FileRef, State
+
+log = structlog.get_logger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL UNIQUE,        -- also in the result summary: ties results to an input
+    rel TEXT NOT NULL,               -- current name, relative to its state folder
+    original TEXT NOT NULL,          -- name it arrived under
+    state TEXT NOT NULL,
+    inode INTEGER, size INTEGER, sha256 TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, updated REAL NOT NULL,
+    started REAL, finished REAL, duration REAL,
+    lines_in INTEGER, lines_out INTEGER,
+    error TEXT,                      -- JSON: type, message, processor, tag, line
+    outputs TEXT                     -- JSON list of result paths relative to results/
+);
+CREATE INDEX IF NOT EXISTS files_updated ON files (updated);
+CREATE INDEX IF NOT EXISTS files_state_updated ON files (state, updated);
+CREATE INDEX IF NOT EXISTS files_rel ON files (rel);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    ts REAL NOT NULL,
+    from_state TEXT, to_state TEXT NOT NULL,
+    attempt INTEGER, reason TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_file ON transitions (file_id, ts);
+"""
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the pragmas folderd relies on (readers use readonly=True)."""
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.healthy = True
+        self.last_error: str | None = None
+        self._ids: dict[str, int] = {}  # uid -> row id, for the files alive in the queue
+        self._conn = connect(path)
+        self._conn.executescript(SCHEMA)
+        self._conn.commit()
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if self.healthy:
+                log.error("journal_error", action=what, error=str(exc))
+            self.healthy = False
+            self.last_error = f"{what}: {exc}"
+
+    def flush(self) -> None:
+        with self._guard("commit"):
+            self._conn.commit()
+            if not self.healthy:
+                log.info("journal_recovered")
+            self.healthy, self.last_error = True, None
+
+    def close(self) -> None:
+        self.flush()
+        with self._guard("close"):
+            self._conn.close()
+
+    def _id(self, uid: str) -> int | None:
+        row_id = self._ids.get(uid)
+        if row_id is None:
+            row = self._conn.execute("SELECT id FROM files WHERE uid = ?", (uid,)).fetchone()
+            row_id = self._ids[uid] = row[0] if row else None
+        return row_id
+
+    def add(self, ref: FileRef) -> None:
+        now = time.time()
+        with self._guard("add"):
+            cur = self._conn.execute(
+                "INSERT INTO files (uid, rel, original, state, inode, size, attempts, created,"
+                " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ref.uid,
+                    ref.rel,
+                    ref.original,
+                    ref.state.value,
+                    ref.inode,
+                    ref.size,
+                    ref.attempt,
+                    now,
+                    now,
+                ),
+            )
+            self._ids[ref.uid] = cur.lastrowid
+
+    def transition(self, ref: FileRef, old: State | None, reason: str | None = None) -> None:
+        now = time.time()
+        with self._guard("transition"):
+            row_id = self._id(ref.uid)
+            if row_id is None:
+                self.add(ref)
+                row_id = self._ids[ref.uid]
+            self._conn.execute(
+                "UPDATE files SET state = ?, rel = ?, attempts = ?, updated = ? WHERE id = ?",
+                (ref.state.value, ref.rel, ref.attempt, now, row_id),
+            )
+            self._conn.execute(
+                "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (row_id, now, old.value if old else None, ref.state.value, ref.attempt, reason),
+            )
+        if ref.state.value in ("processed", "failed"):
+            self._ids.pop(ref.uid, None)
+
+    def started(self, ref: FileRef) -> None:
+        with self._guard("started"):
+            self._conn.execute(
+                "UPDATE files SET attempts = ?, started = ?, updated = ? WHERE uid = ?",
+                (ref.attempt, time.time(), time.time(), ref.uid),
+            )
+
+    def finished(self, uid: str, summary: dict[str, Any]) -> None:
+        """Record the outcome fields of a file's summary (before its final transition)."""
+        err = summary.get("error")
+        with self._guard("finished"):
+            self._conn.execute(
+                "UPDATE files SET sha256 = ?, size = COALESCE(?, size), finished = ?,"
+                " duration = ?, lines_in = ?, lines_out = ?, error = ?, outputs = ?"
+                " WHERE uid = ?",
+                (
+                    summary.get("sha256"),
+                    summary.get("size"),
+                    summary.get("finished_ts"),
+                    summary.get("duration_s"),
+                    summary.get("lines_in"),
+                    summary.get("lines_out"),
+                    orjson.dumps(err).decode() if err else None,
+                    orjson.dumps(summary.get("output_files", [])).decode(),
+                    uid,
+                ),
+            )
+
+    def find(self, state: State, rel: str) -> tuple[str, int, int | None] | None:
+        """(uid, attempts, inode) of the newest row in `state` under name `rel`."""
+        with self._guard("find"):
+            row = self._conn.execute(
+                "SELECT uid, attempts, inode FROM files WHERE state = ? AND rel = ?"
+                " ORDER BY id DESC LIMIT 1",
+                (state.value, rel),
+            ).fetchone()
+            return (row[0], row[1], row[2]) if row else None
+        return None
+
+    def in_state(self, state: State) -> list[tuple[str, str]]:
+        """(uid, rel) of every row the journal believes is in `state`."""
+        with self._guard("in_state"):
+            return self._conn.execute(
+                "SELECT uid, rel FROM files WHERE state = ?", (state.value,)
+            ).fetchall()
+        return []
+
+    def set_state(self, uid: str, state: str, reason: str) -> None:
+        """Correct a row to what the folders say (reconciliation), with a timeline entry."""
+        now = time.time()
+        with self._guard("set_state"):
+            row = self._conn.execute(
+                "SELECT id, state, attempts FROM files WHERE uid = ?", (uid,)
+            ).fetchone()
+            if row is None:
+                return
+            self._conn.execute(
+                "UPDATE files SET state = ?, updated = ? WHERE id = ?", (state, now, row[0])
+            )
+            self._conn.execute(
+                "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (row[0], now, row[1], state, row[2], reason),
+            )

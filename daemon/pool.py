@@ -1,0 +1,227 @@
+"""A pool of worker processes, one file at a time each.
+
+Unlike `concurrent.futures.ProcessPoolExecutor` (whose whole pool breaks, failing every
+pending future, when one worker dies), each slot here is one process with its own pipe,
+so a death (segfault, OOM kill) is charged to exactly the file that slot was running;
+the slot gets a new process and the others never notice.
+
+Workers ignore SIGINT/SIGTERM (the daemon decides when they stop: a terminal's Ctrl-C
+or systemd's stop must not kill in-flight files under it) and die with their parent
+(PR_SET_PDEATHSIG), so a `kill -9`'d daemon leaves no orphan writing temp results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import structlog
+
+from daemon.worker import Job, Outcome, base_summary, error_info, finish_summary, process_file
+
+log = structlog.get_logger(__name__)
+
+_CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def worker_main(conn: Connection, parent_pid: int) -> None:
+    """Entry point of a worker process: load the pipeline, then run jobs until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # parent died before prctl took effect
+        return
+    from processors import load_pipeline
+
+    pipeline = None
+    config_error: str | None = None
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        if msg[0] == "config":
+            _, raw, trace = msg
+            try:
+                pipeline, config_error = load_pipeline(raw, trace=trace), None
+            except Exception as exc:  # reported per job, as a transient error
+                pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
+            continue
+        job: Job = msg[1]
+        if pipeline is None:
+            summary = base_summary(job, time.time())
+            summary["error"] = {"type": "ConfigError", "message": config_error}
+            outcome = Outcome("retry", finish_summary(summary, "failed", time.time()))
+        else:
+            outcome = process_file(job, pipeline)
+        outcome.worker_pid = os.getpid()
+        try:
+            conn.send(outcome)
+        except (OSError, ValueError):
+            return
+
+
+@dataclass
+class Slot:
+    index: int
+    proc: Any = None
+    conn: Connection | None = None
+    job: Job | None = None
+    started: float = 0.0
+    config_gen: int = -1
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+
+class WorkerPool:
+    def __init__(self, size: int, raw_config: dict[str, Any], trace: bool = False) -> None:
+        self.slots = [Slot(i) for i in range(size)]
+        self._raw = raw_config
+        self._trace = trace
+        self._gen = 0
+        self.deaths = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        for slot in self.slots:
+            self._spawn(slot)
+
+    def _spawn(self, slot: Slot) -> None:
+        parent, child = _CTX.Pipe(duplex=True)
+        proc = _CTX.Process(
+            target=worker_main,
+            args=(child, os.getpid()),
+            name=f"folderd-worker-{slot.index}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        slot.proc, slot.conn, slot.job, slot.config_gen = proc, parent, None, -1
+        log.debug("worker_started", slot=slot.index, pid=proc.pid)
+
+    def set_config(self, raw: dict[str, Any]) -> None:
+        """Use `raw` for every job dispatched from now on (a slot reloads before its next job)."""
+        self._raw, self._gen = raw, self._gen + 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        for slot in self.slots:
+            if slot.conn is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    slot.conn.send(None)
+        deadline = time.monotonic() + timeout
+        for slot in self.slots:
+            if slot.proc is None:
+                continue
+            slot.proc.join(max(0.0, deadline - time.monotonic()))
+            if slot.proc.is_alive():
+                log.warning("worker_kill", slot=slot.index, pid=slot.proc.pid, reason="timeout")
+                slot.proc.kill()
+                slot.proc.join(1.0)
+            if slot.conn is not None:
+                slot.conn.close()
+            slot.proc = slot.conn = None
+
+    # -- dispatch --------------------------------------------------------------
+    def idle(self) -> list[Slot]:
+        return [s for s in self.slots if s.job is None and s.proc is not None]
+
+    def busy(self) -> list[Slot]:
+        return [s for s in self.slots if s.job is not None]
+
+    def alive(self) -> bool:
+        return all(s.proc is not None and s.proc.is_alive() for s in self.slots)
+
+    def submit(self, slot: Slot, job: Job) -> None:
+        if slot.conn is None:
+            raise RuntimeError("slot has no worker")
+        if slot.config_gen != self._gen:
+            slot.conn.send(("config", self._raw, self._trace))
+            slot.config_gen = self._gen
+        slot.conn.send(("job", job))
+        slot.job, slot.started = job, time.monotonic()
+
+    def handles(self) -> list[Any]:
+        """What the main loop waits on: each worker's pipe and its process sentinel."""
+        out: list[Any] = []
+        for s in self.slots:
+            if s.proc is not None and s.conn is not None:
+                out += [s.conn, s.proc.sentinel]
+        return out
+
+    def collect(self, ready: list[Any]) -> list[tuple[Job, Outcome]]:
+        """Outcomes for the handles `connection.wait` reported ready; dead workers replaced."""
+        done: list[tuple[Job, Outcome]] = []
+        ready_set = set(map(id, ready))
+        for slot in self.slots:
+            if slot.proc is None or slot.conn is None:
+                continue
+            if id(slot.conn) in ready_set or slot.conn.poll():
+                try:
+                    outcome = slot.conn.recv()
+                except (EOFError, OSError):
+                    outcome = None
+                if outcome is not None and slot.job is not None:
+                    done.append((slot.job, outcome))
+                    slot.job = None
+                    continue
+            if id(slot.proc.sentinel) in ready_set or not slot.proc.is_alive():
+                slot.proc.join(0.5)
+                if slot.proc.is_alive():
+                    continue
+                done += self._replace_dead(slot)
+        return done
+
+    def _replace_dead(self, slot: Slot) -> list[tuple[Job, Outcome]]:
+        code = slot.proc.exitcode
+        why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        self.deaths += 1
+        done = []
+        if slot.job is not None:
+            job = slot.job
+            log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why, path=job.rel)
+            summary = base_summary(job, time.time())
+            summary["error"] = error_info(ChildProcessError(f"worker process died ({why})"))
+            done.append((job, Outcome("retry", finish_summary(summary, "failed", time.time()))))
+        else:
+            log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)
+        with contextlib.suppress(OSError):
+            slot.conn.close()  # type: ignore[union-attr]
+        self._spawn(slot)
+        return done
+
+    def kill_busy(self) -> list[Job]:
+        """Cold stop: kill the workers still running a file; return those files' jobs."""
+        jobs = []
+        for slot in self.busy():
+            log.warning(
+                "worker_kill",
+                slot=slot.index,
+                pid=slot.pid,
+                path=slot.job.rel,
+                reason="shutdown timeout",
+            )
+            slot.proc.kill()
+            slot.proc.join(2.0)
+            jobs.append(slot.job)
+            slot.job = None
+            with contextlib.suppress(OSError):
+                slot.conn.close()  # type: ignore[union-attr]
+            slot.proc = slot.conn = None
+        return jobs

@@ -1,0 +1,113 @@
+"""Exclusivity and recovery: what runs before the daemon touches any file.
+
+The lock is an `flock` on `watch_dir/.folderd/lock`: the kernel drops it when the holder
+dies however it dies, so `kill -9` never leaves a stale lock. Recovery then removes temp
+results of the dead run, reconciles the journal with the folders (they are the truth), and
+hands back every file left in underprocess/ with the attempt it was on counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import structlog
+
+from daemon.errors import DaemonError
+from daemon.journal import Journal
+from daemon.states import FileRef, Folders, State
+
+log = structlog.get_logger(__name__)
+
+
+class WatchDirLock:
+    def __init__(self, folders: Folders) -> None:
+        self.path = folders.meta / "lock"
+        self.root = folders.root
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DaemonError(
+                f"another folderd (PID {holder}) is already running on {self.root}; "
+                "stop it first, or give this one another --watch-dir",
+                exit_code=1,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def walk_files(top: Path) -> list[str]:
+    """Every non-directory entry below `top`, as paths relative to it, oldest dirs first."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, top)
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        out.extend(prefix + name for name in sorted(filenames))
+        # os.walk lists symlinks to directories under dirnames without descending: files too
+        out.extend(prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))
+    return out
+
+
+def remove_stale_temps(folders: Folders) -> int:
+    removed = 0
+    for entry in os.scandir(folders.tmp):
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def _locate(folders: Folders, rel: str) -> State | None:
+    for state in (State.PROCESSED, State.FAILED, State.QUEUED):
+        if os.path.lexists(folders.of(state) / rel):
+            return state
+    return None
+
+
+def recover(folders: Folders, journal: Journal) -> list[FileRef]:
+    """Repair what a dead run left; return the files in underprocess/ to process again."""
+    temps = remove_stale_temps(folders)
+    on_disk = walk_files(folders.of(State.CLAIMED))
+    present = set(on_disk)
+    for uid, rel in journal.in_state(State.CLAIMED):
+        if rel not in present:  # moved on before the journal was flushed, or deleted by hand
+            found = _locate(folders, rel)
+            journal.set_state(uid, found.value if found else "missing", "reconciled at start")
+    refs = []
+    for rel in on_disk:
+        row = journal.find(State.CLAIMED, rel)
+        st = os.lstat(folders.of(State.CLAIMED) / rel)
+        if row is not None:
+            uid, attempts = row[0], row[1]
+        else:  # journal lost: it was claimed, so at least one attempt had started
+            uid, attempts = uuid.uuid4().hex, 1
+        ref = FileRef(uid, rel, State.CLAIMED, attempts, rel, st.st_size, st.st_ino)
+        if row is None:
+            journal.add(ref)
+        refs.append(ref)
+        log.info("file_recovered", path=rel, attempt=attempts, state=State.CLAIMED.value)
+    journal.flush()
+    log.info("recovery_done", recovered=len(refs), stale_temps_removed=temps)
+    return refs

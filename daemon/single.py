@@ -1,0 +1,45 @@
+"""`main.py --input PATH`: one file through the pipeline, outside the queue.
+
+The input is only read (it is not in the queue, so it is not moved); its outputs and
+summary are committed into results/ exactly as the daemon commits them, under its base
+name (a visible `~N` suffix if that name's summary already exists: nothing is overwritten).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from daemon.commit import commit_results
+from daemon.errors import DaemonError
+from daemon.states import numbered
+from daemon.worker import Job, process_file
+from processors import load_pipeline
+
+
+def run_single(
+    path: Path, results: Path, pipeline_config: dict[str, Any], *, fsync: bool, trace: bool
+) -> dict[str, Any]:
+    """Process `path`; return its summary (status processed or failed)."""
+    if not path.exists():
+        raise DaemonError(f"--input {path}: no such file")
+    if path.is_dir():
+        raise DaemonError(f"--input {path}: is a directory (drop it into watch_dir/unprocessed/)")
+    tmp_dir = results / ".folderd-tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    rel, n = path.name, 0
+    while (results / f"{rel}.json").exists():
+        n += 1
+        rel = numbered(path.name, n)
+    job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync)
+    outcome = process_file(job, load_pipeline(pipeline_config, trace=trace))
+    summary = outcome.summary
+    if outcome.status == "retry":
+        summary["status"] = "failed"
+    if outcome.temps:
+        failed = commit_results(results, [(job.uid, outcome.temps)], fsync)
+        if job.uid in failed:
+            raise DaemonError(f"cannot write results to {results}: {failed[job.uid]}")
+    return summary

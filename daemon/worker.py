@@ -1,0 +1,251 @@
+"""Running one file through the pipeline, in a worker process.
+
+`process_file()` reads the claimed input (never following a symlink, never opening
+anything but a regular file), hashes it while the pipeline streams it, writes every output
+and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync)
+and returns an `Outcome`: the temp → final names to commit, or why it failed. It never
+renames into `results/` itself: committing is the main process's job (`daemon.commit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import stat
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+import orjson
+
+from processors import Pipeline, ProcessorError
+
+_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt at one file, as sent to a worker (picklable)."""
+
+    uid: str
+    rel: str  # name under underprocess/ (and of its results)
+    original: str
+    src: str  # absolute path to open
+    attempt: int
+    tmp_dir: str
+    fsync: bool
+
+
+@dataclass
+class Outcome:
+    """What an attempt produced. status: processed | failed | retry | vanished."""
+
+    status: str
+    summary: dict[str, Any]
+    temps: list[tuple[str, str]] = field(default_factory=list)  # (temp path, final rel)
+    worker_pid: int = 0
+
+
+class _HashingReader:
+    """A read-only byte stream that hashes and counts everything read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.sha.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        n = self._raw.readinto(buf)
+        if n:
+            view = memoryview(buf)[:n]
+            self.sha.update(view)
+            self.size += n
+        return n or 0
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+class _Outputs:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.files: dict[str, TextIO] = {}
+        self.paths: dict[str, str] = {}
+
+    def open(self, suffix: str) -> TextIO:
+        if suffix in self.files:
+            return self.files[suffix]
+        if not _SUFFIX.fullmatch(suffix) or suffix == "json":
+            raise ProcessorError(f"invalid output suffix {suffix!r}", error_type="ConfigError")
+        path = os.path.join(self.job.tmp_dir, f"{self.job.uid}.{self.job.attempt}.{suffix}")
+        f = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 16)  # noqa: SIM115
+        self.files[suffix], self.paths[suffix] = f, path
+        return f
+
+    def close(self, fsync: bool) -> None:
+        for f in self.files.values():
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+            f.close()
+
+    def discard(self) -> None:
+        for suffix, f in self.files.items():
+            f.close()
+            _unlink(self.paths[suffix])
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def write_summary(path: str, summary: dict[str, Any], fsync: bool) -> None:
+    data = orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def base_summary(job: Job, started: float) -> dict[str, Any]:
+    return {
+        "uid": job.uid,
+        "source": job.rel,
+        "original_name": job.original,
+        "status": None,
+        "attempts": job.attempt,
+        "started": _iso(started),
+        "started_ts": started,
+    }
+
+
+def failure_summary(
+    uid: str, rel: str, original: str, attempt: int, size: int, error: dict[str, Any]
+) -> dict[str, Any]:
+    """The summary of a file that failed without a worker's outcome (rejected, gave up)."""
+    now = time.time()
+    job = Job(uid, rel, original, "", attempt, "", False)
+    summary = base_summary(job, now)
+    summary.update(size=size, error=error, output_files=[])
+    return finish_summary(summary, "failed", now)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def finish_summary(summary: dict[str, Any], status: str, started: float) -> dict[str, Any]:
+    finished = time.time()
+    summary.update(
+        status=status,
+        finished=_iso(finished),
+        finished_ts=finished,
+        duration_s=round(finished - started, 6),
+    )
+    return summary
+
+
+def error_info(exc: BaseException, **extra: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, OSError) and exc.strerror:
+        info["message"] = f"[errno {exc.errno}] {exc.strerror}"
+    info.update(extra)
+    return info
+
+
+def process_file(job: Job, pipeline: Pipeline) -> Outcome:
+    """Run one attempt; never raises for anything the file or the pipeline did."""
+    started = time.time()
+    summary = base_summary(job, started)
+    outputs = _Outputs(job)
+    try:
+        fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        summary["error"] = error_info(exc, message="the file disappeared before it was read")
+        return Outcome("vanished", finish_summary(summary, "failed", started))
+    except OSError as exc:
+        summary["error"] = error_info(exc)
+        return Outcome("retry", finish_summary(summary, "failed", started))
+    reader: _HashingReader | None = None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ProcessorError("not a regular file", error_type="NotARegularFile")
+        with os.fdopen(fd, "rb", buffering=0, closefd=True) as raw:
+            fd = -1
+            reader = _HashingReader(raw)
+            try:
+                report = pipeline.run_file(reader, job.rel, outputs.open)  # type: ignore[arg-type]
+            except ProcessorError as exc:
+                summary["error"] = exc.to_dict()
+            except OSError:
+                raise
+            except Exception as exc:  # a bug in a processor must fail its file, not the worker
+                summary["error"] = error_info(exc, traceback=traceback.format_exc(limit=20))
+            reader.drain()  # the whole input is hashed, failed or not
+        summary.update(sha256=reader.sha.hexdigest(), size=reader.size)
+        if "error" in summary:
+            outputs.discard()
+            return _with_summary(job, summary, "failed", started)
+        outputs.close(job.fsync)
+    except ProcessorError as exc:
+        outputs.discard()
+        summary["error"] = exc.to_dict()
+        return _with_summary(job, summary, "failed", started)
+    except OSError as exc:
+        outputs.discard()
+        summary["error"] = error_info(exc)
+        return Outcome("retry", finish_summary(summary, "failed", started))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    summary.update(report)
+    temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
+    summary["output_files"] = [final for _, final in temps]
+    return _with_summary(job, summary, "processed", started, temps)
+
+
+def _with_summary(
+    job: Job,
+    summary: dict[str, Any],
+    status: str,
+    started: float,
+    temps: list[tuple[str, str]] | None = None,
+) -> Outcome:
+    temps = list(temps or [])
+    finish_summary(summary, status, started)
+    path = os.path.join(job.tmp_dir, f"{job.uid}.{job.attempt}.json")
+    try:
+        write_summary(path, summary, job.fsync)
+    except OSError as exc:  # results/ full or gone: try again later
+        for tmp, _ in temps:
+            _unlink(tmp)
+        _unlink(path)
+        summary["error"] = error_info(exc, message=f"writing results: {exc}")
+        return Outcome("retry", summary)
+    temps.append((path, f"{job.rel}.json"))  # the summary is committed last
+    return Outcome(status, summary, temps)
+
+
+def discard_temps(tmp_dir: Path, uid: str) -> None:
+    """Remove whatever temp results an attempt of `uid` left behind."""
+    for p in tmp_dir.glob(f"{uid}.*"):
+        _unlink(str(p))

@@ -1,0 +1,113 @@
+"""folderd's command line: parse the settings, configure logging, wire the parts, run.
+
+See `python main.py --help`. No logic of its own lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from config import ConfigError
+from config.settings import Settings, load
+from daemon import DaemonError
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog once for the whole process: JSON lines off a terminal, console on one."""
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if sys.stdout.isatty() else "json"
+    level = logging.DEBUG if settings.debug or settings.trace else logging.INFO
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    if fmt == "json":
+        renderer: Any = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        factory: Any = structlog.BytesLoggerFactory()
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+        factory = structlog.PrintLoggerFactory()
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+    # Libraries log through the stdlib: warnings and up, to stderr.
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _validate_file(path: Path) -> dict[str, Any]:
+    from processors import validate_file
+
+    return validate_file(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load(sys.argv[1:] if argv is None else argv, os.environ)
+        configure_logging(settings)
+        if settings.mode == "check_config":
+            from processors import check_file
+
+            problems, outline = check_file(settings.config)
+            for problem in problems:
+                print(f"{settings.config}: {problem}", file=sys.stderr)
+            if problems:
+                return 2
+            print(outline)
+            return 0
+        pipeline_config = _validate_file(settings.config)
+        if settings.mode == "input":
+            return _run_input(settings, pipeline_config)
+        return _run_daemon(settings, pipeline_config)
+    except ConfigError as exc:
+        print(f"folderd: error: {exc}", file=sys.stderr)
+        return 2
+    except DaemonError as exc:
+        print(f"folderd: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _run_input(settings: Settings, pipeline_config: dict[str, Any]) -> int:
+    from daemon.single import run_single
+
+    results = settings.results_dir.resolve()
+    summary = run_single(
+        settings.input, results, pipeline_config, fsync=not settings.no_fsync, trace=settings.trace
+    )
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0 if summary["status"] == "processed" else 1
+
+
+def _run_daemon(settings: Settings, pipeline_config: dict[str, Any]) -> int:
+    from daemon.core import Daemon
+    from daemon.notify import SystemdNotifier
+
+    daemon = Daemon(
+        settings,
+        pipeline_config,
+        lambda: _validate_file(settings.config),
+        notifier=SystemdNotifier.from_environ(os.environ),
+    )
+    return daemon.run(drain=settings.mode == "drain")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
