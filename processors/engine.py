@@ -1,56 +1,266 @@
-"""Placeholder engine: every line goes to the `end` output unchanged.
+"""The engine: streams one file through the tag graph and returns its summary.
 
-Kept deliberately small until the tag-routed engine lands; its entry points are the
-contract the daemon relies on (see the package docstring).
+Lines move in batches (every line of one read chunk) rather than one at a time: a node
+receives all the lines of a chunk that reached its tag, and whatever it emits moves on one
+hop per round until every line has reached an output, been dropped, or gone unrouted. So
+the engine's own cost is per batch, not per line, and memory stays at a few chunks. Each
+value carries its source line number (its origin), so errors name the line and an output
+that receives one chunk's lines along routes of different lengths still writes them in
+input order. With tracing on, sampled lines travel alone, so their path is exact.
 """
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, TextIO
 
-from processors.base import ProcessorError
+from config.pipeline import PipelineConfig
+from processors import readers, routing
+from processors.base import Context, Line, ProcessorError
+from processors.nodes import NodeSpec, Runner
+from processors.outputs import Sink
 
 OpenOutput = Callable[[str], TextIO]
+END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
+
+
+class Outbox:
+    """Collects what the nodes of one round emit, per tag, for the next round."""
+
+    __slots__ = ("parts", "total")
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[tuple[list[Line], Sequence[int]]]] = {}
+        self.total = 0
+
+    def put(self, tag: str, values: list[Line], origins: Sequence[int]) -> None:
+        if values:
+            self.total += len(values)
+            parts = self.parts.get(tag)
+            if parts is None:
+                self.parts[tag] = [(values, origins)]
+            else:
+                parts.append((values, origins))
 
 
 class Pipeline:
-    def __init__(self, raw: dict[str, Any] | None, trace: bool = False) -> None:
-        self.raw = raw or {}
+    """A checked, runnable pipeline; `run_file` may be called any number of times."""
+
+    def __init__(self, config: PipelineConfig, specs: list[NodeSpec], trace: bool) -> None:
+        self.config = config
+        self.specs = specs
         self.trace = trace
+        self._by_tag = {tag: spec for spec in specs for tag in spec.tags}
+        self._order = {route.start: self._reachable(route.start) for route in config.routes}
+        # lines, errors and seconds per node over every file this object ran (dashboard)
+        self.totals: dict[str, dict[str, float]] = {
+            spec.name: {"files": 0, "lines_in": 0, "lines_out": 0, "errors": 0, "seconds": 0.0}
+            for spec in specs
+        }
+
+    def _reachable(self, start: str) -> list[NodeSpec]:
+        """Nodes reachable from a start tag, breadth first (the order they flush in)."""
+        order: list[NodeSpec] = []
+        seen = {start}
+        queue = [start]
+        while queue:
+            spec = self._by_tag.get(queue.pop(0))
+            if spec is None or spec in order:
+                continue
+            order.append(spec)
+            for tag in spec.emits:
+                if tag not in seen:
+                    seen.add(tag)
+                    queue.append(tag)
+        return order
 
     def run_file(self, stream: BinaryIO, rel_path: str, open_output: OpenOutput) -> dict[str, Any]:
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        out = open_output("out")
-        lines = 0
-        offset = 0
-        pending = ""
-        while chunk := stream.read(1 << 16):
-            if b"\0" in chunk:
+        """Stream one file through the graph; raise ProcessorError if it can never succeed."""
+        source = readers.Source(stream)
+        route, metadata = routing.select(self.config.routes, rel_path, source.head)
+        header = None
+        if route.reader.type == "csv":
+            rows = readers.CsvRows(source, route.reader)
+            header, batches = rows.header, iter(rows)
+        else:
+            batches = readers.text_batches(source, route.reader)
+        run = _FileRun(self, rel_path, route.start, metadata, header, open_output)
+        try:
+            for values, origins in batches:
+                run.feed(values, origins)
+            run.finish()
+        finally:
+            self._add_totals(run)
+        return run.summary()
+
+    def _add_totals(self, run: _FileRun) -> None:
+        for runner in run.runners:
+            totals = self.totals[runner.spec.name]
+            totals["files"] += 1
+            for key, value in runner.stats().items():
+                totals[key] += value
+
+
+class _FileRun:
+    """The state of one file's run: fresh processors, counters, open outputs, trace."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        rel_path: str,
+        start: str,
+        metadata: dict[str, str],
+        header: list[str] | None,
+        open_output: OpenOutput,
+    ) -> None:
+        config = pipeline.config
+        self.start = start
+        self.metadata = metadata
+        self.max_hops = config.max_hops
+        self.max_expansion = config.max_expansion
+        self.aggregates: dict[str, Any] = {}
+        self.runners: list[Runner] = []
+        self.by_tag: dict[str, Runner] = {}
+        for spec in pipeline._order[start]:
+            ctx = Context(spec.name, spec.to, rel_path, start, metadata, self.aggregates, header)
+            runner = spec.runner(ctx)
+            self.runners.append(runner)
+            for tag in spec.tags:
+                self.by_tag[tag] = runner
+        self.sinks = {
+            tag: Sink(out.suffix, open_output, header) for tag, out in config.outputs.items()
+        }
+        self.tags: dict[str, int] = {}
+        self.lines_in = 0
+        self.unrouted = 0
+        self.unrouted_tags: dict[str, int] = {}
+        trace = config.trace
+        self.trace: list[dict[str, Any]] | None = [] if pipeline.trace else None
+        self.trace_first, self.trace_every, self.trace_max = trace.first, trace.every, trace.max
+
+    def feed(self, values: list[Line], origins: Sequence[int]) -> None:
+        self.lines_in += len(values)
+        if self.trace is None or len(self.trace) >= self.trace_max:
+            self._route(self.start, values, origins)
+            return
+        first, every = self.trace_first, self.trace_every
+        begin = 0
+        for i, origin in enumerate(origins):
+            if origin <= first or (every and origin % every == 0):
+                if begin < i:
+                    self._route(self.start, values[begin:i], origins[begin:i])
+                self._traced(values[i], origin)
+                begin = i + 1
+        if begin < len(values):
+            self._route(self.start, values[begin:], origins[begin:])
+
+    def _traced(self, value: Line, origin: int) -> None:
+        path: list[str] = []
+        self._route(self.start, [value], [origin], path)
+        if self.trace is not None and len(self.trace) < self.trace_max:
+            text = value if isinstance(value, str) else repr(value)
+            self.trace.append({"line": origin, "path": path, "text": text[:200]})
+
+    def finish(self) -> None:
+        """End of file: flush every node, in the order lines reach them."""
+        for runner in self.runners:
+            out = Outbox()
+            runner.flush(out)
+            for tag, parts in out.parts.items():
+                for values, _ in parts:
+                    self._route(tag, values, [END_OF_FILE] * len(values))
+
+    def _route(
+        self, tag: str, values: list[Line], origins: Sequence[int], path: list[str] | None = None
+    ) -> None:
+        """Move one batch through the graph, a round per hop, until nothing is in flight."""
+        pending = {tag: [(values, origins)]}
+        budget = self.max_expansion * max(len(values), 1)
+        hops = 0
+        moved = 0
+        touched: list[Sink] = []
+        while pending:
+            if hops > self.max_hops:
+                raise _hop_limit(self.max_hops, pending)
+            out = Outbox()
+            for tag, parts in pending.items():
+                if len(parts) == 1:
+                    vals, origs = parts[0]
+                else:
+                    vals, origs = [], []
+                    for v, o in parts:
+                        vals.extend(v)
+                        origs.extend(o)
+                n = len(vals)
+                self.tags[tag] = self.tags.get(tag, 0) + n
+                if path is not None:
+                    path.append(tag)
+                runner = self.by_tag.get(tag)
+                if runner is not None:
+                    runner.run(tag, vals, origs, out)
+                    continue
+                sink = self.sinks.get(tag)
+                if sink is not None:
+                    if not sink.parts:
+                        touched.append(sink)
+                    sink.add(vals, origs)
+                    continue
+                self.unrouted += n
+                self.unrouted_tags[tag] = self.unrouted_tags.get(tag, 0) + n
+            moved += out.total
+            if moved > budget:
                 raise ProcessorError(
-                    f"binary input: NUL byte near offset {offset + chunk.index(b'\0')}",
-                    line=lines + 1,
-                    error_type="BinaryInput",
+                    f"fan-out limit: {moved} lines in flight from {len(values)} input "
+                    f"line(s) (limits.max_expansion is {self.max_expansion}); tags "
+                    f"involved: {', '.join(sorted(out.parts))}",
+                    tag=next(iter(out.parts)),
+                    line=_first_origin(out.parts),
+                    error_type="FanOutLimit",
                 )
-            try:
-                text = pending + decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                raise ProcessorError(
-                    f"undecodable as utf-8 at byte offset {offset + exc.start}",
-                    line=lines + 1 + pending.count("\n"),
-                    error_type="UnicodeDecodeError",
-                ) from None
-            offset += len(chunk)
-            *complete, pending = text.split("\n")
-            for line in complete:
-                out.write(line + "\n")
-            lines += len(complete)
-        if pending:
-            out.write(pending + "\n")
-            lines += 1
-        return {"lines_in": lines, "lines_out": lines, "tags": {"end": lines}, "outputs": {"out": lines}}
+            pending = out.parts
+            hops += 1
+        for sink in touched:
+            sink.write()
+
+    def summary(self) -> dict[str, Any]:
+        outputs = {sink.suffix: sink.lines for sink in self.sinks.values() if sink.lines}
+        processors = {r.spec.name: r.stats() for r in self.runners}
+        net = sum(p["lines_in"] - p["lines_out"] for p in processors.values())
+        dropped = sum(max(p["lines_in"] - p["lines_out"], 0) for p in processors.values())
+        data: dict[str, Any] = {
+            "start_tag": self.start,
+            "lines_in": self.lines_in,
+            "lines_out": sum(outputs.values()),
+            "tags": self.tags,
+            "outputs": outputs,
+            "dropped": dropped,
+            "added": dropped - net,  # lines created by fan-out, joins' remainders, flushes
+            "unrouted": self.unrouted,
+            "unrouted_tags": self.unrouted_tags,
+            "metadata": self.metadata,
+            "aggregates": self.aggregates,
+            "processors": processors,
+        }
+        if self.trace is not None:
+            data["trace"] = self.trace
+        return data
 
 
-def load_pipeline(raw: dict[str, Any] | None, *, trace: bool = False) -> Pipeline:
-    return Pipeline(raw, trace)
+def _first_origin(parts: dict[str, list[tuple[list[Line], Sequence[int]]]]) -> int | None:
+    for tag_parts in parts.values():
+        for _, origins in tag_parts:
+            if len(origins):
+                return origins[0] or None
+    return None
+
+
+def _hop_limit(max_hops: int, pending: dict[str, Any]) -> ProcessorError:
+    tags = sorted(pending)
+    return ProcessorError(
+        f"hop limit reached: lines still moving after {max_hops} hops, through tag(s) "
+        f"{', '.join(tags)} — a loop in the graph never lets them out "
+        "(raise limits.max_hops if the loop is meant to run longer)",
+        tag=tags[0],
+        line=_first_origin(pending),
+        error_type="HopLimit",
+    )

@@ -1,0 +1,348 @@
+"""Loading `pipeline_config.json` into typed objects, with located errors.
+
+`read_json(path)` parses the file; `parse(raw)` checks its shape (unknown keys, wrong
+types, bad regexes, bad names) and returns a `PipelineConfig` plus every problem found,
+each a `ConfigError` whose key is a JSON path (`$.nodes[2].options`). What the options
+mean, whether tags connect and whether plugins import is checked by `processors/`, which
+knows the processors.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+TAG_NAME = re.compile(r"[^\s]+")
+ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
+READER_TYPES = ("text", "csv")
+RESERVED_SUFFIXES = ("json",)  # the daemon writes the summary to <rel_path>.json
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """How a file's bytes become lines (gzip is always detected by its magic bytes)."""
+
+    type: str = "text"
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    delimiter: str = ","
+    quotechar: str = '"'
+    header: bool = True
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """A file-level rule: the first route whose conditions all hold picks the start tag."""
+
+    start: str
+    glob: str | None = None
+    regex: re.Pattern[str] | None = None
+    head: re.Pattern[str] | None = None
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    tags: tuple[str, ...]
+    use: str
+    to: tuple[str, ...]
+    options: dict[str, Any]
+    path: str  # "$.nodes[3]", for errors found later
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    tag: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    first: int = 50
+    every: int = 1000
+    max: int = 1000
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    routes: tuple[RouteConfig, ...]
+    nodes: tuple[NodeConfig, ...]
+    outputs: dict[str, OutputConfig]
+    max_hops: int = 64
+    max_expansion: int = 1000
+    trace: TraceConfig = field(default_factory=TraceConfig)
+    description: str = ""
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read and parse a config file; raise ConfigError naming the file (and line) if not."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read the pipeline config: {exc}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}:{exc.colno}", f"not valid JSON: {exc.msg}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("$", f"expected a JSON object, got {_kind(raw)}")
+    return raw
+
+
+class _Checker:
+    """Collects errors while walking the raw dict, so every problem is reported at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def fail(self, key: str, message: str, hint: str = "") -> None:
+        self.errors.append(ConfigError(key, message, hint))
+
+    def keys(self, obj: dict[str, Any], path: str, allowed: tuple[str, ...]) -> None:
+        for key in obj:
+            if key not in allowed:
+                self.fail(f"{path}.{key}", "unknown key", f"allowed: {', '.join(allowed)}")
+
+    def typed(self, obj: dict[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
+        if key not in obj:
+            return default
+        value = obj[key]
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        self.fail(f"{path}.{key}", f"expected {_KIND_NAMES[kind]}, got {_kind(value)}")
+        return default
+
+    def integer(
+        self, obj: dict[str, Any], key: str, path: str, default: int, low: int, high: int
+    ) -> int:
+        value = self.typed(obj, key, path, int, default)
+        if not low <= value <= high:
+            self.fail(f"{path}.{key}", f"expected a whole number from {low} to {high}, got {value}")
+            return default
+        return value
+
+    def regex(self, obj: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
+        text = self.typed(obj, key, path, str, None)
+        if text is None:
+            return None
+        try:
+            return re.compile(text)
+        except re.error as exc:
+            self.fail(f"{path}.{key}", f"invalid regular expression: {exc}")
+            return None
+
+    def tag(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str) or not TAG_NAME.fullmatch(value):
+            self.fail(path, f"expected a tag name (non-empty, no spaces), got {_kind(value)}")
+            return None
+        return value
+
+    def tags(
+        self, obj: dict[str, Any], key: str, path: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        if key not in obj:
+            return default
+        value = obj[key]
+        if isinstance(value, str):
+            value = [value]
+        elif not isinstance(value, list) or not value:
+            self.fail(
+                f"{path}.{key}", f"expected a tag or a non-empty list of tags, got {_kind(value)}"
+            )
+            return default
+        found = [self.tag(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(t for t in found if t is not None)
+
+
+def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
+    """Check the shape of a parsed config; return it typed, and every problem found."""
+    c = _Checker()
+    if not isinstance(raw, dict):
+        c.fail("$", f"expected a JSON object, got {_kind(raw)}")
+        return None, c.errors
+    c.keys(
+        raw,
+        "$",
+        ("version", "description", "reader", "routes", "nodes", "outputs", "limits", "trace"),
+    )
+    if raw.get("version", 1) != 1:
+        c.fail("$.version", f"unsupported version {raw.get('version')!r}", "expected 1")
+    description = c.typed(raw, "description", "$", str, "")
+    base_reader = _reader(c, raw.get("reader", {}), "$.reader", ReaderConfig())
+    routes = _routes(c, raw, base_reader)
+    nodes = _nodes(c, raw)
+    outputs = _outputs(c, raw)
+    limits = c.typed(raw, "limits", "$", dict, {})
+    c.keys(limits, "$.limits", ("max_hops", "max_expansion"))
+    max_hops = c.integer(limits, "max_hops", "$.limits", 64, 1, 10_000)
+    max_expansion = c.integer(limits, "max_expansion", "$.limits", 1000, 1, 1_000_000)
+    trace_raw = c.typed(raw, "trace", "$", dict, {})
+    c.keys(trace_raw, "$.trace", ("first", "every", "max"))
+    trace = TraceConfig(
+        first=c.integer(trace_raw, "first", "$.trace", 50, 0, 1_000_000),
+        every=c.integer(trace_raw, "every", "$.trace", 1000, 0, 1 << 40),
+        max=c.integer(trace_raw, "max", "$.trace", 1000, 0, 100_000),
+    )
+    config = PipelineConfig(routes, nodes, outputs, max_hops, max_expansion, trace, description)
+    return config, c.errors
+
+
+def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfig:
+    if not isinstance(raw, dict):
+        c.fail(path, f"expected an object, got {_kind(raw)}")
+        return base
+    c.keys(raw, path, ("type", "encoding", "errors", "delimiter", "quotechar", "header"))
+    kind = c.typed(raw, "type", path, str, base.type)
+    if kind not in READER_TYPES:
+        c.fail(f"{path}.type", f"unknown reader {kind!r}", f"one of {', '.join(READER_TYPES)}")
+        kind = base.type
+    encoding = c.typed(raw, "encoding", path, str, base.encoding)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        c.fail(f"{path}.encoding", f"unknown encoding {encoding!r}")
+        encoding = base.encoding
+    errors = c.typed(raw, "errors", path, str, base.errors)
+    if errors not in ERROR_POLICIES:
+        c.fail(
+            f"{path}.errors",
+            f"unknown error policy {errors!r}",
+            f"one of {', '.join(ERROR_POLICIES)}",
+        )
+        errors = base.errors
+    delimiter = c.typed(raw, "delimiter", path, str, base.delimiter)
+    quotechar = c.typed(raw, "quotechar", path, str, base.quotechar)
+    for key, value in (("delimiter", delimiter), ("quotechar", quotechar)):
+        if len(value) != 1:
+            c.fail(f"{path}.{key}", f"expected one character, got {value!r}")
+    if kind != "csv":
+        for key in ("delimiter", "quotechar", "header"):
+            if key in raw:
+                c.fail(f"{path}.{key}", "only meaningful for the csv reader", 'add "type": "csv"')
+    header = c.typed(raw, "header", path, bool, base.header)
+    return ReaderConfig(kind, encoding, errors, delimiter[:1] or ",", quotechar[:1] or '"', header)
+
+
+def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[RouteConfig, ...]:
+    items = c.typed(raw, "routes", "$", list, [{"start": "end"}])
+    routes = []
+    for i, item in enumerate(items):
+        path = f"$.routes[{i}]"
+        if not isinstance(item, dict):
+            c.fail(path, f"expected an object, got {_kind(item)}")
+            continue
+        c.keys(item, path, ("glob", "regex", "head", "start", "reader"))
+        if "start" not in item:
+            c.fail(f"{path}.start", "missing", "the tag this file's lines start at")
+            continue
+        start = c.tag(item["start"], f"{path}.start")
+        reader = _reader(c, item.get("reader", {}), f"{path}.reader", base)
+        routes.append(
+            RouteConfig(
+                start=start or "end",
+                glob=c.typed(item, "glob", path, str, None),
+                regex=c.regex(item, "regex", path),
+                head=c.regex(item, "head", path),
+                reader=reader,
+            )
+        )
+    if not items:
+        c.fail("$.routes", "no routes", 'add at least {"start": "<tag>"}')
+    return tuple(routes)
+
+
+def _nodes(c: _Checker, raw: dict[str, Any]) -> tuple[NodeConfig, ...]:
+    items = c.typed(raw, "nodes", "$", list, [])
+    nodes = []
+    names: dict[str, str] = {}
+    for i, item in enumerate(items):
+        path = f"$.nodes[{i}]"
+        if not isinstance(item, dict):
+            c.fail(path, f"expected an object, got {_kind(item)}")
+            continue
+        c.keys(item, path, ("name", "tag", "use", "to", "options"))
+        missing = [key for key in ("tag", "use") if key not in item]
+        for key in missing:
+            c.fail(f"{path}.{key}", "missing")
+        use = c.typed(item, "use", path, str, None)
+        tags = c.tags(item, "tag", path, ())
+        if missing or use is None or not tags:
+            continue
+        name = c.typed(item, "name", path, str, None) or f"{use}@{tags[0]}"
+        if name in names:
+            c.fail(f"{path}.name", f"duplicate node name {name!r}", f"also at {names[name]}")
+        names[name] = path
+        nodes.append(
+            NodeConfig(
+                name=name,
+                tags=tags,
+                use=use,
+                to=c.tags(item, "to", path, ("end",)),
+                options=c.typed(item, "options", path, dict, {}),
+                path=path,
+            )
+        )
+    return tuple(nodes)
+
+
+def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
+    items = c.typed(raw, "outputs", "$", dict, {})
+    outputs = {"end": OutputConfig("end", "out")}
+    for tag, spec in items.items():
+        path = f"$.outputs.{tag}"
+        if c.tag(tag, path) is None:
+            continue
+        if not isinstance(spec, dict):
+            c.fail(path, f"expected an object (may be empty), got {_kind(spec)}")
+            continue
+        c.keys(spec, path, ("suffix",))
+        suffix = c.typed(spec, "suffix", path, str, "out" if tag == "end" else tag)
+        if not OUTPUT_NAME.fullmatch(suffix) or suffix in RESERVED_SUFFIXES:
+            where = f"{path}.suffix" if "suffix" in spec else path
+            c.fail(
+                where,
+                f"output file suffix {suffix!r} is not allowed",
+                "letters, digits, '_' and '-' only, and not 'json' (the summary's)",
+            )
+            continue
+        outputs[tag] = OutputConfig(tag, suffix)
+    seen: dict[str, str] = {}
+    for out in outputs.values():
+        if out.suffix in seen:
+            c.fail(
+                f"$.outputs.{out.tag}",
+                f"suffix {out.suffix!r} already used by output {seen[out.suffix]!r}",
+            )
+        seen[out.suffix] = out.tag
+    return outputs
+
+
+_KIND_NAMES = {
+    str: "a string",
+    int: "a whole number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"[:80]
+    if isinstance(value, int | float):
+        return f"number {value}"
+    return "a list" if isinstance(value, list) else "an object"

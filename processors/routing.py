@@ -1,0 +1,63 @@
+"""File-level routing: which start tag (and reader) a file gets, from its name and head.
+
+Routes are tried in order; the first whose every condition holds wins. `glob` matches the
+file's base name (or its whole relative path, when the pattern has a "/"); `regex` is
+searched in the base name, and its named groups become the file's metadata; `head` is
+matched at the start of the file's first bytes (after gzip), e.g. `^\\s*\\{` for JSON or a
+CSV header.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+
+from config.pipeline import RouteConfig
+from processors.base import ProcessorError
+
+HEAD_CHARS = 4096
+
+
+def select(
+    routes: tuple[RouteConfig, ...], rel_path: str, head: bytes
+) -> tuple[RouteConfig, dict[str, str]]:
+    """Return the matching route and the metadata its regex captured."""
+    name = posixpath.basename(rel_path.replace("\\", "/"))
+    head_text: dict[str, str] = {}
+    for route in routes:
+        if route.glob is not None:
+            target = rel_path if "/" in route.glob else name
+            if not fnmatch.fnmatchcase(target, route.glob):
+                continue
+        metadata: dict[str, str] = {}
+        if route.regex is not None:
+            match = route.regex.search(name)
+            if match is None:
+                continue
+            metadata = {k: v for k, v in match.groupdict().items() if v is not None}
+        if route.head is not None:
+            encoding = route.reader.encoding
+            if encoding not in head_text:
+                head_text[encoding] = head[:HEAD_CHARS].decode(encoding, "replace")
+            if not route.head.match(head_text[encoding]):
+                continue
+        return route, metadata
+    raise ProcessorError(
+        f"no route matches {rel_path!r}",
+        error_type="NoRoute",
+    )
+
+
+def describe(route: RouteConfig) -> str:
+    """One line for the outline: `*.csv + head ^id, -> csv (csv reader)`."""
+    parts = []
+    if route.glob is not None:
+        parts.append(f"glob {route.glob}")
+    if route.regex is not None:
+        parts.append(f"regex {route.regex.pattern}")
+    if route.head is not None:
+        parts.append(f"head {route.head.pattern}")
+    cond = " and ".join(parts) or "any file"
+    reader = route.reader
+    extra = f"{reader.type}, {reader.encoding}/{reader.errors}"
+    return f"{cond} -> {route.start} ({extra})"
