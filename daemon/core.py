@@ -408,7 +408,7 @@ class Daemon:
                 ref.uid, ref.rel, ref.original, src, ref.attempt, str(self.folders.tmp), self._fsync
             )
             self.pool.submit(slot, job)
-            log.debug("file_started", path=ref.rel, attempt=ref.attempt, worker_pid=slot.pid)
+            log.info("file_started", path=ref.rel, attempt=ref.attempt, worker_pid=slot.pid)
             self.events.publish(
                 "file_started", path=ref.rel, uid=ref.uid, attempt=ref.attempt, worker_pid=slot.pid
             )

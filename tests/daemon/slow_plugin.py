@@ -1,0 +1,10 @@
+"""A user processor that is slow on purpose: keeps a file in flight long enough to act on."""
+
+from __future__ import annotations
+
+import time
+
+
+def slow(line: str) -> str:
+    time.sleep(0.01)
+    return line
