@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: `python -m bench` runs every `bench/bench_*.py` module."""

@@ -1,0 +1,246 @@
+"""Pipeline throughput and memory, each variant in its own child process.
+
+    python -m bench.bench_pipeline [--size-mb 200] [--with-1gb] [--repeat 1]
+
+Variants, all on the same generated log (bench/out/, gitignored):
+
+  floor        a bare loop reading the file line by line as text
+  passthrough  the engine with three `pass` nodes (its own overhead)
+  default      the engine with the repository's pipeline_config.json
+  handloop     the default pipeline's parsing and routing written as one plain loop
+
+MB/s is the input size over the wall time of the work inside the child (interpreter
+start-up excluded); peak RSS is the child's, from wait4(). With --with-1gb the default
+pipeline also runs on a 1 GB file, to show memory does not grow with input size; that file
+is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+PASSTHROUGH = {
+    "routes": [{"start": "a"}],
+    "nodes": [
+        {"name": "a", "tag": "a", "use": "pass", "to": "b"},
+        {"name": "b", "tag": "b", "use": "pass", "to": "c"},
+        {"name": "c", "tag": "c", "use": "pass", "to": "end"},
+    ],
+}
+
+LEVELS = ["INFO"] * 70 + ["DEBUG"] * 15 + ["WARN"] * 8 + ["ERROR"] * 6 + ["CRITICAL"]
+COMPONENTS = ["API", "DB", "Auth", "Cache", "Scheduler", "Worker", "http.server", "Billing"]
+MESSAGES = [
+    "request handled in {n} ms",
+    "user {n} logged in from 10.0.{m}.{n}",
+    "cache miss for key session:{n}",
+    "retrying job {n} (attempt {m})",
+    "connection pool exhausted, waiting {n} ms",
+    "payment {n} declined: insufficient funds",
+    "slow query took {n} ms: SELECT * FROM orders WHERE id = {m}",
+]
+
+
+def generate(path: Path, size_mb: int) -> None:
+    """A realistic application log: mostly `[LEVEL] Component: message`, a few odd lines."""
+    if path.exists() and path.stat().st_size >= size_mb << 20:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(42)
+    block = []
+    for i in range(20_000):
+        level, comp = rng.choice(LEVELS), rng.choice(COMPONENTS)
+        msg = rng.choice(MESSAGES).format(n=rng.randrange(10_000), m=rng.randrange(100))
+        ts = f"2026-11-22 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
+        if i % 500 == 499:
+            block.append(f"    at com.example.Handler.run(Handler.java:{i % 97})")
+        elif i % 200 == 199:
+            block.append(f"{ts} | {level} | {comp} | {msg}")
+        else:
+            block.append(f"{ts} [{level}] {comp}: {msg}")
+    data = ("\n".join(block) + "\n").encode()
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        written = 0
+        while written < size_mb << 20:
+            f.write(data)
+            written += len(data)
+    tmp.rename(path)
+
+
+# -- the variants, run inside the child ------------------------------------------------
+
+
+def _opener(results: Path, name: str) -> Any:
+    opened: dict[str, Any] = {}
+
+    def open_output(suffix: str) -> Any:
+        opened[suffix] = (results / f"{name}.{suffix}").open("w", encoding="utf-8",
+                                                             buffering=1 << 16)
+        return opened[suffix]
+
+    return open_output, opened
+
+
+def run_floor(path: Path, results: Path) -> dict[str, Any]:
+    n = 0
+    with path.open(encoding="utf-8") as f:
+        for _line in f:
+            n += 1
+    return {"lines": n}
+
+
+def run_engine(path: Path, results: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    from processors import load_pipeline
+
+    pipeline = load_pipeline(raw)
+    open_output, opened = _opener(results, path.name)
+    with path.open("rb") as stream:
+        summary = pipeline.run_file(stream, path.name, open_output)
+    for f in opened.values():
+        f.close()
+    return {"lines": summary["lines_in"], "outputs": summary["outputs"]}
+
+
+def run_handloop(path: Path, results: Path) -> dict[str, Any]:
+    """What the default pipeline does (parse_log auto → counts → tag_level), by hand."""
+    import orjson
+
+    from processors.logparse import parse_auto
+
+    targets = {"CRITICAL": "errors", "FATAL": "errors", "ERROR": "errors",
+               "EMERGENCY": "errors", "ALERT": "errors", "WARN": "warnings",
+               "WARNING": "warnings"}
+    open_output, opened = _opener(results, path.name)
+    files: dict[str, Any] = {}
+    levels: Counter[Any] = Counter()
+    components: Counter[Any] = Counter()
+    dumps = orjson.dumps
+    n = 0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            n += 1
+            line = line.rstrip("\n")
+            rec = parse_auto(line)
+            if rec is None:
+                name, text = "unparsed", line
+            else:
+                level = rec.get("level")
+                levels[level] += 1
+                components[rec.get("component")] += 1
+                name = targets.get(level, "out")  # type: ignore[arg-type]
+                text = dumps(rec).decode()
+            out = files.get(name)
+            if out is None:
+                out = files[name] = open_output(name)
+            out.write(text)
+            out.write("\n")
+    for fh in opened.values():
+        fh.close()
+    return {"lines": n, "levels": len(levels), "components": len(components)}
+
+
+def child(variant: str, path: Path) -> None:
+    results = OUT / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if variant == "floor":
+        info = run_floor(path, results)
+    elif variant == "passthrough":
+        info = run_engine(path, results, PASSTHROUGH)
+    elif variant == "default":
+        raw = json.loads((ROOT / "pipeline_config.json").read_text())
+        info = run_engine(path, results, raw)
+    elif variant == "handloop":
+        info = run_handloop(path, results)
+    else:
+        raise SystemExit(f"unknown variant {variant}")
+    info["seconds"] = time.perf_counter() - started
+    print(json.dumps(info))
+
+
+# -- the parent --------------------------------------------------------------------------
+
+
+def measure(variant: str, path: Path) -> dict[str, Any]:
+    """Run one variant in a fresh child; return its MB/s and peak RSS."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_pipeline", "--child", variant, str(path)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} failed with exit code {proc.returncode}")
+    info = json.loads(out)
+    size_mb = path.stat().st_size / 1e6
+    return {
+        "variant": variant,
+        "input_mb": round(size_mb),
+        "mb_s": round(size_mb / info["seconds"], 1),
+        "seconds": round(info["seconds"], 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),  # ru_maxrss is in KiB on Linux
+        "lines": info["lines"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--with-1gb", action="store_true",
+                        help="also run the default pipeline on a 1 GB file (RSS check)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per variant (best kept)")
+    parser.add_argument("--child", nargs=2, metavar=("VARIANT", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return 0
+    log = OUT / f"app_{args.size_mb}mb.log"
+    generate(log, args.size_mb)
+    rows = []
+    for variant in ("floor", "passthrough", "default", "handloop"):
+        best = max((measure(variant, log) for _ in range(args.repeat)),
+                   key=lambda r: r["mb_s"])
+        rows.append(best)
+        print(json.dumps(best), flush=True)
+    if args.with_1gb:
+        big = OUT / "app_1024mb.log"
+        try:
+            generate(big, 1024)
+            row = measure("default", big)
+            row["variant"] = "default (1 GB)"
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        finally:
+            big.unlink(missing_ok=True)
+    report(rows)
+    return 0
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    by = {r["variant"]: r for r in rows}
+    print("\n| variant | input | MB/s | peak RSS |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['input_mb']} MB | {r['mb_s']} | {r['peak_rss_mb']} MB |")
+    b = by["passthrough"]["mb_s"] / by["floor"]["mb_s"]
+    c = by["default"]["mb_s"] / by["handloop"]["mb_s"]
+    print(f"\n(b)/(a) = {b:.0%} (target >= 25%)   (c)/(d) = {c:.0%} (target >= 67%)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

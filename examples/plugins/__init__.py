@@ -1,0 +1,1 @@
+"""Example processor plugins (see docs/pipeline.md, "Writing a processor")."""
