@@ -87,8 +87,9 @@ def _opener(results: Path, name: str) -> Any:
     opened: dict[str, Any] = {}
 
     def open_output(suffix: str) -> Any:
-        opened[suffix] = (results / f"{name}.{suffix}").open("w", encoding="utf-8",
-                                                             buffering=1 << 16)
+        opened[suffix] = (results / f"{name}.{suffix}").open(
+            "w", encoding="utf-8", buffering=1 << 16
+        )
         return opened[suffix]
 
     return open_output, opened
@@ -120,9 +121,15 @@ def run_handloop(path: Path, results: Path) -> dict[str, Any]:
 
     from processors.logparse import parse_auto
 
-    targets = {"CRITICAL": "errors", "FATAL": "errors", "ERROR": "errors",
-               "EMERGENCY": "errors", "ALERT": "errors", "WARN": "warnings",
-               "WARNING": "warnings"}
+    targets = {
+        "CRITICAL": "errors",
+        "FATAL": "errors",
+        "ERROR": "errors",
+        "EMERGENCY": "errors",
+        "ALERT": "errors",
+        "WARN": "warnings",
+        "WARNING": "warnings",
+    }
     open_output, opened = _opener(results, path.name)
     files: dict[str, Any] = {}
     levels: Counter[Any] = Counter()
@@ -178,7 +185,9 @@ def measure(variant: str, path: Path) -> dict[str, Any]:
     """Run one variant in a fresh child; return its MB/s and peak RSS."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.bench_pipeline", "--child", variant, str(path)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     out = proc.stdout.read()
@@ -201,8 +210,11 @@ def measure(variant: str, path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
-    parser.add_argument("--with-1gb", action="store_true",
-                        help="also run the default pipeline on a 1 GB file (RSS check)")
+    parser.add_argument(
+        "--with-1gb",
+        action="store_true",
+        help="also run the default pipeline on a 1 GB file (RSS check)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (best kept)")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -213,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     generate(log, args.size_mb)
     rows = []
     for variant in ("floor", "passthrough", "default", "handloop"):
-        best = max((measure(variant, log) for _ in range(args.repeat)),
-                   key=lambda r: r["mb_s"])
+        best = max((measure(variant, log) for _ in range(args.repeat)), key=lambda r: r["mb_s"])
         rows.append(best)
         print(json.dumps(best), flush=True)
     if args.with_1gb:

@@ -154,14 +154,15 @@ class _Checker:
             return default
         value = obj[key]
         if isinstance(value, str):
-            value = [value]
-        elif not isinstance(value, list) or not value:
+            one = self.tag(value, f"{path}.{key}")
+            return default if one is None else (one,)
+        if not isinstance(value, list) or not value:
             self.fail(
                 f"{path}.{key}", f"expected a tag or a non-empty list of tags, got {_kind(value)}"
             )
             return default
-        found = [self.tag(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(t for t in found if t is not None)
+        items = [self.tag(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(t for t in items if t is not None)
 
 
 def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:

@@ -184,13 +184,7 @@ class _FileRun:
                 raise _hop_limit(self.max_hops, pending)
             out = Outbox()
             for tag, parts in pending.items():
-                if len(parts) == 1:
-                    vals, origs = parts[0]
-                else:
-                    vals, origs = [], []
-                    for v, o in parts:
-                        vals.extend(v)
-                        origs.extend(o)
+                vals, origs = parts[0] if len(parts) == 1 else _merge(parts)
                 n = len(vals)
                 self.tags[tag] = self.tags.get(tag, 0) + n
                 if path is not None:
@@ -244,6 +238,18 @@ class _FileRun:
         if self.trace is not None:
             data["trace"] = self.trace
         return data
+
+
+def _merge(parts: list[tuple[list[Line], Sequence[int]]]) -> tuple[list[Line], list[int]]:
+    """Lines that reached one tag along several branches, back in input-line order (a
+    stable sort: lines from one input line keep the order they were emitted in)."""
+    vals: list[Line] = []
+    origs: list[int] = []
+    for v, o in parts:
+        vals.extend(v)
+        origs.extend(o)
+    order = sorted(range(len(origs)), key=origs.__getitem__)
+    return [vals[i] for i in order], [origs[i] for i in order]
 
 
 def _first_origin(parts: dict[str, list[tuple[list[Line], Sequence[int]]]]) -> int | None:

@@ -204,13 +204,14 @@ def _located(exc: ProcessorError, name: str, tag: str | None, line: int | None) 
 
 def _wrapped(exc: Exception, name: str, tag: str | None, line: int | None) -> ProcessorError:
     where = f" at line {line}" if line else ""
+    tb = exc.__traceback__  # its first frame is the runner's own: start at the processor
     return ProcessorError(
         f"processor {name!r} raised {type(exc).__name__}{where}: {exc}",
         processor=name,
         tag=tag,
         line=line,
         error_type=type(exc).__name__,
-        traceback="".join(traceback.format_exception(exc)),
+        traceback="".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else tb)),
     )
 
 

@@ -1,0 +1,129 @@
+"""config.pipeline: the shape of pipeline_config.json, every problem located by JSON path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import ConfigError
+from config.pipeline import parse, read_json
+
+
+def problems(raw: Any) -> dict[str, str]:
+    _, errors = parse(raw)
+    return {e.key: e.message for e in errors}
+
+
+def test_an_empty_config_is_valid_and_sends_everything_to_end() -> None:
+    config, errors = parse({})
+    assert errors == []
+    assert config is not None
+    assert [r.start for r in config.routes] == ["end"]
+    assert config.outputs["end"].suffix == "out"
+    assert config.max_hops == 64
+
+
+def test_unknown_keys_are_rejected_everywhere() -> None:
+    found = problems(
+        {
+            "nodez": [],
+            "routes": [{"start": "a", "glop": "*"}],
+            "nodes": [{"tag": "a", "use": "pass", "option": {}}],
+            "reader": {"encodin": "utf-8"},
+            "limits": {"max_hop": 3},
+        }
+    )
+    assert set(found) == {
+        "$.nodez",
+        "$.routes[0].glop",
+        "$.nodes[0].option",
+        "$.reader.encodin",
+        "$.limits.max_hop",
+    }
+    assert all(m == "unknown key" for m in found.values())
+
+
+def test_wrong_types_name_what_was_expected() -> None:
+    found = problems(
+        {
+            "routes": {"start": "a"},
+            "nodes": [
+                {"tag": 3, "use": "pass"},
+                {"tag": "b", "use": "pass", "options": []},
+                {"tag": "c", "use": "pass", "to": ["end", "two words"]},
+            ],
+            "limits": {"max_hops": "10"},
+            "trace": {"every": True},
+        }
+    )
+    assert found["$.routes"] == "expected a list, got an object"
+    assert found["$.nodes[0].tag"] == "expected a tag or a non-empty list of tags, got number 3"
+    assert found["$.nodes[1].options"] == "expected an object, got a list"
+    assert found["$.nodes[2].to[1]"].startswith("expected a tag name")
+    assert found["$.limits.max_hops"] == "expected a whole number, got string '10'"
+    assert found["$.trace.every"] == "expected a whole number, got boolean True"
+
+
+def test_bad_values() -> None:
+    found = problems(
+        {
+            "version": 2,
+            "reader": {"encoding": "klingon", "errors": "shrug", "delimiter": ";"},
+            "routes": [{"regex": "(unclosed", "start": "end"}, {"glob": "*"}],
+            "nodes": [
+                {"use": "pass"},
+                {"name": "x", "tag": "a", "use": "pass"},
+                {"name": "x", "tag": "b", "use": "pass"},
+            ],
+            "limits": {"max_hops": 0},
+        }
+    )
+    assert "unsupported version" in found["$.version"]
+    assert "unknown encoding" in found["$.reader.encoding"]
+    assert "unknown error policy" in found["$.reader.errors"]
+    assert "csv reader" in found["$.reader.delimiter"]
+    assert "invalid regular expression" in found["$.routes[0].regex"]
+    assert found["$.routes[1].start"] == "missing"
+    assert found["$.nodes[0].tag"] == "missing"
+    assert "duplicate node name 'x'" in found["$.nodes[2].name"]
+    assert "from 1 to 10000" in found["$.limits.max_hops"]
+
+
+@pytest.mark.parametrize("name", ["json", "a.b", "../x", "with space"])
+def test_output_names_must_be_plain_and_never_json(name: str) -> None:
+    found = problems({"outputs": {name: {}}})
+    assert any(key.startswith("$.outputs") for key in found), found
+
+
+def test_output_suffix_can_be_renamed_but_not_to_json() -> None:
+    config, errors = parse({"outputs": {"errors": {"suffix": "err"}}})
+    assert errors == [] and config is not None
+    assert config.outputs["errors"].suffix == "err"
+    assert "$.outputs.errors.suffix" in problems({"outputs": {"errors": {"suffix": "json"}}})
+    assert "already used" in problems({"outputs": {"x": {"suffix": "out"}}})["$.outputs.x"]
+
+
+def test_errors_read_as_one_line_with_a_hint() -> None:
+    _, errors = parse({"reader": {"errors": "shrug"}})
+    assert str(errors[0]) == (
+        "$.reader.errors: unknown error policy 'shrug' (one of strict, "
+        "replace, ignore, backslashreplace, surrogateescape)"
+    )
+
+
+def test_read_json_locates_syntax_errors(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text('{"nodes": [\n  {"tag": "a",}\n]}')
+    with pytest.raises(ConfigError) as info:
+        read_json(path)
+    assert info.value.key == f"{path}:2:15"
+    assert "not valid JSON" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        read_json(tmp_path / "missing.json")
+    assert "cannot read" in info.value.message
+    path.write_text(json.dumps([1, 2]))
+    with pytest.raises(ConfigError):
+        read_json(path)

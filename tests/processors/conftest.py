@@ -1,0 +1,43 @@
+"""Helpers for running a pipeline in-process: a config dict in, the summary and every
+output's text out."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from processors import load_pipeline
+
+
+class Outputs(dict[str, io.StringIO]):
+    """The output streams one run opened, by suffix; fails a test that opens one twice."""
+
+    def open(self, suffix: str) -> io.StringIO:
+        assert suffix not in self, f"output {suffix!r} opened twice"
+        self[suffix] = io.StringIO()
+        return self[suffix]
+
+    def text(self) -> dict[str, str]:
+        return {suffix: stream.getvalue() for suffix, stream in self.items()}
+
+
+Run = Callable[..., tuple[dict[str, Any], dict[str, str]]]
+
+
+@pytest.fixture
+def run() -> Run:
+    """run(config, data, rel_path="in.log", trace=False) -> (summary, {suffix: text})."""
+
+    def run(
+        config: dict[str, Any], data: bytes | str, rel_path: str = "in.log", trace: bool = False
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        pipeline = load_pipeline(config, trace=trace)
+        raw = data.encode() if isinstance(data, str) else data
+        outputs = Outputs()
+        summary = pipeline.run_file(io.BytesIO(raw), rel_path, outputs.open)
+        return summary, outputs.text()
+
+    return run
