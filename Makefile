@@ -1,5 +1,5 @@
 # Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
-.PHONY: run test run-file drain lint sample bench clean
+.PHONY: run test run-file drain lint sample bench clean install-service
 ARGS ?=
 
 run:
@@ -18,3 +18,5 @@ bench:
 	./run.sh bench $(ARGS)
 clean:
 	./run.sh clean
+install-service:  # as root; ARGS=--dry-run shows what it would do
+	deploy/install.sh $(ARGS)

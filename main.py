@@ -97,6 +97,7 @@ def _run_input(settings: Settings, pipeline_config: dict[str, Any]) -> int:
 
 
 def _run_daemon(settings: Settings, pipeline_config: dict[str, Any]) -> int:
+    from daemon.api import DaemonAPI
     from daemon.core import Daemon
     from daemon.notify import SystemdNotifier
 
@@ -106,7 +107,23 @@ def _run_daemon(settings: Settings, pipeline_config: dict[str, Any]) -> int:
         lambda: _validate_file(settings.config),
         notifier=SystemdNotifier.from_environ(os.environ),
     )
-    return daemon.run(drain=settings.mode == "drain")
+    servers = []
+
+    def start_dashboard() -> None:
+        from dashboard.server import DashboardServer
+
+        server = DashboardServer(DaemonAPI(daemon), settings)
+        server.start()  # returns once it accepts connections; DaemonError if it cannot bind
+        servers.append(server)
+
+    with_dashboard = settings.mode == "watch" and not settings.no_dashboard
+    try:
+        return daemon.run(
+            drain=settings.mode == "drain", on_ready=start_dashboard if with_dashboard else None
+        )
+    finally:
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":

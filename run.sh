@@ -7,6 +7,7 @@
 #   ./run.sh lint               ruff check + ruff format --check
 #   ./run.sh sample [N]         drop N realistic sample logs into watch_dir/unprocessed/
 #   ./run.sh bench              run the benchmarks in bench/
+#   ./run.sh setup              only create/refresh the virtualenv (Dockerfile, deploy/install.sh)
 #   ./run.sh clean              remove the virtualenv, caches and the default queue's contents
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,6 +29,7 @@ setup() {
 verb=${1:-run}
 shift || true
 case "$verb" in
+    setup)    setup requirements.txt ;;
     run)      setup requirements.txt; exec "$VENV/bin/python" main.py --watch "$@" ;;
     run-file) setup requirements.txt; exec "$VENV/bin/python" main.py --input "${1:?usage: run.sh run-file FILE}" ;;
     drain)    setup requirements.txt; exec "$VENV/bin/python" main.py --drain "$@" ;;
@@ -38,5 +40,5 @@ case "$verb" in
     clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out
               find . -name __pycache__ -type d -prune -exec rm -rf {} +
               find watch_dir results -mindepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true ;;
-    *)        echo "unknown verb: $verb (run, test, run-file FILE, drain, lint, sample [N], bench, clean)" >&2; exit 2 ;;
+    *)        echo "unknown verb: $verb (setup, run, test, run-file FILE, drain, lint, sample [N], bench, clean)" >&2; exit 2 ;;
 esac

@@ -113,7 +113,10 @@ class Daemon:
         self._ignored = ignore_matcher(settings.ignore_patterns)
         self.inbox = Inbox()
         self.settler = Settler(settings.settle)
-        self.pool = WorkerPool(settings.workers, pipeline_config, settings.trace)
+        self.pipeline_config = pipeline_config
+        self.pool = WorkerPool(
+            settings.workers, pipeline_config, settings.trace, on_progress=self._on_progress
+        )
         self.watcher: Watcher | None = None
         self.journal: Journal | None = None
         self._lock = WatchDirLock(self.folders)
@@ -134,9 +137,19 @@ class Daemon:
         self.totals = {"processed": 0, "failed": 0, "retried": 0, "bytes": 0, "rejected": 0}
 
     # -- the loop ----------------------------------------------------------------
-    def run(self, *, drain: bool = False, install_signals: bool = True) -> int:
-        """Run until a stop signal (or, with drain=True, until the queue is empty)."""
-        self._start(drain, install_signals)
+    def run(
+        self,
+        *,
+        drain: bool = False,
+        install_signals: bool = True,
+        on_ready: Callable[[], None] | None = None,
+    ) -> int:
+        """Run until a stop signal (or, with drain=True, until the queue is empty).
+
+        `on_ready` runs once recovery is done and the watcher is up, before systemd is told
+        READY=1 (main.py starts the dashboard there).
+        """
+        self._start(drain, install_signals, on_ready)
         reason = "signal"
         try:
             while not self._stop_signals:
@@ -151,7 +164,9 @@ class Daemon:
             self._shutdown(reason)
         return 0
 
-    def _start(self, drain: bool, install_signals: bool) -> None:
+    def _start(
+        self, drain: bool, install_signals: bool, on_ready: Callable[[], None] | None
+    ) -> None:
         self.folders.create()
         self._lock.acquire()
         self.journal = Journal(self.folders.meta / "journal.sqlite3")
@@ -175,6 +190,8 @@ class Daemon:
         self._scan(self.queue_dir)
         now = time.monotonic()
         self._next_rescan = now + self.settings.rescan_interval
+        if on_ready is not None:
+            on_ready()
         self.ready = True
         log.info(
             "daemon_started",
@@ -271,6 +288,7 @@ class Daemon:
             )
         else:
             self.pool.set_config(raw)
+            self.pipeline_config = raw
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
@@ -327,13 +345,7 @@ class Daemon:
         if signature(st) != sig:  # changed while it waited for a worker: settle again
             self.settler.touch(path, time.monotonic(), signature(st))
             return None
-        assert self.journal is not None
-        row = self.journal.find(State.QUEUED, rel)  # returned at shutdown, or requeued
-        if row is not None and row[2] == st.st_ino:
-            ref = FileRef(row[0], rel, State.QUEUED, row[1], rel, st.st_size, st.st_ino)
-        else:
-            ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
-            self.journal.add(ref)
+        ref = self._queued_ref(rel, st)
         reason, ref.open_path = self._inspect(path, st)
         try:
             if reason:
@@ -344,6 +356,32 @@ class Daemon:
         except FileNotFoundError:
             self.journal.set_state(ref.uid, "missing", "removed before it was claimed")
             return None
+        return ref
+
+    def _queued_ref(self, rel: str, st: os.stat_result) -> FileRef:
+        """The FileRef of a file in unprocessed/: its old row if it was returned at shutdown
+        or requeued (same inode), else a new one."""
+        assert self.journal is not None
+        row = self.journal.find(State.QUEUED, rel)
+        if row is not None and row[2] == st.st_ino:
+            return FileRef(row[0], rel, State.QUEUED, row[1], rel, st.st_size, st.st_ino)
+        ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
+        self.journal.add(ref)
+        return ref
+
+    def reject_queued(self, rel: str, reason: str) -> FileRef:
+        """Move a file waiting in unprocessed/ to failed/ with `reason` (loop thread only).
+
+        Raises FileNotFoundError if it is not (or no longer) waiting there.
+        """
+        path = os.path.join(self.queue_dir, rel)
+        st = os.lstat(path)
+        self.settler.forget(path)
+        if path in self._settled_set:
+            self._settled_set.discard(path)
+            self._settled = deque(item for item in self._settled if item[0] != path)
+        ref = self._queued_ref(rel, st)
+        self._reject(ref, reason)
         return ref
 
     def _inspect(self, path: str, st: os.stat_result) -> tuple[str | None, str | None]:
@@ -425,6 +463,11 @@ class Daemon:
             if ref is not None:
                 return ref
         return None
+
+    def _on_progress(self, job: Job, bytes_read: int) -> None:
+        ref = self._inflight.get(job.uid)
+        size = ref.size if ref is not None else None
+        self.events.publish("file_progress", path=job.rel, uid=job.uid, bytes=bytes_read, size=size)
 
     def _retry_due(self, now: float) -> None:
         while self._retry and self._retry[0][0] <= now:

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -68,7 +69,11 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
             summary["error"] = {"type": "ConfigError", "message": config_error}
             outcome = Outcome("retry", finish_summary(summary, "failed", time.time()))
         else:
-            outcome = process_file(job, pipeline)
+
+            def progress(n: int, uid: str = job.uid) -> None:
+                conn.send(("progress", uid, n))
+
+            outcome = process_file(job, pipeline, progress)
         outcome.worker_pid = os.getpid()
         try:
             conn.send(outcome)
@@ -83,6 +88,7 @@ class Slot:
     conn: Connection | None = None
     job: Job | None = None
     started: float = 0.0
+    bytes_read: int = 0
     config_gen: int = -1
 
     @property
@@ -91,8 +97,15 @@ class Slot:
 
 
 class WorkerPool:
-    def __init__(self, size: int, raw_config: dict[str, Any], trace: bool = False) -> None:
+    def __init__(
+        self,
+        size: int,
+        raw_config: dict[str, Any],
+        trace: bool = False,
+        on_progress: Callable[[Job, int], None] | None = None,
+    ) -> None:
         self.slots = [Slot(i) for i in range(size)]
+        self._on_progress = on_progress
         self._raw = raw_config
         self._trace = trace
         self._gen = 0
@@ -155,7 +168,7 @@ class WorkerPool:
             slot.conn.send(("config", self._raw, self._trace))
             slot.config_gen = self._gen
         slot.conn.send(("job", job))
-        slot.job, slot.started = job, time.monotonic()
+        slot.job, slot.started, slot.bytes_read = job, time.monotonic(), 0
 
     def handles(self) -> list[Any]:
         """What the main loop waits on: each worker's pipe and its process sentinel."""
@@ -172,15 +185,21 @@ class WorkerPool:
         for slot in self.slots:
             if slot.proc is None or slot.conn is None:
                 continue
-            if id(slot.conn) in ready_set or slot.conn.poll():
+            finished = False
+            while not finished and slot.conn.poll():
                 try:
-                    outcome = slot.conn.recv()
+                    msg = slot.conn.recv()
                 except (EOFError, OSError):
-                    outcome = None
-                if outcome is not None and slot.job is not None:
-                    done.append((slot.job, outcome))
-                    slot.job = None
-                    continue
+                    break  # the worker died mid-message: handled as a death below
+                if isinstance(msg, tuple) and msg[0] == "progress":
+                    slot.bytes_read = msg[2]
+                    if self._on_progress is not None and slot.job is not None:
+                        self._on_progress(slot.job, msg[2])
+                elif slot.job is not None:
+                    done.append((slot.job, msg))
+                    slot.job, finished = None, True
+            if finished:
+                continue
             if id(slot.proc.sentinel) in ready_set or not slot.proc.is_alive():
                 slot.proc.join(0.5)
                 if slot.proc.is_alive():

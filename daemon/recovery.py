@@ -68,8 +68,11 @@ def walk_files(top: Path) -> list[str]:
 
 
 def remove_stale_temps(folders: Folders) -> int:
+    """Temp results and half-received uploads of a dead run: never complete, never needed."""
     removed = 0
-    for entry in os.scandir(folders.tmp):
+    uploads = folders.of(State.QUEUED) / ".folderd-upload"
+    entries = [*os.scandir(folders.tmp), *(os.scandir(uploads) if uploads.is_dir() else [])]
+    for entry in entries:
         with contextlib.suppress(FileNotFoundError):
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)

@@ -16,6 +16,7 @@ import re
 import stat
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -50,26 +51,38 @@ class Outcome:
     worker_pid: int = 0
 
 
-class _HashingReader:
-    """A read-only byte stream that hashes and counts everything read through it."""
+Progress = Callable[[int], None]
+PROGRESS_EVERY_S = 0.5
 
-    def __init__(self, raw: BinaryIO) -> None:
+
+class _HashingReader:
+    """A read-only byte stream that hashes and counts everything read through it, and
+    reports the bytes read so far at most every PROGRESS_EVERY_S (for large files)."""
+
+    def __init__(self, raw: BinaryIO, progress: Progress | None) -> None:
         self._raw = raw
+        self._progress = progress
+        self._next_report = time.monotonic() + PROGRESS_EVERY_S
         self.sha = hashlib.sha256()
         self.size = 0
+
+    def _count(self, n: int) -> None:
+        self.size += n
+        if self._progress is not None and time.monotonic() >= self._next_report:
+            self._next_report = time.monotonic() + PROGRESS_EVERY_S
+            self._progress(self.size)
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
         self.sha.update(data)
-        self.size += len(data)
+        self._count(len(data))
         return data
 
     def readinto(self, buf: Any) -> int:
         n = self._raw.readinto(buf)
         if n:
-            view = memoryview(buf)[:n]
-            self.sha.update(view)
-            self.size += n
+            self.sha.update(memoryview(buf)[:n])
+            self._count(n)
         return n or 0
 
     def readable(self) -> bool:
@@ -171,7 +184,7 @@ def error_info(exc: BaseException, **extra: Any) -> dict[str, Any]:
     return info
 
 
-def process_file(job: Job, pipeline: Pipeline) -> Outcome:
+def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
     """Run one attempt; never raises for anything the file or the pipeline did."""
     started = time.time()
     summary = base_summary(job, started)
@@ -191,7 +204,7 @@ def process_file(job: Job, pipeline: Pipeline) -> Outcome:
             raise ProcessorError("not a regular file", error_type="NotARegularFile")
         with os.fdopen(fd, "rb", buffering=0, closefd=True) as raw:
             fd = -1
-            reader = _HashingReader(raw)
+            reader = _HashingReader(raw, progress)
             try:
                 report = pipeline.run_file(reader, job.rel, outputs.open)  # type: ignore[arg-type]
             except ProcessorError as exc:

@@ -32,13 +32,6 @@ def run_sh_verbs() -> set[str]:
     return set(re.findall(r"^ {4}([a-z-]+)\)", text, re.MULTILINE))
 
 
-MISSING_SETUP = pytest.mark.xfail(
-    "setup" not in run_sh_verbs(),
-    reason="run.sh has no `setup` verb yet (Dockerfile and install.sh use it)",
-    strict=True,
-)
-
-
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
     instructions, pending = [], ""
@@ -122,7 +115,6 @@ def test_entrypoint_is_exec_form_through_run_sh() -> None:
     assert "exec " in (ROOT / "run.sh").read_text().split("run)", 1)[1].split("\n", 1)[0]
 
 
-@MISSING_SETUP
 def test_dockerfile_and_install_sh_use_only_run_sh_verbs() -> None:
     # `./run.sh setup`, `"$PREFIX/run.sh" setup`, `["./run.sh", "run"]`
     command = re.compile(r"/run\.sh\"?,? \"?([a-z][\w-]*)")
