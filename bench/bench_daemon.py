@@ -1,0 +1,206 @@
+"""The daemon against the bare-syscall floor, in one run.
+
+Workloads (issue 2):
+  burst    2,000 x 1 KiB files renamed into unprocessed/ at once; files/s from the first
+           drop until the last one is in processed/.
+  latency  files dropped one at a time; drop-to-processed p50/p95.
+The floor does only what any implementation must, per file, in one bare loop: rename the
+input in, read it, write its result and summary (fsynced, renamed, directory fsynced when
+durable), rename the input to processed/. Both run with and without fsync.
+
+    python -m bench.bench_daemon [--files 2000] [--samples 40] [--settle 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "daemon"
+PAYLOAD = (b"2026-11-22 10:00:00 [INFO] API: request served in 12 ms\n" * 19)[:1024]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, data: bytes, fsync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def floor_one(base: Path, name: str, fsync: bool) -> None:
+    """The minimum per-file work for the same durable outcome as the daemon's."""
+    up, res = base / "underprocess" / name, base / "results"
+    os.rename(base / "unprocessed" / name, up)
+    with open(up, "rb") as f:
+        data = f.read()
+    _write(res / f".{name}.out", data, fsync)
+    _write(res / f".{name}.json", b'{"status": "processed"}\n', fsync)
+    os.rename(res / f".{name}.out", res / f"{name}.out")
+    os.rename(res / f".{name}.json", res / f"{name}.json")
+    if fsync:
+        _fsync_dir(res)
+    os.rename(up, base / "processed" / name)
+
+
+def _fresh(base: Path) -> Path:
+    shutil.rmtree(base, ignore_errors=True)
+    for d in ("unprocessed", "underprocess", "processed", "failed", "results", "staging"):
+        (base / d).mkdir(parents=True)
+    return base
+
+
+def _stage(base: Path, n: int) -> list[str]:
+    names = [f"f{i:05d}.log" for i in range(n)]
+    for name in names:
+        (base / "staging" / name).write_bytes(PAYLOAD)
+    return names
+
+
+def _drop(base: Path, names: list[str]) -> None:
+    for name in names:
+        os.rename(base / "staging" / name, base / "unprocessed" / name)
+
+
+def _count(path: Path) -> int:
+    with os.scandir(path) as it:
+        return sum(1 for _ in it)
+
+
+def floor_burst(n: int, fsync: bool) -> float:
+    base = _fresh(OUT / "floor")
+    names = _stage(base, n)
+    t0 = time.perf_counter()
+    _drop(base, names)
+    for name in names:
+        floor_one(base, name, fsync)
+    return n / (time.perf_counter() - t0)
+
+
+def floor_latency(samples: int, fsync: bool) -> list[float]:
+    base = _fresh(OUT / "floor")
+    names = _stage(base, samples)
+    out = []
+    for name in names:
+        t0 = time.perf_counter()
+        _drop(base, [name])
+        floor_one(base, name, fsync)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+class Daemon:
+    def __init__(self, base: Path, fsync: bool, settle: float) -> None:
+        args = [
+            sys.executable, str(ROOT / "main.py"), "--watch-dir", str(base),
+            "--results-dir", str(base / "results"), "--no-dashboard", "--settle", str(settle),
+            "--log-format", "json",
+        ]  # fmt: skip
+        if not fsync:
+            args.append("--no-fsync")
+        self.log = (base / "daemon.log").open("wb")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while b"daemon_started" not in (base / "daemon.log").read_bytes():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("daemon did not start: see " + str(base / "daemon.log"))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.log.close()
+
+
+def _wait_count(path: Path, n: int, timeout: float = 600, poll: float = 0.02) -> float:
+    deadline = time.monotonic() + timeout
+    while _count(path) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {_count(path)}/{n} in {path}")
+        time.sleep(poll)
+    return time.perf_counter()
+
+
+def daemon_burst(n: int, fsync: bool, settle: float) -> tuple[float, float]:
+    """(files/s including the settle window, files/s after the window)."""
+    base = _fresh(OUT / "daemon")
+    names = _stage(base, n)
+    d = Daemon(base, fsync, settle)
+    try:
+        t0 = time.perf_counter()
+        _drop(base, names)
+        t1 = _wait_count(base / "processed", n)
+    finally:
+        d.stop()
+    elapsed = t1 - t0
+    return n / elapsed, n / max(elapsed - settle, 1e-9)
+
+
+def daemon_latency(samples: int, fsync: bool, settle: float) -> list[float]:
+    base = _fresh(OUT / "daemon")
+    names = _stage(base, samples)
+    d = Daemon(base, fsync, settle)
+    out = []
+    try:
+        for i, name in enumerate(names):
+            t0 = time.perf_counter()
+            _drop(base, [name])
+            out.append(_wait_count(base / "processed", i + 1, poll=0.002) - t0)
+    finally:
+        d.stop()
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--samples", type=int, default=40)
+    p.add_argument("--settle", type=float, default=0.5)
+    args = p.parse_args(argv)
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"filesystem of {OUT}")  # fmt: skip
+    print("| workload | fsync | floor | folderd | folderd / floor |")
+    print("|---|---|---|---|---|")
+    for fsync in (True, False):
+        label = "on" if fsync else "off (--no-fsync)"
+        f = floor_burst(args.files, fsync)
+        raw, steady = daemon_burst(args.files, fsync, args.settle)
+        print(f"| burst {args.files} x 1 KiB, files/s | {label} | {f:,.0f} | {raw:,.0f} "
+              f"({steady:,.0f} after the {args.settle}s settle) | {raw / f:.0%} "
+              f"({steady / f:.0%}) |", flush=True)  # fmt: skip
+    for fsync in (True, False):
+        label = "on" if fsync else "off (--no-fsync)"
+        fl = floor_latency(args.samples, fsync)
+        dl = daemon_latency(args.samples, fsync, args.settle)
+        print(f"| latency one at a time, p50 / p95 ms | {label} | {_pct(fl, 50) * 1e3:.1f} / "
+              f"{_pct(fl, 95) * 1e3:.1f} (+ settle {args.settle * 1e3:.0f}) | "
+              f"{_pct(dl, 50) * 1e3:.0f} / {_pct(dl, 95) * 1e3:.0f} | "
+              f"p50 = settle + {(_pct(dl, 50) - args.settle) * 1e3:.0f} ms |", flush=True)  # fmt: skip
+    shutil.rmtree(OUT, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The settle window: ready only after the signature stayed the same for settle_s."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.settle import Settler
+
+SIG_A = (10, 1, 1, 7)
+SIG_B = (20, 2, 2, 7)
+
+
+def test_a_file_is_ready_once_unchanged_for_the_window() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=100.0, sig=SIG_A)
+    assert s.due(100.4) == []
+    assert s.due(100.5) == ["f"]
+    assert s.check("f", 100.5, SIG_A) is True
+    assert "f" not in s and len(s) == 0
+
+
+def test_a_change_seen_at_the_deadline_restarts_the_window() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=0.0, sig=SIG_A)
+    assert s.due(0.5) == ["f"]
+    assert s.check("f", 0.5, SIG_B) is False  # grew since the event: wait again
+    assert s.due(0.9) == []
+    assert s.due(1.0) == ["f"]
+    assert s.check("f", 1.0, SIG_B) is True
+
+
+def test_every_event_pushes_the_deadline_back() -> None:
+    s = Settler(0.5)
+    for i in range(30):  # an append every 100 ms
+        s.touch("f", now=i * 0.1, sig=(i, i, i, 7))
+        assert s.due(i * 0.1) == []
+    assert s.next_deadline() == pytest.approx(3.4)
+    assert s.due(3.39) == []
+    assert s.due(3.41) == ["f"]
+
+
+def test_forget_drops_a_pending_file_and_its_deadline() -> None:
+    s = Settler(0.5)
+    s.touch("gone", now=0.0, sig=SIG_A)
+    s.touch("kept", now=0.1, sig=SIG_A)
+    s.forget("gone")
+    assert s.next_deadline() == 0.6
+    assert s.due(10.0) == ["kept"]
+
+
+def test_oldest_reports_the_longest_waiting_file() -> None:
+    s = Settler(0.5)
+    assert s.oldest() is None
+    s.touch("a", now=5.0, sig=SIG_A)
+    s.touch("b", now=7.0, sig=SIG_A)
+    s.touch("a", now=8.0, sig=SIG_B)  # a change does not make it younger
+    assert s.oldest() == 5.0

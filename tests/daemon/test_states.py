@@ -1,0 +1,90 @@
+"""Names never collide; transitions only along the table; the journal follows the folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.journal import Journal
+from daemon.states import FileRef, Folders, State, free_name, numbered, transition
+
+
+@pytest.mark.parametrize(
+    ("rel", "expected"),
+    [
+        ("app.log", "app~1.log"),
+        ("sub/dir/app.log", "sub/dir/app~1.log"),
+        ("x.log.gz", "x~1.log.gz"),
+        ("app.2026.log", "app.2026~1.log"),
+        ("noext", "noext~1"),
+        ("a.gz", "a~1.gz"),
+    ],
+)
+def test_numbered_keeps_the_extension_routing_relies_on(rel: str, expected: str) -> None:
+    assert numbered(rel, 1) == expected
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Folders:
+    f = Folders(tmp_path / "w", tmp_path / "r")
+    f.create()
+    return f
+
+
+def test_claim_name_avoids_every_folder_and_other_inputs_summaries(folders: Folders) -> None:
+    (folders.of(State.PROCESSED) / "a.log").write_text("old")
+    assert free_name(folders, State.CLAIMED, "a.log", "uid-new") == "a~1.log"
+    (folders.of(State.FAILED) / "a~1.log").write_text("old")
+    (folders.results / "a~2.log.json").write_text('{"uid": "someone-else"}')
+    assert free_name(folders, State.CLAIMED, "a.log", "uid-new") == "a~3.log"
+    # ...but its own earlier summary (a re-run after a crash) is not a collision.
+    (folders.results / "b.log.json").write_text('{"uid": "uid-b"}')
+    assert free_name(folders, State.CLAIMED, "b.log", "uid-b") == "b.log"
+
+
+def test_transition_renames_journals_and_logs(folders: Folders) -> None:
+    journal = Journal(folders.meta / "journal.sqlite3")
+    (folders.of(State.QUEUED) / "sub").mkdir()
+    (folders.of(State.QUEUED) / "sub" / "x.log").write_text("x\n")
+    ref = FileRef("u1", "sub/x.log", State.QUEUED, 1, "sub/x.log")
+    journal.add(ref)
+    with capture_logs() as logs:
+        transition(folders, journal, ref, State.CLAIMED)
+    assert (folders.of(State.CLAIMED) / "sub" / "x.log").read_text() == "x\n"
+    assert (ref.state, ref.rel) == (State.CLAIMED, "sub/x.log")
+    assert logs[0]["event"] == "file_claimed"
+    assert (logs[0]["from"], logs[0]["to"], logs[0]["attempt"]) == (
+        "unprocessed",
+        "underprocess",
+        1,
+    )
+    transition(folders, journal, ref, State.PROCESSED)
+    assert not (folders.of(State.CLAIMED) / "sub").exists(), "folderd tidies its own folders"
+    assert (folders.of(State.QUEUED) / "sub").is_dir(), "but never the drop folder"
+    journal.flush()
+    assert journal.find(State.PROCESSED, "sub/x.log")[0] == "u1"
+
+
+def test_a_transition_outside_the_table_is_refused(folders: Folders) -> None:
+    ref = FileRef("u", "a.log", State.PROCESSED, 1, "a.log")
+    with pytest.raises(ValueError, match="no transition processed -> underprocess"):
+        transition(folders, None, ref, State.CLAIMED)
+
+
+def test_state_folders_on_different_filesystems_are_refused(tmp_path: Path) -> None:
+    if not Path("/dev/shm").is_dir() or Path("/dev/shm").stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem (/dev/shm)")
+    from daemon.errors import DaemonError
+
+    root = tmp_path / "w"
+    root.mkdir()
+    other = Path("/dev/shm") / f"folderd-test-{tmp_path.name}"
+    other.mkdir(exist_ok=True)
+    (root / "processed").symlink_to(other)
+    try:
+        with pytest.raises(DaemonError, match="different filesystems"):
+            Folders(root, tmp_path / "r").create()
+    finally:
+        other.rmdir()
