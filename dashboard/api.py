@@ -1,0 +1,146 @@
+"""The JSON API: everything the pages show, and the three actions.
+
+Reads that touch the journal are sync endpoints (Starlette runs them in its thread pool);
+`/api/status`, `/health` and `/metrics` are async and do no I/O beyond statvfs, so they
+stay fast while the daemon is busy.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from daemon.api import ActionError
+from dashboard import health, metrics, snapshot, uploads
+
+if TYPE_CHECKING:
+    from dashboard.context import Dashboard
+
+log = structlog.get_logger(__name__)
+
+
+class ORJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def _dash(request: Request) -> Dashboard:
+    return request.app.state.dashboard
+
+
+def error(message: str, status: int) -> Response:
+    return ORJSONResponse({"error": message}, status_code=status)
+
+
+def int_param(request: Request, name: str, default: int, lo: int = 1, hi: int = 500) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return max(lo, min(int(raw), hi))
+    except ValueError:
+        raise ValueError(f"{name} must be a number") from None
+
+
+# -- probes -------------------------------------------------------------------------------
+async def health_endpoint(request: Request) -> Response:
+    dash = _dash(request)
+    code, body = health.health(dash.api.status(), int(dash.settings.min_disk_free_mb))
+    return ORJSONResponse(body, status_code=code, headers={"cache-control": "no-store"})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(metrics.render(_dash(request)), media_type=metrics.CONTENT_TYPE_LATEST)
+
+
+# -- reads ----------------------------------------------------------------------------------
+async def status(request: Request) -> Response:
+    return ORJSONResponse(snapshot.status(_dash(request)))
+
+
+def files(request: Request) -> Response:
+    p = request.query_params
+    try:
+        page = snapshot.files_blocking(
+            _dash(request),
+            state=p.get("state"),
+            q=p.get("q"),
+            limit=int_param(request, "limit", 50),
+            before=p.get("before"),
+            after=p.get("after"),
+        )
+    except ValueError as exc:
+        return error(str(exc), 400)
+    except sqlite3.Error as exc:
+        return error(f"journal unavailable: {exc}", 503)
+    return ORJSONResponse(page)
+
+
+def file_detail(request: Request) -> Response:
+    try:
+        row = snapshot.file_blocking(_dash(request), request.path_params["uid"])
+    except sqlite3.Error as exc:
+        return error(f"journal unavailable: {exc}", 503)
+    if row is None:
+        return error("no such file", 404)
+    return ORJSONResponse(row)
+
+
+def errors(request: Request) -> Response:
+    try:
+        page = snapshot.errors_blocking(
+            _dash(request),
+            limit=int_param(request, "limit", 50),
+            before=request.query_params.get("before"),
+        )
+    except ValueError as exc:
+        return error(str(exc), 400)
+    except sqlite3.Error as exc:
+        return error(f"journal unavailable: {exc}", 503)
+    return ORJSONResponse(page)
+
+
+def pipeline(request: Request) -> Response:
+    return ORJSONResponse(snapshot.pipeline_blocking(_dash(request)))
+
+
+# -- actions --------------------------------------------------------------------------------
+async def upload(request: Request) -> Response:
+    try:
+        accepted = await uploads.receive(request, _dash(request))
+    except uploads.UploadError as exc:
+        log.info("upload_refused", status=exc.status, reason=str(exc))
+        return error(str(exc), exc.status)
+    return ORJSONResponse({"files": accepted}, status_code=201)
+
+
+async def requeue(request: Request) -> Response:
+    uid = request.path_params["uid"]
+    try:
+        name = await run_in_threadpool(_dash(request).api.requeue, uid)
+    except ActionError as exc:
+        return error(str(exc), exc.status)
+    log.info("file_requeue_requested", uid=uid, path=name)
+    return ORJSONResponse({"uid": uid, "path": name, "state": "unprocessed"})
+
+
+async def cancel(request: Request) -> Response:
+    try:
+        body = await request.json()
+        rel = body["path"]
+        if not isinstance(rel, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return error('send JSON {"path": "<name in unprocessed/>"}', 400)
+    try:
+        name = await run_in_threadpool(_dash(request).api.cancel, rel)
+    except ActionError as exc:
+        return error(str(exc), exc.status)
+    log.info("file_cancel_requested", path=rel, failed_as=name)
+    return ORJSONResponse({"path": name, "state": "failed", "reason": "cancelled"})

@@ -1,0 +1,85 @@
+"""The Starlette application: every route in one list, the lifespan that connects the hub
+to the daemon's events, and the security middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from dashboard import api, downloads, metrics, sse, views
+from dashboard.auth import SecurityMiddleware
+from dashboard.context import Dashboard
+from dashboard.templating import templates
+
+if TYPE_CHECKING:
+    from daemon.api import DaemonAPI
+
+STATIC = Path(__file__).parent / "static"
+
+routes = [
+    # pages
+    Route("/", views.overview, name="overview"),
+    Route("/files", views.files, name="files"),
+    Route("/files/{uid}", views.file_detail, name="file"),
+    Route("/files/{uid}/requeue", views.requeue_form, methods=["POST"], name="requeue_form"),
+    Route("/cancel", views.cancel_form, methods=["POST"], name="cancel_form"),
+    Route("/pipeline", views.pipeline, name="pipeline"),
+    Route("/errors", views.errors, name="errors"),
+    Route("/upload", views.upload_page, name="upload_page"),
+    Route("/upload", api.upload, methods=["POST"], name="upload"),
+    Route("/login", views.login_page, name="login_page"),
+    Route("/login", views.login, methods=["POST"], name="login"),
+    Route("/logout", views.logout, methods=["POST"], name="logout"),
+    Route("/events", sse.events, name="events"),
+    Route("/download/{area}/{path:path}", downloads.download, name="download"),
+    # probes
+    Route("/health", api.health_endpoint, methods=["GET", "HEAD"], name="health"),
+    Route("/metrics", api.metrics_endpoint, name="metrics"),
+    # JSON API
+    Route("/api/status", api.status, name="api_status"),
+    Route("/api/files", api.files, name="api_files"),
+    Route("/api/files/{uid}", api.file_detail, name="api_file"),
+    Route("/api/files/{uid}/requeue", api.requeue, methods=["POST"], name="api_requeue"),
+    Route("/api/cancel", api.cancel, methods=["POST"], name="api_cancel"),
+    Route("/api/errors", api.errors, name="api_errors"),
+    Route("/api/pipeline", api.pipeline, name="api_pipeline"),
+    Route("/api/upload", api.upload, methods=["POST"], name="api_upload"),
+    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+]
+
+
+def create_app(daemon_api: DaemonAPI, settings: Any) -> Starlette:
+    dash = Dashboard.build(daemon_api, settings)
+    metrics.install(dash)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await dash.hub.start()
+        unsubscribe = daemon_api.events.subscribe(dash.hub.on_event)
+        task = asyncio.create_task(dash.hub.run(), name="dashboard-hub")
+        try:
+            yield
+        finally:
+            unsubscribe()
+            dash.hub.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            dash.reader.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityMiddleware, token=settings.token)],
+        lifespan=lifespan,
+    )
+    app.state.dashboard = dash
+    app.state.templates = templates()
+    return app

@@ -1,0 +1,42 @@
+"""The dashboard's parts, built once per app and shared by every request
+(`request.app.state.dashboard`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+from dashboard.hub import Hub
+from dashboard.queries import JournalReader
+from dashboard.stats import Stats
+from dashboard.system import SystemSampler
+
+if TYPE_CHECKING:
+    from daemon.api import DaemonAPI
+
+
+@dataclass
+class Dashboard:
+    api: DaemonAPI
+    settings: Any
+    registry: CollectorRegistry
+    stats: Stats
+    reader: JournalReader
+    sampler: SystemSampler
+    hub: Hub
+    outlines: dict[int, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, api: DaemonAPI, settings: Any) -> Dashboard:
+        registry = CollectorRegistry()
+        stats = Stats(registry)
+        reader = JournalReader(api)
+        sampler = SystemSampler(api.folders.root, api.folders.results)
+        hub = Hub(api, stats, reader, sampler)
+        return cls(api, settings, registry, stats, reader, sampler, hub)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.settings.max_upload_mb) << 20

@@ -1,0 +1,72 @@
+"""`/health`: is this daemon doing its job? 200 when every check passes, 503 when one fails,
+with the list of checks either way, so a load balancer, systemd or a person can see why.
+
+Cheap by design (one `status()` copy and two statvfs calls): probes call it often, and it
+must answer quickly while the daemon works flat out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboard.system import disk_free
+
+STALL_S = 15.0  # the loop wakes at least once a second; this long without a tick is a stall
+
+
+def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
+    return {"name": name, "ok": bool(ok), "detail": detail}
+
+
+def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]]:
+    out = []
+    out.append(_check("ready", status["ready"], "accepting files" if status["ready"] else
+                      "starting or shutting down"))  # fmt: skip
+    watcher = status["watcher"]
+    out.append(_check(
+        "watcher", watcher["alive"] is not False,
+        f"{watcher['kind'] or 'none'}, restarts {watcher['restarts']}",
+    ))  # fmt: skip
+    workers = status["workers"]
+    alive = workers["alive"]
+    if isinstance(alive, bool):  # the pool says whether all are alive, or how many are
+        alive = workers["size"] if alive else 0
+    out.append(_check(
+        "workers", alive == workers["size"] and workers["size"] > 0,
+        f"{alive} of {workers['size']} alive, {workers['busy']} busy, {workers['deaths']} died",
+    ))  # fmt: skip
+    journal = status["journal"]
+    out.append(_check("journal", journal["healthy"], journal["error"] or "writable"))
+    for name, path in (("disk_watch_dir", status["watch_dir"]),
+                       ("disk_results", status["results_dir"])):  # fmt: skip
+        disk = disk_free(path)  # type: ignore[arg-type]
+        free = disk.get("free_bytes")
+        if free is None:
+            out.append(_check(name, False, f"{path}: {disk.get('error')}"))
+        else:
+            free_mb = free >> 20
+            out.append(_check(
+                name, free_mb >= min_disk_free_mb,
+                f"{free_mb} MB free in {path} (minimum {min_disk_free_mb} MB)",
+            ))  # fmt: skip
+    age = status["loop"]["last_tick_age_s"]
+    c = status["counts"]
+    backlog = c["queued"] + c["processing"] + c["waiting"]
+    stalled = age > STALL_S and backlog > 0
+    out.append(_check(
+        "loop", not stalled,
+        f"last tick {age:.1f}s ago, {backlog} file(s) queued or in flight",
+    ))  # fmt: skip
+    return out
+
+
+def health(status: dict[str, Any], min_disk_free_mb: int) -> tuple[int, dict[str, Any]]:
+    results = checks(status, min_disk_free_mb)
+    ok = all(c["ok"] for c in results)
+    body = {
+        "status": "healthy" if ok else "unhealthy",
+        "version": status["version"],
+        "uptime_s": status["uptime_s"],
+        "checks": results,
+    }
+    return (200 if ok else 503), body

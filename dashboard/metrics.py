@@ -1,0 +1,99 @@
+"""`/metrics`: Prometheus text via prometheus-client, in the dashboard's own registry.
+
+Event-driven series (the processing-duration histogram, lines per tag) live in `Stats`;
+everything else is read at scrape time from the daemon's snapshot, the cached per-state
+journal totals and the last system sample, by one custom collector. Process CPU and memory
+of the daemon come from prometheus-client's own `ProcessCollector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from dashboard.context import Dashboard
+
+__all__ = ["CONTENT_TYPE_LATEST", "install", "render"]
+
+
+class DaemonCollector(Collector):
+    def __init__(self, dash: Dashboard) -> None:
+        self._dash = dash
+
+    def collect(self) -> Iterator[Metric]:
+        dash = self._dash
+        st = dash.api.status()
+        counts = st["counts"]
+        files = GaugeMetricFamily(
+            "folderd_files", "Files by state (journal totals per folder)", labels=["state"]
+        )
+        for state, n in dash.hub.state_counts.items():
+            files.add_metric([state], n)
+        yield files
+        live = GaugeMetricFamily(
+            "folderd_queue", "Files the daemon holds now, by stage", labels=["stage"]
+        )
+        for stage in ("queued", "processing", "waiting"):
+            live.add_metric([stage], counts[stage])
+        yield live
+        for name, key, help_ in (
+            ("folderd_files_processed", "processed", "Files processed since start"),
+            ("folderd_files_failed", "failed", "Files that failed since start"),
+            ("folderd_files_rejected", "rejected", "Files rejected unread since start"),
+            ("folderd_files_retried", "retried", "Retries scheduled since start"),
+            ("folderd_bytes_processed", "bytes", "Input bytes processed since start"),
+        ):
+            yield CounterMetricFamily(name, help_, value=counts[key])
+        yield GaugeMetricFamily(
+            "folderd_oldest_queued_age_seconds",
+            "Age of the oldest file waiting in unprocessed/",
+            value=st["oldest_queued_age_s"],
+        )
+        yield GaugeMetricFamily("folderd_uptime_seconds", "Daemon uptime", value=st["uptime_s"])
+        workers = st["workers"]
+        alive = workers["alive"]
+        if isinstance(alive, bool):
+            alive = workers["size"] if alive else 0
+        yield GaugeMetricFamily("folderd_workers_alive", "Live workers", value=alive)
+        yield GaugeMetricFamily("folderd_workers_busy", "Busy workers", value=workers["busy"])
+        yield GaugeMetricFamily(
+            "folderd_journal_healthy", "1 when the journal is writable",
+            value=1 if st["journal"]["healthy"] else 0,
+        )  # fmt: skip
+        sample = dash.sampler.last
+        if sample.get("sampled_at"):
+            yield GaugeMetricFamily(
+                "folderd_cpu_percent", "CPU of the daemon and its workers (100 = one core)",
+                value=sample["cpu_percent"],
+            )  # fmt: skip
+            yield GaugeMetricFamily(
+                "folderd_memory_rss_bytes", "Resident memory of the daemon and its workers",
+                value=sample["memory_rss_bytes"],
+            )  # fmt: skip
+            disk = GaugeMetricFamily(
+                "folderd_disk_free_bytes", "Free space on the filesystem", labels=["dir"]
+            )
+            for name, d in sample["disk"].items():
+                if "free_bytes" in d:
+                    disk.add_metric([name], d["free_bytes"])
+            yield disk
+
+
+def install(dash: Dashboard) -> None:
+    disable_created_metrics()  # `*_created` series only add noise to a daemon's scrape
+    ProcessCollector(registry=dash.registry)
+    dash.registry.register(DaemonCollector(dash))
+
+
+def render(dash: Dashboard) -> bytes:
+    return generate_latest(dash.registry)

@@ -1,0 +1,194 @@
+"""Every journal query the dashboard makes: bounded, indexed, one read-only connection per
+thread.
+
+Lists are newest first by `(updated, id)` — the `files_updated` and `files_state_updated`
+indexes hold rowid, so SQLite walks them in order and stops at LIMIT. Pages are keyset
+cursors (`updated:id`), so page 2,000 of 100,000 files costs what page 1 costs; no request
+counts the whole table (per-state totals come from `state_counts`, refreshed in the
+background).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from daemon.api import DaemonAPI
+
+MAX_LIMIT = 500
+STATES = ("unprocessed", "underprocess", "processed", "failed")
+_FILE_COLUMNS = (
+    "id, uid, rel, original, state, size, attempts, created, updated, started, finished,"
+    " duration, lines_in, lines_out, error, outputs, sha256"
+)
+
+
+class JournalReader:
+    """Read-only journal connections, one per thread (sqlite3 objects are not shared)."""
+
+    def __init__(self, api: DaemonAPI) -> None:
+        self._api = api
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._api.read_journal()
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first list: the (updated, id) of a row."""
+
+    updated: float
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.updated!r}:{self.id}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Cursor | None:
+        if not raw:
+            return None
+        try:
+            updated, row_id = raw.split(":", 1)
+            return cls(float(updated), int(row_id))
+        except ValueError:
+            raise ValueError(f"bad cursor {raw!r} (expected UPDATED:ID)") from None
+
+
+def file_row(row: sqlite3.Row) -> dict[str, Any]:
+    """A journal row as plain JSON-able values (error and outputs decoded)."""
+    d = dict(row)
+    d.pop("id", None)
+    d["error"] = orjson.loads(d["error"]) if d.get("error") else None
+    d["outputs"] = orjson.loads(d["outputs"]) if d.get("outputs") else []
+    return d
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def list_files(
+    conn: sqlite3.Connection,
+    *,
+    state: str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+) -> dict[str, Any]:
+    """One page of files, newest first, with cursors for the older and newer pages."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    where, args = [], []
+    if state:
+        where.append("state = ?")
+        args.append(state)
+    if q:
+        where.append("(rel LIKE ? ESCAPE '\\' OR original LIKE ? ESCAPE '\\')")
+        args += [_like(q), _like(q)]
+    order = "DESC"
+    if after is not None:
+        where.append("(updated, id) > (?, ?)")
+        args += [after.updated, after.id]
+        order = "ASC"
+    elif before is not None:
+        where.append("(updated, id) < (?, ?)")
+        args += [before.updated, before.id]
+    sql = (
+        f"SELECT {_FILE_COLUMNS} FROM files"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + f" ORDER BY updated {order}, id {order} LIMIT ?"
+    )
+    rows = conn.execute(sql, [*args, limit + 1]).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if order == "ASC":
+        rows.reverse()
+    first = Cursor(rows[0]["updated"], rows[0]["id"]) if rows else None
+    last = Cursor(rows[-1]["updated"], rows[-1]["id"]) if rows else None
+    if order == "ASC":  # came from a newer page: there are older rows; newer only if `more`
+        has_newer, has_older = more, True
+    else:
+        has_newer, has_older = before is not None, more
+    return {
+        "files": [file_row(r) for r in rows],
+        "limit": limit,
+        "newer": str(first) if has_newer and first else None,
+        "older": str(last) if has_older and last else None,
+    }
+
+
+def get_file(conn: sqlite3.Connection, uid: str) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE uid = ?", (uid,)).fetchone()
+    if row is None:
+        return None
+    d = file_row(row)
+    d["timeline"] = [
+        dict(t)
+        for t in conn.execute(
+            "SELECT ts, from_state, to_state, attempt, reason FROM transitions"
+            " WHERE file_id = ? ORDER BY ts, id LIMIT 1000",
+            (row["id"],),
+        )
+    ]
+    return d
+
+
+def find_uid(conn: sqlite3.Connection, state: str, rel: str) -> str | None:
+    row = conn.execute(
+        "SELECT uid FROM files WHERE rel = ? AND state = ? ORDER BY id DESC LIMIT 1",
+        (rel, state),
+    ).fetchone()
+    return row["uid"] if row else None
+
+
+def recent_failures(
+    conn: sqlite3.Connection, limit: int = 50, before: Cursor | None = None
+) -> dict[str, Any]:
+    return list_files(conn, state="failed", limit=limit, before=before)
+
+
+def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for state, n in conn.execute("SELECT state, COUNT(*) FROM files GROUP BY state"):
+        counts[state] = n
+    return counts
+
+
+def recent_processed(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        f"SELECT {_FILE_COLUMNS} FROM files WHERE state = 'processed'"
+        " ORDER BY updated DESC, id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [file_row(r) for r in rows]
+
+
+def history(conn: sqlite3.Connection, since: float) -> list[tuple[str, float, float | None]]:
+    """(state, updated, duration) of files that finished since `since` (chart seed)."""
+    return conn.execute(
+        "SELECT state, updated, duration FROM files"
+        " WHERE state IN ('processed', 'failed') AND updated >= ?"
+        " ORDER BY updated LIMIT 200000",
+        (since,),
+    ).fetchall()

@@ -1,0 +1,176 @@
+"""What each page (and its JSON twin under /api/) shows, built from the daemon's snapshot,
+the journal and the hub's aggregates. Views render these dicts; the API returns them.
+
+Functions named `*_blocking` query the journal or read result summaries: call them in a
+worker thread (Starlette runs sync endpoints there), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from dashboard import graph, queries
+from dashboard.queries import Cursor
+
+if TYPE_CHECKING:
+    from dashboard.context import Dashboard
+
+CHART_W = 600
+CHART_H = 120
+TRACE_FILES = 5
+
+
+def status(dash: Dashboard) -> dict[str, Any]:
+    """The overview's data: cheap (no I/O but what the hub cached)."""
+    st = dash.api.status()
+    pipeline = st.pop("pipeline")
+    return {
+        **st,
+        "states": dash.hub.state_counts,
+        "stats": dash.stats.summary(),
+        "throughput": dash.stats.throughput(),
+        "system": dash.sampler.last,
+        "pipeline_outline": pipeline_graph(dash, pipeline).outline,
+        "trace": bool(dash.settings.trace),
+        "token_required": bool(dash.settings.token),
+    }
+
+
+def pipeline_graph(dash: Dashboard, raw: dict[str, Any]) -> graph.Graph:
+    key = id(raw)  # the daemon replaces the dict on reload
+    cached = dash.outlines.get(key)
+    if cached is None or cached[0] is not raw:
+        dash.outlines.clear()
+        cached = dash.outlines[key] = (raw, graph.build(raw))
+    return cached[1]
+
+
+def chart(throughput: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bar geometry for the inline-SVG throughput chart (one bar per minute)."""
+    peak = max((b["processed"] + b["failed"] for b in throughput), default=0) or 1
+    bar_w = CHART_W / max(len(throughput), 1)
+    bars = []
+    for i, b in enumerate(throughput):
+        h_ok = b["processed"] / peak * CHART_H
+        h_bad = b["failed"] / peak * CHART_H
+        bars.append({
+            "x": round(i * bar_w, 1), "w": round(max(bar_w - 1, 1), 1),
+            "ok_y": round(CHART_H - h_ok, 1), "ok_h": round(h_ok, 1),
+            "bad_y": round(CHART_H - h_ok - h_bad, 1), "bad_h": round(h_bad, 1),
+            "label": time.strftime("%H:%M", time.localtime(b["minute"])),
+            "processed": b["processed"], "failed": b["failed"],
+        })  # fmt: skip
+    return {"bars": bars, "peak": peak, "width": CHART_W, "height": CHART_H}
+
+
+def files_blocking(
+    dash: Dashboard,
+    *,
+    state: str | None,
+    q: str | None,
+    limit: int,
+    before: str | None,
+    after: str | None,
+) -> dict[str, Any]:
+    if state and state not in queries.STATES:
+        raise ValueError(f"unknown state {state!r} (one of {', '.join(queries.STATES)})")
+    page = queries.list_files(
+        dash.reader.conn(),
+        state=state or None,
+        q=q or None,
+        limit=limit,
+        before=Cursor.parse(before),
+        after=Cursor.parse(after),
+    )
+    page["state"] = state or None
+    page["q"] = q or ""
+    page["states"] = dash.hub.state_counts
+    page["total"] = sum(dash.hub.state_counts.values()) if not state else (
+        dash.hub.state_counts.get(state, 0))  # fmt: skip
+    page["waiting"] = waiting(dash, q) if state in (None, "", "unprocessed") and not before else []
+    return page
+
+
+def waiting(dash: Dashboard, q: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    """Files seen in unprocessed/ and not claimed yet (the journal records them at claim)."""
+    out = []
+    for path, ts in reversed(dash.stats.waiting.items()):
+        if q and q.lower() not in path.lower():
+            continue
+        out.append({"path": path, "queued_at": ts})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def summary_path(dash: Dashboard, rel: str) -> Path:
+    return dash.api.folders.results / f"{rel}.json"
+
+
+def file_blocking(dash: Dashboard, uid: str) -> dict[str, Any] | None:
+    row = queries.get_file(dash.reader.conn(), uid)
+    if row is None:
+        return None
+    row["summary"] = None
+    # The summary sits at results/<rel>.json under the name the file had when it finished:
+    # its current name (a requeued file keeps it unless the name was taken). Its uid says
+    # whether the summary there is really this file's.
+    for name in (row["rel"],):
+        p = summary_path(dash, name)
+        try:
+            data = orjson.loads(p.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("uid") == uid:
+            row["summary"] = data
+            row["summary_path"] = f"{name}.json"
+            break
+    row["input_path"] = f"{row['state']}/{row['rel']}"
+    row["in_flight"] = next((f for f in dash.api.status()["in_flight"] if f["uid"] == uid), None)
+    return row
+
+
+def errors_blocking(dash: Dashboard, *, limit: int, before: str | None) -> dict[str, Any]:
+    page = queries.recent_failures(dash.reader.conn(), limit=limit, before=Cursor.parse(before))
+    page["total"] = dash.hub.state_counts.get("failed", 0)
+    return page
+
+
+def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
+    raw = dash.api.status()["pipeline"]
+    g = pipeline_graph(dash, raw)
+    node_stats = dash.stats.nodes
+    tags = dash.stats.tags
+    nodes = []
+    for n in g.nodes:
+        stats = node_stats.get(n.label, {}) if n.kind == "processor" else {
+            "lines": tags.get(n.label, 0)}  # fmt: skip
+        nodes.append({**n.__dict__, "stats": stats})
+    traces = []
+    if dash.settings.trace:
+        for row in queries.recent_processed(dash.reader.conn(), TRACE_FILES):
+            try:
+                data = orjson.loads(summary_path(dash, row["rel"]).read_bytes())
+            except (OSError, ValueError):
+                continue
+            if data.get("uid") == row["uid"] and data.get("trace"):
+                traces.append({"uid": row["uid"], "rel": row["rel"], "lines": data["trace"][:50]})
+    return {
+        "nodes": nodes,
+        "edges": g.edges,
+        "width": g.width,
+        "height": g.height,
+        "box": {"w": graph.BOX_W, "h": graph.BOX_H},
+        "outline": g.outline,
+        "routes": g.routes,
+        "problems": g.problems,
+        "processors": node_stats,
+        "tags": dict(tags),
+        "files_counted": dash.stats.files_seen,
+        "trace": bool(dash.settings.trace),
+        "traces": traces,
+    }

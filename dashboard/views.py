@@ -1,0 +1,152 @@
+"""The HTML pages. Each page has a partial (`_page.html`) that `?fragment=1` returns on
+its own: the page's script refetches it when the live stream says something changed, so
+every name is escaped by Jinja on the server, never assembled in the browser."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from daemon.api import ActionError
+from dashboard import auth, queries, snapshot
+from dashboard.api import int_param
+
+if TYPE_CHECKING:
+    from dashboard.context import Dashboard
+
+STATE_NAMES = queries.STATES
+
+
+def _dash(request: Request) -> Dashboard:
+    return request.app.state.dashboard
+
+
+def render(request: Request, page: str, context: dict[str, Any], status: int = 200) -> Response:
+    """`page.html`, or only its `_page.html` partial when ?fragment=1."""
+    dash = _dash(request)
+    fragment = request.query_params.get("fragment") == "1"
+    name = f"_{page}.html" if fragment else f"{page}.html"
+    ctx = {
+        "page": page,
+        "token_required": bool(dash.settings.token),
+        "authed": auth.request_authorized(request, dash.settings.token),
+        "version": dash.api.status()["version"] if not fragment else "",
+        "states": STATE_NAMES,
+        **context,
+    }
+    return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def problem(request: Request, message: str, status: int) -> Response:
+    return render(request, "problem", {"message": message, "status": status}, status)
+
+
+async def overview(request: Request) -> Response:
+    dash = _dash(request)
+    data = snapshot.status(dash)
+    return render(request, "overview", {"s": data, "chart": snapshot.chart(data["throughput"])})
+
+
+def files(request: Request) -> Response:
+    p = request.query_params
+    try:
+        data = snapshot.files_blocking(
+            _dash(request),
+            state=p.get("state") or None,
+            q=p.get("q") or None,
+            limit=int_param(request, "limit", 50),
+            before=p.get("before"),
+            after=p.get("after"),
+        )
+    except ValueError as exc:
+        return problem(request, str(exc), 400)
+    except sqlite3.Error as exc:
+        return problem(request, f"journal unavailable: {exc}", 503)
+    return render(request, "files", {"d": data})
+
+
+def file_detail(request: Request) -> Response:
+    try:
+        row = snapshot.file_blocking(_dash(request), request.path_params["uid"])
+    except sqlite3.Error as exc:
+        return problem(request, f"journal unavailable: {exc}", 503)
+    if row is None:
+        return problem(request, "no such file", 404)
+    notice = request.query_params.get("notice", "")
+    return render(request, "file", {"f": row, "notice": notice})
+
+
+def errors(request: Request) -> Response:
+    try:
+        data = snapshot.errors_blocking(
+            _dash(request),
+            limit=int_param(request, "limit", 50),
+            before=request.query_params.get("before"),
+        )
+    except ValueError as exc:
+        return problem(request, str(exc), 400)
+    except sqlite3.Error as exc:
+        return problem(request, f"journal unavailable: {exc}", 503)
+    return render(request, "errors", {"d": data})
+
+
+def pipeline(request: Request) -> Response:
+    return render(request, "pipeline", {"p": snapshot.pipeline_blocking(_dash(request))})
+
+
+async def upload_page(request: Request) -> Response:
+    dash = _dash(request)
+    return render(request, "upload", {"max_upload_mb": int(dash.settings.max_upload_mb)})
+
+
+# -- forms (each answers with a redirect back to a page) ---------------------------------
+async def requeue_form(request: Request) -> Response:
+    uid = request.path_params["uid"]
+    try:
+        name = await run_in_threadpool(_dash(request).api.requeue, uid)
+    except ActionError as exc:
+        return problem(request, str(exc), exc.status)
+    notice = quote(f"requeued as unprocessed/{name}")
+    return RedirectResponse(f"/files/{quote(uid)}?notice={notice}", status_code=303)
+
+
+async def cancel_form(request: Request) -> Response:
+    dash = _dash(request)
+    form = await request.form()
+    rel = form.get("path")
+    if not isinstance(rel, str) or not rel:
+        return problem(request, "which file? (form field path)", 400)
+    try:
+        name = await run_in_threadpool(dash.api.cancel, rel)
+    except ActionError as exc:
+        return problem(request, str(exc), exc.status)
+    uid = await run_in_threadpool(lambda: queries.find_uid(dash.reader.conn(), "failed", name))
+    target = f"/files/{quote(uid)}" if uid else "/files?state=failed"
+    return RedirectResponse(f"{target}?notice={quote('cancelled')}", status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    nxt = auth.safe_next(request.query_params.get("next"))
+    return render(request, "login", {"next": nxt, "failed": False})
+
+
+async def login(request: Request) -> Response:
+    dash = _dash(request)
+    form = await request.form()
+    token = form.get("token")
+    nxt = form.get("next")
+    nxt = auth.safe_next(nxt if isinstance(nxt, str) else None)
+    if not dash.settings.token:
+        return RedirectResponse(nxt, status_code=303)
+    if not isinstance(token, str) or not auth.token_matches(token, dash.settings.token):
+        return render(request, "login", {"next": nxt, "failed": True}, 401)
+    return auth.login_response(dash.settings.token, nxt, request.url.scheme == "https")
+
+
+async def logout(request: Request) -> Response:
+    return auth.logout_response()
