@@ -16,7 +16,6 @@ import os
 import queue
 import random
 import signal
-import stat
 import time
 import uuid
 from collections import deque
@@ -31,11 +30,12 @@ from config import ConfigError
 from config.settings import Settings
 from daemon.commit import commit_results
 from daemon.events import EventBus
+from daemon.intake import Intake, inspect
 from daemon.journal import Journal
 from daemon.notify import SystemdNotifier
 from daemon.pool import WorkerPool
-from daemon.recovery import WatchDirLock, recover, walk_files
-from daemon.settle import Settler, Signature, signature
+from daemon.recovery import WatchDirLock, recover
+from daemon.settle import Signature, signature
 from daemon.states import FileRef, Folders, State, transition
 from daemon.watcher import Watcher, ignore_matcher
 from daemon.worker import (
@@ -51,13 +51,6 @@ log = structlog.get_logger(__name__)
 
 TICK_S = 1.0  # health/heartbeat period; the loop also wakes for every event
 RETRY_CAP_S = 300.0
-_KINDS = {
-    stat.S_IFIFO: "FIFO",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-    stat.S_IFDIR: "directory",
-}
 
 
 class Inbox:
@@ -112,7 +105,7 @@ class Daemon:
         self._fsync = not settings.no_fsync
         self._ignored = ignore_matcher(settings.ignore_patterns)
         self.inbox = Inbox()
-        self.settler = Settler(settings.settle)
+        self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled)
         self.pipeline_config = pipeline_config
         self.pool = WorkerPool(
             settings.workers, pipeline_config, settings.trace, on_progress=self._on_progress
@@ -120,8 +113,6 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.journal: Journal | None = None
         self._lock = WatchDirLock(self.folders)
-        self._settled: deque[tuple[str, Signature]] = deque()
-        self._settled_set: set[str] = set()
         self._claimed: deque[FileRef] = deque()  # in underprocess/, waiting for a worker
         self._retry: list[tuple[float, int, FileRef]] = []
         self._inflight: dict[str, FileRef] = {}
@@ -187,7 +178,7 @@ class Daemon:
                 on_overflow=lambda: self.inbox.put("rescan"),
             )
             self.watcher.start()
-        self._scan(self.queue_dir)
+        self.intake.scan(self.queue_dir)
         now = time.monotonic()
         self._next_rescan = now + self.settings.rescan_interval
         if on_ready is not None:
@@ -211,7 +202,7 @@ class Daemon:
         self._handle_inbox(now)
         if len(ready) > 1 or (ready and ready[0] is not self.inbox):
             self._finish(self.pool.collect(ready))
-        self._settle_due(now)
+        self.intake.settle_due(now)
         self._retry_due(now)
         self._dispatch()
         self._periodic(now)
@@ -221,16 +212,16 @@ class Daemon:
     def _timeout(self) -> float:
         now = time.monotonic()
         t = self._next_tick
-        if (d := self.settler.next_deadline()) is not None:
+        if (d := self.intake.next_deadline()) is not None:
             t = min(t, d)
         if self._retry:
             t = min(t, self._retry[0][0])
-        if self._settled and self.pool.idle():
+        if self.intake.has_settled and self.pool.idle():
             t = now
         return max(0.0, min(t - now, TICK_S))
 
     def _idle(self) -> bool:
-        busy = self.settler or self._settled or self._claimed or self._retry or self._inflight
+        busy = self.intake or self._claimed or self._retry or self._inflight
         return not busy
 
     # -- signals and commands ----------------------------------------------------
@@ -257,13 +248,13 @@ class Daemon:
         for item in self.inbox.drain():
             kind = item[0]
             if kind == "file":
-                self._seen(item[1], now)
+                self.intake.seen(item[1], now)
             elif kind == "gone":
-                self.settler.forget(item[1])
+                self.intake.gone(item[1])
             elif kind == "dir":
-                self._scan(item[1])
+                self.intake.scan(item[1])
             elif kind == "rescan":
-                self._scan(self.queue_dir)
+                self.intake.scan(self.queue_dir)
             elif kind == "call":
                 fn, fut = item[1], item[2]
                 if fut.set_running_or_notify_cancel():
@@ -294,59 +285,19 @@ class Daemon:
         self.notifier.ready(self._status_line())
 
     # -- intake: see, settle, claim ------------------------------------------------
-    def _seen(self, path: str, now: float) -> None:
-        if path in self._settled_set:
-            return
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            self.settler.forget(path)
-            return
-        if stat.S_ISDIR(st.st_mode):
-            self._scan(path)
-        else:
-            self.settler.touch(path, now, signature(st))
-
-    def _scan(self, top: str) -> None:
-        """Find files the watcher did not report (start-up, new dirs, rescans)."""
-        now = time.monotonic()
-        found = 0
-        base = self.queue_dir + "/"
-        for rel in walk_files(top if isinstance(top, str) else str(top)):
-            path = os.path.join(top, rel)
-            if self._ignored(path[len(base) :]) or path in self.settler:
-                continue
-            if path in self._settled_set:
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                self.settler.touch(path, now, signature(os.lstat(path)))
-                found += 1
-        if found:
-            log.debug("scan_found", path=top, files=found)
-
-    def _settle_due(self, now: float) -> None:
-        for path in self.settler.due(now):
-            try:
-                sig = signature(os.lstat(path))
-            except FileNotFoundError:
-                self.settler.forget(path)
-                continue
-            if self.settler.check(path, now, sig):
-                self._settled.append((path, sig))
-                self._settled_set.add(path)
-                self.events.publish("file_queued", path=path[len(self.queue_dir) + 1 :])
-
     def _claim(self, path: str, sig: Signature) -> FileRef | None:
-        rel = path[len(self.queue_dir) + 1 :]
+        rel = self.intake.rel(path)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return None
         if signature(st) != sig:  # changed while it waited for a worker: settle again
-            self.settler.touch(path, time.monotonic(), signature(st))
+            self.intake.resettle(path, signature(st))
             return None
         ref = self._queued_ref(rel, st)
-        reason, ref.open_path = self._inspect(path, st)
+        reason, ref.open_path = inspect(
+            path, st, self.folders.root, self.settings.zero_mtime, self.settings.empty_files
+        )
         try:
             if reason:
                 self._reject(ref, reason)
@@ -376,36 +327,10 @@ class Daemon:
         """
         path = os.path.join(self.queue_dir, rel)
         st = os.lstat(path)
-        self.settler.forget(path)
-        if path in self._settled_set:
-            self._settled_set.discard(path)
-            self._settled = deque(item for item in self._settled if item[0] != path)
+        self.intake.remove(path)
         ref = self._queued_ref(rel, st)
         self._reject(ref, reason)
         return ref
-
-    def _inspect(self, path: str, st: os.stat_result) -> tuple[str | None, str | None]:
-        """(why this file must not be processed, or None; the path to open instead)."""
-        open_path = None
-        if stat.S_ISLNK(st.st_mode):
-            target = os.path.realpath(path)
-            if not target.startswith(str(self.folders.root) + os.sep):
-                return f"symlink to {target}, outside watch_dir: not followed", None
-            try:
-                st = os.stat(target)
-            except OSError as exc:
-                return f"dangling symlink to {target} ({exc.strerror})", None
-            open_path = target
-        if not stat.S_ISREG(st.st_mode):
-            return f"not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'special')})", None
-        if st.st_mtime_ns == 0 and self.settings.zero_mtime == "fail":
-            return (
-                "mtime is 0: suspected interrupted `rsync --partial` transfer "
-                "(--zero-mtime accept processes such files)"
-            ), None
-        if st.st_size == 0 and self.settings.empty_files == "fail":
-            return "empty file (0 bytes)", None
-        return None, open_path
 
     def _reject(self, ref: FileRef, reason: str) -> None:
         transition(self.folders, self.journal, ref, State.FAILED, reason=reason)
@@ -456,13 +381,14 @@ class Daemon:
             ref = self._claimed.popleft()
             ref.attempt += 1
             return ref
-        while self._settled:
-            path, sig = self._settled.popleft()
-            self._settled_set.discard(path)
-            ref = self._claim(path, sig)
+        while (item := self.intake.pop()) is not None:
+            ref = self._claim(*item)
             if ref is not None:
                 return ref
         return None
+
+    def _on_settled(self, path: str) -> None:
+        self.events.publish("file_queued", path=self.intake.rel(path))
 
     def _on_progress(self, job: Job, bytes_read: int) -> None:
         ref = self._inflight.get(job.uid)
@@ -566,13 +492,13 @@ class Daemon:
         self.last_tick = now
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
-            self._scan(self.queue_dir)
+            self.intake.scan(self.queue_dir)
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_S
         if self.watcher is not None and not self.watcher.alive():
             self.watcher.restart()
-            self._scan(self.queue_dir)
+            self.intake.scan(self.queue_dir)
         wd = self.notifier.watchdog_interval
         if wd is not None and now >= self._next_watchdog:
             self._next_watchdog = now + wd
@@ -583,14 +509,14 @@ class Daemon:
     def counts(self) -> dict[str, int]:
         """Files the loop holds now, by where they are in their life."""
         return {
-            "queued": len(self.settler) + len(self._settled),
+            "queued": len(self.intake),
             "processing": len(self._inflight),
             "waiting": len(self._claimed) + len(self._retry),
             **self.totals,
         }
 
     def oldest_queued_age(self) -> float:
-        oldest = self.settler.oldest()
+        oldest = self.intake.oldest()
         return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
 
     def _status_line(self) -> str:
