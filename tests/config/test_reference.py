@@ -13,7 +13,7 @@ from config.settings import SETTINGS, defaults, load
 
 ROOT = Path(__file__).resolve().parents[2]
 # The document whose configuration reference must be complete and current.
-DOC = ROOT / "docs" / "operations.md"
+DOC = ROOT / "README.md"
 ENV_EXAMPLE = ROOT / "deploy" / "folderd.env.example"
 REGENERATE = "regenerate it: python -m config.reference --update"
 
