@@ -193,10 +193,13 @@ def start_daemon(queue: Queue, tmp_path: Path) -> Iterator[Callable[..., DaemonP
         wait: bool = True,
         env: dict[str, str] | None = None,
         prefix: tuple[str, ...] = (),
+        dashboard: bool = False,
     ) -> DaemonProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
         full_env.update(env or {})
         defaults = ["--settle", "0.2", "--no-dashboard", "--retry-backoff", "0.1"]
+        if dashboard:  # tests/dashboard/ start it with --port 0 and read its URL from the log
+            defaults.remove("--no-dashboard")
         log_path = tmp_path / f"daemon-{len(started)}.log"
         d = DaemonProcess(queue, log_path, [*defaults, *args], full_env, prefix)
         started.append(d)
