@@ -97,4 +97,6 @@ class Processor(Protocol):
 class Outbox(Protocol):
     """Where a batch-capable processor puts what it emits."""
 
+    total: int  # lines put so far (the engine counts a node's output with it)
+
     def put(self, tag: str, values: list[Line], origins: Sequence[int]) -> None: ...

@@ -12,11 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from config import ConfigError
 from config.pipeline import PipelineConfig, parse, read_json
 from processors import routing
 from processors.engine import Pipeline
 from processors.nodes import NodeSpec, build_spec
+
+log = structlog.get_logger(__name__)
 
 
 def check(raw: Any) -> tuple[PipelineConfig | None, list[NodeSpec], list[ConfigError]]:
@@ -206,6 +210,13 @@ def load_pipeline(raw: dict[str, Any], *, trace: bool = False) -> Pipeline:
     config, specs, errors = check(raw)
     if errors or config is None:
         raise errors[0]
+    log.debug(
+        "pipeline_loaded",
+        routes=len(config.routes),
+        nodes=[s.name for s in specs],
+        outputs=sorted(config.outputs),
+        trace=trace,
+    )
     return Pipeline(config, specs, trace)
 
 

@@ -10,7 +10,8 @@ Formats, tried in this order by `format: "auto"`:
   status (5xx ERROR, 4xx WARNING, else INFO)
 
 Every record has `ts`, `level` (upper case) and `message`, plus `component` when the
-format has one. Lines that match no format go to `unparsed` (dropped when it is null).
+format has one. Lines that match no format go to `unparsed` (dropped when it is null);
+records (lines some node already parsed) pass through unchanged.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class ParseLog:
         self.to = ctx.to[0]
 
     def process(self, tag: str, line: Line) -> Iterable[tuple[str, Line]]:
-        rec = self.parse(line)
+        rec = line if isinstance(line, dict) else self.parse(line)
         if rec is not None:
             return [(self.to, rec)]
         return [(self.unparsed, line)] if self.unparsed else []
@@ -158,7 +159,7 @@ class ParseLog:
         bad: list[Line] = []
         bad_origins: list[int] = []
         for value, origin in zip(values, origins, strict=True):
-            rec = parse(value)
+            rec = value if value.__class__ is dict else parse(value)  # records: parsed already
             if rec is not None:
                 records.append(rec)
                 rec_origins.append(origin)

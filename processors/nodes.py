@@ -91,7 +91,7 @@ class Runner:
         flush = getattr(self.proc, "flush", None)
         if flush is None:
             return
-        before = out.total  # type: ignore[attr-defined]
+        before = out.total
         started = perf_counter()
         try:
             buckets: dict[str, list[Line]] = {}
@@ -106,7 +106,7 @@ class Runner:
             self.seconds += perf_counter() - started
         for tag, values in buckets.items():
             out.put(tag, values, [0] * len(values))
-        self.lines_out += out.total - before  # type: ignore[attr-defined]
+        self.lines_out += out.total - before
 
 
 class LineRunner(Runner):
@@ -160,7 +160,7 @@ class BatchRunner(Runner):
     """Calls a built-in's `process_batch` once per batch (the fast path)."""
 
     def run(self, tag: str, values: list[Line], origins: Sequence[int], out: Outbox) -> None:
-        before = out.total  # type: ignore[attr-defined]
+        before = out.total
         started = perf_counter()
         try:
             self.proc.process_batch(tag, values, origins, out)
@@ -173,7 +173,7 @@ class BatchRunner(Runner):
         finally:
             self.seconds += perf_counter() - started
         self.lines_in += len(values)
-        self.lines_out += out.total - before  # type: ignore[attr-defined]
+        self.lines_out += out.total - before
 
     def _locate(self, tag: str, values: list[Line], origins: Sequence[int]) -> int | None:
         # batch built-ins are stateless per line: replaying them one by one finds the line
