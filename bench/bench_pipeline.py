@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
         finally:
             big.unlink(missing_ok=True)
+    shutil.rmtree(OUT / "results", ignore_errors=True)  # the variants' outputs: hundreds of MB
     report(rows)
     return 0
 
