@@ -160,7 +160,7 @@ def run_handloop(path: Path, results: Path) -> dict[str, Any]:
 
 
 def child(variant: str, path: Path) -> None:
-    results = OUT / "results"
+    results = OUT / "pipeline-results"
     results.mkdir(parents=True, exist_ok=True)
     if variant in ("passthrough", "default", "handloop"):
         import processors  # noqa: F401  (imports are start-up, not throughput)
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
         finally:
             big.unlink(missing_ok=True)
-    shutil.rmtree(OUT / "results", ignore_errors=True)  # the variants' outputs: hundreds of MB
+    shutil.rmtree(OUT / "pipeline-results", ignore_errors=True)  # the variants' outputs: hundreds of MB
     report(rows)
     return 0
 
