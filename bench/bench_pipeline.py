@@ -197,7 +197,7 @@ def measure(variant: str, path: Path) -> dict[str, Any]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed with exit code {proc.returncode}")
-    info = json.loads(out)
+    info = json.loads(out.strip().splitlines()[-1])  # the last line: logs may precede it
     size_mb = path.stat().st_size / 1e6
     return {
         "variant": variant,
