@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
         finally:
             big.unlink(missing_ok=True)
-    shutil.rmtree(OUT / "pipeline-results", ignore_errors=True)  # the variants' outputs: hundreds of MB
+    shutil.rmtree(OUT / "pipeline-results", ignore_errors=True)  # outputs: hundreds of MB
     report(rows)
     return 0
 
