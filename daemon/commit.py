@@ -19,7 +19,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -27,10 +27,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _stale_outputs(summary_path: Path, uid: str, keep: set[str]) -> list[str]:
+def _stale_outputs(summary_path: str, uid: str, keep: set[str]) -> list[str]:
     """Outputs an earlier attempt of the same input committed that this one did not make."""
     try:
-        old = orjson.loads(summary_path.read_bytes())
+        with open(summary_path, "rb") as f:
+            old = orjson.loads(f.read())
     except (OSError, ValueError):
         return []
     if not isinstance(old, dict) or old.get("uid") != uid:
@@ -46,25 +47,26 @@ def commit_results(
     `items` is [(uid, [(temp path, final rel)…])…] with each item's summary last. Returns
     the uids whose commit failed, with the error (their temps are removed; retry them).
     """
-    touched: set[Path] = set()
+    root = str(results)
+    touched: set[str] = set()
     failed: dict[str, OSError] = {}
     for uid, temps in items:
         try:
             summary_rel = temps[-1][1]
             keep = {final for _, final in temps[:-1]}
-            for stale in _stale_outputs(results / summary_rel, uid, keep):
+            for stale in _stale_outputs(os.path.join(root, summary_rel), uid, keep):
                 with contextlib.suppress(FileNotFoundError):
-                    (results / stale).unlink()
+                    os.unlink(os.path.join(root, stale))
             for tmp, final in temps:
-                dest = results / final
+                dest = os.path.join(root, final)
                 try:
                     os.replace(tmp, dest)
                 except FileNotFoundError:
                     if not os.path.exists(tmp):
                         raise
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
                     os.replace(tmp, dest)
-                touched.add(dest.parent)
+                touched.add(os.path.dirname(dest))
         except OSError as exc:
             failed[uid] = exc
             for tmp, _ in temps:
@@ -77,6 +79,6 @@ def commit_results(
             except OSError as exc:  # not durable: treat every item in that dir as failed
                 log.error("results_fsync_failed", dir=str(d), error=str(exc))
                 for uid, temps in items:
-                    if any((results / final).parent == d for _, final in temps):
+                    if any(os.path.dirname(os.path.join(root, f)) == d for _, f in temps):
                         failed.setdefault(uid, exc)
     return failed

@@ -216,7 +216,7 @@ class Daemon:
             t = min(t, d)
         if self._retry:
             t = min(t, self._retry[0][0])
-        if self.intake.has_settled and self.pool.idle():
+        if self.intake.has_settled and self.pool.free():
             t = now
         return max(0.0, min(t - now, TICK_S))
 
@@ -335,9 +335,10 @@ class Daemon:
     def _reject(self, ref: FileRef, reason: str) -> None:
         transition(self.folders, self.journal, ref, State.FAILED, reason=reason)
         error = {"type": "Rejected", "message": reason}
-        self._write_summary_now(
-            ref, failure_summary(ref.uid, ref.rel, ref.original, 0, ref.size, error)
-        )
+        summary = failure_summary(ref.uid, ref.rel, ref.original, 0, ref.size, error)
+        self._write_summary_now(ref, summary)
+        if self.journal is not None:
+            self.journal.finished(ref.uid, summary)
         self.totals["rejected"] += 1
         self.events.publish("file_failed", path=ref.rel, uid=ref.uid, error=reason)
 
@@ -345,8 +346,6 @@ class Daemon:
         tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
         write_summary(tmp, summary, self._fsync)
         commit_results(self.folders.results, [(ref.uid, [(tmp, f"{ref.rel}.json")])], self._fsync)
-        if self.journal is not None:
-            self.journal.finished(ref.uid, summary)
 
     # -- dispatch and outcomes -----------------------------------------------------
     def _requeue_recovered(self, ref: FileRef) -> None:
@@ -359,13 +358,11 @@ class Daemon:
     def _dispatch(self) -> None:
         if self._stop_signals:
             return
-        for slot in self.pool.idle():
+        for slot in self.pool.free():
             ref = self._next_ref()
             if ref is None:
                 return
             self._inflight[ref.uid] = ref
-            assert self.journal is not None
-            self.journal.started(ref)
             src = ref.open_path or str(ref.path(self.folders))
             job = Job(
                 ref.uid, ref.rel, ref.original, src, ref.attempt, str(self.folders.tmp), self._fsync
@@ -377,9 +374,11 @@ class Daemon:
             )
 
     def _next_ref(self) -> FileRef | None:
-        if self._claimed:
+        if self._claimed:  # recovered, or due for a retry: already in underprocess/
             ref = self._claimed.popleft()
             ref.attempt += 1
+            assert self.journal is not None
+            self.journal.started(ref)
             return ref
         while (item := self.intake.pop()) is not None:
             ref = self._claim(*item)
@@ -405,6 +404,9 @@ class Daemon:
             ref = self._inflight.pop(job.uid)
             if outcome.status in ("processed", "failed"):
                 commits.append((ref, outcome))
+            elif outcome.status == "unstarted":  # prefetched by a worker that then died
+                ref.attempt -= 1
+                self._claimed.appendleft(ref)
             elif outcome.status == "vanished":
                 assert self.journal is not None
                 self.journal.finished(ref.uid, outcome.summary)
@@ -427,7 +429,6 @@ class Daemon:
     def _move_done(self, ref: FileRef, summary: dict[str, Any]) -> None:
         assert self.journal is not None
         ok = summary["status"] == "processed"
-        self.journal.finished(ref.uid, summary)
         duration_ms = round(summary.get("duration_s", 0) * 1000, 1)
         err = summary.get("error") or {}
         try:
@@ -437,9 +438,11 @@ class Daemon:
                 ref,
                 State.PROCESSED if ok else State.FAILED,
                 reason=None if ok else err.get("message"),
+                summary=summary,
                 duration_ms=duration_ms,
             )
         except FileNotFoundError:
+            self.journal.finished(ref.uid, summary)
             self.journal.set_state(ref.uid, "missing", "removed before it could be moved")
             log.warning("file_vanished", path=ref.rel, state=State.CLAIMED.value)
             return

@@ -52,6 +52,26 @@ CREATE INDEX IF NOT EXISTS transitions_file ON transitions (file_id, ts);
 """
 
 
+_RESULT_SETS = (
+    ", sha256 = ?, size = COALESCE(?, size), finished = ?, duration = ?, lines_in = ?,"
+    " lines_out = ?, error = ?, outputs = ?"
+)
+
+
+def _result_args(summary: dict[str, Any]) -> list[Any]:
+    err = summary.get("error")
+    return [
+        summary.get("sha256"),
+        summary.get("size"),
+        summary.get("finished_ts"),
+        summary.get("duration_s"),
+        summary.get("lines_in"),
+        summary.get("lines_out"),
+        orjson.dumps(err).decode() if err else None,
+        orjson.dumps(summary.get("output_files", [])).decode(),
+    ]
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the pragmas folderd relies on (readers use readonly=True)."""
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
@@ -72,6 +92,10 @@ class Journal:
         self._conn = connect(path)
         self._conn.executescript(SCHEMA)
         self._conn.commit()
+        # Names of rows waiting in unprocessed/ (returned at shutdown, requeued): a claim
+        # looks its file up only if its name is here, not with a query per file.
+        self._queued = {r[0] for r in self._conn.execute(
+            "SELECT rel FROM files WHERE state = 'unprocessed'")}  # fmt: skip
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
@@ -122,22 +146,40 @@ class Journal:
             )
             self._ids[ref.uid] = cur.lastrowid
 
-    def transition(self, ref: FileRef, old: State | None, reason: str | None = None) -> None:
+    def transition(
+        self,
+        ref: FileRef,
+        old: State | None,
+        old_rel: str | None = None,
+        reason: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Record `ref`'s move from `old` (one UPDATE + one timeline row). A claim also
+        stamps `started`; `summary` (an attempt's outcome) fills the result columns."""
         now = time.time()
+        sets = "state = ?, rel = ?, attempts = ?, updated = ?"
+        args: list[Any] = [ref.state.value, ref.rel, ref.attempt, now]
+        if ref.state.value == "underprocess":
+            sets += ", started = ?"
+            args.append(now)
+        if summary is not None:
+            sets += _RESULT_SETS
+            args += _result_args(summary)
         with self._guard("transition"):
             row_id = self._id(ref.uid)
             if row_id is None:
                 self.add(ref)
                 row_id = self._ids[ref.uid]
-            self._conn.execute(
-                "UPDATE files SET state = ?, rel = ?, attempts = ?, updated = ? WHERE id = ?",
-                (ref.state.value, ref.rel, ref.attempt, now, row_id),
-            )
+            self._conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*args, row_id))
             self._conn.execute(
                 "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (row_id, now, old.value if old else None, ref.state.value, ref.attempt, reason),
             )
+        if old is not None and old.value == "unprocessed":
+            self._queued.discard(old_rel or ref.rel)
+        if ref.state.value == "unprocessed":
+            self._queued.add(ref.rel)
         if ref.state.value in ("processed", "failed"):
             self._ids.pop(ref.uid, None)
 
@@ -149,28 +191,17 @@ class Journal:
             )
 
     def finished(self, uid: str, summary: dict[str, Any]) -> None:
-        """Record the outcome fields of a file's summary (before its final transition)."""
-        err = summary.get("error")
+        """Record an attempt's outcome without a transition (the file vanished)."""
         with self._guard("finished"):
             self._conn.execute(
-                "UPDATE files SET sha256 = ?, size = COALESCE(?, size), finished = ?,"
-                " duration = ?, lines_in = ?, lines_out = ?, error = ?, outputs = ?"
-                " WHERE uid = ?",
-                (
-                    summary.get("sha256"),
-                    summary.get("size"),
-                    summary.get("finished_ts"),
-                    summary.get("duration_s"),
-                    summary.get("lines_in"),
-                    summary.get("lines_out"),
-                    orjson.dumps(err).decode() if err else None,
-                    orjson.dumps(summary.get("output_files", [])).decode(),
-                    uid,
-                ),
+                f"UPDATE files SET updated = ?{_RESULT_SETS} WHERE uid = ?",
+                (time.time(), *_result_args(summary), uid),
             )
 
     def find(self, state: State, rel: str) -> tuple[str, int, int | None] | None:
         """(uid, attempts, inode) of the newest row in `state` under name `rel`."""
+        if state.value == "unprocessed" and rel not in self._queued:
+            return None
         with self._guard("find"):
             row = self._conn.execute(
                 "SELECT uid, attempts, inode FROM files WHERE state = ? AND rel = ?"
@@ -193,10 +224,12 @@ class Journal:
         now = time.time()
         with self._guard("set_state"):
             row = self._conn.execute(
-                "SELECT id, state, attempts FROM files WHERE uid = ?", (uid,)
+                "SELECT id, state, attempts, rel FROM files WHERE uid = ?", (uid,)
             ).fetchone()
             if row is None:
                 return
+            if state == "unprocessed":
+                self._queued.add(row[3])
             self._conn.execute(
                 "UPDATE files SET state = ?, updated = ? WHERE id = ?", (state, now, row[0])
             )

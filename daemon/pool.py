@@ -18,8 +18,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -81,19 +82,27 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
             return
 
 
+PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
+
+
 @dataclass
 class Slot:
     index: int
     proc: Any = None
     conn: Connection | None = None
-    job: Job | None = None
-    started: float = 0.0
+    jobs: deque[Job] = field(default_factory=deque)  # jobs[0] is running, the rest queued
+    started: float = 0.0  # when jobs[0] started (as far as the daemon can tell)
     bytes_read: int = 0
     config_gen: int = -1
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
+
+    @property
+    def job(self) -> Job | None:
+        """The job this worker is running now."""
+        return self.jobs[0] if self.jobs else None
 
 
 class WorkerPool:
@@ -126,7 +135,8 @@ class WorkerPool:
         )
         proc.start()
         child.close()
-        slot.proc, slot.conn, slot.job, slot.config_gen = proc, parent, None, -1
+        slot.proc, slot.conn, slot.config_gen = proc, parent, -1
+        slot.jobs.clear()
         log.debug("worker_started", slot=slot.index, pid=proc.pid)
 
     def set_config(self, raw: dict[str, Any]) -> None:
@@ -152,11 +162,13 @@ class WorkerPool:
             slot.proc = slot.conn = None
 
     # -- dispatch --------------------------------------------------------------
-    def idle(self) -> list[Slot]:
-        return [s for s in self.slots if s.job is None and s.proc is not None]
+    def free(self) -> list[Slot]:
+        """One entry per job the workers can take now, round-robin, emptiest first."""
+        live = [s for s in self.slots if s.proc is not None]
+        return [s for level in range(PREFETCH) for s in live if len(s.jobs) <= level]
 
     def busy(self) -> list[Slot]:
-        return [s for s in self.slots if s.job is not None]
+        return [s for s in self.slots if s.jobs]
 
     def alive(self) -> bool:
         return all(s.proc is not None and s.proc.is_alive() for s in self.slots)
@@ -168,7 +180,9 @@ class WorkerPool:
             slot.conn.send(("config", self._raw, self._trace))
             slot.config_gen = self._gen
         slot.conn.send(("job", job))
-        slot.job, slot.started, slot.bytes_read = job, time.monotonic(), 0
+        if not slot.jobs:
+            slot.started, slot.bytes_read = time.monotonic(), 0
+        slot.jobs.append(job)
 
     def handles(self) -> list[Any]:
         """What the main loop waits on: each worker's pipe and its process sentinel."""
@@ -195,9 +209,10 @@ class WorkerPool:
                     slot.bytes_read = msg[2]
                     if self._on_progress is not None and slot.job is not None:
                         self._on_progress(slot.job, msg[2])
-                elif slot.job is not None:
-                    done.append((slot.job, msg))
-                    slot.job, finished = None, True
+                elif slot.jobs:
+                    done.append((slot.jobs.popleft(), msg))
+                    slot.started, slot.bytes_read = time.monotonic(), 0
+                    finished = not slot.jobs
             if finished:
                 continue
             if id(slot.proc.sentinel) in ready_set or not slot.proc.is_alive():
@@ -212,12 +227,15 @@ class WorkerPool:
         why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
         self.deaths += 1
         done = []
-        if slot.job is not None:
-            job = slot.job
+        if slot.jobs:
+            job = slot.jobs.popleft()
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why, path=job.rel)
             summary = base_summary(job, time.time())
             summary["error"] = error_info(ChildProcessError(f"worker process died ({why})"))
             done.append((job, Outcome("retry", finish_summary(summary, "failed", time.time()))))
+            for queued in slot.jobs:  # never started: not charged an attempt
+                done.append((queued, Outcome("unstarted", {})))
+            slot.jobs.clear()
         else:
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)
         with contextlib.suppress(OSError):
@@ -226,8 +244,8 @@ class WorkerPool:
         return done
 
     def kill_busy(self) -> list[Job]:
-        """Cold stop: kill the workers still running a file; return those files' jobs."""
-        jobs = []
+        """Cold stop: kill the workers still holding jobs; return those jobs."""
+        jobs: list[Job] = []
         for slot in self.busy():
             log.warning(
                 "worker_kill",
@@ -238,8 +256,8 @@ class WorkerPool:
             )
             slot.proc.kill()
             slot.proc.join(2.0)
-            jobs.append(slot.job)
-            slot.job = None
+            jobs.extend(slot.jobs)
+            slot.jobs.clear()
             with contextlib.suppress(OSError):
                 slot.conn.close()  # type: ignore[union-attr]
             slot.proc = slot.conn = None

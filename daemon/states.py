@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,15 @@ class Folders:
     def of(self, state: State) -> Path:
         return self.root / state.value
 
+    @cached_property
+    def dirs(self) -> dict[State, str]:
+        """The state folders as strings: the hot path joins strings, not Path objects."""
+        return {s: str(self.root / s.value) for s in State}
+
+    @cached_property
+    def results_dir(self) -> str:
+        return str(self.results)
+
     @property
     def meta(self) -> Path:
         return self.root / ".folderd"
@@ -87,8 +97,8 @@ class Folders:
         if self.results.stat().st_dev != self.tmp.stat().st_dev:
             raise DaemonError(f"{self.tmp} must be on the same filesystem as {self.results}")
 
-    def summary_path(self, rel: str) -> Path:
-        return self.results / f"{rel}.json"
+    def summary_path(self, rel: str) -> str:
+        return os.path.join(self.results_dir, f"{rel}.json")
 
 
 @dataclass
@@ -105,8 +115,8 @@ class FileRef:
     queued_at: float = field(default_factory=time.time)
     open_path: str | None = None  # a symlink's checked target, opened instead of the link
 
-    def path(self, folders: Folders) -> Path:
-        return folders.of(self.state) / self.rel
+    def path(self, folders: Folders) -> str:
+        return os.path.join(folders.dirs[self.state], self.rel)
 
 
 def numbered(rel: str, n: int) -> str:
@@ -122,9 +132,10 @@ def numbered(rel: str, n: int) -> str:
     return f"{head}/{new}" if head else new
 
 
-def _summary_owner(path: Path) -> str | None:
+def _summary_owner(path: str) -> str | None:
     try:
-        return orjson.loads(path.read_bytes()).get("uid")
+        with open(path, "rb") as f:
+            return orjson.loads(f.read()).get("uid")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -136,10 +147,10 @@ def free_name(folders: Folders, to: State, rel: str, uid: str) -> str:
     n = 0
     candidate = rel
     while True:
-        taken = any(os.path.lexists(folders.of(s) / candidate) for s in check)
+        taken = any(os.path.lexists(os.path.join(folders.dirs[s], candidate)) for s in check)
         if not taken and to is State.CLAIMED:
             summary = folders.summary_path(candidate)
-            taken = summary.exists() and _summary_owner(summary) != uid
+            taken = os.path.exists(summary) and _summary_owner(summary) != uid
         if not taken:
             return candidate
         n += 1
@@ -153,9 +164,12 @@ def transition(
     to: State,
     *,
     reason: str | None = None,
+    summary: dict[str, Any] | None = None,
     **fields: Any,
 ) -> None:
     """Move `ref` to `to` by one rename, journal it and log it; updates ref.rel/ref.state.
+
+    `summary` (the outcome of the attempt that ends here) is journaled with the move.
 
     Raises FileNotFoundError if the file is no longer where the daemon left it.
     """
@@ -164,13 +178,13 @@ def transition(
         raise ValueError(f"no transition {ref.state.value} -> {to.value}")
     src = ref.path(folders)
     new_rel = free_name(folders, to, ref.rel, ref.uid)
-    dst = folders.of(to) / new_rel
+    dst = os.path.join(folders.dirs[to], new_rel)
     try:
         os.rename(src, dst)
     except FileNotFoundError:
-        if dst.parent.exists() or not os.path.lexists(src):
+        if os.path.isdir(os.path.dirname(dst)) or not os.path.lexists(src):
             raise
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
         os.rename(src, dst)
     except OSError as exc:
         if exc.errno == errno.EXDEV:
@@ -178,9 +192,10 @@ def transition(
         raise
     old_state, old_rel = ref.state, ref.rel
     ref.state, ref.rel = to, new_rel
-    _prune_empty_parents(src.parent, folders.of(old_state), keep=old_state is State.QUEUED)
+    if "/" in old_rel and old_state is not State.QUEUED:
+        _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])
     if journal is not None:
-        journal.transition(ref, old_state, reason=reason)
+        journal.transition(ref, old_state, old_rel, reason=reason, summary=summary)
     log.info(
         f"file_{verb}",
         path=new_rel,
@@ -192,14 +207,12 @@ def transition(
     )
 
 
-def _prune_empty_parents(d: Path, top: Path, keep: bool) -> None:
+def _prune_empty_parents(d: str, top: str) -> None:
     # Sub-folders of unprocessed/ belong to whoever drops files (rsync -r may still be
-    # writing into them); the other folders are folderd's, so it tidies them.
-    if keep:
-        return
-    while d != top and top in d.parents:
+    # writing into them), so callers never prune there; the other folders are folderd's.
+    while d.startswith(top + os.sep):
         try:
-            d.rmdir()
+            os.rmdir(d)
         except OSError:
             return
-        d = d.parent
+        d = os.path.dirname(d)
