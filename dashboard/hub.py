@@ -2,7 +2,7 @@
 
 The daemon calls `on_event` on its own thread for every event; that only appends to a
 deque (no lock, no syscall), so a 10,000-file burst costs the daemon almost nothing. The
-hub's task on the dashboard's event loop drains the deque four times a second, feeds
+hub's task on the dashboard's event loop drains the deque twice a second, feeds
 `Stats`, and sends every Server-Sent-Events client one batch: file events (at most
 `MAX_FILE_EVENTS` per batch, progress coalesced to the latest per file) and a status
 message with the queue counts. In the background it also refreshes the per-state totals
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-DRAIN_S = 0.25
-COUNTS_EVERY_S = 1.0  # per-state totals from the journal, when files moved
+DRAIN_S = 0.5
+COUNTS_EVERY_S = 2.0  # per-state totals from the journal, when files moved
 COUNTS_IDLE_S = 10.0  # ... and at least this often (someone may `mv` by hand)
-SAMPLE_EVERY_S = 2.0
+SAMPLE_EVERY_S = 5.0
 MAX_FILE_EVENTS = 200
 CLIENT_QUEUE = 256
 _FILE_KINDS = {"file_queued", "file_started", "file_processed", "file_failed", "file_retry"}
@@ -115,7 +115,7 @@ class Hub:
         if skipped:
             batch.insert(0, {"kind": "burst", "skipped": skipped})
         batch += progress.values()
-        if status or file_events:
+        if status:  # the daemon's once-a-second tick: counts and progress bars follow it
             batch.append(self.status_message())
         self.broadcast(batch)
 

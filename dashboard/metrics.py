@@ -1,6 +1,6 @@
 """`/metrics`: Prometheus text via prometheus-client, in the dashboard's own registry.
 
-Event-driven series (the processing-duration histogram, lines per tag) live in `Stats`;
+The processing-duration histogram lives in `Stats` (observed per finished file);
 everything else is read at scrape time from the daemon's snapshot, the cached per-state
 journal totals and the last system sample, by one custom collector. Process CPU and memory
 of the daemon come from prometheus-client's own `ProcessCollector`.
@@ -54,6 +54,12 @@ class DaemonCollector(Collector):
             ("folderd_bytes_processed", "bytes", "Input bytes processed since start"),
         ):
             yield CounterMetricFamily(name, help_, value=counts[key])
+        lines = CounterMetricFamily(
+            "folderd_lines", "Lines that reached each tag since start", labels=["tag"]
+        )
+        for tag, n in list(dash.stats.tags.items()):
+            lines.add_metric([tag], n)
+        yield lines
         yield GaugeMetricFamily(
             "folderd_oldest_queued_age_seconds",
             "Age of the oldest file waiting in unprocessed/",

@@ -40,11 +40,22 @@ class _ThreadServer(uvicorn.Server):
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    # proto=IPPROTO_TCP, not socket.create_server's 0: asyncio only sets TCP_NODELAY on
+    # accepted sockets whose proto says TCP, and without it every keep-alive response
+    # waits ~40 ms for a delayed ACK.
+    sock = None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family = infos[0][0]
-        sock = socket.create_server((host, port), family=family, reuse_port=False)
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
+            flags=socket.AI_PASSIVE,
+        )[0]  # fmt: skip
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
     except OSError as exc:
+        if sock is not None:
+            sock.close()
         raise DaemonError(
             f"the dashboard cannot listen on {host}:{port}: {exc.strerror or exc} "
             "(pick another --port, or --no-dashboard)"

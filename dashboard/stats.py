@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client import Counter as PromCounter
 
 WINDOW_MIN = 60
 MAX_WAITING = 50_000
@@ -44,9 +43,6 @@ class Stats:
             "Time from a worker starting a file to its result (processed or failed)",
             buckets=DURATION_BUCKETS,
             registry=registry,
-        )
-        self.lines = PromCounter(
-            "folderd_lines", "Lines that reached each tag", ["tag"], registry=registry
         )
 
     # -- input ----------------------------------------------------------------------
@@ -84,8 +80,7 @@ class Stats:
             return
         self.files_seen += 1
         for tag, n in (ev.get("tags") or {}).items():
-            self.tags[tag] += n
-            self.lines.labels(tag).inc(n)
+            self.tags[tag] += n  # exported as folderd_lines_total{tag} by metrics.py
         for name, node in (ev.get("processors") or {}).items():
             agg = self.nodes.setdefault(
                 name, {"lines_in": 0, "lines_out": 0, "errors": 0, "seconds": 0.0, "files": 0}

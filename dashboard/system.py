@@ -1,7 +1,7 @@
 """The machine as the dashboard shows it (psutil): CPU and memory of the daemon and its
 workers, the daemon's open files, and disk free for watch_dir and results.
 
-Sampled in the background every couple of seconds, never per request: walking the
+Sampled in the background every few seconds, never per request: walking the
 children and their /proc entries costs milliseconds a page view should not pay.
 """
 

@@ -60,6 +60,7 @@ def templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code: no stat() per render
     )
     env.filters.update(size=size, duration=duration, ago=ago, when=when, pct=pct)
     return Jinja2Templates(env=env)

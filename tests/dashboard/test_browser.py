@@ -1,0 +1,133 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Playwright: what a
+person sees, updated live without reloading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Queue, wait_until
+from tests.dashboard.conftest import Dashboard
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+LOG = "[INFO] API: request handled in 5 ms\n[ERROR] DB: connection lost\n[WARN] Cache: miss\n"
+TIMEOUT_MS = 30_000
+
+
+def _expect() -> Any:
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def test_upload_through_the_page_reaches_processed_live(
+    dashboard: Dashboard, page: Any, queue: Queue
+) -> None:
+    expect = _expect()
+    page.goto(dashboard.url + "/upload")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    page.evaluate("window.__noReload = true")
+    page.set_input_files("#file-input", files=[
+        {"name": "web_20240105.log", "mimeType": "text/plain", "buffer": LOG.encode()},
+        {"name": "api_20240105.log", "mimeType": "text/plain", "buffer": LOG.encode() * 50},
+    ])  # fmt: skip
+    rows = page.locator("#uploads tbody tr")
+    expect(rows).to_have_count(2)
+    for name in ("web_20240105.log", "api_20240105.log"):
+        state = rows.filter(has_text=name).locator("td[data-state]")
+        expect(state).to_have_attribute("data-state", "processed", timeout=TIMEOUT_MS)
+        expect(state).to_have_text("processed")
+    assert page.evaluate("window.__noReload") is True  # the same page, never reloaded
+    assert sorted(queue.files("processed")) == ["api_20240105.log", "web_20240105.log"]
+
+    # drag and drop works the same way
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["[INFO] API: dropped\\n"], "drop_20240105.log"));
+        const zone = document.getElementById("dropzone");
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
+    }""")
+    dropped = rows.filter(has_text="drop_20240105.log").locator("td[data-state]")
+    expect(dropped).to_have_attribute("data-state", "processed", timeout=TIMEOUT_MS)
+    # the link leads to the file's detail page
+    dropped.locator("a").click()
+    expect(page.locator("#file-state")).to_have_text("processed")
+
+
+def test_requeue_a_failed_file_from_its_page(
+    dashboard: Dashboard, page: Any, queue: Queue
+) -> None:
+    expect = _expect()
+    queue.drop("broken.log", b"")
+    row = wait_until(lambda: dashboard.find("failed", "broken.log"), 30, "broken.log failed")
+    page.goto(f"{dashboard.url}/files/{row['uid']}")
+    expect(page.locator("#file-state")).to_have_text("failed")
+    expect(page.get_by_text("empty file (0 bytes)").first).to_be_visible()
+    (queue.dir("failed") / "broken.log").write_text("[INFO] API: fixed\n")  # an operator fixes it
+    page.locator("#requeue").click()
+    expect(page.get_by_role("status")).to_contain_text("requeued as unprocessed/broken.log")
+    page.evaluate("window.__noReload = true")
+    expect(page.locator("#file-state")).to_have_text("processed", timeout=TIMEOUT_MS)
+    assert page.evaluate("window.__noReload") is True
+    expect(page.locator("#requeue")).to_have_count(0)
+    assert "broken.log" in queue.files("processed")
+
+
+def test_a_script_file_name_shows_as_text(dashboard: Dashboard, page: Any, queue: Queue) -> None:
+    expect = _expect()
+    name = "<script>alert(1)</script>.log"
+    queue.drop(name, LOG)
+    row = wait_until(lambda: dashboard.find("processed", name), 30, "the file processed")
+    page.goto(dashboard.url + "/files")
+    expect(page.get_by_role("link", name=name)).to_be_visible()
+    page.get_by_role("link", name=name).click()
+    expect(page.locator("h1.name")).to_have_text(name)
+    assert page.evaluate("document.querySelectorAll('main script').length") == 0
+    page.goto(f"{dashboard.url}/files/{row['uid']}")
+    expect(page.locator("h1.name")).to_have_text(name)
+    # the page fixture fails the test if any alert() dialog opened or a script raised
+
+
+def test_every_page_renders_and_screenshots(
+    start_dashboard: Any, page: Any, queue: Queue, tmp_path: Path
+) -> None:
+    """Screenshots go to tmp_path; FOLDERD_SCREENSHOTS=docs/screenshots refreshes the
+    README's."""
+    expect = _expect()
+    dash = start_dashboard("--trace")
+    for i in range(12):
+        queue.drop(f"host{i % 3}_202401{i + 1:02d}.log", LOG * (i + 1))
+    queue.drop("notes.log", b"")
+    queue.drop("<b>bold</b> name.log", LOG)
+    wait_until(lambda: len(queue.files("processed")) == 13 and queue.files("failed"), 60,
+               "the sample files done")  # fmt: skip
+    out = Path(os.environ.get("FOLDERD_SCREENSHOTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    failed = dash.find("failed", "notes.log")
+    processed = dash.find("processed", "host0_20240101.log")
+    assert failed and processed
+    pages = {
+        "overview": ("/", "Throughput, last hour"),
+        "files": ("/files", "host0_20240101.log"),
+        "file": (f"/files/{processed['uid']}", "Timeline"),
+        "file_failed": (f"/files/{failed['uid']}", "empty file (0 bytes)"),
+        "pipeline": ("/pipeline", "Sampled traces"),
+        "errors": ("/errors", "notes.log"),
+        "upload": ("/upload", "Drop files here"),
+    }
+    for name, (path, text) in pages.items():
+        page.goto(dash.url + path)
+        expect(page.locator("main")).to_contain_text(text)
+        expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+        page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+    page.goto(dash.url + "/upload")
+    page.set_input_files("#file-input", files=[
+        {"name": "shot_20240109.log", "mimeType": "text/plain", "buffer": LOG.encode()},
+    ])  # fmt: skip
+    state = page.locator("#uploads td[data-state]").first
+    expect(state).to_have_attribute("data-state", "processed", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(out / "upload_done.png"), full_page=True)
