@@ -5,6 +5,7 @@ See `python main.py --help`. No logic of its own lives here.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -106,6 +107,7 @@ def _run_daemon(settings: Settings, pipeline_config: dict[str, Any]) -> int:
         pipeline_config,
         lambda: _validate_file(settings.config),
         notifier=SystemdNotifier.from_environ(os.environ),
+        worker_init=functools.partial(configure_logging, settings),  # spawned: not inherited
     )
     servers = []
 

@@ -232,10 +232,11 @@ class Settings:
     values: Mapping[str, Any] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        # Only called for names that are not fields; `values` may not exist yet (unpickling).
+        values = self.__dict__.get("values")
+        if values is None or name not in values:
+            raise AttributeError(name)
+        return values[name]
 
     def replace(self, **changes: Any) -> Settings:
         return Settings(self.mode, self.input, {**self.values, **changes})

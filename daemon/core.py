@@ -95,6 +95,7 @@ class Daemon:
         *,
         events: EventBus | None = None,
         notifier: SystemdNotifier | None = None,
+        worker_init: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.folders = Folders(settings.watch_dir.resolve(), settings.results_dir.resolve())
@@ -108,7 +109,11 @@ class Daemon:
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled)
         self.pipeline_config = pipeline_config
         self.pool = WorkerPool(
-            settings.workers, pipeline_config, settings.trace, on_progress=self._on_progress
+            settings.workers,
+            pipeline_config,
+            settings.trace,
+            on_progress=self._on_progress,
+            worker_init=worker_init,
         )
         self.watcher: Watcher | None = None
         self.journal: Journal | None = None
@@ -204,6 +209,7 @@ class Daemon:
             self._finish(self.pool.collect(ready))
         self.intake.settle_due(now)
         self._retry_due(now)
+        self.pool.maintain()
         self._dispatch()
         self._periodic(now)
         if self.journal is not None:
@@ -367,7 +373,11 @@ class Daemon:
             job = Job(
                 ref.uid, ref.rel, ref.original, src, ref.attempt, str(self.folders.tmp), self._fsync
             )
-            self.pool.submit(slot, job)
+            if not self.pool.submit(slot, job):  # the worker just died: keep the file
+                del self._inflight[ref.uid]
+                ref.attempt -= 1
+                self._claimed.appendleft(ref)
+                return
             log.info("file_started", path=ref.rel, attempt=ref.attempt, worker_pid=slot.pid)
             self.events.publish(
                 "file_started", path=ref.rel, uid=ref.uid, attempt=ref.attempt, worker_pid=slot.pid

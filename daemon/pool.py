@@ -39,17 +39,24 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def worker_main(conn: Connection, parent_pid: int) -> None:
-    """Entry point of a worker process: load the pipeline, then run jobs until told to stop."""
+def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | None = None) -> None:
+    """Entry point of a worker process: load the pipeline, then run jobs until told to stop.
+
+    `init` (picklable) runs first: main.py passes its logging setup, which a spawned
+    process does not inherit.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     if os.getppid() != parent_pid:  # parent died before prctl took effect
         return
+    if init is not None:
+        init()
     from processors import load_pipeline
 
     pipeline = None
     config_error: str | None = None
+    conn.send(("ready",))  # started: from now on a death is the file's, not the start-up's
     while True:
         try:
             msg = conn.recv()
@@ -94,6 +101,8 @@ class Slot:
     started: float = 0.0  # when jobs[0] started (as far as the daemon can tell)
     bytes_read: int = 0
     config_gen: int = -1
+    ready: bool = False  # the process said it started; only then does it get jobs
+    respawn_at: float | None = None  # no process: start one at this monotonic time
 
     @property
     def pid(self) -> int | None:
@@ -112,9 +121,12 @@ class WorkerPool:
         raw_config: dict[str, Any],
         trace: bool = False,
         on_progress: Callable[[Job, int], None] | None = None,
+        worker_init: Callable[[], None] | None = None,
     ) -> None:
         self.slots = [Slot(i) for i in range(size)]
         self._on_progress = on_progress
+        self._worker_init = worker_init
+        self._start_failures = 0  # workers in a row that died before saying they started
         self._raw = raw_config
         self._trace = trace
         self._gen = 0
@@ -129,13 +141,14 @@ class WorkerPool:
         parent, child = _CTX.Pipe(duplex=True)
         proc = _CTX.Process(
             target=worker_main,
-            args=(child, os.getpid()),
+            args=(child, os.getpid(), self._worker_init),
             name=f"folderd-worker-{slot.index}",
             daemon=True,
         )
         proc.start()
         child.close()
         slot.proc, slot.conn, slot.config_gen = proc, parent, -1
+        slot.ready, slot.respawn_at = False, None
         slot.jobs.clear()
         log.debug("worker_started", slot=slot.index, pid=proc.pid)
 
@@ -162,9 +175,16 @@ class WorkerPool:
             slot.proc = slot.conn = None
 
     # -- dispatch --------------------------------------------------------------
+    def maintain(self) -> None:
+        """Start the workers whose respawn back-off has passed (the loop calls this)."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.proc is None and slot.respawn_at is not None and slot.respawn_at <= now:
+                self._spawn(slot)
+
     def free(self) -> list[Slot]:
         """One entry per job the workers can take now, round-robin, emptiest first."""
-        live = [s for s in self.slots if s.proc is not None]
+        live = [s for s in self.slots if s.proc is not None and s.ready]
         return [s for level in range(PREFETCH) for s in live if len(s.jobs) <= level]
 
     def busy(self) -> list[Slot]:
@@ -173,16 +193,23 @@ class WorkerPool:
     def alive(self) -> bool:
         return all(s.proc is not None and s.proc.is_alive() for s in self.slots)
 
-    def submit(self, slot: Slot, job: Job) -> None:
+    def submit(self, slot: Slot, job: Job) -> bool:
+        """Hand `job` to `slot`'s worker; False if the worker is gone (the job never started:
+        the caller keeps it; the death is handled when its sentinel fires)."""
         if slot.conn is None:
-            raise RuntimeError("slot has no worker")
-        if slot.config_gen != self._gen:
-            slot.conn.send(("config", self._raw, self._trace))
-            slot.config_gen = self._gen
-        slot.conn.send(("job", job))
+            return False
+        try:
+            if slot.config_gen != self._gen:
+                slot.conn.send(("config", self._raw, self._trace))
+                slot.config_gen = self._gen
+            slot.conn.send(("job", job))
+        except (OSError, ValueError):
+            slot.ready = False
+            return False
         if not slot.jobs:
             slot.started, slot.bytes_read = time.monotonic(), 0
         slot.jobs.append(job)
+        return True
 
     def handles(self) -> list[Any]:
         """What the main loop waits on: each worker's pipe and its process sentinel."""
@@ -205,7 +232,9 @@ class WorkerPool:
                     msg = slot.conn.recv()
                 except (EOFError, OSError):
                     break  # the worker died mid-message: handled as a death below
-                if isinstance(msg, tuple) and msg[0] == "progress":
+                if isinstance(msg, tuple) and msg[0] == "ready":
+                    slot.ready, self._start_failures = True, 0
+                elif isinstance(msg, tuple) and msg[0] == "progress":
                     slot.bytes_read = msg[2]
                     if self._on_progress is not None and slot.job is not None:
                         self._on_progress(slot.job, msg[2])
@@ -226,7 +255,17 @@ class WorkerPool:
         code = slot.proc.exitcode
         why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
         self.deaths += 1
-        done = []
+        done: list[tuple[Job, Outcome]] = []
+        if not slot.ready:  # died starting up: no job was given to it; back off, don't spin
+            self._start_failures += 1
+            delay = min(0.5 * 2 ** (self._start_failures - 1), 30.0)
+            log.error("worker_start_failed", slot=slot.index, pid=slot.proc.pid, exit=why,
+                      failures_in_a_row=self._start_failures, retry_in_s=delay)  # fmt: skip
+            with contextlib.suppress(OSError):
+                slot.conn.close()  # type: ignore[union-attr]
+            slot.proc = slot.conn = None
+            slot.respawn_at = time.monotonic() + delay
+            return done
         if slot.jobs:
             job = slot.jobs.popleft()
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why, path=job.rel)

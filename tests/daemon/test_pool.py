@@ -1,0 +1,100 @@
+"""The worker pool: a death is charged only to the file that was running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import pytest
+
+from daemon.pool import WorkerPool
+from daemon.worker import Job
+from tests.conftest import wait_until
+from tests.daemon.slow_plugin import die_at_start
+
+PASS_THROUGH = {"version": 1, "routes": [{"start": "end"}], "nodes": [], "outputs": {"end": {}}}
+SLOW = {
+    "version": 1,
+    "routes": [{"start": "in"}],
+    "nodes": [{"name": "slow", "tag": "in", "use": "tests.daemon.slow_plugin:slow", "to": "end"}],
+    "outputs": {"end": {}},
+}
+
+
+@pytest.fixture
+def pool_factory():
+    pools: list[WorkerPool] = []
+
+    def make(size: int, config: dict, **kw) -> WorkerPool:
+        pool = WorkerPool(size, config, **kw)
+        pool.start()
+        pools.append(pool)
+        return pool
+
+    yield make
+    for p in pools:
+        p.close(timeout=2)
+
+
+def _job(tmp_path: Path, name: str, lines: int = 3) -> Job:
+    src = tmp_path / name
+    src.write_text("line\n" * lines)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return Job(uuid.uuid4().hex, name, name, str(src), 1, str(tmp), False)
+
+
+def _pump(pool: WorkerPool, done: list) -> None:
+    pool.maintain()
+    done.extend(pool.collect(wait(pool.handles(), 0.05)))
+
+
+def test_jobs_go_only_to_started_workers_and_come_back_with_outcomes(
+    pool_factory, tmp_path: Path
+) -> None:
+    pool = pool_factory(2, PASS_THROUGH)
+    done: list = []
+    wait_until(lambda: _pump(pool, done) or len(pool.free()) == 4, 30, "both workers ready")
+    jobs = [_job(tmp_path, f"f{i}.log") for i in range(4)]
+    for slot, job in zip(pool.free(), jobs, strict=True):
+        assert pool.submit(slot, job)
+    wait_until(lambda: _pump(pool, done) or len(done) == 4, 30, "four outcomes")
+    assert {j.rel for j, _ in done} == {"f0.log", "f1.log", "f2.log", "f3.log"}
+    assert all(o.status == "processed" for _, o in done)
+
+
+def test_a_killed_worker_charges_its_running_job_and_returns_the_prefetched_one(
+    pool_factory, tmp_path: Path
+) -> None:
+    pool = pool_factory(1, SLOW)
+    done: list = []
+    wait_until(lambda: _pump(pool, done) or pool.free(), 30, "worker ready")
+    running, queued = _job(tmp_path, "running.log", 1000), _job(tmp_path, "queued.log")
+    slot = pool.free()[0]
+    assert pool.submit(slot, running) and pool.submit(slot, queued)
+    os.kill(slot.pid, signal.SIGKILL)
+    wait_until(lambda: _pump(pool, done) or len(done) == 2, 30, "both jobs back")
+    outcomes = {j.rel: o.status for j, o in done}
+    assert outcomes == {"running.log": "retry", "queued.log": "unstarted"}
+    wait_until(lambda: _pump(pool, done) or pool.free(), 30, "a new worker ready")
+    assert pool.deaths == 1
+
+
+def test_workers_that_cannot_start_get_no_jobs_and_are_retried_with_backoff(
+    pool_factory,
+) -> None:
+    pool = pool_factory(1, PASS_THROUGH, worker_init=die_at_start)
+    done: list = []
+    wait_until(lambda: _pump(pool, done) or pool.slots[0].respawn_at, 30, "start failure seen")
+    assert pool.free() == [] and not pool.alive() and done == []
+    first = pool.slots[0].respawn_at
+    wait_until(
+        lambda: _pump(pool, done) or (pool._start_failures >= 2 and pool.slots[0].respawn_at),
+        30,
+        "a second, backed-off attempt",
+    )
+    assert pool.slots[0].respawn_at > first
+    assert done == [], "no job was charged for a worker that never started"
