@@ -98,10 +98,10 @@ class Runner:
             _collect(flush(), self.default, buckets)
         except ProcessorError as exc:
             self.errors += 1
-            raise _located(exc, self.spec.name, None, None) from None
+            raise _located(exc, self.spec.name, self.spec.tags[0], None) from None
         except Exception as exc:
             self.errors += 1
-            raise _wrapped(exc, self.spec.name, None, None) from exc
+            raise _wrapped(exc, self.spec.name, self.spec.tags[0], None) from exc
         finally:
             self.seconds += perf_counter() - started
         for tag, values in buckets.items():
