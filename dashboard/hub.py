@@ -35,7 +35,7 @@ DRAIN_S = 0.5
 COUNTS_EVERY_S = 2.0  # per-state totals from the journal, when files moved
 COUNTS_IDLE_S = 10.0  # ... and at least this often (someone may `mv` by hand)
 SAMPLE_EVERY_S = 5.0
-MAX_FILE_EVENTS = 200
+MAX_FILE_EVENTS = 100
 CLIENT_QUEUE = 256
 _FILE_KINDS = {"file_queued", "file_started", "file_processed", "file_failed", "file_retry"}
 

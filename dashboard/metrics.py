@@ -20,6 +20,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from dashboard.health import workers_alive
+
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
 
@@ -67,10 +69,9 @@ class DaemonCollector(Collector):
         )
         yield GaugeMetricFamily("folderd_uptime_seconds", "Daemon uptime", value=st["uptime_s"])
         workers = st["workers"]
-        alive = workers["alive"]
-        if isinstance(alive, bool):
-            alive = workers["size"] if alive else 0
-        yield GaugeMetricFamily("folderd_workers_alive", "Live workers", value=alive)
+        yield GaugeMetricFamily(
+            "folderd_workers_alive", "Live workers", value=workers_alive(workers)
+        )
         yield GaugeMetricFamily("folderd_workers_busy", "Busy workers", value=workers["busy"])
         yield GaugeMetricFamily(
             "folderd_journal_healthy", "1 when the journal is writable",

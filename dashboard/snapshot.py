@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dashboard import graph, queries
+from dashboard import graph, health, queries
 from dashboard.queries import Cursor
 
 if TYPE_CHECKING:
@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 
 CHART_W = 600
 CHART_H = 120
-TRACE_FILES = 5
+TRACE_FILES = 3
+TRACE_LINES = 12
 
 
 def status(dash: Dashboard) -> dict[str, Any]:
     """The overview's data: cheap (no I/O but what the hub cached)."""
     st = dash.api.status()
     pipeline = st.pop("pipeline")
+    st["workers"] = {**st["workers"], "alive": health.workers_alive(st["workers"])}
     return {
         **st,
         "states": dash.hub.state_counts,
@@ -158,7 +160,8 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
             except (OSError, ValueError):
                 continue
             if data.get("uid") == row["uid"] and data.get("trace"):
-                traces.append({"uid": row["uid"], "rel": row["rel"], "lines": data["trace"][:50]})
+                lines = data["trace"][:TRACE_LINES]
+                traces.append({"uid": row["uid"], "rel": row["rel"], "lines": lines})
     return {
         "nodes": nodes,
         "edges": g.edges,

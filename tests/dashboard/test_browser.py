@@ -14,7 +14,13 @@ from tests.dashboard.conftest import Dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-LOG = "[INFO] API: request handled in 5 ms\n[ERROR] DB: connection lost\n[WARN] Cache: miss\n"
+LOG = (
+    "2024-01-05 10:00:01 [INFO] API: request handled in 5 ms\n"
+    "2024-01-05 10:00:02 [ERROR] DB: connection lost\n"
+    "2024-01-05 10:00:03 [WARN] Cache: miss for key session:42\n"
+    "2024-01-05 10:00:04 [INFO] Auth: user 7 logged in\n"
+    "a line no parser understands\n"
+)
 TIMEOUT_MS = 30_000
 
 
@@ -58,9 +64,7 @@ def test_upload_through_the_page_reaches_processed_live(
     expect(page.locator("#file-state")).to_have_text("processed")
 
 
-def test_requeue_a_failed_file_from_its_page(
-    dashboard: Dashboard, page: Any, queue: Queue
-) -> None:
+def test_requeue_a_failed_file_from_its_page(dashboard: Dashboard, page: Any, queue: Queue) -> None:
     expect = _expect()
     queue.drop("broken.log", b"")
     row = wait_until(lambda: dashboard.find("failed", "broken.log"), 30, "broken.log failed")
@@ -107,6 +111,8 @@ def test_every_page_renders_and_screenshots(
                "the sample files done")  # fmt: skip
     out = Path(os.environ.get("FOLDERD_SCREENSHOTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
+    wait_until(lambda: dash.get("/api/status").json()["states"]["processed"] == 13, 30,
+               "the per-state totals refreshed")  # fmt: skip
     failed = dash.find("failed", "notes.log")
     processed = dash.find("processed", "host0_20240101.log")
     assert failed and processed
