@@ -1,1 +1,1 @@
-"""Example processor plugins (see docs/pipeline.md, "Writing a processor")."""
+"""Example processor plugins (see README.md, "Writing a processor")."""
