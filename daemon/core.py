@@ -29,6 +29,7 @@ import structlog
 from config import ConfigError
 from config.settings import Settings
 from daemon.commit import commit_results
+from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.intake import Intake, inspect
 from daemon.journal import Journal
@@ -145,9 +146,12 @@ class Daemon:
         `on_ready` runs once recovery is done and the watcher is up, before systemd is told
         READY=1 (main.py starts the dashboard there).
         """
-        self._start(drain, install_signals, on_ready)
+        # Nothing to undo if these fail (a second daemon must not touch the first's files).
+        self.folders.create()
+        self._lock.acquire()
         reason = "signal"
         try:
+            self._start(drain, install_signals, on_ready)
             while not self._stop_signals:
                 self._step()
                 if drain and self._idle():
@@ -163,8 +167,6 @@ class Daemon:
     def _start(
         self, drain: bool, install_signals: bool, on_ready: Callable[[], None] | None
     ) -> None:
-        self.folders.create()
-        self._lock.acquire()
         self.journal = Journal(self.folders.meta / "journal.sqlite3")
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_stop_signal)
@@ -540,6 +542,12 @@ class Daemon:
         )
 
     # -- shutdown ------------------------------------------------------------------
+    def _refuse_calls(self) -> None:
+        """While stopping, answer pending dashboard actions instead of leaving them hanging."""
+        for item in self.inbox.drain():
+            if item[0] == "call" and item[2].set_running_or_notify_cancel():
+                item[2].set_exception(DaemonError("folderd is shutting down"))
+
     def _shutdown(self, reason: str) -> None:
         self.ready = False
         log.info("daemon_stopping", reason=reason, in_flight=len(self._inflight))
@@ -549,7 +557,7 @@ class Daemon:
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.pool.busy() and self._stop_signals < 2 and time.monotonic() < deadline:
             ready = wait([self.inbox, *self.pool.handles()], min(0.5, deadline - time.monotonic()))
-            self.inbox.drain()
+            self._refuse_calls()
             self._finish(self.pool.collect(ready))
         if self.pool.busy():
             why = "second signal" if self._stop_signals >= 2 else "shutdown timeout"
@@ -568,5 +576,6 @@ class Daemon:
         if self.journal is not None:
             self.journal.close()
         self._lock.release()
+        self._refuse_calls()
         self.inbox.close()
         log.info("daemon_stopped", reason=reason, returned=returned, **self.totals)
