@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -234,10 +235,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r), flush=True)
     if args.only:
         return 0
-    base = sorted(r["files_per_s"] for r in results if r["variant"] == "no-dashboard")
-    dash = sorted(r["files_per_s"] for r in results if r["variant"] == "dashboard")
-    base_fps, dash_fps = base[len(base) // 2], dash[len(dash) // 2]  # medians
+    # Medians over the interleaved repeats: a shared machine makes single runs noisy.
+    base_fps = statistics.median(
+        r["files_per_s"] for r in results if r["variant"] == "no-dashboard"
+    )
+    dash_fps = statistics.median(r["files_per_s"] for r in results if r["variant"] == "dashboard")
     ratio = dash_fps / base_fps
+    cpu = {
+        v: statistics.median(r["daemon_cpu_s"] for r in results if r["variant"] == v)
+        for v in ("no-dashboard", "dashboard")
+    }
     worst_p99 = max(
         lat["p99_ms"] for r in results if "latency" in r for lat in r["latency"].values()
     )
@@ -247,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "no_dashboard_files_per_s": base_fps,
         "dashboard_files_per_s": dash_fps,
         "throughput_ratio": round(ratio, 3),
+        "daemon_cpu_s_median": cpu,
         "probe_p99_ms_worst": worst_p99,
         "runs": results,
     }
