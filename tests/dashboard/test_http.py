@@ -303,8 +303,4 @@ def test_port_in_use_is_a_clear_error(start_daemon: Any) -> None:
         d = start_daemon("--port", str(port), wait=False, dashboard=True)
         wait_until(lambda: "dashboard cannot listen" in d.output(), 30, "the bind error")
         assert f"127.0.0.1:{port}: Address already in use" in d.output()
-        if d.proc.poll() is None:
-            # main.py has printed the error and returned 2, but Daemon.run() does not shut
-            # down what _start() had started when on_ready raises (reported to daemon/).
-            pytest.xfail("daemon/core.py: an error in on_ready leaves the watcher running")
         assert d.wait_exit() == 2
