@@ -149,7 +149,8 @@ SETTINGS: tuple[Setting, ...] = (
         "settle",
         _non_negative_float,
         0.5,
-        "seconds a file's size and mtime must stay unchanged before it is claimed",
+        "seconds a file must stay unchanged before it is claimed (half that once its "
+        "writer closed it)",
         metavar="SECONDS",
     ),
     Setting(

@@ -257,6 +257,8 @@ class Daemon:
             kind = item[0]
             if kind == "file":
                 self.intake.seen(item[1], now)
+            elif kind == "closed":
+                self.intake.seen(item[1], now, closed=True)
             elif kind == "gone":
                 self.intake.gone(item[1])
             elif kind == "dir":

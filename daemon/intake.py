@@ -63,8 +63,8 @@ class Intake:
     def oldest(self) -> float | None:
         return self.settler.oldest()
 
-    def seen(self, path: str, now: float) -> None:
-        """The watcher says something changed at `path`."""
+    def seen(self, path: str, now: float, closed: bool = False) -> None:
+        """The watcher says something changed at `path` (`closed`: a writer closed it)."""
         if path in self._settled_set:
             return
         try:
@@ -75,7 +75,7 @@ class Intake:
         if stat.S_ISDIR(st.st_mode):
             self.scan(path)
         else:
-            self.settler.touch(path, now, signature(st))
+            self.settler.touch(path, now, signature(st), closed)
 
     def gone(self, path: str) -> None:
         self.settler.forget(path)

@@ -6,6 +6,11 @@ appended every 100 ms is never ready mid-write), and the window is measured from
 change the daemon saw, not from the file's mtime: `cp -p` and `rsync -t` set old mtimes,
 so an old mtime says nothing about whether the writer is done. Files found by a scan
 (no event at all: a rename-in, the polling observer, a lost event) take the same window.
+
+A close-after-write event halves the window for that file: a writer that closed its file
+(`cp`, an upload, an editor's save) is usually done, so the file is claimed sooner; any
+later write restores the full window, so a writer that reopens the file to append is
+still never claimed mid-stream as long as it appends more often than every settle/2.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 def signature(st: os.stat_result) -> Signature:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+AFTER_CLOSE = 0.5  # the window after a close-after-write event, as a fraction of settle_s
 
 
 @dataclass
@@ -45,10 +53,13 @@ class Settler:
         """Monotonic time the longest-waiting pending file was first seen."""
         return min((p.first_seen for p in self._pending.values()), default=None)
 
-    def touch(self, path: str, now: float, sig: Signature | None) -> None:
-        """Something about `path` changed (or it was just found): restart its window."""
+    def touch(self, path: str, now: float, sig: Signature | None, closed: bool = False) -> None:
+        """Something about `path` changed (or it was just found): restart its window.
+
+        `closed`: the change was a close-after-write, so the window is shorter.
+        """
         p = self._pending.get(path)
-        deadline = now + self.settle_s
+        deadline = now + (self.settle_s * AFTER_CLOSE if closed else self.settle_s)
         if p is None:
             self._pending[path] = _Pending(sig, now, deadline, now)
         else:
@@ -82,8 +93,11 @@ class Settler:
         p = self._pending.get(path)
         if p is None:
             return False
-        if p.sig == sig and now - p.changed >= self.settle_s:
+        if p.sig == sig and now >= p.deadline:
             del self._pending[path]
             return True
-        self.touch(path, now if p.sig != sig else p.changed, sig)
+        if p.sig != sig:  # changed without an event we saw: the full window again
+            self.touch(path, now, sig)
+        else:  # checked before its deadline: keep waiting for the same one
+            heapq.heappush(self._heap, (p.deadline, path))
         return False

@@ -33,10 +33,11 @@ log = structlog.get_logger(__name__)
 # as "gone" + "file", exactly what a paired one becomes. A pair arrives in one read anyway.
 InotifyMoveEventGrouper.delay = 0.02
 
-# (kind, path): kind is "file" (something changed at path), "gone" or "dir" (scan it).
+# (kind, path): kind is "file" (something changed at path), "closed" (a writer closed it),
+# "gone" or "dir" (scan it).
 Sink = Callable[[str, str], None]
 
-_CHANGES = {"created", "modified", "closed", "attrib"}
+_CHANGES = {"created", "modified", "attrib"}
 
 
 def ignore_matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
@@ -75,6 +76,8 @@ class _Handler(FileSystemEventHandler):
             self._emit("file", os.fsdecode(event.dest_path))
         elif kind == "deleted":
             self._emit("gone", src)
+        elif kind == "closed":  # IN_CLOSE_WRITE (inotify only)
+            self._emit("closed", src)
         elif kind in _CHANGES:
             self._emit("file", src)
 

@@ -55,3 +55,30 @@ def test_oldest_reports_the_longest_waiting_file() -> None:
     s.touch("b", now=7.0, sig=SIG_A)
     s.touch("a", now=8.0, sig=SIG_B)  # a change does not make it younger
     assert s.oldest() == 5.0
+
+
+def test_a_close_after_write_halves_the_window() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=0.0, sig=SIG_A)  # created
+    s.touch("f", now=0.1, sig=SIG_B, closed=True)  # written and closed (cp)
+    assert s.due(0.34) == []
+    assert s.due(0.35) == ["f"]
+    assert s.check("f", 0.35, SIG_B) is True
+
+
+def test_a_write_after_a_close_restores_the_full_window() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=0.0, sig=SIG_A, closed=True)
+    s.touch("f", now=0.1, sig=SIG_B)  # reopened and appended to
+    assert s.due(0.4) == []
+    assert s.due(0.6) == ["f"]
+    assert s.check("f", 0.6, SIG_B) is True
+
+
+def test_a_change_no_event_reported_after_a_close_gets_the_full_window() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=0.0, sig=SIG_A, closed=True)
+    assert s.due(0.25) == ["f"]
+    assert s.check("f", 0.25, SIG_B) is False  # it changed: a lost event, or NFS
+    assert s.due(0.7) == []
+    assert s.due(0.75) == ["f"]
