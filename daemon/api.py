@@ -88,7 +88,7 @@ class DaemonAPI:
             job = slot.job
             if job is None:
                 continue
-            ref = d._inflight.get(job.uid)
+            ref = d.in_flight(job.uid)
             in_flight.append({
                 "uid": job.uid, "path": job.rel, "attempt": job.attempt,
                 "worker_pid": slot.pid, "running_s": round(now - slot.started, 3),

@@ -382,7 +382,13 @@ class Daemon:
                 ref.attempt -= 1
                 self._claimed.appendleft(ref)
                 return
-            log.info("file_started", path=ref.rel, attempt=ref.attempt, worker_pid=slot.pid)
+            log.info(
+                "file_started",
+                path=ref.rel,
+                state=ref.state.value,
+                attempt=ref.attempt,
+                worker_pid=slot.pid,
+            )
             self.events.publish(
                 "file_started", path=ref.rel, uid=ref.uid, attempt=ref.attempt, worker_pid=slot.pid
             )
@@ -485,6 +491,7 @@ class Daemon:
         log.warning(
             "file_retry_scheduled",
             path=ref.rel,
+            state=ref.state.value,
             attempt=ref.attempt,
             delay_s=round(delay, 3),
             error=error.get("message"),
@@ -522,6 +529,10 @@ class Daemon:
             self.notifier.watchdog()
         self.notifier.status(self._status_line())
         self.events.publish("status", **self.counts())
+
+    def in_flight(self, uid: str) -> FileRef | None:
+        """The file `uid` if a worker holds it now (read from other threads: a snapshot)."""
+        return self._inflight.get(uid)
 
     def counts(self) -> dict[str, int]:
         """Files the loop holds now, by where they are in their life."""

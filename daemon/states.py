@@ -201,6 +201,7 @@ def transition(
         path=new_rel,
         **({"from_path": old_rel} if old_rel != new_rel else {}),
         **{"from": old_state.value, "to": to.value},
+        state=to.value,
         attempt=ref.attempt,
         **({"reason": reason} if reason else {}),
         **fields,

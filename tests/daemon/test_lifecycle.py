@@ -180,7 +180,7 @@ def test_json_logs_carry_one_event_per_transition(queue: Queue, start_daemon) ->
         "underprocess",
         1,
     )
-    assert (done["from"], done["to"]) == ("underprocess", "processed")
+    assert (done["from"], done["to"], done["state"]) == ("underprocess", "processed", "processed")
     assert done["duration_ms"] >= 0 and done["level"] == "info" and "timestamp" in done
 
 
