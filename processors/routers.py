@@ -109,7 +109,29 @@ class Filter:
             out.put(self.to, [values[i] for i in idx], [origins[i] for i in idx])
 
 
-class TagRegex:
+class _Router:
+    """A router whose unmatched lines go to `default`: the node's first `to` tag when not
+    given, nowhere (dropped) when null."""
+
+    default: Any
+
+    def named_tags(self) -> list[str]:
+        raise NotImplementedError
+
+    def targets(self, to: tuple[str, ...]) -> list[str]:
+        tags = self.named_tags()
+        if self.default is _DEFAULT:
+            tags.append(to[0])
+        elif self.default is not None:
+            tags.append(self.default)
+        return list(dict.fromkeys(tags))
+
+    def start(self, ctx: Context) -> None:
+        if self.default is _DEFAULT:
+            self.default = ctx.to[0]
+
+
+class TagRegex(_Router):
     """Routes each line to the tag of the first (or every) rule whose pattern matches.
 
     Lines no rule matches go to `default` (the node's first `to` tag when not given;
@@ -135,17 +157,8 @@ class TagRegex:
         self.default = default if default in (_DEFAULT, None) else opt.tag("default", default)
         self.field = None if field is None else opt.string("field", field, empty=False)
 
-    def targets(self, to: tuple[str, ...]) -> list[str]:
-        tags = [t for _, t in self.rules]
-        if self.default is _DEFAULT:
-            tags.append(to[0])
-        elif self.default is not None:
-            tags.append(self.default)
-        return list(dict.fromkeys(tags))
-
-    def start(self, ctx: Context) -> None:
-        if self.default is _DEFAULT:
-            self.default = ctx.to[0]
+    def named_tags(self) -> list[str]:
+        return [t for _, t in self.rules]
 
     def _tags(self, line: Line) -> list[str]:
         text = line if line.__class__ is str and self.field is None else _text(line, self.field)
@@ -174,7 +187,7 @@ class TagRegex:
         buckets.put(out)
 
 
-class TagLevel:
+class TagLevel(_Router):
     """Routes by log level: a record's `field` (default "level"), or the first level word
     (ERROR, WARN, INFO, …) in a text line. `levels` maps level names to tags; any other
     level goes to `default` (the node's first `to` tag when not given; `null` drops)."""
@@ -186,17 +199,8 @@ class TagLevel:
         self.default = default if default in (_DEFAULT, None) else opt.tag("default", default)
         self.field = opt.string("field", field, empty=False)
 
-    def targets(self, to: tuple[str, ...]) -> list[str]:
-        tags = list(self.levels.values())
-        if self.default is _DEFAULT:
-            tags.append(to[0])
-        elif self.default is not None:
-            tags.append(self.default)
-        return list(dict.fromkeys(tags))
-
-    def start(self, ctx: Context) -> None:
-        if self.default is _DEFAULT:
-            self.default = ctx.to[0]
+    def named_tags(self) -> list[str]:
+        return list(self.levels.values())
 
     def level(self, line: Line) -> str | None:
         if line.__class__ is dict:
