@@ -317,6 +317,13 @@ class Daemon:
         except FileNotFoundError:
             self.journal.set_state(ref.uid, "missing", "removed before it was claimed")
             return None
+        except OSError as exc:  # e.g. a sub-folder it cannot move files out of
+            # The file stays in unprocessed/, untouched; the next rescan tries again, so the
+            # error is logged once per --rescan-interval until someone fixes it.
+            log.error("claim_failed", path=rel, state=State.QUEUED.value, error=str(exc),
+                      action="left in unprocessed/, retried at the next rescan")  # fmt: skip
+            self.journal.set_state(ref.uid, State.QUEUED.value, f"claim failed: {exc}")
+            return None
         return ref
 
     def _queued_ref(self, rel: str, st: os.stat_result) -> FileRef:
@@ -353,9 +360,18 @@ class Daemon:
         self.events.publish("file_failed", path=ref.rel, uid=ref.uid, error=reason)
 
     def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
+        """Write a summary the loop made itself (a reject, a give-up); never raises."""
         tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
-        write_summary(tmp, summary, self._fsync)
-        commit_results(self.folders.results, [(ref.uid, [(tmp, f"{ref.rel}.json")])], self._fsync)
+        try:
+            write_summary(tmp, summary, self._fsync)
+        except OSError as exc:
+            failed: dict[str, OSError] = {ref.uid: exc}
+        else:
+            items = [(ref.uid, [(tmp, f"{ref.rel}.json")])]
+            failed = commit_results(self.folders.results, items, self._fsync)
+        if ref.uid in failed:  # the reason is still in the journal and the log
+            log.error("summary_write_failed", path=ref.rel, error=str(failed[ref.uid]),
+                      reason=(summary.get("error") or {}).get("message"))  # fmt: skip
 
     # -- dispatch and outcomes -----------------------------------------------------
     def _requeue_recovered(self, ref: FileRef) -> None:
@@ -466,6 +482,13 @@ class Daemon:
             self.journal.set_state(ref.uid, "missing", "removed before it could be moved")
             log.warning("file_vanished", path=ref.rel, state=State.CLAIMED.value)
             return
+        except OSError as exc:  # processed/ or failed/ unwritable, a full disk, …
+            log.error("file_move_failed", path=ref.rel, state=State.CLAIMED.value,
+                      to="processed" if ok else "failed", error=str(exc))  # fmt: skip
+            if ok or ref.attempt < self.settings.max_attempts:
+                self._retry_or_fail(ref, error_info(exc))  # a re-run replaces its results
+            # else: it stays in underprocess/ and is recovered at the next start
+            return
         self.totals["processed" if ok else "failed"] += 1
         self.totals["bytes"] += summary.get("size") or 0
         self.events.publish(
@@ -521,8 +544,13 @@ class Daemon:
             return
         self._next_tick = now + TICK_S
         if self.watcher is not None and not self.watcher.alive():
-            self.watcher.restart()
-            self.intake.scan(self.queue_dir)
+            try:
+                self.folders.create()  # it may have died because unprocessed/ was removed
+                self.watcher.restart()
+            except (OSError, DaemonError) as exc:
+                log.error("watcher_restart_failed", error=str(exc), action="retry in 1 s")
+            else:
+                self.intake.scan(self.queue_dir)
         wd = self.notifier.watchdog_interval
         if wd is not None and now >= self._next_watchdog:
             self._next_watchdog = now + wd

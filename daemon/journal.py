@@ -89,13 +89,32 @@ class Journal:
         self.healthy = True
         self.last_error: str | None = None
         self._ids: dict[str, int] = {}  # uid -> row id, for the files alive in the queue
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
-        self._conn.commit()
+        try:
+            self._conn = self._open(path)
+        except sqlite3.DatabaseError as exc:  # corrupt, or not a database at all
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            log.error("journal_corrupt", path=str(path), error=str(exc), moved_to=str(aside),
+                      action="starting a new journal; the folders are the truth")  # fmt: skip
+            for suffix in ("", "-wal", "-shm"):
+                src = path.with_name(path.name + suffix)
+                if src.exists():
+                    src.rename(aside.with_name(aside.name + suffix))
+            self._conn = self._open(path)
         # Names of rows waiting in unprocessed/ (returned at shutdown, requeued): a claim
         # looks its file up only if its name is here, not with a query per file.
         self._queued = {r[0] for r in self._conn.execute(
             "SELECT rel FROM files WHERE state = 'unprocessed'")}  # fmt: skip
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        conn = connect(path)
+        try:
+            conn.executescript(SCHEMA)
+            conn.commit()
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:

@@ -1,0 +1,75 @@
+"""Errors in the environment (permissions, a corrupt journal, a deleted folder) are logged,
+never fatal, and everything resumes once they are fixed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import Queue, wait_until
+
+pytestmark = pytest.mark.integration
+
+# Root bypasses permissions; drop the capabilities that let it, so they really apply.
+NO_DAC = ("setpriv", "--bounding-set=-dac_override,-dac_read_search") if os.geteuid() == 0 else ()
+
+
+def test_a_folder_it_cannot_claim_from_is_logged_and_retried_at_rescans(
+    queue: Queue, start_daemon
+) -> None:
+    locked = queue.dir("unprocessed") / "locked"
+    locked.mkdir()
+    (locked / "a.log").write_text("waiting\n")
+    locked.chmod(0o555)  # no one may move files out of it
+    try:
+        d = start_daemon("--rescan-interval", "0.5", prefix=NO_DAC)
+        d.wait_event("claim_failed", path="locked/a.log")
+        queue.drop("free.log", "x\n")
+        wait_until(lambda: queue.files("processed") == ["free.log"], 30, "other files flow")
+        assert d.proc.poll() is None
+    finally:
+        locked.chmod(0o755)
+    wait_until(lambda: "locked/a.log" in queue.files("processed"), 30, "claimed once fixed")
+    assert queue.summaries()["locked/a.log"]["status"] == "processed"
+
+
+def test_a_processed_folder_it_cannot_write_is_retried_until_fixed(
+    queue: Queue, start_daemon
+) -> None:
+    d = start_daemon("--max-attempts", "50", prefix=NO_DAC)  # start-up would refuse it
+    queue.dir("processed").chmod(0o555)  # broken while running
+    try:
+        queue.drop("a.log", "line\n")
+        d.wait_event("file_move_failed", path="a.log")
+        assert queue.files("underprocess") == ["a.log"], "kept, not lost"
+    finally:
+        queue.dir("processed").chmod(0o755)
+    wait_until(lambda: queue.files("processed") == ["a.log"], 60, "moved once fixed")
+    summary = queue.summaries()["a.log"]
+    assert summary["status"] == "processed" and summary["attempts"] >= 2
+    assert [p.name for p in queue.results.glob("a.log*")].count("a.log.json") == 1
+
+
+def test_a_corrupt_journal_is_moved_aside_and_rebuilt(queue: Queue, start_daemon) -> None:
+    meta = queue.root / ".folderd"
+    meta.mkdir()
+    (meta / "journal.sqlite3").write_bytes(b"not a database, just bytes\n" * 100)
+    queue.drop("a.log", "x\n")
+    d = start_daemon()
+    assert d.events("journal_corrupt")
+    wait_until(lambda: queue.files("processed") == ["a.log"], 30, "processed")
+    assert any(p.name.startswith("journal.sqlite3.corrupt-") for p in meta.iterdir())
+
+
+def test_unprocessed_deleted_while_running_is_recreated_and_watched_again(
+    queue: Queue, start_daemon
+) -> None:
+    d = start_daemon()
+    shutil.rmtree(queue.dir("unprocessed"))
+    d.wait_event("watcher_died", timeout=30)
+    wait_until(lambda: queue.dir("unprocessed").is_dir(), 30, "unprocessed/ recreated")
+    wait_until(lambda: len(d.events("watcher_started")) >= 2, 30, "watcher restarted")
+    queue.drop("back.log", "x\n")
+    wait_until(lambda: queue.files("processed") == ["back.log"], 30, "watched again")
