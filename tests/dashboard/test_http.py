@@ -63,6 +63,9 @@ def test_health_status_and_metrics(dashboard: Dashboard) -> None:
         "folderd_oldest_queued_age_seconds",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
+        "folderd_worker_deaths_total 0.0",
+        "folderd_watcher_overflows_total 0.0",
+        "folderd_watcher_restarts_total 0.0",
     ):
         assert name in text, name
 
