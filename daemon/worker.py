@@ -118,7 +118,8 @@ class _Outputs:
 
     def discard(self) -> None:
         for suffix, f in self.files.items():
-            f.close()
+            with contextlib.suppress(OSError):  # flushing on close can fail (a full disk)
+                f.close()
             _unlink(self.paths[suffix])
 
 
@@ -131,7 +132,9 @@ def write_summary(path: str, summary: dict[str, Any], fsync: bool) -> None:
     data = orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:  # a write to a regular file may still be short
+            view = view[os.write(fd, view) :]
         if fsync:
             os.fsync(fd)
     finally:
