@@ -73,19 +73,15 @@ class DaemonCollector(Collector):
             "folderd_workers_alive", "Live workers", value=workers_alive(workers)
         )
         yield GaugeMetricFamily("folderd_workers_busy", "Busy workers", value=workers["busy"])
-        yield CounterMetricFamily(
-            "folderd_worker_deaths", "Worker processes that died (replaced)",
-            value=workers["deaths"],
-        )  # fmt: skip
         watcher = st["watcher"]
-        yield CounterMetricFamily(
-            "folderd_watcher_overflows", "inotify queue overflows (each triggers a rescan)",
-            value=watcher["overflows"],
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "folderd_watcher_restarts", "Watcher threads found dead and restarted",
-            value=watcher["restarts"],
-        )  # fmt: skip
+        for name, value, help_ in (
+            ("folderd_worker_deaths", workers["deaths"], "Worker processes that died (replaced)"),
+            ("folderd_watcher_overflows", watcher["overflows"],
+             "inotify queue overflows (each triggers a rescan)"),
+            ("folderd_watcher_restarts", watcher["restarts"],
+             "Watcher threads found dead and restarted"),
+        ):  # fmt: skip
+            yield CounterMetricFamily(name, help_, value=value)
         yield GaugeMetricFamily(
             "folderd_journal_healthy", "1 when the journal is writable",
             value=1 if st["journal"]["healthy"] else 0,
