@@ -8,6 +8,7 @@ stay fast while the daemon is busy.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -64,22 +65,47 @@ async def status(request: Request) -> Response:
     return ORJSONResponse(snapshot.status(_dash(request)))
 
 
-def files(request: Request) -> Response:
+def files_page(request: Request) -> dict[str, Any]:
+    """The Files query, from the request's parameters (the JSON API and the page share it)."""
     p = request.query_params
+    return snapshot.files_blocking(
+        _dash(request),
+        state=p.get("state"),
+        q=p.get("q"),
+        limit=int_param(request, "limit", 50),
+        before=p.get("before"),
+        after=p.get("after"),
+    )
+
+
+def errors_page(request: Request) -> dict[str, Any]:
+    """The Errors query, from the request's parameters."""
+    return snapshot.errors_blocking(
+        _dash(request),
+        limit=int_param(request, "limit", 50),
+        before=request.query_params.get("before"),
+    )
+
+
+def guarded(
+    request: Request,
+    query: Callable[[Request], Any],
+    ok: Callable[[Any], Response],
+    fail: Callable[[str, int], Response],
+) -> Response:
+    """Answer `ok(query(request))`, or `fail(message, status)`: a bad parameter is 400, a
+    journal that cannot be read is 503."""
     try:
-        page = snapshot.files_blocking(
-            _dash(request),
-            state=p.get("state"),
-            q=p.get("q"),
-            limit=int_param(request, "limit", 50),
-            before=p.get("before"),
-            after=p.get("after"),
-        )
+        data = query(request)
     except ValueError as exc:
-        return error(str(exc), 400)
+        return fail(str(exc), 400)
     except sqlite3.Error as exc:
-        return error(f"journal unavailable: {exc}", 503)
-    return ORJSONResponse(page)
+        return fail(f"journal unavailable: {exc}", 503)
+    return ok(data)
+
+
+def files(request: Request) -> Response:
+    return guarded(request, files_page, ORJSONResponse, error)
 
 
 def file_detail(request: Request) -> Response:
@@ -93,17 +119,7 @@ def file_detail(request: Request) -> Response:
 
 
 def errors(request: Request) -> Response:
-    try:
-        page = snapshot.errors_blocking(
-            _dash(request),
-            limit=int_param(request, "limit", 50),
-            before=request.query_params.get("before"),
-        )
-    except ValueError as exc:
-        return error(str(exc), 400)
-    except sqlite3.Error as exc:
-        return error(f"journal unavailable: {exc}", 503)
-    return ORJSONResponse(page)
+    return guarded(request, errors_page, ORJSONResponse, error)
 
 
 def pipeline(request: Request) -> Response:

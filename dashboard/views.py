@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from daemon.api import ActionError
 from dashboard import auth, queries, snapshot
-from dashboard.api import int_param
+from dashboard.api import errors_page, files_page, guarded
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -53,21 +53,12 @@ async def overview(request: Request) -> Response:
 
 
 def files(request: Request) -> Response:
-    p = request.query_params
-    try:
-        data = snapshot.files_blocking(
-            _dash(request),
-            state=p.get("state") or None,
-            q=p.get("q") or None,
-            limit=int_param(request, "limit", 50),
-            before=p.get("before"),
-            after=p.get("after"),
-        )
-    except ValueError as exc:
-        return problem(request, str(exc), 400)
-    except sqlite3.Error as exc:
-        return problem(request, f"journal unavailable: {exc}", 503)
-    return render(request, "files", {"d": data})
+    return guarded(
+        request,
+        files_page,
+        lambda data: render(request, "files", {"d": data}),
+        lambda message, status: problem(request, message, status),
+    )
 
 
 def file_detail(request: Request) -> Response:
@@ -82,17 +73,12 @@ def file_detail(request: Request) -> Response:
 
 
 def errors(request: Request) -> Response:
-    try:
-        data = snapshot.errors_blocking(
-            _dash(request),
-            limit=int_param(request, "limit", 50),
-            before=request.query_params.get("before"),
-        )
-    except ValueError as exc:
-        return problem(request, str(exc), 400)
-    except sqlite3.Error as exc:
-        return problem(request, f"journal unavailable: {exc}", 503)
-    return render(request, "errors", {"d": data})
+    return guarded(
+        request,
+        errors_page,
+        lambda data: render(request, "errors", {"d": data}),
+        lambda message, status: problem(request, message, status),
+    )
 
 
 def pipeline(request: Request) -> Response:
