@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,14 +235,20 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
     return ReaderConfig(kind, encoding, errors, delimiter[:1] or ",", quotechar[:1] or '"', header)
 
 
+def _objects(c: _Checker, items: list[Any], key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(JSON path, item) for each object in the list at `$.key`; anything else is a problem."""
+    for i, item in enumerate(items):
+        path = f"$.{key}[{i}]"
+        if isinstance(item, dict):
+            yield path, item
+        else:
+            c.fail(path, f"expected an object, got {_kind(item)}")
+
+
 def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[RouteConfig, ...]:
     items = c.typed(raw, "routes", "$", list, [{"start": "end"}])
     routes = []
-    for i, item in enumerate(items):
-        path = f"$.routes[{i}]"
-        if not isinstance(item, dict):
-            c.fail(path, f"expected an object, got {_kind(item)}")
-            continue
+    for path, item in _objects(c, items, "routes"):
         c.keys(item, path, ("glob", "regex", "head", "start", "reader"))
         if "start" not in item:
             c.fail(f"{path}.start", "missing", "the tag this file's lines start at")
@@ -266,11 +273,7 @@ def _nodes(c: _Checker, raw: dict[str, Any]) -> tuple[NodeConfig, ...]:
     items = c.typed(raw, "nodes", "$", list, [])
     nodes = []
     names: dict[str, str] = {}
-    for i, item in enumerate(items):
-        path = f"$.nodes[{i}]"
-        if not isinstance(item, dict):
-            c.fail(path, f"expected an object, got {_kind(item)}")
-            continue
+    for path, item in _objects(c, items, "nodes"):
         c.keys(item, path, ("name", "tag", "use", "to", "options"))
         missing = [key for key in ("tag", "use") if key not in item]
         for key in missing:
