@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import orjson
@@ -40,12 +41,17 @@ def _stale_outputs(summary_path: str, uid: str, keep: set[str]) -> list[str]:
 
 
 def commit_results(
-    results: Path, items: list[tuple[str, list[tuple[str, str]]]], fsync: bool
+    results: Path,
+    items: list[tuple[str, list[tuple[str, str]]]],
+    fsync: bool,
+    reruns: Collection[str] = (),
 ) -> dict[str, OSError]:
     """Rename each item's temps to their final names under `results`.
 
-    `items` is [(uid, [(temp path, final rel)…])…] with each item's summary last. Returns
-    the uids whose commit failed, with the error (their temps are removed; retry them).
+    `items` is [(uid, [(temp path, final rel)…])…] with each item's summary last; `reruns`
+    the uids an earlier attempt may have committed results for (only theirs are checked for
+    outputs this attempt no longer makes). Returns the uids whose commit failed, with the
+    error (their temps are removed; retry them).
     """
     root = str(results)
     touched: set[str] = set()
@@ -54,7 +60,8 @@ def commit_results(
         try:
             summary_rel = temps[-1][1]
             keep = {final for _, final in temps[:-1]}
-            for stale in _stale_outputs(os.path.join(root, summary_rel), uid, keep):
+            old = os.path.join(root, summary_rel)
+            for stale in _stale_outputs(old, uid, keep) if uid in reruns else ():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(root, stale))
             for tmp, final in temps:

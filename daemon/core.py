@@ -368,7 +368,7 @@ class Daemon:
             failed: dict[str, OSError] = {ref.uid: exc}
         else:
             items = [(ref.uid, [(tmp, f"{ref.rel}.json")])]
-            failed = commit_results(self.folders.results, items, self._fsync)
+            failed = commit_results(self.folders.results, items, self._fsync, {ref.uid})
         if ref.uid in failed:  # the reason is still in the journal and the log
             log.error("summary_write_failed", path=ref.rel, error=str(failed[ref.uid]),
                       reason=(summary.get("error") or {}).get("message"))  # fmt: skip
@@ -455,7 +455,8 @@ class Daemon:
         if not commits:
             return
         items = [(ref.uid, outcome.temps) for ref, outcome in commits]
-        failed = commit_results(self.folders.results, items, self._fsync)
+        reruns = {ref.uid for ref, _ in commits if ref.attempt > 1}
+        failed = commit_results(self.folders.results, items, self._fsync, reruns)
         for ref, outcome in commits:
             if ref.uid in failed:
                 self._retry_or_fail(ref, error_info(failed[ref.uid]))
