@@ -231,3 +231,22 @@ def test_summary_records_what_design_promises(queue: Queue, start_daemon) -> Non
         assert key in s, key
     assert s["lines_in"] == 3 and s["status"] == "processed" and s["attempts"] == 1
     assert os.path.exists(queue.results / s["output_files"][0])
+
+
+def test_files_renamed_or_moved_away_before_they_settle_are_never_claimed(
+    queue: Queue, start_daemon, tmp_path
+) -> None:
+    # The watcher is not told about moves out of unprocessed/ (see daemon/watcher.py); the
+    # settle check and the claim notice the file is gone instead.
+    d = start_daemon("--settle", "1.0")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    queue.drop("before.log", "renamed in place\n").rename(queue.dir("unprocessed") / "after.log")
+    queue.drop("taken.log", "moved out\n").rename(elsewhere / "taken.log")
+    queue.drop("marker.log", "dropped last\n")
+    wait_until(lambda: len(queue.files("processed")) == 2, 30, "two files processed")
+    assert queue.files("processed") == ["after.log", "marker.log"]
+    assert queue.files("failed") == [] and queue.files("underprocess") == []
+    assert (elsewhere / "taken.log").read_text() == "moved out\n"
+    assert sorted(queue.summaries()) == ["after.log", "marker.log"]
+    assert not d.events("claim_failed") and not d.events("file_vanished")

@@ -74,3 +74,23 @@ def test_a_dead_observer_is_detected_and_restarted(watched) -> None:
     wait_until(
         lambda: ("file", str(root / "after.log")) in _drain(events), 10, "events after restart"
     )
+
+
+def test_moves_out_of_the_tree_are_not_reported_moves_into_it_are(watched, tmp_path) -> None:
+    # Each claim renames a file out of unprocessed/: the inotify mask leaves IN_MOVED_FROM
+    # out, so claims cost no event; what arrives by rename is still reported.
+    root, _, events = watched
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "in.log").write_text("x\n")
+    (root / "leaving.log").write_text("x\n")
+    wait_until(lambda: ("closed", str(root / "leaving.log")) in _drain(events), 10, "write seen")
+    (root / "leaving.log").rename(outside / "leaving.log")
+    (outside / "in.log").rename(root / "in.log")
+    seen: list[tuple[str, str]] = []
+    wait_until(
+        lambda: seen.extend(_drain(events)) or ("file", str(root / "in.log")) in seen,
+        10,
+        "the move in reported",
+    )
+    assert all("leaving.log" not in p for _, p in seen), seen
