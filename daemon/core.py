@@ -60,19 +60,23 @@ class Inbox:
     def __init__(self) -> None:
         self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._armed = False  # a wake-up byte is on its way: later puts need not write one
 
     def fileno(self) -> int:
         return self._r
 
     def put(self, *item: Any) -> None:
         self._q.put(item)
-        self.wake()
+        if not self._armed:  # a burst of watcher events costs one write, not one each
+            self._armed = True
+            self.wake()
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.write(self._w, b"!")
 
     def drain(self) -> list[tuple[Any, ...]]:
+        self._armed = False  # before reading the queue: a put after this point wakes us
         with contextlib.suppress(BlockingIOError):
             while os.read(self._r, 4096):
                 pass
