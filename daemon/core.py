@@ -4,8 +4,9 @@ Everything that happens reaches the loop through one place it waits on: the inbo
 events, signals, dashboard commands, each with a wake-up byte on a pipe) and the worker
 pool's pipes and process sentinels. Each iteration is the same short list of steps
 (`_step`); signal handlers only set flags. Workers do the heavy, parallel part (reading,
-the pipeline, writing and fsyncing temp results); the loop does the cheap, ordered part
-(stat, claim, commit renames, journal), so there is never a race over a file's state.
+the pipeline, writing, fsyncing and committing results under the file's own names); the
+loop does the ordered part (stat, claim, the input's moves, journal), so there is never a
+race over a file's state.
 """
 
 from __future__ import annotations
@@ -366,15 +367,15 @@ class Daemon:
     def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
         """Write a summary the loop made itself (a reject, a give-up); never raises."""
         tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
+        temps = [(tmp, f"{ref.rel}.json")]
         try:
             write_summary(tmp, summary, self._fsync)
-        except OSError as exc:
-            failed: dict[str, OSError] = {ref.uid: exc}
+        except OSError as write_error:
+            exc: OSError | None = write_error
         else:
-            items = [(ref.uid, [(tmp, f"{ref.rel}.json")])]
-            failed = commit_results(self.folders.results, items, self._fsync, {ref.uid})
-        if ref.uid in failed:  # the reason is still in the journal and the log
-            log.error("summary_write_failed", path=ref.rel, error=str(failed[ref.uid]),
+            exc = commit_results(self.folders.results, ref.uid, temps, self._fsync, rerun=True)
+        if exc is not None:  # the reason is still in the journal and the log
+            log.error("summary_write_failed", path=ref.rel, error=str(exc),
                       reason=(summary.get("error") or {}).get("message"))  # fmt: skip
 
     # -- dispatch and outcomes -----------------------------------------------------
@@ -439,11 +440,10 @@ class Daemon:
             self._claimed.append(heapq.heappop(self._retry)[2])
 
     def _finish(self, done: list[tuple[Job, Outcome]]) -> None:
-        commits: list[tuple[FileRef, Outcome]] = []
         for job, outcome in done:
             ref = self._inflight.pop(job.uid)
-            if outcome.status in ("processed", "failed"):
-                commits.append((ref, outcome))
+            if outcome.status in ("processed", "failed"):  # its results are committed
+                self._move_done(ref, outcome.summary)
             elif outcome.status == "unstarted":  # prefetched by a worker that then died
                 ref.attempt -= 1
                 self._claimed.appendleft(ref)
@@ -456,16 +456,6 @@ class Daemon:
                 )
             else:
                 self._retry_or_fail(ref, outcome.summary.get("error") or {})
-        if not commits:
-            return
-        items = [(ref.uid, outcome.temps) for ref, outcome in commits]
-        reruns = {ref.uid for ref, _ in commits if ref.attempt > 1}
-        failed = commit_results(self.folders.results, items, self._fsync, reruns)
-        for ref, outcome in commits:
-            if ref.uid in failed:
-                self._retry_or_fail(ref, error_info(failed[ref.uid]))
-                continue
-            self._move_done(ref, outcome.summary)
 
     def _move_done(self, ref: FileRef, summary: dict[str, Any]) -> None:
         assert self.journal is not None

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from daemon.worker import Job, Outcome, base_summary, error_info, finish_summary, process_file
+from daemon.worker import Job, Outcome, base_summary, error_info, finish_summary, run_job
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +81,7 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
             def progress(n: int, uid: str = job.uid) -> None:
                 conn.send(("progress", uid, n))
 
-            outcome = process_file(job, pipeline, progress)
+            outcome = run_job(job, pipeline, progress)
         outcome.worker_pid = os.getpid()
         try:
             conn.send(outcome)

@@ -39,7 +39,7 @@ def run_single(
     if outcome.status == "retry":
         summary["status"] = "failed"
     if outcome.temps:
-        failed = commit_results(results, [(job.uid, outcome.temps)], fsync)
-        if job.uid in failed:
-            raise DaemonError(f"cannot write results to {results}: {failed[job.uid]}")
+        exc = commit_results(results, job.uid, outcome.temps, fsync)
+        if exc is not None:
+            raise DaemonError(f"cannot write results to {results}: {exc}")
     return summary

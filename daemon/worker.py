@@ -3,8 +3,10 @@
 `process_file()` reads the claimed input (never following a symlink, never opening
 anything but a regular file), hashes it while the pipeline streams it, writes every output
 and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync)
-and returns an `Outcome`: the temp → final names to commit, or why it failed. It never
-renames into `results/` itself: committing is the main process's job (`daemon.commit`).
+and returns an `Outcome`: the temp → final names to commit, or why it failed.
+`run_job()`, what a worker process runs, then commits them (`daemon.commit`): the renames
+and directory fsyncs happen in the workers, in parallel, and the main loop only moves the
+input once its outcome, results already durable, comes back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, BinaryIO, TextIO
 
 import orjson
 
+from daemon.commit import commit_results
 from processors import Pipeline, ProcessorError
 
 _SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
@@ -37,8 +40,12 @@ class Job:
     original: str
     src: str  # absolute path to open
     attempt: int
-    tmp_dir: str
+    tmp_dir: str  # results/.folderd-tmp
     fsync: bool
+
+    @property
+    def results_dir(self) -> str:
+        return os.path.dirname(self.tmp_dir)
 
 
 @dataclass
@@ -47,7 +54,7 @@ class Outcome:
 
     status: str
     summary: dict[str, Any]
-    temps: list[tuple[str, str]] = field(default_factory=list)  # (temp path, final rel)
+    temps: list[tuple[str, str]] = field(default_factory=list)  # (temp, final rel) to commit
     worker_pid: int = 0
 
 
@@ -237,6 +244,22 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
     temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
     summary["output_files"] = [final for _, final in temps]
     return _with_summary(job, summary, "processed", started, temps)
+
+
+def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
+    """`process_file`, then its results committed: a processed or failed outcome comes
+    back with its outputs and summary durable in results/ (no temps left), or as a retry
+    if they could not be committed (full disk, results/ unwritable)."""
+    outcome = process_file(job, pipeline, progress)
+    if not outcome.temps:
+        return outcome
+    rerun = job.attempt > 1  # only a re-run can find an earlier attempt's outputs
+    exc = commit_results(Path(job.results_dir), job.uid, outcome.temps, job.fsync, rerun)
+    outcome.temps = []
+    if exc is not None:
+        outcome.summary["error"] = error_info(exc, message=f"committing results: {exc}")
+        return Outcome("retry", outcome.summary)
+    return outcome
 
 
 def _with_summary(

@@ -28,11 +28,11 @@ def test_a_rerun_replaces_its_results_and_drops_outputs_it_no_longer_makes(
     results.mkdir()
     tmp.mkdir()
     first = _temps(tmp, "u1", {"out": "old\n", "errors": "e\n"}, "sub/a.log")
-    assert commit_results(results, [("u1", first)], fsync=True) == {}
+    assert commit_results(results, "u1", first, fsync=True) is None
     assert (results / "sub/a.log.errors").exists()
 
     again = _temps(tmp, "u1", {"out": "new\n"}, "sub/a.log")
-    assert commit_results(results, [("u1", again)], fsync=True, reruns={"u1"}) == {}
+    assert commit_results(results, "u1", again, fsync=True, rerun=True) is None
     assert (results / "sub/a.log.out").read_text() == "new\n"
     assert not (results / "sub/a.log.errors").exists()
     assert list(tmp.iterdir()) == []
@@ -42,7 +42,7 @@ def test_outputs_listed_by_another_inputs_summary_are_never_removed(tmp_path: Pa
     results, tmp = tmp_path / "results", tmp_path / "tmp"
     results.mkdir()
     tmp.mkdir()
-    assert commit_results(results, [("u1", _temps(tmp, "u1", {"errors": "e\n"}, "a"))], True) == {}
+    assert commit_results(results, "u1", _temps(tmp, "u1", {"errors": "e\n"}, "a"), True) is None
     other = _temps(tmp, "u2", {"out": "x\n"}, "a")
-    assert commit_results(results, [("u2", other)], fsync=False, reruns={"u2"}) == {}
+    assert commit_results(results, "u2", other, fsync=False, rerun=True) is None
     assert (results / "a.errors").exists(), "u1's output is not u2's to remove"

@@ -52,6 +52,28 @@ def test_a_processed_folder_it_cannot_write_is_retried_until_fixed(
     assert [p.name for p in queue.results.glob("a.log*")].count("a.log.json") == 1
 
 
+def test_results_it_cannot_commit_are_retried_and_nothing_is_half_written(
+    queue: Queue, start_daemon
+) -> None:
+    # Workers commit their own results: a results folder they cannot write into turns the
+    # attempt into a retry, the input stays in underprocess/, and no temp is left behind.
+    locked = queue.results / "sub"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        d = start_daemon("--max-attempts", "50", prefix=NO_DAC)
+        queue.drop("sub/a.log", "line\n")
+        retry = d.wait_event("file_retry_scheduled", path="sub/a.log")
+        assert "committing results" in retry["error"]
+        assert queue.files("underprocess") == ["sub/a.log"], "kept, not lost"
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+    wait_until(lambda: queue.files("processed") == ["sub/a.log"], 60, "processed once fixed")
+    assert queue.summaries()["sub/a.log"]["status"] == "processed"
+    assert queue.temp_results() == []
+
+
 def test_a_corrupt_journal_is_moved_aside_and_rebuilt(queue: Queue, start_daemon) -> None:
     meta = queue.root / ".folderd"
     meta.mkdir()
