@@ -11,12 +11,20 @@ durable), rename the input to processed/. Both run with and without fsync. folde
 pass-through pipeline (every line to `<file>.out`), the floor's work; what the default log
 pipeline costs is bench_pipeline's subject (`--config pipeline_config.json` to include it).
 
-    python -m bench.bench_daemon [--files 2000] [--samples 40] [--settle 0.5] [--config F]
+Each burst runs `--rounds` times, floor and folderd back to back, and the median of the
+per-round ratios is the figure: on a shared VM the floor alone moves by 2-7x between
+minutes. Every measurement gets a directory of its own, all removed at the end: deleting
+thousands of files between runs put this VM's filesystem into a slow mode (5-8x the
+system time per file) for tens of seconds, which hit whichever side ran next.
+
+    python -m bench.bench_daemon [--files 2000] [--rounds 3] [--samples 40] [--settle 0.5]
+                                 [--config F]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import signal
@@ -66,8 +74,12 @@ def floor_one(base: Path, name: str, fsync: bool) -> None:
     os.rename(up, base / "processed" / name)
 
 
+_runs = itertools.count(1)
+
+
 def _fresh(base: Path) -> Path:
-    shutil.rmtree(base, ignore_errors=True)
+    """A new, empty queue beside `base` (nothing is deleted until the whole run ends)."""
+    base = base.with_name(f"{base.name}-{next(_runs)}")
     for d in ("unprocessed", "underprocess", "processed", "failed", "results", "staging"):
         (base / d).mkdir(parents=True)
     return base
@@ -182,44 +194,60 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def _ratio_rows(label: str, n: int, rounds: int, fsync: bool, settle: float) -> None:
+    """One row per round, then the medians: floor and folderd back to back each round."""
+    ratios, steady_ratios = [], []
+    for r in range(1, rounds + 1):
+        f = floor_burst(n, fsync)
+        raw, steady = daemon_burst(n, fsync, settle)
+        ratios.append(raw / f)
+        steady_ratios.append(steady / f)
+        print(f"| burst {n} x 1 KiB, files/s, round {r} | {label} | {f:,.0f} | {raw:,.0f} "
+              f"({steady:,.0f} after the {settle}s settle) | {raw / f:.0%} "
+              f"({steady / f:.0%}) |", flush=True)  # fmt: skip
+    print(f"| burst, median of {rounds} rounds | {label} | | | "
+          f"**{statistics.median(ratios):.0%}** (**{statistics.median(steady_ratios):.0%}**) |",
+          flush=True)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--samples", type=int, default=40)
     p.add_argument("--settle", type=float, default=0.5)
     p.add_argument("--config", type=Path, help="pipeline config (default: pass-through)")
     args = p.parse_args(argv)
     global CONFIG
-    OUT.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
     CONFIG = args.config
     if CONFIG is None:
-        CONFIG = OUT.parent / "pass_through.json"
+        CONFIG = OUT / "pass_through.json"
         CONFIG.write_bytes(PASS_THROUGH)
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
           f"filesystem of {OUT}, pipeline {CONFIG.name}")  # fmt: skip
     print("| workload | fsync | floor | folderd | folderd / floor |")
     print("|---|---|---|---|---|")
-    for fsync in (True, False):
-        label = "on" if fsync else "off (--no-fsync)"
-        f = floor_burst(args.files, fsync)
-        raw, steady = daemon_burst(args.files, fsync, args.settle)
-        print(f"| burst {args.files} x 1 KiB, files/s | {label} | {f:,.0f} | {raw:,.0f} "
-              f"({steady:,.0f} after the {args.settle}s settle) | {raw / f:.0%} "
-              f"({steady / f:.0%}) |", flush=True)  # fmt: skip
-    for fsync in (True, False):
-        label = "on" if fsync else "off (--no-fsync)"
-        fl = floor_latency(args.samples, fsync)
-        dl = daemon_latency(args.samples, fsync, args.settle)
-        over = (_pct(dl, 50) - args.settle) * 1e3
-        print(f"| latency one at a time, p50 / p95 ms | {label} | {_pct(fl, 50) * 1e3:.1f} / "
-              f"{_pct(fl, 95) * 1e3:.1f} (+ settle {args.settle * 1e3:.0f}) | "
-              f"{_pct(dl, 50) * 1e3:.0f} / {_pct(dl, 95) * 1e3:.0f} | "
-              f"p50 = settle + {over:.0f} ms |", flush=True)  # fmt: skip
-    cl = daemon_latency(args.samples, True, args.settle, cp=True)
-    print(f"| latency, written in place (cp) and closed, p50 / p95 ms | on | - | "
-          f"{_pct(cl, 50) * 1e3:.0f} / {_pct(cl, 95) * 1e3:.0f} | p50 = settle/2 + "
-          f"{(_pct(cl, 50) - args.settle / 2) * 1e3:.0f} ms |", flush=True)  # fmt: skip
-    shutil.rmtree(OUT, ignore_errors=True)
+    try:
+        for fsync in (True, False):
+            label = "on" if fsync else "off (--no-fsync)"
+            _ratio_rows(label, args.files, args.rounds, fsync, args.settle)
+        for fsync in (True, False):
+            label = "on" if fsync else "off (--no-fsync)"
+            fl = floor_latency(args.samples, fsync)
+            dl = daemon_latency(args.samples, fsync, args.settle)
+            over = (_pct(dl, 50) - args.settle) * 1e3
+            print(f"| latency one at a time, p50 / p95 ms | {label} | {_pct(fl, 50) * 1e3:.1f} / "
+                  f"{_pct(fl, 95) * 1e3:.1f} (+ settle {args.settle * 1e3:.0f}) | "
+                  f"{_pct(dl, 50) * 1e3:.0f} / {_pct(dl, 95) * 1e3:.0f} | "
+                  f"p50 = settle + {over:.0f} ms |", flush=True)  # fmt: skip
+        cl = daemon_latency(args.samples, True, args.settle, cp=True)
+        print(f"| latency, written in place (cp) and closed, p50 / p95 ms | on | - | "
+              f"{_pct(cl, 50) * 1e3:.0f} / {_pct(cl, 95) * 1e3:.0f} | p50 = settle/2 + "
+              f"{(_pct(cl, 50) - args.settle / 2) * 1e3:.0f} ms |", flush=True)  # fmt: skip
+    finally:
+        shutil.rmtree(OUT, ignore_errors=True)
     return 0
 
 
