@@ -5,6 +5,7 @@ every name is escaped by Jinja on the server, never assembled in the browser."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -52,13 +53,18 @@ async def overview(request: Request) -> Response:
     return render(request, "overview", {"s": data, "chart": snapshot.chart(data["throughput"])})
 
 
-def files(request: Request) -> Response:
+def _listing(request: Request, query: Callable[[Request], Any], template: str) -> Response:
+    """A page over one of the JSON API's queries (same parameters, same error mapping)."""
     return guarded(
         request,
-        files_page,
-        lambda data: render(request, "files", {"d": data}),
+        query,
+        lambda data: render(request, template, {"d": data}),
         lambda message, status: problem(request, message, status),
     )
+
+
+def files(request: Request) -> Response:
+    return _listing(request, files_page, "files")
 
 
 def file_detail(request: Request) -> Response:
@@ -73,12 +79,7 @@ def file_detail(request: Request) -> Response:
 
 
 def errors(request: Request) -> Response:
-    return guarded(
-        request,
-        errors_page,
-        lambda data: render(request, "errors", {"d": data}),
-        lambda message, status: problem(request, message, status),
-    )
+    return _listing(request, errors_page, "errors")
 
 
 def pipeline(request: Request) -> Response:
