@@ -1,31 +1,32 @@
 """What the dashboard may see and do: a snapshot of the daemon, and three actions.
 
-Reads (`status()`) are safe from any thread: they copy plain values the loop updates.
-Actions (`requeue`, `cancel`, `accept_upload`) run on the daemon's loop thread through
-`Daemon.call`, so a file's state is only ever changed by the thread that owns it. The
-journal is read by the dashboard with its own read-only connection (`journal.connect`).
+Reads (`snapshot`, `status()`) are safe from any thread: the loop publishes a frozen
+`Snapshot` after every step. Actions (`requeue`, `cancel`, `accept_upload`) run on the
+daemon's loop thread through `Daemon.call`, so a file's state is only ever changed by the
+thread that owns it. The dashboard reads the journal with its own read-only connections
+(`journal.connect`).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import time
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.errors import DaemonError
 from daemon.journal import connect
-from daemon.states import FileRef, State, free_name, transition
+from daemon.moves import admit, transition
+from daemon.snapshot import Snapshot
+from daemon.states import FileRef, Folders, State
 
 if TYPE_CHECKING:
     import sqlite3
 
+    from config.settings import Settings
     from daemon.core import Daemon
+    from daemon.events import EventBus
 
-VERSION = "0.1.0"
-UPLOAD_DIRNAME = ".folderd-upload"  # hidden, inside unprocessed/: same filesystem, never claimed
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -53,15 +54,15 @@ class DaemonAPI:
         self._timeout = action_timeout
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self._d.settings
 
     @property
-    def folders(self) -> Any:
+    def folders(self) -> Folders:
         return self._d.folders
 
     @property
-    def events(self) -> Any:
+    def events(self) -> EventBus:
         return self._d.events
 
     @property
@@ -74,58 +75,18 @@ class DaemonAPI:
 
     @property
     def upload_dir(self) -> Path:
-        d = self._d.folders.of(State.QUEUED) / UPLOAD_DIRNAME
+        d = self._d.folders.uploads
         d.mkdir(exist_ok=True)
         return d
 
     # -- reads -------------------------------------------------------------------
+    @property
+    def snapshot(self) -> Snapshot:
+        """What the loop published at the end of its last step (frozen: read freely)."""
+        return self._d.snapshot
+
     def status(self) -> dict[str, Any]:
-        d = self._d
-        now = time.monotonic()
-        watcher = d.watcher
-        in_flight = []
-        for slot in d.pool.busy():
-            job = slot.job
-            if job is None:
-                continue
-            ref = d.in_flight(job.uid)
-            in_flight.append({
-                "uid": job.uid, "path": job.rel, "attempt": job.attempt,
-                "worker_pid": slot.pid, "running_s": round(now - slot.started, 3),
-                "bytes_read": slot.bytes_read, "size": ref.size if ref else None,
-            })  # fmt: skip
-        journal = d.journal
-        return {
-            "version": VERSION,
-            "pid": os.getpid(),
-            "ready": d.ready,
-            "started_at": d.started_at,
-            "uptime_s": round(time.time() - d.started_at, 3),
-            "counts": d.counts(),
-            "oldest_queued_age_s": round(d.oldest_queued_age(), 3),
-            "loop": {"last_tick_age_s": round(now - d.last_tick, 3)},
-            "watcher": {
-                "alive": watcher.alive() if watcher else None,
-                "kind": watcher.kind if watcher else None,
-                "restarts": watcher.restarts if watcher else 0,
-                "overflows": watcher.overflows if watcher else 0,
-            },
-            "workers": {
-                "size": len(d.pool.slots),
-                "alive": d.pool.alive(),
-                "busy": len(in_flight),
-                "deaths": d.pool.deaths,
-                "pids": [s.pid for s in d.pool.slots],
-            },
-            "journal": {
-                "healthy": journal.healthy if journal else False,
-                "error": journal.last_error if journal else "not open",
-            },
-            "in_flight": in_flight,
-            "watch_dir": str(d.folders.root),
-            "results_dir": str(d.folders.results),
-            "pipeline": d.pipeline_config,
-        }
+        return self._d.snapshot.as_dict()
 
     # -- actions -------------------------------------------------------------------
     def _run(self, fn: Any) -> Any:
@@ -135,19 +96,19 @@ class DaemonAPI:
         """failed/ → unprocessed/ with fresh attempts; returns its name in unprocessed/."""
 
         def act() -> str:
-            with self.read_journal() as conn:
-                row = conn.execute(
-                    "SELECT rel, state, original, inode, size FROM files WHERE uid = ?", (uid,)
-                ).fetchone()
+            row = self._d.journal.get(uid)
             if row is None:
                 raise ActionError(f"no file with id {uid}", 404)
-            if row[1] != State.FAILED.value:
-                raise ActionError(f"only failed files can be requeued (this one is {row[1]})", 409)
-            ref = FileRef(uid, row[0], State.FAILED, 0, row[2], row[4] or 0, row[3] or 0)
+            if row.state is not State.FAILED:
+                raise ActionError(
+                    f"only failed files can be requeued (this one is {row.state.value})", 409
+                )
+            ref = FileRef(uid, row.rel, State.FAILED, 0, row.original, row.size or 0,
+                          row.inode or 0)  # fmt: skip
             try:
                 transition(self._d.folders, self._d.journal, ref, State.QUEUED, reason="requeued")
             except FileNotFoundError:
-                raise ActionError(f"{row[0]} is no longer in failed/", 409) from None
+                raise ActionError(f"{row.rel} is no longer in failed/", 409) from None
             return ref.rel
 
         return self._run(act)
@@ -172,10 +133,4 @@ class DaemonAPI:
         name = safe_upload_name(filename)
         if tmp.parent != self.upload_dir:
             raise ActionError("uploads must be staged in the upload directory", 400)
-
-        def act() -> str:
-            final = free_name(self._d.folders, State.QUEUED, name, uid="")
-            os.rename(tmp, self._d.folders.of(State.QUEUED) / final)
-            return final
-
-        return self._run(act)
+        return self._run(lambda: admit(self._d.folders, tmp, name))

@@ -13,13 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
 
-if TYPE_CHECKING:
-    from daemon.states import FileRef, State
+from daemon.states import FileRef, State
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +71,25 @@ def _result_args(summary: dict[str, Any]) -> list[Any]:
     ]
 
 
+class Row(NamedTuple):
+    """One file's journal row, as far as the daemon needs it."""
+
+    uid: str
+    rel: str
+    state: State
+    attempts: int
+    original: str
+    inode: int | None
+    size: int | None
+
+
+_ROW_COLUMNS = "uid, rel, state, attempts, original, inode, size"
+
+
+def _row(values: tuple[Any, ...]) -> Row:
+    return Row(values[0], values[1], State(values[2]), *values[3:])
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the pragmas folderd relies on (readers use readonly=True)."""
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
@@ -103,7 +121,7 @@ class Journal:
         # Names of rows waiting in unprocessed/ (returned at shutdown, requeued): a claim
         # looks its file up only if its name is here, not with a query per file.
         self._queued = {r[0] for r in self._conn.execute(
-            "SELECT rel FROM files WHERE state = 'unprocessed'")}  # fmt: skip
+            "SELECT rel FROM files WHERE state = ?", (State.QUEUED.value,))}  # fmt: skip
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -178,7 +196,7 @@ class Journal:
         now = time.time()
         sets = "state = ?, rel = ?, attempts = ?, updated = ?"
         args: list[Any] = [ref.state.value, ref.rel, ref.attempt, now]
-        if ref.state.value == "underprocess":
+        if ref.state is State.CLAIMED:
             sets += ", started = ?"
             args.append(now)
         if summary is not None:
@@ -195,11 +213,11 @@ class Journal:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (row_id, now, old.value if old else None, ref.state.value, ref.attempt, reason),
             )
-        if old is not None and old.value == "unprocessed":
+        if old is State.QUEUED:
             self._queued.discard(old_rel or ref.rel)
-        if ref.state.value == "unprocessed":
+        if ref.state is State.QUEUED:
             self._queued.add(ref.rel)
-        if ref.state.value in ("processed", "failed"):
+        if ref.state in (State.PROCESSED, State.FAILED):
             self._ids.pop(ref.uid, None)
 
     def started(self, ref: FileRef) -> None:
@@ -217,28 +235,38 @@ class Journal:
                 (time.time(), *_result_args(summary), uid),
             )
 
-    def find(self, state: State, rel: str) -> tuple[str, int, int | None] | None:
-        """(uid, attempts, inode) of the newest row in `state` under name `rel`."""
-        if state.value == "unprocessed" and rel not in self._queued:
+    def find(self, state: State, rel: str) -> Row | None:
+        """The newest row in `state` under name `rel`."""
+        if state is State.QUEUED and rel not in self._queued:
             return None
         with self._guard("find"):
             row = self._conn.execute(
-                "SELECT uid, attempts, inode FROM files WHERE state = ? AND rel = ?"
+                f"SELECT {_ROW_COLUMNS} FROM files WHERE state = ? AND rel = ?"
                 " ORDER BY id DESC LIMIT 1",
                 (state.value, rel),
             ).fetchone()
-            return (row[0], row[1], row[2]) if row else None
+            return _row(row) if row else None
         return None
 
-    def in_state(self, state: State) -> list[tuple[str, str]]:
-        """(uid, rel) of every row the journal believes is in `state`."""
+    def get(self, uid: str) -> Row | None:
+        """The row of file `uid`."""
+        with self._guard("get"):
+            row = self._conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM files WHERE uid = ?", (uid,)
+            ).fetchone()
+            return _row(row) if row else None
+        return None
+
+    def in_state(self, state: State) -> list[Row]:
+        """Every row the journal believes is in `state`."""
         with self._guard("in_state"):
-            return self._conn.execute(
-                "SELECT uid, rel FROM files WHERE state = ?", (state.value,)
+            rows = self._conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM files WHERE state = ?", (state.value,)
             ).fetchall()
+            return [_row(r) for r in rows]
         return []
 
-    def set_state(self, uid: str, state: str, reason: str) -> None:
+    def set_state(self, uid: str, state: State, reason: str) -> None:
         """Correct a row to what the folders say (reconciliation), with a timeline entry."""
         now = time.time()
         with self._guard("set_state"):
@@ -247,13 +275,14 @@ class Journal:
             ).fetchone()
             if row is None:
                 return
-            if state == "unprocessed":
-                self._queued.add(row[3])
+            row_id, old_state, attempts, rel = row
+            if state is State.QUEUED:
+                self._queued.add(rel)
             self._conn.execute(
-                "UPDATE files SET state = ?, updated = ? WHERE id = ?", (state, now, row[0])
+                "UPDATE files SET state = ?, updated = ? WHERE id = ?", (state.value, now, row_id)
             )
             self._conn.execute(
                 "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (row[0], now, row[1], state, row[2], reason),
+                (row_id, now, old_state, state.value, attempts, reason),
             )

@@ -26,9 +26,43 @@ from typing import Any
 
 import structlog
 
-from daemon.worker import Job, Outcome, base_summary, error_info, finish_summary, run_job
+from daemon.worker import Job, Outcome, Status, base_summary, error_info, finish_summary, run_job
 
 log = structlog.get_logger(__name__)
+
+
+# What goes down a worker's pipe, each way.
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """Use this pipeline for the jobs that follow."""
+
+    raw: dict[str, Any]
+    trace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Finish: the pool is closing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker started: from now on a death is its file's, not the start-up's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    uid: str
+    bytes_read: int
+
+
+ToWorker = LoadConfig | RunJob | Stop
+FromWorker = Ready | Progress | Outcome
 
 _CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
 _PR_SET_PDEATHSIG = 1
@@ -56,37 +90,38 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
 
     pipeline = None
     config_error: str | None = None
-    conn.send(("ready",))  # started: from now on a death is the file's, not the start-up's
+    conn.send(Ready())
     while True:
         try:
-            msg = conn.recv()
+            msg: ToWorker = conn.recv()
         except (EOFError, OSError):
             return
-        if msg is None:
-            return
-        if msg[0] == "config":
-            _, raw, trace = msg
-            try:
-                pipeline, config_error = load_pipeline(raw, trace=trace), None
-            except Exception as exc:  # reported per job, as a transient error
-                pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
-            continue
-        job: Job = msg[1]
-        if pipeline is None:
-            summary = base_summary(job, time.time())
-            summary["error"] = {"type": "ConfigError", "message": config_error}
-            outcome = Outcome("retry", finish_summary(summary, "failed", time.time()))
-        else:
+        match msg:
+            case Stop():
+                return
+            case LoadConfig(raw, trace):
+                try:
+                    pipeline, config_error = load_pipeline(raw, trace=trace), None
+                except Exception as exc:  # reported per job, as a transient error
+                    pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
+            case RunJob(job):
+                outcome = _run(conn, job, pipeline, config_error)
+                try:
+                    conn.send(outcome)
+                except (OSError, ValueError):
+                    return
 
-            def progress(n: int, uid: str = job.uid) -> None:
-                conn.send(("progress", uid, n))
 
-            outcome = run_job(job, pipeline, progress)
-        outcome.worker_pid = os.getpid()
-        try:
-            conn.send(outcome)
-        except (OSError, ValueError):
-            return
+def _run(conn: Connection, job: Job, pipeline: Any, config_error: str | None) -> Outcome:
+    if pipeline is None:
+        summary = base_summary(job, time.time())
+        summary["error"] = {"type": "ConfigError", "message": config_error}
+        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
+
+    def progress(n: int) -> None:
+        conn.send(Progress(job.uid, n))
+
+    return run_job(job, pipeline, progress)
 
 
 PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
@@ -160,7 +195,7 @@ class WorkerPool:
         for slot in self.slots:
             if slot.conn is not None:
                 with contextlib.suppress(OSError, ValueError):
-                    slot.conn.send(None)
+                    slot.conn.send(Stop())
         deadline = time.monotonic() + timeout
         for slot in self.slots:
             if slot.proc is None:
@@ -190,8 +225,10 @@ class WorkerPool:
     def busy(self) -> list[Slot]:
         return [s for s in self.slots if s.jobs]
 
-    def alive(self) -> bool:
-        return all(s.proc is not None and s.proc.is_alive() for s in self.slots)
+    def alive_count(self) -> int:
+        """Workers with a process (a dead one is replaced, or backing off, by the time the
+        loop has collected its sentinel)."""
+        return sum(s.proc is not None for s in self.slots)
 
     def submit(self, slot: Slot, job: Job) -> bool:
         """Hand `job` to `slot`'s worker; False if the worker is gone (the job never started:
@@ -200,9 +237,9 @@ class WorkerPool:
             return False
         try:
             if slot.config_gen != self._gen:
-                slot.conn.send(("config", self._raw, self._trace))
+                slot.conn.send(LoadConfig(self._raw, self._trace))
                 slot.config_gen = self._gen
-            slot.conn.send(("job", job))
+            slot.conn.send(RunJob(job))
         except (OSError, ValueError):
             slot.ready = False
             return False
@@ -229,19 +266,20 @@ class WorkerPool:
             finished = False
             while not finished and slot.conn.poll():
                 try:
-                    msg = slot.conn.recv()
+                    msg: FromWorker = slot.conn.recv()
                 except (EOFError, OSError):
                     break  # the worker died mid-message: handled as a death below
-                if isinstance(msg, tuple) and msg[0] == "ready":
-                    slot.ready, self._start_failures = True, 0
-                elif isinstance(msg, tuple) and msg[0] == "progress":
-                    slot.bytes_read = msg[2]
-                    if self._on_progress is not None and slot.job is not None:
-                        self._on_progress(slot.job, msg[2])
-                elif slot.jobs:
-                    done.append((slot.jobs.popleft(), msg))
-                    slot.started, slot.bytes_read = time.monotonic(), 0
-                    finished = not slot.jobs
+                match msg:
+                    case Ready():
+                        slot.ready, self._start_failures = True, 0
+                    case Progress(_, bytes_read):
+                        slot.bytes_read = bytes_read
+                        if self._on_progress is not None and slot.job is not None:
+                            self._on_progress(slot.job, bytes_read)
+                    case Outcome() if slot.jobs:
+                        done.append((slot.jobs.popleft(), msg))
+                        slot.started, slot.bytes_read = time.monotonic(), 0
+                        finished = not slot.jobs
             if finished:
                 continue
             if id(slot.proc.sentinel) in ready_set or not slot.proc.is_alive():
@@ -271,9 +309,10 @@ class WorkerPool:
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why, path=job.rel)
             summary = base_summary(job, time.time())
             summary["error"] = error_info(ChildProcessError(f"worker process died ({why})"))
-            done.append((job, Outcome("retry", finish_summary(summary, "failed", time.time()))))
+            outcome = Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
+            done.append((job, outcome))
             for queued in slot.jobs:  # never started: not charged an attempt
-                done.append((queued, Outcome("unstarted", {})))
+                done.append((queued, Outcome(Status.UNSTARTED, {})))
             slot.jobs.clear()
         else:
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)

@@ -70,7 +70,7 @@ def walk_files(top: Path) -> list[str]:
 def remove_stale_temps(folders: Folders) -> int:
     """Temp results and half-received uploads of a dead run: never complete, never needed."""
     removed = 0
-    uploads = folders.of(State.QUEUED) / ".folderd-upload"
+    uploads = folders.uploads
     entries = [*os.scandir(folders.tmp), *(os.scandir(uploads) if uploads.is_dir() else [])]
     for entry in entries:
         with contextlib.suppress(FileNotFoundError):
@@ -94,16 +94,16 @@ def recover(folders: Folders, journal: Journal) -> list[FileRef]:
     temps = remove_stale_temps(folders)
     on_disk = walk_files(folders.of(State.CLAIMED))
     present = set(on_disk)
-    for uid, rel in journal.in_state(State.CLAIMED):
-        if rel not in present:  # moved on before the journal was flushed, or deleted by hand
-            found = _locate(folders, rel)
-            journal.set_state(uid, found.value if found else "missing", "reconciled at start")
+    for row in journal.in_state(State.CLAIMED):
+        if row.rel not in present:  # moved on before the journal was flushed, or deleted
+            found = _locate(folders, row.rel) or State.MISSING
+            journal.set_state(row.uid, found, "reconciled at start")
     refs = []
     for rel in on_disk:
         row = journal.find(State.CLAIMED, rel)
         st = os.lstat(folders.of(State.CLAIMED) / rel)
         if row is not None:
-            uid, attempts = row[0], row[1]
+            uid, attempts = row.uid, row.attempts
         else:  # journal lost: it was claimed, so at least one attempt had started
             uid, attempts = uuid.uuid4().hex, 1
         ref = FileRef(uid, rel, State.CLAIMED, attempts, rel, st.st_size, st.st_ino)

@@ -14,8 +14,9 @@ from typing import Any
 
 from daemon.commit import commit_results
 from daemon.errors import DaemonError
-from daemon.states import numbered
-from daemon.worker import Job, process_file
+from daemon.moves import first_free
+from daemon.states import TMP_DIRNAME
+from daemon.worker import Job, Status, process_file
 from processors import load_pipeline
 
 
@@ -27,17 +28,14 @@ def run_single(
         raise DaemonError(f"--input {path}: no such file")
     if path.is_dir():
         raise DaemonError(f"--input {path}: is a directory (drop it into watch_dir/unprocessed/)")
-    tmp_dir = results / ".folderd-tmp"
+    tmp_dir = results / TMP_DIRNAME
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    rel, n = path.name, 0
-    while (results / f"{rel}.json").exists():
-        n += 1
-        rel = numbered(path.name, n)
+    rel = first_free(path.name, lambda name: (results / f"{name}.json").exists())
     job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync)
     outcome = process_file(job, load_pipeline(pipeline_config, trace=trace))
     summary = outcome.summary
-    if outcome.status == "retry":
-        summary["status"] = "failed"
+    if outcome.status is Status.RETRY:
+        summary["status"] = Status.FAILED
     if outcome.temps:
         exc = commit_results(results, job.uid, outcome.temps, fsync)
         if exc is not None:

@@ -15,6 +15,8 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import structlog
@@ -38,9 +40,23 @@ from watchdog.observers.polling import PollingObserver
 
 log = structlog.get_logger(__name__)
 
-# (kind, path): kind is "file" (something changed at path), "closed" (a writer closed it),
-# "gone" or "dir" (scan it).
-Sink = Callable[[str, str], None]
+
+class Change(StrEnum):
+    CHANGED = "changed"  # something changed at the path: (re)start its settle window
+    CLOSED = "closed"  # a writer closed it (IN_CLOSE_WRITE): its window may be shorter
+    GONE = "gone"  # deleted, or moved away
+    DIR = "dir"  # a directory appeared: scan it
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """What the watcher reports: a change at an absolute path under the watched root."""
+
+    change: Change
+    path: str
+
+
+Sink = Callable[[FileChange], None]
 
 _CHANGES = {"created", "modified", "attrib"}
 
@@ -72,26 +88,26 @@ class _Handler(FileSystemEventHandler):
         self._sink = sink
         self._ignored = ignored
 
-    def _emit(self, kind: str, path: str) -> None:
+    def _emit(self, change: Change, path: str) -> None:
         if path.startswith(self._root) and not self._ignored(path[len(self._root) :]):
-            self._sink(kind, path)
+            self._sink(FileChange(change, path))
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         kind = event.event_type
         src = os.fsdecode(event.src_path)
         if event.is_directory:
             if kind in ("created", "moved"):
-                self._emit("dir", os.fsdecode(event.dest_path) if kind == "moved" else src)
+                self._emit(Change.DIR, os.fsdecode(event.dest_path) if kind == "moved" else src)
             return
         if kind == "moved":
-            self._emit("gone", src)
-            self._emit("file", os.fsdecode(event.dest_path))
+            self._emit(Change.GONE, src)
+            self._emit(Change.CHANGED, os.fsdecode(event.dest_path))
         elif kind == "deleted":
-            self._emit("gone", src)
+            self._emit(Change.GONE, src)
         elif kind == "closed":  # IN_CLOSE_WRITE (inotify only)
-            self._emit("closed", src)
+            self._emit(Change.CLOSED, src)
         elif kind in _CHANGES:
-            self._emit("file", src)
+            self._emit(Change.CHANGED, src)
 
 
 # What the kernel reports to us. Not IN_MOVED_FROM: every claim renames a file out of the

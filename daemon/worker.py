@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -48,14 +49,23 @@ class Job:
         return os.path.dirname(self.tmp_dir)
 
 
+class Status(StrEnum):
+    """What became of an attempt (the first two are also a summary's `status`)."""
+
+    PROCESSED = "processed"  # results committed: the input goes to processed/
+    FAILED = "failed"  # the file can never succeed; its summary committed: to failed/
+    RETRY = "retry"  # a transient error (or results not committed): try again later
+    VANISHED = "vanished"  # the input disappeared before or while it was read
+    UNSTARTED = "unstarted"  # prefetched by a worker that died before starting it
+
+
 @dataclass
 class Outcome:
-    """What an attempt produced. status: processed | failed | retry | vanished."""
+    """What an attempt produced."""
 
-    status: str
+    status: Status
     summary: dict[str, Any]
     temps: list[tuple[str, str]] = field(default_factory=list)  # (temp, final rel) to commit
-    worker_pid: int = 0
 
 
 Progress = Callable[[int], None]
@@ -168,14 +178,14 @@ def failure_summary(
     job = Job(uid, rel, original, "", attempt, "", False)
     summary = base_summary(job, now)
     summary.update(size=size, error=error, output_files=[])
-    return finish_summary(summary, "failed", now)
+    return finish_summary(summary, Status.FAILED, now)
 
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
-def finish_summary(summary: dict[str, Any], status: str, started: float) -> dict[str, Any]:
+def finish_summary(summary: dict[str, Any], status: Status, started: float) -> dict[str, Any]:
     finished = time.time()
     summary.update(
         status=status,
@@ -203,10 +213,10 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
         fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         summary["error"] = error_info(exc, message="the file disappeared before it was read")
-        return Outcome("vanished", finish_summary(summary, "failed", started))
+        return Outcome(Status.VANISHED, finish_summary(summary, Status.FAILED, started))
     except OSError as exc:
         summary["error"] = error_info(exc)
-        return Outcome("retry", finish_summary(summary, "failed", started))
+        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, started))
     reader: _HashingReader | None = None
     try:
         st = os.fstat(fd)
@@ -227,23 +237,23 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
         summary.update(sha256=reader.sha.hexdigest(), size=reader.size)
         if "error" in summary:
             outputs.discard()
-            return _with_summary(job, summary, "failed", started)
+            return _with_summary(job, summary, Status.FAILED, started)
         outputs.close(job.fsync)
     except ProcessorError as exc:
         outputs.discard()
         summary["error"] = exc.to_dict()
-        return _with_summary(job, summary, "failed", started)
+        return _with_summary(job, summary, Status.FAILED, started)
     except OSError as exc:
         outputs.discard()
         summary["error"] = error_info(exc)
-        return Outcome("retry", finish_summary(summary, "failed", started))
+        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, started))
     finally:
         if fd >= 0:
             os.close(fd)
     summary.update(report)
     temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
     summary["output_files"] = [final for _, final in temps]
-    return _with_summary(job, summary, "processed", started, temps)
+    return _with_summary(job, summary, Status.PROCESSED, started, temps)
 
 
 def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
@@ -258,14 +268,14 @@ def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> O
     outcome.temps = []
     if exc is not None:
         outcome.summary["error"] = error_info(exc, message=f"committing results: {exc}")
-        return Outcome("retry", outcome.summary)
+        return Outcome(Status.RETRY, outcome.summary)
     return outcome
 
 
 def _with_summary(
     job: Job,
     summary: dict[str, Any],
-    status: str,
+    status: Status,
     started: float,
     temps: list[tuple[str, str]] | None = None,
 ) -> Outcome:
@@ -279,7 +289,7 @@ def _with_summary(
             _unlink(tmp)
         _unlink(path)
         summary["error"] = error_info(exc, message=f"writing results: {exc}")
-        return Outcome("retry", summary)
+        return Outcome(Status.RETRY, summary)
     temps.append((path, f"{job.rel}.json"))  # the summary is committed last
     return Outcome(status, summary, temps)
 

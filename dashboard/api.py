@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from daemon.api import ActionError
+from daemon.states import State
 from dashboard import health, metrics, snapshot, uploads
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ async def requeue(request: Request) -> Response:
     except ActionError as exc:
         return error(str(exc), exc.status)
     log.info("file_requeue_requested", uid=uid, path=name)
-    return ORJSONResponse({"uid": uid, "path": name, "state": "unprocessed"})
+    return ORJSONResponse({"uid": uid, "path": name, "state": State.QUEUED})
 
 
 async def cancel(request: Request) -> Response:
@@ -159,4 +160,4 @@ async def cancel(request: Request) -> Response:
     except ActionError as exc:
         return error(str(exc), exc.status)
     log.info("file_cancel_requested", path=rel, failed_as=name)
-    return ORJSONResponse({"path": name, "state": "failed", "reason": "cancelled"})
+    return ORJSONResponse({"path": name, "state": State.FAILED, "reason": "cancelled"})

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from dashboard.queries import STATES
+from daemon.states import FOLDER_STATES
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -29,7 +29,7 @@ def resolve(dash: Dashboard, area: str, rel: str) -> Path | None:
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") or p[0] == "." for p in parts):
         return None
     if area == "watch":
-        if parts[0] not in STATES or len(parts) < 2:
+        if parts[0] not in FOLDER_STATES or len(parts) < 2:
             return None
         root = dash.api.folders.root
     elif area == "results":

@@ -18,14 +18,6 @@ def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": bool(ok), "detail": detail}
 
 
-def workers_alive(workers: dict[str, Any]) -> int:
-    """How many workers are alive (the pool reports a count, or whether all are)."""
-    alive = workers["alive"]
-    if isinstance(alive, bool):
-        return workers["size"] if alive else 0
-    return int(alive)
-
-
 def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]]:
     out = []
     out.append(_check("ready", status["ready"], "accepting files" if status["ready"] else
@@ -36,7 +28,7 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
         f"{watcher['kind'] or 'none'}, restarts {watcher['restarts']}",
     ))  # fmt: skip
     workers = status["workers"]
-    alive = workers_alive(workers)
+    alive = workers["alive"]
     out.append(_check(
         "workers", alive == workers["size"] and workers["size"] > 0,
         f"{alive} of {workers['size']} alive, {workers['busy']} busy, {workers['deaths']} died",

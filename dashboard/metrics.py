@@ -20,8 +20,6 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dashboard.health import workers_alive
-
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
 
@@ -69,9 +67,7 @@ class DaemonCollector(Collector):
         )
         yield GaugeMetricFamily("folderd_uptime_seconds", "Daemon uptime", value=st["uptime_s"])
         workers = st["workers"]
-        yield GaugeMetricFamily(
-            "folderd_workers_alive", "Live workers", value=workers_alive(workers)
-        )
+        yield GaugeMetricFamily("folderd_workers_alive", "Live workers", value=workers["alive"])
         yield GaugeMetricFamily("folderd_workers_busy", "Busy workers", value=workers["busy"])
         watcher = st["watcher"]
         for name, value, help_ in (

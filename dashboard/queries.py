@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from daemon.states import State
+
 if TYPE_CHECKING:
     from daemon.api import DaemonAPI
 
 MAX_LIMIT = 500
-STATES = ("unprocessed", "underprocess", "processed", "failed")
+STATES = tuple(s.value for s in State)  # the journal's: the four folders, and missing
 _FILE_COLUMNS = (
     "id, uid, rel, original, state, size, attempts, created, updated, started, finished,"
     " duration, lines_in, lines_out, error, outputs, sha256"
@@ -165,7 +167,7 @@ def find_uid(conn: sqlite3.Connection, state: str, rel: str) -> str | None:
 def recent_failures(
     conn: sqlite3.Connection, limit: int = 50, before: Cursor | None = None
 ) -> dict[str, Any]:
-    return list_files(conn, state="failed", limit=limit, before=before)
+    return list_files(conn, state=State.FAILED, limit=limit, before=before)
 
 
 def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -177,9 +179,8 @@ def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def recent_processed(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        f"SELECT {_FILE_COLUMNS} FROM files WHERE state = 'processed'"
-        " ORDER BY updated DESC, id DESC LIMIT ?",
-        (limit,),
+        f"SELECT {_FILE_COLUMNS} FROM files WHERE state = ? ORDER BY updated DESC, id DESC LIMIT ?",
+        (State.PROCESSED.value, limit),
     ).fetchall()
     return [file_row(r) for r in rows]
 
@@ -188,7 +189,7 @@ def history(conn: sqlite3.Connection, since: float) -> list[tuple[str, float, fl
     """(state, updated, duration) of files that finished since `since` (chart seed)."""
     return conn.execute(
         "SELECT state, updated, duration FROM files"
-        " WHERE state IN ('processed', 'failed') AND updated >= ?"
+        " WHERE state IN (?, ?) AND updated >= ?"
         " ORDER BY updated LIMIT 200000",
-        (since,),
+        (State.PROCESSED.value, State.FAILED.value, since),
     ).fetchall()

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dashboard import graph, health, queries
+from daemon.states import State
+from dashboard import graph, queries
 from dashboard.queries import Cursor
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ def status(dash: Dashboard) -> dict[str, Any]:
     """The overview's data: cheap (no I/O but what the hub cached)."""
     st = dash.api.status()
     pipeline = st.pop("pipeline")
-    st["workers"] = {**st["workers"], "alive": health.workers_alive(st["workers"])}
     return {
         **st,
         "states": dash.hub.state_counts,
@@ -93,7 +93,7 @@ def files_blocking(
     page["states"] = dash.hub.state_counts
     page["total"] = sum(dash.hub.state_counts.values()) if not state else (
         dash.hub.state_counts.get(state, 0))  # fmt: skip
-    page["waiting"] = waiting(dash, q) if state in (None, "", "unprocessed") and not before else []
+    page["waiting"] = waiting(dash, q) if state in (None, "", State.QUEUED) and not before else []
     return page
 
 
@@ -121,16 +121,13 @@ def file_blocking(dash: Dashboard, uid: str) -> dict[str, Any] | None:
     # The summary sits at results/<rel>.json under the name the file had when it finished:
     # its current name (a requeued file keeps it unless the name was taken). Its uid says
     # whether the summary there is really this file's.
-    for name in (row["rel"],):
-        p = summary_path(dash, name)
-        try:
-            data = orjson.loads(p.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("uid") == uid:
-            row["summary"] = data
-            row["summary_path"] = f"{name}.json"
-            break
+    try:
+        data = orjson.loads(summary_path(dash, row["rel"]).read_bytes())
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("uid") == uid:
+        row["summary"] = data
+        row["summary_path"] = f"{row['rel']}.json"
     row["input_path"] = f"{row['state']}/{row['rel']}"
     row["in_flight"] = next((f for f in dash.api.status()["in_flight"] if f["uid"] == uid), None)
     return row
@@ -138,7 +135,7 @@ def file_blocking(dash: Dashboard, uid: str) -> dict[str, Any] | None:
 
 def errors_blocking(dash: Dashboard, *, limit: int, before: str | None) -> dict[str, Any]:
     page = queries.recent_failures(dash.reader.conn(), limit=limit, before=Cursor.parse(before))
-    page["total"] = dash.hub.state_counts.get("failed", 0)
+    page["total"] = dash.hub.state_counts.get(State.FAILED, 0)
     return page
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from daemon.states import State
+
 WINDOW_MIN = 60
 MAX_WAITING = 50_000
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
@@ -48,8 +50,8 @@ class Stats:
     # -- input ----------------------------------------------------------------------
     def seed(self, rows: Iterable[tuple[str, float, float | None]]) -> None:
         for state, updated, duration in rows:
-            self._count(updated, state == "processed")
-            if state == "processed" and duration is not None:
+            self._count(updated, state == State.PROCESSED)
+            if state == State.PROCESSED and duration is not None:
                 self.durations.append(duration)
         self._sorted = None
 

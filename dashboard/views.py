@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from daemon.api import ActionError
+from daemon.snapshot import VERSION
+from daemon.states import State
 from dashboard import auth, queries, snapshot
 from dashboard.api import errors_page, files_page, guarded
 
@@ -36,7 +38,7 @@ def render(request: Request, page: str, context: dict[str, Any], status: int = 2
         "page": page,
         "token_required": bool(dash.settings.token),
         "authed": auth.request_authorized(request, dash.settings.token),
-        "version": dash.api.status()["version"] if not fragment else "",
+        "version": VERSION,
         "states": STATE_NAMES,
         **context,
     }
@@ -112,7 +114,7 @@ async def cancel_form(request: Request) -> Response:
         name = await run_in_threadpool(dash.api.cancel, rel)
     except ActionError as exc:
         return problem(request, str(exc), exc.status)
-    uid = await run_in_threadpool(lambda: queries.find_uid(dash.reader.conn(), "failed", name))
+    uid = await run_in_threadpool(lambda: queries.find_uid(dash.reader.conn(), State.FAILED, name))
     target = f"/files/{quote(uid)}" if uid else "/files?state=failed"
     return RedirectResponse(f"{target}?notice={quote('cancelled')}", status_code=303)
 

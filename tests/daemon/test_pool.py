@@ -9,6 +9,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.pool import WorkerPool
 from daemon.worker import Job
@@ -88,13 +89,12 @@ def test_workers_that_cannot_start_get_no_jobs_and_are_retried_with_backoff(
 ) -> None:
     pool = pool_factory(1, PASS_THROUGH, worker_init=die_at_start)
     done: list = []
-    wait_until(lambda: _pump(pool, done) or pool.slots[0].respawn_at, 30, "start failure seen")
-    assert pool.free() == [] and not pool.alive() and done == []
-    first = pool.slots[0].respawn_at
-    wait_until(
-        lambda: _pump(pool, done) or (pool._start_failures >= 2 and pool.slots[0].respawn_at),
-        30,
-        "a second, backed-off attempt",
-    )
-    assert pool.slots[0].respawn_at > first
+    with capture_logs() as logs:
+        failures = lambda: [e for e in logs if e["event"] == "worker_start_failed"]  # noqa: E731
+        wait_until(lambda: _pump(pool, done) or failures(), 30, "start failure seen")
+        assert pool.free() == [] and pool.alive_count() == 0 and done == []
+        wait_until(lambda: _pump(pool, done) or len(failures()) >= 2, 30, "a second attempt")
+    first, second = failures()[:2]
+    assert (first["failures_in_a_row"], second["failures_in_a_row"]) == (1, 2)
+    assert second["retry_in_s"] == 2 * first["retry_in_s"], "each attempt waits twice as long"
     assert done == [], "no job was charged for a worker that never started"

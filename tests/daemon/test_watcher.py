@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.watcher import Watcher, ignore_matcher
+from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from tests.conftest import wait_until
 
 PATTERNS = ("*.part", "*.tmp", "*.crdownload", "*.swp", "~*")
@@ -33,14 +33,14 @@ def test_ignore_matcher(rel: str, ignored: bool) -> None:
 
 @pytest.fixture
 def watched(tmp_path: Path):
-    events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-    w = Watcher(tmp_path, lambda kind, path: events.put((kind, path)), ignore_matcher(PATTERNS))
+    events: queue.SimpleQueue[FileChange] = queue.SimpleQueue()
+    w = Watcher(tmp_path, events.put, ignore_matcher(PATTERNS))
     w.start()
     yield tmp_path, w, events
     w.close()
 
 
-def _drain(events: queue.SimpleQueue[tuple[str, str]]) -> list[tuple[str, str]]:
+def _drain(events: queue.SimpleQueue[FileChange]) -> list[FileChange]:
     out = []
     while not events.empty():
         out.append(events.get())
@@ -52,13 +52,16 @@ def test_rsync_final_rename_from_a_hidden_temp_name_is_reported(watched) -> None
     tmp = root / ".data.log.AbC123"
     tmp.write_text("complete\n")
     tmp.rename(root / "data.log")
-    seen: list[tuple[str, str]] = []
+    seen: list[FileChange] = []
     wait_until(
-        lambda: seen.extend(_drain(events)) or ("file", str(root / "data.log")) in seen,
+        lambda: (
+            seen.extend(_drain(events))
+            or FileChange(Change.CHANGED, str(root / "data.log")) in seen
+        ),
         10,
         "the rename's destination reported",
     )
-    assert not any(".data.log" in p for _, p in seen), "the temp name itself is never reported"
+    assert not any(".data.log" in c.path for c in seen), "the temp name itself is never reported"
 
 
 def test_a_dead_observer_is_detected_and_restarted(watched) -> None:
@@ -72,7 +75,9 @@ def test_a_dead_observer_is_detected_and_restarted(watched) -> None:
     assert w.alive() and w.restarts == 1
     (root / "after.log").write_text("x\n")
     wait_until(
-        lambda: ("file", str(root / "after.log")) in _drain(events), 10, "events after restart"
+        lambda: FileChange(Change.CHANGED, str(root / "after.log")) in _drain(events),
+        10,
+        "events after restart",
     )
 
 
@@ -84,13 +89,19 @@ def test_moves_out_of_the_tree_are_not_reported_moves_into_it_are(watched, tmp_p
     outside.mkdir()
     (outside / "in.log").write_text("x\n")
     (root / "leaving.log").write_text("x\n")
-    wait_until(lambda: ("closed", str(root / "leaving.log")) in _drain(events), 10, "write seen")
+    wait_until(
+        lambda: FileChange(Change.CLOSED, str(root / "leaving.log")) in _drain(events),
+        10,
+        "write seen",
+    )
     (root / "leaving.log").rename(outside / "leaving.log")
     (outside / "in.log").rename(root / "in.log")
-    seen: list[tuple[str, str]] = []
+    seen: list[FileChange] = []
     wait_until(
-        lambda: seen.extend(_drain(events)) or ("file", str(root / "in.log")) in seen,
+        lambda: (
+            seen.extend(_drain(events)) or FileChange(Change.CHANGED, str(root / "in.log")) in seen
+        ),
         10,
         "the move in reported",
     )
-    assert all("leaving.log" not in p for _, p in seen), seen
+    assert all("leaving.log" not in c.path for c in seen), seen

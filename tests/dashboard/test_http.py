@@ -41,7 +41,7 @@ def test_health_status_and_metrics(dashboard: Dashboard) -> None:
     st = dashboard.get("/api/status").json()
     assert st["counts"]["processed"] == 1
     assert st["version"] and st["uptime_s"] > 0
-    assert set(st["states"]) == {"unprocessed", "underprocess", "processed", "failed"}
+    assert set(st["states"]) == {"unprocessed", "underprocess", "processed", "failed", "missing"}
     assert "pipeline:" in st["pipeline_outline"]
     wait_until(lambda: dashboard.get("/api/status").json()["system"].get("sampled_at"), 10,
                "a system sample")  # fmt: skip

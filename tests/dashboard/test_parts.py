@@ -57,8 +57,13 @@ def test_state_filter_search_and_counts() -> None:
     assert {f["state"] for f in failed} == {"failed"} and len(failed) == 10
     assert [f["rel"] for f in queries.list_files(conn, q="f2")["files"]][-1] == "f2.log"
     assert queries.list_files(conn, q="%")["files"] == []  # LIKE wildcards are literal
+    expected = {"processed": 20, "failed": 10}
     assert queries.state_counts(conn) == {
-        "unprocessed": 0, "underprocess": 0, "processed": 20, "failed": 10}  # fmt: skip
+        "unprocessed": 0, "underprocess": 0, "missing": 0, **expected}  # fmt: skip
+    conn.execute("UPDATE files SET state = 'missing' WHERE uid = 'u1'")
+    gone = queries.list_files(conn, state="missing", limit=100)["files"]
+    assert [f["uid"] for f in gone] == ["u1"], "files removed by hand can be listed too"
+    assert queries.state_counts(conn)["missing"] == 1
     plan = " ".join(
         str(r[3]) for r in conn.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM files WHERE state = 'failed'"

@@ -8,7 +8,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.journal import Journal
-from daemon.states import FileRef, Folders, State, free_name, numbered, transition
+from daemon.moves import admit, free_name, numbered, transition
+from daemon.states import FileRef, Folders, State
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_transition_renames_journals_and_logs(folders: Folders) -> None:
     assert not (folders.of(State.CLAIMED) / "sub").exists(), "folderd tidies its own folders"
     assert (folders.of(State.QUEUED) / "sub").is_dir(), "but never the drop folder"
     journal.flush()
-    assert journal.find(State.PROCESSED, "sub/x.log")[0] == "u1"
+    assert journal.find(State.PROCESSED, "sub/x.log").uid == "u1"
 
 
 def test_a_transition_outside_the_table_is_refused(folders: Folders) -> None:
@@ -88,3 +89,28 @@ def test_state_folders_on_different_filesystems_are_refused(tmp_path: Path) -> N
             Folders(root, tmp_path / "r").create()
     finally:
         other.rmdir()
+
+
+def test_an_upload_is_admitted_under_a_free_name_and_only_from_the_upload_folder(
+    folders: Folders,
+) -> None:
+    folders.uploads.mkdir()
+    (folders.of(State.QUEUED) / "report.csv").write_text("taken\n")
+    staged = folders.uploads / "abc.part"
+    staged.write_text("new\n")
+    with capture_logs() as logs:
+        assert admit(folders, staged, "report.csv") == "report~1.csv"
+    assert (folders.of(State.QUEUED) / "report~1.csv").read_text() == "new\n"
+    assert not staged.exists()
+    assert [e["event"] for e in logs] == ["file_admitted"]
+    elsewhere = folders.root / "x.part"
+    elsewhere.write_text("x\n")
+    with pytest.raises(ValueError, match="not staged"):
+        admit(folders, elsewhere, "x.csv")
+    assert elsewhere.exists()
+
+
+def test_missing_is_a_journal_state_with_no_folder(folders: Folders) -> None:
+    with pytest.raises(ValueError, match="no folder"):
+        folders.of(State.MISSING)
+    assert State.MISSING not in folders.dirs

@@ -1,0 +1,105 @@
+"""Claiming: a settled file in unprocessed/ becomes a FileRef in underprocess/ by one rename.
+
+A file is claimed only when a worker is free for it, and only if it is still what settled
+(same size, mtime, ctime, inode); one that changed since goes back to settling. One that
+must never be processed (`intake.inspect`: a FIFO, a symlink out of watch_dir, an empty
+file…) is rejected to failed/ instead. A file returned to unprocessed/ at shutdown, or
+requeued, keeps its journal row (and attempts) when it is claimed again.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import structlog
+
+from daemon.intake import Intake, inspect
+from daemon.journal import Journal
+from daemon.moves import transition
+from daemon.outcomes import Outcomes
+from daemon.settle import Signature, signature
+from daemon.states import FileRef, Folders, State
+
+log = structlog.get_logger(__name__)
+
+
+class Claimer:
+    def __init__(
+        self,
+        folders: Folders,
+        journal: Journal,
+        intake: Intake,
+        outcomes: Outcomes,
+        *,
+        zero_mtime: str,
+        empty_files: str,
+    ) -> None:
+        self.folders = folders
+        self.journal = journal
+        self.intake = intake
+        self.outcomes = outcomes
+        self.zero_mtime = zero_mtime
+        self.empty_files = empty_files
+
+    def next(self) -> FileRef | None:
+        """Claim the longest-settled file that can be claimed; None if there is none."""
+        while (item := self.intake.pop()) is not None:
+            ref = self.claim(*item)
+            if ref is not None:
+                return ref
+        return None
+
+    def claim(self, path: str, sig: Signature) -> FileRef | None:
+        rel = self.intake.rel(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if signature(st) != sig:  # changed while it waited for a worker: settle again
+            self.intake.resettle(path, signature(st))
+            return None
+        ref = self.queued_ref(rel, st)
+        reason, ref.open_path = inspect(
+            path, st, self.folders.root, self.zero_mtime, self.empty_files
+        )
+        try:
+            if reason:
+                self.outcomes.reject(ref, reason)
+                return None
+            ref.attempt += 1
+            transition(self.folders, self.journal, ref, State.CLAIMED)
+        except FileNotFoundError:
+            self.journal.set_state(ref.uid, State.MISSING, "removed before it was claimed")
+            return None
+        except OSError as exc:  # e.g. a sub-folder it cannot move files out of
+            # The file stays in unprocessed/, untouched; the next rescan tries again, so the
+            # error is logged once per --rescan-interval until someone fixes it.
+            log.error("claim_failed", path=rel, state=State.QUEUED.value, error=str(exc),
+                      action="left in unprocessed/, retried at the next rescan")  # fmt: skip
+            self.journal.set_state(ref.uid, State.QUEUED, f"claim failed: {exc}")
+            return None
+        return ref
+
+    def queued_ref(self, rel: str, st: os.stat_result) -> FileRef:
+        """The FileRef of a file in unprocessed/: its old row if it was returned at shutdown
+        or requeued (same inode), else a new one."""
+        row = self.journal.find(State.QUEUED, rel)
+        if row is not None and row.inode == st.st_ino:
+            return FileRef(row.uid, rel, State.QUEUED, row.attempts, row.original or rel,
+                           st.st_size, st.st_ino)  # fmt: skip
+        ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
+        self.journal.add(ref)
+        return ref
+
+    def reject_queued(self, rel: str, reason: str) -> FileRef:
+        """Move a file waiting in unprocessed/ to failed/ with `reason`.
+
+        Raises FileNotFoundError if it is not (or no longer) waiting there.
+        """
+        path = os.path.join(self.folders.dirs[State.QUEUED], rel)
+        st = os.lstat(path)
+        self.intake.remove(path)
+        ref = self.queued_ref(rel, st)
+        self.outcomes.reject(ref, reason)
+        return ref

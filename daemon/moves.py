@@ -1,0 +1,153 @@
+"""The only code that moves a file between the queue's folders: `transition()`.
+
+It renames, journals and logs, in that order. Names never collide: a name already taken in
+a target folder gets a visible `~N` suffix before its extension (`app.log` → `app~1.log`,
+`x.log.gz` → `x~1.log.gz`), so nothing is ever overwritten. A claim also avoids names whose
+result summary belongs to another input, so results of different inputs never overwrite
+each other either. `admit()` is the one other way in: a complete upload renamed into
+unprocessed/.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from daemon.errors import DaemonError
+from daemon.journal import Journal
+from daemon.states import TRANSITIONS, FileRef, Folders, State
+
+log = structlog.get_logger(__name__)
+
+_COMPRESSED = {".gz", ".bz2", ".xz", ".zst"}
+
+
+def numbered(rel: str, n: int) -> str:
+    """`sub/app.log` → `sub/app~n.log`; compound compressed extensions stay together."""
+    head, _, name = rel.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:  # no extension, or a name like ".bashrc"
+        stem, ext = name, ""
+    elif "." + ext in _COMPRESSED and "." in stem.lstrip("."):
+        stem, _, inner = stem.rpartition(".")
+        ext = f"{inner}.{ext}"
+    new = f"{stem}~{n}" + (f".{ext}" if ext else "")
+    return f"{head}/{new}" if head else new
+
+
+def first_free(rel: str, taken: Callable[[str], bool]) -> str:
+    """The first of rel, rel~1, rel~2… that is not `taken`."""
+    n = 0
+    candidate = rel
+    while taken(candidate):
+        n += 1
+        candidate = numbered(rel, n)
+    return candidate
+
+
+def _summary_owner(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return orjson.loads(f.read()).get("uid")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def free_name(folders: Folders, to: State, rel: str, uid: str) -> str:
+    """The first of rel, rel~1, rel~2… that is free in `to` (and, for a claim, everywhere
+    the file will go next, with no summary of another input under that name)."""
+    check = [to] if to is not State.CLAIMED else [State.CLAIMED, State.PROCESSED, State.FAILED]
+
+    def taken(candidate: str) -> bool:
+        if any(os.path.lexists(os.path.join(folders.dirs[s], candidate)) for s in check):
+            return True
+        if to is not State.CLAIMED:
+            return False
+        summary = folders.summary_path(candidate)
+        return os.path.exists(summary) and _summary_owner(summary) != uid
+
+    return first_free(rel, taken)
+
+
+def transition(
+    folders: Folders,
+    journal: Journal | None,
+    ref: FileRef,
+    to: State,
+    *,
+    reason: str | None = None,
+    summary: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """Move `ref` to `to` by one rename, journal it and log it; updates ref.rel/ref.state.
+
+    `summary` (the outcome of the attempt that ends here) is journaled with the move.
+
+    Raises FileNotFoundError if the file is no longer where the daemon left it.
+    """
+    verb = TRANSITIONS.get((ref.state, to))
+    if verb is None:
+        raise ValueError(f"no transition {ref.state.value} -> {to.value}")
+    src = ref.path(folders)
+    new_rel = free_name(folders, to, ref.rel, ref.uid)
+    dst = os.path.join(folders.dirs[to], new_rel)
+    _rename(src, dst)
+    old_state, old_rel = ref.state, ref.rel
+    ref.state, ref.rel = to, new_rel
+    if "/" in old_rel and old_state is not State.QUEUED:
+        _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])
+    if journal is not None:
+        journal.transition(ref, old_state, old_rel, reason=reason, summary=summary)
+    log.info(
+        f"file_{verb}",
+        path=new_rel,
+        **({"from_path": old_rel} if old_rel != new_rel else {}),
+        **{"from": old_state.value, "to": to.value},
+        state=to.value,
+        attempt=ref.attempt,
+        **({"reason": reason} if reason else {}),
+        **fields,
+    )
+
+
+def admit(folders: Folders, staged: Path, name: str) -> str:
+    """Rename a complete upload staged in `folders.uploads` into unprocessed/ under `name`
+    (a `~N` suffix if it is taken); returns the name it got. The file has no journal row
+    yet: like a file dropped by `cp`, it gets one when it is claimed."""
+    if staged.parent != folders.uploads:
+        raise ValueError(f"{staged} is not staged in {folders.uploads}")
+    final = free_name(folders, State.QUEUED, name, uid="")
+    _rename(str(staged), os.path.join(folders.dirs[State.QUEUED], final))
+    log.info("file_admitted", path=final, state=State.QUEUED.value, via="upload")
+    return final
+
+
+def _rename(src: str, dst: str) -> None:
+    try:
+        os.rename(src, dst)
+    except FileNotFoundError:
+        if os.path.isdir(os.path.dirname(dst)) or not os.path.lexists(src):
+            raise
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            raise DaemonError(f"{src} and {dst} are on different filesystems") from None
+        raise
+
+
+def _prune_empty_parents(d: str, top: str) -> None:
+    # Sub-folders of unprocessed/ belong to whoever drops files (rsync -r may still be
+    # writing into them), so callers never prune there; the other folders are folderd's.
+    while d.startswith(top + os.sep):
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
+        d = os.path.dirname(d)

@@ -1,0 +1,217 @@
+"""What happens to a file once an attempt ends, or ends before it began.
+
+Processed or failed: its results are already committed (by the worker), so the input moves
+to processed/ or failed/. A transient error: the file waits in underprocess/ for a retry,
+with back-off and jitter, until `max_attempts`; then it fails, its reason in the summary.
+Vanished: the journal says so. Rejected (never claimed: a FIFO, an empty file, cancelled):
+straight from unprocessed/ to failed/. Everything here runs on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from collections import deque
+from typing import Any
+
+import structlog
+
+from daemon.commit import commit_results
+from daemon.events import EventBus
+from daemon.journal import Journal
+from daemon.moves import transition
+from daemon.states import FileRef, Folders, State
+from daemon.worker import (
+    Outcome,
+    Status,
+    discard_temps,
+    error_info,
+    failure_summary,
+    write_summary,
+)
+
+log = structlog.get_logger(__name__)
+
+RETRY_CAP_S = 300.0
+
+
+class Waiting:
+    """Files in underprocess/ waiting for a worker: recovered at start, handed back by a
+    worker that died before starting them, or (`later`) due for a retry."""
+
+    def __init__(self) -> None:
+        self._now: deque[FileRef] = deque()
+        self._later: list[tuple[float, int, FileRef]] = []  # a heap by due time
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._now) + len(self._later)
+
+    def put(self, ref: FileRef, *, first: bool = False) -> None:
+        if first:
+            self._now.appendleft(ref)
+        else:
+            self._now.append(ref)
+
+    def later(self, ref: FileRef, due: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._later, (due, self._seq, ref))
+
+    def next_due(self) -> float | None:
+        return self._later[0][0] if self._later else None
+
+    def release_due(self, now: float) -> None:
+        while self._later and self._later[0][0] <= now:
+            self._now.append(heapq.heappop(self._later)[2])
+
+    def pop(self) -> FileRef | None:
+        return self._now.popleft() if self._now else None
+
+    def take_all(self) -> list[FileRef]:
+        refs = [*self._now, *(ref for _, _, ref in self._later)]
+        self._now.clear()
+        self._later.clear()
+        return refs
+
+
+class Outcomes:
+    def __init__(
+        self,
+        folders: Folders,
+        journal: Journal,
+        events: EventBus,
+        waiting: Waiting,
+        *,
+        max_attempts: int,
+        retry_backoff: float,
+        fsync: bool,
+    ) -> None:
+        self.folders = folders
+        self.journal = journal
+        self.events = events
+        self.waiting = waiting
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self.fsync = fsync
+        self.totals = {"processed": 0, "failed": 0, "retried": 0, "bytes": 0, "rejected": 0}
+
+    def finish(self, ref: FileRef, outcome: Outcome) -> None:
+        """Act on what an attempt at `ref` produced."""
+        match outcome.status:
+            case Status.PROCESSED | Status.FAILED:  # its results are committed
+                self.move_done(ref, outcome.summary)
+            case Status.UNSTARTED:  # prefetched by a worker that then died
+                ref.attempt -= 1
+                self.waiting.put(ref, first=True)
+            case Status.VANISHED:
+                self.journal.finished(ref.uid, outcome.summary)
+                self.journal.set_state(ref.uid, State.MISSING, "removed during processing")
+                log.warning(
+                    "file_vanished", path=ref.rel, attempt=ref.attempt, state=State.CLAIMED.value
+                )
+            case Status.RETRY:
+                self.retry_or_fail(ref, outcome.summary.get("error") or {})
+
+    def recovered(self, ref: FileRef) -> None:
+        """A file a dead run left in underprocess/: processed again, unless it has already
+        been interrupted `max_attempts` times (then it is what kills the daemon)."""
+        if ref.attempt >= self.max_attempts:
+            why = f"interrupted {ref.attempt} times (the daemon died while processing it)"
+            self.fail_exhausted(ref, {"type": "Interrupted", "message": why})
+        else:
+            self.waiting.put(ref)
+
+    def move_done(self, ref: FileRef, summary: dict[str, Any]) -> None:
+        ok = summary["status"] == Status.PROCESSED
+        duration_ms = round(summary.get("duration_s", 0) * 1000, 1)
+        err = summary.get("error") or {}
+        try:
+            transition(
+                self.folders,
+                self.journal,
+                ref,
+                State.PROCESSED if ok else State.FAILED,
+                reason=None if ok else err.get("message"),
+                summary=summary,
+                duration_ms=duration_ms,
+            )
+        except FileNotFoundError:
+            self.journal.finished(ref.uid, summary)
+            self.journal.set_state(ref.uid, State.MISSING, "removed before it could be moved")
+            log.warning("file_vanished", path=ref.rel, state=State.CLAIMED.value)
+            return
+        except OSError as exc:  # processed/ or failed/ unwritable, a full disk, …
+            log.error("file_move_failed", path=ref.rel, state=State.CLAIMED.value,
+                      to="processed" if ok else "failed", error=str(exc))  # fmt: skip
+            if ok or ref.attempt < self.max_attempts:
+                self.retry_or_fail(ref, error_info(exc))  # a re-run replaces its results
+            # else: it stays in underprocess/ and is recovered at the next start
+            return
+        self.totals["processed" if ok else "failed"] += 1
+        self.totals["bytes"] += summary.get("size") or 0
+        self.events.publish(
+            "file_processed" if ok else "file_failed",
+            path=ref.rel,
+            uid=ref.uid,
+            duration_s=summary.get("duration_s"),
+            size=summary.get("size"),
+            tags=summary.get("tags"),
+            processors=summary.get("processors"),
+            error=err.get("message"),
+        )
+
+    def retry_or_fail(self, ref: FileRef, error: dict[str, Any]) -> None:
+        if ref.attempt >= self.max_attempts:
+            self.fail_exhausted(ref, error)
+            return
+        delay = min(self.retry_backoff * 2 ** (ref.attempt - 1), RETRY_CAP_S)
+        delay *= random.uniform(0.5, 1.5)
+        self.waiting.later(ref, time.monotonic() + delay)
+        self.totals["retried"] += 1
+        log.warning(
+            "file_retry_scheduled",
+            path=ref.rel,
+            state=ref.state.value,
+            attempt=ref.attempt,
+            delay_s=round(delay, 3),
+            error=error.get("message"),
+        )
+        self.events.publish(
+            "file_retry", path=ref.rel, uid=ref.uid, attempt=ref.attempt, error=error.get("message")
+        )
+
+    def fail_exhausted(self, ref: FileRef, error: dict[str, Any]) -> None:
+        error = {
+            **error,
+            "message": f"{error.get('message')} (gave up after {ref.attempt} "
+            f"attempt{'s' if ref.attempt != 1 else ''})",
+        }
+        summary = failure_summary(ref.uid, ref.rel, ref.original, ref.attempt, ref.size, error)
+        discard_temps(self.folders.tmp, ref.uid)
+        self._write_summary_now(ref, summary)
+        self.move_done(ref, summary)
+
+    def reject(self, ref: FileRef, reason: str) -> None:
+        """A file in unprocessed/ that must not be processed at all → failed/ with `reason`."""
+        transition(self.folders, self.journal, ref, State.FAILED, reason=reason)
+        error = {"type": "Rejected", "message": reason}
+        summary = failure_summary(ref.uid, ref.rel, ref.original, 0, ref.size, error)
+        self._write_summary_now(ref, summary)
+        self.journal.finished(ref.uid, summary)
+        self.totals["rejected"] += 1
+        self.events.publish("file_failed", path=ref.rel, uid=ref.uid, error=reason)
+
+    def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
+        """Write a summary the loop made itself (a reject, a give-up); never raises."""
+        tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
+        temps = [(tmp, f"{ref.rel}.json")]
+        try:
+            write_summary(tmp, summary, self.fsync)
+        except OSError as write_error:
+            exc: OSError | None = write_error
+        else:
+            exc = commit_results(self.folders.results, ref.uid, temps, self.fsync, rerun=True)
+        if exc is not None:  # the reason is still in the journal and the log
+            log.error("summary_write_failed", path=ref.rel, error=str(exc),
+                      reason=(summary.get("error") or {}).get("message"))  # fmt: skip

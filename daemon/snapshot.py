@@ -1,0 +1,95 @@
+"""What the daemon looks like from outside: a frozen `Snapshot` the loop publishes.
+
+The loop builds one at the end of every step from what only it may touch (the pool, the
+watcher, the journal's health, its own counts) and swaps it in with one assignment, so
+any other thread (the dashboard's) reads a consistent picture without a lock and without
+walking the loop's structures. Ages and run times are computed when read, from the
+monotonic instants the snapshot carries, so an idle daemon's snapshot stays true.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """One file a worker is running now."""
+
+    uid: str
+    path: str
+    attempt: int
+    worker_pid: int | None
+    started: float  # monotonic
+    bytes_read: int
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken: float  # monotonic: when the loop last finished a step
+    ready: bool
+    started_at: float  # wall clock
+    counts: dict[str, int]
+    oldest_queued: float | None  # monotonic: when the oldest waiting file was first seen
+    watcher_kind: str | None  # None: no watcher (--drain)
+    watcher_alive: bool
+    watcher_restarts: int
+    watcher_overflows: int
+    workers: int
+    workers_alive: int
+    worker_deaths: int
+    worker_pids: tuple[int | None, ...]
+    journal_healthy: bool
+    journal_error: str | None
+    in_flight: tuple[InFlight, ...]
+    watch_dir: str
+    results_dir: str
+    pipeline: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of `/api/status` (ages as of now)."""
+        now = time.monotonic()
+        watching = self.watcher_kind is not None
+        in_flight = [
+            {
+                "uid": f.uid, "path": f.path, "attempt": f.attempt, "worker_pid": f.worker_pid,
+                "running_s": round(now - f.started, 3), "bytes_read": f.bytes_read,
+                "size": f.size,
+            }
+            for f in self.in_flight
+        ]  # fmt: skip
+        oldest = 0.0 if self.oldest_queued is None else max(0.0, now - self.oldest_queued)
+        return {
+            "version": VERSION,
+            "pid": os.getpid(),
+            "ready": self.ready,
+            "started_at": self.started_at,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "counts": dict(self.counts),
+            "oldest_queued_age_s": round(oldest, 3),
+            "loop": {"last_tick_age_s": round(now - self.taken, 3)},
+            "watcher": {
+                "alive": self.watcher_alive if watching else None,
+                "kind": self.watcher_kind,
+                "restarts": self.watcher_restarts,
+                "overflows": self.watcher_overflows,
+            },
+            "workers": {
+                "size": self.workers,
+                "alive": self.workers_alive,
+                "busy": len(in_flight),
+                "deaths": self.worker_deaths,
+                "pids": list(self.worker_pids),
+            },
+            "journal": {"healthy": self.journal_healthy, "error": self.journal_error},
+            "in_flight": in_flight,
+            "watch_dir": self.watch_dir,
+            "results_dir": self.results_dir,
+            "pipeline": self.pipeline,
+        }
