@@ -13,12 +13,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from config.errors import ConfigError
 
 MODES = ("watch", "input", "drain", "check_config")
 
+_N = TypeVar("_N", int, float)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -32,32 +33,32 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected a boolean (1/0, true/false, yes/no, on/off)")
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("expected a whole number >= 1")
+def _number(cast: Callable[[str], _N], raw: str, ok: Callable[[_N], bool], expected: str) -> _N:
+    """`cast(raw)` if it parses and passes `ok`, else ValueError(expected): a user who wrote
+    `x` needs the same answer as one who wrote an out-of-range number."""
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not ok(value):  # NaN fails every comparison, so it is refused here too
+        raise ValueError(expected)
     return value
+
+
+def _positive_int(raw: str) -> int:
+    return _number(int, raw, lambda v: v >= 1, "expected a whole number >= 1")
 
 
 def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("expected a port number from 0 to 65535")
-    return value
+    return _number(int, raw, lambda v: 0 <= v <= 65535, "expected a port number from 0 to 65535")
 
 
 def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0:  # also rejects NaN
-        raise ValueError("expected a number of seconds >= 0")
-    return value
+    return _number(float, raw, lambda v: v >= 0, "expected a number of seconds >= 0")
 
 
 def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("expected a number > 0")
-    return value
+    return _number(float, raw, lambda v: v > 0, "expected a number > 0")
 
 
 def _patterns(raw: str) -> tuple[str, ...]:
@@ -76,7 +77,11 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its name is the flag without dashes, with `_` for `-`."""
+    """One setting: its name is the flag without dashes, with `_` for `-`.
+
+    `parse` turns the raw string into the typed value, or raises ValueError whose message
+    is the expected form (`expected a whole number >= 1`).
+    """
 
     name: str
     parse: Callable[[str], Any]
@@ -311,10 +316,9 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             continue
         try:
             values[s.name] = s.parse(raw)
-        except ValueError as exc:
-            expected = str(exc) if "expected" in str(exc) else f"expected {s.parse.__name__}"
+        except ValueError as exc:  # its message is the expected form
             shown = "<hidden>" if s.secret else repr(raw)
-            raise ConfigError(key, f"{expected}, got {shown}", s.help) from None
+            raise ConfigError(key, f"{exc}, got {shown}", s.help) from None
     if args.input is not None:
         return Settings("input", Path(args.input), values)
     return Settings(args.mode or "watch", None, values)
