@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from config.errors import ConfigError
 
@@ -229,23 +230,85 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """Typed, validated settings plus the mode the command line asked for."""
+    """What folderd was asked to do: the mode, then one typed field per entry of `SETTINGS`.
 
-    mode: str = "watch"
-    input: Path | None = None
-    values: Mapping[str, Any] = field(default_factory=dict)
+    The table gives each field its flag, variable, parser, default and help; this class
+    gives it its type. `_check_fields` below refuses to import the module if the two drift.
+    Frozen: change a copy with `dataclasses.replace(settings, workers=2)`.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names that are not fields; `values` may not exist yet (unpickling).
-        values = self.__dict__.get("values")
-        if values is None or name not in values:
-            raise AttributeError(name)
-        return values[name]
+    mode: str  # one of MODES
+    input: Path | None  # the file of `--input`, None in every other mode
+    config: Path
+    watch_dir: Path
+    results_dir: Path
+    host: str
+    port: int
+    no_dashboard: bool
+    workers: int
+    poll: bool
+    no_fsync: bool
+    debug: bool
+    trace: bool
+    log_format: str
+    settle: float
+    rescan_interval: float
+    poll_interval: float
+    max_attempts: int
+    retry_backoff: float
+    shutdown_timeout: float
+    ignore_patterns: tuple[str, ...]
+    zero_mtime: str
+    empty_files: str
+    max_upload_mb: int
+    min_disk_free_mb: int
+    token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
-    def replace(self, **changes: Any) -> Settings:
-        return Settings(self.mode, self.input, {**self.values, **changes})
+
+_MODE_FIELDS = ("mode", "input")
+
+
+def _holds(hint: Any, value: object) -> bool:
+    """Whether `value` fits the annotation `hint` (only the forms Settings uses)."""
+    if isinstance(hint, types.UnionType):
+        return any(_holds(arg, value) for arg in get_args(hint))
+    if get_origin(hint) is tuple:  # tuple[X, ...]
+        item = get_args(hint)[0]
+        return isinstance(value, tuple) and all(_holds(item, v) for v in value)
+    if isinstance(value, bool) and hint is not bool:
+        return False  # a bool is an int to isinstance, but a switch is not a number
+    return isinstance(value, hint)
+
+
+def _check_fields(cls: type, table: Sequence[Setting]) -> None:
+    """Raise TypeError unless `cls` has the mode fields, then exactly one field per setting
+    of `table` in its order, typed to hold that setting's default, out of repr if secret."""
+    declared = {f.name: f for f in fields(cls)}
+    names = [name for name in declared if name not in _MODE_FIELDS]
+    wanted = [s.name for s in table]
+    if names != wanted:
+        missing, extra = sorted(set(wanted) - set(names)), sorted(set(names) - set(wanted))
+        raise TypeError(
+            f"{cls.__name__} does not match SETTINGS: fields missing {missing}, "
+            f"fields not in the table {extra}" + ("" if missing or extra else ", order differs")
+        )
+    hints = get_type_hints(cls)
+    for s in table:
+        if not _holds(hints[s.name], s.default):
+            raise TypeError(
+                f"{cls.__name__}.{s.name} is {hints[s.name]}, "
+                f"which cannot hold its default {s.default!r}"
+            )
+        if declared[s.name].repr == s.secret:
+            raise TypeError(
+                f"{cls.__name__}.{s.name}: a secret setting needs field(repr=False), "
+                "and only a secret one"
+            )
+
+
+_check_fields(Settings, SETTINGS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,10 +383,11 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             shown = "<hidden>" if s.secret else repr(raw)
             raise ConfigError(key, f"{exc}, got {shown}", s.help) from None
     if args.input is not None:
-        return Settings("input", Path(args.input), values)
-    return Settings(args.mode or "watch", None, values)
+        return Settings(mode="input", input=Path(args.input), **values)
+    return Settings(mode=args.mode or "watch", input=None, **values)
 
 
 def defaults() -> Settings:
-    """Settings as if no flag and no variable were given (tests start from this)."""
+    """Settings as if no flag and no variable were given; tests start from this and change
+    fields with `dataclasses.replace`."""
     return load([], {})
