@@ -2,13 +2,15 @@
 
 Each `Setting` is a command-line flag and a `FOLDERD_<NAME>` environment variable at once
 (for systemd's `EnvironmentFile=`); a flag given on the command line wins over the
-variable, which wins over the default. Values are parsed and checked here, so the rest of
-the code receives typed, valid `Settings` or never starts.
+variable, which wins over the default. Values are parsed and checked here, and a
+`FOLDERD_*` variable that is no setting is refused with the nearest real name as a hint,
+so the rest of the code receives typed, valid `Settings` or never starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +21,7 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 from config.errors import ConfigError
 
 MODES = ("watch", "input", "drain", "check_config")
+ENV_PREFIX = "FOLDERD_"  # every variable with it must be a setting (see _refuse_unknown)
 
 _N = TypeVar("_N", int, float)
 _TRUE = {"1", "true", "yes", "on"}
@@ -98,7 +101,7 @@ class Setting:
 
     @property
     def env(self) -> str:
-        return "FOLDERD_" + self.name.upper()
+        return ENV_PREFIX + self.name.upper()
 
 
 def _cpu_count() -> int:
@@ -316,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="main.py",
         description="folderd: process files dropped into watch_dir/unprocessed/, exactly once.",
         epilog="Every flag also reads from a FOLDERD_* environment variable "
-        "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token.",
+        "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token. "
+        "Any other FOLDERD_* variable is refused.",
     )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
@@ -362,12 +366,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(environ: Mapping[str, str]) -> None:
+    """Raise ConfigError for a `FOLDERD_*` variable that is no setting (a typo would
+    otherwise be silently ignored), suggesting the nearest real one."""
+    known = {s.env for s in SETTINGS}
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    if not unknown:
+        return
+    first, *rest = unknown
+    # Compared without the prefix, which every name shares and which would make anything look
+    # close; the value is never shown: a misspelt FOLDERD_TOKEN holds a secret.
+    close = difflib.get_close_matches(
+        first.removeprefix(ENV_PREFIX).upper(), [s.name.upper() for s in SETTINGS], n=1
+    )
+    message = "unknown setting" + (f"; also unknown: {', '.join(rest)}" if rest else "")
+    hint = (
+        f"did you mean {ENV_PREFIX}{close[0]}?"
+        if close
+        else f"`python main.py --help` lists every {ENV_PREFIX}* variable"
+    )
+    raise ConfigError(first, message, hint)
+
+
 def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
-    """Parse argv and environ into Settings, or raise ConfigError naming the bad value.
+    """Parse argv and environ into Settings, or raise ConfigError naming the bad value or the
+    unknown `FOLDERD_*` variable.
 
     argparse itself exits 2 with a usage line on unknown flags.
     """
     args = build_parser().parse_args(list(argv))
+    _refuse_unknown(environ)
     values: dict[str, Any] = {}
     for s in SETTINGS:
         raw = None if s.secret else getattr(args, s.name)

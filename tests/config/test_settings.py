@@ -1,5 +1,5 @@
 """Settings: what a user gets from flags and FOLDERD_* variables, and what they are told
-when a value is wrong."""
+when a value or a variable is wrong."""
 
 from __future__ import annotations
 
@@ -109,6 +109,38 @@ def test_a_bad_value_names_its_source_and_the_expected_form(
         load(argv, env)
     assert str(err.value).startswith(message)
     assert err.value.key == message.partition(":")[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("FOLDERD_WORKER", "did you mean FOLDERD_WORKERS?"),
+        ("FOLDERD_watch_dir", "did you mean FOLDERD_WATCH_DIR?"),
+        ("FOLDERD_TOKN", "did you mean FOLDERD_TOKEN?"),
+        ("FOLDERD_NOPE", "`python main.py --help` lists every FOLDERD_* variable"),
+    ],
+)
+def test_an_unknown_variable_is_refused_with_a_hint(variable: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load([], {variable: "hidden-value", "FOLDERD_WORKERS": "2"})
+    assert (err.value.key, err.value.message, err.value.hint) == (
+        variable,
+        "unknown setting",
+        hint,
+    )
+    assert "hidden-value" not in str(err.value), "a misspelt FOLDERD_TOKEN holds a secret"
+
+
+def test_every_unknown_variable_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        load([], {"FOLDERD_B": "1", "FOLDERD_A": "1", "FOLDERD_C": "1"})
+    assert err.value.key == "FOLDERD_A"
+    assert err.value.message == "unknown setting; also unknown: FOLDERD_B, FOLDERD_C"
+
+
+def test_other_variables_are_none_of_folderds_business() -> None:
+    env = {"PATH": "/bin", "TEST_REQUIRE_BROWSER": "1", "FOLDERD": "x", "folderd_workers": "x"}
+    assert load([], env) == defaults()
 
 
 def test_settings_are_frozen_typed_and_picklable() -> None:
