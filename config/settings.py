@@ -2,23 +2,28 @@
 
 Each `Setting` is a command-line flag and a `FOLDERD_<NAME>` environment variable at once
 (for systemd's `EnvironmentFile=`); a flag given on the command line wins over the
-variable, which wins over the default. Values are parsed and checked here, so the rest of
-the code receives typed, valid `Settings` or never starts.
+variable, which wins over the default. Values are parsed and checked here, and a
+`FOLDERD_*` variable that is no setting is refused with the nearest real name as a hint,
+so the rest of the code receives typed, valid `Settings` or never starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from config.errors import ConfigError
 
 MODES = ("watch", "input", "drain", "check_config")
+ENV_PREFIX = "FOLDERD_"  # every variable with it must be a setting (see _refuse_unknown)
 
+_N = TypeVar("_N", int, float)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -32,32 +37,32 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected a boolean (1/0, true/false, yes/no, on/off)")
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("expected a whole number >= 1")
+def _number(cast: Callable[[str], _N], raw: str, ok: Callable[[_N], bool], expected: str) -> _N:
+    """`cast(raw)` if it parses and passes `ok`, else ValueError(expected): a user who wrote
+    `x` needs the same answer as one who wrote an out-of-range number."""
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not ok(value):  # NaN fails every comparison, so it is refused here too
+        raise ValueError(expected)
     return value
+
+
+def _positive_int(raw: str) -> int:
+    return _number(int, raw, lambda v: v >= 1, "expected a whole number >= 1")
 
 
 def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("expected a port number from 0 to 65535")
-    return value
+    return _number(int, raw, lambda v: 0 <= v <= 65535, "expected a port number from 0 to 65535")
 
 
 def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0:  # also rejects NaN
-        raise ValueError("expected a number of seconds >= 0")
-    return value
+    return _number(float, raw, lambda v: v >= 0, "expected a number of seconds >= 0")
 
 
 def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("expected a number > 0")
-    return value
+    return _number(float, raw, lambda v: v > 0, "expected a number > 0")
 
 
 def _patterns(raw: str) -> tuple[str, ...]:
@@ -76,7 +81,11 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its name is the flag without dashes, with `_` for `-`."""
+    """One setting: its name is the flag without dashes, with `_` for `-`.
+
+    `parse` turns the raw string into the typed value, or raises ValueError whose message
+    is the expected form (`expected a whole number >= 1`).
+    """
 
     name: str
     parse: Callable[[str], Any]
@@ -92,7 +101,7 @@ class Setting:
 
     @property
     def env(self) -> str:
-        return "FOLDERD_" + self.name.upper()
+        return ENV_PREFIX + self.name.upper()
 
 
 def _cpu_count() -> int:
@@ -224,23 +233,85 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """Typed, validated settings plus the mode the command line asked for."""
+    """What folderd was asked to do: the mode, then one typed field per entry of `SETTINGS`.
 
-    mode: str = "watch"
-    input: Path | None = None
-    values: Mapping[str, Any] = field(default_factory=dict)
+    The table gives each field its flag, variable, parser, default and help; this class
+    gives it its type. `_check_fields` below refuses to import the module if the two drift.
+    Frozen: change a copy with `dataclasses.replace(settings, workers=2)`.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names that are not fields; `values` may not exist yet (unpickling).
-        values = self.__dict__.get("values")
-        if values is None or name not in values:
-            raise AttributeError(name)
-        return values[name]
+    mode: str  # one of MODES
+    input: Path | None  # the file of `--input`, None in every other mode
+    config: Path
+    watch_dir: Path
+    results_dir: Path
+    host: str
+    port: int
+    no_dashboard: bool
+    workers: int
+    poll: bool
+    no_fsync: bool
+    debug: bool
+    trace: bool
+    log_format: str
+    settle: float
+    rescan_interval: float
+    poll_interval: float
+    max_attempts: int
+    retry_backoff: float
+    shutdown_timeout: float
+    ignore_patterns: tuple[str, ...]
+    zero_mtime: str
+    empty_files: str
+    max_upload_mb: int
+    min_disk_free_mb: int
+    token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
-    def replace(self, **changes: Any) -> Settings:
-        return Settings(self.mode, self.input, {**self.values, **changes})
+
+_MODE_FIELDS = ("mode", "input")
+
+
+def _holds(hint: Any, value: object) -> bool:
+    """Whether `value` fits the annotation `hint` (only the forms Settings uses)."""
+    if isinstance(hint, types.UnionType):
+        return any(_holds(arg, value) for arg in get_args(hint))
+    if get_origin(hint) is tuple:  # tuple[X, ...]
+        item = get_args(hint)[0]
+        return isinstance(value, tuple) and all(_holds(item, v) for v in value)
+    if isinstance(value, bool) and hint is not bool:
+        return False  # a bool is an int to isinstance, but a switch is not a number
+    return isinstance(value, hint)
+
+
+def _check_fields(cls: type, table: Sequence[Setting]) -> None:
+    """Raise TypeError unless `cls` has the mode fields, then exactly one field per setting
+    of `table` in its order, typed to hold that setting's default, out of repr if secret."""
+    declared = {f.name: f for f in fields(cls)}
+    names = [name for name in declared if name not in _MODE_FIELDS]
+    wanted = [s.name for s in table]
+    if names != wanted:
+        missing, extra = sorted(set(wanted) - set(names)), sorted(set(names) - set(wanted))
+        raise TypeError(
+            f"{cls.__name__} does not match SETTINGS: fields missing {missing}, "
+            f"fields not in the table {extra}" + ("" if missing or extra else ", order differs")
+        )
+    hints = get_type_hints(cls)
+    for s in table:
+        if not _holds(hints[s.name], s.default):
+            raise TypeError(
+                f"{cls.__name__}.{s.name} is {hints[s.name]}, "
+                f"which cannot hold its default {s.default!r}"
+            )
+        if declared[s.name].repr == s.secret:
+            raise TypeError(
+                f"{cls.__name__}.{s.name}: a secret setting needs field(repr=False), "
+                "and only a secret one"
+            )
+
+
+_check_fields(Settings, SETTINGS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="main.py",
         description="folderd: process files dropped into watch_dir/unprocessed/, exactly once.",
         epilog="Every flag also reads from a FOLDERD_* environment variable "
-        "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token.",
+        "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token. "
+        "Any other FOLDERD_* variable is refused.",
     )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
@@ -294,12 +366,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(environ: Mapping[str, str]) -> None:
+    """Raise ConfigError for a `FOLDERD_*` variable that is no setting (a typo would
+    otherwise be silently ignored), suggesting the nearest real one."""
+    known = {s.env for s in SETTINGS}
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    if not unknown:
+        return
+    first, *rest = unknown
+    # Compared without the prefix, which every name shares and which would make anything look
+    # close; the value is never shown: a misspelt FOLDERD_TOKEN holds a secret.
+    close = difflib.get_close_matches(
+        first.removeprefix(ENV_PREFIX).upper(), [s.name.upper() for s in SETTINGS], n=1
+    )
+    message = "unknown setting" + (f"; also unknown: {', '.join(rest)}" if rest else "")
+    hint = (
+        f"did you mean {ENV_PREFIX}{close[0]}?"
+        if close
+        else f"`python main.py --help` lists every {ENV_PREFIX}* variable"
+    )
+    raise ConfigError(first, message, hint)
+
+
 def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
-    """Parse argv and environ into Settings, or raise ConfigError naming the bad value.
+    """Parse argv and environ into Settings, or raise ConfigError naming the bad value or the
+    unknown `FOLDERD_*` variable.
 
     argparse itself exits 2 with a usage line on unknown flags.
     """
     args = build_parser().parse_args(list(argv))
+    _refuse_unknown(environ)
     values: dict[str, Any] = {}
     for s in SETTINGS:
         raw = None if s.secret else getattr(args, s.name)
@@ -311,15 +407,15 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             continue
         try:
             values[s.name] = s.parse(raw)
-        except ValueError as exc:
-            expected = str(exc) if "expected" in str(exc) else f"expected {s.parse.__name__}"
+        except ValueError as exc:  # its message is the expected form
             shown = "<hidden>" if s.secret else repr(raw)
-            raise ConfigError(key, f"{expected}, got {shown}", s.help) from None
+            raise ConfigError(key, f"{exc}, got {shown}", s.help) from None
     if args.input is not None:
-        return Settings("input", Path(args.input), values)
-    return Settings(args.mode or "watch", None, values)
+        return Settings(mode="input", input=Path(args.input), **values)
+    return Settings(mode=args.mode or "watch", input=None, **values)
 
 
 def defaults() -> Settings:
-    """Settings as if no flag and no variable were given (tests start from this)."""
+    """Settings as if no flag and no variable were given; tests start from this and change
+    fields with `dataclasses.replace`."""
     return load([], {})

@@ -53,7 +53,7 @@ def int_param(request: Request, name: str, default: int, lo: int = 1, hi: int = 
 # -- probes -------------------------------------------------------------------------------
 async def health_endpoint(request: Request) -> Response:
     dash = _dash(request)
-    code, body = health.health(dash.api.status(), int(dash.settings.min_disk_free_mb))
+    code, body = health.health(dash.api.status(), dash.settings.min_disk_free_mb)
     return ORJSONResponse(body, status_code=code, headers={"cache-control": "no-store"})
 
 

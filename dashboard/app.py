@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,6 +20,7 @@ from dashboard.context import Dashboard
 from dashboard.templating import templates
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from daemon.api import DaemonAPI
 
 STATIC = Path(__file__).parent / "static"
@@ -56,7 +57,7 @@ routes = [
 ]
 
 
-def create_app(daemon_api: DaemonAPI, settings: Any) -> Starlette:
+def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
     dash = Dashboard.build(daemon_api, settings)
     metrics.install(dash)
 

@@ -14,13 +14,14 @@ from dashboard.stats import Stats
 from dashboard.system import SystemSampler
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from daemon.api import DaemonAPI
 
 
 @dataclass
 class Dashboard:
     api: DaemonAPI
-    settings: Any
+    settings: Settings
     registry: CollectorRegistry
     stats: Stats
     reader: JournalReader
@@ -29,7 +30,7 @@ class Dashboard:
     outlines: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, api: DaemonAPI, settings: Any) -> Dashboard:
+    def build(cls, api: DaemonAPI, settings: Settings) -> Dashboard:
         registry = CollectorRegistry()
         stats = Stats(registry)
         reader = JournalReader(api)
@@ -39,4 +40,4 @@ class Dashboard:
 
     @property
     def max_upload_bytes(self) -> int:
-        return int(self.settings.max_upload_mb) << 20
+        return self.settings.max_upload_mb << 20

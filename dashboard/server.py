@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -23,6 +23,7 @@ from daemon import DaemonError
 from dashboard.app import create_app
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from daemon.api import DaemonAPI
 
 log = structlog.get_logger(__name__)
@@ -70,7 +71,7 @@ def _url(host: str, port: int) -> str:
 class DashboardServer:
     """`start()` returns once the dashboard accepts connections; `stop()` ends it."""
 
-    def __init__(self, api: DaemonAPI, settings: Any) -> None:
+    def __init__(self, api: DaemonAPI, settings: Settings) -> None:
         self.api = api
         self.settings = settings
         self.app = create_app(api, settings)
@@ -87,7 +88,7 @@ class DashboardServer:
             host=self.settings.host,
             port=port,
             log_config=None,
-            access_log=bool(self.settings.debug),
+            access_log=self.settings.debug,
             lifespan="on",
             loop="asyncio",
             ws="none",

@@ -37,7 +37,7 @@ def status(dash: Dashboard) -> dict[str, Any]:
         "throughput": dash.stats.throughput(),
         "system": dash.sampler.last,
         "pipeline_outline": pipeline_graph(dash, pipeline).outline,
-        "trace": bool(dash.settings.trace),
+        "trace": dash.settings.trace,
         "token_required": bool(dash.settings.token),
     }
 
@@ -171,6 +171,6 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
         "processors": node_stats,
         "tags": dict(tags),
         "files_counted": dash.stats.files_seen,
-        "trace": bool(dash.settings.trace),
+        "trace": dash.settings.trace,
         "traces": traces,
     }

@@ -90,7 +90,7 @@ def pipeline(request: Request) -> Response:
 
 async def upload_page(request: Request) -> Response:
     dash = _dash(request)
-    return render(request, "upload", {"max_upload_mb": int(dash.settings.max_upload_mb)})
+    return render(request, "upload", {"max_upload_mb": dash.settings.max_upload_mb})
 
 
 # -- forms (each answers with a redirect back to a page) ---------------------------------

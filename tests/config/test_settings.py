@@ -1,59 +1,196 @@
-"""Settings: one table gives flags, FOLDERD_* variables, types and errors."""
+"""Settings: what a user gets from flags and FOLDERD_* variables, and what they are told
+when a value or a variable is wrong."""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import pytest
 
 from config import ConfigError
-from config.settings import SETTINGS, defaults, load
+from config.settings import (
+    BY_NAME,
+    SETTINGS,
+    Setting,
+    Settings,
+    _check_fields,
+    _holds,
+    defaults,
+    load,
+)
+
+# For every setting: a raw value a user might give, and the typed value folderd must
+# read from it, whether it came as the flag or as the variable. Each differs from the
+# default, so it proves the value came through. Switches take no value on the command
+# line; their raw value is for the variable.
+SAMPLES: dict[str, tuple[str, Any]] = {
+    "config": ("other.json", Path("other.json")),
+    "watch_dir": ("/srv/queue", Path("/srv/queue")),
+    "results_dir": ("/srv/results", Path("/srv/results")),
+    "host": ("0.0.0.0", "0.0.0.0"),
+    "port": ("9000", 9000),
+    "no_dashboard": ("yes", True),
+    "workers": ("7", 7),
+    "poll": ("on", True),
+    "no_fsync": ("true", True),
+    "debug": ("1", True),
+    "trace": ("YES", True),
+    "log_format": ("json", "json"),
+    "settle": ("2", 2.0),
+    "rescan_interval": ("5", 5.0),
+    "poll_interval": ("0.25", 0.25),
+    "max_attempts": ("5", 5),
+    "retry_backoff": ("0", 0.0),
+    "shutdown_timeout": ("10", 10.0),
+    "ignore_patterns": (" *.a, *.b,,", ("*.a", "*.b")),
+    "zero_mtime": ("accept", "accept"),
+    "empty_files": ("process", "process"),
+    "max_upload_mb": ("5", 5),
+    "min_disk_free_mb": ("1", 1),
+    "token": ("s3cret", "s3cret"),
+}
 
 
 def test_defaults_match_the_design() -> None:
     s = defaults()
-    assert s.mode == "watch"
+    assert s.mode == "watch" and s.input is None
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.watch_dir == Path("watch_dir") and s.results_dir == Path("results")
     assert s.settle == 0.5 and s.rescan_interval == 30.0 and s.max_attempts == 3
     assert "*.part" in s.ignore_patterns and s.no_fsync is False and s.token is None
 
 
+def test_every_setting_has_a_sample_here() -> None:
+    assert SAMPLES.keys() == BY_NAME.keys(), "add the new setting to SAMPLES"
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_a_flag_and_its_variable_give_the_same_typed_value(setting: Setting) -> None:
+    raw, expected = SAMPLES[setting.name]
+    assert expected != setting.default
+    from_env = getattr(load([], {setting.env: raw}), setting.name)
+    assert from_env == expected and type(from_env) is type(expected)
+    if setting.secret:
+        with pytest.raises(SystemExit):  # never on a command line
+            load([setting.flag, raw], {})
+        return
+    argv = [setting.flag] if setting.switch else [setting.flag, raw]
+    from_flag = getattr(load(argv, {}), setting.name)
+    assert from_flag == expected and type(from_flag) is type(expected)
+
+
 def test_flag_beats_variable_beats_default() -> None:
     assert load([], {"FOLDERD_WORKERS": "3"}).workers == 3
     assert load(["--workers", "5"], {"FOLDERD_WORKERS": "3"}).workers == 5
-    assert load(["--poll"], {}).poll is True
-    assert load([], {"FOLDERD_POLL": "yes", "FOLDERD_NO_FSYNC": "1"}).no_fsync is True
-    assert load([], {"FOLDERD_TOKEN": "s3cret"}).token == "s3cret"
-
-
-def test_every_setting_has_a_flag_and_a_variable() -> None:
-    for s in SETTINGS:
-        assert s.env == "FOLDERD_" + s.name.upper()
-        assert s.flag == "--" + s.name.replace("_", "-")
-        assert s.help
+    assert load(["--poll"], {"FOLDERD_POLL": "0"}).poll is True
+    assert load([], {"FOLDERD_POLL": "off"}).poll is False
 
 
 @pytest.mark.parametrize(
-    ("argv", "env", "key"),
+    ("argv", "env", "message"),
     [
-        (["--workers", "0"], {}, "--workers"),
-        (["--settle", "soon"], {}, "--settle"),
-        ([], {"FOLDERD_PORT": "http"}, "FOLDERD_PORT"),
-        ([], {"FOLDERD_ZERO_MTIME": "maybe"}, "FOLDERD_ZERO_MTIME"),
+        (["--workers", "0"], {}, "--workers: expected a whole number >= 1, got '0'"),
+        (["--workers", "two"], {}, "--workers: expected a whole number >= 1, got 'two'"),
+        (["--settle", "soon"], {}, "--settle: expected a number of seconds >= 0, got 'soon'"),
+        (["--settle", "nan"], {}, "--settle: expected a number of seconds >= 0, got 'nan'"),
+        ([], {"FOLDERD_PORT": "http"}, "FOLDERD_PORT: expected a port number from 0 to 65535"),
+        ([], {"FOLDERD_PORT": "70000"}, "FOLDERD_PORT: expected a port number from 0 to 65535"),
+        ([], {"FOLDERD_POLL": "maybe"}, "FOLDERD_POLL: expected a boolean (1/0, true/false"),
+        ([], {"FOLDERD_ZERO_MTIME": "maybe"}, "FOLDERD_ZERO_MTIME: expected one of fail, accept"),
     ],
 )
-def test_a_bad_value_names_its_source_and_what_was_expected(
-    argv: list[str], env: dict[str, str], key: str
+def test_a_bad_value_names_its_source_and_the_expected_form(
+    argv: list[str], env: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ConfigError) as err:
         load(argv, env)
-    assert err.value.key == key
-    assert "expected" in str(err.value) and "got" in str(err.value)
+    assert str(err.value).startswith(message)
+    assert err.value.key == message.partition(":")[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("FOLDERD_WORKER", "did you mean FOLDERD_WORKERS?"),
+        ("FOLDERD_watch_dir", "did you mean FOLDERD_WATCH_DIR?"),
+        ("FOLDERD_TOKN", "did you mean FOLDERD_TOKEN?"),
+        ("FOLDERD_NOPE", "`python main.py --help` lists every FOLDERD_* variable"),
+    ],
+)
+def test_an_unknown_variable_is_refused_with_a_hint(variable: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load([], {variable: "hidden-value", "FOLDERD_WORKERS": "2"})
+    assert (err.value.key, err.value.message, err.value.hint) == (
+        variable,
+        "unknown setting",
+        hint,
+    )
+    assert "hidden-value" not in str(err.value), "a misspelt FOLDERD_TOKEN holds a secret"
+
+
+def test_every_unknown_variable_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        load([], {"FOLDERD_B": "1", "FOLDERD_A": "1", "FOLDERD_C": "1"})
+    assert err.value.key == "FOLDERD_A"
+    assert err.value.message == "unknown setting; also unknown: FOLDERD_B, FOLDERD_C"
+
+
+def test_other_variables_are_none_of_folderds_business() -> None:
+    env = {"PATH": "/bin", "TEST_REQUIRE_BROWSER": "1", "FOLDERD": "x", "folderd_workers": "x"}
+    assert load([], env) == defaults()
+
+
+def test_settings_are_frozen_typed_and_picklable() -> None:
+    s = load([], {setting.env: SAMPLES[setting.name][0] for setting in SETTINGS})
+    hints = get_type_hints(Settings)
+    for f in dataclasses.fields(Settings):
+        assert _holds(hints[f.name], getattr(s, f.name)), f.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.workers = 2  # type: ignore[misc]
+    assert dataclasses.replace(s, workers=2).workers == 2 and s.workers == 7
+    assert pickle.loads(pickle.dumps(s)) == s  # worker processes receive it pickled
+    assert "s3cret" not in repr(s), "the token stays out of reprs, and so out of logs"
 
 
 def test_modes_are_exclusive() -> None:
     assert load(["--drain"], {}).mode == "drain"
-    assert load(["--input", "x.log"], {}).input == Path("x.log")
+    s = load(["--input", "x.log"], {})
+    assert (s.mode, s.input) == ("input", Path("x.log"))
     with pytest.raises(SystemExit):
         load(["--drain", "--input", "x"], {})
+
+
+@dataclasses.dataclass
+class _Two:
+    mode: str
+    input: Path | None
+    config: Path
+    watch_dir: Path
+
+
+CONFIG, WATCH_DIR, RESULTS_DIR = SETTINGS[:3]
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ((CONFIG, WATCH_DIR, RESULTS_DIR), "fields missing ['results_dir']"),
+        ((CONFIG,), "fields not in the table ['watch_dir']"),
+        ((WATCH_DIR, CONFIG), "order differs"),
+        ((CONFIG, dataclasses.replace(WATCH_DIR, default="x")), "cannot hold its default 'x'"),
+        ((CONFIG, dataclasses.replace(WATCH_DIR, default=1)), "cannot hold its default 1"),
+        ((CONFIG, dataclasses.replace(WATCH_DIR, secret=True)), "needs field(repr=False)"),
+    ],
+)
+def test_the_class_and_the_table_cannot_drift(table: tuple[Setting, ...], error: str) -> None:
+    _check_fields(_Two, (CONFIG, WATCH_DIR))
+    with pytest.raises(TypeError) as err:
+        _check_fields(_Two, table)
+    assert error in str(err.value)
+
+
+def test_a_switch_default_is_no_number() -> None:
+    assert _holds(bool, False) and _holds(int, 0) and not _holds(int, False)

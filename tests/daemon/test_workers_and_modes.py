@@ -138,6 +138,7 @@ def test_input_mode_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
         ([], {"FOLDERD_SETTLE": "-1"}, "FOLDERD_SETTLE"),
         ([], {"FOLDERD_POLL": "maybe"}, "FOLDERD_POLL"),
         (["--log-format", "xml"], {}, "--log-format"),
+        ([], {"FOLDERD_WORKER": "4"}, "did you mean FOLDERD_WORKERS?"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line_naming_the_key(

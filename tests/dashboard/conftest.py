@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import DaemonProcess, Queue
 
-CHROMIUM = os.environ.get("FOLDERD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -76,8 +76,8 @@ def chromium() -> Iterator[Any]:
     """Debian's Chromium under Playwright; skipped when absent, unless CI requires it."""
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("FOLDERD_REQUIRE_BROWSER"):
-            pytest.fail(message + "; FOLDERD_REQUIRE_BROWSER is set, so this is a failure")
+        if os.environ.get("TEST_REQUIRE_BROWSER"):
+            pytest.fail(message + "; TEST_REQUIRE_BROWSER is set, so this is a failure")
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 

@@ -99,7 +99,7 @@ def test_a_script_file_name_shows_as_text(dashboard: Dashboard, page: Any, queue
 def test_every_page_renders_and_screenshots(
     start_dashboard: Any, page: Any, queue: Queue, tmp_path: Path
 ) -> None:
-    """Screenshots go to tmp_path; FOLDERD_SCREENSHOTS=docs/screenshots refreshes the
+    """Screenshots go to tmp_path; TEST_SCREENSHOTS=docs/screenshots refreshes the
     README's."""
     expect = _expect()
     dash = start_dashboard("--trace")
@@ -109,7 +109,7 @@ def test_every_page_renders_and_screenshots(
     queue.drop("<b>bold</b> name.log", LOG)
     wait_until(lambda: len(queue.files("processed")) == 13 and queue.files("failed"), 60,
                "the sample files done")  # fmt: skip
-    out = Path(os.environ.get("FOLDERD_SCREENSHOTS", tmp_path))
+    out = Path(os.environ.get("TEST_SCREENSHOTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
     wait_until(lambda: dash.get("/api/status").json()["states"]["processed"] == 13, 30,
                "the per-state totals refreshed")  # fmt: skip

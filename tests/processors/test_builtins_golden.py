@@ -2,7 +2,7 @@
 
 Each `golden/<case>/` holds `config.json`, one input file (its name drives routing), and
 `expected/`: one file per output suffix plus `summary.json` (the summary's counts and
-aggregates). After an intended change, regenerate with FOLDERD_UPDATE_GOLDEN=1 and review
+aggregates). After an intended change, regenerate with TEST_UPDATE_GOLDEN=1 and review
 the diff like code.
 """
 
@@ -37,7 +37,7 @@ def test_golden(run: Any, case: str) -> None:
     summary, outputs = run(config, source.read_bytes(), source.name)
     summary = {key: summary[key] for key in SUMMARY_KEYS}
     expected_dir = folder / "expected"
-    if os.environ.get("FOLDERD_UPDATE_GOLDEN"):
+    if os.environ.get("TEST_UPDATE_GOLDEN"):
         expected_dir.mkdir(exist_ok=True)
         for old in expected_dir.iterdir():
             old.unlink()
