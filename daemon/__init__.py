@@ -1,10 +1,11 @@
 """The lifecycle of a file: watch, settle, claim, process in workers, commit, retry, fail.
 
-The four folders under watch_dir ARE the queue (`daemon.states`); every move between them
-goes through `states.transition()`, which renames, journals and logs. `daemon.core.Daemon`
-runs the main loop; `daemon.recovery` holds the lock and repairs what a dead run left;
-`daemon.worker` runs files through the pipeline in child processes; `daemon.journal`
-keeps the derived SQLite history the dashboard reads.
+The four folders under watch_dir ARE the queue (`daemon.states` names them); every move
+between them goes through `moves.transition()`, which renames, journals and logs.
+`daemon.core.Daemon` runs the main loop, with `claims` and `outcomes` for what happens before
+and after an attempt; `daemon.recovery` holds the lock and repairs what a dead run left;
+`daemon.worker` runs files through the pipeline in child processes; `daemon.journal` keeps
+the derived SQLite history the dashboard reads, and `daemon.snapshot` the live picture.
 """
 
 from daemon.errors import DaemonError

@@ -67,7 +67,7 @@ class DaemonAPI:
 
     @property
     def journal_path(self) -> Path:
-        return self._d.folders.meta / "journal.sqlite3"
+        return self._d.folders.journal
 
     def read_journal(self) -> sqlite3.Connection:
         """A new read-only connection to the journal (one per thread that reads)."""
@@ -120,7 +120,7 @@ class DaemonAPI:
             if rel.startswith("/") or ".." in rel.split("/"):
                 raise ActionError("invalid path", 400)
             try:
-                ref = self._d.reject_queued(rel, "cancelled")
+                ref = self._d.claimer.reject_queued(rel, "cancelled")
             except FileNotFoundError:
                 raise ActionError(f"{rel} is not waiting in unprocessed/", 404) from None
             return ref.rel

@@ -29,13 +29,12 @@ from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.inbox import Call, Inbox, Rescan
 from daemon.intake import Intake
-from daemon.journal import Journal
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import WorkerPool
-from daemon.recovery import WatchDirLock, recover
-from daemon.snapshot import InFlight, Snapshot
+from daemon.recovery import open_watch_dir, recover
+from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from daemon.worker import Job, Outcome, discard_temps
@@ -67,15 +66,7 @@ class Daemon:
         self._load_config = load_config
         self._fsync = not settings.no_fsync
         self._ignored = ignore_matcher(settings.ignore_patterns)
-        # Nothing to undo if these fail (a second daemon must not touch the first's files).
-        self.folders.create()
-        self._lock = WatchDirLock(self.folders)
-        self._lock.acquire()
-        try:
-            self.journal = Journal(self.folders.meta / "journal.sqlite3")
-        except BaseException:
-            self._lock.release()
-            raise
+        self._lock, self.journal = open_watch_dir(self.folders)
         self.inbox = Inbox()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled)
         self.waiting = Waiting()
@@ -255,13 +246,6 @@ class Daemon:
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
 
-    def reject_queued(self, rel: str, reason: str) -> FileRef:
-        """Move a file waiting in unprocessed/ to failed/ with `reason` (loop thread only).
-
-        Raises FileNotFoundError if it is not (or no longer) waiting there.
-        """
-        return self.claimer.reject_queued(rel, reason)
-
     # -- dispatch and outcomes -----------------------------------------------------
     def _dispatch(self) -> None:
         if self._stop_signals:
@@ -272,8 +256,8 @@ class Daemon:
                 return
             self._inflight[ref.uid] = ref
             src = ref.open_path or ref.path(self.folders)
-            tmp_dir = str(self.folders.tmp)
-            job = Job(ref.uid, ref.rel, ref.original, src, ref.attempt, tmp_dir, self._fsync)
+            job = Job(ref.uid, ref.rel, ref.original, src, ref.attempt, str(self.folders.tmp),
+                      self._fsync, ref.size)  # fmt: skip
             if not self.pool.submit(slot, job):  # the worker just died: keep the file
                 del self._inflight[ref.uid]
                 ref.attempt -= 1
@@ -307,9 +291,9 @@ class Daemon:
         self.events.publish("file_queued", path=self.intake.rel(path))
 
     def _on_progress(self, job: Job, bytes_read: int) -> None:
-        ref = self._inflight.get(job.uid)
-        size = ref.size if ref is not None else None
-        self.events.publish("file_progress", path=job.rel, uid=job.uid, bytes=bytes_read, size=size)
+        self.events.publish(
+            "file_progress", path=job.rel, uid=job.uid, bytes=bytes_read, size=job.size
+        )
 
     # -- periodic work ------------------------------------------------------------
     def _periodic(self, now: float) -> None:
@@ -351,13 +335,6 @@ class Daemon:
         )
 
     def _take_snapshot(self) -> Snapshot:
-        in_flight = []
-        for slot in self.pool.busy():
-            job = slot.job
-            ref = self._inflight.get(job.uid) if job is not None else None
-            if job is not None:
-                in_flight.append(InFlight(job.uid, job.rel, job.attempt, slot.pid, slot.started,
-                                          slot.bytes_read, ref.size if ref else None))  # fmt: skip
         w = self.watcher
         return Snapshot(
             taken=time.monotonic(),
@@ -375,19 +352,13 @@ class Daemon:
             worker_pids=tuple(s.pid for s in self.pool.slots),
             journal_healthy=self.journal.healthy,
             journal_error=self.journal.last_error,
-            in_flight=tuple(in_flight),
+            in_flight=self.pool.in_flight(),
             watch_dir=str(self.folders.root),
             results_dir=str(self.folders.results),
             pipeline=self.pipeline_config,
         )
 
     # -- shutdown ------------------------------------------------------------------
-    def _refuse_calls(self) -> None:
-        """While stopping, answer pending dashboard actions instead of leaving them hanging."""
-        for msg in self.inbox.drain():
-            if isinstance(msg, Call):
-                msg.refuse(DaemonError("folderd is shutting down"))
-
     def _shutdown(self, reason: str) -> None:
         self.ready = False
         self.snapshot = self._take_snapshot()
@@ -405,7 +376,7 @@ class Daemon:
         self.pool.close()
         self.journal.close()
         self._lock.release()
-        self._refuse_calls()
+        self.inbox.refuse_calls(DaemonError("folderd is shutting down"))
         self.inbox.close()
         log.info("daemon_stopped", reason=reason, returned=returned, **self.outcomes.totals)
 
@@ -415,7 +386,7 @@ class Daemon:
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.pool.busy() and self._stop_signals < 2 and time.monotonic() < deadline:
             ready = wait([self.inbox, *self.pool.handles()], min(0.5, deadline - time.monotonic()))
-            self._refuse_calls()
+            self.inbox.refuse_calls(DaemonError("folderd is shutting down"))
             self._finish(self.pool.collect(ready))
         if self.pool.busy():
             why = "second signal" if self._stop_signals >= 2 else "shutdown timeout"

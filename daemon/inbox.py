@@ -77,6 +77,13 @@ class Inbox:
                 items.append(self._q.get_nowait())
         return items
 
+    def refuse_calls(self, exc: Exception) -> None:
+        """While stopping: answer pending calls with `exc` instead of leaving them hanging
+        (and drop everything else)."""
+        for msg in self.drain():
+            if isinstance(msg, Call):
+                msg.refuse(exc)
+
     def close(self) -> None:
         os.close(self._r)
         os.close(self._w)

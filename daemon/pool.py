@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from daemon.snapshot import InFlight
 from daemon.worker import Job, Outcome, Status, base_summary, error_info, finish_summary, run_job
 
 log = structlog.get_logger(__name__)
@@ -221,6 +222,16 @@ class WorkerPool:
         """One entry per job the workers can take now, round-robin, emptiest first."""
         live = [s for s in self.slots if s.proc is not None and s.ready]
         return [s for level in range(PREFETCH) for s in live if len(s.jobs) <= level]
+
+    def in_flight(self) -> tuple[InFlight, ...]:
+        """The job each busy worker is running now."""
+        return tuple(
+            InFlight(
+                s.job.uid, s.job.rel, s.job.attempt, s.pid, s.started, s.bytes_read, s.job.size
+            )
+            for s in self.slots
+            if s.job is not None
+        )
 
     def busy(self) -> list[Slot]:
         return [s for s in self.slots if s.jobs]

@@ -54,6 +54,19 @@ class WatchDirLock:
             self._fd = None
 
 
+def open_watch_dir(folders: Folders) -> tuple[WatchDirLock, Journal]:
+    """Create the folders, take the lock, open the journal: the lock first, so a second
+    daemon fails before it touches anything of the first's (the journal included)."""
+    folders.create()
+    lock = WatchDirLock(folders)
+    lock.acquire()
+    try:
+        return lock, Journal(folders.journal)
+    except BaseException:
+        lock.release()
+        raise
+
+
 def walk_files(top: Path) -> list[str]:
     """Every non-directory entry below `top`, as paths relative to it, oldest dirs first."""
     out = []

@@ -27,7 +27,7 @@ class InFlight:
     worker_pid: int | None
     started: float  # monotonic
     bytes_read: int
-    size: int | None
+    size: int
 
 
 @dataclass(frozen=True, slots=True)

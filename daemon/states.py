@@ -68,6 +68,10 @@ class Folders:
         return self.root / ".folderd"
 
     @property
+    def journal(self) -> Path:
+        return self.meta / "journal.sqlite3"
+
+    @property
     def tmp(self) -> Path:
         return self.results / TMP_DIRNAME
 

@@ -43,6 +43,7 @@ class Job:
     attempt: int
     tmp_dir: str  # results/.folderd-tmp
     fsync: bool
+    size: int = 0  # the input's size when it was claimed (for progress)
 
     @property
     def results_dir(self) -> str:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,12 +32,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sha256_of(path: Path) -> str:

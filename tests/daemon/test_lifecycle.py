@@ -47,36 +47,40 @@ def test_sigkill_mid_burst_three_times_loses_nothing(queue: Queue, start_daemon)
     for name in names[:200]:
         queue.drop(name, body)
     # Kill at three different moments: just after start, mid-burst while files are still
-    # arriving, and near the end; files keep arriving while the daemon is dead, too.
-    for target, more in ((1, names[200:300]), (150, names[300:]), (330, [])):
+    # arriving, and near the end; files keep arriving while the daemon is dead, too. Each
+    # new daemon recovers exactly what the killed one left in underprocess/.
+    left: set[str] = set()
+    for target, more in ((1, names[200:300]), (150, names[300:]), (330, []), (400, None)):
         d = start_daemon()
+        assert {e["path"] for e in d.events("file_recovered")} == left
         wait_until(lambda t=target: _count(queue, "processed") >= t, 120, f">= {target} done")
+        if more is None:
+            break
         for name in more[: len(more) // 2]:
             queue.drop(name, body)
         d.kill()
+        left = set(queue.files("underprocess"))
         for name in more[len(more) // 2 :]:
             queue.drop(name, body)
-    d = start_daemon()
-    wait_until(lambda: _count(queue, "processed") == 400, 120, "all 400 processed")
     assert_exactly_once(queue, names)
     _assert_no_torn_results(queue)
-    recovered = d.events("file_recovered")
-    assert all(e["path"] in names for e in recovered)
 
 
 def test_file_appended_every_100ms_is_claimed_only_after_its_last_write(
     queue: Queue, start_daemon
 ) -> None:
-    d = start_daemon("--settle", "0.5")
+    # A close halves the window to 1 s: appends 0.1 s apart leave 0.9 s for a stall of
+    # this (loaded, shared) machine before a correct daemon would claim the file early.
+    d = start_daemon("--settle", "2")
     path = queue.dir("unprocessed") / "growing.log"
-    for i in range(30):  # 3 s of appends, each its own open/write/close (as `echo >>` does)
+    for i in range(20):  # 2 s of appends, each its own open/write/close (as `echo >>` does)
         with path.open("a") as f:
             f.write(f"append {i}\n")
         assert not d.events("file_claimed"), f"claimed after only {i + 1} appends"
         time.sleep(0.1)
     wait_until(lambda: queue.files("processed") == ["growing.log"], 30, "growing.log processed")
     summary = queue.summaries()["growing.log"]
-    assert summary["lines_in"] == 30
+    assert summary["lines_in"] == 20
     assert summary["sha256"] == sha256_of(queue.dir("processed") / "growing.log")
 
 
@@ -181,23 +185,24 @@ def test_json_logs_carry_one_event_per_transition(queue: Queue, start_daemon) ->
         1,
     )
     assert (done["from"], done["to"], done["state"]) == ("underprocess", "processed", "processed")
-    assert done["duration_ms"] >= 0 and done["level"] == "info" and "timestamp" in done
+    summary = queue.summaries()["one.log"]
+    assert done["duration_ms"] == round(summary["duration_s"] * 1000, 1)
+    assert done["level"] == "info" and "timestamp" in done
 
 
 def test_concurrent_writer_thread_and_burst_do_not_interfere(queue: Queue, start_daemon) -> None:
     # A slow writer (non-atomic, chunked) beside a fast atomic burst: the slow file is
     # claimed whole, the burst is not held up by it.
-    start_daemon("--settle", "0.5")
+    # Writes 0.1 s apart against a 1 s window: a stall of the writer up to 0.9 s is safe.
+    start_daemon("--settle", "1")
     slow = queue.dir("unprocessed") / "slow.log"
-    stop = threading.Event()
 
     def write_slowly() -> None:
         with slow.open("w") as f:
             for i in range(20):
                 f.write(f"slow {i}\n")
                 f.flush()
-                if stop.wait(0.1):
-                    return
+                time.sleep(0.1)
 
     t = threading.Thread(target=write_slowly)
     t.start()
@@ -207,7 +212,6 @@ def test_concurrent_writer_thread_and_burst_do_not_interfere(queue: Queue, start
     t.join()
     wait_until(lambda: "slow.log" in queue.files("processed"), 30, "slow file processed")
     assert queue.summaries()["slow.log"]["lines_in"] == 20
-    stop.set()
 
 
 def test_summary_records_what_design_promises(queue: Queue, start_daemon) -> None:

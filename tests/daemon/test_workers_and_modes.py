@@ -74,10 +74,10 @@ def test_sighup_reloads_a_valid_config_and_keeps_the_old_one_when_invalid(
     wait_until(lambda: (queue.results / "a.log.out").exists(), 30, "a.log processed")
     assert (queue.results / "a.log.out").read_text() == "HELLO\n"
 
-    cfg.write_text('{"version": 1, "nodes": [{"use": "no_such_processor"}]}')
+    cfg.write_text('{"version": 1, "nodes": [{"tag": "end2", "use": "no_such_processor"}]}')
     d.signal(signal.SIGHUP)
     failed = d.wait_event("config_reload_failed")
-    assert "no_such_processor" in failed["error"] or "$" in failed["error"]
+    assert "$.nodes[0].use" in failed["error"] and "no_such_processor" in failed["error"]
     queue.drop("b.log", "still upper\n")
     wait_until(lambda: (queue.results / "b.log.out").exists(), 30, "b.log processed")
     assert (queue.results / "b.log.out").read_text() == "STILL UPPER\n"

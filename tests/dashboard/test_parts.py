@@ -114,5 +114,7 @@ def test_stats_add_up_events(tmp_path: Path) -> None:
     assert list(stats.waiting) == []
     minute = [b for b in stats.throughput(now=100.0) if b["minute"] == 60]
     assert minute == [{"minute": 60, "processed": 1, "failed": 1}]
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) in (2.0, 3.0)
+    # nearest rank, rounding half to even: index round(p/100 * (n-1))
+    assert [percentile([1.0, 2.0, 3.0, 4.0], p) for p in (0, 50, 100)] == [1.0, 3.0, 4.0]
+    assert percentile([float(i) for i in range(1, 101)], 95) == 95.0
     assert percentile([], 95) is None

@@ -1,0 +1,203 @@
+"""The loop's steps in-process, on real folders and a real journal: claim, reject, and what
+follows an attempt (done, retry, give up, vanished, never started)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.claims import Claimer
+from daemon.events import EventBus
+from daemon.intake import Intake
+from daemon.journal import Journal
+from daemon.outcomes import Outcomes, Waiting
+from daemon.states import FileRef, Folders, State
+from daemon.watcher import ignore_matcher
+from daemon.worker import Outcome, Status, failure_summary
+
+
+@dataclass
+class Steps:
+    folders: Folders
+    journal: Journal
+    intake: Intake
+    waiting: Waiting
+    outcomes: Outcomes
+    claimer: Claimer
+    events: list[dict[str, Any]]
+
+    def drop(self, rel: str, body: str = "x\n") -> Path:
+        path = self.folders.of(State.QUEUED) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        return path
+
+    def settle_all(self) -> None:
+        """What the loop's intake steps do once every window has passed."""
+        self.intake.scan(str(self.folders.of(State.QUEUED)))
+        self.intake.settle_due(time.monotonic() + 60)
+
+    def summary(self, rel: str) -> dict[str, Any]:
+        return orjson.loads((self.folders.results / f"{rel}.json").read_bytes())
+
+    def row_state(self, uid: str) -> State:
+        row = self.journal.get(uid)
+        assert row is not None
+        return row.state
+
+
+@pytest.fixture
+def steps(tmp_path: Path) -> Steps:
+    folders = Folders(tmp_path / "watch_dir", tmp_path / "results")
+    folders.create()
+    journal = Journal(folders.journal)
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.subscribe(seen.append)
+    intake = Intake(str(folders.of(State.QUEUED)), 0.5, ignore_matcher(["*.part"]))
+    waiting = Waiting()
+    outcomes = Outcomes(
+        folders, journal, bus, waiting, max_attempts=3, retry_backoff=0.01, fsync=False
+    )
+    claimer = Claimer(folders, journal, intake, outcomes, zero_mtime="fail", empty_files="fail")
+    yield Steps(folders, journal, intake, waiting, outcomes, claimer, seen)
+    journal.close()
+
+
+def _claimed(steps: Steps, rel: str) -> FileRef:
+    steps.drop(rel)
+    steps.settle_all()
+    ref = steps.claimer.next()
+    assert ref is not None and ref.rel == rel
+    return ref
+
+
+def test_a_settled_file_is_claimed_by_one_rename_with_its_first_attempt(steps: Steps) -> None:
+    steps.drop("sub/a.log", "hello\n")
+    steps.settle_all()
+    with capture_logs() as logs:
+        ref = steps.claimer.next()
+    assert ref is not None
+    assert (ref.state, ref.rel, ref.attempt, ref.size) == (State.CLAIMED, "sub/a.log", 1, 6)
+    assert (steps.folders.of(State.CLAIMED) / "sub/a.log").read_text() == "hello\n"
+    assert [e["event"] for e in logs] == ["file_claimed"]
+    assert steps.row_state(ref.uid) is State.CLAIMED
+    assert steps.claimer.next() is None, "nothing else has settled"
+
+
+def test_a_file_that_changed_after_settling_is_not_claimed_but_settles_again(
+    steps: Steps,
+) -> None:
+    path = steps.drop("a.log", "one\n")
+    steps.settle_all()
+    with path.open("a") as f:
+        f.write("two\n")
+    assert steps.claimer.next() is None
+    assert path.exists() and len(steps.intake) == 1, "back to settling, not forgotten"
+    steps.intake.settle_due(time.monotonic() + 60)
+    ref = steps.claimer.next()
+    assert ref is not None and ref.size == len("one\ntwo\n")
+
+
+def test_an_empty_file_and_a_fifo_are_rejected_to_failed_with_their_reason(
+    steps: Steps,
+) -> None:
+    steps.drop("empty.log", "")
+    os.mkfifo(steps.folders.of(State.QUEUED) / "pipe.log")
+    steps.settle_all()
+    assert steps.claimer.next() is None
+    assert sorted(os.listdir(steps.folders.of(State.FAILED))) == ["empty.log", "pipe.log"]
+    assert steps.summary("empty.log")["error"] == {
+        "type": "Rejected",
+        "message": "empty file (0 bytes)",
+    }
+    assert "FIFO" in steps.summary("pipe.log")["error"]["message"]
+    assert steps.outcomes.totals["rejected"] == 2
+    assert sorted(e["path"] for e in steps.events if e["kind"] == "file_failed") == [
+        "empty.log",
+        "pipe.log",
+    ]
+
+
+def test_a_file_returned_to_unprocessed_keeps_its_row_and_attempts(steps: Steps) -> None:
+    from daemon.moves import transition
+
+    ref = _claimed(steps, "a.log")
+    transition(steps.folders, steps.journal, ref, State.QUEUED, reason="shutdown")
+    steps.settle_all()
+    again = steps.claimer.next()
+    assert again is not None
+    assert (again.uid, again.attempt) == (ref.uid, 2)
+
+
+def test_cancelling_a_file_that_is_not_waiting_raises_and_moves_nothing(steps: Steps) -> None:
+    with pytest.raises(FileNotFoundError):
+        steps.claimer.reject_queued("nope.log", "cancelled")
+    steps.drop("a.log")
+    ref = steps.claimer.reject_queued("a.log", "cancelled")
+    assert ref.state is State.FAILED and steps.summary("a.log")["error"]["message"] == "cancelled"
+
+
+def test_a_transient_error_waits_with_backoff_then_gives_up_at_max_attempts(
+    steps: Steps,
+) -> None:
+    ref = _claimed(steps, "a.log")
+    error = {"type": "OSError", "message": "[errno 16] Device or resource busy"}
+    delays = []
+    for attempt in (1, 2):
+        assert ref.attempt == attempt
+        with capture_logs() as logs:
+            steps.outcomes.finish(ref, Outcome(Status.RETRY, {"error": error}))
+        (scheduled,) = [e for e in logs if e["event"] == "file_retry_scheduled"]
+        delays.append(scheduled["delay_s"])
+        assert steps.waiting.pop() is None, "not before its back-off"
+        steps.waiting.release_due(time.monotonic() + 60)
+        assert steps.waiting.pop() is ref
+        ref.attempt += 1  # what dispatch does when it starts the next attempt
+    assert 0.005 <= delays[0] <= 0.015 and 0.01 <= delays[1] <= 0.03, delays
+    steps.outcomes.finish(ref, Outcome(Status.RETRY, {"error": error}))
+    assert os.listdir(steps.folders.of(State.FAILED)) == ["a.log"]
+    message = steps.summary("a.log")["error"]["message"]
+    assert message == "[errno 16] Device or resource busy (gave up after 3 attempts)"
+    totals = steps.outcomes.totals
+    assert (totals["processed"], totals["failed"], totals["retried"]) == (0, 1, 2)
+
+
+def test_a_processed_outcome_moves_the_input_and_counts_its_bytes(steps: Steps) -> None:
+    ref = _claimed(steps, "a.log")
+    summary = {"status": Status.PROCESSED, "size": 2, "duration_s": 0.01}
+    steps.outcomes.finish(ref, Outcome(Status.PROCESSED, summary))
+    assert os.listdir(steps.folders.of(State.PROCESSED)) == ["a.log"]
+    assert steps.row_state(ref.uid) is State.PROCESSED
+    assert (steps.outcomes.totals["processed"], steps.outcomes.totals["bytes"]) == (1, 2)
+    assert [e["kind"] for e in steps.events] == ["file_processed"]
+
+
+def test_a_job_a_dying_worker_never_started_goes_first_with_its_attempt_back(
+    steps: Steps,
+) -> None:
+    first = _claimed(steps, "a.log")
+    second = _claimed(steps, "b.log")
+    steps.waiting.put(first)
+    steps.outcomes.finish(second, Outcome(Status.UNSTARTED, {}))
+    assert steps.waiting.pop() is second and second.attempt == 0
+    assert steps.waiting.pop() is first
+
+
+def test_a_file_removed_while_it_was_processed_is_journaled_missing(steps: Steps) -> None:
+    ref = _claimed(steps, "a.log")
+    os.unlink(ref.path(steps.folders))
+    error = {"type": "FileNotFoundError", "message": "gone"}
+    summary = failure_summary(ref.uid, ref.rel, ref.original, 1, 0, error)
+    with capture_logs() as logs:
+        steps.outcomes.finish(ref, Outcome(Status.VANISHED, summary))
+    assert steps.row_state(ref.uid) is State.MISSING
+    assert [e["event"] for e in logs] == ["file_vanished"]
+    assert steps.waiting.pop() is None, "never retried"
