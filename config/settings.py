@@ -53,6 +53,10 @@ def _positive_int(raw: str) -> int:
     return _number(int, raw, lambda v: v >= 1, "expected a whole number >= 1")
 
 
+def _non_negative_int(raw: str) -> int:
+    return _number(int, raw, lambda v: v >= 0, "expected a whole number >= 0")
+
+
 def _port(raw: str) -> int:
     return _number(int, raw, lambda v: 0 <= v <= 65535, "expected a port number from 0 to 65535")
 
@@ -217,9 +221,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "min_disk_free_mb",
-        _positive_int,
+        _non_negative_int,
         100,
-        "/health fails when watch_dir or results has less free space",
+        "claiming pauses (and /health fails) while watch_dir or results has less free space; "
+        "0: no floor",
         metavar="MB",
     ),
     Setting(

@@ -10,10 +10,13 @@ requeued, keeps its journal row (and attempts) when it is claimed again.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import structlog
 
+from daemon.errors import DaemonError
+from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
 from daemon.journal import Journal
 from daemon.moves import transition
@@ -69,15 +72,21 @@ class Claimer:
                 return None
             ref.attempt += 1
             transition(self.folders, self.journal, ref, State.CLAIMED)
+            if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
+                ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
             self.journal.set_state(ref.uid, State.MISSING, "removed before it was claimed")
             return None
-        except OSError as exc:  # e.g. a sub-folder it cannot move files out of
+        except (OSError, DaemonError) as exc:  # a sub-folder it cannot move files out of…
             # The file stays in unprocessed/, untouched; the next rescan tries again, so the
-            # error is logged once per --rescan-interval until someone fixes it.
+            # error is logged once per --rescan-interval until someone fixes it. A read-only
+            # or full watch_dir is the machine's: claiming pauses (and rescans on resume).
             log.error("claim_failed", path=rel, state=State.QUEUED.value, error=str(exc),
                       action="left in unprocessed/, retried at the next rescan")  # fmt: skip
             self.journal.set_state(ref.uid, State.QUEUED, f"claim failed: {exc}")
+            if classify(exc) is Fault.ENVIRONMENT:
+                self.outcomes.pause.hold(PauseReason(cause_of(exc), f"claiming: {exc}"),
+                                         time.monotonic())  # fmt: skip
             return None
         return ref
 

@@ -1,12 +1,11 @@
 """The daemon's main loop: one thread that owns every file's state.
 
-Everything that happens reaches the loop through one place it waits on: the inbox (watcher
-events, dashboard calls, each with a wake-up byte on a pipe) and the worker pool's pipes
-and process sentinels. Each iteration is the same short list of steps (`_step`); signal
-handlers only set flags. Workers do the heavy, parallel part (reading, the pipeline,
-writing, fsyncing and committing results under the file's own names); the loop does the
-ordered part (stat, claim, the input's moves, journal), so there is never a race over a
-file's state. Claiming is `daemon.claims`', what follows an attempt `daemon.outcomes`'.
+The loop waits on the inbox (watcher events, dashboard calls) and the workers' pipes and
+sentinels; each iteration is the same short list of steps (`_step`); signal handlers only
+set flags. Workers do the heavy, parallel part (read, pipeline, write and commit results);
+the loop the ordered part (claim: `daemon.claims`, the input's moves: `daemon.outcomes`,
+the journal), so there is never a race over a file's state. An environment fault pauses
+claiming (`daemon.faults`) until a probe finds it cleared.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from config.settings import Settings
 from daemon.claims import Claimer
 from daemon.errors import DaemonError
 from daemon.events import EventBus
+from daemon.faults import Pause
 from daemon.inbox import Call, Inbox, Rescan
 from daemon.intake import Intake
 from daemon.moves import transition
@@ -70,11 +70,14 @@ class Daemon:
         self.inbox = Inbox()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled)
         self.waiting = Waiting()
+        self.pause = Pause()
+        self._min_free = settings.min_disk_free_mb << 20
         self.outcomes = Outcomes(
             self.folders,
             self.journal,
             self.events,
             self.waiting,
+            self.pause,
             max_attempts=settings.max_attempts,
             retry_backoff=settings.retry_backoff,
             fsync=self._fsync,
@@ -190,9 +193,8 @@ class Daemon:
         return not (self.intake or self.waiting or self._inflight)
 
     # -- signals and commands ----------------------------------------------------
-    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
-        self._stop_signals += 1
-        self.inbox.wake()
+    def _on_stop_signal(self, _signum: int, _frame: Any) -> None:
+        self.stop()
 
     def _on_reload_signal(self, _signum: int, _frame: Any) -> None:
         self._reload_requested = True
@@ -248,21 +250,20 @@ class Daemon:
 
     # -- dispatch and outcomes -----------------------------------------------------
     def _dispatch(self) -> None:
-        if self._stop_signals:
+        if self._stop_signals or self.pause:
             return
         for slot in self.pool.free():
             ref = self._next_ref()
             if ref is None:
                 return
             self._inflight[ref.uid] = ref
-            src = ref.open_path or ref.path(self.folders)
-            job = Job(ref.uid, ref.rel, ref.original, src, ref.attempt, str(self.folders.tmp),
-                      self._fsync, ref.size)  # fmt: skip
+            job = Job.of(ref, self.folders, self._fsync)
             if not self.pool.submit(slot, job):  # the worker just died: keep the file
                 del self._inflight[ref.uid]
                 ref.attempt -= 1
                 self.waiting.put(ref, first=True)
                 return
+            ref.claimed = None  # checked by this attempt; a retry starts from what it left
             log.info(
                 "file_started",
                 path=ref.rel,
@@ -303,6 +304,8 @@ class Daemon:
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_S
+        if self.pause.check(self.folders, self._min_free, now):
+            self.intake.scan(self.queue_dir)  # claims that failed are still in unprocessed/
         if self.watcher is not None and not self.watcher.alive():
             try:
                 self.folders.create()  # it may have died because unprocessed/ was removed
@@ -329,34 +332,27 @@ class Daemon:
 
     def _status_line(self) -> str:
         c = self.counts()
+        paused = f"paused: {self.pause.reason.message}; " if self.pause.reason else ""
         return (
-            f"queued {c['queued']}, processing {c['processing']}, waiting {c['waiting']}; "
-            f"done {c['processed']}, failed {c['failed'] + c['rejected']}"
+            f"{paused}queued {c['queued']}, processing {c['processing']}, waiting "
+            f"{c['waiting']}; done {c['processed']}, failed {c['failed'] + c['rejected']}"
         )
 
     def _take_snapshot(self) -> Snapshot:
         w = self.watcher
         return Snapshot(
-            taken=time.monotonic(),
-            ready=self.ready,
-            started_at=self.started_at,
-            counts=self.counts(),
-            oldest_queued=self.intake.oldest(),
-            watcher_kind=w.kind if w else None,
-            watcher_alive=w.alive() if w else False,
-            watcher_restarts=w.restarts if w else 0,
-            watcher_overflows=w.overflows if w else 0,
-            workers=len(self.pool.slots),
-            workers_alive=self.pool.alive_count(),
-            worker_deaths=self.pool.deaths,
-            worker_pids=tuple(s.pid for s in self.pool.slots),
-            journal_healthy=self.journal.healthy,
-            journal_error=self.journal.last_error,
-            in_flight=self.pool.in_flight(),
-            watch_dir=str(self.folders.root),
-            results_dir=str(self.folders.results),
+            taken=time.monotonic(), ready=self.ready, started_at=self.started_at,
+            counts=self.counts(), oldest_queued=self.intake.oldest(),
+            watcher_kind=w.kind if w else None, watcher_alive=w.alive() if w else False,
+            watcher_restarts=w.restarts if w else 0, watcher_overflows=w.overflows if w else 0,
+            workers=len(self.pool.slots), workers_alive=self.pool.alive_count(),
+            worker_deaths=self.pool.deaths, worker_pids=tuple(s.pid for s in self.pool.slots),
+            journal_healthy=self.journal.healthy, journal_error=self.journal.last_error,
+            paused=self.pause.reason, paused_since=self.pause.since,
+            pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
+            watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
             pipeline=self.pipeline_config,
-        )
+        )  # fmt: skip
 
     # -- shutdown ------------------------------------------------------------------
     def _shutdown(self, reason: str) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 import structlog
 
 from daemon.commit import commit_results
+from daemon.errors import DaemonError
 from daemon.events import EventBus
+from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
 from daemon.journal import Journal
 from daemon.moves import transition
 from daemon.states import FileRef, Folders, State
@@ -82,6 +84,7 @@ class Outcomes:
         journal: Journal,
         events: EventBus,
         waiting: Waiting,
+        pause: Pause,
         *,
         max_attempts: int,
         retry_backoff: float,
@@ -91,6 +94,7 @@ class Outcomes:
         self.journal = journal
         self.events = events
         self.waiting = waiting
+        self.pause = pause
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.fsync = fsync
@@ -112,6 +116,20 @@ class Outcomes:
                 )
             case Status.RETRY:
                 self.retry_or_fail(ref, outcome.summary.get("error") or {})
+            case Status.ENVIRONMENT:
+                self.hold(ref, outcome.summary.get("error") or {})
+
+    def hold(self, ref: FileRef, error: dict[str, Any]) -> None:
+        """The machine failed this attempt (a full disk…): it is not counted, the file waits
+        first in line, and claiming pauses until the condition clears."""
+        ref.attempt -= 1
+        ref.held += 1
+        self.waiting.put(ref, first=True)
+        message = error.get("message") or "environment error"
+        self.pause.hold(PauseReason(error.get("cause", "folder_unusable"), message),
+                        time.monotonic())  # fmt: skip
+        log.warning("file_held", path=ref.rel, state=ref.state.value, error=message,
+                    action="waits, not counted, until the pause clears")  # fmt: skip
 
     def recovered(self, ref: FileRef) -> None:
         """A file a dead run left in underprocess/: processed again, unless it has already
@@ -141,15 +159,18 @@ class Outcomes:
             self.journal.set_state(ref.uid, State.MISSING, "removed before it could be moved")
             log.warning("file_vanished", path=ref.rel, state=State.CLAIMED.value)
             return
-        except OSError as exc:  # processed/ or failed/ unwritable, a full disk, …
+        except (OSError, DaemonError) as exc:  # processed/ or failed/ unwritable, a full disk…
             log.error("file_move_failed", path=ref.rel, state=State.CLAIMED.value,
                       to="processed" if ok else "failed", error=str(exc))  # fmt: skip
-            if ok or ref.attempt < self.max_attempts:
+            if classify(exc) is Fault.ENVIRONMENT:  # a re-run replaces its results
+                self.hold(ref, error_info(exc, cause=cause_of(exc)))
+            elif ok or ref.attempt < self.max_attempts:
                 self.retry_or_fail(ref, error_info(exc))  # a re-run replaces its results
             # else: it stays in underprocess/ and is recovered at the next start
             return
         self.totals["processed" if ok else "failed"] += 1
         self.totals["bytes"] += summary.get("size") or 0
+        self.pause.succeeded()
         self.events.publish(
             "file_processed" if ok else "file_failed",
             path=ref.rel,

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.faults import PauseReason
+
 VERSION = "0.1.0"
 
 
@@ -47,6 +49,9 @@ class Snapshot:
     worker_pids: tuple[int | None, ...]
     journal_healthy: bool
     journal_error: str | None
+    paused: PauseReason | None
+    paused_since: float | None  # monotonic
+    pauses: dict[str, int]  # since start, by cause
     in_flight: tuple[InFlight, ...]
     watch_dir: str
     results_dir: str
@@ -88,6 +93,14 @@ class Snapshot:
                 "pids": list(self.worker_pids),
             },
             "journal": {"healthy": self.journal_healthy, "error": self.journal_error},
+            "paused": None
+            if self.paused is None
+            else {
+                "cause": self.paused.cause,
+                "reason": self.paused.message,
+                "for_s": round(now - (self.paused_since or now), 3),
+            },
+            "pauses": dict(self.pauses),
             "in_flight": in_flight,
             "watch_dir": self.watch_dir,
             "results_dir": self.results_dir,

@@ -116,6 +116,9 @@ class FileRef:
     size: int = 0
     inode: int = 0
     open_path: str | None = None  # a symlink's checked target, opened instead of the link
+    claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) as claimed, until
+    # the first attempt after the claim has checked the bytes it opens against it
+    held: int = 0  # attempts given back because the machine failed (a full disk…)
 
     def path(self, folders: Folders) -> str:
         return os.path.join(folders.dirs[self.state], self.rel)

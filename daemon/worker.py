@@ -27,6 +27,9 @@ from typing import Any, BinaryIO, TextIO
 import orjson
 
 from daemon.commit import commit_results
+from daemon.faults import Fault, cause_of, classify
+from daemon.settle import signature
+from daemon.states import FileRef, Folders
 from processors import Pipeline, ProcessorError
 
 _SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
@@ -44,10 +47,19 @@ class Job:
     tmp_dir: str  # results/.folderd-tmp
     fsync: bool
     size: int = 0  # the input's size when it was claimed (for progress)
+    claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at claim, if known
+    rerun: bool = False  # an earlier attempt may have committed results
 
     @property
     def results_dir(self) -> str:
         return os.path.dirname(self.tmp_dir)
+
+    @classmethod
+    def of(cls, ref: FileRef, folders: Folders, fsync: bool) -> Job:
+        """The next attempt at `ref` (the first after a claim checks the claim)."""
+        return cls(ref.uid, ref.rel, ref.original, ref.open_path or ref.path(folders),
+                   ref.attempt, str(folders.tmp), fsync, ref.size, ref.claimed,
+                   rerun=ref.attempt + ref.held > 1)  # fmt: skip
 
 
 class Status(StrEnum):
@@ -56,6 +68,7 @@ class Status(StrEnum):
     PROCESSED = "processed"  # results committed: the input goes to processed/
     FAILED = "failed"  # the file can never succeed; its summary committed: to failed/
     RETRY = "retry"  # a transient error (or results not committed): try again later
+    ENVIRONMENT = "environment"  # the machine failed (disk full, read-only): not counted
     VANISHED = "vanished"  # the input disappeared before or while it was read
     UNSTARTED = "unstarted"  # prefetched by a worker that died before starting it
 
@@ -205,6 +218,33 @@ def error_info(exc: BaseException, **extra: Any) -> dict[str, Any]:
     return info
 
 
+def _not_done(summary: dict[str, Any], exc: BaseException, **extra: Any) -> Outcome:
+    """An attempt cut short by something other than the file's data: a transient error is
+    retried; an environment error (a full disk…) is held, not counted (`daemon.faults`)."""
+    if classify(exc) is Fault.ENVIRONMENT:
+        summary["error"] = error_info(exc, cause=cause_of(exc), **extra)
+        status = Status.ENVIRONMENT
+    else:
+        summary["error"] = error_info(exc, **extra)
+        status = Status.RETRY
+    summary["status"] = Status.FAILED
+    return Outcome(status, summary)
+
+
+class InputChanged(Exception):
+    """The input is not what was claimed, or changed while it was read."""
+
+
+def _check_unchanged(job: Job, opened: os.stat_result, end: os.stat_result, read: int) -> None:
+    at_open = (opened.st_size, opened.st_mtime_ns, opened.st_ino)
+    if job.claimed is not None and job.claimed != at_open:
+        raise InputChanged(f"changed after it was claimed (size {job.claimed[0]} -> "
+                           f"{opened.st_size} bytes)")  # fmt: skip
+    if signature(end) != signature(opened) or read != opened.st_size:
+        raise InputChanged(f"changed while processed ({opened.st_size} bytes at open, "
+                           f"{read} read, {end.st_size} at the end)")  # fmt: skip
+
+
 def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
     """Run one attempt; never raises for anything the file or the pipeline did."""
     started = time.time()
@@ -216,8 +256,7 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
         summary["error"] = error_info(exc, message="the file disappeared before it was read")
         return Outcome(Status.VANISHED, finish_summary(summary, Status.FAILED, started))
     except OSError as exc:
-        summary["error"] = error_info(exc)
-        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, started))
+        return _not_done(finish_summary(summary, Status.FAILED, started), exc)
     reader: _HashingReader | None = None
     try:
         st = os.fstat(fd)
@@ -235,19 +274,23 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
             except Exception as exc:  # a bug in a processor must fail its file, not the worker
                 summary["error"] = error_info(exc, traceback=traceback.format_exc(limit=20))
             reader.drain()  # the whole input is hashed, failed or not
+            _check_unchanged(job, st, os.fstat(raw.fileno()), reader.size)
         summary.update(sha256=reader.sha.hexdigest(), size=reader.size)
         if "error" in summary:
             outputs.discard()
             return _with_summary(job, summary, Status.FAILED, started)
         outputs.close(job.fsync)
+    except InputChanged as exc:  # the results would describe bytes nobody can see
+        outputs.discard()
+        summary["error"] = error_info(exc)
+        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, started))
     except ProcessorError as exc:
         outputs.discard()
         summary["error"] = exc.to_dict()
         return _with_summary(job, summary, Status.FAILED, started)
     except OSError as exc:
         outputs.discard()
-        summary["error"] = error_info(exc)
-        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, started))
+        return _not_done(finish_summary(summary, Status.FAILED, started), exc)
     finally:
         if fd >= 0:
             os.close(fd)
@@ -264,12 +307,10 @@ def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> O
     outcome = process_file(job, pipeline, progress)
     if not outcome.temps:
         return outcome
-    rerun = job.attempt > 1  # only a re-run can find an earlier attempt's outputs
-    exc = commit_results(Path(job.results_dir), job.uid, outcome.temps, job.fsync, rerun)
+    exc = commit_results(Path(job.results_dir), job.uid, outcome.temps, job.fsync, job.rerun)
     outcome.temps = []
     if exc is not None:
-        outcome.summary["error"] = error_info(exc, message=f"committing results: {exc}")
-        return Outcome(Status.RETRY, outcome.summary)
+        return _not_done(outcome.summary, exc, message=f"committing results: {exc}")
     return outcome
 
 
@@ -289,8 +330,7 @@ def _with_summary(
         for tmp, _ in temps:
             _unlink(tmp)
         _unlink(path)
-        summary["error"] = error_info(exc, message=f"writing results: {exc}")
-        return Outcome(Status.RETRY, summary)
+        return _not_done(summary, exc, message=f"writing results: {exc}")
     temps.append((path, f"{job.rel}.json"))  # the summary is committed last
     return Outcome(status, summary, temps)
 

@@ -35,6 +35,9 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
     ))  # fmt: skip
     journal = status["journal"]
     out.append(_check("journal", journal["healthy"], journal["error"] or "writable"))
+    paused = status["paused"]
+    out.append(_check("paused", paused is None, "claiming" if paused is None else
+                      f"paused {paused['for_s']:.0f}s: {paused['reason']}"))  # fmt: skip
     for name, path in (("disk_watch_dir", status["watch_dir"]),
                        ("disk_results", status["results_dir"])):  # fmt: skip
         disk = disk_free(path)  # type: ignore[arg-type]

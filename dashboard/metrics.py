@@ -82,6 +82,16 @@ class DaemonCollector(Collector):
             "folderd_journal_healthy", "1 when the journal is writable",
             value=1 if st["journal"]["healthy"] else 0,
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            "folderd_paused", "1 while claiming is paused by an environment fault",
+            value=0 if st["paused"] is None else 1,
+        )  # fmt: skip
+        pauses = CounterMetricFamily(
+            "folderd_pauses", "Times claiming paused since start, by cause", labels=["cause"]
+        )
+        for cause, n in st["pauses"].items():
+            pauses.add_metric([cause], n)
+        yield pauses
         sample = dash.sampler.last
         if sample.get("sampled_at"):
             yield GaugeMetricFamily(

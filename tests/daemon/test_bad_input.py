@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Queue, wait_until
+from tests.conftest import Queue, sha256_of, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +109,21 @@ def test_permission_denied_file_is_retried_then_failed_with_the_reason(
     queue.drop("open.log", "for everyone\n")
     wait_until(lambda: queue.files("processed") == ["open.log"], 30, "next file processed")
     assert d.proc.poll() is None
+
+
+def test_a_file_truncated_while_it_is_processed_is_retried_and_its_summary_is_true(
+    queue: Queue, start_daemon, slow_config: Path
+) -> None:
+    # Invariant: a summary's size and sha256 describe the bytes that produced the results.
+    d = start_daemon("--config", str(slow_config))
+    line = "a line of some length\n"
+    queue.drop("shrinks.log", line * 400)  # 4 s in flight
+    d.wait_event("file_started", path="shrinks.log")
+    os.truncate(queue.dir("underprocess") / "shrinks.log", len(line) * 100)
+    retry = d.wait_event("file_retry_scheduled", path="shrinks.log")
+    assert "changed while processed" in retry["error"]
+    wait_until(lambda: queue.files("processed") == ["shrinks.log"], 60, "processed")
+    summary = queue.summaries()["shrinks.log"]
+    assert (summary["lines_in"], summary["size"], summary["attempts"]) == (100, len(line) * 100, 2)
+    assert summary["sha256"] == sha256_of(queue.dir("processed") / "shrinks.log")
+    assert (queue.results / "shrinks.log.out").read_text() == line * 100

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from daemon.claims import Claimer
 from daemon.events import EventBus
+from daemon.faults import Pause
 from daemon.intake import Intake
 from daemon.journal import Journal
 from daemon.outcomes import Outcomes, Waiting
@@ -63,8 +64,9 @@ def steps(tmp_path: Path) -> Steps:
     bus.subscribe(seen.append)
     intake = Intake(str(folders.of(State.QUEUED)), 0.5, ignore_matcher(["*.part"]))
     waiting = Waiting()
+    pause = Pause()
     outcomes = Outcomes(
-        folders, journal, bus, waiting, max_attempts=3, retry_backoff=0.01, fsync=False
+        folders, journal, bus, waiting, pause, max_attempts=3, retry_backoff=0.01, fsync=False
     )
     claimer = Claimer(folders, journal, intake, outcomes, zero_mtime="fail", empty_files="fail")
     yield Steps(folders, journal, intake, waiting, outcomes, claimer, seen)
@@ -201,3 +203,34 @@ def test_a_file_removed_while_it_was_processed_is_journaled_missing(steps: Steps
     assert steps.row_state(ref.uid) is State.MISSING
     assert [e["event"] for e in logs] == ["file_vanished"]
     assert steps.waiting.pop() is None, "never retried"
+
+
+def test_an_environment_error_is_not_counted_and_pauses_claiming(steps: Steps) -> None:
+    ref = _claimed(steps, "a.log")
+    error = {"type": "OSError", "message": "[errno 28] No space left on device",
+             "cause": "disk_full"}  # fmt: skip
+    for _ in range(5):  # however often: the machine's fault is never the file's
+        steps.outcomes.finish(ref, Outcome(Status.ENVIRONMENT, {"error": error}))
+        assert steps.waiting.pop() is ref
+        ref.attempt += 1
+    assert ref.attempt == 1 and ref.held == 5
+    pause = steps.outcomes.pause
+    assert pause.reason is not None and pause.reason.cause == "disk_full"
+    assert pause.counts == {"disk_full": 1}, "one pause, however many files it held"
+    assert os.listdir(steps.folders.of(State.FAILED)) == []
+    assert steps.outcomes.totals["retried"] == 0
+
+
+def test_the_pause_probes_with_backoff_and_clears_when_the_disk_has_room(
+    steps: Steps,
+) -> None:
+    pause, folders = steps.outcomes.pause, steps.folders
+    huge = 1 << 60  # no disk has this much free: the floor holds
+    assert pause.check(folders, huge, now=0.0) is False
+    assert pause.reason is not None and pause.reason.cause == "disk_low"
+    assert "below the --min-disk-free-mb floor" in pause.reason.message
+    assert pause.check(folders, 0, now=0.5) is False, "not before its probe is due"
+    assert pause.check(folders, huge, now=1.0) is False, "probed, still low: backs off"
+    assert pause.check(folders, 0, now=2.5) is False, "the second probe waits 2 s"
+    assert pause.check(folders, 0, now=3.0) is True and pause.reason is None
+    assert pause.check(folders, 0, now=3.1) is False, "running, above the floor"
