@@ -9,7 +9,9 @@ thread that owns it. The dashboard reads the journal with its own read-only conn
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from daemon.core import Daemon
     from daemon.events import EventBus
 
+_UID = re.compile(r"[0-9a-f]{32}")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -96,9 +99,9 @@ class DaemonAPI:
         """failed/ → unprocessed/ with fresh attempts; returns its name in unprocessed/."""
 
         def act() -> str:
-            row = self._d.journal.get(uid)
+            row = self._d.journal.get(uid) if _UID.fullmatch(uid) else None
             if row is None:
-                raise ActionError(f"no file with id {uid}", 404)
+                raise ActionError(f"no file with id {uid!r}", 404)
             if row.state is not State.FAILED:
                 raise ActionError(
                     f"only failed files can be requeued (this one is {row.state.value})", 409
@@ -106,9 +109,12 @@ class DaemonAPI:
             ref = FileRef(uid, row.rel, State.FAILED, 0, row.original, row.size or 0,
                           row.inode or 0)  # fmt: skip
             try:
+                path = ref.path(self._d.folders)
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    raise ActionError(f"{row.rel!r} in failed/ is not a regular file", 409)
                 transition(self._d.folders, self._d.journal, ref, State.QUEUED, reason="requeued")
             except FileNotFoundError:
-                raise ActionError(f"{row.rel} is no longer in failed/", 409) from None
+                raise ActionError(f"{row.rel!r} is no longer in failed/", 409) from None
             return ref.rel
 
         return self._run(act)
@@ -117,12 +123,12 @@ class DaemonAPI:
         """A file still waiting in unprocessed/ → failed/ with the reason "cancelled"."""
 
         def act() -> str:
-            if rel.startswith("/") or ".." in rel.split("/"):
-                raise ActionError("invalid path", 400)
             try:
                 ref = self._d.claimer.reject_queued(rel, "cancelled")
+            except ValueError as exc:
+                raise ActionError(f"cannot cancel: {exc}", 400) from None
             except FileNotFoundError:
-                raise ActionError(f"{rel} is not waiting in unprocessed/", 404) from None
+                raise ActionError(f"{rel!r} is not waiting in unprocessed/", 404) from None
             return ref.rel
 
         return self._run(act)

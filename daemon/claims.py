@@ -10,6 +10,7 @@ requeued, keeps its journal row (and attempts) when it is claimed again.
 from __future__ import annotations
 
 import os
+import stat
 import time
 import uuid
 
@@ -25,6 +26,16 @@ from daemon.settle import Signature, signature
 from daemon.states import FileRef, Folders, State
 
 log = structlog.get_logger(__name__)
+
+
+def checked_name(rel: str) -> str:
+    """`rel` if it is a plain relative name under a state folder; ValueError if not (empty,
+    absolute, a NUL byte, an empty, `.` or `..` part): what an action may be asked to act on."""
+    if not rel or "\0" in rel or rel.startswith("/"):
+        raise ValueError(f"invalid name {rel!r}")
+    if any(part in ("", ".", "..") for part in rel.split("/")):
+        raise ValueError(f"invalid name {rel!r}: empty, '.' and '..' parts are not allowed")
+    return rel
 
 
 class Claimer:
@@ -104,10 +115,20 @@ class Claimer:
     def reject_queued(self, rel: str, reason: str) -> FileRef:
         """Move a file waiting in unprocessed/ to failed/ with `reason`.
 
-        Raises FileNotFoundError if it is not (or no longer) waiting there.
+        Raises ValueError unless `rel` names a file folderd would claim (a regular file,
+        not hidden, not ignored, no `..`), FileNotFoundError if it is not waiting there.
         """
-        path = os.path.join(self.folders.dirs[State.QUEUED], rel)
-        st = os.lstat(path)
+        path = os.path.join(self.folders.dirs[State.QUEUED], checked_name(rel))
+        if self.intake.ignored(rel):
+            raise ValueError(f"{rel!r} is hidden or matches --ignore-patterns: never claimed")
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(path) from None
+        except OSError as exc:  # a name too long, a loop of links…
+            raise ValueError(f"{rel!r}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{rel!r} is not a regular file")
         self.intake.remove(path)
         ref = self.queued_ref(rel, st)
         self.outcomes.reject(ref, reason)

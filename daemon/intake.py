@@ -54,6 +54,10 @@ class Intake:
     def has_settled(self) -> bool:
         return bool(self._settled)
 
+    def ignored(self, rel: str) -> bool:
+        """Whether `rel` (relative to unprocessed/) is never claimed: hidden or ignored."""
+        return self._ignored(rel)
+
     def rel(self, path: str) -> str:
         return path[len(self.queue_dir) + 1 :]
 

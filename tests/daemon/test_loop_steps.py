@@ -4,6 +4,7 @@ follows an attempt (done, retry, give up, vanished, never started)."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from daemon.claims import Claimer
@@ -234,3 +237,44 @@ def test_the_pause_probes_with_backoff_and_clears_when_the_disk_has_room(
     assert pause.check(folders, 0, now=2.5) is False, "the second probe waits 2 s"
     assert pause.check(folders, 0, now=3.0) is True and pause.reason is None
     assert pause.check(folders, 0, now=3.1) is False, "running, above the floor"
+
+
+def _tree(root: Path) -> set[tuple[str, bool]]:
+    return {(str(p.relative_to(root)), p.is_dir()) for p in root.rglob("*")}
+
+
+_PARTS = ["a.log", "sub", "b.log", ".hidden", "x.part", ".a.log.Xy12", "..", ".", "", "nope",
+          "\0", "a.log\0", " ", "sub/"]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_PARTS), min_size=0, max_size=4).map("/".join))
+def test_cancel_acts_only_on_a_claimable_file_it_names(rel: str) -> None:
+    """Whatever name an action is given, it moves exactly that regular, claimable file
+    waiting in unprocessed/, or refuses and touches nothing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = Folders(Path(tmp) / "w", Path(tmp) / "r")
+        folders.create()
+        queued = folders.of(State.QUEUED)
+        for name in ("a.log", "sub/b.log", ".hidden", "x.part", ".a.log.Xy12", "sub/.h"):
+            (queued / name).parent.mkdir(exist_ok=True)
+            (queued / name).write_text("x\n")
+        journal = Journal(folders.journal)
+        intake = Intake(str(queued), 0.5, ignore_matcher(["*.part"]))
+        outcomes = Outcomes(folders, journal, EventBus(), Waiting(), Pause(), max_attempts=3,
+                            retry_backoff=1, fsync=False)  # fmt: skip
+        claimer = Claimer(folders, journal, intake, outcomes, zero_mtime="fail",
+                          empty_files="fail")  # fmt: skip
+        before = _tree(folders.root)
+        try:
+            ref = claimer.reject_queued(rel, "cancelled")
+        except (ValueError, FileNotFoundError):
+            assert _tree(folders.root) == before, f"{rel!r} was refused but something moved"
+        else:
+            assert rel in ("a.log", "sub/b.log") and ref.rel == rel
+            assert _tree(folders.root) - before == {(f"failed/{rel}", False)} | (
+                {("failed/sub", True)} if "/" in rel else set()
+            )
+            assert before - _tree(folders.root) == {(f"unprocessed/{rel}", False)}
+        finally:
+            journal.close()

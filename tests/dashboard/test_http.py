@@ -260,7 +260,14 @@ def test_cancel_a_queued_file(start_dashboard: Any, queue: Queue, slow_config: A
         return names[0] if names else None
 
     name = wait_until(waiting, 30, "a file waiting in unprocessed/")
-    assert dash.post("/api/cancel", json={"path": "../x"}).status_code == 400
+    (queue.dir("unprocessed") / "sub").mkdir()
+    (queue.dir("unprocessed") / "held.part").write_text("still arriving\n")
+    before = sorted(queue.files("unprocessed"))
+    for bad in ("", ".", "../x", "sub", "sub/", "held.part", ".folderd-upload", "a\0b"):
+        r = dash.post("/api/cancel", json={"path": bad})
+        assert r.status_code == 400, (bad, r.text)
+    assert sorted(queue.files("unprocessed")) == before, "a refused cancel touches nothing"
+    assert (queue.dir("unprocessed") / "sub").is_dir() and queue.files("failed") == []
     r = dash.post("/api/cancel", json={"path": name})
     assert r.status_code == 200, r.text
     assert r.json() == {"path": name, "state": "failed", "reason": "cancelled"}
