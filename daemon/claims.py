@@ -83,6 +83,7 @@ class Claimer:
                 return None
             ref.attempt += 1
             transition(self.folders, self.journal, ref, State.CLAIMED)
+            self.intake.claim_failed(rel, None)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
                 ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
@@ -95,6 +96,7 @@ class Claimer:
             log.error("claim_failed", path=rel, state=State.QUEUED.value, error=str(exc),
                       action="left in unprocessed/, retried at the next rescan")  # fmt: skip
             self.journal.set_state(ref.uid, State.QUEUED, f"claim failed: {exc}")
+            self.intake.claim_failed(rel, f"cannot be moved out of unprocessed/: {exc}")
             if classify(exc) is Fault.ENVIRONMENT:
                 self.outcomes.pause.hold(PauseReason(cause_of(exc), f"claiming: {exc}"),
                                          time.monotonic())  # fmt: skip

@@ -350,6 +350,7 @@ class Daemon:
             journal_healthy=self.journal.healthy, journal_error=self.journal.last_error,
             paused=self.pause.reason, paused_since=self.pause.since,
             pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
+            stuck=self.intake.stuck(),
             watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
             pipeline=self.pipeline_config,
         )  # fmt: skip

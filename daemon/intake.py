@@ -20,8 +20,13 @@ import structlog
 
 from daemon.recovery import walk_files
 from daemon.settle import Settler, Signature, signature
+from daemon.states import UPLOAD_DIRNAME
+from daemon.watcher import Ignored
 
 log = structlog.get_logger(__name__)
+
+OWN_PREFIX = UPLOAD_DIRNAME + "/"  # folderd's own staging folder inside unprocessed/
+STUCK_SHOWN = 100
 
 _KINDS = {
     stat.S_IFIFO: "FIFO",
@@ -37,15 +42,21 @@ class Intake:
         self,
         queue_dir: str,
         settle_s: float,
-        ignored: Callable[[str], bool],
+        ignored: Ignored,
         on_settled: Callable[[str], None] | None = None,
     ) -> None:
         self.queue_dir = queue_dir
+        self.settle_s = settle_s
         self.settler = Settler(settle_s)
         self._ignored = ignored
         self._on_settled = on_settled
         self._settled: deque[tuple[str, Signature]] = deque()
         self._settled_set: set[str] = set()
+        # Files in unprocessed/ that are never claimed, and why (for the dashboard): ignored
+        # names as the last full scan found them, and files whose claim failed.
+        self._ignored_found: dict[str, str] = {}
+        self._unclaimable: dict[str, str] = {}
+        self._stuck: tuple[tuple[str, str], ...] | None = ()  # None: to be recomputed
 
     def __len__(self) -> int:
         return len(self.settler) + len(self._settled)
@@ -54,9 +65,25 @@ class Intake:
     def has_settled(self) -> bool:
         return bool(self._settled)
 
-    def ignored(self, rel: str) -> bool:
-        """Whether `rel` (relative to unprocessed/) is never claimed: hidden or ignored."""
+    def ignored(self, rel: str) -> str | None:
+        """Why `rel` (relative to unprocessed/) is never claimed (hidden or ignored), or None."""
         return self._ignored(rel)
+
+    def stuck(self) -> tuple[tuple[str, str], ...]:
+        """(name, why) of files in unprocessed/ that are not claimed as they are (the first
+        STUCK_SHOWN by name)."""
+        if self._stuck is None:
+            merged = {**self._ignored_found, **self._unclaimable}
+            self._stuck = tuple(sorted(merged.items())[:STUCK_SHOWN])
+        return self._stuck
+
+    def claim_failed(self, rel: str, why: str | None) -> None:
+        """Record (or, with None, clear) why the file `rel` could not be claimed."""
+        if why is not None:
+            self._unclaimable[rel] = why
+        elif self._unclaimable.pop(rel, None) is None:
+            return
+        self._stuck = None
 
     def rel(self, path: str) -> str:
         return path[len(self.queue_dir) + 1 :]
@@ -85,16 +112,33 @@ class Intake:
         self.settler.forget(path)
 
     def scan(self, top: str) -> None:
-        """Find files the watcher did not report (start-up, new dirs, rescans)."""
+        """Find files the watcher did not report (start-up, new dirs, rescans). A full scan
+        also lists the ignored files and removes sub-folders left empty (`prune_empty`)."""
         now = time.monotonic()
+        full = top == self.queue_dir
         found = 0
+        ignored: dict[str, str] = {}
         for rel in walk_files(Path(top)):
             path = os.path.join(top, rel)
-            if path in self.settler or path in self._settled_set or self._ignored(self.rel(path)):
+            if path in self.settler or path in self._settled_set:
+                continue
+            queued_rel = self.rel(path)
+            if why := self._ignored(queued_rel):
+                if not queued_rel.startswith(OWN_PREFIX):
+                    ignored[queued_rel] = why
                 continue
             with contextlib.suppress(FileNotFoundError):
                 self.settler.touch(path, now, signature(os.lstat(path)))
                 found += 1
+        if ignored or full:
+            self._stuck = None
+        if full:
+            self._ignored_found = ignored
+            self._unclaimable = {r: w for r, w in self._unclaimable.items()
+                                 if os.path.lexists(os.path.join(top, r))}  # fmt: skip
+            prune_empty(top, self.settle_s)
+        else:
+            self._ignored_found.update(ignored)
         if found:
             log.debug("scan_found", path=top, files=found)
 
@@ -129,6 +173,29 @@ class Intake:
         if path in self._settled_set:
             self._settled_set.discard(path)
             self._settled = deque(item for item in self._settled if item[0] != path)
+
+
+def prune_empty(top: str, idle_s: float) -> None:
+    """Remove the sub-folders of `top` that are empty and untouched for `idle_s` (their files
+    were claimed; each costs an inotify watch). A writer that just made one (rsync -r) has
+    touched it within the window; rmdir itself refuses a folder that is not empty."""
+    cutoff = time.time() - max(idle_s, 1.0)
+    for dirpath, dirnames, filenames in os.walk(top, topdown=False):
+        # dirnames was listed before its children were pruned: look again
+        if (
+            dirpath == top
+            or filenames
+            or any(os.path.lexists(os.path.join(dirpath, d)) for d in dirnames)
+        ):
+            continue
+        if os.path.basename(dirpath).startswith("."):
+            continue  # hidden: not ours to tidy (and our upload folder lives there)
+        try:
+            if os.lstat(dirpath).st_mtime < cutoff:
+                os.rmdir(dirpath)
+                log.debug("empty_folder_removed", path=dirpath)
+        except OSError:
+            continue
 
 
 def inspect(

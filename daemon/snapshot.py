@@ -53,6 +53,7 @@ class Snapshot:
     paused_since: float | None  # monotonic
     pauses: dict[str, int]  # since start, by cause
     in_flight: tuple[InFlight, ...]
+    stuck: tuple[tuple[str, str], ...]  # (name, why) in unprocessed/, never claimed as is
     watch_dir: str
     results_dir: str
     pipeline: Any
@@ -102,6 +103,7 @@ class Snapshot:
             },
             "pauses": dict(self.pauses),
             "in_flight": in_flight,
+            "stuck": [{"path": path, "reason": why} for path, why in self.stuck],
             "watch_dir": self.watch_dir,
             "results_dir": self.results_dir,
             "pipeline": self.pipeline,

@@ -68,22 +68,29 @@ _EVENTS: list[type[FileSystemEvent]] = [
 ]  # fmt: skip
 
 
-def ignore_matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
-    """True for names never to claim: hidden (any path part) or matching a pattern."""
+Ignored = Callable[[str], str | None]
+
+
+def ignore_matcher(patterns: Iterable[str]) -> Ignored:
+    """For names never to claim, why (a true value): hidden (any path part) or matching a
+    pattern; None for every other name."""
     globs = [p for p in patterns if p]
     rx = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
 
-    def ignored(rel: str) -> bool:
+    def ignored(rel: str) -> str | None:
         parts = rel.split("/")
         if any(part.startswith(".") for part in parts):
-            return True
-        return bool(rx and rx.match(parts[-1]))
+            return "hidden name: never claimed (rsync and editors write files in progress so)"
+        if rx is not None and rx.match(parts[-1]):
+            matched = next(g for g in globs if fnmatch.fnmatchcase(parts[-1], g))
+            return f"matches --ignore-patterns {matched!r}: never claimed"
+        return None
 
     return ignored
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: str, sink: Sink, ignored: Callable[[str], bool]) -> None:
+    def __init__(self, root: str, sink: Sink, ignored: Ignored) -> None:
         self._root = root.rstrip("/") + "/"
         self._sink = sink
         self._ignored = ignored
@@ -163,7 +170,7 @@ class Watcher:
         self,
         root: Path,
         sink: Sink,
-        ignored: Callable[[str], bool],
+        ignored: Ignored,
         *,
         poll: bool = False,
         poll_interval: float = 1.0,

@@ -93,7 +93,9 @@ def files_blocking(
     page["states"] = dash.hub.state_counts
     page["total"] = sum(dash.hub.state_counts.values()) if not state else (
         dash.hub.state_counts.get(state, 0))  # fmt: skip
-    page["waiting"] = waiting(dash, q) if state in (None, "", State.QUEUED) and not before else []
+    first_queued = state in (None, "", State.QUEUED) and not before
+    page["waiting"] = waiting(dash, q) if first_queued else []
+    page["stuck"] = dash.api.status()["stuck"] if first_queued else []
     return page
 
 

@@ -28,7 +28,7 @@ PATTERNS = ("*.part", "*.tmp", "*.crdownload", "*.swp", "~*")
     ],
 )
 def test_ignore_matcher(rel: str, ignored: bool) -> None:
-    assert ignore_matcher(PATTERNS)(rel) is ignored
+    assert bool(ignore_matcher(PATTERNS)(rel)) is ignored
 
 
 @pytest.fixture
