@@ -163,3 +163,19 @@ def test_main_check_config_reports_every_problem_and_exits_2(tmp_path: Path) -> 
         "$.nodes[1].tag",
     ):
         assert any(f": {key}: " in line for line in lines), (key, lines)
+
+
+def test_options_and_the_configs_own_keys_share_one_rule_per_value() -> None:
+    found = problems(
+        {
+            "routes": [{"regex": "(", "start": "a"}],
+            "nodes": [
+                node("a", "filter", to="b", include="("),
+                node("b", "filter", include="x", ignore_case=3),
+            ],
+            "limits": {"max_hops": True},
+        }
+    )
+    assert found["$.routes[0].regex"] == found["$.nodes[0].options.include"]
+    assert found["$.nodes[1].options.ignore_case"] == "expected true or false, got number 3"
+    assert found["$.limits.max_hops"] == "expected a whole number, got boolean True"
