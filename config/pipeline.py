@@ -20,10 +20,16 @@ from typing import Any
 from config import values
 from config.errors import ConfigError
 
-OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 READER_TYPES = ("text", "csv")
-RESERVED_SUFFIXES = ("json",)  # the daemon writes the summary to <rel_path>.json
+SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
+_OUTPUT_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_output_suffix(suffix: str) -> bool:
+    """The one rule for an output file's suffix (the config checks it, the worker relies
+    on it): letters, digits, `_` and `-`, and never the summary's."""
+    return _OUTPUT_SUFFIX.fullmatch(suffix) is not None and suffix != SUMMARY_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -312,7 +318,7 @@ def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
             continue
         c.keys(spec, path, ("suffix",))
         suffix = c.typed(spec, "suffix", path, str, "out" if tag == "end" else tag)
-        if not OUTPUT_NAME.fullmatch(suffix) or suffix in RESERVED_SUFFIXES:
+        if not is_output_suffix(suffix):
             where = f"{path}.suffix" if "suffix" in spec else path
             c.fail(
                 where,
