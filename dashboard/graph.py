@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors import routing
+from processors import file_routes
 from processors.checker import check, outline
 
 COL_W = 170
@@ -105,7 +105,7 @@ def build(raw: dict[str, Any]) -> Graph:
         height,
         outline(config, specs),
         [str(e) for e in errors],
-        [routing.describe(r) for r in config.routes],
+        [file_routes.describe(r) for r in config.routes],
     )
 
 

@@ -16,7 +16,7 @@ import structlog
 
 from config import ConfigError
 from config.pipeline import PipelineConfig, parse, read_json
-from processors import routing
+from processors import file_routes
 from processors.engine import Pipeline
 from processors.nodes import NodeSpec, build_spec
 
@@ -189,7 +189,7 @@ def outline(config: PipelineConfig, specs: list[NodeSpec]) -> str:
         f"{len(config.outputs)} output(s); hop limit {config.max_hops}"
     ]
     lines.append("routes (first match wins):")
-    lines += [f"  {routing.describe(r)}" for r in config.routes]
+    lines += [f"  {file_routes.describe(r)}" for r in config.routes]
     if specs:
         lines.append("nodes:")
         lines += [

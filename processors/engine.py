@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, TextIO
 
 from config.pipeline import PipelineConfig
-from processors import readers, routing
+from processors import file_routes, readers
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner
 from processors.outputs import Sink
@@ -77,7 +77,7 @@ class Pipeline:
     def run_file(self, stream: BinaryIO, rel_path: str, open_output: OpenOutput) -> dict[str, Any]:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
         source = readers.Source(stream)
-        route, metadata = routing.select(self.config.routes, rel_path, source.head)
+        route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
         header = None
         if route.reader.type == "csv":
             rows = readers.CsvRows(source, route.reader)

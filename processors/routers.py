@@ -1,4 +1,5 @@
-"""Built-ins that decide where lines go: pass, filter, tag_regex, tag_level."""
+"""Line routers: the built-ins that decide where each line goes next (pass, filter,
+tag_regex, tag_level). Which tag a whole file starts at is `processors.file_routes`."""
 
 from __future__ import annotations
 
