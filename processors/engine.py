@@ -18,7 +18,7 @@ from config.pipeline import PipelineConfig
 from processors import file_routes, readers
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner
-from processors.outputs import Sink
+from processors.outputs import Parts, Sink, in_input_order
 
 OpenOutput = Callable[[str], TextIO]
 END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
@@ -30,7 +30,7 @@ class Outbox:
     __slots__ = ("parts", "total")
 
     def __init__(self) -> None:
-        self.parts: dict[str, list[tuple[list[Line], Sequence[int]]]] = {}
+        self.parts: dict[str, Parts] = {}
         self.total = 0
 
     def put(self, tag: str, values: list[Line], origins: Sequence[int]) -> None:
@@ -184,7 +184,7 @@ class _FileRun:
                 raise _hop_limit(self.max_hops, pending)
             out = Outbox()
             for tag, parts in pending.items():
-                vals, origs = parts[0] if len(parts) == 1 else _merge(parts)
+                vals, origs = parts[0] if len(parts) == 1 else in_input_order(parts)
                 n = len(vals)
                 self.tags[tag] = self.tags.get(tag, 0) + n
                 if path is not None:
@@ -240,19 +240,7 @@ class _FileRun:
         return data
 
 
-def _merge(parts: list[tuple[list[Line], Sequence[int]]]) -> tuple[list[Line], list[int]]:
-    """Lines that reached one tag along several branches, back in input-line order (a
-    stable sort: lines from one input line keep the order they were emitted in)."""
-    vals: list[Line] = []
-    origs: list[int] = []
-    for v, o in parts:
-        vals.extend(v)
-        origs.extend(o)
-    order = sorted(range(len(origs)), key=origs.__getitem__)
-    return [vals[i] for i in order], [origs[i] for i in order]
-
-
-def _first_origin(parts: dict[str, list[tuple[list[Line], Sequence[int]]]]) -> int | None:
+def _first_origin(parts: dict[str, Parts]) -> int | None:
     for tag_parts in parts.values():
         for _, origins in tag_parts:
             if len(origins):
