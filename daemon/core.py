@@ -48,6 +48,7 @@ from daemon.worker import (
     failure_summary,
     write_summary,
 )
+from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +97,8 @@ class Daemon:
     def __init__(
         self,
         settings: Settings,
-        pipeline_config: dict[str, Any],
-        load_config: Callable[[], dict[str, Any]],
+        pipeline_config: LoadedPipeline,
+        load_config: Callable[[], LoadedPipeline],
         *,
         events: EventBus | None = None,
         notifier: SystemdNotifier | None = None,
@@ -284,7 +285,7 @@ class Daemon:
     def _reload(self) -> None:
         self.notifier.reloading()
         try:
-            raw = self._load_config()
+            loaded = self._load_config()
         except ConfigError as exc:
             log.error(
                 "config_reload_failed",
@@ -293,8 +294,8 @@ class Daemon:
                 action="keeping the previous pipeline",
             )
         else:
-            self.pool.set_config(raw)
-            self.pipeline_config = raw
+            self.pool.set_config(loaded)
+            self.pipeline_config = loaded
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from daemon.worker import Job, Outcome, base_summary, error_info, finish_summary, run_job
+from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +53,6 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
         return
     if init is not None:
         init()
-    from processors import load_pipeline
-
     pipeline = None
     config_error: str | None = None
     conn.send(("ready",))  # started: from now on a death is the file's, not the start-up's
@@ -65,9 +64,9 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
         if msg is None:
             return
         if msg[0] == "config":
-            _, raw, trace = msg
+            _, loaded, trace = msg
             try:
-                pipeline, config_error = load_pipeline(raw, trace=trace), None
+                pipeline, config_error = loaded.build(trace=trace), None
             except Exception as exc:  # reported per job, as a transient error
                 pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
             continue
@@ -118,7 +117,7 @@ class WorkerPool:
     def __init__(
         self,
         size: int,
-        raw_config: dict[str, Any],
+        loaded: LoadedPipeline,
         trace: bool = False,
         on_progress: Callable[[Job, int], None] | None = None,
         worker_init: Callable[[], None] | None = None,
@@ -127,7 +126,7 @@ class WorkerPool:
         self._on_progress = on_progress
         self._worker_init = worker_init
         self._start_failures = 0  # workers in a row that died before saying they started
-        self._raw = raw_config
+        self._raw = loaded
         self._trace = trace
         self._gen = 0
         self.deaths = 0
@@ -152,9 +151,9 @@ class WorkerPool:
         slot.jobs.clear()
         log.debug("worker_started", slot=slot.index, pid=proc.pid)
 
-    def set_config(self, raw: dict[str, Any]) -> None:
-        """Use `raw` for every job dispatched from now on (a slot reloads before its next job)."""
-        self._raw, self._gen = raw, self._gen + 1
+    def set_config(self, loaded: LoadedPipeline) -> None:
+        """Use `loaded` for each job dispatched from now on (a slot reloads before its next job)."""
+        self._raw, self._gen = loaded, self._gen + 1
 
     def close(self, timeout: float = 5.0) -> None:
         for slot in self.slots:

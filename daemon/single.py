@@ -16,11 +16,11 @@ from daemon.commit import commit_results
 from daemon.errors import DaemonError
 from daemon.states import numbered
 from daemon.worker import Job, process_file
-from processors import load_pipeline
+from processors import LoadedPipeline
 
 
 def run_single(
-    path: Path, results: Path, pipeline_config: dict[str, Any], *, fsync: bool, trace: bool
+    path: Path, results: Path, pipeline: LoadedPipeline, *, fsync: bool, trace: bool
 ) -> dict[str, Any]:
     """Process `path`; return its summary (status processed or failed)."""
     if not path.exists():
@@ -34,7 +34,7 @@ def run_single(
         n += 1
         rel = numbered(path.name, n)
     job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync)
-    outcome = process_file(job, load_pipeline(pipeline_config, trace=trace))
+    outcome = process_file(job, pipeline.build(trace=trace))
     summary = outcome.summary
     if outcome.status == "retry":
         summary["status"] = "failed"

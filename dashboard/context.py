@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -26,7 +26,6 @@ class Dashboard:
     reader: JournalReader
     sampler: SystemSampler
     hub: Hub
-    outlines: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, api: DaemonAPI, settings: Any) -> Dashboard:

@@ -12,6 +12,7 @@ import pytest
 
 from daemon.pool import WorkerPool
 from daemon.worker import Job
+from processors.loader import load
 from tests.conftest import wait_until
 from tests.daemon.slow_plugin import die_at_start
 
@@ -29,7 +30,7 @@ def pool_factory():
     pools: list[WorkerPool] = []
 
     def make(size: int, config: dict, **kw) -> WorkerPool:
-        pool = WorkerPool(size, config, **kw)
+        pool = WorkerPool(size, load(config), **kw)
         pool.start()
         pools.append(pool)
         return pool
