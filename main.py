@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -20,6 +20,9 @@ import structlog
 from config import ConfigError
 from config.settings import Settings, load
 from daemon import DaemonError
+
+if TYPE_CHECKING:
+    from processors import LoadedPipeline
 
 
 def configure_logging(settings: Settings) -> None:
@@ -54,10 +57,10 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
-def _validate_file(path: Path) -> dict[str, Any]:
-    from processors import validate_file
+def _load_file(path: Path) -> LoadedPipeline:
+    from processors import load_file
 
-    return validate_file(path)
+    return load_file(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,10 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             print(outline)
             return 0
-        pipeline_config = _validate_file(settings.config)
+        pipeline = _load_file(settings.config)
         if settings.mode == "input":
-            return _run_input(settings, pipeline_config)
-        return _run_daemon(settings, pipeline_config)
+            return _run_input(settings, pipeline)
+        return _run_daemon(settings, pipeline)
     except ConfigError as exc:
         print(f"folderd: error: {exc}", file=sys.stderr)
         return 2
@@ -86,26 +89,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _run_input(settings: Settings, pipeline_config: dict[str, Any]) -> int:
+def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
     from daemon.single import run_single
 
     results = settings.results_dir.resolve()
     summary = run_single(
-        settings.input, results, pipeline_config, fsync=not settings.no_fsync, trace=settings.trace
+        settings.input, results, pipeline, fsync=not settings.no_fsync, trace=settings.trace
     )
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0 if summary["status"] == "processed" else 1
 
 
-def _run_daemon(settings: Settings, pipeline_config: dict[str, Any]) -> int:
+def _run_daemon(settings: Settings, pipeline: LoadedPipeline) -> int:
     from daemon.api import DaemonAPI
     from daemon.core import Daemon
     from daemon.notify import SystemdNotifier
 
     daemon = Daemon(
         settings,
-        pipeline_config,
-        lambda: _validate_file(settings.config),
+        pipeline,
+        lambda: _load_file(settings.config),
         notifier=SystemdNotifier.from_environ(os.environ),
         worker_init=functools.partial(configure_logging, settings),  # spawned: not inherited
     )

@@ -105,9 +105,9 @@ def run_floor(path: Path, results: Path) -> dict[str, Any]:
 
 
 def run_engine(path: Path, results: Path, raw: dict[str, Any]) -> dict[str, Any]:
-    from processors import load_pipeline
+    from processors.loader import load
 
-    pipeline = load_pipeline(raw)
+    pipeline = load(raw).build()
     open_output, opened = _opener(results, path.name)
     with path.open("rb") as stream:
         summary = pipeline.run_file(stream, path.name, open_output)

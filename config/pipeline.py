@@ -2,9 +2,9 @@
 
 `read_json(path)` parses the file; `parse(raw)` checks its shape (unknown keys, wrong
 types, bad regexes, bad names) and returns a `PipelineConfig` plus every problem found,
-each a `ConfigError` whose key is a JSON path (`$.nodes[2].options`). What the options
-mean, whether tags connect and whether plugins import is checked by `processors/`, which
-knows the processors.
+each a `ConfigError` whose key is a JSON path (`$.nodes[2].options`); single values are
+checked by the rules in `config.values`. What the options mean, whether tags connect and
+whether plugins import is checked by `processors/`, which knows the processors.
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config import values
 from config.errors import ConfigError
 
-OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+")
-TAG_NAME = re.compile(r"[^\s]+")
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 READER_TYPES = ("text", "csv")
-RESERVED_SUFFIXES = ("json",)  # the daemon writes the summary to <rel_path>.json
+SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
+_OUTPUT_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_output_suffix(suffix: str) -> bool:
+    """The one rule for an output file's suffix (the config checks it, the worker relies
+    on it): letters, digits, `_` and `-`, and never the summary's."""
+    return _OUTPUT_SUFFIX.fullmatch(suffix) is not None and suffix != SUMMARY_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ def read_json(path: Path) -> dict[str, Any]:
             f"{path}:{exc.lineno}:{exc.colno}", f"not valid JSON: {exc.msg}"
         ) from None
     if not isinstance(raw, dict):
-        raise ConfigError("$", f"expected a JSON object, got {_kind(raw)}")
+        raise ConfigError("$", f"expected a JSON object, got {values.kind(raw)}")
     return raw
 
 
@@ -114,39 +120,41 @@ class _Checker:
             if key not in allowed:
                 self.fail(f"{path}.{key}", "unknown key", f"allowed: {', '.join(allowed)}")
 
-    def typed(self, obj: dict[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
+    def value(
+        self,
+        check: Callable[..., Any],
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        default: Any,
+        *args: Any,
+    ) -> Any:
+        """`check(f"{path}.{key}", obj[key], *args)`; `default` if absent or a problem."""
         if key not in obj:
             return default
-        value = obj[key]
-        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-            return value
-        self.fail(f"{path}.{key}", f"expected {_KIND_NAMES[kind]}, got {_kind(value)}")
-        return default
+        try:
+            return check(f"{path}.{key}", obj[key], *args)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return default
+
+    def typed(self, obj: dict[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
+        return self.value(values.typed, obj, key, path, default, kind)
 
     def integer(
         self, obj: dict[str, Any], key: str, path: str, default: int, low: int, high: int
     ) -> int:
-        value = self.typed(obj, key, path, int, default)
-        if not low <= value <= high:
-            self.fail(f"{path}.{key}", f"expected a whole number from {low} to {high}, got {value}")
-            return default
-        return value
+        return self.value(values.integer, obj, key, path, default, low, high)
 
     def regex(self, obj: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
-        text = self.typed(obj, key, path, str, None)
-        if text is None:
-            return None
-        try:
-            return re.compile(text)
-        except re.error as exc:
-            self.fail(f"{path}.{key}", f"invalid regular expression: {exc}")
-            return None
+        return self.value(values.regex, obj, key, path, None)
 
     def tag(self, value: Any, path: str) -> str | None:
-        if not isinstance(value, str) or not TAG_NAME.fullmatch(value):
-            self.fail(path, f"expected a tag name (non-empty, no spaces), got {_kind(value)}")
+        try:
+            return values.tag(path, value)
+        except ConfigError as exc:
+            self.errors.append(exc)
             return None
-        return value
 
     def tags(
         self, obj: dict[str, Any], key: str, path: str, default: tuple[str, ...]
@@ -158,9 +166,8 @@ class _Checker:
             one = self.tag(value, f"{path}.{key}")
             return default if one is None else (one,)
         if not isinstance(value, list) or not value:
-            self.fail(
-                f"{path}.{key}", f"expected a tag or a non-empty list of tags, got {_kind(value)}"
-            )
+            got = values.kind(value)
+            self.fail(f"{path}.{key}", f"expected a tag or a non-empty list of tags, got {got}")
             return default
         items = [self.tag(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)]
         return tuple(t for t in items if t is not None)
@@ -170,7 +177,7 @@ def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
     """Check the shape of a parsed config; return it typed, and every problem found."""
     c = _Checker()
     if not isinstance(raw, dict):
-        c.fail("$", f"expected a JSON object, got {_kind(raw)}")
+        c.fail("$", f"expected a JSON object, got {values.kind(raw)}")
         return None, c.errors
     c.keys(
         raw,
@@ -201,7 +208,7 @@ def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
 
 def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfig:
     if not isinstance(raw, dict):
-        c.fail(path, f"expected an object, got {_kind(raw)}")
+        c.fail(path, f"expected an object, got {values.kind(raw)}")
         return base
     c.keys(raw, path, ("type", "encoding", "errors", "delimiter", "quotechar", "header"))
     kind = c.typed(raw, "type", path, str, base.type)
@@ -242,7 +249,7 @@ def _objects(c: _Checker, items: list[Any], key: str) -> Iterator[tuple[str, dic
         if isinstance(item, dict):
             yield path, item
         else:
-            c.fail(path, f"expected an object, got {_kind(item)}")
+            c.fail(path, f"expected an object, got {values.kind(item)}")
 
 
 def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[RouteConfig, ...]:
@@ -307,11 +314,11 @@ def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
         if c.tag(tag, path) is None:
             continue
         if not isinstance(spec, dict):
-            c.fail(path, f"expected an object (may be empty), got {_kind(spec)}")
+            c.fail(path, f"expected an object (may be empty), got {values.kind(spec)}")
             continue
         c.keys(spec, path, ("suffix",))
         suffix = c.typed(spec, "suffix", path, str, "out" if tag == "end" else tag)
-        if not OUTPUT_NAME.fullmatch(suffix) or suffix in RESERVED_SUFFIXES:
+        if not is_output_suffix(suffix):
             where = f"{path}.suffix" if "suffix" in spec else path
             c.fail(
                 where,
@@ -329,24 +336,3 @@ def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
             )
         seen[out.suffix] = out.tag
     return outputs
-
-
-_KIND_NAMES = {
-    str: "a string",
-    int: "a whole number",
-    bool: "true or false",
-    list: "a list",
-    dict: "an object",
-}
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {value}"
-    if isinstance(value, str):
-        return f"string {value!r}"[:80]
-    if isinstance(value, int | float):
-        return f"number {value}"
-    return "a list" if isinstance(value, list) else "an object"

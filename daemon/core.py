@@ -38,6 +38,7 @@ from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from daemon.worker import Job, Outcome, discard_temps
+from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
 
@@ -51,8 +52,8 @@ class Daemon:
     def __init__(
         self,
         settings: Settings,
-        pipeline_config: dict[str, Any],
-        load_config: Callable[[], dict[str, Any]],
+        pipeline: LoadedPipeline,
+        load_config: Callable[[], LoadedPipeline],
         *,
         events: EventBus | None = None,
         notifier: SystemdNotifier | None = None,
@@ -90,10 +91,10 @@ class Daemon:
             zero_mtime=settings.zero_mtime,
             empty_files=settings.empty_files,
         )
-        self.pipeline_config = pipeline_config
+        self.pipeline = pipeline
         self.pool = WorkerPool(
             settings.workers,
-            pipeline_config,
+            pipeline,
             settings.trace,
             on_progress=self._on_progress,
             worker_init=worker_init,
@@ -233,7 +234,7 @@ class Daemon:
     def _reload(self) -> None:
         self.notifier.reloading()
         try:
-            raw = self._load_config()
+            loaded = self._load_config()
         except ConfigError as exc:
             log.error(
                 "config_reload_failed",
@@ -242,8 +243,8 @@ class Daemon:
                 action="keeping the previous pipeline",
             )
         else:
-            self.pool.set_config(raw)
-            self.pipeline_config = raw
+            self.pool.set_config(loaded)
+            self.pipeline = loaded
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
@@ -352,7 +353,7 @@ class Daemon:
             pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
             stuck=self.intake.stuck(),
             watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
-            pipeline=self.pipeline_config,
+            pipeline=self.pipeline,
         )  # fmt: skip
 
     # -- shutdown ------------------------------------------------------------------

@@ -28,6 +28,7 @@ import structlog
 
 from daemon.snapshot import InFlight
 from daemon.worker import Job, Outcome, Status, base_summary, error_info, finish_summary, run_job
+from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +38,7 @@ log = structlog.get_logger(__name__)
 class LoadConfig:
     """Use this pipeline for the jobs that follow."""
 
-    raw: dict[str, Any]
+    pipeline: LoadedPipeline
     trace: bool
 
 
@@ -87,8 +88,6 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
         return
     if init is not None:
         init()
-    from processors import load_pipeline
-
     pipeline = None
     config_error: str | None = None
     conn.send(Ready())
@@ -100,9 +99,9 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
         match msg:
             case Stop():
                 return
-            case LoadConfig(raw, trace):
+            case LoadConfig(loaded, trace):
                 try:
-                    pipeline, config_error = load_pipeline(raw, trace=trace), None
+                    pipeline, config_error = loaded.build(trace=trace), None
                 except Exception as exc:  # reported per job, as a transient error
                     pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
             case RunJob(job):
@@ -154,7 +153,7 @@ class WorkerPool:
     def __init__(
         self,
         size: int,
-        raw_config: dict[str, Any],
+        pipeline: LoadedPipeline,
         trace: bool = False,
         on_progress: Callable[[Job, int], None] | None = None,
         worker_init: Callable[[], None] | None = None,
@@ -163,7 +162,7 @@ class WorkerPool:
         self._on_progress = on_progress
         self._worker_init = worker_init
         self._start_failures = 0  # workers in a row that died before saying they started
-        self._raw = raw_config
+        self._pipeline = pipeline
         self._trace = trace
         self._gen = 0
         self.deaths = 0
@@ -188,9 +187,10 @@ class WorkerPool:
         slot.jobs.clear()
         log.debug("worker_started", slot=slot.index, pid=proc.pid)
 
-    def set_config(self, raw: dict[str, Any]) -> None:
-        """Use `raw` for every job dispatched from now on (a slot reloads before its next job)."""
-        self._raw, self._gen = raw, self._gen + 1
+    def set_config(self, pipeline: LoadedPipeline) -> None:
+        """Use `pipeline` for each job dispatched from now on (a slot reloads before its next
+        job)."""
+        self._pipeline, self._gen = pipeline, self._gen + 1
 
     def close(self, timeout: float = 5.0) -> None:
         for slot in self.slots:
@@ -248,7 +248,7 @@ class WorkerPool:
             return False
         try:
             if slot.config_gen != self._gen:
-                slot.conn.send(LoadConfig(self._raw, self._trace))
+                slot.conn.send(LoadConfig(self._pipeline, self._trace))
                 slot.config_gen = self._gen
             slot.conn.send(RunJob(job))
         except (OSError, ValueError):

@@ -17,11 +17,11 @@ from daemon.errors import DaemonError
 from daemon.moves import first_free
 from daemon.states import TMP_DIRNAME
 from daemon.worker import Job, Status, process_file
-from processors import load_pipeline
+from processors import LoadedPipeline
 
 
 def run_single(
-    path: Path, results: Path, pipeline_config: dict[str, Any], *, fsync: bool, trace: bool
+    path: Path, results: Path, pipeline: LoadedPipeline, *, fsync: bool, trace: bool
 ) -> dict[str, Any]:
     """Process `path`; return its summary (status processed or failed)."""
     if not path.exists():
@@ -32,7 +32,7 @@ def run_single(
     tmp_dir.mkdir(parents=True, exist_ok=True)
     rel = first_free(path.name, lambda name: (results / f"{name}.json").exists())
     job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync)
-    outcome = process_file(job, load_pipeline(pipeline_config, trace=trace))
+    outcome = process_file(job, pipeline.build(trace=trace))
     summary = outcome.summary
     if outcome.status is Status.RETRY:
         summary["status"] = Status.FAILED

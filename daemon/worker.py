@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import stat
 import time
 import traceback
@@ -26,13 +25,12 @@ from typing import Any, BinaryIO, TextIO
 
 import orjson
 
+from config.pipeline import is_output_suffix
 from daemon.commit import commit_results
 from daemon.faults import Fault, cause_of, classify
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from processors import Pipeline, ProcessorError
-
-_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ class _Outputs:
     def open(self, suffix: str) -> TextIO:
         if suffix in self.files:
             return self.files[suffix]
-        if not _SUFFIX.fullmatch(suffix) or suffix == "json":
+        if not is_output_suffix(suffix):
             raise ProcessorError(f"invalid output suffix {suffix!r}", error_type="ConfigError")
         path = os.path.join(self.job.tmp_dir, f"{self.job.uid}.{self.job.attempt}.{suffix}")
         f = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 16)  # noqa: SIM115

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -27,7 +27,6 @@ class Dashboard:
     reader: JournalReader
     sampler: SystemSampler
     hub: Hub
-    outlines: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, api: DaemonAPI, settings: Settings) -> Dashboard:

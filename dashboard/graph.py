@@ -2,18 +2,19 @@
 
 Tags (start tags, intermediate tags, outputs) and processors alternate: a tag feeds the
 processor registered on it, a processor emits to tags. Each node sits in the column of its
-distance from a start tag (breadth-first, so loops do not stretch the picture); the
-template draws boxes and edges from the coordinates computed here.
+distance from a start tag (the loaded pipeline's fewest hops, so loops do not stretch the
+picture); the template draws boxes and edges from the coordinates computed here. The
+layout is drawn from the daemon's `LoadedPipeline` as it is: nothing is checked or
+imported again, and it is computed once per loaded pipeline.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors import routing
-from processors.checker import check, outline
+from processors import LoadedPipeline, file_routes
 
 COL_W = 170
 ROW_H = 64
@@ -40,46 +41,44 @@ class Graph:
     width: int
     height: int
     outline: str
-    problems: list[str]
     routes: list[str]
 
 
-def build(raw: dict[str, Any]) -> Graph:
-    """The layout of a parsed pipeline_config.json (the daemon's active one)."""
-    config, specs, errors = check(raw)
-    if config is None:
-        return Graph([], [], 0, 0, "", [str(e) for e in errors], [])
+@functools.lru_cache(maxsize=1)  # the daemon's active pipeline; a reload brings a new one
+def build(loaded: LoadedPipeline) -> Graph:
+    """The layout of a loaded pipeline (the daemon's active one)."""
+    config, hops = loaded.config, loaded.hops
     nodes: dict[str, Node] = {}
     succ: dict[str, list[str]] = {}
+    # a tag sits at twice its hops from a start (an unreached one, an unused `end`, at 0),
+    # a processor one column past its nearest tag
+    column: dict[str, int] = {}
 
     def tag_node(tag: str) -> str:
         nid = f"tag:{tag}"
         if nid not in nodes:
             kind = "output" if tag in config.outputs else "tag"
             nodes[nid] = Node(nid, kind, tag)
+            column[nid] = 2 * hops.get(tag, 0)
         return nid
 
-    starts = []
     for route in config.routes:
         nid = tag_node(route.start)
         if nodes[nid].kind == "tag":
             nodes[nid].kind = "start"
-        starts.append(nid)
-    for spec in specs:
+    for spec in loaded.specs:
         pid = f"node:{spec.name}"
         nodes[pid] = Node(pid, "processor", spec.name, spec.use)
+        column[pid] = min((2 * hops[t] + 1 for t in spec.tags if t in hops), default=0)
         for tag in spec.tags:
             succ.setdefault(tag_node(tag), []).append(pid)
         for tag in spec.emits:
             succ.setdefault(pid, []).append(tag_node(tag))
     for tag in config.outputs:
         tag_node(tag)
-    depth = _depths(list(dict.fromkeys(starts)), succ)
-    for nid in nodes:
-        depth.setdefault(nid, 0)
     columns: dict[int, list[str]] = {}
     for nid in nodes:
-        columns.setdefault(depth[nid], []).append(nid)
+        columns.setdefault(column[nid], []).append(nid)
     rows = max((len(c) for c in columns.values()), default=1)
     for col, ids in columns.items():
         offset = (rows - len(ids)) * ROW_H // 2
@@ -103,19 +102,6 @@ def build(raw: dict[str, Any]) -> Graph:
         edges,
         width,
         height,
-        outline(config, specs),
-        [str(e) for e in errors],
-        [routing.describe(r) for r in config.routes],
+        loaded.outline(),
+        [file_routes.describe(r) for r in config.routes],
     )
-
-
-def _depths(starts: list[str], succ: dict[str, list[str]]) -> dict[str, int]:
-    depth = dict.fromkeys(starts, 0)
-    todo = deque(starts)
-    while todo:
-        nid = todo.popleft()
-        for nxt in succ.get(nid, []):
-            if nxt not in depth:
-                depth[nxt] = depth[nid] + 1
-                todo.append(nxt)
-    return depth

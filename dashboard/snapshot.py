@@ -36,19 +36,10 @@ def status(dash: Dashboard) -> dict[str, Any]:
         "stats": dash.stats.summary(),
         "throughput": dash.stats.throughput(),
         "system": dash.sampler.last,
-        "pipeline_outline": pipeline_graph(dash, pipeline).outline,
+        "pipeline_outline": graph.build(pipeline).outline,
         "trace": dash.settings.trace,
         "token_required": bool(dash.settings.token),
     }
-
-
-def pipeline_graph(dash: Dashboard, raw: dict[str, Any]) -> graph.Graph:
-    key = id(raw)  # the daemon replaces the dict on reload
-    cached = dash.outlines.get(key)
-    if cached is None or cached[0] is not raw:
-        dash.outlines.clear()
-        cached = dash.outlines[key] = (raw, graph.build(raw))
-    return cached[1]
 
 
 def chart(throughput: list[dict[str, Any]]) -> dict[str, Any]:
@@ -142,8 +133,7 @@ def errors_blocking(dash: Dashboard, *, limit: int, before: str | None) -> dict[
 
 
 def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
-    raw = dash.api.status()["pipeline"]
-    g = pipeline_graph(dash, raw)
+    g = graph.build(dash.api.status()["pipeline"])
     node_stats = dash.stats.nodes
     tags = dash.stats.tags
     nodes = []
@@ -169,7 +159,6 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
         "box": {"w": graph.BOX_W, "h": graph.BOX_H},
         "outline": g.outline,
         "routes": g.routes,
-        "problems": g.problems,
         "processors": node_stats,
         "tags": dict(tags),
         "files_counted": dash.stats.files_seen,

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from processors import _options as opt
-from processors.base import Context, Line, Outbox
+from config import values as opt
+from processors.base import Context, Line, Outbox, field_of
 
 OTHER = "(other)"
 NONE = "(none)"
@@ -35,7 +35,7 @@ class Dedupe:
         self.to = ctx.to[0]
 
     def _digest(self, line: Line) -> bytes:
-        value = opt.field_of(line, self.key) if self.key is not None else line
+        value = field_of(line, self.key) if self.key is not None else line
         data = (
             value.encode()
             if isinstance(value, str)

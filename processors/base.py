@@ -30,6 +30,11 @@ Line = Any
 Emitted = None | str | dict[str, Any] | Iterable[tuple[str, Line]]
 
 
+def field_of(line: Line, field: str) -> Any:
+    """A record's field, or None for text lines and records without it."""
+    return line.get(field) if isinstance(line, dict) else None
+
+
 class ProcessorError(Exception):
     """A permanent failure of one file: the daemon moves it to failed/ at once.
 

@@ -12,13 +12,15 @@ input order. With tracing on, sampled lines travel alone, so their path is exact
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from config.pipeline import PipelineConfig
-from processors import readers, routing
+from processors import file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
-from processors.nodes import NodeSpec, Runner
-from processors.outputs import Sink
+from processors.nodes import NodeSpec, Runner, start_runner
+from processors.outputs import Parts, Sink, in_input_order
+
+if TYPE_CHECKING:
+    from processors.loader import LoadedPipeline
 
 OpenOutput = Callable[[str], TextIO]
 END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
@@ -30,7 +32,7 @@ class Outbox:
     __slots__ = ("parts", "total")
 
     def __init__(self) -> None:
-        self.parts: dict[str, list[tuple[list[Line], Sequence[int]]]] = {}
+        self.parts: dict[str, Parts] = {}
         self.total = 0
 
     def put(self, tag: str, values: list[Line], origins: Sequence[int]) -> None:
@@ -44,40 +46,30 @@ class Outbox:
 
 
 class Pipeline:
-    """A checked, runnable pipeline; `run_file` may be called any number of times."""
+    """A runnable pipeline, built from a `LoadedPipeline` (`LoadedPipeline.build`);
+    `run_file` may be called any number of times."""
 
-    def __init__(self, config: PipelineConfig, specs: list[NodeSpec], trace: bool) -> None:
-        self.config = config
-        self.specs = specs
+    def __init__(self, loaded: LoadedPipeline, trace: bool) -> None:
+        self.config = loaded.config
         self.trace = trace
-        self._by_tag = {tag: spec for spec in specs for tag in spec.tags}
-        self._order = {route.start: self._reachable(route.start) for route in config.routes}
+        factories = {spec.name: spec.factory() for spec in loaded.specs}
+        # per start tag, the nodes its lines can reach, in the order lines reach them (and
+        # flush in), each with what makes its processor for a file
+        self._order: dict[str, list[tuple[NodeSpec, Callable[[], Any]]]] = {}
+        for route in self.config.routes:
+            tags = topology.reach([route.start], loaded.by_tag)
+            specs = dict.fromkeys(loaded.by_tag[t] for t in tags if t in loaded.by_tag)
+            self._order[route.start] = [(spec, factories[spec.name]) for spec in specs]
         # lines, errors and seconds per node over every file this object ran (dashboard)
         self.totals: dict[str, dict[str, float]] = {
             spec.name: {"files": 0, "lines_in": 0, "lines_out": 0, "errors": 0, "seconds": 0.0}
-            for spec in specs
+            for spec in loaded.specs
         }
-
-    def _reachable(self, start: str) -> list[NodeSpec]:
-        """Nodes reachable from a start tag, breadth first (the order they flush in)."""
-        order: list[NodeSpec] = []
-        seen = {start}
-        queue = [start]
-        while queue:
-            spec = self._by_tag.get(queue.pop(0))
-            if spec is None or spec in order:
-                continue
-            order.append(spec)
-            for tag in spec.emits:
-                if tag not in seen:
-                    seen.add(tag)
-                    queue.append(tag)
-        return order
 
     def run_file(self, stream: BinaryIO, rel_path: str, open_output: OpenOutput) -> dict[str, Any]:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
         source = readers.Source(stream)
-        route, metadata = routing.select(self.config.routes, rel_path, source.head)
+        route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
         header = None
         if route.reader.type == "csv":
             rows = readers.CsvRows(source, route.reader)
@@ -121,9 +113,9 @@ class _FileRun:
         self.aggregates: dict[str, Any] = {}
         self.runners: list[Runner] = []
         self.by_tag: dict[str, Runner] = {}
-        for spec in pipeline._order[start]:
+        for spec, factory in pipeline._order[start]:
             ctx = Context(spec.name, spec.to, rel_path, start, metadata, self.aggregates, header)
-            runner = spec.runner(ctx)
+            runner = start_runner(spec, factory, ctx)
             self.runners.append(runner)
             for tag in spec.tags:
                 self.by_tag[tag] = runner
@@ -184,7 +176,7 @@ class _FileRun:
                 raise _hop_limit(self.max_hops, pending)
             out = Outbox()
             for tag, parts in pending.items():
-                vals, origs = parts[0] if len(parts) == 1 else _merge(parts)
+                vals, origs = parts[0] if len(parts) == 1 else in_input_order(parts)
                 n = len(vals)
                 self.tags[tag] = self.tags.get(tag, 0) + n
                 if path is not None:
@@ -240,19 +232,7 @@ class _FileRun:
         return data
 
 
-def _merge(parts: list[tuple[list[Line], Sequence[int]]]) -> tuple[list[Line], list[int]]:
-    """Lines that reached one tag along several branches, back in input-line order (a
-    stable sort: lines from one input line keep the order they were emitted in)."""
-    vals: list[Line] = []
-    origs: list[int] = []
-    for v, o in parts:
-        vals.extend(v)
-        origs.extend(o)
-    order = sorted(range(len(origs)), key=origs.__getitem__)
-    return [vals[i] for i in order], [origs[i] for i in order]
-
-
-def _first_origin(parts: dict[str, list[tuple[list[Line], Sequence[int]]]]) -> int | None:
+def _first_origin(parts: dict[str, Parts]) -> int | None:
     for tag_parts in parts.values():
         for _, origins in tag_parts:
             if len(origins):

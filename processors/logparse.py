@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from processors import _options as opt
+from config import values as opt
 from processors.base import Context, Line, Outbox
 
 Record = dict[str, Any]

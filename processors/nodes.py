@@ -1,11 +1,13 @@
 """Nodes: resolving `use` to a processor, checking its options, and running it per file.
 
-`build_spec()` turns one node of the config into a `NodeSpec`: the processor class (a
-built-in from `processors.registry`, or a plugin imported by dotted path `pkg.mod:Name`),
-its options checked against its `__init__` and by constructing it once, and the tags it
-can emit. A `Runner` wraps the fresh instance a file gets: it feeds it batches, counts
-lines and time, and turns anything it raises into a `ProcessorError` naming the node, the
-tag and the input line.
+`build_spec()` checks one node of the config into a `NodeSpec`: its processor (a built-in
+from `processors.registry`, or a plugin imported by dotted path `pkg.mod:Name`), its
+options checked against its `__init__` and by constructing it once, and the tags it can
+emit. A spec is plain data, so a loaded pipeline pickles to worker processes as data; the
+processor is named by its `use` (a reference, like pickle's own for classes) and
+`NodeSpec.factory()` imports it where the pipeline is built. A `Runner` wraps the fresh
+instance a file gets: it feeds it batches, counts lines and time, and turns anything it
+raises into a `ProcessorError` naming the node, the tag and the input line.
 """
 
 from __future__ import annotations
@@ -39,29 +41,39 @@ class FunctionProcessor:
 
 @dataclass(frozen=True, eq=False)
 class NodeSpec:
-    """A checked node: how to make its processor for a file, and where it may emit."""
+    """A checked node: what it runs (`use` with `options`), the tags it consumes and may
+    emit to, and where it is in the config."""
 
     name: str
     use: str
     tags: tuple[str, ...]
     to: tuple[str, ...]
     emits: tuple[str, ...]
-    factory: Callable[[], Any]
+    options: dict[str, Any]
     path: str
 
-    def runner(self, ctx: Context) -> Runner:
-        try:
-            proc = self.factory()
-            start = getattr(proc, "start", None)
-            if start is not None:
-                start(ctx)
-        except ProcessorError as exc:
-            raise _located(exc, self.name, None, None) from None
-        except Exception as exc:
-            raise _wrapped(exc, self.name, None, None) from exc
-        if callable(getattr(proc, "process_batch", None)):
-            return BatchRunner(self, proc)
-        return LineRunner(self, proc)
+    def factory(self) -> Callable[[], Any]:
+        """What makes this node's processor for one file (imports a plugin's module)."""
+        obj = resolve(self.use, self.path)
+        if inspect.isclass(obj):
+            return functools.partial(obj, **self.options)
+        return functools.partial(FunctionProcessor, obj)
+
+
+def start_runner(spec: NodeSpec, factory: Callable[[], Any], ctx: Context) -> Runner:
+    """A fresh processor for one file, started, in the runner that suits it."""
+    try:
+        proc = factory()
+        start = getattr(proc, "start", None)
+        if start is not None:
+            start(ctx)
+    except ProcessorError as exc:
+        raise _located(exc, spec.name, None, None) from None
+    except Exception as exc:
+        raise _wrapped(exc, spec.name, None, None) from exc
+    if callable(getattr(proc, "process_batch", None)):
+        return BatchRunner(spec, proc)
+    return LineRunner(spec, proc)
 
 
 class Runner:
@@ -259,7 +271,6 @@ def build_spec(node: NodeConfig) -> NodeSpec:
                 f"{node.path}.options",
                 f"{node.use} rejected its options: {type(exc).__name__}: {exc}",
             ) from None
-        factory: Callable[[], Any] = functools.partial(obj, **node.options)
         targets = getattr(probe, "targets", None)
         emits = tuple(targets(node.to)) if callable(targets) else node.to
     elif callable(obj):
@@ -269,11 +280,10 @@ def build_spec(node: NodeConfig) -> NodeSpec:
                 "a plain function takes no options",
                 "write a class whose __init__ takes them",
             )
-        factory = functools.partial(FunctionProcessor, obj)
         emits = node.to
     else:
         raise ConfigError(f"{node.path}.use", f"{node.use} is neither a class nor a function")
-    return NodeSpec(node.name, node.use, node.tags, node.to, emits, factory, node.path)
+    return NodeSpec(node.name, node.use, node.tags, node.to, emits, node.options, node.path)
 
 
 def _check_signature(cls: type, node: NodeConfig) -> None:

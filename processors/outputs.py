@@ -10,14 +10,27 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from operator import itemgetter
 from typing import Any, TextIO
 
 import orjson
 
 from processors.base import Line
 
-_first = itemgetter(0)
+Parts = list[tuple[list[Line], Sequence[int]]]  # lines with their origins, as they arrived
+
+
+def in_input_order(parts: Parts) -> tuple[list[Line], list[int]]:
+    """Lines of one chunk that arrived in several parts (along routes of different
+    lengths), back in input-line order; a stable sort, so lines from one input line keep
+    the order they were emitted in. The engine merges a tag's parts with it, a sink its
+    rounds'."""
+    vals: list[Line] = []
+    origs: list[int] = []
+    for v, o in parts:
+        vals.extend(v)
+        origs.extend(o)
+    order = sorted(range(len(origs)), key=origs.__getitem__)
+    return [vals[i] for i in order], [origs[i] for i in order]
 
 
 class Sink:
@@ -32,7 +45,7 @@ class Sink:
         self._open = open_output
         self._stream: TextIO | None = None
         self._header = header
-        self.parts: list[tuple[list[Line], Sequence[int]]] = []
+        self.parts: Parts = []
         self.lines = 0
 
     def add(self, values: list[Line], origins: Sequence[int]) -> None:
@@ -40,16 +53,7 @@ class Sink:
 
     def write(self) -> None:
         parts, self.parts = self.parts, []
-        if len(parts) == 1:
-            values = parts[0][0]
-        else:
-            # lines of one chunk that came along routes of different lengths: restore the
-            # input order (stable, so lines from one input line keep their emitted order)
-            pairs = sorted(
-                ((o, v) for vals, origs in parts for o, v in zip(origs, vals, strict=True)),
-                key=_first,
-            )
-            values = [v for _, v in pairs]
+        values = parts[0][0] if len(parts) == 1 else in_input_order(parts)[0]
         if not values:
             return
         stream = self._stream

@@ -22,7 +22,7 @@ from processors.transforms import (
 from processors.validators import CsvValidate, JsonValidate
 
 BUILTINS: dict[str, type] = {
-    # routing
+    # line routers (where each line goes next: processors/routers.py)
     "pass": Pass,  # every line on, unchanged, to every `to` tag (fan-out by copy)
     "filter": Filter,  # keep lines matching include / not matching exclude
     "tag_regex": TagRegex,  # tag by the first (or every) matching regex rule

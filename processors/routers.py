@@ -1,4 +1,5 @@
-"""Built-ins that decide where lines go: pass, filter, tag_regex, tag_level."""
+"""Line routers: the built-ins that decide where each line goes next (pass, filter,
+tag_regex, tag_level). Which tag a whole file starts at is `processors.file_routes`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import orjson
 
 from config import ConfigError
-from processors import _options as opt
-from processors.base import Context, Line, Outbox
+from config import values as opt
+from processors.base import Context, Line, Outbox, field_of
 
 _DEFAULT = object()  # "default" not given: the node's first `to` tag
 
@@ -21,7 +22,7 @@ LEVEL_WORD = re.compile(
 
 def _text(line: Line, field: str | None) -> str:
     if field is not None:
-        value = opt.field_of(line, field)
+        value = field_of(line, field)
         return "" if value is None else str(value)
     if isinstance(line, str):
         return line

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from config import ConfigError
-from processors import _options as opt
+from config import values as opt
 from processors.base import Context, Line, Outbox
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from config import ConfigError
-from processors import _options as opt
+from config import values as opt
 from processors.base import Context, Line, Outbox
 
 _TRUE = {"true", "1", "yes", "y", "t"}

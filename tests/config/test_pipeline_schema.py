@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from config import ConfigError
-from config.pipeline import parse, read_json
+from config.pipeline import is_output_suffix, parse, read_json
 
 
 def problems(raw: Any) -> dict[str, str]:
@@ -104,6 +104,11 @@ def test_output_suffix_can_be_renamed_but_not_to_json() -> None:
     assert config.outputs["errors"].suffix == "err"
     assert "$.outputs.errors.suffix" in problems({"outputs": {"errors": {"suffix": "json"}}})
     assert "already used" in problems({"outputs": {"x": {"suffix": "out"}}})["$.outputs.x"]
+
+
+def test_the_output_suffix_rule_the_worker_shares() -> None:
+    assert all(map(is_output_suffix, ["out", "errors", "a-b_1", "JSON"]))
+    assert not any(map(is_output_suffix, ["json", "", "a.b", "../x", "with space", "x\n"]))
 
 
 def test_errors_read_as_one_line_with_a_hint() -> None:

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from daemon.pool import WorkerPool
 from daemon.worker import Job
+from processors.loader import load
 from tests.conftest import wait_until
 from tests.daemon.slow_plugin import die_at_start
 
@@ -30,7 +31,7 @@ def pool_factory():
     pools: list[WorkerPool] = []
 
     def make(size: int, config: dict, **kw) -> WorkerPool:
-        pool = WorkerPool(size, config, **kw)
+        pool = WorkerPool(size, load(config), **kw)
         pool.start()
         pools.append(pool)
         return pool

@@ -3,16 +3,19 @@ the aggregates (no daemon, no HTTP)."""
 
 from __future__ import annotations
 
-import json
+import importlib
 import sqlite3
 from pathlib import Path
 
+import pytest
 from starlette.datastructures import Headers
 
 from daemon.journal import SCHEMA
 from dashboard import auth, graph, queries
 from dashboard.queries import Cursor
 from dashboard.stats import Stats, percentile
+from processors import loader, nodes
+from processors.loader import load, load_file
 from tests.conftest import ROOT
 
 
@@ -73,12 +76,35 @@ def test_state_filter_search_and_counts() -> None:
 
 
 def test_pipeline_layout_of_the_default_config() -> None:
-    g = graph.build(json.loads((ROOT / "pipeline_config.json").read_text()))
+    g = graph.build(load_file(ROOT / "pipeline_config.json"))
     kinds = {n.label: n.kind for n in g.nodes}
     assert kinds["log"] == "start" and kinds["parse"] == "processor" and kinds["end"] == "output"
     x = {n.label: n.x for n in g.nodes}
     assert x["log"] < x["parse"] < x["record"] < x["counts"] < x["by_level"] < x["end"]
-    assert not g.problems and g.outline.startswith("pipeline:")
+    assert g.outline.startswith("pipeline:")
+
+
+def test_the_layout_is_drawn_from_the_loaded_pipeline_without_checking_or_importing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded = load(
+        {
+            "routes": [{"start": "log"}],
+            "nodes": [{"tag": "log", "use": "examples.plugins.redact:Redact", "to": "end"}],
+        }
+    )
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the dashboard checked or imported the config again")
+
+    monkeypatch.setattr(loader, "check", refuse)
+    monkeypatch.setattr(nodes, "resolve", refuse)
+    monkeypatch.setattr(importlib, "import_module", refuse)
+    g = graph.build(loaded)
+    assert {n.label: n.sub for n in g.nodes if n.kind == "processor"} == {
+        "examples.plugins.redact:Redact@log": "examples.plugins.redact:Redact"
+    }
+    assert graph.build(loaded) is g  # once per loaded pipeline
 
 
 def test_auth_helpers() -> None:

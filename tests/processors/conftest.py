@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from processors import load_pipeline
+from processors.loader import load
 
 
 class Outputs(dict[str, io.StringIO]):
@@ -34,7 +34,7 @@ def run() -> Run:
     def run(
         config: dict[str, Any], data: bytes | str, rel_path: str = "in.log", trace: bool = False
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        pipeline = load_pipeline(config, trace=trace)
+        pipeline = load(config).build(trace=trace)
         raw = data.encode() if isinstance(data, str) else data
         outputs = Outputs()
         summary = pipeline.run_file(io.BytesIO(raw), rel_path, outputs.open)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from processors import ProcessorError, load_pipeline
+from processors import ProcessorError
+from processors.loader import load
 from tests.processors.pipeline_helpers import chain, node
 
 
@@ -174,7 +175,7 @@ def test_a_builtin_failure_names_the_line(run: Any) -> None:
 
 
 def test_state_is_fresh_for_every_file() -> None:
-    pipeline = load_pipeline(chain({"name": "r", "tag": "in", "use": f"{__name__}:Remember"}))
+    pipeline = load(chain({"name": "r", "tag": "in", "use": f"{__name__}:Remember"})).build()
     texts = []
     for data in (b"a\nb\n", b"c\n"):
         out = io.StringIO()
@@ -221,7 +222,7 @@ def test_stream_errors_propagate_untouched() -> None:
         def readinto(self, buf: Any) -> int:
             raise OSError(5, "Input/output error")
 
-    pipeline = load_pipeline({})
+    pipeline = load({}).build()
     with pytest.raises(OSError) as info:
         pipeline.run_file(Broken(), "f.log", lambda s: io.StringIO())  # type: ignore[arg-type]
     assert not isinstance(info.value, ProcessorError)
@@ -237,7 +238,7 @@ def test_the_stream_is_only_read_sequentially() -> None:
             return self.data.read(n)
 
     out = io.StringIO()
-    load_pipeline({}).run_file(
+    load({}).build().run_file(
         Sequential(b"x\n" * 100_000),
         "f.log",  # type: ignore[arg-type]
         lambda s: out,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import multiprocessing
+import pickle
+import sys
+from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
 from config import ConfigError
-from processors import load_pipeline
+from processors import LoadedPipeline
+from processors.loader import load
 from tests.processors.pipeline_helpers import chain
 
 REDACT = {
@@ -36,15 +42,11 @@ def test_a_plain_function_is_adapted(run: Any) -> None:
 
 def test_plugin_options_are_checked_against_its_signature() -> None:
     with pytest.raises(ConfigError) as info:
-        load_pipeline(
-            chain({**REDACT, "options": {"colour": "red"}}, outputs={"clean": {}, "redacted": {}})
-        )
+        load(chain({**REDACT, "options": {"colour": "red"}}, outputs={"clean": {}, "redacted": {}}))
     assert info.value.key == "$.nodes[0].options.colour"
     assert "options: mask" in info.value.hint
     with pytest.raises(ConfigError) as info:
-        load_pipeline(
-            chain({"tag": "in", "use": "examples.plugins.redact:shout", "options": {"x": 1}})
-        )
+        load(chain({"tag": "in", "use": "examples.plugins.redact:shout", "options": {"x": 1}}))
     assert info.value.key == "$.nodes[0].options"
 
 
@@ -61,15 +63,54 @@ class NeedsOption:
 def test_a_plugin_rejecting_its_options_fails_at_load() -> None:
     use = f"{__name__}:NeedsOption"
     with pytest.raises(ConfigError) as info:
-        load_pipeline(chain({"tag": "in", "use": use}))
+        load(chain({"tag": "in", "use": use}))
     assert info.value.key == "$.nodes[0].options.limit"
     with pytest.raises(ConfigError) as info:
-        load_pipeline(chain({"tag": "in", "use": use, "options": {"limit": -1}}))
+        load(chain({"tag": "in", "use": use, "options": {"limit": -1}}))
     assert info.value.key == "$.nodes[0].options"
     assert "limit must be >= 0" in info.value.message
 
 
 def test_a_class_without_process_is_rejected() -> None:
     with pytest.raises(ConfigError) as info:
-        load_pipeline(chain({"tag": "in", "use": "config.errors:ConfigError"}))
+        load(chain({"tag": "in", "use": "config.errors:ConfigError"}))
     assert "has no process(tag, line) method" in info.value.message
+
+
+def _run_sent_pipeline(conn: Connection) -> None:
+    """In a spawned process, as a worker: receive a loaded pipeline, build it, run a file."""
+    loaded: LoadedPipeline = conn.recv()
+    imported_before_build = "examples.plugins.redact" in sys.modules
+    outputs: dict[str, io.StringIO] = {}
+    summary = loaded.build().run_file(
+        io.BytesIO(b"ok\nto ada@example.com\n"),
+        "in.log",
+        lambda s: outputs.setdefault(s, io.StringIO()),
+    )
+    conn.send(
+        (
+            imported_before_build,
+            summary["aggregates"],
+            {s: f.getvalue() for s, f in outputs.items()},
+        )
+    )
+
+
+def test_a_loaded_pipeline_with_a_plugin_goes_to_a_spawned_worker_by_reference() -> None:
+    loaded = load(chain(REDACT, outputs={"clean": {}, "redacted": {}}))
+    assert pickle.loads(pickle.dumps(loaded)).specs[0].options == {"mask": "<email>"}
+    ctx = multiprocessing.get_context("spawn")  # as the daemon's pool starts its workers
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_run_sent_pipeline, args=(child,))
+    proc.start()
+    try:
+        parent.send(loaded)
+        assert parent.poll(60), "the spawned process did not answer"
+        imported_before_build, aggregates, outputs = parent.recv()
+    finally:
+        proc.join(10)
+    assert proc.exitcode == 0
+    # the plugin travels as its `use` reference and is imported where the pipeline is built
+    assert not imported_before_build
+    assert aggregates == {"redact": {"emails": 1}}
+    assert outputs == {"clean": "ok\n", "redacted": "to <email>\n"}

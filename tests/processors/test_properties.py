@@ -8,8 +8,10 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from processors import ProcessorError, load_pipeline
-from processors.checker import check
+from config.pipeline import parse
+from processors import ProcessorError
+from processors.loader import check, load
+from processors.nodes import build_spec
 
 TAGS = ["t0", "t1", "t2", "t3", "t4"]
 OUTPUTS = ["end", "o1", "o2"]
@@ -98,8 +100,9 @@ def pipelines(draw: Any, loops: bool) -> dict[str, Any]:
 
 def prune(raw: dict[str, Any]) -> dict[str, Any]:
     """Drop the nodes and outputs nothing reaches (the checker rightly rejects those)."""
-    _, specs, _ = check(raw)
-    emits = {spec.tags[0]: spec.emits for spec in specs}
+    config, _ = parse(raw)
+    assert config is not None
+    emits = {node.tags[0]: build_spec(node).emits for node in config.nodes}
     reached, stack = set(), ["t0"]
     while stack:
         tag = stack.pop()
@@ -112,7 +115,7 @@ def prune(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def accepted(raw: dict[str, Any]) -> bool:
-    _, _, errors = check(raw)
+    _, errors = check(raw)
     # unreachable or unwritten parts are a checker rejection, not what is tested here
     return not errors
 
@@ -121,7 +124,7 @@ def run(
     raw: dict[str, Any], lines: list[str], trace: bool = False
 ) -> tuple[dict[str, Any], dict[str, int]]:
     written: dict[str, io.StringIO] = {}
-    pipeline = load_pipeline(raw, trace=trace)
+    pipeline = load(raw).build(trace=trace)
     data = "".join(f"{line}\n" for line in lines).encode()
     summary = pipeline.run_file(
         io.BytesIO(data), "f.log", lambda s: written.setdefault(s, io.StringIO())

@@ -1,10 +1,10 @@
-"""File-level routing: which start tag (and reader) a file gets, from its name and head.
+"""File routes: which start tag (and reader) a whole file gets, from its name and head.
 
 Routes are tried in order; the first whose every condition holds wins. `glob` matches the
 file's base name (or its whole relative path, when the pattern has a "/"); `regex` is
 searched in the base name, and its named groups become the file's metadata; `head` is
 matched at the start of the file's first bytes (after gzip), e.g. `^\\s*\\{` for JSON or a
-CSV header.
+CSV header. Where each line goes from there is up to the nodes (`processors.routers`).
 """
 
 from __future__ import annotations

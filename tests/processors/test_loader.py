@@ -1,8 +1,11 @@
-"""The config checker: processors, options and topology, and `main.py --check-config`."""
+"""Loading a config: processors, options and topology checked once, and `main.py
+--check-config`."""
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +14,15 @@ from typing import Any
 import pytest
 
 from config import ConfigError
-from processors import check_file, load_pipeline, validate_file
-from processors.checker import check
+from processors import LoadedPipeline, check_file, load_file, loader, nodes
+from processors.loader import check, load
 from tests.processors.pipeline_helpers import chain, node
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def problems(raw: dict[str, Any]) -> dict[str, str]:
-    _, _, errors = check(raw)
+    _, errors = check(raw)
     return {e.key: e.message for e in errors}
 
 
@@ -95,32 +98,28 @@ def test_a_loop_without_a_way_out_is_rejected_one_with_an_exit_accepted() -> Non
         node("b", "tag_regex", to="a", rules=[{"pattern": "x", "tag": "end"}]),
     )
     assert problems(open_loop) == {}
-    _, outline = check_file_outline(open_loop)
-    assert "loop: a -> b (stopped after 64 hops)" in outline
+    assert "loop: a -> b (stopped after 64 hops)" in load(open_loop).outline()
 
 
-def check_file_outline(raw: dict[str, Any]) -> tuple[list[ConfigError], str]:
-    from processors.checker import outline
-
-    config, specs, errors = check(raw)
-    assert config is not None
-    return errors, outline(config, specs)
-
-
-def test_load_pipeline_raises_the_first_problem() -> None:
+def test_load_raises_the_first_problem() -> None:
     with pytest.raises(ConfigError) as info:
-        load_pipeline(chain(node("a", "nope")))
+        load(chain(node("a", "nope")))
     assert info.value.key == "$.nodes[0].use"
 
 
-def test_validate_file_returns_the_raw_dict(tmp_path: Path) -> None:
+def test_load_file_returns_the_checked_pipeline_with_its_raw_dict(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
-    raw = chain(node("a", "upper"))
+    raw = chain(node("a", "upper"), outputs={"up": {}})
+    raw["nodes"][0]["to"] = "up"
     path.write_text(json.dumps(raw))
-    assert validate_file(path) == raw
+    loaded = load_file(path)
+    assert isinstance(loaded, LoadedPipeline)
+    assert loaded.raw == raw
+    assert [s.name for s in loaded.specs] == ["upper@a"] and loaded.by_tag["a"].emits == ("up",)
+    assert loaded.hops == {"a": 0, "up": 1}
     path.write_text(json.dumps(chain(node("a", "upper", to="nowhere"))))
     with pytest.raises(ConfigError) as info:
-        validate_file(path)
+        load_file(path)
     assert info.value.key == "$.nodes[0].to"
 
 
@@ -163,3 +162,52 @@ def test_main_check_config_reports_every_problem_and_exits_2(tmp_path: Path) -> 
         "$.nodes[1].tag",
     ):
         assert any(f": {key}: " in line for line in lines), (key, lines)
+
+
+def test_options_and_the_configs_own_keys_share_one_rule_per_value() -> None:
+    found = problems(
+        {
+            "routes": [{"regex": "(", "start": "a"}],
+            "nodes": [
+                node("a", "filter", to="b", include="("),
+                node("b", "filter", include="x", ignore_case=3),
+            ],
+            "limits": {"max_hops": True},
+        }
+    )
+    assert found["$.routes[0].regex"] == found["$.nodes[0].options.include"]
+    assert found["$.nodes[1].options.ignore_case"] == "expected true or false, got number 3"
+    assert found["$.limits.max_hops"] == "expected a whole number, got boolean True"
+
+
+class Counted:
+    """A plugin that counts its instances: the options probe at load, one per file run."""
+
+    made = 0
+
+    def __init__(self, prefix: str = "") -> None:
+        type(self).made += 1
+        self.prefix = prefix
+
+    def process(self, tag: str, line: str) -> str:
+        return self.prefix + line
+
+
+def test_the_config_is_checked_once_and_built_without_a_second_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Counted.made = 0
+    loaded = load(chain({"tag": "in", "use": f"{__name__}:Counted", "options": {"prefix": "> "}}))
+    assert Counted.made == 1  # constructed once, to check its options
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(loader, "check", refuse)
+    monkeypatch.setattr(nodes, "build_spec", refuse)
+    pipeline = pickle.loads(pickle.dumps(loaded)).build()
+    assert loaded.outline().startswith("pipeline: 1 route(s), 1 node(s)")
+    assert Counted.made == 1
+    out = io.StringIO()
+    pipeline.run_file(io.BytesIO(b"a\n"), "f.log", lambda _s: out)
+    assert out.getvalue() == "> a\n" and Counted.made == 2  # a fresh instance per file

@@ -1,0 +1,107 @@
+"""Checks of one value of `pipeline_config.json`: each returns it, typed, or raises a
+`ConfigError` keyed by where the value came from.
+
+The config's own keys (`config.pipeline`) and the built-in processors' options share
+them, so a rule and its message are written once. A processor's option keys are relative
+(`rules[1].pattern`); the node loader prefixes them with the node's JSON path, so a bad
+regex in the second rule of node 3 reads `$.nodes[3].options.rules[1].pattern: invalid
+regular expression …`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from config.errors import ConfigError
+
+_TAG = re.compile(r"[^\s]+")
+_EXPECTED = {
+    str: "a string",
+    int: "a whole number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def kind(value: Any) -> str:
+    """What a value is, for 'expected …, got <kind>': `number 3`, `string 'x'`, `a list`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"[:80]
+    if isinstance(value, int | float):
+        return f"number {value}"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def typed(key: str, value: Any, expected: type) -> Any:
+    """`value` if it is a str, int (not a bool), bool, list or dict as `expected` says."""
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(key, f"expected {_EXPECTED[expected]}, got {kind(value)}")
+
+
+def string(key: str, value: Any, *, empty: bool = True) -> str:
+    if empty:
+        return typed(key, value, str)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, f"expected a non-empty string, got {kind(value)}")
+    return value
+
+
+def integer(key: str, value: Any, low: int, high: int = 1 << 62) -> int:
+    number = typed(key, value, int)
+    if not low <= number <= high:
+        raise ConfigError(key, f"expected a whole number from {low} to {high}, got {number}")
+    return number
+
+
+def boolean(key: str, value: Any) -> bool:
+    return typed(key, value, bool)
+
+
+def regex(key: str, value: Any, flags: int = 0) -> re.Pattern[str]:
+    text = string(key, value)
+    try:
+        return re.compile(text, flags)
+    except re.error as exc:
+        raise ConfigError(key, f"invalid regular expression {text!r}: {exc}") from None
+
+
+def regexes(key: str, value: Any, flags: int = 0) -> list[re.Pattern[str]]:
+    """One pattern or a list of them."""
+    if isinstance(value, str):
+        return [regex(key, value, flags)]
+    if not isinstance(value, list):
+        raise ConfigError(key, f"expected a pattern or a list of patterns, got {kind(value)}")
+    return [regex(f"{key}[{i}]", v, flags) for i, v in enumerate(value)]
+
+
+def tag(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _TAG.fullmatch(value):
+        raise ConfigError(key, f"expected a tag name (non-empty, no spaces), got {kind(value)}")
+    return value
+
+
+def optional_tag(key: str, value: Any) -> str | None:
+    return None if value is None else tag(key, value)
+
+
+def choice(key: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def strings(key: str, value: Any) -> list[str]:
+    """One string or a non-empty list of them."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(key, f"expected a string or a non-empty list, got {kind(value)}")
+    return [string(f"{key}[{i}]", v) for i, v in enumerate(value)]

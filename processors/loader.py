@@ -1,0 +1,118 @@
+"""Loading a pipeline config: checked once, into one `LoadedPipeline` everyone shares.
+
+`load_file(path)` reads `pipeline_config.json` and checks all of it: its shape
+(`config.pipeline`), every node (built-in names, plugin imports, options: building each
+`NodeSpec` is where plugins are imported) and the topology of the tag graph
+(`processors.topology`), raising the first problem as a located `ConfigError`. What it
+returns is all anyone needs afterwards, with no second check: the daemon's worker
+processes get it pickled and `build()` their runnable `Pipeline` from it; the dashboard
+draws it. `check_file(path)` lists every problem instead, and outlines the graph when
+there is none (`--check-config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from config import ConfigError
+from config.pipeline import PipelineConfig, parse, read_json
+from processors import file_routes, topology
+from processors.engine import Pipeline
+from processors.nodes import NodeSpec, build_spec
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedPipeline:
+    """A checked pipeline config (never an invalid one). Plain data, so it pickles to
+    worker processes; a plugin travels by its `use` reference and is imported where the
+    pipeline is built. Compared (and hashed) by identity: a reload makes a new one."""
+
+    raw: dict[str, Any]  # the parsed JSON, as the file had it
+    config: PipelineConfig
+    specs: tuple[NodeSpec, ...]
+    by_tag: dict[str, NodeSpec]  # the node consuming each tag
+    hops: dict[str, int]  # every tag reached from the routes, by its fewest hops
+
+    def build(self, trace: bool = False) -> Pipeline:
+        """The runnable pipeline (in a worker process: imports its plugins)."""
+        log.debug(
+            "pipeline_loaded",
+            routes=len(self.config.routes),
+            nodes=[s.name for s in self.specs],
+            outputs=sorted(self.config.outputs),
+            trace=trace,
+        )
+        return Pipeline(self, trace)
+
+    def outline(self) -> str:
+        """A short, human description of the graph (what --check-config prints)."""
+        config, specs = self.config, self.specs
+        lines = [
+            f"pipeline: {len(config.routes)} route(s), {len(specs)} node(s), "
+            f"{len(config.outputs)} output(s); hop limit {config.max_hops}"
+        ]
+        lines.append("routes (first match wins):")
+        lines += [f"  {file_routes.describe(r)}" for r in config.routes]
+        if specs:
+            lines.append("nodes:")
+            lines += [
+                f"  [{', '.join(s.tags)}] {s.name} ({s.use}) -> {', '.join(s.emits) or '-'}"
+                for s in specs
+            ]
+        lines.append("outputs:")
+        lines += [f"  {o.tag} -> <file>.{o.suffix}" for o in config.outputs.values()]
+        for loop in topology.loops(self.by_tag):
+            lines.append(
+                f"loop: {' -> '.join(sorted(loop))} (stopped after {config.max_hops} hops)"
+            )
+        return "\n".join(lines)
+
+
+def check(raw: Any) -> tuple[LoadedPipeline | None, list[ConfigError]]:
+    """Every problem in a parsed config, and the loaded pipeline when there is none."""
+    config, errors = parse(raw)
+    if config is None:
+        return None, errors
+    specs: list[NodeSpec] = []
+    for node in config.nodes:
+        try:
+            specs.append(build_spec(node))
+        except ConfigError as exc:
+            errors.append(exc)
+    by_tag, duplicates = topology.consumers(config, specs)
+    hops = topology.reach([r.start for r in config.routes], by_tag)
+    explicit = set(raw["outputs"]) if isinstance(raw.get("outputs"), dict) else set()
+    errors += duplicates + topology.problems(config, specs, by_tag, hops, explicit)
+    if errors:
+        return None, errors
+    return LoadedPipeline(raw, config, tuple(specs), by_tag, hops), []
+
+
+def load(raw: Any) -> LoadedPipeline:
+    """Check a parsed config; raise ConfigError (the first problem) if it is not valid."""
+    loaded, errors = check(raw)
+    if loaded is None:
+        raise errors[0]
+    return loaded
+
+
+def load_file(path: Path) -> LoadedPipeline:
+    """Read and fully check a config file (start-up, reload); raise ConfigError (the
+    first problem) if it is not valid."""
+    return load(read_json(path))
+
+
+def check_file(path: Path) -> tuple[list[ConfigError], str]:
+    """Every problem in a config file (empty when valid), or the outline of its graph."""
+    try:
+        raw = read_json(path)
+    except ConfigError as exc:
+        return [exc], ""
+    loaded, errors = check(raw)
+    return errors, loaded.outline() if loaded is not None else ""
