@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.errors import DaemonError
 from daemon.journal import connect
-from daemon.moves import admit, transition
+from daemon.moves import admit, shorten, transition
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
 
@@ -41,14 +41,15 @@ class ActionError(DaemonError):
         self.status = status
 
 
-def safe_upload_name(name: str) -> str:
+def safe_upload_name(name: str, max_bytes: int = 200) -> str:
     """A file name safe to create in unprocessed/: no path, no control characters, not
-    hidden, not empty. Raises ActionError(400) when nothing usable is left."""
+    hidden, not empty, at most `max_bytes` of UTF-8 (its extension kept). Raises
+    ActionError(400) when nothing usable is left."""
     name = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
     name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
     if not name or name in {".", ".."}:
         raise ActionError("the file name is empty once unsafe characters are removed", 400)
-    return name[:255]
+    return shorten(name, max_bytes)
 
 
 class DaemonAPI:
@@ -133,10 +134,19 @@ class DaemonAPI:
 
         return self._run(act)
 
+    def upload_name(self, filename: str) -> str:
+        """The name an upload called `filename` gets in unprocessed/ (sanitised, short
+        enough for its results); ActionError(400) for one that would never be processed."""
+        claimer = self._d.claimer
+        name = safe_upload_name(filename, claimer.name_max - claimer.name_room)
+        if why := self._d.intake.ignored(name):
+            raise ActionError(f"{name!r} would never be processed: {why}; rename it", 400)
+        return name
+
     def accept_upload(self, tmp: Path, filename: str) -> str:
         """Rename a complete upload from `upload_dir` into unprocessed/ (one atomic rename,
         a `~N` suffix if the name is taken); returns the name it got."""
-        name = safe_upload_name(filename)
+        name = self.upload_name(filename)
         if tmp.parent != self.upload_dir:
             raise ActionError("uploads must be staged in the upload directory", 400)
         return self._run(lambda: admit(self._d.folders, tmp, name))

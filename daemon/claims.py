@@ -16,14 +16,16 @@ import uuid
 
 import structlog
 
+from config.pipeline import SUMMARY_SUFFIX
 from daemon.errors import DaemonError
 from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
 from daemon.journal import Journal
-from daemon.moves import transition
+from daemon.moves import NUMBER_ROOM, transition
 from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
 from daemon.states import FileRef, Folders, State
+from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +50,7 @@ class Claimer:
         *,
         zero_mtime: str,
         empty_files: str,
+        pipeline: LoadedPipeline | None = None,
     ) -> None:
         self.folders = folders
         self.journal = journal
@@ -55,6 +58,23 @@ class Claimer:
         self.outcomes = outcomes
         self.zero_mtime = zero_mtime
         self.empty_files = empty_files
+        self.name_max = os.pathconf(folders.results, "PC_NAME_MAX")
+        self.use(pipeline)
+
+    def use(self, pipeline: LoadedPipeline | None) -> None:
+        """Names must leave room for the result suffixes `pipeline` adds (and `.json`, and
+        a `~N`): claims from now on check against the longest."""
+        suffixes = [o.suffix for o in pipeline.config.outputs.values()] if pipeline else []
+        longest = max(len(s.encode()) for s in (*suffixes, SUMMARY_SUFFIX))
+        self.name_room = 1 + longest + len(NUMBER_ROOM)
+
+    def _too_long(self, rel: str) -> str | None:
+        n = len(rel.rpartition("/")[2].encode())
+        if n + self.name_room <= self.name_max:
+            return None
+        return (f"name is {n} bytes: with a result suffix it would pass the filesystem's "
+                f"{self.name_max}-byte limit (at most {self.name_max - self.name_room} bytes "
+                "here); rename it shorter")  # fmt: skip
 
     def next(self) -> FileRef | None:
         """Claim the longest-settled file that can be claimed; None if there is none."""
@@ -77,6 +97,7 @@ class Claimer:
         reason, ref.open_path = inspect(
             path, st, self.folders.root, self.zero_mtime, self.empty_files
         )
+        reason = reason or self._too_long(rel)
         try:
             if reason:
                 self.outcomes.reject(ref, reason)

@@ -90,6 +90,7 @@ class Daemon:
             self.outcomes,
             zero_mtime=settings.zero_mtime,
             empty_files=settings.empty_files,
+            pipeline=pipeline,
         )
         self.pipeline = pipeline
         self.pool = WorkerPool(
@@ -244,6 +245,7 @@ class Daemon:
             )
         else:
             self.pool.set_config(loaded)
+            self.claimer.use(loaded)
             self.pipeline = loaded
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")

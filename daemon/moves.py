@@ -26,6 +26,7 @@ from daemon.states import TRANSITIONS, FileRef, Folders, State
 log = structlog.get_logger(__name__)
 
 _COMPRESSED = {".gz", ".bz2", ".xz", ".zst"}
+NUMBER_ROOM = "~9999"  # what a name keeps free for the `~N` a taken name gets
 
 
 def numbered(rel: str, n: int) -> str:
@@ -39,6 +40,19 @@ def numbered(rel: str, n: int) -> str:
         ext = f"{inner}.{ext}"
     new = f"{stem}~{n}" + (f".{ext}" if ext else "")
     return f"{head}/{new}" if head else new
+
+
+def shorten(name: str, max_bytes: int, tag: str = "") -> str:
+    """`name` cut to at most `max_bytes` of UTF-8 (never inside a character), its extension
+    kept, `tag` (e.g. `~<uid>`) put before the extension."""
+    if not tag and len(name.encode()) <= max_bytes:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext.encode()) > max_bytes // 2:
+        stem, ext = name, ""
+    tail = f".{ext}" if ext else ""
+    room = max_bytes - len(tag.encode()) - len(tail.encode())
+    return stem.encode()[: max(room, 1)].decode(errors="ignore") + tag + tail
 
 
 def first_free(rel: str, taken: Callable[[str], bool]) -> str:

@@ -10,6 +10,7 @@ straight from unprocessed/ to failed/. Everything here runs on the loop's thread
 from __future__ import annotations
 
 import heapq
+import os
 import random
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
 from daemon.journal import Journal
-from daemon.moves import transition
+from daemon.moves import shorten, transition
 from daemon.states import FileRef, Folders, State
 from daemon.worker import (
     Outcome,
@@ -98,6 +99,7 @@ class Outcomes:
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.fsync = fsync
+        self.name_max = os.pathconf(folders.results, "PC_NAME_MAX")
         self.totals = {"processed": 0, "failed": 0, "retried": 0, "bytes": 0, "rejected": 0}
 
     def finish(self, ref: FileRef, outcome: Outcome) -> None:
@@ -224,9 +226,13 @@ class Outcomes:
         self.events.publish("file_failed", path=ref.rel, uid=ref.uid, error=reason)
 
     def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
-        """Write a summary the loop made itself (a reject, a give-up); never raises."""
+        """Write a summary the loop made itself (a reject, a give-up); never raises. A name
+        too long for `<name>.json` gets its summary under a shortened, unique one."""
         tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
-        temps = [(tmp, f"{ref.rel}.json")]
+        head, _, name = ref.rel.rpartition("/")
+        if len(name.encode()) + len(".json") > self.name_max:
+            name = shorten(name, self.name_max - len(".json"), tag=f"~{ref.uid[:8]}")
+        temps = [(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
         try:
             write_summary(tmp, summary, self.fsync)
         except OSError as write_error:

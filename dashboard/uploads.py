@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from daemon.api import ActionError, safe_upload_name
+from daemon.api import ActionError
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -42,9 +43,10 @@ class UploadError(Exception):
 class _Receiver:
     """python-multipart callbacks writing file parts to temp files in `directory`."""
 
-    def __init__(self, directory: Path, limit: int) -> None:
+    def __init__(self, directory: Path, limit: int, check_name: Callable[[str], str]) -> None:
         self.directory = directory
         self.limit = limit
+        self.check_name = check_name
         self.file_bytes = 0
         self.field_bytes = 0
         self.staged: list[tuple[Path, str]] = []
@@ -84,7 +86,7 @@ class _Receiver:
         if raw is None:
             return  # an ordinary field: counted, not kept
         filename = raw.decode("utf-8", "replace")
-        safe_upload_name(filename)  # fail before writing a byte
+        self.check_name(filename)  # fail before writing a byte
         self._path = self.directory / f"{uuid.uuid4().hex}.part"
         self._out = self._path.open("xb")
         self.staged.append((self._path, filename))
@@ -125,7 +127,7 @@ async def receive(request: Request, dash: Dashboard) -> list[dict[str, str]]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + DISCARD_MAX:
         raise UploadError(f"upload larger than the limit of {limit >> 20} MB", 413)
-    rx = _Receiver(dash.api.upload_dir, limit)
+    rx = _Receiver(dash.api.upload_dir, limit, dash.api.upload_name)
     parser = MultipartParser(options[b"boundary"], rx.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in _body(request, limit):

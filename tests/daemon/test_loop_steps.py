@@ -278,3 +278,40 @@ def test_cancel_acts_only_on_a_claimable_file_it_names(rel: str) -> None:
             assert before - _tree(folders.root) == {(f"unprocessed/{rel}", False)}
         finally:
             journal.close()
+
+
+def test_a_name_too_long_for_its_results_fails_at_once_with_a_shortened_summary(
+    steps: Steps,
+) -> None:
+    name = "n" * 250 + ".log"  # fits the folder, but not <name>.json in results/
+    steps.drop(name)
+    steps.settle_all()
+    assert steps.claimer.next() is None
+    assert os.listdir(steps.folders.of(State.FAILED)) == [name]
+    (summary_name,) = [n for n in os.listdir(steps.folders.results) if not n.startswith(".")]
+    assert summary_name.endswith(".log.json") and len(summary_name.encode()) <= 255
+    summary = orjson.loads((steps.folders.results / summary_name).read_bytes())
+    assert summary["source"] == name and "255-byte limit" in summary["error"]["message"]
+    assert summary["uid"][:8] in summary_name, "unique: carries the input's uid"
+
+
+def test_ignored_files_are_listed_with_why_and_emptied_folders_are_removed(
+    steps: Steps,
+) -> None:
+    queued = steps.folders.of(State.QUEUED)
+    for rel in ("x.part", "sub/.rsync.tmp.Ab12", "keep.log"):
+        steps.drop(rel)
+    for d in ("old_empty", "new_empty"):
+        (queued / d).mkdir()
+    os.utime(queued / "old_empty", (1, 1))  # untouched for long: its files were claimed
+    steps.settle_all()
+    stuck = dict(steps.intake.stuck())
+    assert set(stuck) == {"x.part", "sub/.rsync.tmp.Ab12"}
+    assert "--ignore-patterns '*.part'" in stuck["x.part"]
+    assert "hidden" in stuck["sub/.rsync.tmp.Ab12"]
+    assert not (queued / "old_empty").exists()
+    assert (queued / "new_empty").is_dir(), "a writer may be about to fill it"
+    assert (queued / "sub").is_dir(), "not empty: holds an rsync temp file"
+    (queued / "x.part").unlink()
+    steps.intake.scan(str(queued))
+    assert dict(steps.intake.stuck()) == {"sub/.rsync.tmp.Ab12": stuck["sub/.rsync.tmp.Ab12"]}

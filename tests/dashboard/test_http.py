@@ -179,6 +179,16 @@ def test_upload_names_are_sanitised(dashboard: Dashboard, queue: Queue, tmp_path
         _processed(dashboard, expected)
     for bad in ("..", "/", "..."):
         assert dashboard.upload(bad, b"x\n").status_code == 400
+    for ignored in ("x.part", "~z.log", "y.tmp"):  # would sit in unprocessed/ forever
+        r = dashboard.upload(ignored, b"x\n")
+        assert r.status_code == 400 and "--ignore-patterns" in r.json()["error"], r.text
+    long_name = "é" * 200 + ".log"  # 404 bytes of UTF-8: cut by bytes, extension kept
+    r = _raw_upload(dashboard, long_name.encode(), b"[INFO] API: long\n")
+    assert r.status_code == 201, r.text
+    stored = r.json()["files"][0]["path"]
+    assert stored.endswith(".log") and stored.startswith("éé") and len(stored.encode()) <= 240
+    _processed(dashboard, stored)
+    assert (queue.results / f"{stored}.json").exists(), "its results fit the filesystem"
     assert not (tmp_path / "escape.log").exists()
     assert not (queue.root / "escape.log").exists()
     # a second upload under a taken name gets a visible suffix, never overwrites
@@ -319,3 +329,21 @@ def test_port_in_use_is_a_clear_error(start_daemon: Any) -> None:
         wait_until(lambda: "dashboard cannot listen" in d.output(), 30, "the bind error")
         assert f"127.0.0.1:{port}: Address already in use" in d.output()
         assert d.wait_exit() == 2
+
+
+def test_files_that_are_never_claimed_are_listed_with_why(
+    start_dashboard: Any, queue: Queue
+) -> None:
+    dash = start_dashboard("--rescan-interval", "1")
+    queue.drop("stuck.part", "still arriving?\n")
+
+    def stuck() -> list[dict[str, str]]:
+        return dash.get("/api/files").json()["stuck"]
+
+    listed = wait_until(stuck, 30, "the ignored file listed")
+    assert listed == [{"path": "stuck.part", "reason": listed[0]["reason"]}]
+    assert "--ignore-patterns '*.part'" in listed[0]["reason"]
+    assert "stuck.part" in dash.get("/files").text
+    (queue.dir("unprocessed") / "stuck.part").rename(queue.dir("unprocessed") / "stuck.log")
+    wait_until(lambda: not stuck(), 30, "gone from the list once renamed")
+    wait_until(lambda: dash.find("processed", "stuck.log"), 30, "then processed")
