@@ -33,7 +33,7 @@ from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import WorkerPool
-from daemon.recovery import open_watch_dir, recover
+from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
@@ -307,6 +307,9 @@ class Daemon:
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_S
+        if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
+            self.journal.reopen()
+            rebuild(self.folders, self.journal)
         if self.pause.check(self.folders, self._min_free, now):
             self.intake.scan(self.queue_dir)  # claims that failed are still in unprocessed/
         if self.watcher is not None and not self.watcher.alive():
@@ -351,6 +354,7 @@ class Daemon:
             workers=len(self.pool.slots), workers_alive=self.pool.alive_count(),
             worker_deaths=self.pool.deaths, worker_pids=tuple(s.pid for s in self.pool.slots),
             journal_healthy=self.journal.healthy, journal_error=self.journal.last_error,
+            journal_generation=self.journal.generation,
             paused=self.pause.reason, paused_since=self.pause.since,
             pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
             stuck=self.intake.stuck(),

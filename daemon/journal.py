@@ -8,6 +8,8 @@ file, and deleting it loses history, never files. Writes are batched: the main l
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -107,9 +109,12 @@ class Journal:
         self.healthy = True
         self.last_error: str | None = None
         self._ids: dict[str, int] = {}  # uid -> row id, for the files alive in the queue
+        self.generation = 0  # bumped when the file is replaced: readers must reconnect
+        self.fresh = not path.exists()  # a new journal: its history is rebuilt from results/
         try:
             self._conn = self._open(path)
         except sqlite3.DatabaseError as exc:  # corrupt, or not a database at all
+            self.fresh = True
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
             log.error("journal_corrupt", path=str(path), error=str(exc), moved_to=str(aside),
                       action="starting a new journal; the folders are the truth")  # fmt: skip
@@ -118,10 +123,48 @@ class Journal:
                 if src.exists():
                     src.rename(aside.with_name(aside.name + suffix))
             self._conn = self._open(path)
+        self._ino = os.stat(path).st_ino
         # Names of rows waiting in unprocessed/ (returned at shutdown, requeued): a claim
         # looks its file up only if its name is here, not with a query per file.
         self._queued = {r[0] for r in self._conn.execute(
             "SELECT rel FROM files WHERE state = ?", (State.QUEUED.value,))}  # fmt: skip
+
+    def replaced(self) -> bool:
+        """Whether the journal's file was deleted (or replaced) under the open connection,
+        which would go on writing to a file nobody can read."""
+        try:
+            return os.stat(self.path).st_ino != self._ino
+        except OSError:
+            return True
+
+    def reopen(self) -> None:
+        """Start a new journal file at `path` (the open one was deleted); `fresh` again."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        self._conn = self._open(self.path)
+        self._ino = os.stat(self.path).st_ino
+        self._ids.clear()
+        self._queued.clear()
+        self.fresh = True
+        self.generation += 1
+        log.error("journal_replaced", path=str(self.path),
+                  action="new journal; history rebuilt from the folders and summaries")  # fmt: skip
+
+    def restore(self, ref: FileRef, summary: dict[str, Any] | None, when: float) -> None:
+        """A row for a file found in a folder with no row (the journal was lost), its
+        result columns from its summary when it has one."""
+        with self._guard("restore"):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO files (uid, rel, original, state, inode, size, attempts,"
+                " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ref.uid, ref.rel, ref.original, ref.state.value, ref.inode, ref.size,
+                 ref.attempt, when, when),
+            )  # fmt: skip
+            if summary is not None:
+                self._conn.execute(
+                    f"UPDATE files SET updated = ?{_RESULT_SETS} WHERE uid = ?",
+                    (when, *_result_args(summary), ref.uid),
+                )
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:

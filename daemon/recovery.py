@@ -14,7 +14,9 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
+import orjson
 import structlog
 
 from daemon.errors import DaemonError
@@ -102,9 +104,43 @@ def _locate(folders: Folders, rel: str) -> State | None:
     return None
 
 
+def rebuild(folders: Folders, journal: Journal) -> int:
+    """Rows for the files in processed/ and failed/ a new journal does not know, with their
+    results from their summaries (whose uid ties them to the input); how many."""
+    restored = 0
+    for state in (State.PROCESSED, State.FAILED):
+        top = folders.of(state)
+        for rel in walk_files(top):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(top / rel)
+                s = _summary(folders, rel) or {}
+                ref = FileRef(s.get("uid") or uuid.uuid4().hex, rel, state,
+                              s.get("attempts") or 0, s.get("original_name") or rel,
+                              st.st_size, st.st_ino)  # fmt: skip
+                journal.restore(ref, s or None, s.get("finished_ts") or st.st_mtime)
+                restored += 1
+    journal.fresh = False
+    journal.flush()
+    log.info("journal_rebuilt", files=restored)
+    return restored
+
+
+def _summary(folders: Folders, rel: str) -> dict[str, Any] | None:
+    """The summary at results/<rel>.json, if it is one of the input now called `rel`."""
+    try:
+        with open(folders.summary_path(rel), "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(data, dict) and data.get("source") == rel and isinstance(data.get("uid"), str)
+    return data if ok else None
+
+
 def recover(folders: Folders, journal: Journal) -> list[FileRef]:
     """Repair what a dead run left; return the files in underprocess/ to process again."""
     temps = remove_stale_temps(folders)
+    if journal.fresh:
+        rebuild(folders, journal)
     on_disk = walk_files(folders.of(State.CLAIMED))
     present = set(on_disk)
     for row in journal.in_state(State.CLAIMED):

@@ -49,6 +49,7 @@ class Snapshot:
     worker_pids: tuple[int | None, ...]
     journal_healthy: bool
     journal_error: str | None
+    journal_generation: int  # a new journal file each time it is bumped
     paused: PauseReason | None
     paused_since: float | None  # monotonic
     pauses: dict[str, int]  # since start, by cause
@@ -71,6 +72,11 @@ class Snapshot:
             for f in self.in_flight
         ]  # fmt: skip
         oldest = 0.0 if self.oldest_queued is None else max(0.0, now - self.oldest_queued)
+        paused = None
+        if self.paused is not None:
+            since = self.paused_since or now
+            paused = {"cause": self.paused.cause, "reason": self.paused.message,
+                      "for_s": round(now - since, 3)}  # fmt: skip
         return {
             "version": VERSION,
             "pid": os.getpid(),
@@ -93,14 +99,12 @@ class Snapshot:
                 "deaths": self.worker_deaths,
                 "pids": list(self.worker_pids),
             },
-            "journal": {"healthy": self.journal_healthy, "error": self.journal_error},
-            "paused": None
-            if self.paused is None
-            else {
-                "cause": self.paused.cause,
-                "reason": self.paused.message,
-                "for_s": round(now - (self.paused_since or now), 3),
+            "journal": {
+                "healthy": self.journal_healthy,
+                "error": self.journal_error,
+                "generation": self.journal_generation,
             },
+            "paused": paused,
             "pauses": dict(self.pauses),
             "in_flight": in_flight,
             "stuck": [{"path": path, "reason": why} for path, why in self.stuck],

@@ -40,11 +40,19 @@ class JournalReader:
         self._lock = threading.Lock()
 
     def conn(self) -> sqlite3.Connection:
+        """This thread's connection, to the journal file the daemon writes now (it starts a
+        new one if the file is deleted: an old connection would read the deleted one)."""
+        generation = self._api.snapshot.journal_generation
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation != generation:
+            with self._lock:
+                self._all.remove(conn)
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._api.read_journal()
             conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+            self._local.conn, self._local.generation = conn, generation
             with self._lock:
                 self._all.append(conn)
         return conn

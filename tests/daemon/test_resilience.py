@@ -3,8 +3,11 @@ never fatal, and everything resumes once they are fixed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import sqlite3
 
 import pytest
 
@@ -95,3 +98,46 @@ def test_unprocessed_deleted_while_running_is_recreated_and_watched_again(
     wait_until(lambda: len(d.events("watcher_started")) >= 2, 30, "watcher restarted")
     queue.drop("back.log", "x\n")
     wait_until(lambda: queue.files("processed") == ["back.log"], 30, "watched again")
+
+
+def _journal_rows(queue: Queue) -> dict[str, tuple[str, str]]:
+    """rel -> (state, uid), read from the journal file as any reader would."""
+    path = queue.root / ".folderd" / "journal.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return {r: (s, u) for r, s, u in conn.execute("SELECT rel, state, uid FROM files")}
+
+
+def test_a_journal_deleted_while_stopped_is_rebuilt_from_the_folders_and_summaries(
+    queue: Queue, start_daemon
+) -> None:
+    d = start_daemon()
+    queue.drop("good.log", "fine\n")
+    queue.drop("empty.log", "")
+    wait_until(lambda: len(queue.summaries()) == 2, 30, "both finished")
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0
+    for name in os.listdir(queue.root / ".folderd"):
+        if name.startswith("journal"):
+            os.unlink(queue.root / ".folderd" / name)
+    d = start_daemon()
+    summaries = queue.summaries()
+    assert _journal_rows(queue) == {
+        "good.log": ("processed", summaries["good.log"]["uid"]),
+        "empty.log": ("failed", summaries["empty.log"]["uid"]),
+    }
+    assert d.wait_event("journal_rebuilt")["files"] == 2
+
+
+def test_a_journal_deleted_while_running_is_replaced_and_keeps_recording(
+    queue: Queue, start_daemon
+) -> None:
+    d = start_daemon()
+    queue.drop("before.log", "x\n")
+    wait_until(lambda: queue.files("processed") == ["before.log"], 30, "processed")
+    os.unlink(queue.root / ".folderd" / "journal.sqlite3")
+    d.wait_event("journal_replaced")
+    queue.drop("after.log", "y\n")
+    wait_until(lambda: "after.log" in queue.files("processed"), 30, "processed")
+    wait_until(lambda: set(_journal_rows(queue)) == {"before.log", "after.log"}, 30,
+               "both in the new journal")  # fmt: skip
+    assert d.proc.poll() is None
