@@ -187,7 +187,7 @@ class Daemon:
         for due in (self.intake.next_deadline(), self.waiting.next_due()):
             if due is not None:
                 t = min(t, due)
-        if self.intake.has_settled and self.pool.free():
+        if self.intake.has_settled and self.pool.free() and not self.pause:
             t = now
         return max(0.0, min(t - now, TICK_S))
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, wait_until
@@ -116,6 +118,11 @@ def test_the_free_space_floor_pauses_claiming_before_the_disk_is_full(
     wait_until(queued, 30, "all five settled and waiting")
     assert queue.files("underprocess") == [] and queue.files("processed") == []
     assert sorted(queue.files("unprocessed")) == names, "nothing is claimed while paused"
+    loop = psutil.Process(d.pid)
+    before, t0 = sum(loop.cpu_times()[:2]), time.monotonic()
+    time.sleep(2)  # a window to measure, not a wait for something to happen
+    busy = (sum(loop.cpu_times()[:2]) - before) / (time.monotonic() - t0)
+    assert busy < 0.25, f"the paused loop spins ({busy:.0%} of a core) with files settled"
 
     filler.unlink()
     wait_until(lambda: len(queue.files("processed")) == len(names), 60, "all processed")
