@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from dashboard import api, downloads, metrics, sse, views
 from dashboard.auth import SecurityMiddleware
 from dashboard.context import Dashboard
+from dashboard.hosts import AllowedHosts
 from dashboard.templating import templates
 
 if TYPE_CHECKING:
@@ -78,7 +79,13 @@ def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, token=settings.token)],
+        middleware=[
+            Middleware(
+                SecurityMiddleware,
+                token=settings.token,
+                hosts=AllowedHosts(settings.allowed_hosts, settings.host),
+            )
+        ],
         lifespan=lifespan,
     )
     app.state.dashboard = dash

@@ -1,4 +1,6 @@
-"""Who may change things: with `FOLDERD_TOKEN` set, every request that is not a read
+"""Who may reach the dashboard and who may change things. Every request must name an
+allowed host (`dashboard.hosts`: the defence against DNS rebinding), or it is answered 400.
+With `FOLDERD_TOKEN` set, every request that is not a read
 (upload, requeue, cancel) must carry it — `Authorization: Bearer <token>` from scripts, or
 the session cookie the login form sets for a browser (HttpOnly, SameSite=Strict, holding an
 HMAC of the token rather than the token). Without a token configured the dashboard trusts
@@ -21,6 +23,8 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dashboard.hosts import AllowedHosts
 
 log = structlog.get_logger(__name__)
 
@@ -81,16 +85,22 @@ def _denied(scope: Scope, headers: Headers, status: int, message: str) -> Respon
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, hosts: AllowedHosts) -> None:
         self.app = app
         self.token = token or None
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        if not self.hosts.allows(headers.get("host")):
+            log.info("request_refused", path=scope["path"], status=400, host=headers["host"])
+            message = "this Host is not one the dashboard answers to (see --allowed-hosts)"
+            await _denied(scope, headers, 400, message)(scope, receive, self._send(send))
+            return
         if scope["method"] not in SAFE_METHODS:
-            headers = Headers(scope=scope)
             problem = None
             if not same_origin(headers):
                 problem = (403, "cross-site request refused")
