@@ -41,7 +41,7 @@ routes = [
     Route("/login", views.login, methods=["POST"], name="login"),
     Route("/logout", views.logout, methods=["POST"], name="logout"),
     Route("/events", sse.events, name="events"),
-    Route("/download/{area}/{path:path}", downloads.download, name="download"),
+    Route("/download/{area}/{path:anypath}", downloads.download, name="download"),
     # probes
     Route("/health", api.health_endpoint, methods=["GET", "HEAD"], name="health"),
     Route("/metrics", api.metrics_endpoint, name="metrics"),

@@ -100,6 +100,12 @@ class SecurityMiddleware:
             message = "this Host is not one the dashboard answers to (see --allowed-hosts)"
             await _denied(scope, headers, 400, message)(scope, receive, self._send(send))
             return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # No name, uid, state or cursor holds a NUL, and os and sqlite3 calls raise on
+            # one: refused here, it is a 400 for every route instead of a 500 for some.
+            message = "a NUL byte in the URL"
+            await _denied(scope, headers, 400, message)(scope, receive, self._send(send))
+            return
         if scope["method"] not in SAFE_METHODS:
             problem = None
             if not same_origin(headers):

@@ -3,13 +3,16 @@ rebinding), wrong tokens in a row, stale sessions, and parameters that cannot be
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.conftest import Queue
+from tests.conftest import Queue, wait_until
 from tests.dashboard.conftest import Dashboard
+
+LOG = "[INFO] API: request handled in 5 ms\n[ERROR] DB: connection lost\n"
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +57,50 @@ def test_allowed_hosts_replace_the_names_but_keep_the_bind_address(
 def test_a_star_allows_any_host(start_dashboard: Callable[..., Dashboard]) -> None:
     dash = start_dashboard(env={"FOLDERD_ALLOWED_HOSTS": "*"})
     assert dash.get("/health", headers={"host": "anything.example"}).status_code == 200
+
+
+ODD_URLS = [
+    "/files/%00", "/api/files/%00", "/files/%ff", "/api/files/a%0Ab", "/files/x?notice=%00",
+    "/download/watch/processed/a%00b", "/download/results/%00", "/download/watch/%00/x",
+    "/download/%00/x", "/download/watch/processed/%ff", "/download/results/a%0D%0Ab",
+    "/api/files?state=%00", "/api/files?state=%ff", "/files?state=%00", "/api/files?q=%00",
+    "/files?q=x%00", "/api/files?before=%00", "/api/files?before=%ff",
+    "/api/files?before=1:99999999999999999999999", "/api/files?after=1:-99999999999999999999999",
+    "/api/files?before=nan:1", "/api/files?after=inf:1", "/files?before=1e999:1",
+    "/api/errors?before=1:99999999999999999999999", "/errors?before=%ff", "/api/files?limit=%00",
+    "/api/files?limit=" + "9" * 5000, "/login?next=%00", "/pipeline?fragment=%00",
+]  # fmt: skip
+
+
+def test_odd_parameters_are_answers_not_tracebacks(dashboard: Dashboard) -> None:
+    for url in ODD_URLS:
+        assert dashboard.get(url).status_code in (400, 404), url
+    assert dashboard.post("/api/files/%00/requeue").status_code in (400, 404)
+    for target in (b"/files/\xff", b"/api/files?q=\xff", b"/download/watch/processed/\xc3\xa9"):
+        assert _raw_get(dashboard, target).startswith(b"HTTP/1.1 400 "), target
+    assert dashboard.get("/health").status_code == 200
+    assert "Traceback" not in dashboard.daemon.output()
+
+
+def _raw_get(dash: Dashboard, target: bytes) -> bytes:
+    """A request line with bytes no client library would send unencoded."""
+    with socket.create_connection(("127.0.0.1", _port(dash)), timeout=10) as sock:
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        return sock.makefile("rb").read()
+
+
+def test_a_name_with_newlines_downloads(dashboard: Dashboard, queue: Queue) -> None:
+    name = 'two\nlines\r "quoted" é.log'
+    queue.drop(name, LOG)
+    row = wait_until(lambda: dashboard.find("processed", name), 30, "the odd name processed")
+    detail = dashboard.file(row["uid"])
+    r = dashboard.get("/download/watch/" + quote(detail["input_path"]))
+    assert r.status_code == 200 and r.content == LOG.encode()
+    assert r.headers["content-disposition"] == (
+        'attachment; filename="two_lines_ _quoted_ _.log"; '
+        "filename*=UTF-8''two%0Alines%0D%20%22quoted%22%20%C3%A9.log"
+    )
+    summary = dashboard.get("/download/results/" + quote(detail["summary_path"]))
+    assert summary.status_code == 200 and summary.json()["source"] == name
