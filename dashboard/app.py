@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dashboard import api, downloads, metrics, sse, views
-from dashboard.auth import SecurityMiddleware
+from dashboard.auth import Access, SecurityMiddleware
 from dashboard.context import Dashboard
 from dashboard.hosts import AllowedHosts
 from dashboard.templating import templates
@@ -77,17 +77,14 @@ def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
                 await task
             dash.reader.close()
 
+    access = Access(settings.token)
+    hosts = AllowedHosts(settings.allowed_hosts, settings.host)
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(
-                SecurityMiddleware,
-                token=settings.token,
-                hosts=AllowedHosts(settings.allowed_hosts, settings.host),
-            )
-        ],
+        middleware=[Middleware(SecurityMiddleware, access=access, hosts=hosts)],
         lifespan=lifespan,
     )
     app.state.dashboard = dash
+    app.state.access = access
     app.state.templates = templates()
     return app

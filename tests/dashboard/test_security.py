@@ -3,10 +3,12 @@ rebinding), wrong tokens in a row, stale sessions, and parameters that cannot be
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 
 from tests.conftest import Queue, wait_until
@@ -104,3 +106,63 @@ def test_a_name_with_newlines_downloads(dashboard: Dashboard, queue: Queue) -> N
     )
     summary = dashboard.get("/download/results/" + quote(detail["summary_path"]))
     assert summary.status_code == 200 and summary.json()["source"] == name
+
+
+TOKEN = {"FOLDERD_TOKEN": "s3cret"}
+
+
+def test_wrong_tokens_in_a_row_are_throttled(start_dashboard: Callable[..., Dashboard]) -> None:
+    dash = start_dashboard(env=TOKEN)
+    assert dash.post("/login", data={"token": "wrong"}).status_code == 401
+    for _ in range(19):
+        r = dash.post("/login", data={"token": "wrong"})
+        assert (r.status_code, r.headers["retry-after"]) == (429, "1")
+    assert "Too many wrong tokens: try again in 1 s." in r.text
+    # while the client waits, not even the right token is looked at, on the form or as Bearer
+    assert dash.post("/login", data={"token": "s3cret"}).status_code == 429
+    bearer = {"authorization": "Bearer s3cret"}
+    assert dash.upload("a.log", b"[INFO] API: x\n", headers=bearer).status_code == 429
+
+    def wrong_counted() -> bool:
+        return dash.post("/login", data={"token": "wrong"}).status_code != 429
+
+    wait_until(wrong_counted, 10, "the first wait to end")  # a second wrong token, counted
+    r = dash.post("/login", data={"token": "s3cret"})
+    assert (r.status_code, r.headers["retry-after"]) == (429, "2"), "the wait doubled"
+    wait_until(lambda: dash.post("/login", data={"token": "s3cret"}).status_code == 303, 10,
+               "the right token to be accepted after the wait")  # fmt: skip
+    assert dash.upload("a.log", b"[INFO] API: x\n", headers=bearer).status_code == 201
+    refused = dash.daemon.events("token_refused")
+    assert [(e["failures"], e["wait_s"]) for e in refused] == [(1, 1.0), (2, 2.0)]
+
+
+def test_sessions_end_at_logout_and_at_restart(
+    start_dashboard: Callable[..., Dashboard], queue: Queue
+) -> None:
+    dash = start_dashboard(env=TOKEN)
+
+    def log_in() -> str:
+        r = dash.post("/login", data={"token": "s3cret"})
+        assert r.status_code == 303
+        assert "max-age=43200" in r.headers["set-cookie"].lower()
+        return r.cookies["folderd_session"]
+
+    def authorised(cookie: str) -> bool:
+        r = httpx.post(dash.url + "/api/cancel", json={"path": "nope.log"},
+                       cookies={"folderd_session": cookie})  # fmt: skip
+        assert r.status_code in (401, 404), r.text  # 404: allowed in, but nothing to cancel
+        return r.status_code == 404
+
+    cookie = log_in()
+    assert authorised(cookie)
+    assert dash.post("/logout").status_code == 303  # with the cookie
+    assert not authorised(cookie), "a copy of the cookie is worth nothing after logout"
+    assert not authorised(log_in() + "0")
+    cookie = log_in()
+    assert authorised(cookie)
+
+    dash.daemon.signal(signal.SIGTERM)
+    assert dash.daemon.wait_exit() == 0
+    dash = start_dashboard(env=TOKEN)
+    assert not authorised(cookie), "a cookie from before the restart"
+    assert authorised(log_in())
