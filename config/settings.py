@@ -253,6 +253,22 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="HOSTS",
     ),
     Setting(
+        "max_connections",
+        _positive_int,
+        256,
+        "dashboard connections open at once; when full, a new one closes the longest idle "
+        "(lowered to what the open-file limit leaves)",
+        metavar="N",
+    ),
+    Setting(
+        "http_timeout",
+        _positive_float,
+        10.0,
+        "seconds a dashboard connection may take to send a complete request head, after "
+        "opening or after its previous response, before it is closed",
+        metavar="SECONDS",
+    ),
+    Setting(
         "token",
         str,
         None,
@@ -298,6 +314,8 @@ class Settings:
     max_upload_mb: int
     min_disk_free_mb: int
     allowed_hosts: tuple[str, ...]
+    max_connections: int
+    http_timeout: float
     token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
 

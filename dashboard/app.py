@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from dashboard import api, downloads, metrics, sse, views
 from dashboard.auth import Access, SecurityMiddleware
 from dashboard.context import Dashboard
+from dashboard.digest import Digest
 from dashboard.hosts import AllowedHosts
 from dashboard.templating import templates
 
@@ -58,7 +59,7 @@ routes = [
 ]
 
 
-def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
+def create_app(daemon_api: DaemonAPI, settings: Settings, digest: Digest) -> Starlette:
     dash = Dashboard.build(daemon_api, settings)
     metrics.install(dash)
 
@@ -81,7 +82,7 @@ def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
     hosts = AllowedHosts(settings.allowed_hosts, settings.host)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, access=access, hosts=hosts)],
+        middleware=[Middleware(SecurityMiddleware, access=access, hosts=hosts, digest=digest)],
         lifespan=lifespan,
     )
     app.state.dashboard = dash

@@ -26,6 +26,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dashboard.digest import Digest
 from dashboard.hosts import AllowedHosts
 from dashboard.sessions import LoginThrottle, Sessions, Throttled, client_key
 
@@ -154,10 +155,11 @@ def _denied(scope: Scope, headers: Headers, refusal: _Refusal) -> Response:
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, access: Access, hosts: AllowedHosts) -> None:
+    def __init__(self, app: ASGIApp, access: Access, hosts: AllowedHosts, digest: Digest) -> None:
         self.app = app
         self.access = access
         self.hosts = hosts
+        self.digest = digest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,8 +169,11 @@ class SecurityMiddleware:
         try:
             self._screen(scope, headers)
         except _Refusal as refusal:
-            log.info(
+            self.digest.log(
+                log,
+                "info",
                 "request_refused",
+                key=refusal.status,
                 path=scope["path"],
                 status=refusal.status,
                 host=headers.get("host"),

@@ -51,6 +51,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "max_upload_mb": ("5", 5),
     "min_disk_free_mb": ("1", 1),
     "allowed_hosts": ("Dash.Example., ::1 ,*", ("dash.example", "[::1]", "*")),
+    "max_connections": ("64", 64),
+    "http_timeout": ("2.5", 2.5),
     "token": ("s3cret", "s3cret"),
 }
 
