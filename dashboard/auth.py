@@ -64,10 +64,10 @@ class Access:
     """The token, the sessions issued for it and the throttle on guessing it; with no token
     configured, everyone is authorised."""
 
-    def __init__(self, token: str | None, throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, token: str | None) -> None:
         self.token = token or None
         self.sessions = Sessions(self.token) if self.token else None
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = LoginThrottle()
 
     def authorized(self, headers: Headers, cookies: dict[str, str]) -> bool:
         """Whether the request carries the token or a valid session (no side effects)."""
@@ -108,7 +108,7 @@ class Access:
             secure=secure,
             path="/",
         )
-        log.info("session_opened")
+        log.info("session_opened", max_age_s=self.sessions.max_age_s)
         return response
 
     def logout_response(self, cookies: dict[str, str]) -> Response:

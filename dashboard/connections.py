@@ -12,7 +12,9 @@ into 503s while every descriptor stays taken. So uvicorn's h11 protocol is exten
 * a cap: when `limit` connections are open, a new one closes the one that has been idle
   (no request in flight) the longest: a monitor's fresh connection sends its request at
   once and is answered, while a flood's connections, idle from their first byte, go
-  first. When every connection is busy, the new one is answered 503 and closed.
+  first. When every connection is busy, the new one is answered 503 once its request head
+  is in (closing it at once would make the kernel reset it, losing the answer), with a
+  deadline of its own; at most `OVERFLOW` are kept waiting for that, the rest are closed.
 
 Closing is folded in the log (`dashboard.digest`): one line per kind and interval with a
 count, however many connections a flood costs.
@@ -24,16 +26,21 @@ import asyncio
 from typing import Any
 
 import structlog
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dashboard.digest import Digest
 
 log = structlog.get_logger(__name__)
 
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 39\r\nconnection: close\r\n\r\nevery dashboard connection is in use\r\n"
-)
+OVERFLOW = 32  # connections kept beyond the cap only to be told 503
+OVERFLOW_TIMEOUT_S = 1.0
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": b"every dashboard connection is in use\n"})
 
 
 class ConnectionGuard:
@@ -45,12 +52,13 @@ class ConnectionGuard:
         self.digest = digest
         self._open: set[GuardedH11Protocol] = set()
         self._idle: dict[GuardedH11Protocol, None] = {}  # insertion order: longest idle first
+        self._overflow: set[GuardedH11Protocol] = set()
 
     def __len__(self) -> int:
         return len(self._open)
 
     def admit(self, conn: GuardedH11Protocol) -> bool:
-        """Count `conn` in, making room if needed; False when it must be refused."""
+        """Count `conn` in, making room if needed; False when every open one is busy."""
         if len(self._open) >= self.limit:
             oldest = next(iter(self._idle), None)
             if oldest is None:
@@ -60,6 +68,13 @@ class ConnectionGuard:
             oldest.close()
         self._open.add(conn)
         self._idle[conn] = None
+        return True
+
+    def overflow(self, conn: GuardedH11Protocol) -> bool:
+        """Keep a refused `conn` to answer it 503, if there is a place for that."""
+        if len(self._overflow) >= OVERFLOW:
+            return False
+        self._overflow.add(conn)
         return True
 
     def busy(self, conn: GuardedH11Protocol) -> None:
@@ -73,6 +88,7 @@ class ConnectionGuard:
     def closed(self, conn: GuardedH11Protocol) -> None:
         self._open.discard(conn)
         self._idle.pop(conn, None)
+        self._overflow.discard(conn)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -87,11 +103,13 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if not self.guard.admit(self):
-            transport.write(_BUSY)
-            transport.close()
-            return
-        self._arm()
+        if self.guard.admit(self):
+            self._arm(self.guard.request_timeout_s)
+        elif self.guard.overflow(self):
+            self.app = _busy  # uvicorn runs it for the request, then closes (connection: close)
+            self._arm(OVERFLOW_TIMEOUT_S)
+        else:
+            self.close()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -124,11 +142,11 @@ class GuardedH11Protocol(H11Protocol):
             self.guard.busy(self)
         else:
             self.guard.idle(self)
-            self._arm()
+            self._arm(self.guard.request_timeout_s)
 
-    def _arm(self) -> None:
+    def _arm(self, timeout_s: float) -> None:
         self._disarm()
-        self._deadline = self.loop.call_later(self.guard.request_timeout_s, self._expire)
+        self._deadline = self.loop.call_later(timeout_s, self._expire)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -138,8 +156,7 @@ class GuardedH11Protocol(H11Protocol):
     def _expire(self) -> None:
         self._deadline = None
         if not self._busy and not self.transport.is_closing():
-            timeout = self.guard.request_timeout_s
-            self.guard.digest.log(log, "info", "connection_timed_out", timeout_s=timeout)
+            self.guard.digest.log(log, "info", "connection_timed_out")
             self.close()
 
 

@@ -7,10 +7,11 @@ which still names the page's domain. So every request's `Host` must be one of th
 names (`--allowed-hosts`, by default localhost, 127.0.0.1 and [::1]) or the address the
 dashboard is bound to (`--host`); `*` allows any.
 
-Starlette has a `TrustedHostMiddleware`, but the versions requirements.txt allows cut the
-header at its first `:` (an IPv6 literal never matches), it answers in plain text and logs
-nothing; names here are compared in the form `config.settings.host_name` gives the
-setting: lowercase, without a trailing dot, IPv6 in brackets, port ignored.
+Starlette's `TrustedHostMiddleware` is not used: in 0.47, the oldest Starlette
+requirements.txt allows, it cuts the header at its first `:` (an IPv6 literal never
+matches), and it answers in plain text and logs nothing. Names here are compared in the
+form `config.settings.host_name` gives the setting: lowercase, without a trailing dot, IPv6
+in brackets in its shortest form, port ignored.
 """
 
 from __future__ import annotations

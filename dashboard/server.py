@@ -30,7 +30,7 @@ import uvicorn
 
 from daemon import DaemonError
 from dashboard.app import create_app
-from dashboard.connections import ConnectionGuard, protocol_for
+from dashboard.connections import OVERFLOW, ConnectionGuard, protocol_for
 from dashboard.digest import Digest, RepeatFilter
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ STOP_TIMEOUT_S = 10.0
 ACCEPT_BURST = 128
 LISTEN_QUEUE = 2048
 # Descriptors the daemon may open after the dashboard starts: journal connections of the
-# request thread pool (anyio's 40 threads, 3 each), replaced workers' pipes, files it reads.
-RESERVED_FDS = 256
+# request thread pool (anyio's 40 threads, 3 each), replaced workers' pipes, files it reads;
+# and the connections kept beyond the cap only to be told 503.
+RESERVED_FDS = 256 + OVERFLOW
 FDS_PER_CONNECTION = 2  # its socket, and a file it uploads into or downloads from
 MIN_CONNECTIONS = 8
 _FOLDED_LOGGERS = ("uvicorn.error", "asyncio")

@@ -80,3 +80,20 @@ def test_health_answers_through_a_flood_of_half_sent_requests(
     assert "Traceback" not in output and "Too many open files" not in output
     added = len(output.splitlines()) - lines_before
     assert added < 30, f"{added} log lines for a flood of {FLOOD} connections"
+
+
+def test_a_connection_beyond_the_cap_is_refused_when_every_one_is_busy(
+    start_dashboard: Callable[..., Dashboard],
+) -> None:
+    dash = start_dashboard("--max-connections", "2")
+    streams = [httpx.stream("GET", dash.url + "/events", timeout=10) for _ in range(2)]
+    try:
+        for stream in streams:  # two requests in flight for as long as the streams are open
+            assert stream.__enter__().status_code == 200
+        r = httpx.get(dash.url + "/health", timeout=10)
+        assert (r.status_code, r.text) == (503, "every dashboard connection is in use\n")
+    finally:
+        for stream in streams:
+            stream.__exit__(None, None, None)
+    wait_until(lambda: _health(dash), 10, "/health once a stream is closed")
+    assert dash.daemon.events("connection_refused")
