@@ -1,11 +1,12 @@
 """The browser's side of the token: session cookies that expire and can be revoked, and the
 back-off that makes guessing the token slow.
 
-A session cookie is `<issued>.<mac>`: the time it was issued and an HMAC over it, keyed by
-the token and by a random *generation* key this process holds. It is valid for
-`max_age_s` after it was issued (checked here; the cookie's Max-Age only asks the browser
-to forget it), and until the generation changes: `revoke()` (logout) replaces it, and so
-does a restart, since the key lives only in memory. There is one token, so one identity:
+A session cookie is `<issued>.<mac>`: the Unix time it was issued and an HMAC over it,
+keyed by the token and by a random *generation* key this process holds. It is valid for
+`max_age_s` after it was issued, by the wall clock (so a suspended machine does not
+stretch it), checked here: the cookie's Max-Age only asks the browser to forget it. It is
+also valid only until the generation changes: `revoke()` (logout) replaces it, and so does
+a restart, since the key lives only in memory. There is one token, so one identity:
 revoking ends every browser's session at once.
 
 `LoginThrottle` counts wrong tokens per client address. After the n-th wrong one in a
@@ -20,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 SESSION_MAX_AGE_S = 12 * 3600
+_CLOCK_SLACK_S = 60  # a clock stepped back a little (NTP) does not log everyone out
 
 
 class Sessions:
@@ -33,7 +36,7 @@ class Sessions:
         self,
         token: str,
         max_age_s: float = SESSION_MAX_AGE_S,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._token = token.encode()
         self.max_age_s = max_age_s
@@ -53,7 +56,7 @@ class Sessions:
         if not (issued.isascii() and issued.isdigit()) or len(issued) > 20:
             return False
         age = self._clock() - int(issued)
-        if not 0 <= age <= self.max_age_s:
+        if not -_CLOCK_SLACK_S <= age <= self.max_age_s:
             return False
         return hmac.compare_digest(mac.encode(), self._mac(int(issued)).encode())
 
@@ -66,7 +69,7 @@ class Throttled(Exception):
     """The client must wait `retry_after` more seconds before its token is looked at."""
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many wrong tokens: try again in {retry_after:.0f} s")
+        super().__init__(f"too many wrong tokens: try again in {math.ceil(retry_after)} s")
         self.retry_after = retry_after
 
 

@@ -118,6 +118,11 @@ def test_sessions_expire_and_are_revoked() -> None:
     clock.now += 1
     assert not sessions.valid(cookie), "expired"
     cookie = sessions.issue()
+    clock.now -= 60
+    assert sessions.valid(cookie), "the clock stepped back a little"
+    clock.now -= 1
+    assert not sessions.valid(cookie), "issued in the future"
+    cookie = sessions.issue()
     sessions.revoke()
     assert not sessions.valid(cookie), "revoked (logout)"
     cookie = sessions.issue()
