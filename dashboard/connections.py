@@ -54,9 +54,6 @@ class ConnectionGuard:
         self._idle: dict[GuardedH11Protocol, None] = {}  # insertion order: longest idle first
         self._overflow: set[GuardedH11Protocol] = set()
 
-    def __len__(self) -> int:
-        return len(self._open)
-
     def admit(self, conn: GuardedH11Protocol) -> bool:
         """Count `conn` in, making room if needed; False when every open one is busy."""
         if len(self._open) >= self.limit:
