@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import ipaddress
 import os
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +72,27 @@ def _positive_float(raw: str) -> float:
 
 def _patterns(raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def host_name(raw: str) -> str:
+    """A host name as the dashboard compares them: lowercase, without a trailing dot, an IPv6
+    address in brackets in its shortest form (`[::1]`); ValueError for anything with a
+    scheme, a path or a port, which a name in a `Host` header is compared without."""
+    name = raw.strip().lower().removesuffix(".")
+    try:
+        return f"[{ipaddress.IPv6Address(name.removeprefix('[').removesuffix(']')).compressed}]"
+    except ValueError:
+        pass
+    if not name or any(c in name for c in ":/[]@ \t"):
+        raise ValueError("expected host names without scheme or port (* for any)")
+    return name
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    names = _patterns(raw)
+    if not names:
+        raise ValueError("expected at least one host name (* for any)")
+    return tuple(n if n == "*" else host_name(n) for n in names)
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -228,6 +250,30 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="MB",
     ),
     Setting(
+        "allowed_hosts",
+        _hosts,
+        ("localhost", "127.0.0.1", "[::1]"),
+        "comma-separated names the dashboard answers to in the Host header, besides its "
+        "--host address; any other gets 400 (against DNS rebinding); * allows any",
+        metavar="HOSTS",
+    ),
+    Setting(
+        "max_connections",
+        _positive_int,
+        256,
+        "dashboard connections open at once; when full, a new one closes the longest idle "
+        "(lowered to what the open-file limit leaves)",
+        metavar="N",
+    ),
+    Setting(
+        "http_timeout",
+        _positive_float,
+        10.0,
+        "seconds a dashboard connection may take to send a complete request head, after "
+        "opening or after its previous response, before it is closed",
+        metavar="SECONDS",
+    ),
+    Setting(
         "token",
         str,
         None,
@@ -272,6 +318,9 @@ class Settings:
     empty_files: str
     max_upload_mb: int
     min_disk_free_mb: int
+    allowed_hosts: tuple[str, ...]
+    max_connections: int
+    http_timeout: float
     token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
 

@@ -15,8 +15,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dashboard import api, downloads, metrics, sse, views
-from dashboard.auth import SecurityMiddleware
+from dashboard.auth import Access, SecurityMiddleware
 from dashboard.context import Dashboard
+from dashboard.digest import Digest
+from dashboard.hosts import AllowedHosts
 from dashboard.templating import templates
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ routes = [
     Route("/login", views.login, methods=["POST"], name="login"),
     Route("/logout", views.logout, methods=["POST"], name="logout"),
     Route("/events", sse.events, name="events"),
-    Route("/download/{area}/{path:path}", downloads.download, name="download"),
+    Route("/download/{area}/{path:anypath}", downloads.download, name="download"),
     # probes
     Route("/health", api.health_endpoint, methods=["GET", "HEAD"], name="health"),
     Route("/metrics", api.metrics_endpoint, name="metrics"),
@@ -57,7 +59,7 @@ routes = [
 ]
 
 
-def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
+def create_app(daemon_api: DaemonAPI, settings: Settings, digest: Digest) -> Starlette:
     dash = Dashboard.build(daemon_api, settings)
     metrics.install(dash)
 
@@ -76,11 +78,14 @@ def create_app(daemon_api: DaemonAPI, settings: Settings) -> Starlette:
                 await task
             dash.reader.close()
 
+    access = Access(settings.token)
+    hosts = AllowedHosts(settings.allowed_hosts, settings.host)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, token=settings.token)],
+        middleware=[Middleware(SecurityMiddleware, access=access, hosts=hosts, digest=digest)],
         lifespan=lifespan,
     )
     app.state.dashboard = dash
+    app.state.access = access
     app.state.templates = templates()
     return app

@@ -5,15 +5,23 @@ when it is absolute, has an empty, `.` or `..` or hidden component (the journal 
 `.folderd/`, temp results, staged uploads), leaves its root once symlinks are resolved, or
 is not a regular file (a FIFO is never opened). Everything is sent as an attachment of type
 application/octet-stream, so a result that happens to be HTML is never rendered.
+
+Any name a file can have downloads, newlines included: the route's `anypath` convertor
+matches across them (Starlette's `path` is `.*`, which stops at a newline), and the
+attachment's name goes in RFC 6266's `filename*` (RFC 5987 percent-encoded UTF-8), with a
+plain-ASCII `filename` beside it for clients that know only that.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
@@ -21,6 +29,28 @@ from daemon.states import FOLDER_STATES
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
+
+_NOT_PLAIN = re.compile(r'[^\x20-\x7e]|["\\%]')  # what a quoted `filename=` cannot hold
+
+
+class AnyPathConvertor(Convertor[str]):
+    """Like `path`, but across newlines."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", AnyPathConvertor())
+
+
+def content_disposition(name: str) -> str:
+    plain = _NOT_PLAIN.sub("_", name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def resolve(dash: Dashboard, area: str, rel: str) -> Path | None:
@@ -53,4 +83,5 @@ def download(request: Request) -> Response:
     if path is None:
         return JSONResponse({"error": "no such file"}, status_code=404)
     name = request.path_params["path"].rsplit("/", 1)[-1]
-    return FileResponse(path, filename=name, media_type="application/octet-stream")
+    headers = {"content-disposition": content_disposition(name)}
+    return FileResponse(path, headers=headers, media_type="application/octet-stream")

@@ -10,6 +10,7 @@ background).
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from daemon.api import DaemonAPI
 
 MAX_LIMIT = 500
+_MAX_ROWID = 2**63 - 1  # SQLite integers are 64-bit
 STATES = tuple(s.value for s in State)  # the journal's: the four folders, and missing
 _FILE_COLUMNS = (
     "id, uid, rel, original, state, size, attempts, created, updated, started, finished,"
@@ -76,13 +78,18 @@ class Cursor:
 
     @classmethod
     def parse(cls, raw: str | None) -> Cursor | None:
+        """The cursor `str()` wrote, or ValueError: a number SQLite cannot bind (an id past
+        64 bits, NaN) must be a 400, not an OverflowError from the query."""
         if not raw:
             return None
         try:
             updated, row_id = raw.split(":", 1)
-            return cls(float(updated), int(row_id))
+            cursor = cls(float(updated), int(row_id))
         except ValueError:
-            raise ValueError(f"bad cursor {raw!r} (expected UPDATED:ID)") from None
+            cursor = None
+        if cursor is None or not math.isfinite(cursor.updated) or abs(cursor.id) > _MAX_ROWID:
+            raise ValueError(f"bad cursor {raw!r} (expected UPDATED:ID)")
+        return cursor
 
 
 def file_row(row: sqlite3.Row) -> dict[str, Any]:

@@ -5,22 +5,33 @@ The socket is bound here, in the caller's thread, so a port in use is a clear
 0` tells us which port the OS picked before anyone needs it. uvicorn then runs its own
 asyncio loop on a daemon thread; it installs no signal handlers there (the daemon's main
 thread owns SIGTERM/SIGINT/SIGHUP), and `stop()` ends it after the daemon loop has stopped.
+
+Descriptors are budgeted so that no flood of connections can run the daemon out of them:
+the soft open-file limit is raised to the hard one, and the dashboard keeps at most
+`--max-connections` open (`dashboard.connections`), fewer if the limit leaves less room
+after what the daemon holds and may still open. Repeated errors of uvicorn and asyncio are
+folded into one line per interval (`dashboard.digest`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import resource
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import psutil
 import structlog
 import uvicorn
 
 from daemon import DaemonError
 from dashboard.app import create_app
+from dashboard.connections import OVERFLOW, ConnectionGuard, protocol_for
+from dashboard.digest import Digest, RepeatFilter
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -30,14 +41,68 @@ log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
+# asyncio uses one number for two things: the listen() backlog and how many connections
+# it accepts per wake-up, before any protocol code can close one. The second must be small
+# (those descriptors count against the budget); the first large, so that in a flood a
+# monitor's connection waits in the kernel's queue (no descriptor) instead of losing its
+# SYN: uvicorn gets ACCEPT_BURST, and the socket is given LISTEN_QUEUE once it serves.
+ACCEPT_BURST = 128
+LISTEN_QUEUE = 2048
+# Descriptors the daemon may open after the dashboard starts: journal connections of the
+# request thread pool (anyio's 40 threads, 3 each), replaced workers' pipes, files it reads;
+# and the connections kept beyond the cap only to be told 503.
+RESERVED_FDS = 256 + OVERFLOW
+FDS_PER_CONNECTION = 2  # its socket, and a file it uploads into or downloads from
+MIN_CONNECTIONS = 8
+_FOLDED_LOGGERS = ("uvicorn.error", "asyncio")
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (for this process and the workers it
+    starts later); return the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open_file_limit_kept", soft=soft, hard=hard, error=str(exc))
+        return soft
+    return hard
+
+
+def connection_limit(wanted: int, nofile: int, in_use: int) -> int:
+    """`wanted`, or fewer if the open-file limit leaves less room; DaemonError if too few."""
+    room = (nofile - in_use - RESERVED_FDS - ACCEPT_BURST) // FDS_PER_CONNECTION
+    if room < MIN_CONNECTIONS:
+        raise DaemonError(
+            f"the open-file limit ({nofile}, {in_use} in use) leaves room for "
+            f"{max(room, 0)} dashboard connections, fewer than {MIN_CONNECTIONS}: raise it "
+            "(ulimit -n, or LimitNOFILE= in the unit), or run with --no-dashboard"
+        )
+    return min(wanted, room)
 
 
 class _ThreadServer(uvicorn.Server):
-    """uvicorn without signal handling: it runs off the main thread, which owns signals."""
+    """uvicorn without signal handling (it runs off the main thread, which owns signals),
+    flushing the log digest on every tick (ten a second)."""
+
+    def __init__(self, config: uvicorn.Config, digest: Digest) -> None:
+        super().__init__(config)
+        self.digest = digest
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for sock in sockets or []:
+            sock.listen(LISTEN_QUEUE)  # asyncio set it to ACCEPT_BURST
+
+    async def on_tick(self, counter: int) -> bool:
+        self.digest.flush()
+        return await super().on_tick(counter)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -53,7 +118,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
-        sock.listen(2048)
+        sock.listen(LISTEN_QUEUE)
     except OSError as exc:
         if sock is not None:
             sock.close()
@@ -74,19 +139,26 @@ class DashboardServer:
     def __init__(self, api: DaemonAPI, settings: Settings) -> None:
         self.api = api
         self.settings = settings
-        self.app = create_app(api, settings)
+        self.digest = Digest()
+        self.app = create_app(api, settings, self.digest)
         self.url = ""
+        self._filter = RepeatFilter(self.digest)
         self._server: _ThreadServer | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def start(self) -> None:
+        nofile = raise_open_file_limit()
+        limit = connection_limit(self.settings.max_connections, nofile, psutil.Process().num_fds())
+        guard = ConnectionGuard(limit, self.settings.http_timeout, self.digest)
         sock = _bind(self.settings.host, self.settings.port)
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
             host=self.settings.host,
             port=port,
+            http=protocol_for(guard),
+            backlog=ACCEPT_BURST,
             log_config=None,
             access_log=self.settings.debug,
             lifespan="on",
@@ -94,7 +166,7 @@ class DashboardServer:
             ws="none",
             timeout_graceful_shutdown=3,
         )
-        self._server = server = _ThreadServer(config)
+        self._server = server = _ThreadServer(config, self.digest)
         self._thread = threading.Thread(
             target=self._serve, args=(server, sock), name="dashboard", daemon=True
         )
@@ -108,9 +180,19 @@ class DashboardServer:
                 raise DaemonError(f"the dashboard did not start{why}")
             time.sleep(0.01)
         self.url = _url(self.settings.host, port)
-        log.info("dashboard_started", url=self.url, token_required=bool(self.settings.token))
+        log.info(
+            "dashboard_started",
+            url=self.url,
+            token_required=bool(self.settings.token),
+            allowed_hosts=list(self.settings.allowed_hosts),
+            max_connections=limit,
+            open_file_limit=nofile,
+        )
 
     def _serve(self, server: _ThreadServer, sock: socket.socket) -> None:
+        loggers = [logging.getLogger(name) for name in _FOLDED_LOGGERS]
+        for logger in loggers:
+            logger.addFilter(self._filter)
         try:
             server.run(sockets=[sock])
         except BaseException as exc:  # SystemExit too: uvicorn exits when startup fails
@@ -118,6 +200,9 @@ class DashboardServer:
             log.error("dashboard_error", error=f"{type(exc).__name__}: {exc}")
         finally:
             sock.close()
+            for logger in loggers:
+                logger.removeFilter(self._filter)
+            self.digest.flush(everything=True)
 
     def stop(self) -> None:
         if self._server is None or self._thread is None:

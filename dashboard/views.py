@@ -18,6 +18,7 @@ from daemon.snapshot import VERSION
 from daemon.states import State
 from dashboard import auth, queries, snapshot
 from dashboard.api import errors_page, files_page, guarded
+from dashboard.sessions import Throttled
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -29,6 +30,10 @@ def _dash(request: Request) -> Dashboard:
     return request.app.state.dashboard
 
 
+def _access(request: Request) -> auth.Access:
+    return request.app.state.access
+
+
 def render(request: Request, page: str, context: dict[str, Any], status: int = 200) -> Response:
     """`page.html`, or only its `_page.html` partial when ?fragment=1."""
     dash = _dash(request)
@@ -37,7 +42,7 @@ def render(request: Request, page: str, context: dict[str, Any], status: int = 2
     ctx = {
         "page": page,
         "token_required": bool(dash.settings.token),
-        "authed": auth.request_authorized(request, dash.settings.token),
+        "authed": _access(request).authorized(request.headers, request.cookies),
         "version": VERSION,
         "states": STATE_NAMES,
         **context,
@@ -121,21 +126,28 @@ async def cancel_form(request: Request) -> Response:
 
 async def login_page(request: Request) -> Response:
     nxt = auth.safe_next(request.query_params.get("next"))
-    return render(request, "login", {"next": nxt, "failed": False})
+    return render(request, "login", {"next": nxt, "notice": ""})
 
 
 async def login(request: Request) -> Response:
-    dash = _dash(request)
+    access = _access(request)
     form = await request.form()
     token = form.get("token")
     nxt = form.get("next")
     nxt = auth.safe_next(nxt if isinstance(nxt, str) else None)
-    if not dash.settings.token:
+    if access.token is None:
         return RedirectResponse(nxt, status_code=303)
-    if not isinstance(token, str) or not auth.token_matches(token, dash.settings.token):
-        return render(request, "login", {"next": nxt, "failed": True}, 401)
-    return auth.login_response(dash.settings.token, nxt, request.url.scheme == "https")
+    client = request.client.host if request.client else None
+    try:
+        right = access.check_token(client, token if isinstance(token, str) else "")
+    except Throttled as exc:
+        page = render(request, "login", {"next": nxt, "notice": f"{str(exc).capitalize()}."}, 429)
+        page.headers.update(auth.retry_after(exc.retry_after))
+        return page
+    if not right:
+        return render(request, "login", {"next": nxt, "notice": "That token is not right."}, 401)
+    return access.login_response(nxt, request.url.scheme == "https")
 
 
 async def logout(request: Request) -> Response:
-    return auth.logout_response()
+    return _access(request).logout_response(request.cookies)

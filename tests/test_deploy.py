@@ -16,6 +16,7 @@ import yaml
 
 from config import reference
 from config.settings import BY_NAME
+from dashboard.server import connection_limit
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -184,6 +185,12 @@ def test_unit_has_what_the_issue_asks_for() -> None:
     assert {key: keys.get(key) for key in expected} == expected
     assert keys["Service.WatchdogSec"][0].endswith("s")
     assert float(keys["Service.TimeoutStopSec"][0].rstrip("s")) > SHUTDOWN_TIMEOUT
+
+
+def test_unit_leaves_the_dashboard_all_its_connections() -> None:
+    (limit,) = unit()["Service.LimitNOFILE"]
+    wanted = BY_NAME["max_connections"].default
+    assert connection_limit(wanted, int(limit), in_use=200) == wanted
 
 
 def test_unit_folders_match_the_env_example_and_are_writable() -> None:

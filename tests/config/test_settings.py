@@ -50,6 +50,9 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "empty_files": ("process", "process"),
     "max_upload_mb": ("5", 5),
     "min_disk_free_mb": ("1", 1),
+    "allowed_hosts": ("Dash.Example., ::1 ,*", ("dash.example", "[::1]", "*")),
+    "max_connections": ("64", 64),
+    "http_timeout": ("2.5", 2.5),
     "token": ("s3cret", "s3cret"),
 }
 
@@ -100,6 +103,9 @@ def test_flag_beats_variable_beats_default() -> None:
         ([], {"FOLDERD_PORT": "70000"}, "FOLDERD_PORT: expected a port number from 0 to 65535"),
         ([], {"FOLDERD_POLL": "maybe"}, "FOLDERD_POLL: expected a boolean (1/0, true/false"),
         ([], {"FOLDERD_ZERO_MTIME": "maybe"}, "FOLDERD_ZERO_MTIME: expected one of fail, accept"),
+        (["--allowed-hosts", "x:8000"], {}, "--allowed-hosts: expected host names without scheme"),
+        (["--allowed-hosts", "http://x"], {}, "--allowed-hosts: expected host names without"),
+        ([], {"FOLDERD_ALLOWED_HOSTS": " , "}, "FOLDERD_ALLOWED_HOSTS: expected at least one"),
     ],
 )
 def test_a_bad_value_names_its_source_and_the_expected_form(

@@ -54,8 +54,10 @@ def start_dashboard(
     """Start the daemon with its dashboard (`--port 0`); the URL comes from its log."""
     clients: list[httpx.Client] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Dashboard:
-        d = start_daemon("--port", "0", *args, env=env, dashboard=True)
+    def start(
+        *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+    ) -> Dashboard:
+        d = start_daemon("--port", "0", *args, env=env, prefix=prefix, dashboard=True)
         url = d.wait_event("dashboard_started")["url"]
         client = httpx.Client(base_url=url, timeout=30.0)
         clients.append(client)

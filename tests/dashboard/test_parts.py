@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 from daemon.journal import SCHEMA
 from dashboard import auth, graph, queries
 from dashboard.queries import Cursor
+from dashboard.sessions import LoginThrottle, Sessions, Throttled, client_key
 from dashboard.stats import Stats, percentile
 from processors import loader, nodes
 from processors.loader import load, load_file
@@ -116,10 +117,86 @@ def test_auth_helpers() -> None:
     assert auth.same_origin(same) and not auth.same_origin(other)
     assert auth.same_origin(Headers({"host": "x"}))
     bearer = Headers({"authorization": "Bearer t0k"})
-    assert auth.authorized(bearer, {}, "t0k") and not auth.authorized(bearer, {}, "other")
-    assert auth.authorized(Headers({}), {auth.COOKIE: auth.session_value("t0k")}, "t0k")
-    assert not auth.authorized(Headers({}), {auth.COOKIE: "t0k"}, "t0k")
-    assert auth.authorized(Headers({}), {}, None)
+    access = auth.Access("t0k")
+    assert access.authorized(bearer, {}) and not auth.Access("other").authorized(bearer, {})
+    assert access.sessions is not None
+    assert access.authorized(Headers({}), {auth.COOKIE: access.sessions.issue()})
+    assert not access.authorized(Headers({}), {auth.COOKIE: "t0k"})
+    assert auth.Access(None).authorized(Headers({}), {})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sessions_expire_and_are_revoked() -> None:
+    clock = Clock()
+    sessions = Sessions("t0k", max_age_s=60, clock=clock)
+    cookie = sessions.issue()
+    assert sessions.valid(cookie)
+    clock.now += 60
+    assert sessions.valid(cookie)
+    clock.now += 1
+    assert not sessions.valid(cookie), "expired"
+    cookie = sessions.issue()
+    clock.now -= 60
+    assert sessions.valid(cookie), "the clock stepped back a little"
+    clock.now -= 1
+    assert not sessions.valid(cookie), "issued in the future"
+    cookie = sessions.issue()
+    sessions.revoke()
+    assert not sessions.valid(cookie), "revoked (logout)"
+    cookie = sessions.issue()
+    assert not Sessions("t0k", clock=clock).valid(cookie), "from before a restart"
+    assert not Sessions("other", clock=clock).valid(cookie), "for another token"
+    issued, _, mac = cookie.partition(".")
+    for forged in ("", ".", "x", f"{int(issued) + 1}.{mac}", f"{issued}.{mac[:-1]}0",
+                   f"-1.{mac}", f"{'9' * 30}.{mac}", f"{issued}.{mac}.x", "١٢.x"):  # fmt: skip
+        assert not sessions.valid(forged), forged
+
+
+def test_wrong_tokens_back_off_exponentially_per_client() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(base_s=1, max_s=300, clock=clock)
+    waits = []
+    for _ in range(20):  # each after the previous wait: every one counts
+        throttle.check("10.0.0.1")
+        waits.append(throttle.failed("10.0.0.1")[1])
+        clock.now += waits[-1]
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256] + [300] * 11
+    throttle.failed("10.0.0.1")
+    clock.now += 299
+    with pytest.raises(Throttled) as exc:
+        throttle.check("10.0.0.1")
+    assert exc.value.retry_after == 1
+    throttle.check("10.0.0.2")  # another client is not held up
+    clock.now += 1 + 300  # quiet for max_s after the wait: forgotten
+    throttle.check("10.0.0.1")
+    assert throttle.failed("10.0.0.1") == (1, 1)
+    throttle.forget("10.0.0.1")
+    assert throttle.failed("10.0.0.1") == (1, 1)
+
+
+def test_the_throttle_remembers_a_bounded_number_of_clients() -> None:
+    throttle = LoginThrottle(max_clients=100, clock=Clock())
+    for i in range(1000):
+        throttle.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(throttle) == 100
+    with pytest.raises(Throttled):
+        throttle.check("10.0.3.231")  # the most recent ones are kept
+    throttle.check("10.0.0.0")
+
+
+def test_clients_are_counted_by_address_and_ipv6_by_64() -> None:
+    assert client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::2")
+    assert client_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_key(None) == "unknown"
 
 
 def test_stats_add_up_events(tmp_path: Path) -> None:
