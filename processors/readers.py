@@ -1,10 +1,11 @@
 """Turning a file's byte stream into batches of lines (or CSV rows), in constant memory.
 
 The daemon hands over a sequential byte stream; gzip is recognised by its magic bytes and
-decompressed on top of it. Text is decoded incrementally, one chunk at a time, and split
-on "\\n" ("\\r\\n" too); a batch is every complete line of one chunk, so memory stays at a
-few chunks whatever the file's size. Each batch comes with the source line numbers of its
-values (`origins`), which the engine uses for errors and tracing.
+decompressed on top of it. Text is decoded incrementally, one chunk at a time (a UTF-8
+byte order mark is not part of the first line), and split on "\\n" ("\\r\\n" too); a
+batch is every complete line of one chunk, so memory stays at a few chunks whatever the
+file's size. Each batch comes with the source line numbers of its values (`origins`),
+which the engine uses for errors and tracing.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class Source:
             self.head = raw_head
         self._pending = self.head
 
+    def skip(self, n: int) -> None:
+        """Drop the first `n` bytes of what is still to be read (at most `head`'s)."""
+        self._pending = self._pending[n:]
+
     def _gzip_read(self, n: int) -> bytes:
         try:
             return self._stream.read(n)
@@ -78,12 +83,21 @@ class Source:
         return self._gzip_read(n) if self.gzipped else self._stream.read(n)
 
 
+def bom_length(head: bytes, encoding: str) -> int:
+    """The length of the byte order mark a UTF-8 text starts with (0 if none, or if the
+    text is in another encoding): it is not part of the first line."""
+    if head.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name == "utf-8":
+        return len(codecs.BOM_UTF8)
+    return 0
+
+
 def text_batches(source: Source, reader: ReaderConfig) -> Iterator[Batch]:
     """Yield (lines, origins) for every chunk; raise ProcessorError on undecodable bytes."""
     decoder = codecs.getincrementaldecoder(reader.encoding)(reader.errors)
     check_nul = not codecs.lookup(reader.encoding).name.startswith(_NO_NUL_CHECK)
     done = 0  # complete lines yielded so far
-    offset = 0  # bytes decoded so far
+    offset = bom_length(source.head, reader.encoding)  # bytes decoded so far
+    source.skip(offset)
     pending = ""
     while True:
         chunk = source.read(CHUNK)
