@@ -33,6 +33,8 @@ READER_KEYS = (
     "header",
     "max_line_bytes",
     "long_lines",
+    "max_gzip_ratio",
+    "max_decompressed_mb",
 )
 _OUTPUT_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -55,6 +57,8 @@ class ReaderConfig:
     header: bool = True
     max_line_bytes: int = 16 << 20  # a line's size in UTF-8, its "\n" not counted
     long_lines: str = "fail"  # one of LONG_LINES
+    max_gzip_ratio: int | None = 200  # decompressed bytes per compressed byte; None: no limit
+    max_decompressed_mb: int | None = None  # a gzip file's decompressed size; None: no limit
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,11 @@ class _Checker:
         self, obj: dict[str, Any], key: str, path: str, default: int, low: int, high: int
     ) -> int:
         return self.value(values.integer, obj, key, path, default, low, high)
+
+    def limit(
+        self, obj: dict[str, Any], key: str, path: str, default: int | None, high: int
+    ) -> int | None:
+        return self.value(values.limit, obj, key, path, default, high)
 
     def regex(self, obj: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
         return self.value(values.regex, obj, key, path, None)
@@ -269,6 +278,10 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
         header=c.typed(raw, "header", path, bool, base.header),
         max_line_bytes=c.integer(raw, "max_line_bytes", path, base.max_line_bytes, 1, 1 << 30),
         long_lines=long_lines,
+        max_gzip_ratio=c.limit(raw, "max_gzip_ratio", path, base.max_gzip_ratio, 10_000),
+        max_decompressed_mb=c.limit(
+            raw, "max_decompressed_mb", path, base.max_decompressed_mb, 1 << 30
+        ),
     )
 
 

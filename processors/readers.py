@@ -1,12 +1,12 @@
 """Turning a file's byte stream into batches of lines (or CSV rows), in bounded memory.
 
 The daemon hands over a sequential byte stream; gzip is recognised by its magic bytes and
-decompressed on top of it. Text is decoded incrementally, one chunk at a time (a UTF-8
-byte order mark is not part of the first line), and split on "\\n" ("\\r\\n" too); a
-batch is every complete line of one chunk. No line may be longer than `max_line_bytes`,
-so memory stays at a few chunks, or a few times that limit, whatever the file's size.
-Each batch comes with the source line numbers of its values (`origins`), which the engine
-uses for errors and tracing.
+decompressed on top of it, as far as the reader's expansion limits allow. Text is decoded
+incrementally, one chunk at a time (a UTF-8 byte order mark is not part of the first
+line), and split on "\\n" ("\\r\\n" too); a batch is every complete line of one chunk. No
+line may be longer than `max_line_bytes`, so memory stays at a few chunks, or a few times
+that limit, whatever the file's size. Each batch comes with the source line numbers of its
+values (`origins`), which the engine uses for errors and tracing.
 """
 
 from __future__ import annotations
@@ -26,22 +26,31 @@ CHUNK = 1 << 20
 HEAD = 1 << 16
 BATCH = 256  # lines per batch
 GZIP_MAGIC = b"\x1f\x8b"
+GZIP_GRACE = 16 << 20  # max_gzip_ratio counts past this size: small repetitive files pass
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 _NO_NUL_CHECK = ("utf-16", "utf-32")  # encodings where NUL bytes are ordinary text
+_NO_LIMIT = 1 << 62
 Batch = tuple[list[Any], range | list[int]]
 
 
 class _Prefixed:
-    """A read-only byte stream: bytes already read, then the rest of `stream`."""
+    """A read-only byte stream: bytes already read, then the rest of `stream`; `count` is
+    how many bytes it has handed out."""
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
         self._head = head
         self._stream = stream
+        self.count = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
+        data = self._read(n)
+        self.count += len(data)
+        return data
+
+    def _read(self, n: int) -> bytes:
         if self._head:
             if n < 0 or n >= len(self._head):
                 data, self._head = self._head, b""
@@ -59,13 +68,24 @@ class Source:
     def __init__(self, stream: BinaryIO) -> None:
         raw_head = stream.read(HEAD)
         self.gzipped = raw_head[:2] == GZIP_MAGIC
+        self._expanded = 0  # decompressed bytes read so far
+        self._max_ratio: int | None = None
+        self._max_bytes = self._check_at = _NO_LIMIT
         if self.gzipped:
-            self._stream: Any = gzip.GzipFile(fileobj=_Prefixed(raw_head, stream), mode="rb")
+            self._raw = _Prefixed(raw_head, stream)
+            self._stream: Any = gzip.GzipFile(fileobj=self._raw, mode="rb")
             self.head = self._gzip_read(HEAD)
         else:
             self._stream = stream
             self.head = raw_head
         self._pending = self.head
+
+    def limit(self, reader: ReaderConfig) -> None:
+        """From now on, fail a gzip file that expands beyond the reader's limits."""
+        self._max_ratio = reader.max_gzip_ratio
+        mb = reader.max_decompressed_mb
+        self._max_bytes = _NO_LIMIT if mb is None else mb << 20
+        self._check_at = min(self._max_bytes, _NO_LIMIT if self._max_ratio is None else GZIP_GRACE)
 
     def skip(self, n: int) -> None:
         """Drop the first `n` bytes of what is still to be read (at most `head`'s)."""
@@ -73,9 +93,26 @@ class Source:
 
     def _gzip_read(self, n: int) -> bytes:
         try:
-            return self._stream.read(n)
+            data = self._stream.read(n)
         except _GZIP_ERRORS as exc:
             raise ProcessorError(f"corrupt gzip data: {exc}", error_type="BadGzipFile") from None
+        self._expanded += len(data)
+        if self._expanded > self._check_at:  # once per chunk, and only past a limit
+            self._check_expansion()
+        return data
+
+    def _check_expansion(self) -> None:
+        if self._expanded > self._max_bytes:
+            beyond, key = f"{self._max_bytes >> 20} MiB", "max_decompressed_mb"
+        elif self._max_ratio is not None and self._expanded > self._max_ratio * self._raw.count:
+            beyond, key = f"{self._max_ratio} times its compressed size", "max_gzip_ratio"
+        else:
+            return
+        raise ProcessorError(
+            f"gzip expands beyond {beyond}: {self._expanded} bytes from {self._raw.count} "
+            f"compressed bytes read (reader.{key})",
+            error_type="GzipExpansion",
+        )
 
     def read(self, n: int) -> bytes:
         if self._pending:
@@ -117,6 +154,7 @@ class TextLines:
         self._reader = reader
         self.truncated = 0
         self.skipped = 0
+        source.limit(reader)
         self._bom = bom_length(source.head, reader.encoding)
         source.skip(self._bom)
 

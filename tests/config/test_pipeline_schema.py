@@ -168,6 +168,39 @@ def test_bad_reader_limits_are_located() -> None:
     }
 
 
+def test_gzip_limits_have_defaults_and_a_route_may_lift_them() -> None:
+    config, errors = parse(
+        {
+            "reader": {"max_decompressed_mb": 512},
+            "routes": [
+                {"glob": "*.gz", "start": "end", "reader": {"max_gzip_ratio": None}},
+                {"glob": "big/*", "start": "end", "reader": {"max_decompressed_mb": None}},
+            ],
+        }
+    )
+    assert errors == [] and config is not None
+    readers = [(r.reader.max_gzip_ratio, r.reader.max_decompressed_mb) for r in config.routes]
+    assert readers == [(None, 512), (200, None)]
+
+
+def test_bad_gzip_limits_are_located() -> None:
+    found = problems(
+        {
+            "reader": {"max_gzip_ratio": "high"},
+            "routes": [
+                {"start": "end", "reader": {"max_gzip_ratio": 0, "max_decompressed_mb": 1.5}}
+            ],
+        }
+    )
+    assert found == {
+        "$.reader.max_gzip_ratio": "expected a whole number or null (no limit), got string 'high'",
+        "$.routes[0].reader.max_gzip_ratio": "expected a whole number from 1 to 10000, got 0",
+        "$.routes[0].reader.max_decompressed_mb": (
+            "expected a whole number or null (no limit), got number 1.5"
+        ),
+    }
+
+
 def test_the_csv_reader_only_fails_long_lines() -> None:
     # a CSV record may span lines: truncating or skipping one would tear records apart
     found = problems(

@@ -1,14 +1,18 @@
-"""The reader's limits: how long a line may be."""
+"""The reader's limits: how long a line may be, how far a gzip file may expand."""
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import io
+import random
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from generate_sample_logs import LogFaker, bracket_lines, write_lines
 from processors import ProcessorError, readers
 from processors.loader import load
 from tests.processors.pipeline_helpers import chain, node
@@ -146,3 +150,50 @@ def test_the_limit_holds_whatever_the_chunking(
     assert out.get("out", "") == "".join(f"{i + 1}:{text}\n" for i, text in kept)
     assert summary["lines_truncated"] == (len(over) if mode == "truncate" else 0)
     assert summary["lines_skipped"] == (len(over) if mode == "skip" else 0)
+
+
+# -- gzip expansion -------------------------------------------------------------------------
+
+
+def zeros(size: int) -> bytes:
+    """A gzip bomb in miniature: `size` bytes of zeros-lines, squeezed 340 times."""
+    return gzip.compress((b"0" * 63 + b"\n") * (size // 64), compresslevel=6)
+
+
+def test_gzip_beyond_max_decompressed_mb_fails_the_file(run: Any) -> None:
+    bomb = zeros(4 * MIB)
+    assert len(bomb) < 20_000
+    with pytest.raises(ProcessorError) as info:
+        run({"reader": {"max_decompressed_mb": 1}}, bomb, "app.log.gz")
+    assert info.value.error_type == "GzipExpansion"
+    assert info.value.message.startswith("gzip expands beyond 1 MiB: ")
+    assert "reader.max_decompressed_mb" in info.value.message
+    summary, _ = run({"reader": {"max_decompressed_mb": 5}}, bomb, "app.log.gz")
+    assert summary["lines_in"] == 4 * MIB // 64
+
+
+def test_gzip_beyond_the_default_ratio_fails_the_file(run: Any) -> None:
+    bomb = zeros(readers.GZIP_GRACE + 8 * MIB)
+    with pytest.raises(ProcessorError) as info:
+        run({}, bomb, "app.log.gz")
+    assert info.value.error_type == "GzipExpansion"
+    assert info.value.message.startswith("gzip expands beyond 200 times its compressed size: ")
+    assert "reader.max_gzip_ratio" in info.value.message
+    summary, _ = run({"reader": {"max_gzip_ratio": None}}, bomb, "app.log.gz")
+    assert summary["lines_in"] == (readers.GZIP_GRACE + 8 * MIB) // 64
+
+
+def test_a_small_very_repetitive_gzip_passes(run: Any) -> None:
+    summary, _ = run({}, zeros(4 * MIB), "app.log.gz")  # over 200 times, but under the grace
+    assert summary["lines_in"] == 4 * MIB // 64
+
+
+def test_a_real_gzipped_log_passes_the_default_limits(run: Any) -> None:
+    block = io.BytesIO()
+    fake = LogFaker(random.Random(7), "web01", dt.date(2026, 11, 22), malformed=0.02)
+    write_lines(block, bracket_lines(fake), count=0, min_bytes=MIB)
+    # past the grace, so the ratio is checked; gzip's 32 KiB window cannot see the repeats
+    data = block.getvalue() * (readers.GZIP_GRACE // MIB + 2)
+    summary, out = run({}, gzip.compress(data, compresslevel=6), "web01_20261122.log.gz")
+    assert summary["lines_in"] == data.count(b"\n")
+    assert len(out["out"]) == len(data)
