@@ -135,6 +135,16 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+def _may_hold_longer(text: str, longest: int) -> bool:
+    """Whether a line of `text` may have more than `longest` characters (False: none has),
+    at a cost per window rather than per line: such a line covers a whole window of
+    `longest // 2 + 1` characters, so if every window holds a "\\n" there is none (one
+    search per window: 64 for a 1 MiB chunk and a 32 KiB limit)."""
+    width = longest // 2 + 1
+    find = text.find
+    return any(find("\n", at, at + width) < 0 for at in range(0, len(text) - width + 1, width))
+
+
 def _cut(line: str, limit: int) -> str:
     """The longest start of `line` that takes at most `limit` bytes in UTF-8."""
     if line.isascii():
@@ -216,7 +226,7 @@ class TextLines:
             numbers: range | list[int] = range(done + 1, done + 1 + len(lines))
             done += len(lines)
             if len(text) > short:  # per chunk: only so long a chunk can hold a long line
-                lines, numbers = self._bound(lines, numbers, text.isascii())
+                lines, numbers = self._bound(lines, numbers, text)
                 if pending and len(pending) > short:
                     pending, cutting = self._bound_pending(pending, done + 1)
             # small batches: each one's records stay in the CPU cache through every node
@@ -226,12 +236,14 @@ class TextLines:
                 return
 
     def _bound(
-        self, lines: list[str], numbers: range | list[int], ascii_text: bool
+        self, lines: list[str], numbers: range | list[int], text: str
     ) -> tuple[list[str], range | list[int]]:
-        """The chunk's lines with the long ones failed, truncated or skipped."""
+        """The chunk's lines (split from `text`) with the long ones failed, truncated or
+        skipped."""
         limit = self._reader.max_line_bytes
         short = limit // 4
-        if max(map(len, lines), default=0) <= (limit if ascii_text else short):
+        longest = limit if text.isascii() else short  # characters a line may have for sure
+        if not _may_hold_longer(text, longest) or max(map(len, lines), default=0) <= longest:
             return lines, numbers
         long = [i for i, line in enumerate(lines) if len(line) > short and _utf8_size(line) > limit]
         if not long:

@@ -69,6 +69,18 @@ def test_a_line_with_no_end_fails_before_the_file_is_read_whole(run: Any) -> Non
     assert stream.read_bytes < 4 * MIB
 
 
+def test_a_small_limit_finds_one_long_line_among_many(run: Any) -> None:
+    # a limit under the chunk's size, as Vector's and Fluent Bit's defaults are
+    lines = [b"2026-11-22 10:00:00 [INFO] API: request %d handled" % i for i in range(30_000)]
+    lines[23_456] = b"x" * (32 << 10)  # exactly at the limit
+    summary, _ = run(limited(32 << 10), b"\n".join(lines) + b"\n")
+    assert summary["lines_in"] == 30_000
+    lines[23_456] += b"x"
+    with pytest.raises(ProcessorError) as info:
+        run(limited(32 << 10), b"\n".join(lines) + b"\n")
+    assert info.value.line == 23_457
+
+
 def test_truncate_keeps_the_start_of_long_lines_and_counts_them(run: Any) -> None:
     data = "ok\n" + "a" * 20 + "\n" + "é" * 8 + "\nok\n"
     summary, out = run(limited(9, long_lines="truncate"), data)
