@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from config import ConfigError
-from config.pipeline import is_output_suffix, parse, read_json
+from config.pipeline import ReaderConfig, is_output_suffix, parse, read_json
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def problems(raw: Any) -> dict[str, str]:
@@ -218,3 +220,12 @@ def test_the_csv_reader_only_fails_long_lines() -> None:
         "$.routes[0].reader.type": "long_lines 'truncate' is not possible with the csv reader",
         "$.routes[1].reader.long_lines": "long_lines 'skip' is not possible with the csv reader",
     }
+
+
+def test_the_readmes_config_example_is_valid_and_shows_the_reader_defaults() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Config format") :]
+    example = section[section.index("```json\n") + 8 : section.index("```\n", 8)]
+    config, errors = parse(json.loads(example))
+    assert errors == [] and config is not None
+    assert config.routes[0].reader == ReaderConfig()
