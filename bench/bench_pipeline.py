@@ -1,6 +1,6 @@
 """Pipeline throughput and memory, each variant in its own child process.
 
-    python -m bench.bench_pipeline [--size-mb 200] [--with-1gb] [--repeat 1]
+    python -m bench.bench_pipeline [--size-mb 200] [--with-1gb] [--long-lines] [--repeat 1]
 
 Variants, all on the same generated log (bench/out/, gitignored):
 
@@ -12,7 +12,9 @@ Variants, all on the same generated log (bench/out/, gitignored):
 MB/s is the input size over the wall time of the work inside the child (interpreter
 start-up excluded); peak RSS is the child's, from wait4(). With --with-1gb the default
 pipeline also runs on a 1 GB file, to show memory does not grow with input size; that file
-is deleted afterwards.
+is deleted afterwards. With --long-lines the passthrough engine also reads lines one byte
+under the reader's default `max_line_bytes` (memory is bounded by a few times the limit),
+and one line of 256 MiB, which fails at the limit without being read whole.
 """
 
 from __future__ import annotations
@@ -96,6 +98,19 @@ def _opener(results: Path, name: str) -> Any:
     return open_output, opened
 
 
+def generate_long_lines(path: Path, line_bytes: int, count: int) -> None:
+    """`count` lines of `line_bytes` bytes each, written a block at a time: a child's peak
+    RSS starts from its parent's (Linux keeps the high-water mark across fork and exec)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = (b"2026-11-22 10:00:00 [INFO] API: payload=" + b"0123456789abcdef" * 62) * 1024
+    with path.open("wb") as f:
+        for _ in range(count):
+            left = line_bytes
+            while left:
+                left -= f.write(block[:left])
+            f.write(b"\n")
+
+
 def run_floor(path: Path, results: Path) -> dict[str, Any]:
     n = 0
     with path.open(encoding="utf-8") as f:
@@ -105,14 +120,19 @@ def run_floor(path: Path, results: Path) -> dict[str, Any]:
 
 
 def run_engine(path: Path, results: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    from processors import ProcessorError
     from processors.loader import load
 
     pipeline = load(raw).build()
     open_output, opened = _opener(results, path.name)
-    with path.open("rb") as stream:
-        summary = pipeline.run_file(stream, path.name, open_output)
-    for f in opened.values():
-        f.close()
+    try:
+        with path.open("rb") as stream:
+            summary = pipeline.run_file(stream, path.name, open_output)
+    except ProcessorError as exc:  # what failing costs is measured too (--long-lines)
+        return {"lines": 0, "error": exc.message}
+    finally:
+        for f in opened.values():
+            f.close()
     return {"lines": summary["lines_in"], "outputs": summary["outputs"]}
 
 
@@ -199,7 +219,7 @@ def measure(variant: str, path: Path) -> dict[str, Any]:
         raise SystemExit(f"{variant} failed with exit code {proc.returncode}")
     info = json.loads(out.strip().splitlines()[-1])  # the last line: logs may precede it
     size_mb = path.stat().st_size / 1e6
-    return {
+    row = {
         "variant": variant,
         "input_mb": round(size_mb),
         "mb_s": round(size_mb / info["seconds"], 1),
@@ -207,6 +227,9 @@ def measure(variant: str, path: Path) -> dict[str, Any]:
         "peak_rss_mb": round(usage.ru_maxrss / 1024),  # ru_maxrss is in KiB on Linux
         "lines": info["lines"],
     }
+    if "error" in info:
+        row["error"] = info["error"]
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         "--with-1gb",
         action="store_true",
         help="also run the default pipeline on a 1 GB file (RSS check)",
+    )
+    parser.add_argument(
+        "--long-lines",
+        action="store_true",
+        help="also read lines just under the line limit, and one far over it (RSS check)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (best kept)")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "FILE"), help=argparse.SUPPRESS)
@@ -240,9 +268,33 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
         finally:
             big.unlink(missing_ok=True)
+    if args.long_lines:
+        rows += long_lines()
     shutil.rmtree(OUT / "pipeline-results", ignore_errors=True)  # outputs: hundreds of MB
     report(rows)
     return 0
+
+
+def long_lines() -> list[dict[str, Any]]:
+    """Peak RSS for 4 lines one byte under the default line limit, and for a 256 MiB line."""
+    from config.pipeline import ReaderConfig
+
+    limit = ReaderConfig().max_line_bytes
+    rows = []
+    for variant, line_bytes, count in (
+        ("passthrough (lines of limit - 1)", limit - 1, 4),
+        ("passthrough (one 256 MiB line)", 256 << 20, 1),
+    ):
+        path = OUT / "long_lines.log"
+        try:
+            generate_long_lines(path, line_bytes, count)
+            row = measure("passthrough", path)
+        finally:
+            path.unlink(missing_ok=True)
+        row["variant"] = variant
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def report(rows: list[dict[str, Any]]) -> None:

@@ -22,7 +22,20 @@ from config.errors import ConfigError
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 READER_TYPES = ("text", "csv")
+LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
+READER_KEYS = (
+    "type",
+    "encoding",
+    "errors",
+    "delimiter",
+    "quotechar",
+    "header",
+    "max_line_bytes",
+    "long_lines",
+    "max_gzip_ratio",
+    "max_decompressed_mb",
+)
 _OUTPUT_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -42,6 +55,10 @@ class ReaderConfig:
     delimiter: str = ","
     quotechar: str = '"'
     header: bool = True
+    max_line_bytes: int = 16 << 20  # a line's size in UTF-8, its "\n" not counted
+    long_lines: str = "fail"  # one of LONG_LINES
+    max_gzip_ratio: int | None = 200  # decompressed bytes per compressed byte; None: no limit
+    max_decompressed_mb: int | None = None  # a gzip file's decompressed size; None: no limit
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,11 @@ class _Checker:
     ) -> int:
         return self.value(values.integer, obj, key, path, default, low, high)
 
+    def limit(
+        self, obj: dict[str, Any], key: str, path: str, default: int | None, high: int
+    ) -> int | None:
+        return self.value(values.limit, obj, key, path, default, high)
+
     def regex(self, obj: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
         return self.value(values.regex, obj, key, path, None)
 
@@ -210,7 +232,7 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
     if not isinstance(raw, dict):
         c.fail(path, f"expected an object, got {values.kind(raw)}")
         return base
-    c.keys(raw, path, ("type", "encoding", "errors", "delimiter", "quotechar", "header"))
+    c.keys(raw, path, READER_KEYS)
     kind = c.typed(raw, "type", path, str, base.type)
     if kind not in READER_TYPES:
         c.fail(f"{path}.type", f"unknown reader {kind!r}", f"one of {', '.join(READER_TYPES)}")
@@ -238,8 +260,29 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
         for key in ("delimiter", "quotechar", "header"):
             if key in raw:
                 c.fail(f"{path}.{key}", "only meaningful for the csv reader", 'add "type": "csv"')
-    header = c.typed(raw, "header", path, bool, base.header)
-    return ReaderConfig(kind, encoding, errors, delimiter[:1] or ",", quotechar[:1] or '"', header)
+    long_lines = c.value(values.choice, raw, "long_lines", path, base.long_lines, LONG_LINES)
+    set_here = [key for key in ("long_lines", "type") if key in raw]
+    if kind == "csv" and long_lines != "fail" and set_here:
+        # a CSV record may span lines: cutting one out would tear the records around it
+        c.fail(
+            f"{path}.{set_here[0]}",
+            f"long_lines {long_lines!r} is not possible with the csv reader",
+            'set "long_lines": "fail" for it',
+        )
+    return ReaderConfig(
+        type=kind,
+        encoding=encoding,
+        errors=errors,
+        delimiter=delimiter[:1] or ",",
+        quotechar=quotechar[:1] or '"',
+        header=c.typed(raw, "header", path, bool, base.header),
+        max_line_bytes=c.integer(raw, "max_line_bytes", path, base.max_line_bytes, 1, 1 << 30),
+        long_lines=long_lines,
+        max_gzip_ratio=c.limit(raw, "max_gzip_ratio", path, base.max_gzip_ratio, 10_000),
+        max_decompressed_mb=c.limit(
+            raw, "max_decompressed_mb", path, base.max_decompressed_mb, 1 << 30
+        ),
+    )
 
 
 def _objects(c: _Checker, items: list[Any], key: str) -> Iterator[tuple[str, dict[str, Any]]]:

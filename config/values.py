@@ -61,6 +61,15 @@ def integer(key: str, value: Any, low: int, high: int = 1 << 62) -> int:
     return number
 
 
+def limit(key: str, value: Any, high: int) -> int | None:
+    """A whole number from 1 to `high`, or null for no limit."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(key, f"expected a whole number or null (no limit), got {kind(value)}")
+    return integer(key, value, 1, high)
+
+
 def boolean(key: str, value: Any) -> bool:
     return typed(key, value, bool)
 

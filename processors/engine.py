@@ -11,7 +11,7 @@ input order. With tracing on, sampled lines travel alone, so their path is exact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from processors import file_routes, readers, topology
@@ -70,12 +70,12 @@ class Pipeline:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
         source = readers.Source(stream)
         route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
+        lines = readers.TextLines(source, route.reader)
         header = None
+        batches: Iterator[readers.Batch] = iter(lines)
         if route.reader.type == "csv":
-            rows = readers.CsvRows(source, route.reader)
+            rows = readers.CsvRows(lines, route.reader)
             header, batches = rows.header, iter(rows)
-        else:
-            batches = readers.text_batches(source, route.reader)
         run = _FileRun(self, rel_path, route.start, metadata, header, open_output)
         try:
             for values, origins in batches:
@@ -83,7 +83,7 @@ class Pipeline:
             run.finish()
         finally:
             self._add_totals(run)
-        return run.summary()
+        return run.summary(lines)
 
     def _add_totals(self, run: _FileRun) -> None:
         for runner in run.runners:
@@ -208,7 +208,7 @@ class _FileRun:
         for sink in touched:
             sink.write()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, lines: readers.TextLines) -> dict[str, Any]:
         outputs = {sink.suffix: sink.lines for sink in self.sinks.values() if sink.lines}
         processors = {r.spec.name: r.stats() for r in self.runners}
         net = sum(p["lines_in"] - p["lines_out"] for p in processors.values())
@@ -216,6 +216,8 @@ class _FileRun:
         data: dict[str, Any] = {
             "start_tag": self.start,
             "lines_in": self.lines_in,
+            "lines_truncated": lines.truncated,
+            "lines_skipped": lines.skipped,
             "lines_out": sum(outputs.values()),
             "tags": self.tags,
             "outputs": outputs,

@@ -3,8 +3,9 @@
 Routes are tried in order; the first whose every condition holds wins. `glob` matches the
 file's base name (or its whole relative path, when the pattern has a "/"); `regex` is
 searched in the base name, and its named groups become the file's metadata; `head` is
-matched at the start of the file's first bytes (after gzip), e.g. `^\\s*\\{` for JSON or a
-CSV header. Where each line goes from there is up to the nodes (`processors.routers`).
+matched at the start of the file's first bytes (after gzip and a UTF-8 byte order mark),
+e.g. `^\\s*\\{` for JSON or a CSV header. Where each line goes from there is up to the
+nodes (`processors.routers`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import posixpath
 
 from config.pipeline import RouteConfig
 from processors.base import ProcessorError
+from processors.readers import bom_length
 
 HEAD_CHARS = 4096
 
@@ -38,7 +40,8 @@ def select(
         if route.head is not None:
             encoding = route.reader.encoding
             if encoding not in head_text:
-                head_text[encoding] = head[:HEAD_CHARS].decode(encoding, "replace")
+                text = head[bom_length(head, encoding) :][:HEAD_CHARS]
+                head_text[encoding] = text.decode(encoding, "replace")
             if not route.head.match(head_text[encoding]):
                 continue
         return route, metadata

@@ -1,4 +1,5 @@
-"""Readers and file-level routing: encodings, gzip, CSV, binary input, start-tag rules."""
+"""Readers and file-level routing: encodings, byte order marks, gzip, CSV, binary input,
+start-tag rules."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from processors import ProcessorError, readers
-from tests.processors.pipeline_helpers import node
+from tests.processors.pipeline_helpers import chain, node
 
 
 def test_strict_decoding_fails_naming_byte_offset_and_line(run: Any) -> None:
@@ -69,6 +70,32 @@ def test_corrupt_gzip_is_a_permanent_failure(run: Any) -> None:
     assert info.value.error_type == "BadGzipFile"
     with pytest.raises(ProcessorError):
         run({}, data[: len(data) // 2], "app.log.gz")  # truncated
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_line(run: Any) -> None:
+    _, out = run(chain(node("in", "upper")), b"\xef\xbb\xbfhello\nworld\n")
+    assert out["out"] == "HELLO\nWORLD\n"
+    # in another encoding those bytes are text
+    _, out = run({"reader": {"encoding": "latin-1"}}, b"\xef\xbb\xbfhi\n")
+    assert out["out"] == "ï»¿hi\n"
+
+
+def test_a_utf8_bom_is_not_part_of_a_csv_header(run: Any) -> None:
+    columns = [{"name": "id", "type": "int", "required": True}, {"name": "name"}]
+    rows = node("rows", "csv_validate", emit="record", columns=columns)
+    config = {"routes": [{"start": "rows", "reader": {"type": "csv"}}], "nodes": [rows]}
+    _, out = run(config, b"\xef\xbb\xbfid,name\n7,ada\n", "people.csv")
+    assert out["out"] == '{"id":7,"name":"ada"}\n'
+
+
+def test_head_routes_and_byte_offsets_skip_the_bom(run: Any) -> None:
+    routes = [{"head": r"\{", "start": "json"}, {"start": "end"}]
+    config = {"routes": routes, "nodes": [node("json", "pass")]}
+    summary, _ = run(config, b'\xef\xbb\xbf{"a": 1}\n')
+    assert summary["start_tag"] == "json"
+    with pytest.raises(ProcessorError) as info:
+        run({}, b"\xef\xbb\xbfab\xff\n")
+    assert "byte offset 5" in info.value.message  # offsets are the file's, BOM included
 
 
 CSV = 'id,name,note\n1,ada,"multi\nline"\n2,"bob, jr",plain\n'
