@@ -11,16 +11,14 @@ input order. With tracing on, sampled lines travel alone, so their path is exact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, TextIO
 
+from config.pipeline import PipelineConfig
 from processors import file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner, start_runner
 from processors.outputs import Parts, Sink, in_input_order
-
-if TYPE_CHECKING:
-    from processors.loader import LoadedPipeline
 
 OpenOutput = Callable[[str], TextIO]
 END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
@@ -46,24 +44,30 @@ class Outbox:
 
 
 class Pipeline:
-    """A runnable pipeline, built from a `LoadedPipeline` (`LoadedPipeline.build`);
+    """A runnable pipeline of a checked config (`LoadedPipeline.build` makes one);
     `run_file` may be called any number of times."""
 
-    def __init__(self, loaded: LoadedPipeline, trace: bool) -> None:
-        self.config = loaded.config
+    def __init__(
+        self,
+        config: PipelineConfig,
+        specs: Sequence[NodeSpec],
+        by_tag: Mapping[str, NodeSpec],
+        trace: bool,
+    ) -> None:
+        self.config = config
         self.trace = trace
-        factories = {spec.name: spec.factory() for spec in loaded.specs}
+        factories = {spec.name: spec.factory() for spec in specs}
         # per start tag, the nodes its lines can reach, in the order lines reach them (and
         # flush in), each with what makes its processor for a file
         self._order: dict[str, list[tuple[NodeSpec, Callable[[], Any]]]] = {}
         for route in self.config.routes:
-            tags = topology.reach([route.start], loaded.by_tag)
-            specs = dict.fromkeys(loaded.by_tag[t] for t in tags if t in loaded.by_tag)
-            self._order[route.start] = [(spec, factories[spec.name]) for spec in specs]
+            tags = topology.reach([route.start], by_tag)
+            reached = dict.fromkeys(by_tag[t] for t in tags if t in by_tag)
+            self._order[route.start] = [(spec, factories[spec.name]) for spec in reached]
         # lines, errors and seconds per node over every file this object ran (dashboard)
         self.totals: dict[str, dict[str, float]] = {
             spec.name: {"files": 0, "lines_in": 0, "lines_out": 0, "errors": 0, "seconds": 0.0}
-            for spec in loaded.specs
+            for spec in specs
         }
 
     def run_file(self, stream: BinaryIO, rel_path: str, open_output: OpenOutput) -> dict[str, Any]:

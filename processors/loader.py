@@ -48,7 +48,7 @@ class LoadedPipeline:
             outputs=sorted(self.config.outputs),
             trace=trace,
         )
-        return Pipeline(self, trace)
+        return Pipeline(self.config, self.specs, self.by_tag, trace)
 
     def outline(self) -> str:
         """A short, human description of the graph (what --check-config prints)."""
