@@ -80,3 +80,17 @@ def test_the_daemon_notifies_systemd_through_its_whole_life(
     d.signal(signal.SIGTERM)
     assert d.wait_exit(30) == 0
     assert listener.first("STOPPING", "1") is not None
+
+
+def test_a_paused_queue_says_so_on_the_status_line(
+    start_daemon, listener: Listener, tmp_path: Path
+) -> None:
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    start_daemon("--min-disk-free-mb", str(1 << 40), env=env)  # no disk has that much free
+
+    def paused_status() -> str | None:
+        lines = [m["STATUS"] for m in listener.poll() if m.get("STATUS", "").startswith("paused")]
+        return lines[0] if lines else None
+
+    line = wait_until(paused_status, 30, "a STATUS= line saying the queue is paused")
+    assert "below the --min-disk-free-mb floor" in line and "queued 0" in line
