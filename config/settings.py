@@ -185,8 +185,16 @@ SETTINGS: tuple[Setting, ...] = (
         _non_negative_float,
         0.5,
         "seconds a file must stay unchanged before it is claimed (half that once its "
-        "writer closed it)",
+        "writer closed it; a file renamed in is claimed at once, see --settle-renames)",
         metavar="SECONDS",
+    ),
+    Setting(
+        "settle_renames",
+        _bool,
+        False,
+        "give files renamed into unprocessed/ the full settle window too (for a writer that "
+        "renames a file it is still writing)",
+        switch=True,
     ),
     Setting(
         "rescan_interval",
@@ -308,6 +316,7 @@ class Settings:
     trace: bool
     log_format: str
     settle: float
+    settle_renames: bool
     rescan_interval: float
     poll_interval: float
     max_attempts: int

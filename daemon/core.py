@@ -67,6 +67,8 @@ class Daemon:
         self._load_config = load_config
         self._fsync = not settings.no_fsync
         self._ignored = ignore_matcher(settings.ignore_patterns)
+        # The polling observer (NFS) sees no real renames: there, every file settles.
+        self._quick_renames = not (settings.settle_renames or settings.poll)
         self._lock, self.journal = open_watch_dir(self.folders)
         self.inbox = Inbox()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled)
@@ -220,6 +222,8 @@ class Daemon:
                     self.intake.seen(path, now)
                 case FileChange(Change.CLOSED, path):
                     self.intake.seen(path, now, closed=True)
+                case FileChange(Change.RENAMED, path):
+                    self.intake.seen(path, now, renamed=self._quick_renames)
                 case FileChange(Change.GONE, path):
                     self.intake.gone(path)
                 case FileChange(Change.DIR, path):

@@ -94,8 +94,9 @@ class Intake:
     def oldest(self) -> float | None:
         return self.settler.oldest()
 
-    def seen(self, path: str, now: float, closed: bool = False) -> None:
-        """The watcher says something changed at `path` (`closed`: a writer closed it)."""
+    def seen(self, path: str, now: float, closed: bool = False, renamed: bool = False) -> None:
+        """The watcher says something changed at `path` (`closed`: a writer closed it;
+        `renamed`: it was renamed in, complete, a directory with everything in it)."""
         if path in self._settled_set:
             return
         try:
@@ -104,14 +105,14 @@ class Intake:
             self.settler.forget(path)
             return
         if stat.S_ISDIR(st.st_mode):
-            self.scan(path)
+            self.scan(path, renamed=renamed)
         else:
-            self.settler.touch(path, now, signature(st), closed)
+            self.settler.touch(path, now, signature(st), closed, renamed)
 
     def gone(self, path: str) -> None:
         self.settler.forget(path)
 
-    def scan(self, top: str) -> None:
+    def scan(self, top: str, renamed: bool = False) -> None:
         """Find files the watcher did not report (start-up, new dirs, rescans). A full scan
         also lists the ignored files and removes sub-folders left empty (`prune_empty`)."""
         now = time.monotonic()
@@ -128,7 +129,7 @@ class Intake:
                     ignored[queued_rel] = why
                 continue
             with contextlib.suppress(FileNotFoundError):
-                self.settler.touch(path, now, signature(os.lstat(path)))
+                self.settler.touch(path, now, signature(os.lstat(path)), renamed=renamed)
                 found += 1
         if ignored or full:
             self._stuck = None

@@ -11,6 +11,10 @@ A close-after-write event halves the window for that file: a writer that closed 
 (`cp`, an upload, an editor's save) is usually done, so the file is claimed sooner; any
 later write restores the full window, so a writer that reopens the file to append is
 still never claimed mid-stream as long as it appends more often than every settle/2.
+
+A rename into the folder is the writer saying "complete" (rsync's last step, `mv`, "write
+a temp name, then rename"): such a file only waits RENAME_CHECK_S, one quick re-stat to be
+sure nothing still writes to it; a write event after the rename restores the full window.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def signature(st: os.stat_result) -> Signature:
 
 
 AFTER_CLOSE = 0.5  # the window after a close-after-write event, as a fraction of settle_s
+RENAME_CHECK_S = 0.005  # the wait of a file renamed in: long enough for a re-stat to differ
 
 
 @dataclass
@@ -53,13 +58,25 @@ class Settler:
         """Monotonic time the longest-waiting pending file was first seen."""
         return min((p.first_seen for p in self._pending.values()), default=None)
 
-    def touch(self, path: str, now: float, sig: Signature | None, closed: bool = False) -> None:
+    def touch(
+        self,
+        path: str,
+        now: float,
+        sig: Signature | None,
+        closed: bool = False,
+        renamed: bool = False,
+    ) -> None:
         """Something about `path` changed (or it was just found): restart its window.
 
-        `closed`: the change was a close-after-write, so the window is shorter.
+        `closed`: the change was a close-after-write, so the window is shorter; `renamed`:
+        it was renamed in, complete, so it only waits for one quick re-stat.
         """
         p = self._pending.get(path)
-        deadline = now + (self.settle_s * AFTER_CLOSE if closed else self.settle_s)
+        if renamed:
+            window = min(RENAME_CHECK_S, self.settle_s)
+        else:
+            window = self.settle_s * AFTER_CLOSE if closed else self.settle_s
+        deadline = now + window
         if p is None:
             self._pending[path] = _Pending(sig, now, deadline, now)
         else:

@@ -36,6 +36,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyEmitter
 from watchdog.observers.inotify_c import InotifyConstants as IN
 from watchdog.observers.inotify_c import InotifyFD, Mask
+from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
 from watchdog.observers.polling import PollingObserver
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,7 @@ class Change(StrEnum):
     CLOSED = "closed"  # a writer closed it (IN_CLOSE_WRITE): its window may be shorter
     GONE = "gone"  # deleted, or moved away
     DIR = "dir"  # a directory appeared: scan it
+    RENAMED = "renamed"  # renamed (moved) in: a file, or a directory of files, complete
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +105,14 @@ class _Handler(FileSystemEventHandler):
         kind = event.event_type
         src = os.fsdecode(event.src_path)
         if event.is_directory:
-            if kind in ("created", "moved"):
-                self._emit(Change.DIR, os.fsdecode(event.dest_path) if kind == "moved" else src)
+            if kind == "created":
+                self._emit(Change.DIR, src)
+            elif kind == "moved":
+                self._emit(Change.RENAMED, os.fsdecode(event.dest_path))
             return
         if kind == "moved":
             self._emit(Change.GONE, src)
-            self._emit(Change.CHANGED, os.fsdecode(event.dest_path))
+            self._emit(Change.RENAMED, os.fsdecode(event.dest_path))
         elif kind == "deleted":
             self._emit(Change.GONE, src)
         elif kind == "closed":  # IN_CLOSE_WRITE (inotify only)
@@ -135,6 +139,18 @@ _MASK = Mask(
 class _Emitter(InotifyEmitter):
     def get_event_mask_from_filter(self) -> Mask:
         return _MASK
+
+    def build_and_queue_event(
+        self, event: GroupedInotifyEvent, *, full_events: bool = False
+    ) -> None:
+        # A rename into the tree (IN_MOVED_TO, its IN_MOVED_FROM masked out) would become a
+        # "created" event: report it as a move from nowhere, since a file renamed in is
+        # complete. A directory renamed in is scanned by intake; no sub-events for it.
+        if isinstance(event, PathedInotifyEvent) and event.ev.is_moved_to:
+            moved = DirMovedEvent if event.ev.is_directory else FileMovedEvent
+            self.queue_event(moved("", os.fsdecode(event.path)))
+            return
+        super().build_and_queue_event(event, full_events=full_events)
 
 
 class _InotifyObserver(BaseObserver):

@@ -82,3 +82,24 @@ def test_a_change_no_event_reported_after_a_close_gets_the_full_window() -> None
     assert s.check("f", 0.25, SIG_B) is False  # it changed: a lost event, or NFS
     assert s.due(0.7) == []
     assert s.due(0.75) == ["f"]
+
+
+def test_a_file_renamed_in_waits_only_for_a_quick_recheck() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=0.0, sig=SIG_A, renamed=True)
+    assert s.due(0.004) == []
+    assert s.due(0.005) == ["f"]
+    assert s.check("f", 0.005, SIG_A) is True
+
+
+def test_a_write_after_the_rename_restores_the_full_window() -> None:
+    s = Settler(0.5)
+    s.touch("f", now=0.0, sig=SIG_A, renamed=True)
+    s.touch("f", now=0.001, sig=SIG_B)  # the writer still had it open
+    assert s.due(0.1) == []
+    assert s.due(0.501) == ["f"]
+    s = Settler(0.5)
+    s.touch("g", now=0.0, sig=SIG_A, renamed=True)
+    assert s.due(0.005) == ["g"]
+    assert s.check("g", 0.005, SIG_B) is False, "changed at the re-stat: settle it fully"
+    assert s.due(0.4) == [] and s.due(0.505) == ["g"]

@@ -56,7 +56,7 @@ def test_rsync_final_rename_from_a_hidden_temp_name_is_reported(watched) -> None
     wait_until(
         lambda: (
             seen.extend(_drain(events))
-            or FileChange(Change.CHANGED, str(root / "data.log")) in seen
+            or FileChange(Change.RENAMED, str(root / "data.log")) in seen
         ),
         10,
         "the rename's destination reported",
@@ -99,7 +99,7 @@ def test_moves_out_of_the_tree_are_not_reported_moves_into_it_are(watched, tmp_p
     seen: list[FileChange] = []
     wait_until(
         lambda: (
-            seen.extend(_drain(events)) or FileChange(Change.CHANGED, str(root / "in.log")) in seen
+            seen.extend(_drain(events)) or FileChange(Change.RENAMED, str(root / "in.log")) in seen
         ),
         10,
         "the move in reported",
