@@ -96,6 +96,17 @@ class TraceConfig:
 
 
 @dataclass(frozen=True)
+class PriorityRule:
+    """Claim order: the first rule that matches a waiting file gives its priority (higher is
+    claimed sooner; files no rule matches have 0; equal priorities go by arrival)."""
+
+    priority: int = 0
+    folder: str | None = None  # the first folder of its path under unprocessed/
+    glob: str | None = None  # its name
+    regex: re.Pattern[str] | None = None  # its path; a group `priority` gives the number
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     routes: tuple[RouteConfig, ...]
     nodes: tuple[NodeConfig, ...]
@@ -104,6 +115,7 @@ class PipelineConfig:
     max_expansion: int = 1000
     trace: TraceConfig = field(default_factory=TraceConfig)
     description: str = ""
+    priority: tuple[PriorityRule, ...] = ()
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -204,8 +216,9 @@ def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
     c.keys(
         raw,
         "$",
-        ("version", "description", "reader", "routes", "nodes", "outputs", "limits", "trace"),
-    )
+        ("version", "description", "reader", "routes", "nodes", "outputs", "limits", "trace",
+         "priority"),
+    )  # fmt: skip
     if raw.get("version", 1) != 1:
         c.fail("$.version", f"unsupported version {raw.get('version')!r}", "expected 1")
     description = c.typed(raw, "description", "$", str, "")
@@ -224,8 +237,34 @@ def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
         every=c.integer(trace_raw, "every", "$.trace", 1000, 0, 1 << 40),
         max=c.integer(trace_raw, "max", "$.trace", 1000, 0, 100_000),
     )
-    config = PipelineConfig(routes, nodes, outputs, max_hops, max_expansion, trace, description)
+    config = PipelineConfig(
+        routes, nodes, outputs, max_hops, max_expansion, trace, description, _priority(c, raw)
+    )
     return config, c.errors
+
+
+PRIORITY_RANGE = 1_000_000
+
+
+def _priority(c: _Checker, raw: dict[str, Any]) -> tuple[PriorityRule, ...]:
+    rules = []
+    for path, item in _objects(c, c.typed(raw, "priority", "$", list, []), "priority"):
+        c.keys(item, path, ("priority", "folder", "glob", "regex"))
+        rx = c.regex(item, "regex", path)
+        from_group = rx is not None and "priority" in rx.groupindex
+        if not any(k in item for k in ("folder", "glob", "regex")):
+            c.fail(path, "a rule needs a folder, a glob or a regex to match waiting files")
+        if "priority" not in item and not from_group:
+            c.fail(f"{path}.priority", "missing", "a number, or a regex group named priority")
+        rules.append(
+            PriorityRule(
+                priority=c.integer(item, "priority", path, 0, -PRIORITY_RANGE, PRIORITY_RANGE),
+                folder=c.typed(item, "folder", path, str, None),
+                glob=c.typed(item, "glob", path, str, None),
+                regex=rx,
+            )
+        )
+    return tuple(rules)
 
 
 def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfig:

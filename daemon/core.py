@@ -71,29 +71,20 @@ class Daemon:
         self._quick_renames = not (settings.settle_renames or settings.poll)
         self._lock, self.journal = open_watch_dir(self.folders)
         self.inbox = Inbox()
-        self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled)
+        self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled,
+                             pipeline.config.priority)  # fmt: skip
         self.waiting = Waiting()
         self.pause = Pause()
         self._min_free = settings.min_disk_free_mb << 20
         self.outcomes = Outcomes(
-            self.folders,
-            self.journal,
-            self.events,
-            self.waiting,
-            self.pause,
-            max_attempts=settings.max_attempts,
-            retry_backoff=settings.retry_backoff,
+            self.folders, self.journal, self.events, self.waiting, self.pause,
+            max_attempts=settings.max_attempts, retry_backoff=settings.retry_backoff,
             fsync=self._fsync,
-        )
+        )  # fmt: skip
         self.claimer = Claimer(
-            self.folders,
-            self.journal,
-            self.intake,
-            self.outcomes,
-            zero_mtime=settings.zero_mtime,
-            empty_files=settings.empty_files,
-            pipeline=pipeline,
-        )
+            self.folders, self.journal, self.intake, self.outcomes,
+            zero_mtime=settings.zero_mtime, empty_files=settings.empty_files, pipeline=pipeline,
+        )  # fmt: skip
         self.pipeline = pipeline
         self.pool = WorkerPool(
             settings.workers,
@@ -250,6 +241,7 @@ class Daemon:
         else:
             self.pool.set_config(loaded)
             self.claimer.use(loaded)
+            self.intake.rules = loaded.config.priority
             self.pipeline = loaded
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
@@ -295,8 +287,8 @@ class Daemon:
         for job, outcome in done:
             self.outcomes.finish(self._inflight.pop(job.uid), outcome)
 
-    def _on_settled(self, path: str) -> None:
-        self.events.publish("file_queued", path=self.intake.rel(path))
+    def _on_settled(self, path: str, priority: int) -> None:
+        self.events.publish("file_queued", path=self.intake.rel(path), priority=priority)
 
     def _on_progress(self, job: Job, bytes_read: int) -> None:
         self.events.publish(

@@ -9,15 +9,17 @@ watch_dir, mtime 0, empty files): those go straight to failed/ with that reason.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import heapq
 import os
 import stat
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
 
+from config.pipeline import PriorityRule
 from daemon.recovery import walk_files
 from daemon.settle import Settler, Signature, signature
 from daemon.states import UPLOAD_DIRNAME
@@ -43,15 +45,21 @@ class Intake:
         queue_dir: str,
         settle_s: float,
         ignored: Ignored,
-        on_settled: Callable[[str], None] | None = None,
+        on_settled: Callable[[str, int], None] | None = None,
+        priority: Sequence[PriorityRule] = (),
     ) -> None:
         self.queue_dir = queue_dir
         self.settle_s = settle_s
         self.settler = Settler(settle_s)
         self._ignored = ignored
         self._on_settled = on_settled
-        self._settled: deque[tuple[str, Signature]] = deque()
-        self._settled_set: set[str] = set()
+        self.rules = tuple(priority)
+        # settled files by claim order: a heap of (-priority, arrival, path, signature); an
+        # entry counts only while _settled_set maps its path to its arrival (lazy removal)
+        self._settled: list[tuple[int, int, str, Signature]] = []
+        self._settled_set: dict[str, int] = {}
+        self._arrivals = 0
+        self._vacated: set[str] = set()  # sub-folders files were claimed from
         # Files in unprocessed/ that are never claimed, and why (for the dashboard): ignored
         # names as the last full scan found them, and files whose claim failed.
         self._ignored_found: dict[str, str] = {}
@@ -59,11 +67,11 @@ class Intake:
         self._stuck: tuple[tuple[str, str], ...] | None = ()  # None: to be recomputed
 
     def __len__(self) -> int:
-        return len(self.settler) + len(self._settled)
+        return len(self.settler) + len(self._settled_set)
 
     @property
     def has_settled(self) -> bool:
-        return bool(self._settled)
+        return bool(self._settled_set)
 
     def ignored(self, rel: str) -> str | None:
         """Why `rel` (relative to unprocessed/) is never claimed (hidden or ignored), or None."""
@@ -114,7 +122,7 @@ class Intake:
 
     def scan(self, top: str, renamed: bool = False) -> None:
         """Find files the watcher did not report (start-up, new dirs, rescans). A full scan
-        also lists the ignored files and removes sub-folders left empty (`prune_empty`)."""
+        also lists the ignored files and removes sub-folders its claims left empty."""
         now = time.monotonic()
         full = top == self.queue_dir
         found = 0
@@ -137,7 +145,7 @@ class Intake:
             self._ignored_found = ignored
             self._unclaimable = {r: w for r, w in self._unclaimable.items()
                                  if os.path.lexists(os.path.join(top, r))}  # fmt: skip
-            prune_empty(top, self.settle_s)
+            prune_vacated(top, self._vacated, self.settle_s)
         else:
             self._ignored_found.update(ignored)
         if found:
@@ -151,18 +159,23 @@ class Intake:
                 self.settler.forget(path)
                 continue
             if self.settler.check(path, now, sig):
-                self._settled.append((path, sig))
-                self._settled_set.add(path)
+                priority = priority_of(self.rules, self.rel(path)) if self.rules else 0
+                self._arrivals += 1
+                heapq.heappush(self._settled, (-priority, self._arrivals, path, sig))
+                self._settled_set[path] = self._arrivals
                 if self._on_settled is not None:
-                    self._on_settled(path)
+                    self._on_settled(path, priority)
 
     def pop(self) -> tuple[str, Signature] | None:
-        """The longest-settled file, or None."""
-        if not self._settled:
-            return None
-        path, sig = self._settled.popleft()
-        self._settled_set.discard(path)
-        return path, sig
+        """The settled file to claim next (highest priority, then first settled), or None."""
+        while self._settled:
+            _, arrival, path, sig = heapq.heappop(self._settled)
+            if self._settled_set.get(path) == arrival:
+                del self._settled_set[path]
+                if (parent := os.path.dirname(path)) != self.queue_dir:
+                    self._vacated.add(parent)
+                return path, sig
+        return None
 
     def resettle(self, path: str, sig: Signature) -> None:
         """It changed while waiting for a worker: settle it again."""
@@ -171,32 +184,50 @@ class Intake:
     def remove(self, path: str) -> None:
         """Stop tracking `path`, wherever it is in intake (it is being cancelled)."""
         self.settler.forget(path)
-        if path in self._settled_set:
-            self._settled_set.discard(path)
-            self._settled = deque(item for item in self._settled if item[0] != path)
+        self._settled_set.pop(path, None)  # its heap entry is skipped when it comes up
 
 
-def prune_empty(top: str, idle_s: float) -> None:
-    """Remove the sub-folders of `top` that are empty and untouched for `idle_s` (their files
-    were claimed; each costs an inotify watch). A writer that just made one (rsync -r) has
-    touched it within the window; rmdir itself refuses a folder that is not empty."""
+def priority_of(rules: Sequence[PriorityRule], rel: str) -> int:
+    """The priority of the waiting file `rel` (relative to unprocessed/): the first rule
+    that matches it gives it; 0 when none does."""
+    folder, _, _ = rel.partition("/") if "/" in rel else ("", "", "")
+    name = rel.rpartition("/")[2]
+    for rule in rules:
+        if rule.folder is not None and rule.folder != folder:
+            continue
+        if rule.glob is not None and not fnmatch.fnmatchcase(name, rule.glob):
+            continue
+        if rule.regex is not None:
+            m = rule.regex.search(rel)
+            if m is None:
+                continue
+            group = m.groupdict().get("priority")
+            if group is not None and group.lstrip("-").isdigit():
+                return int(group)
+        return rule.priority
+    return 0
+
+
+def prune_vacated(top: str, vacated: set[str], idle_s: float) -> None:
+    """Remove the sub-folders of `top` in `vacated` (folders files were claimed from) that
+    are now empty and untouched for `idle_s`, and the parents that leaves empty: each costs
+    an inotify watch. A folder nothing was claimed from (a drop target made in advance) is
+    kept; a writer that just made one (rsync -r) has touched it within the window; rmdir
+    itself refuses a folder that is not empty. Folders still busy stay in `vacated`."""
     cutoff = time.time() - max(idle_s, 1.0)
-    for dirpath, dirnames, filenames in os.walk(top, topdown=False):
-        # dirnames was listed before its children were pruned: look again
-        if (
-            dirpath == top
-            or filenames
-            or any(os.path.lexists(os.path.join(dirpath, d)) for d in dirnames)
-        ):
-            continue
-        if os.path.basename(dirpath).startswith("."):
-            continue  # hidden: not ours to tidy (and our upload folder lives there)
-        try:
-            if os.lstat(dirpath).st_mtime < cutoff:
-                os.rmdir(dirpath)
-                log.debug("empty_folder_removed", path=dirpath)
-        except OSError:
-            continue
+    for d in sorted(vacated, key=len, reverse=True):  # the deepest first
+        ours = False  # a parent's mtime is ours once we removed a folder from it
+        while d != top and d.startswith(top + os.sep):
+            try:
+                if not ours and os.lstat(d).st_mtime >= cutoff:
+                    break  # touched within the window: look again at the next full scan
+                os.rmdir(d)
+            except OSError:  # not empty (files left, or more came), or gone already
+                vacated.discard(d)
+                break
+            vacated.discard(d)
+            log.debug("empty_folder_removed", path=d)
+            d, ours = os.path.dirname(d), True
 
 
 def inspect(

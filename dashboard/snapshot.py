@@ -91,15 +91,12 @@ def files_blocking(
 
 
 def waiting(dash: Dashboard, q: str | None, limit: int = 50) -> list[dict[str, Any]]:
-    """Files seen in unprocessed/ and not claimed yet (the journal records them at claim)."""
-    out = []
-    for path, ts in reversed(dash.stats.waiting.items()):
-        if q and q.lower() not in path.lower():
-            continue
-        out.append({"path": path, "queued_at": ts})
-        if len(out) >= limit:
-            break
-    return out
+    """Files settled in unprocessed/ and not claimed yet (the journal records them at
+    claim), in claim order: highest priority first, then first settled."""
+    found = [(path, ts, prio) for path, (ts, prio) in dash.stats.waiting.items()
+             if not q or q.lower() in path.lower()]  # fmt: skip
+    found.sort(key=lambda f: (-f[2], f[1]))
+    return [{"path": p, "queued_at": ts, "priority": prio} for p, ts, prio in found[:limit]]
 
 
 def summary_path(dash: Dashboard, rel: str) -> Path:

@@ -37,8 +37,8 @@ class Stats:
         self.nodes: dict[str, dict[str, float]] = {}
         self.tags: Counter[str] = Counter()
         self.files_seen = 0
-        # Files seen settling in unprocessed/ and not yet started: path -> time queued.
-        self.waiting: OrderedDict[str, float] = OrderedDict()
+        # Files settled in unprocessed/ and not yet started: path -> (time queued, priority).
+        self.waiting: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._sorted: list[float] | None = None
         self.histogram = Histogram(
             "folderd_processing_duration_seconds",
@@ -59,7 +59,7 @@ class Stats:
         for ev in events:
             kind = ev["kind"]
             if kind == "file_queued":
-                self.waiting[ev["path"]] = ev["ts"]
+                self.waiting[ev["path"]] = (ev["ts"], ev.get("priority", 0))
                 while len(self.waiting) > MAX_WAITING:
                     self.waiting.popitem(last=False)
             elif kind == "file_started":

@@ -295,23 +295,36 @@ def test_a_name_too_long_for_its_results_fails_at_once_with_a_shortened_summary(
     assert summary["uid"][:8] in summary_name, "unique: carries the input's uid"
 
 
-def test_ignored_files_are_listed_with_why_and_emptied_folders_are_removed(
-    steps: Steps,
-) -> None:
+def test_ignored_files_are_listed_with_why(steps: Steps) -> None:
     queued = steps.folders.of(State.QUEUED)
     for rel in ("x.part", "sub/.rsync.tmp.Ab12", "keep.log"):
         steps.drop(rel)
-    for d in ("old_empty", "new_empty"):
-        (queued / d).mkdir()
-    os.utime(queued / "old_empty", (1, 1))  # untouched for long: its files were claimed
     steps.settle_all()
     stuck = dict(steps.intake.stuck())
     assert set(stuck) == {"x.part", "sub/.rsync.tmp.Ab12"}
     assert "--ignore-patterns '*.part'" in stuck["x.part"]
     assert "hidden" in stuck["sub/.rsync.tmp.Ab12"]
-    assert not (queued / "old_empty").exists()
-    assert (queued / "new_empty").is_dir(), "a writer may be about to fill it"
-    assert (queued / "sub").is_dir(), "not empty: holds an rsync temp file"
     (queued / "x.part").unlink()
     steps.intake.scan(str(queued))
     assert dict(steps.intake.stuck()) == {"sub/.rsync.tmp.Ab12": stuck["sub/.rsync.tmp.Ab12"]}
+
+
+def test_folders_emptied_by_claims_are_removed_once_idle_drop_targets_are_kept(
+    steps: Steps,
+) -> None:
+    queued = steps.folders.of(State.QUEUED)
+    for rel in ("batch/deep/a.log", "busy/b.log", "busy/c.log"):
+        steps.drop(rel)
+    (queued / "target").mkdir()  # made in advance for drops to come: nothing claimed from it
+    steps.settle_all()
+    claimed = {steps.claimer.next().rel for _ in range(2)}
+    assert "batch/deep/a.log" in claimed or len(claimed) == 2
+    while steps.claimer.next() is not None:
+        pass
+    steps.drop("busy/d.log")  # busy/ is being written to again
+    for d in ("batch/deep", "batch", "target"):
+        os.utime(queued / d, (1, 1))  # idle for long
+    steps.intake.scan(str(queued))
+    assert not (queued / "batch").exists(), "the emptied tree goes, parents included"
+    assert (queued / "target").is_dir(), "a folder nothing was claimed from stays"
+    assert (queued / "busy").is_dir(), "not empty: a new file arrived"

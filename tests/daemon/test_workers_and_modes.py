@@ -160,3 +160,26 @@ def test_unusable_watch_dir_is_a_clear_error(tmp_path: Path) -> None:
     run = _main("--drain", "--watch-dir", str(blocker / "watch"))
     assert run.returncode == 2
     assert "cannot use folder" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_urgent_file_dropped_last_is_the_next_one_claimed(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "prio.json"
+    slow = {"name": "slow", "tag": "in", "use": "tests.daemon.slow_plugin:slow", "to": "end"}
+    write_config(cfg, [slow], ["end"])
+    config = json.loads(cfg.read_text())
+    config["priority"] = [{"folder": "urgent", "priority": 10}]
+    cfg.write_text(json.dumps(config))
+    (queue.dir("unprocessed") / "urgent").mkdir()
+    d = start_daemon("--config", str(cfg), "--workers", "1")
+    for i in range(30):  # 10 lines at 10 ms: ~0.1 s each, ~3 s of backlog for one worker
+        queue.drop(f"n{i:02d}.log", "line\n" * 10)
+    wait_until(lambda: len(d.events("file_claimed")) >= 2, 30, "the backlog started")
+    queue.drop("urgent/now.log", "line\n")
+    wait_until(lambda: len(queue.files("processed")) == 31, 60, "everything processed")
+    claims = [e["path"] for e in d.events("file_claimed")]
+    after = claims[claims.index("urgent/now.log") + 1 :]
+    # FIFO would claim it last; by priority it is claimed as soon as it settles, while
+    # about 0.3 s of the 3 s backlog has been worked through.
+    assert len(after) >= 15, f"only {len(after)} of the 30 waited for it: {claims}"
