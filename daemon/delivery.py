@@ -1,0 +1,62 @@
+"""Delivering one file to its sinks, in its worker, while it commits.
+
+After the pipeline wrote a file's outputs to temp files (closed, fsynced) and before its
+summary is written: each output with a `sink` is delivered from its temp file (streamed:
+memory does not grow with the output), then the input itself to each `deliver` sink.
+Every delivery replaces this input's earlier one (rows by `uid`, objects by key), so the
+re-run that follows a crash at any point leaves one copy. The connections are this worker
+process's, opened on first use and kept for the files that follow.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from config.pipeline import PipelineConfig
+from config.sinks import S3SinkConfig, SqlSinkConfig
+from sinks import SinkDataError, Targets
+from sinks.targets import sha256_of
+
+if TYPE_CHECKING:
+    from daemon.worker import Job
+
+log = structlog.get_logger(__name__)
+
+_targets = Targets()  # this worker process's sink connections
+
+
+def _key(sink: S3SinkConfig, metadata: dict[str, str], name: str) -> str:
+    try:
+        return sink.prefix.format_map(metadata) + name
+    except KeyError as exc:
+        raise SinkDataError(sink.name, f"prefix {sink.prefix!r} names the group {exc}, which "
+                            "this file's route did not capture", None) from None  # fmt: skip
+
+
+def deliver(
+    job: Job, config: PipelineConfig, temps: dict[str, str], summary: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Deliver the outputs in `temps` (suffix -> temp path) and the input; return what each
+    delivery reports. Raises `SinkDataError` (the file fails), `SinkUnavailable` (it waits)
+    or `SinkError` (this attempt: retried)."""
+    _targets.keep(config.sinks)
+    metadata = summary.get("metadata") or {}
+    meta = {"uid": job.uid, "input-sha256": summary["sha256"]}
+    done = []
+    for output in config.outputs.values():
+        sink, path = output.sink, temps.get(output.suffix)
+        if isinstance(sink, SqlSinkConfig):  # no lines: still replaces earlier rows
+            done.append(_targets.rows(sink, path or os.devnull, job.uid, job.rel))
+        elif isinstance(sink, S3SinkConfig) and path is not None:
+            key = _key(sink, metadata, f"{job.rel}.{output.suffix}")
+            done.append(_targets.put(sink, path, key, sha256_of(path), meta))
+    for sink in config.deliver:
+        key = _key(sink, metadata, job.rel)
+        done.append(_targets.put(sink, job.src, key, summary["sha256"], meta))
+    reports = [d.to_dict() for d in done]
+    for report in reports:
+        log.info("sink_delivered", path=job.rel, **report)
+    return reports

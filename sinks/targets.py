@@ -1,0 +1,48 @@
+"""The sinks of one worker process: a connection (or client) per sink, opened on first use
+and reused for every file, dropped when it fails so the next file connects afresh."""
+
+from __future__ import annotations
+
+from config.sinks import S3SinkConfig, SinkConfig, SqlSinkConfig
+from sinks.base import Delivery
+from sinks.s3 import S3Target, sha256_of
+from sinks.sql import SqlTarget
+
+__all__ = ["Delivery", "Targets", "sha256_of"]
+
+
+class Targets:
+    """Sink configs to their live targets (a config is frozen, so it is its own key; a
+    reloaded config with the same settings keeps its connection)."""
+
+    def __init__(self) -> None:
+        self._sql: dict[SqlSinkConfig, SqlTarget] = {}
+        self._s3: dict[S3SinkConfig, S3Target] = {}
+
+    def rows(self, config: SqlSinkConfig, path: str, uid: str, source: str) -> Delivery:
+        """Replace the rows of input `uid` with the records in the output file `path`."""
+        target = self._sql.get(config)
+        if target is None:
+            target = self._sql[config] = SqlTarget(config)
+        return target.deliver(path, uid, source)
+
+    def put(
+        self, config: S3SinkConfig, path: str, key: str, sha256: str, meta: dict[str, str]
+    ) -> Delivery:
+        """Upload the file `path` as object `key` (prefix included), replacing it."""
+        target = self._s3.get(config)
+        if target is None:
+            target = self._s3[config] = S3Target(config)
+        return target.put(path, key, sha256, meta)
+
+    def close(self) -> None:
+        for target in [*self._sql.values(), *self._s3.values()]:
+            target.close()
+        self._sql.clear()
+        self._s3.clear()
+
+    def keep(self, configs: tuple[SinkConfig, ...]) -> None:
+        """Close the targets of sinks no longer configured (after a reload)."""
+        for cache in (self._sql, self._s3):
+            for config in [c for c in cache if c not in configs]:
+                cache.pop(config).close()  # type: ignore[call-overload]
