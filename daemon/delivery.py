@@ -53,8 +53,8 @@ def deliver(
         elif isinstance(sink, S3SinkConfig) and path is not None:
             key = _key(sink, metadata, f"{job.rel}.{output.suffix}")
             done.append(_targets.put(sink, path, key, sha256_of(path), meta))
-    for sink in config.deliver:
-        key = _key(sink, metadata, job.rel)
+    for sink in config.deliver:  # a mirror: keyed by the name the input was dropped under
+        key = _key(sink, metadata, job.original or job.rel)
         done.append(_targets.put(sink, job.src, key, summary["sha256"], meta))
     reports = [d.to_dict() for d in done]
     for report in reports:
