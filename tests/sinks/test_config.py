@@ -158,24 +158,6 @@ def test_the_outline_shows_each_sink_without_its_password(
                             "table": "records",
                             "url": "postgresql://u:${FOLDERD_TEST_PW}@h/db",
                         }
-                    },
-                    "end": {},
-                },
-                "nodes": [{"tag": "rows", "use": "pass", "to": ["rows_out", "end"]}],
-            }
-        )
-    )
-    cfg.write_text(
-        json.dumps(
-            {
-                "routes": [{"start": "rows"}],
-                "outputs": {
-                    "rows": {
-                        "sink": {
-                            "type": "sql",
-                            "table": "records",
-                            "url": "postgresql://u:${FOLDERD_TEST_PW}@h/db",
-                        }
                     }
                 },
                 "deliver": [{"type": "s3", "bucket": "raw-inputs", "prefix": "in/"}],
