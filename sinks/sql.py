@@ -72,11 +72,16 @@ class SqlTarget:
     def deliver(self, path: str, uid: str, source: str) -> Delivery:
         """Replace `uid`'s rows with one per line of the output file at `path`."""
         started = time.monotonic()
-        with open(path, "rb") as stream:
-            if self.config.backend == "sqlite":
-                n = self._sqlite(stream, uid, source)
-            else:
-                n = self._postgres(stream, uid, source)
+        load = self._sqlite if self.config.backend == "sqlite" else self._postgres
+        reused = self._conn is not None
+        try:
+            with open(path, "rb") as stream:
+                n = load(stream, uid, source)
+        except SinkUnavailable:
+            if not reused:
+                raise
+            with open(path, "rb") as stream:  # the server restarted since: connect afresh
+                n = load(stream, uid, source)
         return Delivery(
             self.config.name, "sql", self.location, round(time.monotonic() - started, 6), rows=n
         )
