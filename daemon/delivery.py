@@ -41,21 +41,36 @@ def deliver(
 ) -> list[dict[str, Any]]:
     """Deliver the outputs in `temps` (suffix -> temp path) and the input; return what each
     delivery reports. Raises `SinkDataError` (the file fails), `SinkUnavailable` (it waits)
-    or `SinkError` (this attempt: retried)."""
+    or `SinkError` (this attempt: retried).
+
+    What can fail a file comes first, so a failed file leaves no delivery behind: every
+    object key (a prefix may name a group the route did not capture), then the tables (a
+    type violation rolls its own transaction back, and the rows earlier tables took for
+    this input are deleted again), and only then the uploads."""
     _targets.keep(config.sinks)
     metadata = summary.get("metadata") or {}
-    meta = {"uid": job.uid, "input-sha256": summary["sha256"]}
-    done = []
+    tables: list[tuple[SqlSinkConfig, str]] = []
+    uploads: list[tuple[S3SinkConfig, str, str, str | None]] = []  # sink, path, key, sha256
     for output in config.outputs.values():
         sink, path = output.sink, temps.get(output.suffix)
         if isinstance(sink, SqlSinkConfig):  # no lines: still replaces earlier rows
-            done.append(_targets.rows(sink, path or os.devnull, job.uid, job.rel))
+            tables.append((sink, path or os.devnull))
         elif isinstance(sink, S3SinkConfig) and path is not None:
-            key = _key(sink, metadata, f"{job.rel}.{output.suffix}")
-            done.append(_targets.put(sink, path, key, sha256_of(path), meta))
+            uploads.append((sink, path, _key(sink, metadata, f"{job.rel}.{output.suffix}"), None))
     for sink in config.deliver:  # a mirror: keyed by the name the input was dropped under
         key = _key(sink, metadata, job.original or job.rel)
-        done.append(_targets.put(sink, job.src, key, summary["sha256"], meta))
+        uploads.append((sink, job.src, key, summary["sha256"]))
+    done = []
+    for sink, path in tables:
+        try:
+            done.append(_targets.rows(sink, path, job.uid, job.rel))
+        except SinkDataError:
+            for taken, _ in tables[: len(done)]:
+                _targets.retract(taken, job.uid)
+            raise
+    meta = {"uid": job.uid, "input-sha256": summary["sha256"]}
+    for sink, path, key, sha256 in uploads:
+        done.append(_targets.put(sink, path, key, sha256 or sha256_of(path), meta))
     reports = [d.to_dict() for d in done]
     for report in reports:
         log.info("sink_delivered", path=job.rel, **report)

@@ -3,6 +3,8 @@ and reused for every file, dropped when it fails so the next file connects afres
 
 from __future__ import annotations
 
+import os
+
 from config.sinks import S3SinkConfig, SinkConfig, SqlSinkConfig
 from sinks.base import Delivery
 from sinks.s3 import S3Target, sha256_of
@@ -25,6 +27,10 @@ class Targets:
         if target is None:
             target = self._sql[config] = SqlTarget(config)
         return target.deliver(path, uid, source)
+
+    def retract(self, config: SqlSinkConfig, uid: str) -> None:
+        """Delete the rows of input `uid` again (a later sink failed the file)."""
+        self.rows(config, os.devnull, uid, "")
 
     def put(
         self, config: S3SinkConfig, path: str, key: str, sha256: str, meta: dict[str, str]

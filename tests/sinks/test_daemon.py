@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,9 @@ def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
     pages = [http.get(p).text for p in ("/health", "/api/status", "/api/pipeline", "/", "/files")]
     uid = queue.summaries()["b0.log"]["uid"]
     pages.append(http.get(f"/api/files/{uid}").text)
+    page = http.get(f"/files/{uid}").text
+    assert "Deliveries" in page and "20 rows" in page and "records in sql postgresql://" in page
+    pages.append(page)
     summaries = [p.read_text() for p in queue.results.rglob("*.json")]
     for text in [d.output(), *pages, *summaries]:
         assert PG_PASSWORD not in text
@@ -196,20 +200,33 @@ def test_skip_existing_skips_a_re_dropped_identical_input(
     assert head["Metadata"]["sha256"] == sha256_of(queue.dir("processed") / by_name[2]["source"])
 
 
-def test_a_type_violation_fails_the_file_naming_its_line(
-    queue: Queue, start_daemon: Start, tmp_path: Path
+def test_a_type_violation_fails_the_file_naming_its_line_and_leaves_no_delivery(
+    queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
 ) -> None:
     db = tmp_path / "rows.sqlite3"
-    sink = {"type": "sql", "url": f"sqlite:///{db}", "table": "records", "columns": COLUMNS}
-    start_daemon("--config", _config(tmp_path, {"rows": {"sink": sink}}))
+    url = f"sqlite:///{db}"
+    raw = {
+        "routes": [{"start": "in"}],
+        "nodes": [{"tag": "in", "use": "pass", "to": ["any", "typed"]}],
+        "outputs": {  # the first table takes anything; the second checks its columns
+            "any": {"sink": {"type": "sql", "url": url, "table": "raw_lines"}},
+            "typed": {"sink": {"type": "sql", "url": url, "table": "records", "columns": COLUMNS}},
+        },
+        "deliver": [{"type": "s3", "bucket": bucket, "endpoint_url": s3_server.url}],
+    }
+    cfg = tmp_path / "typed.json"
+    cfg.write_text(json.dumps(raw))
+    start_daemon("--config", str(cfg), env=s3_server.env)
     queue.drop("good.log", _records("good", 3))
     queue.drop("bad.log", _records("bad", 2) + '{"n": "three", "msg": "x"}\n')
     wait_until(lambda: queue.files("failed") == ["bad.log"], 60, "bad.log failed")
     wait_until(lambda: queue.files("processed") == ["good.log"], 60, "good.log processed")
     error = queue.summaries()["bad.log"]["error"]
     assert error["type"] == "SinkTypeError" and error["line"] == 3 and error["column"] == "n"
+    assert error["sink"] == "outputs.typed"
     assert "line 3: column 'n' is integer, got 'three'" in error["message"]
-    import sqlite3
-
-    rows = sqlite3.connect(db).execute("SELECT source, count(*) FROM records GROUP BY source")
-    assert rows.fetchall() == [("good.log", 3)]
+    con = sqlite3.connect(db)
+    for table in ("raw_lines", "records"):
+        got = con.execute(f"SELECT source, count(*) FROM {table} GROUP BY source").fetchall()
+        assert got == [("good.log", 3)], f"{table}: the failed file's rows are gone"
+    assert sorted(s3_server.objects(bucket)) == ["good.log"], "the failed input is not uploaded"
