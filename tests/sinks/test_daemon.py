@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, sha256_of, wait_until
-from tests.sinks.conftest import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
+from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from config.sinks import S3SinkConfig
 from daemon.faults import Fault, classify
 from sinks import SinkUnavailable, Targets
 from sinks.s3 import PART
-from tests.sinks.conftest import S3_SECRET, SeaweedS3
+from tests.sinks.servers import S3_SECRET, SeaweedS3
 
 
 @pytest.fixture
@@ -108,6 +108,6 @@ def test_a_server_that_is_gone_is_unavailable(tmp_path: Path, targets: Targets) 
 
 
 def _closed_port() -> int:
-    from tests.sinks.conftest import free_port
+    from tests.sinks.servers import free_port
 
     return free_port()

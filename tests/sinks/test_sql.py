@@ -14,7 +14,7 @@ import pytest
 from config.sinks import SqlSinkConfig
 from daemon.faults import Fault, cause_of, classify
 from sinks import SinkDataError, SinkUnavailable, Targets
-from tests.sinks.conftest import PG_PASSWORD, Postgres
+from tests.sinks.servers import PG_PASSWORD, Postgres
 
 COLUMNS = (
     ("ts", "timestamp"),
