@@ -19,7 +19,7 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 def _text(v: Any) -> str:
-    if isinstance(v, str):
+    if v.__class__ is str:
         if "\x00" in v:
             raise ValueError("contains a NUL character")
         return v
@@ -61,17 +61,24 @@ def _boolean(v: Any) -> bool:
 
 
 def _timestamp(v: Any) -> datetime:
-    if not isinstance(v, str):
+    """ISO 8601 ("2026-11-22 10:00:00", "…T…Z"); a naive one is UTC (PostgreSQL sessions
+    run in UTC, SQLite gets the offset written out)."""
+    if v.__class__ is not str:
         raise TypeError
-    ts = datetime.fromisoformat(v.strip())  # ISO 8601: "2026-11-22 10:00:00", "…T…Z"
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)  # naive means UTC
+    return datetime.fromisoformat(v)
 
 
 def _json(v: Any) -> str:
     return orjson.dumps(v).decode()
 
 
-CONVERT: dict[str, Callable[[Any], Any]] = {
+def _sqlite_timestamp(v: Any) -> str:
+    ts = _timestamp(v)
+    return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).isoformat()
+
+
+# per database, each column type's check-and-convert (raises TypeError or ValueError)
+POSTGRES: dict[str, Callable[[Any], Any]] = {
     "text": _text,
     "integer": _integer,
     "real": _real,
@@ -79,6 +86,8 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
     "timestamp": _timestamp,
     "json": _json,
 }
+SQLITE = {**POSTGRES, "boolean": lambda v: int(_boolean(v)), "timestamp": _sqlite_timestamp}
+_FAILS = (TypeError, ValueError, OverflowError)
 
 
 def rows(
@@ -87,48 +96,61 @@ def rows(
     uid: str,
     source: str,
     columns: tuple[tuple[str, str], ...],
-    adapt: Callable[[str, Any], Any] | None = None,
+    convert: dict[str, Callable[[Any], Any]],
 ) -> Iterator[Row]:
-    """One row per line of an output file: `(uid, source, line, *columns)`. With no
-    `columns`, the one value is the line as JSON text (a text line becomes a JSON string).
-    `adapt(type, value)` turns a converted value into what the database takes."""
-    convert = [(name, kind, CONVERT[kind]) for name, kind in columns]
+    """One row per line of an output file: `(uid, source, line, *columns)`, each value
+    checked and converted by `convert[type]`. With no `columns`, the one value is the line
+    as JSON text (a text line becomes a JSON string)."""
+    if not columns:
+        yield from _json_rows(stream, uid, source)
+        return
+    convs = [(name, convert[kind]) for name, kind in columns]
     for n, raw in enumerate(stream, 1):
-        line = raw.rstrip(b"\n")
-        if not convert:
-            try:
-                orjson.loads(line)
-                yield uid, source, n, line.decode()
-            except orjson.JSONDecodeError:
-                yield uid, source, n, orjson.dumps(line.decode()).decode()
-            continue
         try:
-            record = orjson.loads(line)
+            record = orjson.loads(raw)
         except orjson.JSONDecodeError:
             record = None
-        if not isinstance(record, dict):
-            raise SinkDataError(
-                sink,
-                f"line {n}: not a record (a JSON object), so it has no "
-                f"columns: {line[:80].decode(errors='replace')!r}",
-                n,
-            )
+        if record.__class__ is not dict:
+            text = raw.rstrip(b"\n")[:80].decode(errors="replace")
+            raise SinkDataError(sink, f"line {n}: not a record (a JSON object), so it has no "
+                                f"columns: {text!r}", n)  # fmt: skip
+        get = record.get
         row: list[Any] = [uid, source, n]
-        for name, kind, conv in convert:
-            value = record.get(name)
-            if value is None:
-                row.append(None)
-                continue
-            try:
-                out = conv(value)
-            except (TypeError, ValueError, OverflowError) as exc:
-                why = f" ({exc})" if str(exc) else ""
-                raise SinkDataError(
-                    sink,
-                    f"line {n}: column {name!r} is {kind}, got {value!r:.80}{why}",
-                    n,
-                    name,
-                    value,
-                ) from None
-            row.append(out if adapt is None else adapt(kind, out))
+        try:
+            for name, conv in convs:
+                v = get(name)
+                row.append(None if v is None else conv(v))
+        except _FAILS:
+            raise _violation(sink, n, record, columns, convert) from None
         yield tuple(row)
+
+
+def _json_rows(stream: BinaryIO, uid: str, source: str) -> Iterator[Row]:
+    for n, raw in enumerate(stream, 1):
+        line = raw.rstrip(b"\n")
+        try:
+            orjson.loads(line)
+            yield uid, source, n, line.decode()
+        except orjson.JSONDecodeError:
+            yield uid, source, n, orjson.dumps(line.decode()).decode()
+
+
+def _violation(
+    sink: str,
+    n: int,
+    record: dict[str, Any],
+    columns: tuple[tuple[str, str], ...],
+    convert: dict[str, Callable[[Any], Any]],
+) -> SinkDataError:
+    """The error naming the first of `record`'s values its column refuses."""
+    for name, kind in columns:
+        value = record.get(name)
+        if value is None:
+            continue
+        try:
+            convert[kind](value)
+        except _FAILS as exc:
+            why = f" ({exc})" if str(exc) else ""
+            return SinkDataError(sink, f"line {n}: column {name!r} is {kind}, got "
+                                 f"{value!r:.80}{why}", n, name, value)  # fmt: skip
+    return SinkDataError(sink, f"line {n}: a value its column refuses", n)

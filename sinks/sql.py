@@ -18,7 +18,7 @@ from typing import Any
 
 from config.sinks import SqlSinkConfig, redact
 from sinks.base import Delivery
-from sinks.columns import Row, rows
+from sinks.columns import POSTGRES, SQLITE, Row, rows
 from sinks.errors import SinkDataError, SinkUnavailable
 
 BATCH = 1000
@@ -45,12 +45,6 @@ def _batches(items: Iterable[Row]) -> Iterator[list[Row]]:
     it = iter(items)
     while batch := list(islice(it, BATCH)):
         yield batch
-
-
-def _sqlite_value(kind: str, value: Any) -> Any:
-    if kind == "timestamp":
-        return value.isoformat()
-    return int(value) if kind == "boolean" else value
 
 
 class SqlTarget:
@@ -135,7 +129,7 @@ class SqlTarget:
         n = 0
         try:
             conn.execute(f'DELETE FROM {table} WHERE "uid" = ?', (uid,))
-            for batch in _batches(rows(stream, cfg.name, uid, source, cfg.columns, _sqlite_value)):
+            for batch in _batches(rows(stream, cfg.name, uid, source, cfg.columns, SQLITE)):
                 conn.executemany(insert, batch)
                 n += len(batch)
             conn.execute("COMMIT")
@@ -160,6 +154,7 @@ class SqlTarget:
             connect_timeout=max(int(cfg.timeout_s), 1),
             autocommit=True,
             application_name="folderd",
+            options="-c TimeZone=UTC",  # a naive timestamp is UTC, as in SQLite
         )
         table = sql.Identifier(*cfg.table.split("."))
         with conn.transaction():
@@ -205,7 +200,7 @@ class SqlTarget:
             with conn.transaction():
                 conn.execute(sql.SQL("DELETE FROM {} WHERE uid = %s").format(table), (uid,))
                 with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                    for row in rows(stream, cfg.name, uid, source, cfg.columns):
+                    for row in rows(stream, cfg.name, uid, source, cfg.columns, POSTGRES):
                         copy.write_row(row)
                         n += 1
         except psycopg.errors.DataError as exc:  # the server refused a value: name its line
