@@ -18,7 +18,7 @@ import structlog
 from config.pipeline import PipelineConfig
 from config.sinks import S3SinkConfig, SqlSinkConfig
 from sinks import SinkDataError, Targets
-from sinks.targets import sha256_of
+from sinks.s3 import sha256_of
 
 if TYPE_CHECKING:
     from daemon.worker import Job

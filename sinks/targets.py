@@ -7,10 +7,10 @@ import os
 
 from config.sinks import S3SinkConfig, SinkConfig, SqlSinkConfig
 from sinks.base import Delivery
-from sinks.s3 import S3Target, sha256_of
+from sinks.s3 import S3Target
 from sinks.sql import SqlTarget
 
-__all__ = ["Delivery", "Targets", "sha256_of"]
+__all__ = ["Delivery", "Targets"]
 
 
 class Targets:
@@ -49,6 +49,7 @@ class Targets:
 
     def keep(self, configs: tuple[SinkConfig, ...]) -> None:
         """Close the targets of sinks no longer configured (after a reload)."""
-        for cache in (self._sql, self._s3):
-            for config in [c for c in cache if c not in configs]:
-                cache.pop(config).close()  # type: ignore[call-overload]
+        for sql in [c for c in self._sql if c not in configs]:
+            self._sql.pop(sql).close()
+        for s3 in [c for c in self._s3 if c not in configs]:
+            self._s3.pop(s3).close()
