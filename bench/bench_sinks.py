@@ -56,17 +56,25 @@ def folderd(config: dict[str, Any], path: Path, env: dict[str, str]) -> dict[str
     cfg.write_text(json.dumps(config))
     results = OUT / "results"
     shutil.rmtree(results, ignore_errors=True)
-    cmd = [sys.executable, str(ROOT / "main.py"), "--config", str(cfg), "--results-dir",
-           str(results), "--watch-dir", str(OUT / "watch"), "--input", str(path)]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **env})  # fmt: skip
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    cmd = [sys.executable, "-c", _PEAK_RSS, sys.executable, str(ROOT / "main.py"), "--config",
+           str(cfg), "--results-dir", str(results), "--watch-dir", str(OUT / "watch"),
+           "--input", str(path)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, env={**os.environ, **env})
+    out, _, peak = done.stdout.rpartition(b"\npeak_rss_kb=")
     summary = json.loads(out[out.find(b"{\n") :])  # after the log lines: the summary
-    if status != 0 or summary["status"] != "processed":
+    if summary["status"] != "processed":
         raise RuntimeError(f"folderd failed: {summary.get('error')}")
-    summary["peak_rss_mb"] = usage.ru_maxrss / 1024
+    summary["peak_rss_mb"] = int(peak) / 1024
     return summary
+
+
+# Runs folderd from a small process and prints its peak RSS: a child forked straight from
+# this (by then large) process would inherit the parent's high-water mark across exec.
+_PEAK_RSS = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+print(f"\\npeak_rss_kb={usage.ru_maxrss}", flush=True)
+"""
 
 
 def bench_postgres(path: Path, n: int, repeat: int) -> list[str]:
@@ -127,11 +135,9 @@ def _sqlite_floor(db: Path, path: Path) -> float:
                 "component TEXT, message TEXT)")  # fmt: skip
     con.execute("BEGIN")
     with path.open("rb") as f:
-        rows = []
-        for i, line in enumerate(f, 1):
-            r = orjson.loads(line)
-            rows.append(("uid", path.name, i, r["ts"], r["level"], r["component"], r["message"]))
-    con.executemany("INSERT INTO floor VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        rows = (("uid", path.name, i, r["ts"], r["level"], r["component"], r["message"])
+                for i, r in enumerate(map(orjson.loads, f), 1))  # fmt: skip
+        con.executemany("INSERT INTO floor VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     con.execute("COMMIT")
     con.close()
     return time.perf_counter() - started
