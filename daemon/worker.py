@@ -2,8 +2,10 @@
 
 `process_file()` reads the claimed input (never following a symlink, never opening
 anything but a regular file), hashes it while the pipeline streams it, writes every output
-and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync)
-and returns an `Outcome`: the temp → final names to commit, or why it failed.
+and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync),
+delivers to the configured sinks in between (`daemon.delivery`: the outputs from their
+temp files, then the input) and returns an `Outcome`: the temp → final names to commit, or
+why it failed.
 `run_job()`, what a worker process runs, then commits them (`daemon.commit`): the renames
 and directory fsyncs happen in the workers, in parallel, and the main loop only moves the
 input once its outcome, results already durable, comes back.
