@@ -163,6 +163,20 @@ def test_postgres_copy_typed_rows_replaced_by_uid(
     assert postgres.query("SELECT count(*) FROM records") == [(2,)]
 
 
+def test_postgres_copy_escapes_tabs_newlines_and_backslashes(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    odd = {"level": "a\tb\\c\nd\re", "extra": {"q": 'say "hi" \\ \t'}}
+    cfg = SqlSinkConfig(postgres.url, "records", COLUMNS, name="outputs.rows")
+    targets.rows(cfg, _output(tmp_path, [odd]), "u\t1", "dir/a b\\c.log")
+    assert postgres.query("SELECT uid, source, level, extra FROM records") == [
+        ("u\t1", "dir/a b\\c.log", odd["level"], odd["extra"])
+    ]
+    raw = SqlSinkConfig(postgres.url, "raw", name="outputs.raw")
+    targets.rows(raw, _output(tmp_path, [odd, "tab\there \\ too"], "raw"), "u", "a")
+    assert postgres.query("SELECT record FROM raw ORDER BY line") == [(odd,), ("tab\there \\ too",)]
+
+
 def test_postgres_no_columns_is_jsonb(tmp_path: Path, targets: Targets, postgres: Postgres) -> None:
     cfg = SqlSinkConfig(postgres.url, "public.raw_records", name="outputs.rows")
     targets.rows(cfg, _output(tmp_path, [{"a": 1}, "text"]), "u1", "a.log")
