@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,20 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     """One SeaweedFS for the session (about 5 s to start): tests use buckets of their own."""
     try:
         server = SeaweedS3(tmp_path_factory.mktemp("s3"))
+    except ServerMissing as exc:
+        _missing(exc)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_s3(tmp_path: Path) -> Iterator[SeaweedS3]:
+    """A SeaweedFS of this test's own, which it may stop and start (about 15 s to restart)."""
+    try:
+        server = SeaweedS3(tmp_path)
     except ServerMissing as exc:
         _missing(exc)
     try:

@@ -179,6 +179,43 @@ def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
     http.close()
 
 
+@pytest.mark.timeout(300)  # SeaweedFS takes about 15 s to start again after a kill
+def test_an_s3_server_stopped_mid_burst_holds_the_files_and_nothing_fails(
+    queue: Queue, start_daemon: Start, own_s3: SeaweedS3, tmp_path: Path
+) -> None:
+    bucket = own_s3.bucket("outage")
+    s3 = {"type": "s3", "bucket": bucket, "endpoint_url": own_s3.url, "timeout_s": 2}
+    d = start_daemon(
+        "--config",
+        _config(tmp_path, {"end": {}}, [s3]),
+        "--port",
+        "0",
+        env=own_s3.env,
+        dashboard=True,
+    )
+    http = httpx.Client(base_url=d.wait_event("dashboard_started")["url"], timeout=10)
+    names = [f"a{i}.log" for i in range(3)]
+    for name in names:
+        queue.drop(name, f"{name}\n")
+    wait_until(lambda: len(queue.files("processed")) == 3, 60, "the first three processed")
+
+    own_s3.stop()
+    names += [f"b{i}.log" for i in range(6)]
+    for name in names[3:]:
+        queue.drop(name, f"{name}\n")
+    paused = wait_until(lambda: _paused(http), 60, "/health naming the sink")
+    assert paused["code"] == 503 and f"deliver[0]: s3 s3://{bucket}/" in paused["detail"]
+    assert queue.files("failed") == []
+
+    own_s3.start()
+    wait_until(lambda: len(queue.files("processed")) == len(names), 120, "all processed")
+    assert_exactly_once(queue, names)
+    assert sorted(own_s3.objects(bucket)) == sorted(names)
+    assert all(s["attempts"] == 1 for s in queue.summaries().values()), "held, not charged"
+    assert S3_SECRET not in d.output()
+    http.close()
+
+
 def test_skip_existing_skips_a_re_dropped_identical_input(
     queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
 ) -> None:
