@@ -155,6 +155,12 @@ class SqlTarget:
             autocommit=True,
             application_name="folderd",
             options="-c TimeZone=UTC",  # a naive timestamp is UTC, as in SQLite
+            # a server that stops answering mid-COPY is found out, not waited for forever
+            keepalives=1,
+            keepalives_idle=max(int(cfg.timeout_s), 1),
+            keepalives_interval=max(int(cfg.timeout_s) // 3, 1),
+            keepalives_count=3,
+            tcp_user_timeout=int(cfg.timeout_s * 3000),
         )
         table = sql.Identifier(*cfg.table.split("."))
         with conn.transaction():
