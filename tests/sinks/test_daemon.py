@@ -81,6 +81,8 @@ def test_sigkill_mid_copy_then_restart_leaves_each_inputs_rows_exactly_once(
     [delivery] = summary["deliveries"]
     assert delivery["rows"] == 400_000 and delivery["sink"] == "outputs.rows"
     assert not (queue.results / "big.log.rows").exists(), "a sink's output is no results file"
+    event = d2.wait_event("sink_delivered", path="big.log")
+    assert (event["sink"], event["type"], event["rows"]) == ("outputs.rows", "sql", 400_000)
     mine = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'folderd'"
     assert postgres.query(mine)[0][0] <= 2, "one connection per worker, reused across files"
     for log in (d.output(), d2.output()):
