@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from config import values
 from config.errors import ConfigError
+from config.sinks import S3SinkConfig, SinkConfig, parse_sink
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 READER_TYPES = ("text", "csv")
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
+TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
+            "trace", "priority")  # fmt: skip
 SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
 READER_KEYS = (
     "type",
@@ -86,6 +90,7 @@ class NodeConfig:
 class OutputConfig:
     tag: str
     suffix: str
+    sink: SinkConfig | None = None  # delivered there instead of results/<file>.<suffix>
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,13 @@ class PipelineConfig:
     trace: TraceConfig = field(default_factory=TraceConfig)
     description: str = ""
     priority: tuple[PriorityRule, ...] = ()
+    deliver: tuple[S3SinkConfig, ...] = ()  # where the input itself is delivered
+
+    @property
+    def sinks(self) -> tuple[SinkConfig, ...]:
+        """Every sink, outputs' first, in the order a file's deliveries run."""
+        outs = tuple(o.sink for o in self.outputs.values() if o.sink is not None)
+        return outs + self.deliver
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -207,25 +219,25 @@ class _Checker:
         return tuple(t for t in items if t is not None)
 
 
-def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
-    """Check the shape of a parsed config; return it typed, and every problem found."""
+def parse(
+    raw: Any, environ: Mapping[str, str] | None = None
+) -> tuple[PipelineConfig | None, list[ConfigError]]:
+    """Check the shape of a parsed config; return it typed, and every problem found.
+    `${VAR}` in sink strings is expanded from `environ` (the process's by default)."""
+    env = os.environ if environ is None else environ
     c = _Checker()
     if not isinstance(raw, dict):
         c.fail("$", f"expected a JSON object, got {values.kind(raw)}")
         return None, c.errors
-    c.keys(
-        raw,
-        "$",
-        ("version", "description", "reader", "routes", "nodes", "outputs", "limits", "trace",
-         "priority"),
-    )  # fmt: skip
+    c.keys(raw, "$", TOP_KEYS)
     if raw.get("version", 1) != 1:
         c.fail("$.version", f"unsupported version {raw.get('version')!r}", "expected 1")
     description = c.typed(raw, "description", "$", str, "")
     base_reader = _reader(c, raw.get("reader", {}), "$.reader", ReaderConfig())
     routes = _routes(c, raw, base_reader)
     nodes = _nodes(c, raw)
-    outputs = _outputs(c, raw)
+    outputs = _outputs(c, raw, env)
+    deliver = _deliver(c, raw, env)
     limits = c.typed(raw, "limits", "$", dict, {})
     c.keys(limits, "$.limits", ("max_hops", "max_expansion"))
     max_hops = c.integer(limits, "max_hops", "$.limits", 64, 1, 10_000)
@@ -238,7 +250,15 @@ def parse(raw: Any) -> tuple[PipelineConfig | None, list[ConfigError]]:
         max=c.integer(trace_raw, "max", "$.trace", 1000, 0, 100_000),
     )
     config = PipelineConfig(
-        routes, nodes, outputs, max_hops, max_expansion, trace, description, _priority(c, raw)
+        routes,
+        nodes,
+        outputs,
+        max_hops,
+        max_expansion,
+        trace,
+        description,
+        priority=_priority(c, raw),
+        deliver=deliver,
     )
     return config, c.errors
 
@@ -388,7 +408,7 @@ def _nodes(c: _Checker, raw: dict[str, Any]) -> tuple[NodeConfig, ...]:
     return tuple(nodes)
 
 
-def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
+def _outputs(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, OutputConfig]:
     items = c.typed(raw, "outputs", "$", dict, {})
     outputs = {"end": OutputConfig("end", "out")}
     for tag, spec in items.items():
@@ -398,7 +418,7 @@ def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
         if not isinstance(spec, dict):
             c.fail(path, f"expected an object (may be empty), got {values.kind(spec)}")
             continue
-        c.keys(spec, path, ("suffix",))
+        c.keys(spec, path, ("suffix", "sink"))
         suffix = c.typed(spec, "suffix", path, str, "out" if tag == "end" else tag)
         if not is_output_suffix(suffix):
             where = f"{path}.suffix" if "suffix" in spec else path
@@ -408,7 +428,11 @@ def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
                 "letters, digits, '_' and '-' only, and not 'json' (the summary's)",
             )
             continue
-        outputs[tag] = OutputConfig(tag, suffix)
+        sink = None
+        if "sink" in spec:
+            sink, errors = parse_sink(spec["sink"], f"{path}.sink", f"outputs.{tag}", env)
+            c.errors += errors
+        outputs[tag] = OutputConfig(tag, suffix, sink)
     seen: dict[str, str] = {}
     for out in outputs.values():
         if out.suffix in seen:
@@ -418,3 +442,15 @@ def _outputs(c: _Checker, raw: dict[str, Any]) -> dict[str, OutputConfig]:
             )
         seen[out.suffix] = out.tag
     return outputs
+
+
+def _deliver(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> tuple[S3SinkConfig, ...]:
+    """`deliver`: the input itself, uploaded to each S3 sink listed."""
+    items = c.typed(raw, "deliver", "$", list, [])
+    sinks = []
+    for path, item in _objects(c, items, "deliver"):
+        sink, errors = parse_sink(item, path, path.removeprefix("$."), env, only=("s3",))
+        c.errors += errors
+        if isinstance(sink, S3SinkConfig):
+            sinks.append(sink)
+    return tuple(sinks)

@@ -1,10 +1,11 @@
 """The three kinds of error, told apart in one place, and the pause the third one causes.
 
-*Data* errors (the file can never succeed: undecodable, a processor error) fail the file at
-once. *Transient* errors (this file, this time: it vanished, EBUSY, its worker died) retry it
-with back-off up to `max_attempts`. *Environment* errors (the machine: a full or read-only
-disk, EIO, a quota, free space under the floor) are no file's fault: the attempt is not
-counted, the file waits, and claiming pauses until a probe finds the condition cleared,
+*Data* errors (the file can never succeed: undecodable, a processor error, a record that
+violates its sink column's type) fail the file at once. *Transient* errors (this file, this
+time: it vanished, EBUSY, its worker died) retry it with back-off up to `max_attempts`.
+*Environment* errors (the machine: a full or read-only disk, EIO, a quota, free space under
+the floor, a sink unreachable or refusing its credentials) are no file's fault: the attempt
+is not counted, the file waits, and claiming pauses until a probe finds the condition cleared,
 probing with back-off (1 s, doubling, up to 30 s). Nothing fails because of the machine.
 """
 
@@ -19,6 +20,7 @@ import structlog
 
 from daemon.errors import DaemonError
 from daemon.states import Folders
+from sinks import SinkUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +47,8 @@ def classify(exc: BaseException) -> Fault:
     (a processor's own errors are data errors and never reach here)."""
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         return Fault.ENVIRONMENT
-    if isinstance(exc, DaemonError):  # e.g. the folders now span filesystems
+    # the folders span filesystems now; a sink is unreachable, refuses us, times out
+    if isinstance(exc, DaemonError | SinkUnavailable):
         return Fault.ENVIRONMENT
     return Fault.TRANSIENT
 
@@ -53,6 +56,8 @@ def classify(exc: BaseException) -> Fault:
 def cause_of(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         return ENVIRONMENT_ERRNOS[exc.errno]
+    if isinstance(exc, SinkUnavailable):  # its message names the sink, never a password
+        return "sink_unavailable"
     return "folder_unusable"
 
 

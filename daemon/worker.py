@@ -2,8 +2,10 @@
 
 `process_file()` reads the claimed input (never following a symlink, never opening
 anything but a regular file), hashes it while the pipeline streams it, writes every output
-and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync)
-and returns an `Outcome`: the temp → final names to commit, or why it failed.
+and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync),
+delivers to the configured sinks in between (`daemon.delivery`: the outputs from their
+temp files, then the input) and returns an `Outcome`: the temp → final names to commit, or
+why it failed.
 `run_job()`, what a worker process runs, then commits them (`daemon.commit`): the renames
 and directory fsyncs happen in the workers, in parallel, and the main loop only moves the
 input once its outcome, results already durable, comes back.
@@ -27,10 +29,12 @@ import orjson
 
 from config.pipeline import is_output_suffix
 from daemon.commit import commit_results
+from daemon.delivery import deliver
 from daemon.faults import Fault, cause_of, classify
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from processors import Pipeline, ProcessorError
+from sinks import SinkDataError
 
 
 @dataclass(frozen=True)
@@ -293,9 +297,31 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
         if fd >= 0:
             os.close(fd)
     summary.update(report)
+    if pipeline.config.sinks and (held := _delivered(job, pipeline, outputs, summary, started)):
+        return held
     temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
     summary["output_files"] = [final for _, final in temps]
     return _with_summary(job, summary, Status.PROCESSED, started, temps)
+
+
+def _delivered(
+    job: Job, pipeline: Pipeline, outputs: _Outputs, summary: dict[str, Any], started: float
+) -> Outcome | None:
+    """Deliver to the sinks (`daemon.delivery`); None when every sink took its part (the
+    outputs they took are then no files of results/), else the outcome of the attempt."""
+    try:
+        summary["deliveries"] = deliver(job, pipeline.config, outputs.paths, summary)
+    except SinkDataError as exc:  # a record can never be delivered
+        outputs.discard()
+        summary["error"] = exc.to_dict()
+        return _with_summary(job, summary, Status.FAILED, started)
+    except Exception as exc:  # the sink is unavailable (held), or this time (retried)
+        outputs.discard()
+        return _not_done(finish_summary(summary, Status.FAILED, started), exc)
+    for out in pipeline.config.outputs.values():
+        if out.sink is not None and out.suffix in outputs.paths:
+            _unlink(outputs.paths.pop(out.suffix))
+    return None
 
 
 def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:

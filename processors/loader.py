@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from config import ConfigError
-from config.pipeline import PipelineConfig, parse, read_json
+from config.pipeline import OutputConfig, PipelineConfig, parse, read_json
 from processors import file_routes, topology
 from processors.engine import Pipeline
 from processors.nodes import NodeSpec, build_spec
@@ -66,12 +66,21 @@ class LoadedPipeline:
                 for s in specs
             ]
         lines.append("outputs:")
-        lines += [f"  {o.tag} -> <file>.{o.suffix}" for o in config.outputs.values()]
+        lines += [f"  {o.tag} -> {_target(o)}" for o in config.outputs.values()]
+        if config.deliver:
+            lines.append("deliver (the input itself):")
+            lines += [f"  {s.describe('<file>')}" for s in config.deliver]
         for loop in topology.loops(self.by_tag):
             lines.append(
                 f"loop: {' -> '.join(sorted(loop))} (stopped after {config.max_hops} hops)"
             )
         return "\n".join(lines)
+
+
+def _target(output: OutputConfig) -> str:
+    """Where an output goes: its file under results/, or its sink (passwords redacted)."""
+    name = f"<file>.{output.suffix}"
+    return name if output.sink is None else output.sink.describe(name)
 
 
 def check(raw: Any) -> tuple[LoadedPipeline | None, list[ConfigError]]:

@@ -1,0 +1,208 @@
+"""Sink throughput beside its floors, on real servers started for the run.
+
+    python -m bench.bench_sinks [--records 1000000] [--s3-mb 200] [--repeat 3]
+
+  postgresql  N JSON records (4 typed columns) through folderd — `main.py --input`: the
+              pipeline, the temp output, the sink's COPY in one transaction — vs `psql
+              \\copy` of the same rows from a CSV file (the floor)
+  sqlite      the same records through folderd vs a bare `executemany` in one transaction
+              (reading and parsing the same JSON lines: the floor does the same work)
+  s3          an M MB input delivered by folderd (`deliver`; the pipeline drops every line)
+              vs boto3's `upload_file` of the same file to the same server (the floor)
+
+folderd's figure is the file's `duration_s` from its summary (whole attempt, interpreter
+start-up excluded), its `sink` figure the delivery's own `seconds`; peak RSS is the child
+process's (wait4). Best of `--repeat`. The servers are the tests' (`tests/sinks/servers.py`):
+PostgreSQL runs with fsync=off, SeaweedFS on the same disk; both on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.sinks.servers import PG_PASSWORD, Postgres, SeaweedS3, ServerMissing
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "sinks"
+COLUMNS = {"ts": "timestamp", "level": "text", "component": "text", "message": "text"}
+LEVELS = ("INFO", "DEBUG", "WARN", "ERROR")
+COMPONENTS = ("API", "DB", "Auth", "Cache")
+
+
+def records(path: Path, n: int) -> None:
+    with path.open("wb") as f:
+        for i in range(n):
+            rec = {"ts": f"2026-11-22 10:{i // 60 % 60:02d}:{i % 60:02d}",
+                   "level": LEVELS[i % 4], "component": COMPONENTS[i % 3],
+                   "message": f"request {i} handled in {i % 997} ms"}  # fmt: skip
+            f.write(orjson.dumps(rec) + b"\n")
+
+
+def folderd(config: dict[str, Any], path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`main.py --input path` with `config`: its summary, plus the child's peak RSS."""
+    cfg = OUT / "pipeline.json"
+    cfg.write_text(json.dumps(config))
+    results = OUT / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    cmd = [sys.executable, "-c", _PEAK_RSS, sys.executable, str(ROOT / "main.py"), "--config",
+           str(cfg), "--results-dir", str(results), "--watch-dir", str(OUT / "watch"),
+           "--input", str(path)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, env={**os.environ, **env})
+    out, _, peak = done.stdout.rpartition(b"\npeak_rss_kb=")
+    summary = json.loads(out[out.find(b"{\n") :])  # after the log lines: the summary
+    if summary["status"] != "processed":
+        raise RuntimeError(f"folderd failed: {summary.get('error')}")
+    summary["peak_rss_mb"] = int(peak) / 1024
+    return summary
+
+
+# Runs folderd from a small process and prints its peak RSS: a child forked straight from
+# this (by then large) process would inherit the parent's high-water mark across exec.
+_PEAK_RSS = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(proc.pid, 0)
+print(f"\\npeak_rss_kb={usage.ru_maxrss}", flush=True)
+"""
+
+
+def bench_postgres(path: Path, n: int, repeat: int) -> list[str]:
+    pg = Postgres()
+    pg.start()
+    try:
+        url = f"postgresql://folderd:${{PGPW}}@127.0.0.1:{pg.port}/postgres"
+        sink = {"type": "sql", "url": url, "table": "records", "columns": COLUMNS}
+        config = {"routes": [{"start": "rows"}], "outputs": {"rows": {"sink": sink}}}
+        csv_path = OUT / "records.csv"
+        with path.open("rb") as src, csv_path.open("w", newline="") as dst:
+            w = csv.writer(dst)
+            for i, line in enumerate(src, 1):
+                r = orjson.loads(line)
+                w.writerow(["uid", path.name, i, r["ts"], r["level"], r["component"], r["message"]])
+        best_f, best_s, best_floor, rss = 1e9, 1e9, 1e9, 0.0
+        for _ in range(repeat):
+            pg.query("DROP TABLE IF EXISTS records")
+            s = folderd(config, path, {"PGPW": PG_PASSWORD})
+            assert pg.query("SELECT count(*) FROM records") == [(n,)]
+            best_f, rss = min(best_f, s["duration_s"]), s["peak_rss_mb"]
+            best_s = min(best_s, s["deliveries"][0]["seconds"])
+            pg.query("DROP TABLE IF EXISTS floor")
+            pg.query("CREATE TABLE floor (LIKE records)")
+            started = time.perf_counter()
+            copy = f"\\copy floor FROM '{csv_path}' WITH (FORMAT csv)"
+            subprocess.run(["psql", url.replace("${PGPW}", PG_PASSWORD), "-qc", copy], check=True)
+            best_floor = min(best_floor, time.perf_counter() - started)
+            assert pg.query("SELECT count(*) FROM floor") == [(n,)]
+    finally:
+        pg.close()
+    return [_row("PostgreSQL, records/s", n, best_floor, best_f, best_s, rss)]
+
+
+def bench_sqlite(path: Path, n: int, repeat: int) -> list[str]:
+    db = OUT / "bench.sqlite3"
+    sink = {"type": "sql", "url": f"sqlite:///{db}", "table": "records", "columns": COLUMNS}
+    config = {"routes": [{"start": "rows"}], "outputs": {"rows": {"sink": sink}}}
+    best_f, best_s, best_floor, rss = 1e9, 1e9, 1e9, 0.0
+    for _ in range(repeat):
+        for p in OUT.glob("bench.sqlite3*"):
+            p.unlink()
+        s = folderd(config, path, {})
+        best_f, rss = min(best_f, s["duration_s"]), s["peak_rss_mb"]
+        best_s = min(best_s, s["deliveries"][0]["seconds"])
+        for p in OUT.glob("bench.sqlite3*"):
+            p.unlink()
+        best_floor = min(best_floor, _sqlite_floor(db, path))
+    return [_row("SQLite, records/s", n, best_floor, best_f, best_s, rss)]
+
+
+def _sqlite_floor(db: Path, path: Path) -> float:
+    started = time.perf_counter()
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("CREATE TABLE floor (uid TEXT, source TEXT, line INTEGER, ts TEXT, level TEXT, "
+                "component TEXT, message TEXT)")  # fmt: skip
+    con.execute("BEGIN")
+    with path.open("rb") as f:
+        rows = (("uid", path.name, i, r["ts"], r["level"], r["component"], r["message"])
+                for i, r in enumerate(map(orjson.loads, f), 1))  # fmt: skip
+        con.executemany("INSERT INTO floor VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute("COMMIT")
+    con.close()
+    return time.perf_counter() - started
+
+
+def bench_s3(mb: int, repeat: int) -> list[str]:
+    server = SeaweedS3(OUT)
+    server.start()
+    try:
+        path = OUT / "input.log"
+        line = b"x" * 1023 + b"\n"
+        with path.open("wb") as f:
+            for _ in range(mb << 10):
+                f.write(line)
+        s3 = server.client()
+        server.bucket("bench-folderd")
+        server.bucket("bench-floor")
+        sink = {"type": "s3", "bucket": "bench-folderd", "endpoint_url": server.url,
+                "request_checksum_calculation": "when_required"}  # fmt: skip
+        drop_all = {"tag": "in", "use": "filter", "to": "end", "options": {"include": "^never$"}}
+        config = {"routes": [{"start": "in"}], "nodes": [drop_all], "deliver": [sink]}
+        best_f, best_s, best_floor, rss = 1e9, 1e9, 1e9, 0.0
+        for _ in range(repeat):
+            s = folderd(config, path, server.env)
+            best_f, rss = min(best_f, s["duration_s"]), s["peak_rss_mb"]
+            best_s = min(best_s, s["deliveries"][0]["seconds"])
+            started = time.perf_counter()
+            s3.upload_file(str(path), "bench-floor", "input.log")
+            best_floor = min(best_floor, time.perf_counter() - started)
+    finally:
+        server.stop()
+    return [_row("S3, MB/s", mb, best_floor, best_f, best_s, rss)]
+
+
+def _row(what: str, amount: int, floor: float, whole: float, sink: float, rss: float) -> str:
+    """Rates, and each as a share of the floor's rate."""
+    return (f"| {what} | {amount / floor:,.0f} | {amount / whole:,.0f} (**{floor / whole:.0%}**)"
+            f" | {amount / sink:,.0f} (**{floor / sink:.0%}**) | {rss:.0f} MB |")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--s3-mb", type=int, default=200)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; best of "
+          f"{args.repeat}")  # fmt: skip
+    print("| sink | floor | folderd, whole file | folderd, the sink's part | peak RSS |")
+    print("|---|---|---|---|---|")
+    try:
+        path = OUT / "records.jsonl"
+        records(path, args.records)
+        for row in [*bench_postgres(path, args.records, args.repeat),
+                    *bench_sqlite(path, args.records, args.repeat),
+                    *bench_s3(args.s3_mb, args.repeat)]:  # fmt: skip
+            print(row, flush=True)
+    except ServerMissing as exc:
+        print(f"skipped: {exc} is not installed")
+    finally:
+        shutil.rmtree(OUT, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Objects into S3-compatible storage (boto3).
+
+Each upload first aborts whatever unfinished multipart upload a dead attempt left for its
+key, then sends the file — one PUT up to `PART` bytes, a multipart upload of `PART`-sized
+parts above — each request with a Content-MD5 the server checks, and the object's sha256
+in its metadata; then a HEAD verifies size and sha256. Memory stays at one part. An object
+is replaced by key, so a re-run never makes a second copy; with `skip_existing` an object
+already holding the same sha256 is not sent again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import time
+from typing import Any
+
+from config.sinks import S3SinkConfig, redact, redact_url
+from sinks.base import Delivery
+from sinks.errors import SinkError, SinkUnavailable
+
+PART = 8 << 20  # multipart above this size, in parts of this size
+_RETRY_CODES = {"BadDigest", "IncompleteBody", "RequestTimeout"}  # the bytes, this time
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+class S3Target:
+    """One sink's S3 client, made on first use and kept across files."""
+
+    def __init__(self, config: S3SinkConfig) -> None:
+        self.config = config
+        self._client: Any = None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            import boto3  # imported where used: a worker without an S3 sink never pays
+            from botocore.config import Config
+
+            cfg = self.config
+            self._client = boto3.session.Session().client(
+                "s3",
+                endpoint_url=cfg.endpoint_url,
+                region_name=cfg.region,
+                config=Config(
+                    connect_timeout=cfg.timeout_s,
+                    read_timeout=cfg.timeout_s,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    request_checksum_calculation=cfg.request_checksum_calculation,
+                    response_checksum_validation=cfg.response_checksum_validation,
+                ),
+            )
+        return self._client
+
+    def _error(self, exc: BaseException, key: str, doing: str) -> SinkError:
+        from botocore.exceptions import ClientError
+
+        cfg = self.config
+        text = redact(str(exc).strip() or type(exc).__name__, cfg.secrets())
+        where = f" at {redact_url(cfg.endpoint_url)}" if cfg.endpoint_url else ""
+        message = f"s3 s3://{cfg.bucket}/{key}{where}: {doing}: {text}"
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+        if code in _RETRY_CODES:
+            return SinkError(cfg.name, message)  # transient: this file, this time
+        self.close()
+        return SinkUnavailable(cfg.name, message)
+
+    def put(self, path: str, key: str, sha256: str, metadata: dict[str, str]) -> Delivery:
+        """Upload the file at `path` as `key` (replacing it), verified; `sha256` is its
+        content's digest, stored as metadata and compared by `skip_existing`."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        started = time.monotonic()
+        cfg = self.config
+        size = os.path.getsize(path)
+        meta = {**metadata, "sha256": sha256}
+        doing = "checking what is there"
+        try:
+            if cfg.skip_existing:
+                there = self._head(key)
+                if there is not None and there.get("Metadata", {}).get("sha256") == sha256:
+                    return self._delivery(key, started, there, sha256, already=True)
+            doing = "aborting unfinished uploads"
+            self._abort_unfinished(key)
+            doing = "uploading"
+            extra: dict[str, Any] = {"Metadata": meta}
+            if cfg.storage_class:
+                extra["StorageClass"] = cfg.storage_class
+            if size <= PART:
+                with open(path, "rb") as f:
+                    body = f.read()
+                self._s3().put_object(
+                    Bucket=cfg.bucket, Key=key, Body=body, ContentMD5=_md5(body), **extra
+                )
+            else:
+                self._multipart(path, key, extra)
+            doing = "verifying"
+            there = self._head(key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key, doing) from None
+        if (
+            there is None
+            or there["ContentLength"] != size
+            or (there.get("Metadata", {}).get("sha256") != sha256)
+        ):
+            got = "no object" if there is None else f"{there['ContentLength']} bytes"
+            raise SinkError(
+                cfg.name,
+                f"s3://{cfg.bucket}/{key}: verification failed: sent "
+                f"{size} bytes, the server has {got}",
+            )
+        return self._delivery(key, started, there, sha256)
+
+    def _delivery(
+        self, key: str, started: float, head: dict[str, Any], sha256: str, already: bool = False
+    ) -> Delivery:
+        return Delivery(
+            self.config.name,
+            "s3",
+            f"s3://{self.config.bucket}/{key}",
+            round(time.monotonic() - started, 6),
+            bytes=head["ContentLength"],
+            etag=head.get("ETag", "").strip('"'),
+            sha256=sha256,
+            already_delivered=already,
+        )
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._s3().head_object(Bucket=self.config.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def _abort_unfinished(self, key: str) -> None:
+        """Abort the multipart uploads a dead attempt left for `key` (they hold storage and
+        would never complete)."""
+        s3, bucket = self._s3(), self.config.bucket
+        listing = s3.list_multipart_uploads(Bucket=bucket, Prefix=key)
+        for upload in listing.get("Uploads") or []:
+            if upload["Key"] == key:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+
+    def _multipart(self, path: str, key: str, extra: dict[str, Any]) -> None:
+        s3, bucket = self._s3(), self.config.bucket
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        try:
+            parts = []
+            with open(path, "rb") as f:
+                while data := f.read(PART):
+                    number = len(parts) + 1
+                    done = s3.upload_part(
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload,
+                        PartNumber=number,
+                        Body=data,
+                        ContentMD5=_md5(data),
+                    )
+                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
+            s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # the next attempt aborts it if this fails
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise

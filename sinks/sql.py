@@ -1,0 +1,225 @@
+"""Rows into SQLite (stdlib `sqlite3`) or PostgreSQL (psycopg 3, loaded with COPY).
+
+One transaction per input: delete the rows of its `uid`, load the new ones, commit. A
+crash before the commit leaves the earlier rows (or none); after it, the re-run deletes
+and loads again — so each input's rows are in the table exactly once. Tables (and an index
+on `uid`) are created when missing unless `create` is false.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from config.sinks import SqlSinkConfig, redact
+from sinks.base import Delivery
+from sinks.columns import POSTGRES, SQLITE, Row, rows
+from sinks.errors import SinkDataError, SinkUnavailable
+
+BATCH = 1000
+_PG_TYPES = {
+    "text": "text",
+    "integer": "bigint",
+    "real": "double precision",
+    "boolean": "boolean",
+    "timestamp": "timestamptz",
+    "json": "jsonb",
+}
+_SQLITE_TYPES = {
+    "text": "TEXT",
+    "integer": "INTEGER",
+    "real": "REAL",
+    "boolean": "INTEGER",
+    "timestamp": "TEXT",
+    "json": "TEXT",
+}
+_COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
+
+
+def _batches(items: Iterable[Row]) -> Iterator[list[Row]]:
+    it = iter(items)
+    while batch := list(islice(it, BATCH)):
+        yield batch
+
+
+class SqlTarget:
+    """One sink's database connection, opened on first use and kept across files."""
+
+    def __init__(self, config: SqlSinkConfig) -> None:
+        self.config = config
+        self._conn: Any = None
+        self.location = f"{config.table} in {config.describe()}"
+
+    def _unavailable(self, exc: BaseException, doing: str) -> SinkUnavailable:
+        self.close()
+        text = redact(str(exc).strip() or type(exc).__name__, self.config.secrets())
+        return SinkUnavailable(self.config.name, f"{self.config.describe()}: {doing}: {text}")
+
+    def _columns(self) -> list[tuple[str, str]]:
+        return list(self.config.columns) or [("record", "json")]
+
+    def deliver(self, path: str, uid: str, source: str) -> Delivery:
+        """Replace `uid`'s rows with one per line of the output file at `path`."""
+        started = time.monotonic()
+        load = self._sqlite if self.config.backend == "sqlite" else self._postgres
+        reused = self._conn is not None
+        try:
+            with open(path, "rb") as stream:
+                n = load(stream, uid, source)
+        except SinkUnavailable:
+            if not reused:
+                raise
+            with open(path, "rb") as stream:  # the server restarted since: connect afresh
+                n = load(stream, uid, source)
+        return Delivery(
+            self.config.name, "sql", self.location, round(time.monotonic() - started, 6), rows=n
+        )
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # SQLite
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        cfg = self.config
+        path = cfg.url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(path, timeout=cfg.timeout_s, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # durable at COMMIT, before the input moves
+        table = _quoted(cfg.table)
+        name = cfg.table.rpartition(".")[2]
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        if found is None:
+            if not cfg.create:
+                conn.close()
+                raise sqlite3.OperationalError(f"table {cfg.table} does not exist (create: false)")
+            cols = ", ".join(f'"{c}" {_SQLITE_TYPES[k]}' for c, k in self._columns())
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS {table} ("uid" TEXT NOT NULL, '
+                f'"source" TEXT NOT NULL, "line" INTEGER NOT NULL, {cols})'
+            )
+            conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_uid" ON {table} ("uid")')
+        return conn
+
+    def _sqlite(self, stream: Any, uid: str, source: str) -> int:
+        cfg = self.config
+        table = _quoted(cfg.table)
+        names = ["uid", "source", "line", *(c for c, _ in self._columns())]
+        insert = (
+            f"INSERT INTO {table} ({', '.join(map(_quoted, names))}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
+        try:
+            if self._conn is None:
+                self._conn = self._sqlite_connect()
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc, "opening the database") from None
+        n = 0
+        try:
+            conn.execute(f'DELETE FROM {table} WHERE "uid" = ?', (uid,))
+            for batch in _batches(rows(stream, cfg.name, uid, source, cfg.columns, SQLITE)):
+                conn.executemany(insert, batch)
+                n += len(batch)
+            conn.execute("COMMIT")
+        except SinkDataError:
+            conn.execute("ROLLBACK")
+            raise
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise self._unavailable(exc, "loading rows") from None
+        return n
+
+    # PostgreSQL
+
+    def _pg_connect(self) -> Any:
+        import psycopg  # imported where used: a worker without a PostgreSQL sink never pays
+        from psycopg import sql
+
+        cfg = self.config
+        conn = psycopg.connect(
+            cfg.url,
+            connect_timeout=max(int(cfg.timeout_s), 1),
+            autocommit=True,
+            application_name="folderd",
+            options="-c TimeZone=UTC",  # a naive timestamp is UTC, as in SQLite
+            # a server that stops answering mid-COPY is found out, not waited for forever
+            keepalives=1,
+            keepalives_idle=max(int(cfg.timeout_s), 1),
+            keepalives_interval=max(int(cfg.timeout_s) // 3, 1),
+            keepalives_count=3,
+            tcp_user_timeout=int(cfg.timeout_s * 3000),
+        )
+        table = sql.Identifier(*cfg.table.split("."))
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (cfg.table,))
+            found = conn.execute("SELECT to_regclass(%s)", (cfg.table,)).fetchone()
+            if found is None or found[0] is None:
+                if not cfg.create:
+                    raise psycopg.OperationalError(
+                        f"table {cfg.table} does not exist (create: false)"
+                    )
+                cols = sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_PG_TYPES[k]))
+                    for c, k in self._columns()
+                )
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} (uid text NOT NULL, source text NOT NULL, "
+                        "line bigint NOT NULL, {})"
+                    ).format(table, cols)
+                )
+                index = sql.Identifier(f"{cfg.table.rpartition('.')[2]}_uid")
+                conn.execute(sql.SQL("CREATE INDEX {} ON {} (uid)").format(index, table))
+        return conn
+
+    def _postgres(self, stream: Any, uid: str, source: str) -> int:
+        import psycopg
+        from psycopg import sql
+
+        cfg = self.config
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._pg_connect()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc, "connecting") from None
+        conn = self._conn
+        table = sql.Identifier(*cfg.table.split("."))
+        names = ["uid", "source", "line", *(c for c, _ in self._columns())]
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            table, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        n = 0
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("DELETE FROM {} WHERE uid = %s").format(table), (uid,))
+                with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                    for row in rows(stream, cfg.name, uid, source, cfg.columns, POSTGRES):
+                        copy.write_row(row)
+                        n += 1
+        except psycopg.errors.DataError as exc:  # the server refused a value: name its line
+            context = getattr(exc.diag, "context", None) or ""
+            m = _COPY_LINE.search(context)
+            line = int(m.group(1)) if m else 0
+            raise SinkDataError(
+                cfg.name, f"line {line}: {exc.diag.message_primary or exc}", line
+            ) from None
+        except psycopg.Error as exc:
+            raise self._unavailable(exc, "loading rows") from None
+        return n
+
+
+def _quoted(name: str) -> str:
+    return ".".join(f'"{part}"' for part in name.split("."))

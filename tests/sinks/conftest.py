@@ -1,0 +1,69 @@
+"""Fixtures for the sink tests: the real servers of `tests.sinks.servers`. Without
+PostgreSQL or `weed` the tests skip, except in CI (`CI` or `TEST_REQUIRE_SINKS` set),
+where they must run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sinks.servers import Postgres, SeaweedS3, ServerMissing
+
+
+def _missing(exc: ServerMissing) -> None:
+    if os.environ.get("CI") or os.environ.get("TEST_REQUIRE_SINKS"):
+        pytest.fail(f"{exc} is missing, and CI must run the sink tests (.ci/run installs it)")
+    pytest.skip(f"{exc} is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A cluster of this test's own, which it may stop and start."""
+    try:
+        pg = Postgres()
+    except ServerMissing as exc:
+        _missing(exc)
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One SeaweedFS for the session (about 5 s to start): tests use buckets of their own."""
+    try:
+        server = SeaweedS3(tmp_path_factory.mktemp("s3"))
+    except ServerMissing as exc:
+        _missing(exc)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_s3(tmp_path: Path) -> Iterator[SeaweedS3]:
+    """A SeaweedFS of this test's own, which it may stop and start (about 15 s to restart)."""
+    try:
+        server = SeaweedS3(tmp_path)
+    except ServerMissing as exc:
+        _missing(exc)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+_bucket_seq = iter(range(1_000_000))
+
+
+@pytest.fixture
+def bucket(s3_server: SeaweedS3) -> str:
+    return s3_server.bucket(f"t{os.getpid()}-{next(_bucket_seq)}")

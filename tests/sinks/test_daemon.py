@@ -1,0 +1,273 @@
+"""Sinks through a real daemon: SIGKILL mid-COPY or mid-multipart-upload and a restart
+leave each input's rows exactly once and each object once, with no unfinished upload; a
+database stopped mid-burst holds the files (503 naming the sink) and nothing fails; a type
+violation fails its file naming the line; passwords never show."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import DaemonProcess, Queue, assert_exactly_once, sha256_of, wait_until
+from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., DaemonProcess]
+COLUMNS = {"n": "integer", "msg": "text"}
+
+
+def _config(tmp_path: Path, outputs: dict[str, Any], deliver: list[Any] | None = None) -> str:
+    """Every line of every file goes to the first output (no nodes)."""
+    start = next(iter(outputs))
+    raw = {"routes": [{"start": start}], "outputs": outputs, "deliver": deliver or []}
+    path = tmp_path / "sinks.json"
+    path.write_text(json.dumps(raw))
+    return str(path)
+
+
+def _pg_rows(tmp_path: Path) -> str:
+    sink = {
+        "type": "sql",
+        "url": "postgresql://folderd:${PGPW}@127.0.0.1:${PGPORT}/postgres",
+        "table": "records",
+        "columns": COLUMNS,
+        "timeout_s": 3,
+    }
+    return _config(tmp_path, {"rows": {"sink": sink}})
+
+
+def _records(name: str, n: int) -> str:
+    return "".join(json.dumps({"n": i, "msg": f"{name} {i}"}) + "\n" for i in range(1, n + 1))
+
+
+def _pg_env(pg: Postgres) -> dict[str, str]:
+    return {"PGPW": PG_PASSWORD, "PGPORT": str(pg.port)}
+
+
+def _rows_per_source(pg: Postgres) -> dict[str, tuple[int, int]]:
+    """(rows, distinct uids) per input."""
+    got = pg.query("SELECT source, count(*), count(DISTINCT uid) FROM records GROUP BY source")
+    return {source: (n, uids) for source, n, uids in got}
+
+
+def test_sigkill_mid_copy_then_restart_leaves_each_inputs_rows_exactly_once(
+    queue: Queue, start_daemon: Start, postgres: Postgres, tmp_path: Path
+) -> None:
+    cfg = _pg_rows(tmp_path)
+    sizes = {"big.log": 400_000, **{f"s{i}.log": 50 + i for i in range(6)}}
+    d = start_daemon("--config", cfg, "--workers", "2", env=_pg_env(postgres))
+    for name, n in sizes.items():
+        queue.drop(name, _records(name, n))
+    copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
+    wait_until(lambda: postgres.query(copying)[0][0] > 0, 60, "the big file's COPY in flight")
+    d.kill()
+    assert queue.files("underprocess"), "killed while a file was in flight"
+
+    d2 = start_daemon("--config", cfg, "--workers", "2", env=_pg_env(postgres))
+    wait_until(lambda: len(queue.files("processed")) == len(sizes), 120, "all processed")
+    assert_exactly_once(queue, list(sizes))
+    assert _rows_per_source(postgres) == {name: (n, 1) for name, n in sizes.items()}
+    total = postgres.query("SELECT count(*), count(DISTINCT (source, line)) FROM records")
+    assert total == [(sum(sizes.values()), sum(sizes.values()))]
+    summary = queue.summaries()["big.log"]
+    [delivery] = summary["deliveries"]
+    assert delivery["rows"] == 400_000 and delivery["sink"] == "outputs.rows"
+    assert not (queue.results / "big.log.rows").exists(), "a sink's output is no results file"
+    event = d2.wait_event("sink_delivered", path="big.log")
+    assert (event["sink"], event["type"], event["rows"]) == ("outputs.rows", "sql", 400_000)
+    mine = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'folderd'"
+    assert postgres.query(mine)[0][0] <= 2, "one connection per worker, reused across files"
+    for log in (d.output(), d2.output()):
+        assert PG_PASSWORD not in log
+
+
+def test_sigkill_mid_multipart_upload_then_restart_leaves_one_object_and_no_upload(
+    queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    s3 = {
+        "type": "s3",
+        "bucket": bucket,
+        "endpoint_url": s3_server.url,
+        "request_checksum_calculation": "when_required",
+    }
+    cfg = _config(tmp_path, {"rows": {"sink": {**s3, "prefix": "out/"}}}, [{**s3, "prefix": "in/"}])
+    line = "x" * 1023 + "\n"
+    big = line * (48 << 10)  # 48 MiB: six parts, twice (the output and the input)
+    d = start_daemon("--config", cfg, env=s3_server.env)
+    queue.drop("big.log", big)
+    queue.drop("small.log", "a\nb\n")
+    wait_until(lambda: s3_server.unfinished(bucket), 60, "a multipart upload in flight")
+    d.kill()
+
+    d2 = start_daemon("--config", cfg, env=s3_server.env)
+    wait_until(lambda: len(queue.files("processed")) == 2, 120, "both processed")
+    assert_exactly_once(queue, ["big.log", "small.log"])
+    objects = s3_server.objects(bucket)
+    assert sorted(objects) == [
+        "in/big.log",
+        "in/small.log",
+        "out/big.log.rows",
+        "out/small.log.rows",
+    ]
+    sha = hashlib.sha256(big.encode()).hexdigest()
+    for key in ("in/big.log", "out/big.log.rows"):
+        assert objects[key]["ContentLength"] == len(big)
+        assert objects[key]["Metadata"]["sha256"] == sha
+        body = s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == sha
+    assert s3_server.unfinished(bucket) == [], "no unfinished multipart upload left behind"
+    deliveries = queue.summaries()["big.log"]["deliveries"]
+    assert [x["location"] for x in deliveries] == [
+        f"s3://{bucket}/out/big.log.rows",
+        f"s3://{bucket}/in/big.log",
+    ]
+    assert all(x["etag"].endswith("-6") and x["bytes"] == len(big) for x in deliveries)
+    assert S3_SECRET not in d.output() + d2.output()
+
+
+def _paused(http: httpx.Client) -> dict[str, Any] | None:
+    r = http.get("/health")
+    check = next(c for c in r.json()["checks"] if c["name"] == "paused")
+    return None if check["ok"] else {"code": r.status_code, **check}
+
+
+def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
+    queue: Queue, start_daemon: Start, postgres: Postgres, tmp_path: Path
+) -> None:
+    d = start_daemon(
+        "--config", _pg_rows(tmp_path), "--port", "0", env=_pg_env(postgres), dashboard=True
+    )
+    http = httpx.Client(base_url=d.wait_event("dashboard_started")["url"], timeout=10)
+    first = [f"a{i}.log" for i in range(5)]
+    for name in first:
+        queue.drop(name, _records(name, 20))
+    wait_until(lambda: len(queue.files("processed")) == 5, 60, "the first five processed")
+
+    postgres.stop()
+    later = [f"b{i}.log" for i in range(10)]
+    for name in later:
+        queue.drop(name, _records(name, 20))
+    paused = wait_until(lambda: _paused(http), 60, "/health naming the sink")
+    assert paused["code"] == 503
+    assert "outputs.rows" in paused["detail"] and "postgresql://folderd:***@" in paused["detail"]
+    assert d.events("queue_paused")[0]["cause"] == "sink_unavailable"
+    assert queue.files("failed") == []
+
+    postgres.start()
+    names = first + later
+    wait_until(lambda: len(queue.files("processed")) == len(names), 120, "all processed")
+    assert_exactly_once(queue, names)
+    assert queue.files("failed") == []
+    assert _rows_per_source(postgres) == {name: (20, 1) for name in names}
+    assert all(s["attempts"] == 1 for s in queue.summaries().values()), "held, not charged"
+    wait_until(lambda: http.get("/health").status_code == 200, 30, "healthy again")
+    pages = [http.get(p).text for p in ("/health", "/api/status", "/api/pipeline", "/", "/files")]
+    uid = queue.summaries()["b0.log"]["uid"]
+    pages.append(http.get(f"/api/files/{uid}").text)
+    page = http.get(f"/files/{uid}").text
+    assert "Deliveries" in page and "20 rows" in page and "records in sql postgresql://" in page
+    pages.append(page)
+    summaries = [p.read_text() for p in queue.results.rglob("*.json")]
+    for text in [d.output(), *pages, *summaries]:
+        assert PG_PASSWORD not in text
+    http.close()
+
+
+@pytest.mark.timeout(300)  # SeaweedFS takes about 15 s to start again after a kill
+def test_an_s3_server_stopped_mid_burst_holds_the_files_and_nothing_fails(
+    queue: Queue, start_daemon: Start, own_s3: SeaweedS3, tmp_path: Path
+) -> None:
+    bucket = own_s3.bucket("outage")
+    s3 = {"type": "s3", "bucket": bucket, "endpoint_url": own_s3.url, "timeout_s": 2}
+    d = start_daemon(
+        "--config",
+        _config(tmp_path, {"end": {}}, [s3]),
+        "--port",
+        "0",
+        env=own_s3.env,
+        dashboard=True,
+    )
+    http = httpx.Client(base_url=d.wait_event("dashboard_started")["url"], timeout=10)
+    names = [f"a{i}.log" for i in range(3)]
+    for name in names:
+        queue.drop(name, f"{name}\n")
+    wait_until(lambda: len(queue.files("processed")) == 3, 60, "the first three processed")
+
+    own_s3.stop()
+    names += [f"b{i}.log" for i in range(6)]
+    for name in names[3:]:
+        queue.drop(name, f"{name}\n")
+    paused = wait_until(lambda: _paused(http), 60, "/health naming the sink")
+    assert paused["code"] == 503 and f"deliver[0]: s3 s3://{bucket}/" in paused["detail"]
+    assert queue.files("failed") == []
+
+    own_s3.start()
+    wait_until(lambda: len(queue.files("processed")) == len(names), 120, "all processed")
+    assert_exactly_once(queue, names)
+    assert sorted(own_s3.objects(bucket)) == sorted(names)
+    assert all(s["attempts"] == 1 for s in queue.summaries().values()), "held, not charged"
+    assert S3_SECRET not in d.output()
+    http.close()
+
+
+def test_skip_existing_skips_a_re_dropped_identical_input(
+    queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    s3 = {"type": "s3", "bucket": bucket, "endpoint_url": s3_server.url, "skip_existing": True}
+    cfg = _config(tmp_path, {"end": {}}, [s3])
+    start_daemon("--config", cfg, env=s3_server.env)
+    queue.drop("mirror.log", "same bytes\n")
+    wait_until(lambda: queue.files("processed") == ["mirror.log"], 60, "the first processed")
+    queue.drop("mirror.log", "same bytes\n")
+    wait_until(lambda: len(queue.files("processed")) == 2, 60, "the second processed")
+    queue.drop("mirror.log", "new bytes\n")
+    wait_until(lambda: len(queue.files("processed")) == 3, 60, "the third processed")
+    by_name = sorted(queue.summaries().values(), key=lambda s: s["started_ts"])
+    assert [s["deliveries"][0].get("already_delivered", False) for s in by_name] == [
+        False,
+        True,
+        False,
+    ]
+    assert {s["deliveries"][0]["location"] for s in by_name} == {f"s3://{bucket}/mirror.log"}
+    head = s3_server.objects(bucket)["mirror.log"]
+    assert head["Metadata"]["sha256"] == sha256_of(queue.dir("processed") / by_name[2]["source"])
+
+
+def test_a_type_violation_fails_the_file_naming_its_line_and_leaves_no_delivery(
+    queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "rows.sqlite3"
+    url = f"sqlite:///{db}"
+    raw = {
+        "routes": [{"start": "in"}],
+        "nodes": [{"tag": "in", "use": "pass", "to": ["any", "typed"]}],
+        "outputs": {  # the first table takes anything; the second checks its columns
+            "any": {"sink": {"type": "sql", "url": url, "table": "raw_lines"}},
+            "typed": {"sink": {"type": "sql", "url": url, "table": "records", "columns": COLUMNS}},
+        },
+        "deliver": [{"type": "s3", "bucket": bucket, "endpoint_url": s3_server.url}],
+    }
+    cfg = tmp_path / "typed.json"
+    cfg.write_text(json.dumps(raw))
+    start_daemon("--config", str(cfg), env=s3_server.env)
+    queue.drop("good.log", _records("good", 3))
+    queue.drop("bad.log", _records("bad", 2) + '{"n": "three", "msg": "x"}\n')
+    wait_until(lambda: queue.files("failed") == ["bad.log"], 60, "bad.log failed")
+    wait_until(lambda: queue.files("processed") == ["good.log"], 60, "good.log processed")
+    error = queue.summaries()["bad.log"]["error"]
+    assert error["type"] == "SinkTypeError" and error["line"] == 3 and error["column"] == "n"
+    assert error["sink"] == "outputs.typed"
+    assert "line 3: column 'n' is integer, got 'three'" in error["message"]
+    con = sqlite3.connect(db)
+    for table in ("raw_lines", "records"):
+        got = con.execute(f"SELECT source, count(*) FROM {table} GROUP BY source").fetchall()
+        assert got == [("good.log", 3)], f"{table}: the failed file's rows are gone"
+    assert sorted(s3_server.objects(bucket)) == ["good.log"], "the failed input is not uploaded"

@@ -1,0 +1,113 @@
+"""Objects into a real SeaweedFS: one PUT or a multipart upload, verified, the sha256 in
+the metadata; skip_existing; a dead attempt's unfinished upload aborted first; a server
+that refuses or is gone is `SinkUnavailable`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.sinks import S3SinkConfig
+from daemon.faults import Fault, classify
+from sinks import SinkUnavailable, Targets
+from sinks.s3 import PART
+from tests.sinks.servers import S3_SECRET, SeaweedS3
+
+
+@pytest.fixture
+def targets(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Targets]:
+    for k, v in s3_server.env.items():  # the standard AWS chain reads the environment
+        monkeypatch.setenv(k, v)
+    t = Targets()
+    yield t
+    t.close()
+
+
+def _sink(server: SeaweedS3, bucket: str, **kw: object) -> S3SinkConfig:
+    return S3SinkConfig(bucket, endpoint_url=server.url, name="deliver[0]", **kw)
+
+
+def _file(tmp_path: Path, size: int) -> tuple[str, str]:
+    path = tmp_path / f"f{size}"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return str(path), hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1000, 2 * PART + 123])
+def test_an_upload_is_verified_and_carries_its_sha256(
+    tmp_path: Path, targets: Targets, s3_server: SeaweedS3, bucket: str, size: int
+) -> None:
+    path, sha = _file(tmp_path, size)
+    d = targets.put(_sink(s3_server, bucket), path, "in/a.log", sha, {"uid": "u1"})
+    assert (d.bytes, d.sha256, d.already_delivered) == (size, sha, False)
+    head = s3_server.objects(bucket)["in/a.log"]
+    assert head["ContentLength"] == size
+    assert head["Metadata"] == {"sha256": sha, "uid": "u1"}
+    assert d.etag == head["ETag"].strip('"')
+    if size > PART:
+        assert d.etag.endswith("-3")  # three parts
+    got = s3_server.client().get_object(Bucket=bucket, Key="in/a.log")["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == sha
+
+
+def test_skip_existing_skips_the_same_bytes_and_replaces_others(
+    tmp_path: Path, targets: Targets, s3_server: SeaweedS3, bucket: str
+) -> None:
+    sink = _sink(s3_server, bucket, skip_existing=True)
+    path, sha = _file(tmp_path, 100)
+    assert not targets.put(sink, path, "k", sha, {}).already_delivered
+    assert targets.put(sink, path, "k", sha, {}).already_delivered
+    other, other_sha = _file(tmp_path, 200)
+    assert not targets.put(sink, other, "k", other_sha, {}).already_delivered
+    assert s3_server.objects(bucket)["k"]["ContentLength"] == 200
+
+
+def test_an_unfinished_multipart_upload_of_the_key_is_aborted_first(
+    tmp_path: Path, targets: Targets, s3_server: SeaweedS3, bucket: str
+) -> None:
+    s3 = s3_server.client()
+    s3.create_multipart_upload(Bucket=bucket, Key="big")  # what a killed attempt leaves
+    s3.create_multipart_upload(Bucket=bucket, Key="big2")  # another key's: left alone
+    path, sha = _file(tmp_path, PART + 1)
+    targets.put(_sink(s3_server, bucket), path, "big", sha, {})
+    assert [u["Key"] for u in s3_server.unfinished(bucket)] == ["big2"]
+
+
+def test_refused_credentials_and_a_missing_bucket_are_unavailable(
+    tmp_path: Path,
+    targets: Targets,
+    s3_server: SeaweedS3,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, sha = _file(tmp_path, 10)
+    with pytest.raises(SinkUnavailable, match="deliver"):
+        targets.put(_sink(s3_server, "no-such-bucket"), path, "k", sha, {})
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(SinkUnavailable) as err:
+        Targets().put(_sink(s3_server, bucket, timeout_s=3), path, "k", sha, {})
+    assert classify(err.value) is Fault.ENVIRONMENT
+    assert S3_SECRET not in str(err.value) and "not-the-secret" not in str(err.value)
+
+
+def test_a_server_that_is_gone_is_unavailable(tmp_path: Path, targets: Targets) -> None:
+    sink = S3SinkConfig(
+        "bucket",
+        endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+        name="outputs.parsed",
+        timeout_s=1,
+    )
+    path, sha = _file(tmp_path, 10)
+    with pytest.raises(SinkUnavailable, match=r"outputs\.parsed: s3 s3://bucket/k at http"):
+        targets.put(sink, path, "k", sha, {})
+
+
+def _closed_port() -> int:
+    from tests.sinks.servers import free_port
+
+    return free_port()

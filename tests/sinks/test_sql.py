@@ -1,0 +1,211 @@
+"""Rows into a real SQLite file and a real PostgreSQL cluster: replaced by uid, typed,
+refused with the line and column, and an unreachable server is `SinkUnavailable`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from config.sinks import SqlSinkConfig
+from daemon.faults import Fault, cause_of, classify
+from sinks import SinkDataError, SinkUnavailable, Targets
+from tests.sinks.servers import PG_PASSWORD, Postgres
+
+COLUMNS = (
+    ("ts", "timestamp"),
+    ("level", "text"),
+    ("n", "integer"),
+    ("x", "real"),
+    ("ok", "boolean"),
+    ("extra", "json"),
+)
+RECORDS = [
+    {
+        "ts": "2026-11-22 10:00:00",
+        "level": "ERROR",
+        "n": 1,
+        "x": 0.5,
+        "ok": True,
+        "extra": {"a": [1, 2]},
+    },
+    {"ts": "2026-11-22T10:00:01Z", "level": "INFO", "n": "2", "x": "1e3", "ok": "false"},
+]
+
+
+def _output(tmp_path: Path, lines: list[object], name: str = "out") -> str:
+    path = tmp_path / name
+    text = "".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in lines)
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def targets() -> Iterator[Targets]:
+    t = Targets()
+    yield t
+    t.close()
+
+
+def _sqlite(tmp_path: Path, **kw: object) -> SqlSinkConfig:
+    return SqlSinkConfig(f"sqlite:///{tmp_path}/db.sqlite3", "records", name="outputs.rows", **kw)
+
+
+def test_sqlite_rows_are_typed_and_replaced_by_uid(tmp_path: Path, targets: Targets) -> None:
+    cfg = _sqlite(tmp_path, columns=COLUMNS)
+    out = _output(tmp_path, RECORDS)
+    assert targets.rows(cfg, out, "u1", "a.log").rows == 2
+    assert targets.rows(cfg, out, "u1", "a.log").rows == 2  # a re-run: replaced
+    targets.rows(cfg, _output(tmp_path, RECORDS[:1], "b"), "u2", "b.log")
+    db = sqlite3.connect(tmp_path / "db.sqlite3")
+    got = db.execute(
+        "SELECT uid, source, line, ts, level, n, x, ok, extra FROM records ORDER BY uid, line"
+    ).fetchall()
+    assert got == [
+        ("u1", "a.log", 1, "2026-11-22T10:00:00+00:00", "ERROR", 1, 0.5, 1, '{"a":[1,2]}'),
+        ("u1", "a.log", 2, "2026-11-22T10:00:01+00:00", "INFO", 2, 1000.0, 0, None),
+        ("u2", "b.log", 1, "2026-11-22T10:00:00+00:00", "ERROR", 1, 0.5, 1, '{"a":[1,2]}'),
+    ]
+
+
+def test_no_columns_is_one_json_column(tmp_path: Path, targets: Targets) -> None:
+    cfg = _sqlite(tmp_path)
+    targets.rows(cfg, _output(tmp_path, [{"a": 1}, "plain text"]), "u1", "a.log")
+    db = sqlite3.connect(tmp_path / "db.sqlite3")
+    assert db.execute("SELECT line, record FROM records").fetchall() == [
+        (1, '{"a": 1}'),
+        (2, '"plain text"'),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "column"),
+    [
+        ({"n": "seven"}, "n"),
+        ({"ts": "yesterday"}, "ts"),
+        ({"ok": "maybe"}, "ok"),
+        ({"level": {"nested": 1}}, "level"),
+        ({"x": [1]}, "x"),
+        ({"n": 1 << 70}, "n"),
+    ],
+)
+def test_a_type_violation_names_line_column_and_value_and_loads_nothing(
+    tmp_path: Path, targets: Targets, record: dict[str, object], column: str
+) -> None:
+    cfg = _sqlite(tmp_path, columns=COLUMNS)
+    targets.rows(cfg, _output(tmp_path, RECORDS, "good"), "u1", "a.log")
+    with pytest.raises(SinkDataError) as err:
+        targets.rows(cfg, _output(tmp_path, [RECORDS[0], record]), "u1", "a.log")
+    assert err.value.line == 2 and err.value.column == column
+    assert f"line 2: column {column!r}" in str(err.value)
+    assert classify(err.value) is Fault.TRANSIENT  # never environment; the worker fails it
+    db = sqlite3.connect(tmp_path / "db.sqlite3")  # the transaction rolled back: old rows kept
+    assert db.execute("SELECT count(*) FROM records WHERE uid = 'u1'").fetchone() == (2,)
+
+
+def test_a_text_line_for_declared_columns_is_a_data_error(tmp_path: Path, targets: Targets) -> None:
+    with pytest.raises(SinkDataError, match="line 1: not a record"):
+        targets.rows(_sqlite(tmp_path, columns=COLUMNS), _output(tmp_path, ["x"]), "u", "a")
+
+
+def test_create_false_refuses_a_missing_table(tmp_path: Path, targets: Targets) -> None:
+    with pytest.raises(SinkUnavailable, match="does not exist"):
+        targets.rows(_sqlite(tmp_path, create=False), _output(tmp_path, ["x"]), "u", "a")
+
+
+def test_postgres_copy_typed_rows_replaced_by_uid(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    cfg = SqlSinkConfig(postgres.url, "records", COLUMNS, name="outputs.rows")
+    out = _output(tmp_path, RECORDS)
+    for _ in range(2):
+        assert targets.rows(cfg, out, "u1", "a.log").rows == 2
+    got = postgres.query(
+        "SELECT uid, source, line, ts, level, n, x, ok, extra FROM records ORDER BY line"
+    )
+    assert got == [
+        (
+            "u1",
+            "a.log",
+            1,
+            datetime(2026, 11, 22, 10, tzinfo=UTC),
+            "ERROR",
+            1,
+            0.5,
+            True,
+            {"a": [1, 2]},
+        ),
+        (
+            "u1",
+            "a.log",
+            2,
+            datetime(2026, 11, 22, 10, 0, 1, tzinfo=UTC),
+            "INFO",
+            2,
+            1000.0,
+            False,
+            None,
+        ),
+    ]
+    types = dict(
+        postgres.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'records'"
+        )
+    )
+    assert types["ts"] == "timestamp with time zone" and types["extra"] == "jsonb"
+    with pytest.raises(SinkDataError, match="line 2: column 'n'"):
+        targets.rows(cfg, _output(tmp_path, [RECORDS[0], {"n": "x"}], "bad"), "u1", "a.log")
+    assert postgres.query("SELECT count(*) FROM records") == [(2,)]
+
+
+def test_postgres_copy_escapes_tabs_newlines_and_backslashes(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    odd = {"level": "a\tb\\c\nd\re", "extra": {"q": 'say "hi" \\ \t'}}
+    cfg = SqlSinkConfig(postgres.url, "records", COLUMNS, name="outputs.rows")
+    targets.rows(cfg, _output(tmp_path, [odd]), "u\t1", "dir/a b\\c.log")
+    assert postgres.query("SELECT uid, source, level, extra FROM records") == [
+        ("u\t1", "dir/a b\\c.log", odd["level"], odd["extra"])
+    ]
+    raw = SqlSinkConfig(postgres.url, "raw", name="outputs.raw")
+    targets.rows(raw, _output(tmp_path, [odd, "tab\there \\ too"], "raw"), "u", "a")
+    assert postgres.query("SELECT record FROM raw ORDER BY line") == [(odd,), ("tab\there \\ too",)]
+
+
+def test_postgres_no_columns_is_jsonb(tmp_path: Path, targets: Targets, postgres: Postgres) -> None:
+    cfg = SqlSinkConfig(postgres.url, "public.raw_records", name="outputs.rows")
+    targets.rows(cfg, _output(tmp_path, [{"a": 1}, "text"]), "u1", "a.log")
+    assert postgres.query("SELECT record FROM raw_records ORDER BY line") == [
+        ({"a": 1},),
+        ("text",),
+    ]
+
+
+def test_postgres_down_is_unavailable_naming_the_sink_without_its_password(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows", timeout_s=2)
+    out = _output(tmp_path, ["x"])
+    targets.rows(cfg, out, "u1", "a.log")
+    postgres.stop()
+    with pytest.raises(SinkUnavailable) as err:
+        targets.rows(cfg, out, "u1", "a.log")
+    assert classify(err.value) is Fault.ENVIRONMENT and cause_of(err.value) == "sink_unavailable"
+    assert "outputs.rows" in str(err.value) and "***" in str(err.value)
+    assert PG_PASSWORD not in str(err.value)
+    postgres.start()  # back: the next file reconnects by itself
+    assert targets.rows(cfg, out, "u2", "b.log").rows == 1
+
+
+def test_postgres_wrong_password_is_unavailable(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    cfg = SqlSinkConfig(postgres.url.replace(PG_PASSWORD, "wrong-pw"), "records", name="o.r")
+    with pytest.raises(SinkUnavailable, match="password authentication failed") as err:
+        targets.rows(cfg, _output(tmp_path, ["x"]), "u1", "a.log")
+    assert "wrong-pw" not in str(err.value)
