@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processors.pipeline_helpers import drain
+
 MIB = 1 << 20
 CONFIG = {"reader": {"max_line_bytes": MIB, "max_decompressed_mb": 2}}
 LOG = "2026-11-22 10:00:00 [INFO] API: up\n2026-11-22 10:00:01 [ERROR] DB: down\n"
@@ -28,32 +27,7 @@ def test_a_long_line_and_a_gzip_bomb_fail_with_their_reason(tmp_path: Path) -> N
     (inbox / "one_line.log").write_bytes(b"x" * (3 * MIB))  # one line, no end, 3 MiB
     (inbox / "bomb.log.gz").write_bytes(gzip.compress((b"0" * 63 + b"\n") * (8 * MIB // 64)))
     (inbox / "app.log.gz").write_bytes(gzip.compress(LOG.encode() * 1000))
-    config = tmp_path / "pipeline.json"
-    config.write_text(json.dumps(CONFIG))
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "main.py",
-            "--drain",
-            "--watch-dir",
-            str(watch),
-            "--results-dir",
-            str(results),
-            "--config",
-            str(config),
-            "--settle",
-            "0",
-            "--no-dashboard",
-            "--log-format",
-            "json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
+    drain(watch, results, CONFIG, tmp_path)
 
     def summary(name: str) -> dict:
         return json.loads((results / f"{name}.json").read_text())

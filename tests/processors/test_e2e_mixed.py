@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processors.pipeline_helpers import drain
 
 CONFIG = {
     "routes": [
@@ -76,32 +74,7 @@ def test_a_mixed_folder_takes_the_right_routes(tmp_path: Path) -> None:
     (inbox / "stock.csv").write_text("sku,qty\nA1,3\n,4\nB2,many\n")
     (inbox / "events.jsonl").write_text('{"msg": "mail ada@example.com"}\n{"nomsg": 1}\n')
     (inbox / "broken_20261122.log").write_bytes(b"ok\n\xff\xfe bad bytes\n")
-    config = tmp_path / "pipeline.json"
-    config.write_text(json.dumps(CONFIG))
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "main.py",
-            "--drain",
-            "--watch-dir",
-            str(watch),
-            "--results-dir",
-            str(results),
-            "--config",
-            str(config),
-            "--settle",
-            "0",
-            "--no-dashboard",
-            "--log-format",
-            "json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
+    drain(watch, results, CONFIG, tmp_path)
 
     def out(name: str) -> str:
         return (results / name).read_text()
