@@ -39,6 +39,7 @@ class Api:
         self.token_used = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.api_keys: set[str | None] = set()  # X-Api-Key headers seen
         self.url = ""
 
     def hit(self, path: str) -> int:
@@ -61,6 +62,7 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             with api.lock:
+                api.api_keys.add(self.headers.get("X-Api-Key"))
                 api.in_flight += 1
                 api.max_in_flight = max(api.max_in_flight, api.in_flight)
             try:
