@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -113,7 +114,7 @@ class Token:
             value = None
         if not isinstance(value, str) or not value:
             raise TokenError(f"token response has no string {self.field!r}")
-        log.info("lookup_token", url=self.url)
+        log.info("lookup_token", host=urlsplit(self.url).netloc)  # the URL may hold a secret
         return value
 
 
@@ -134,6 +135,7 @@ class Caller:
         n = self.settings.concurrency
         return httpx.Client(
             verify=_ssl_context(),
+            follow_redirects=True,
             timeout=self.settings.timeout_s,
             headers=self.settings.headers,
             limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
@@ -165,8 +167,12 @@ class Caller:
                 resp = client.request(req.method, req.url, content=req.body, headers=headers)
             except httpx.TimeoutException as exc:
                 problem = f"timed out ({type(exc).__name__})"
+            except httpx.UnsupportedProtocol as exc:  # a transport error asking again won't fix
+                return Outcome(None, None, f"{type(exc).__name__}: {exc}", attempt)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc or 'connection failed'}"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # asking again will not help
+                return Outcome(None, None, f"{type(exc).__name__}: {exc}", attempt)
             else:
                 status = resp.status_code
                 if status == 401 and self.token is not None and not refreshed:

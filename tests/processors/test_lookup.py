@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from structlog.testing import capture_logs
 
 from config import ConfigError
 from processors import ProcessorError
+from processors._lookup_client import retry_after
 from processors.loader import load
 from tests.processors.conftest import Run
 from tests.processors.lookup_api import Api, serve
@@ -266,3 +268,18 @@ def test_rate_limit_is_shared_by_processes(tmp_path: Any) -> None:
     assert len(stamps) == 20
     # alone, each process's 10 slots span 0.45 s; sharing one schedule, the 20 span 0.95 s
     assert stamps[-1] - stamps[0] >= 0.85
+
+
+def test_retry_after_reads_seconds_or_an_http_date() -> None:
+    assert retry_after("3") == 3.0
+    soon = formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= (retry_after(soon) or 0) <= 30
+    assert retry_after(formatdate(time.time() - 30, usegmt=True)) == 0.0
+    assert retry_after("soon") is None and retry_after(None) is None
+
+
+def test_a_url_that_cannot_be_made_fails_without_retrying(run: Run) -> None:
+    cfg = config(lookup("http://127.0.0.1:port/{id}", failed_tag="bad"), outputs=("bad",))
+    summary, out = run(cfg, ids(1))
+    assert records(out["bad"])[0]["lookup_error"].startswith("InvalidURL")
+    assert stats(summary)["retries"] == 0
