@@ -1,10 +1,11 @@
 """A requests-per-second limit shared by every process on the machine calling one host.
 
-The state is one 8-byte float in a small file under the system temp directory, named by
-the host and port: the monotonic time of the next free slot. Taking a slot locks the file
-(`fcntl.flock`), reads that time, moves it on by `1 / rate` and unlocks; the caller then
-sleeps until its slot. So every worker process of the daemon, and every thread of each,
-draws from the same schedule without knowing how many others there are. The monotonic
+The state is one 8-byte float in a small file under the system temp directory (one
+directory per user), named by the host and port: the monotonic time of the next free
+slot. Taking a slot locks the file (`fcntl.flock`), reads that time, moves it on by
+`1 / rate` and unlocks; the caller then sleeps until its slot. So every worker process
+of the daemon, and every thread of each, draws from the same schedule without knowing
+how many others there are. The monotonic
 clock (CLOCK_MONOTONIC) is system-wide on Linux and macOS, so the times compare across
 processes. Requests are spaced evenly: there is no burst above the rate.
 """
@@ -26,7 +27,8 @@ _SLOT = struct.Struct("d")
 def state_path(host: str) -> Path:
     """Where the shared schedule of calls to `host` (with its port, if any) lives."""
     key = hashlib.sha256(host.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "folderd-rate" / f"{key}.slot"
+    # per user: another user's directory in a shared /tmp would not be ours to write
+    return Path(tempfile.gettempdir()) / f"folderd-rate-{os.getuid()}" / f"{key}.slot"
 
 
 class SharedRate:
@@ -36,7 +38,7 @@ class SharedRate:
         self.interval = 1.0 / rate_per_s
         # no honest schedule reaches further ahead than this many waiters' slots
         self.horizon = 60.0 + 4096 * self.interval
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         # flock excludes other open files, not other threads sharing this one
         self._lock = threading.Lock()
