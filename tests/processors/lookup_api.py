@@ -34,6 +34,7 @@ class Api:
         self.delay_s = delay_s
         self.token_uses = token_uses
         self.calls: Counter[str] = Counter()
+        self.times: list[tuple[float, str]] = []  # (monotonic time, path) of every call
         self.lock = threading.Lock()
         self.tokens = 0
         self.token_used = 0
@@ -45,6 +46,7 @@ class Api:
     def hit(self, path: str) -> int:
         with self.lock:
             self.calls[path] += 1
+            self.times.append((time.monotonic(), path))
             return self.calls[path]
 
     def total(self, prefix: str) -> int:

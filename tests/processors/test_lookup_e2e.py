@@ -1,4 +1,5 @@
-"""`http_lookup` end to end: `main.py --input` on a CSV of IDs against a real local API."""
+"""`http_lookup` end to end against a real local API: `main.py --input` on a CSV of IDs,
+and the daemon with two workers sharing one rate limit."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, DaemonProcess, Queue, wait_until
 from tests.processors.lookup_api import Api, serve
 
 pytestmark = pytest.mark.integration
@@ -60,3 +63,27 @@ def test_a_csv_of_ids_is_enriched_in_order_with_misses_routed(tmp_path: Path) ->
     assert [orjson.loads(line)["id"] for line in missing] == [i for i in ids if i.startswith("x")]
     assert api.api_keys == {"k-3f9a-secret"}
     assert "k-3f9a-secret" not in run.stdout + run.stderr, "the secret is never logged"
+
+
+def test_the_rate_limit_holds_across_the_daemon_s_workers(
+    queue: Queue, start_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    with serve(Api()) as api:
+        lookup = {"url": api.url + "/item/{id}", "rate_per_s": 10, "concurrency": 4}
+        config = {
+            "routes": [{"start": "ids", "reader": {"type": "csv", "header": True}}],
+            "nodes": [{"name": "enrich", "tag": "ids", "use": "http_lookup", "options": lookup}],
+        }
+        (tmp_path / "pipeline.json").write_text(json.dumps(config))
+        names = "abcd"  # more files than workers: each worker also holds one job ahead
+        for name in names:
+            queue.drop(f"{name}.csv", "id\n" + "".join(f"{name}{i}\n" for i in range(10)))
+        start_daemon("--config", str(tmp_path / "pipeline.json"), "--workers", "2")
+        wait_until(lambda: len(queue.files("processed")) == 4, 60, "every file processed")
+    assert all(s["status"] == "processed" for s in queue.summaries().values())
+    times = {n: [t for t, path in api.times if path.startswith(f"/item/{n}")] for n in names}
+    assert [len(t) for t in times.values()] == [10] * 4
+    spans = sorted((min(t), max(t)) for t in times.values())
+    assert any(b[0] < a[1] for a, b in pairwise(spans)), "two workers looked up at the same time"
+    # two workers alone at 10/s each would take 2 s; sharing the limit, 40 requests take 3.9 s
+    assert spans[-1][1] - spans[0][0] >= 3.5
