@@ -114,3 +114,20 @@ def strings(key: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
         raise ConfigError(key, f"expected a string or a non-empty list, got {kind(value)}")
     return [string(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def number(key: str, value: Any, low: float, high: float = float("inf")) -> float:
+    """A number (whole or not, never a boolean) from `low` to `high`."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigError(key, f"expected a number, got {kind(value)}")
+    if not low <= value <= high:
+        raise ConfigError(key, f"expected a number from {low} to {high}, got {value}")
+    return float(value)
+
+
+def string_map(key: str, value: Any) -> dict[str, str]:
+    """An object whose values are all strings (HTTP headers, say); null is an empty one."""
+    if value is None:
+        return {}
+    typed(key, value, dict)
+    return {k: string(f"{key}.{k}", v) for k, v in value.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from processors.aggregates import Aggregate, Dedupe
 from processors.logparse import ParseLog
+from processors.lookup import HttpLookup
 from processors.routers import Filter, Pass, TagLevel, TagRegex
 from processors.transforms import (
     Count,
@@ -44,4 +45,6 @@ BUILTINS: dict[str, type] = {
     # state across lines
     "dedupe": Dedupe,
     "aggregate": Aggregate,  # counts by tag or field, into the summary
+    # enrichment
+    "http_lookup": HttpLookup,  # each record looked up over HTTP, the answer merged in
 }

@@ -1,0 +1,89 @@
+"""`http_lookup` end to end against a real local API: `main.py --input` on a CSV of IDs,
+and the daemon with two workers sharing one rate limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import ROOT, DaemonProcess, Queue, wait_until
+from tests.processors.lookup_api import Api, serve
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_csv_of_ids_is_enriched_in_order_with_misses_routed(tmp_path: Path) -> None:
+    ids = [f"x{i}" if i % 10 == 7 else str(i) for i in range(60)]
+    src = tmp_path / "ids.csv"
+    src.write_text("id,qty\n" + "".join(f"{i},{n}\n" for n, i in enumerate(ids)))
+    with serve(Api(delay_s=0.005)) as api:
+        lookup = {
+            "url": api.url + "/item/{id}",
+            "headers": {"X-Api-Key": "${LOOKUP_KEY}"},
+            "concurrency": 4,
+            "rate_per_s": 200,
+            "merge": ".",
+            "route": [{"status": 404, "tag": "missing"}],
+            "failed_tag": "nolookup",
+        }
+        config = {
+            "routes": [
+                {"glob": "*.csv", "start": "ids", "reader": {"type": "csv", "header": True}}
+            ],
+            "nodes": [{"name": "enrich", "tag": "ids", "use": "http_lookup", "options": lookup}],
+            "outputs": {"missing": {}, "nolookup": {}},
+        }
+        (tmp_path / "pipeline.json").write_text(json.dumps(config))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
+        env["LOOKUP_KEY"] = "k-3f9a-secret"
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "--log-format", "json", "--input", str(src),
+             "--config", str(tmp_path / "pipeline.json"), "--results-dir", str(tmp_path / "out")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["status"] == "processed" and summary["lines_in"] == 60
+    assert summary["outputs"] == {"out": 54, "missing": 6}
+    assert summary["aggregates"]["enrich"]["requests"] == 60
+    found = [
+        orjson.loads(line) for line in (tmp_path / "out" / "ids.csv.out").read_text().splitlines()
+    ]
+    assert [r["id"] for r in found] == [i for i in ids if not i.startswith("x")]
+    assert found[0] == {"id": "0", "qty": "0", "name": "item-0"}
+    missing = (tmp_path / "out" / "ids.csv.missing").read_text().splitlines()
+    assert [orjson.loads(line)["id"] for line in missing] == [i for i in ids if i.startswith("x")]
+    assert api.api_keys == {"k-3f9a-secret"}
+    assert "k-3f9a-secret" not in run.stdout + run.stderr, "the secret is never logged"
+
+
+def test_the_rate_limit_holds_across_the_daemon_s_workers(
+    queue: Queue, start_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    with serve(Api()) as api:
+        lookup = {"url": api.url + "/item/{id}", "rate_per_s": 10, "concurrency": 4}
+        config = {
+            "routes": [{"start": "ids", "reader": {"type": "csv", "header": True}}],
+            "nodes": [{"name": "enrich", "tag": "ids", "use": "http_lookup", "options": lookup}],
+        }
+        (tmp_path / "pipeline.json").write_text(json.dumps(config))
+        names = "abcd"  # more files than workers: each worker also holds one job ahead
+        for name in names:
+            queue.drop(f"{name}.csv", "id\n" + "".join(f"{name}{i}\n" for i in range(10)))
+        start_daemon("--config", str(tmp_path / "pipeline.json"), "--workers", "2")
+        wait_until(lambda: len(queue.files("processed")) == 4, 60, "every file processed")
+    assert all(s["status"] == "processed" for s in queue.summaries().values())
+    times = {n: [t for t, path in api.times if path.startswith(f"/item/{n}")] for n in names}
+    assert [len(t) for t in times.values()] == [10] * 4
+    spans = sorted((min(t), max(t)) for t in times.values())
+    assert any(b[0] < a[1] for a, b in pairwise(spans)), "two workers looked up at the same time"
+    # two workers alone at 10/s each would take 2 s; sharing the limit, 40 requests take 3.9 s
+    assert spans[-1][1] - spans[0][0] >= 3.5
