@@ -348,3 +348,20 @@ def test_files_that_are_never_claimed_are_listed_with_why(
     (queue.dir("unprocessed") / "stuck.part").rename(queue.dir("unprocessed") / "stuck.log")
     wait_until(lambda: not stuck(), 30, "gone from the list once renamed")
     wait_until(lambda: dash.find("processed", "stuck.log"), 30, "then processed")
+
+
+def test_a_file_page_renders_while_its_new_summary_is_ahead_of_the_journal(
+    dashboard: Dashboard, queue: Queue
+) -> None:
+    # A requeued file's worker commits its new summary (no error) a moment before the loop
+    # journals the outcome (the row still has the old error): the page rendered a 500 then.
+    queue.drop("racy.log", b"")
+    row = wait_until(lambda: dashboard.find("failed", "racy.log"), 30, "racy.log failed")
+    summary_path = queue.results / "racy.log.json"
+    summary = json.loads(summary_path.read_text())
+    del summary["error"]
+    summary["status"] = "processed"
+    summary_path.write_text(json.dumps(summary))
+    r = dashboard.get(f"/files/{row['uid']}")
+    assert r.status_code == 200, r.text
+    assert "empty file (0 bytes)" in r.text, "the journal's error still shows"
