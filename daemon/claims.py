@@ -58,7 +58,7 @@ class Claimer:
         self.outcomes = outcomes
         self.zero_mtime = zero_mtime
         self.empty_files = empty_files
-        self.name_max = os.pathconf(folders.results, "PC_NAME_MAX")
+        self.name_max = outcomes.name_max  # the results filesystem's longest name
         self.use(pipeline)
 
     def use(self, pipeline: LoadedPipeline | None) -> None:

@@ -205,13 +205,15 @@ def start_daemon(queue: Queue, tmp_path: Path) -> Iterator[Callable[..., DaemonP
         d.close()
 
 
-def write_config(path: Path, nodes: list[dict[str, Any]], outputs: list[str]) -> Path:
-    """A pipeline_config.json routing every file to the tag `in`."""
+def write_config(path: Path, nodes: list[dict[str, Any]], outputs: list[str], **extra: Any) -> Path:
+    """A pipeline_config.json routing every file to the tag `in` (`extra`: more top-level
+    keys, e.g. priority)."""
     config = {
         "version": 1,
         "routes": [{"start": "in"}],
         "nodes": nodes,
         "outputs": {name: {} for name in outputs},
+        **extra,
     }
     path.write_text(json.dumps(config))
     return path

@@ -167,10 +167,7 @@ def test_an_urgent_file_dropped_last_is_the_next_one_claimed(
 ) -> None:
     cfg = tmp_path / "prio.json"
     slow = {"name": "slow", "tag": "in", "use": "tests.daemon.slow_plugin:slow", "to": "end"}
-    write_config(cfg, [slow], ["end"])
-    config = json.loads(cfg.read_text())
-    config["priority"] = [{"folder": "urgent", "priority": 10}]
-    cfg.write_text(json.dumps(config))
+    write_config(cfg, [slow], ["end"], priority=[{"folder": "urgent", "priority": 10}])
     (queue.dir("unprocessed") / "urgent").mkdir()
     d = start_daemon("--config", str(cfg), "--workers", "1")
     for i in range(30):  # 10 lines at 10 ms: ~0.1 s each, ~3 s of backlog for one worker

@@ -33,11 +33,9 @@ def postgres() -> Iterator[Postgres]:
         pg.close()
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One SeaweedFS for the session (about 5 s to start): tests use buckets of their own."""
+def _seaweed(data_dir: Path) -> Iterator[SeaweedS3]:
     try:
-        server = SeaweedS3(tmp_path_factory.mktemp("s3"))
+        server = SeaweedS3(data_dir)
     except ServerMissing as exc:
         _missing(exc)
     try:
@@ -45,20 +43,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One SeaweedFS for the session (about 5 s to start): tests use buckets of their own."""
+    yield from _seaweed(tmp_path_factory.mktemp("s3"))
 
 
 @pytest.fixture
 def own_s3(tmp_path: Path) -> Iterator[SeaweedS3]:
     """A SeaweedFS of this test's own, which it may stop and start (about 15 s to restart)."""
-    try:
-        server = SeaweedS3(tmp_path)
-    except ServerMissing as exc:
-        _missing(exc)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from _seaweed(tmp_path)
 
 
 _bucket_seq = iter(range(1_000_000))
