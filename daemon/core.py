@@ -303,6 +303,7 @@ class Daemon:
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_S
+        self.pool.check_frozen()
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
             self.journal.reopen()
             rebuild(self.folders, self.journal)
@@ -349,6 +350,7 @@ class Daemon:
             watcher_restarts=w.restarts if w else 0, watcher_overflows=w.overflows if w else 0,
             workers=len(self.pool.slots), workers_alive=self.pool.alive_count(),
             worker_deaths=self.pool.deaths, worker_pids=tuple(s.pid for s in self.pool.slots),
+            workers_frozen=self.pool.frozen,
             journal_healthy=self.journal.healthy, journal_error=self.journal.last_error,
             journal_generation=self.journal.generation,
             paused=self.pause.reason, paused_since=self.pause.since,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psutil
 import structlog
 
 from daemon.snapshot import InFlight
@@ -68,6 +69,7 @@ FromWorker = Ready | Progress | Outcome
 
 _CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
 _PR_SET_PDEATHSIG = 1
+_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
 def _die_with_parent() -> None:
@@ -166,6 +168,7 @@ class WorkerPool:
         self._trace = trace
         self._gen = 0
         self.deaths = 0
+        self.frozen: tuple[int, ...] = ()  # pids of workers the kernel has stopped
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -220,7 +223,9 @@ class WorkerPool:
 
     def free(self) -> list[Slot]:
         """One entry per job the workers can take now, round-robin, emptiest first."""
-        live = [s for s in self.slots if s.proc is not None and s.ready]
+        live = [
+            s for s in self.slots if s.proc is not None and s.ready and s.pid not in self.frozen
+        ]
         return [s for level in range(PREFETCH) for s in live if len(s.jobs) <= level]
 
     def in_flight(self) -> tuple[InFlight, ...]:
@@ -235,6 +240,24 @@ class WorkerPool:
 
     def busy(self) -> list[Slot]:
         return [s for s in self.slots if s.jobs]
+
+    def check_frozen(self) -> None:
+        """Once a tick: note the workers the kernel has stopped (SIGSTOP, a debugger). They
+        get no more jobs (the others carry the queue), /health names them, and what they
+        hold resumes when they are continued: nothing is lost or failed for it."""
+        frozen = []
+        for s in self.slots:
+            if s.proc is None:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(s.proc.pid).status() in _STOPPED:
+                    frozen.append(s.proc.pid)
+        if tuple(frozen) != self.frozen:
+            if frozen:
+                log.warning("workers_frozen", pids=frozen, action="no more jobs until continued")
+            else:
+                log.info("workers_thawed", pids=list(self.frozen))
+            self.frozen = tuple(frozen)
 
     def alive_count(self) -> int:
         """Workers with a process (a dead one is replaced, or backing off, by the time the

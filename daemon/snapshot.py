@@ -47,6 +47,7 @@ class Snapshot:
     workers_alive: int
     worker_deaths: int
     worker_pids: tuple[int | None, ...]
+    workers_frozen: tuple[int, ...]  # stopped by the kernel (SIGSTOP): no jobs until continued
     journal_healthy: bool
     journal_error: str | None
     journal_generation: int  # a new journal file each time it is bumped
@@ -98,6 +99,7 @@ class Snapshot:
                 "busy": len(in_flight),
                 "deaths": self.worker_deaths,
                 "pids": list(self.worker_pids),
+                "frozen": list(self.workers_frozen),
             },
             "journal": {
                 "healthy": self.journal_healthy,

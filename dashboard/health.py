@@ -28,10 +28,12 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
         f"{watcher['kind'] or 'none'}, restarts {watcher['restarts']}",
     ))  # fmt: skip
     workers = status["workers"]
-    alive = workers["alive"]
+    alive, frozen = workers["alive"], workers["frozen"]
+    stopped = f"; frozen (SIGSTOP?): PID {', '.join(map(str, frozen))}" if frozen else ""
     out.append(_check(
-        "workers", alive == workers["size"] and workers["size"] > 0,
-        f"{alive} of {workers['size']} alive, {workers['busy']} busy, {workers['deaths']} died",
+        "workers", alive == workers["size"] and workers["size"] > 0 and not frozen,
+        f"{alive} of {workers['size']} alive, {workers['busy']} busy, {workers['deaths']} died"
+        + stopped,
     ))  # fmt: skip
     journal = status["journal"]
     out.append(_check("journal", journal["healthy"], journal["error"] or "writable"))

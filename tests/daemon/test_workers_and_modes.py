@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT, Queue, wait_until, write_config
@@ -180,3 +181,36 @@ def test_an_urgent_file_dropped_last_is_the_next_one_claimed(
     # FIFO would claim it last; by priority it is claimed as soon as it settles, while
     # about 0.3 s of the 3 s backlog has been worked through.
     assert len(after) >= 15, f"only {len(after)} of the 30 waited for it: {claims}"
+
+
+def test_a_frozen_worker_is_named_by_health_and_the_others_carry_the_queue(
+    queue: Queue, start_daemon, slow_config: Path
+) -> None:
+    d = start_daemon("--config", str(slow_config), "--workers", "2", "--port", "0",
+                     dashboard=True)  # fmt: skip
+    url = d.wait_event("dashboard_started")["url"]
+    queue.drop("held.log", "line\n" * 400)  # ~4 s in flight
+    pid = d.wait_event("file_started", path="held.log")["worker_pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+
+            def workers_check() -> dict | None:
+                checks = http.get("/health").json()["checks"]
+                found = next(c for c in checks if c["name"] == "workers")
+                return None if found["ok"] else found
+
+            check = wait_until(workers_check, 30, "/health naming the frozen worker")
+            assert f"frozen (SIGSTOP?): PID {pid}" in check["detail"]
+            names = [f"more{i}.log" for i in range(6)]
+            for name in names:
+                queue.drop(name, "line\n")
+            wait_until(lambda: set(names) <= set(queue.files("processed")), 30,
+                       "the other worker carries the queue")  # fmt: skip
+            assert "held.log" in queue.files("underprocess"), "kept, not failed"
+            os.kill(pid, signal.SIGCONT)
+            wait_until(lambda: workers_check() is None, 30, "healthy once continued")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: "held.log" in queue.files("processed"), 30, "held.log finished")
+    assert queue.files("failed") == []
