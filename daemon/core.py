@@ -163,16 +163,17 @@ class Daemon:
     def _step(self) -> None:
         ready = wait([self.inbox, *self.pool.handles()], self._timeout())
         now = time.monotonic()
-        self._handle_inbox(now)
-        if len(ready) > 1 or (ready and ready[0] is not self.inbox):
-            self._finish(self.pool.collect(ready))
-        self.intake.settle_due(now)
-        self.waiting.release_due(now)
-        self.pool.maintain()
-        self._dispatch()
-        self._periodic(now)
-        self.journal.flush()
-        self.snapshot = self._take_snapshot()
+        with self.events.batch():  # heard of only once the journal and snapshot say so
+            self._handle_inbox(now)
+            if len(ready) > 1 or (ready and ready[0] is not self.inbox):
+                self._finish(self.pool.collect(ready))
+            self.intake.settle_due(now)
+            self.waiting.release_due(now)
+            self.pool.maintain()
+            self._dispatch()
+            self._periodic(now)
+            self.journal.flush()
+            self.snapshot = self._take_snapshot()
 
     def _timeout(self) -> float:
         now = time.monotonic()

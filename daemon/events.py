@@ -3,13 +3,18 @@
 Subscribers are called synchronously on the daemon's thread and must be quick (the
 dashboard's callback only hands the event to its own event loop). A subscriber that raises
 is logged and dropped from that event, never allowed to stop the daemon.
+
+The loop publishes what it does as it goes, but commits the journal once per step: it
+wraps each step in `batch()`, so no subscriber hears of a move before the journal (which
+the dashboard reads when an event makes it refresh a page) says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
@@ -23,6 +28,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
+        self._held: list[dict[str, Any]] | None = None
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Register `callback`; returns the function that unsubscribes it."""
@@ -40,8 +46,29 @@ class EventBus:
         if not subscribers:
             return
         event = {"kind": kind, "ts": time.time(), **data}
+        held = self._held
+        if held is not None:
+            held.append(event)
+            return
+        self._deliver(subscribers, event)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the events published inside until the block ends, then deliver them."""
+        held: list[dict[str, Any]] = []
+        self._held = held
+        try:
+            yield
+        finally:
+            self._held = None
+            subscribers = self._subscribers
+            for event in held:
+                self._deliver(subscribers, event)
+
+    @staticmethod
+    def _deliver(subscribers: list[Subscriber], event: dict[str, Any]) -> None:
         for callback in subscribers:
             try:
                 callback(event)
             except Exception as exc:
-                log.warning("event_subscriber_failed", kind=kind, error=str(exc))
+                log.warning("event_subscriber_failed", kind=event["kind"], error=str(exc))

@@ -321,6 +321,31 @@ def test_live_events_stream(dashboard: Dashboard, queue: Queue) -> None:
     assert done["path"] == "live_20240104.log"
 
 
+def test_a_file_event_is_heard_only_once_the_journal_says_so(
+    dashboard: Dashboard, queue: Queue
+) -> None:
+    # a page refreshes when it hears an event: what it then reads must already be true
+    names = [f"order_{i:03d}.log" for i in range(25)]  # few enough for no "burst" message
+    # started may already be overtaken by processed, never the other way round
+    allowed = {"file_started": {"underprocess", "processed"}, "file_processed": {"processed"}}
+    checked: dict[str, int] = dict.fromkeys(allowed, 0)
+    with httpx.stream("GET", dashboard.url + "/events", timeout=30) as r:
+        lines = r.iter_lines()
+        for name in names:
+            queue.drop(name, LOG)
+        for line in lines:
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[6:])
+            if event["kind"] in allowed and event.get("uid"):
+                row = dashboard.get(f"/api/files/{event['uid']}").json()
+                assert row["state"] in allowed[event["kind"]], (event, row["state"])
+                checked[event["kind"]] += 1
+            if checked["file_processed"] == len(names):
+                break
+    assert checked["file_started"] == len(names)
+
+
 def test_port_in_use_is_a_clear_error(start_daemon: Any) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
