@@ -82,7 +82,10 @@ def create_app(daemon_api: DaemonAPI, settings: Settings, digest: Digest) -> Sta
     hosts = AllowedHosts(settings.allowed_hosts, settings.host)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, access=access, hosts=hosts, digest=digest)],
+        middleware=[
+            Middleware(sse.SeenEvents, hub=dash.hub),
+            Middleware(SecurityMiddleware, access=access, hosts=hosts, digest=digest),
+        ],
         lifespan=lifespan,
     )
     app.state.dashboard = dash

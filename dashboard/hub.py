@@ -60,6 +60,10 @@ class Hub:
         self._counts_dirty = True
         self._counts_at = 0.0
         self._sampled_at = 0.0
+        # Numbers the batches that carry file events. A page is rendered with the number it
+        # had seen; a client that finds a gap (it connected after a batch, or a batch was
+        # dropped for a stalled client) refreshes what it shows instead of missing a change.
+        self.seq = 0
 
     # -- the daemon's side -----------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -108,12 +112,16 @@ class Hub:
                 status = True
             elif kind == "config_reloaded":
                 file_events.append(ev)
+        if file_events:
+            self.seq += 1
         if not self._clients:
             return
         skipped = max(0, len(file_events) - MAX_FILE_EVENTS)
         batch = [_slim(ev) for ev in file_events[-MAX_FILE_EVENTS:]]
         if skipped:
             batch.insert(0, {"kind": "burst", "skipped": skipped})
+        if file_events:
+            batch.insert(0, {"kind": "seq", "seq": self.seq})
         batch += progress.values()
         if status:  # the daemon's once-a-second tick: counts and progress bars follow it
             batch.append(self.status_message())
@@ -127,6 +135,7 @@ class Hub:
             "states": self.state_counts,
             "oldest_queued_age_s": st["oldest_queued_age_s"],
             "in_flight": st["in_flight"],
+            "seq": self.seq,
         }
 
     def broadcast(self, batch: list[dict[str, Any]]) -> None:

@@ -17,7 +17,10 @@ from starlette.responses import Response, StreamingResponse
 from dashboard.hub import sse
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
     from dashboard.context import Dashboard
+    from dashboard.hub import Hub
 
 PING_S = 15.0
 RETRY_MS = 2000
@@ -49,3 +52,18 @@ async def events(request: Request) -> Response:
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
+
+
+class SeenEvents:
+    """Notes, as each request starts, the number of the hub's last batch of file events: a
+    page rendered from what is read after that shows at least what those batches said, so
+    its live.js, told the number, knows whether it missed one before it connected."""
+
+    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["events_seq"] = self.hub.seq
+        await self.app(scope, receive, send)

@@ -45,6 +45,7 @@ def render(request: Request, page: str, context: dict[str, Any], status: int = 2
         "authed": _access(request).authorized(request.headers, request.cookies),
         "version": VERSION,
         "states": STATE_NAMES,
+        "events_seq": request.state.events_seq,
         **context,
     }
     return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -12,6 +12,8 @@
   };
   var badge = document.getElementById("live");
   var regions = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
+  // the number of the last batch of file events this page shows (see dashboard/hub.py)
+  var seq = parseInt(document.body.dataset.eventsSeq || "-1", 10);
 
   function setBadge(text, cls) {
     if (badge) { badge.textContent = text; badge.className = "live " + cls; }
@@ -57,12 +59,29 @@
       });
   }
 
+  function refreshAll() {
+    regions.forEach(function (region) {
+      if (region.dataset.liveWhen !== "never") schedule(region);
+    });
+  }
+
+  // A batch is numbered one past the last; the status sent on (re)connecting carries the
+  // last number. Anything else means this page missed a batch: it refreshes what it shows.
+  function missed(msg) {
+    if (msg.seq === undefined) return false;
+    var gap = msg.kind === "seq" ? msg.seq !== seq + 1 : msg.seq !== seq;
+    seq = msg.seq;
+    return gap;
+  }
+
   var es = new EventSource("/events");
   es.onopen = function () { setBadge("live", "on"); };
   es.onerror = function () { setBadge("reconnecting…", "off"); };
   es.onmessage = function (e) {
     var msg;
     try { msg = JSON.parse(e.data); } catch (err) { return; }
+    if (missed(msg)) refreshAll();
+    if (msg.kind === "seq") return;
     if (msg.kind !== "status") {
       recent.push(msg);
       if (recent.length > 1000) recent.shift();

@@ -81,6 +81,25 @@ def test_requeue_a_failed_file_from_its_page(dashboard: Dashboard, page: Any, qu
     assert "broken.log" in queue.files("processed")
 
 
+def test_a_page_that_missed_events_catches_up_when_it_connects(
+    dashboard: Dashboard, page: Any, queue: Queue
+) -> None:
+    # what changes between a page's render and its live stream's connecting is not lost
+    expect = _expect()
+    queue.drop("late.log", b"")
+    row = wait_until(lambda: dashboard.find("failed", "late.log"), 30, "late.log failed")
+    page.route("**/events", lambda route: route.abort())  # the stream cannot connect yet
+    page.goto(f"{dashboard.url}/files/{row['uid']}")
+    expect(page.locator("#file-state")).to_have_text("failed")
+    (queue.dir("failed") / "late.log").write_text("[INFO] API: fixed\n")
+    assert dashboard.post(f"/api/files/{row['uid']}/requeue").status_code == 200
+    wait_until(lambda: dashboard.find("processed", "late.log"), 30, "late.log processed")
+    page.evaluate("window.__noReload = true")
+    page.unroute("**/events")  # EventSource retries on its own
+    expect(page.locator("#file-state")).to_have_text("processed", timeout=TIMEOUT_MS)
+    assert page.evaluate("window.__noReload") is True
+
+
 def test_a_script_file_name_shows_as_text(dashboard: Dashboard, page: Any, queue: Queue) -> None:
     expect = _expect()
     name = "<script>alert(1)</script>.log"
