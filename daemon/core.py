@@ -356,7 +356,7 @@ class Daemon:
             journal_generation=self.journal.generation,
             paused=self.pause.reason, paused_since=self.pause.since,
             pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
-            stuck=self.intake.stuck(),
+            stuck=self.intake.stuck(), sinks=self.outcomes.sinks.view(self.pipeline.config),
             watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
             pipeline=self.pipeline,
         )  # fmt: skip

@@ -24,6 +24,7 @@ from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
 from daemon.journal import Journal
 from daemon.moves import shorten, transition
+from daemon.sinkstats import SinkStats
 from daemon.states import FileRef, Folders, State
 from daemon.worker import (
     Outcome,
@@ -101,9 +102,11 @@ class Outcomes:
         self.fsync = fsync
         self.name_max = os.pathconf(folders.results, "PC_NAME_MAX")
         self.totals = {"processed": 0, "failed": 0, "retried": 0, "bytes": 0, "rejected": 0}
+        self.sinks = SinkStats()
 
     def finish(self, ref: FileRef, outcome: Outcome) -> None:
         """Act on what an attempt at `ref` produced."""
+        self.sinks.observe(outcome.summary)
         match outcome.status:
             case Status.PROCESSED | Status.FAILED:  # its results are committed
                 self.move_done(ref, outcome.summary)

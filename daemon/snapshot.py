@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.faults import PauseReason
+from daemon.sinkstats import SinkHealth
 
 VERSION = "0.1.0"
 
@@ -56,13 +57,14 @@ class Snapshot:
     pauses: dict[str, int]  # since start, by cause
     in_flight: tuple[InFlight, ...]
     stuck: tuple[tuple[str, str], ...]  # (name, why) in unprocessed/, never claimed as is
+    sinks: tuple[SinkHealth, ...]
     watch_dir: str
     results_dir: str
     pipeline: Any
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `/api/status` (ages as of now)."""
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         watching = self.watcher_kind is not None
         in_flight = [
             {
@@ -83,7 +85,7 @@ class Snapshot:
             "pid": os.getpid(),
             "ready": self.ready,
             "started_at": self.started_at,
-            "uptime_s": round(time.time() - self.started_at, 3),
+            "uptime_s": round(wall - self.started_at, 3),
             "counts": dict(self.counts),
             "oldest_queued_age_s": round(oldest, 3),
             "loop": {"last_tick_age_s": round(now - self.taken, 3)},
@@ -110,6 +112,7 @@ class Snapshot:
             "pauses": dict(self.pauses),
             "in_flight": in_flight,
             "stuck": [{"path": path, "reason": why} for path, why in self.stuck],
+            "sinks": [s.as_dict(wall) for s in self.sinks],
             "watch_dir": self.watch_dir,
             "results_dir": self.results_dir,
             "pipeline": self.pipeline,

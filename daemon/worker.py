@@ -34,7 +34,7 @@ from daemon.faults import Fault, cause_of, classify
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from processors import Pipeline, ProcessorError
-from sinks import SinkDataError
+from sinks import SinkDataError, SinkError
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,8 @@ def error_info(exc: BaseException, **extra: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, OSError) and exc.strerror:
         info["message"] = f"[errno {exc.errno}] {exc.strerror}"
+    if isinstance(exc, SinkError):
+        info["sink"] = exc.sink
     info.update(extra)
     return info
 

@@ -60,7 +60,21 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
         "loop", not stalled,
         f"last tick {age:.1f}s ago, {backlog} file(s) queued or in flight",
     ))  # fmt: skip
+    out.extend(_sink_check(sink) for sink in status["sinks"])
     return out
+
+
+def _sink_check(sink: dict[str, Any]) -> dict[str, Any]:
+    """One per configured sink: its last word, success or failure."""
+    where = sink["location"]
+    if not sink["ok"]:
+        detail = f"{where}: failing {sink['last_error_age_s']:.0f}s ago: {sink['last_error']}"
+    elif sink["deliveries"]:
+        detail = (f"{where}: last delivery {sink['last_ok_age_s']:.0f}s ago, "
+                  f"{sink['deliveries']} since start")  # fmt: skip
+    else:
+        detail = f"{where}: no deliveries yet"
+    return _check(f"sink {sink['name']}", sink["ok"], detail)
 
 
 def health(status: dict[str, Any], min_disk_free_mb: int) -> tuple[int, dict[str, Any]]:

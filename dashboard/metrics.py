@@ -8,8 +8,9 @@ of the daemon come from prometheus-client's own `ProcessCollector`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,8 +18,15 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+from daemon.sinkstats import BUCKETS
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -92,6 +100,7 @@ class DaemonCollector(Collector):
         for cause, n in st["pauses"].items():
             pauses.add_metric([cause], n)
         yield pauses
+        yield from _sink_metrics(st["sinks"])
         sample = dash.sampler.last
         if sample.get("sampled_at"):
             yield GaugeMetricFamily(
@@ -109,6 +118,41 @@ class DaemonCollector(Collector):
                 if "free_bytes" in d:
                     disk.add_metric([name], d["free_bytes"])
             yield disk
+
+
+def _sink_metrics(sinks: list[dict[str, Any]]) -> Iterator[Metric]:
+    labels = ["sink", "type"]
+    up = GaugeMetricFamily("folderd_sink_up", "1 unless the sink's last word was a failure",
+                           labels=labels)  # fmt: skip
+    counters = {
+        key: CounterMetricFamily(f"folderd_sink_{key}", help_, labels=labels)
+        for key, help_ in (
+            ("deliveries", "Deliveries the sink took since start"),
+            ("already_delivered", "Deliveries skipped: the same bytes were there (skip_existing)"),
+            ("rows", "Rows loaded into the sink since start"),
+            ("bytes", "Bytes uploaded to the sink since start"),
+        )
+    }
+    errors = CounterMetricFamily(
+        "folderd_sink_errors", "Failed deliveries since start: unavailable (the file waits), "
+        "transient (retried) or data (a record's type: the file failed)",
+        labels=[*labels, "kind"],
+    )  # fmt: skip
+    seconds = HistogramMetricFamily(
+        "folderd_sink_delivery_seconds", "Time one file's delivery to the sink took",
+        labels=labels,
+    )  # fmt: skip
+    for s in sinks:
+        key = [s["name"], s["type"]]
+        up.add_metric(key, 1 if s["ok"] else 0)
+        for name, family in counters.items():
+            family.add_metric(key, s[name])
+        for kind, n in s["errors"].items():
+            errors.add_metric([*key, kind], n)
+        cumulative = list(itertools.accumulate(s["buckets"]))
+        bounds = [*map(str, BUCKETS), "+Inf"]
+        seconds.add_metric(key, list(zip(bounds, cumulative, strict=True)), s["seconds_sum"])
+    yield from (up, *counters.values(), errors, seconds)
 
 
 def install(dash: Dashboard) -> None:

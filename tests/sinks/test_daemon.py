@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, sha256_of, wait_until
 from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
@@ -139,6 +140,21 @@ def _paused(http: httpx.Client) -> dict[str, Any] | None:
     return None if check["ok"] else {"code": r.status_code, **check}
 
 
+def _check(http: httpx.Client, name: str) -> dict[str, Any]:
+    return next(c for c in http.get("/health").json()["checks"] if c["name"] == name)
+
+
+def _sink_metrics(http: httpx.Client) -> dict[str, float]:
+    """`/metrics`' folderd_sink_* samples: 'name{labels}' -> value (labels sorted)."""
+    out = {}
+    for family in text_string_to_metric_families(http.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name.startswith("folderd_sink_"):
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}"] = sample.value
+    return out
+
+
 def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
     queue: Queue, start_daemon: Start, postgres: Postgres, tmp_path: Path
 ) -> None:
@@ -160,6 +176,15 @@ def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
     assert "outputs.rows" in paused["detail"] and "postgresql://folderd:***@" in paused["detail"]
     assert d.events("queue_paused")[0]["cause"] == "sink_unavailable"
     assert queue.files("failed") == []
+    sink = _check(http, "sink outputs.rows")
+    assert not sink["ok"] and "failing" in sink["detail"] and "postgresql://folderd:***@" in sink[
+        "detail"]  # fmt: skip
+    metrics = _sink_metrics(http)
+    assert metrics['folderd_sink_up{sink="outputs.rows",type="sql"}'] == 0
+    assert metrics['folderd_sink_deliveries_total{sink="outputs.rows",type="sql"}'] == 5
+    assert metrics['folderd_sink_rows_total{sink="outputs.rows",type="sql"}'] == 100
+    key = 'folderd_sink_errors_total{kind="unavailable",sink="outputs.rows",type="sql"}'
+    assert metrics[key] >= 1
 
     postgres.start()
     names = first + later
@@ -169,7 +194,14 @@ def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
     assert _rows_per_source(postgres) == {name: (20, 1) for name in names}
     assert all(s["attempts"] == 1 for s in queue.summaries().values()), "held, not charged"
     wait_until(lambda: http.get("/health").status_code == 200, 30, "healthy again")
+    assert "last delivery" in _check(http, "sink outputs.rows")["detail"]
+    metrics = _sink_metrics(http)
+    assert metrics['folderd_sink_up{sink="outputs.rows",type="sql"}'] == 1
+    assert metrics['folderd_sink_rows_total{sink="outputs.rows",type="sql"}'] == 20 * len(names)
+    count = 'folderd_sink_delivery_seconds_count{sink="outputs.rows",type="sql"}'
+    assert metrics[count] == len(names)
     pages = [http.get(p).text for p in ("/health", "/api/status", "/api/pipeline", "/", "/files")]
+    pages.append(http.get("/metrics").text)
     uid = queue.summaries()["b0.log"]["uid"]
     pages.append(http.get(f"/api/files/{uid}").text)
     page = http.get(f"/files/{uid}").text
