@@ -237,7 +237,7 @@ class Outcomes:
             name = shorten(name, self.name_max - len(".json"), tag=f"~{ref.uid[:8]}")
         temps = [(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
         try:
-            write_summary(tmp, summary, self.fsync)
+            write_summary(tmp, summary)
         except OSError as write_error:
             exc: OSError | None = write_error
         else:

@@ -2,13 +2,13 @@
 
 `process_file()` reads the claimed input (never following a symlink, never opening
 anything but a regular file), hashes it while the pipeline streams it, writes every output
-and the summary to temp files under `results/.folderd-tmp/` (fsynced unless --no-fsync),
+and the summary to temp files under `results/.folderd-tmp/` (not synced yet),
 delivers to the configured sinks in between (`daemon.delivery`: the outputs from their
 temp files, then the input) and returns an `Outcome`: the temp → final names to commit, or
 why it failed.
-`run_job()`, what a worker process runs, then commits them (`daemon.commit`): the renames
-and directory fsyncs happen in the workers, in parallel, and the main loop only moves the
-input once its outcome, results already durable, comes back.
+`run_job()`, what a worker process runs, then commits them (`daemon.commit`): the syncs
+(unless --no-fsync), renames and directory fsyncs happen in the workers, in parallel, and
+the main loop only moves the input once its outcome, results already durable, comes back.
 """
 
 from __future__ import annotations
@@ -142,11 +142,9 @@ class _Outputs:
         self.files[suffix], self.paths[suffix] = f, path
         return f
 
-    def close(self, fsync: bool) -> None:
+    def close(self) -> None:
+        """Written, not synced: `commit_results` syncs every temp of a file together."""
         for f in self.files.values():
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
             f.close()
 
     def discard(self) -> None:
@@ -161,15 +159,14 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def write_summary(path: str, summary: dict[str, Any], fsync: bool) -> None:
+def write_summary(path: str, summary: dict[str, Any]) -> None:
+    """A summary's temp file (`commit_results` syncs it with the outputs)."""
     data = orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
         while view:  # a write to a regular file may still be short
             view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -283,7 +280,7 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
         if "error" in summary:
             outputs.discard()
             return _with_summary(job, summary, Status.FAILED, started)
-        outputs.close(job.fsync)
+        outputs.close()
     except InputChanged as exc:  # the results would describe bytes nobody can see
         outputs.discard()
         summary["error"] = error_info(exc)
@@ -351,7 +348,7 @@ def _with_summary(
     finish_summary(summary, status, started)
     path = os.path.join(job.tmp_dir, f"{job.uid}.{job.attempt}.json")
     try:
-        write_summary(path, summary, job.fsync)
+        write_summary(path, summary)
     except OSError as exc:  # results/ full or gone: try again later
         for tmp, _ in temps:
             _unlink(tmp)

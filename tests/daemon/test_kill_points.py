@@ -1,0 +1,66 @@
+"""A durable burst killed at many points: whatever the instant, every input in processed/
+has its complete results, and after restarts every input is processed exactly once.
+
+The results of a file are synced together (`daemon.commit`), after all of them were
+written: a kill between the writes and the sync, or between the sync and the renames,
+must still never leave a moved input with a missing or short result. A SIGKILL keeps the
+page cache, so this proves the order of writes, renames and moves; that a power cut
+finds the renamed results on disk rests on the sync before the rename and the directory
+fsync after it (see daemon/commit.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Queue, assert_exactly_once, sha256_of, wait_until
+
+pytestmark = pytest.mark.integration
+
+LEVELS = ("INFO", "ERROR", "WARN", "DEBUG")
+
+
+def _log(i: int) -> str:
+    lines = [f"2024-01-05 10:00:{j % 60:02d} [{LEVELS[(i + j) % 4]}] API: file {i} line {j}"
+             for j in range(i % 7 + 3)]  # fmt: skip
+    return "\n".join([*lines, f"not a log line {i}"]) + "\n"
+
+
+def _check_moved_inputs_have_complete_results(queue: Queue) -> int:
+    """Each input in processed/ against its summary and its outputs, as they are on disk."""
+    summaries = queue.summaries()
+    done = queue.files("processed")
+    for name in done:
+        s = summaries.get(name)
+        assert s is not None, f"{name} is in processed/ without its summary"
+        assert s["sha256"] == sha256_of(queue.dir("processed") / name), name
+        for suffix, lines in s["outputs"].items():
+            out = queue.results / f"{name}.{suffix}"
+            assert out.exists(), f"{name}: {out.name} listed in its summary is missing"
+            assert len(out.read_bytes().splitlines()) == lines, f"{out.name} is short"
+    return len(done)
+
+
+def test_a_durable_burst_killed_at_many_points_loses_and_tears_nothing(
+    queue: Queue, start_daemon: object
+) -> None:
+    names = [f"h{i:03d}_2024010{1 + i % 9}.log" for i in range(600)]
+    for i, name in enumerate(names):
+        queue.drop(name, _log(i))
+    config = str(ROOT / "pipeline_config.json")  # five outputs per input: more to sync
+    marks = (1, 60, 150, 300, 450)
+    for mark in marks:
+        d = start_daemon("--config", config, "--workers", "2")  # type: ignore[operator]
+        wait_until(lambda m=mark: len(queue.files("processed")) >= m, 60, f"{mark} processed")
+        os.killpg(d.pid, signal.SIGKILL)  # the daemon and its workers, as a power cut would
+        d.proc.wait(30)
+        assert _check_moved_inputs_have_complete_results(queue) >= mark
+    d = start_daemon("--config", config)  # type: ignore[operator]
+    wait_until(lambda: len(queue.files("processed")) == len(names), 120, "all processed")
+    _check_moved_inputs_have_complete_results(queue)
+    assert_exactly_once(queue, names)
+    assert not any(Path(queue.results, ".folderd-tmp").glob("*")), "temps left behind"
