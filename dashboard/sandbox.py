@@ -33,6 +33,7 @@ from processors.loader import check
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # the dashboard has threads: never fork
+LINE_CHARS = 4000  # an output line shown longer is cut (a line may be megabytes)
 
 
 class PreviewError(Exception):
@@ -76,31 +77,36 @@ def _located(error: ConfigError, found: dict[str, int]) -> dict[str, Any]:
 
 def answer(req: Request) -> dict[str, Any]:
     """The child's work: the config's problems, then (when it has none) the dry run."""
-    loaded, errors = (req.active, []) if req.config_text is None else problems(req.config_text)
-    result: dict[str, Any] = {"errors": errors, "config": "active" if req.config_text is None
-                              else "edited"}  # fmt: skip
+    edited = req.config_text is not None
+    loaded, errors = problems(req.config_text) if req.config_text is not None else (req.active, [])
+    result: dict[str, Any] = {"errors": errors, "config": "edited" if edited else "active"}
     if loaded is None or req.name is None:
         return result
     pipeline = dry_pipeline(loaded, trace=True)
+    routes = pipeline.config.routes
     with tempfile.TemporaryDirectory(prefix="folderd-preview-") as tmp:
         src = Path(req.path) if req.path is not None else Path(tmp) / "upload"
         if req.data is not None:
             src.write_bytes(req.data)
         run = dry_run(pipeline, src, req.name, req.max_lines)
     summary = run.summary
-    routes = pipeline.config.routes
+    counts = summary.get("outputs", {})
+    route = None
+    if run.route is not None:
+        route = {"index": run.route, "describe": file_routes.describe(routes[run.route])}
     result.update(
-        route=None if run.route is None else
-        {"index": run.route, "describe": file_routes.describe(routes[run.route])},
+        route=route,
         metadata=summary.get("metadata", {}),
         outputs={
-            tag: {"lines": lines, "total": summary.get("outputs", {}).get(
-                pipeline.config.outputs[tag].suffix, len(lines))}
+            tag: {
+                "lines": [line[:LINE_CHARS] for line in lines],
+                "total": counts.get(pipeline.config.outputs[tag].suffix, len(lines)),
+            }
             for tag, lines in run.outputs.items()
         },
         trace=summary.pop("trace", []),
         summary=summary,
-    )  # fmt: skip
+    )
     return result
 
 
