@@ -120,12 +120,13 @@ async def _job(dash: Dashboard, form: Any, limit: int) -> Job:
     if config is not None and not isinstance(config, str):
         raise PreviewError("config must be a form field, not a file", 400)
     upload, path, name = form.get("file"), form.get("path"), form.get("name")
+    run_as = name if isinstance(name, str) and name.strip() else None
     if isinstance(upload, UploadFile) and upload.filename:
         data = await upload.read()
         if len(data) > limit:
             raise PreviewError(_too_large(dash), 413)
-        name = name if isinstance(name, str) and name.strip() else upload.filename
-        return Job(config or None, None, _run_name(name), data=data, max_lines=MAX_LINES)
+        name = _run_name(run_as or upload.filename)
+        return Job(config or None, None, name, data=data, max_lines=MAX_LINES)
     if not isinstance(path, str) or path.split("/", 1)[0] not in SOURCES:
         raise PreviewError("choose a file: path=processed/… or failed/…, or a file upload", 400)
     src = downloads.resolve(dash, "watch", path)
@@ -133,10 +134,12 @@ async def _job(dash: Dashboard, form: Any, limit: int) -> Job:
         raise PreviewError("no such file", 404)
     if os.stat(src).st_size > limit:
         raise PreviewError(_too_large(dash), 413)
-    return Job(config or None, None, path.split("/", 1)[1], str(src), max_lines=MAX_LINES)
+    name = _run_name(run_as or path.split("/", 1)[1])
+    return Job(config or None, None, name, str(src), max_lines=MAX_LINES)
 
 
 def _run_name(name: str) -> str:
+    """The relative path a file runs as (a route's glob may have a "/")."""
     name = name.strip().lstrip("/")
     if not name or "\x00" in name or len(name) > 1024 or ".." in name.split("/"):
         raise PreviewError("the file name to run under is empty or not a relative path", 400)

@@ -33,6 +33,7 @@ from processors.loader import check
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # the dashboard has threads: never fork
+BUSY_WAIT_S = 1.0  # how long a request waits for the preview running before it
 LINE_CHARS = 4000  # an output line shown longer is cut (a line may be megabytes)
 
 
@@ -160,9 +161,11 @@ class PreviewWorker:
 
     def run(self, req: Request) -> dict[str, Any]:
         """The child's answer (blocking: call it from a thread); PreviewError when another
-        preview holds the worker past the time limit, or this one runs past it."""
-        if not self._lock.acquire(timeout=self.timeout):
-            raise PreviewError("another preview is running; try again", 503)
+        preview is running, or when this one runs past the time limit."""
+        # Never queue behind a long preview: each waiter would hold one of the dashboard's
+        # threads (its sync pages share them) for up to the whole time limit.
+        if not self._lock.acquire(timeout=BUSY_WAIT_S):
+            raise PreviewError("another preview is running; try again in a moment", 503)
         try:
             conn = self._start()
             if req.name is not None:

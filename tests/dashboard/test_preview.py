@@ -154,14 +154,19 @@ def test_a_hanging_preview_is_stopped_and_never_stalls_the_daemon(
     dash.daemon.wait_event("preview_started", file="a.log")
     _processed(dash)
     assert dash.get("/health").status_code == 200
+    assert dash.get("/files").status_code == 200  # a page served from the thread pool
+    busy = dash.post("/api/preview/check", json={"config": "{}"})  # no queueing behind it
+    assert busy.status_code == 503 and "another preview is running" in busy.json()["error"]
     t.join(30)
     assert answer["r"].status_code == 504, answer["r"].text
     assert "longer than 2 s" in answer["r"].json()["error"]
     assert 2 <= answer["s"] < 10
     dash.daemon.wait_event("preview_timed_out", timeout_s=2.0)
-    # the next preview gets a fresh worker
-    r = dash.post("/api/preview", files={"path": (None, f"processed/{NAME}")})
+    # the next preview gets a fresh worker; a file of the queue may run under another name
+    form = {"path": (None, f"processed/{NAME}"), "name": (None, "db02_20250101.log")}
+    r = dash.post("/api/preview", files=form)
     assert r.status_code == 200 and r.json()["summary"]["status"] == "processed"
+    assert r.json()["metadata"] == {"host": "db02", "date": "20250101"}
 
 
 def test_the_token_is_needed_when_set(start_dashboard: Callable[..., Dashboard]) -> None:
