@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,7 @@ from dashboard import downloads, queries
 from dashboard.api import ORJSONResponse, error
 from dashboard.sandbox import PreviewError
 from dashboard.sandbox import Request as Job
-from dashboard.views import render
+from dashboard.views import problem, render
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -50,11 +51,17 @@ def _active_text(dash: Dashboard) -> str:
 
 def page(request: Request) -> Response:
     dash = _dash(request)
-    conn = dash.reader.conn()
-    files = {s: queries.list_files(conn, state=s, limit=LISTED)["files"] for s in SOURCES}
+    try:
+        conn = dash.reader.conn()
+        files = {s: queries.list_files(conn, state=s, limit=LISTED)["files"] for s in SOURCES}
+    except sqlite3.Error as exc:
+        return problem(request, f"journal unavailable: {exc}", 503)
+    # Reads are open to anyone, but a config may hold credentials (a sink's URL): with a
+    # token set, only those who have it see the config (the outline elsewhere redacts them).
+    authed = request.app.state.access.authorized(request.headers, request.cookies)
     return render(request, "preview", {
         "sources": files,
-        "config_text": _active_text(dash),
+        "config_text": _active_text(dash) if authed else "",
         "config_name": dash.settings.config.name,
         "timeout_s": dash.settings.preview_timeout,
         "max_mb": dash.settings.preview_max_mb,

@@ -75,10 +75,8 @@
     clearTimeout(timer);
     timer = setTimeout(check, DEBOUNCE_MS);
   });
-  document.getElementById("reset").addEventListener("click", function () {
-    config.value = active;
-    check();
-  });
+  var reset = document.getElementById("reset");  // absent until one logs in
+  if (reset) reset.addEventListener("click", function () { config.value = active; check(); });
   document.getElementById("download").addEventListener("click", function () {
     var f = document.getElementById("download-form");
     f.elements.config.value = config.value;

@@ -178,6 +178,10 @@ def test_the_token_is_needed_when_set(start_dashboard: Callable[..., Dashboard])
     ):
         assert dash.post(path, **kw).status_code == 401
     auth = {"authorization": "Bearer s3cret"}
+    # the page shows the config (it may hold credentials) only to those with the token
+    assert '"parse_log"' not in dash.get("/preview").text
+    assert "Log in</a> to see the active config" in dash.get("/preview").text
+    assert "&#34;parse_log&#34;" in dash.get("/preview", headers=auth).text
     assert (
         dash.post("/api/preview", files=files, headers=auth).json()["outputs"]["errors"]["total"]
         == 1
