@@ -1,11 +1,13 @@
 # Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
-.PHONY: run test run-file drain lint sample bench clean install-service
+.PHONY: run test test-config run-file drain lint sample bench clean install-service
 ARGS ?=
 
 run:
 	./run.sh run $(ARGS)
 test:
 	./run.sh test $(ARGS)
+test-config:  # the pipeline tests beside the config; ARGS=--log-format json for JSON
+	./run.sh test-config $(ARGS)
 run-file:
 	./run.sh run-file "$(FILE)"
 drain:

@@ -68,18 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load(sys.argv[1:] if argv is None else argv, os.environ)
         configure_logging(settings)
         if settings.mode == "check_config":
-            from processors import check_file
-
-            problems, outline = check_file(settings.config)
-            for problem in problems:
-                print(f"{settings.config}: {problem}", file=sys.stderr)
-            if problems:
-                return 2
-            print(outline)
-            return 0
+            return _check_config(settings.config)
         pipeline = _load_file(settings.config)
         if settings.mode == "input":
             return _run_input(settings, pipeline)
+        if settings.mode == "test":
+            return _run_tests(settings, pipeline)
         return _run_daemon(settings, pipeline)
     except ConfigError as exc:
         print(f"folderd: error: {exc}", file=sys.stderr)
@@ -98,6 +92,36 @@ def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
     )
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0 if summary["status"] == "processed" else 1
+
+
+def _check_config(config: Path) -> int:
+    from config.pipeline import read_json
+    from config.testcases import declared
+    from processors import check_file
+
+    problems, outline = check_file(config)
+    counts: dict[str, int] = {}
+    if not problems:
+        counts, problems = declared(config, read_json(config))
+    for problem in problems:
+        print(f"{config}: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    where = ", ".join(f"{n} in {name}" for name, n in counts.items())
+    print(outline)
+    print(f"tests: {sum(counts.values())} declared" + (f" ({where})" if where else ""))
+    return 0
+
+
+def _run_tests(settings: Settings, pipeline: LoadedPipeline) -> int:
+    from daemon import testrun
+
+    results = testrun.run_cases(pipeline, testrun.collect(settings.config, settings.test_file))
+    if settings.log_format == "json":
+        print(json.dumps(testrun.as_json(results), indent=2, ensure_ascii=False))
+    else:
+        print(testrun.as_text(results))
+    return 0 if all(r.passed for r in results) else 1
 
 
 def _run_daemon(settings: Settings, pipeline: LoadedPipeline) -> int:

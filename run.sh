@@ -2,6 +2,7 @@
 # folderd's verbs, one implementation: the Makefile and the Dockerfile call this script.
 #   ./run.sh run [flags]        set up, then start the daemon + dashboard on ./watch_dir
 #   ./run.sh test [pytest args] set up (dev tools too), then run every test
+#   ./run.sh test-config [FILE] run the pipeline tests declared beside the config (main.py --test)
 #   ./run.sh run-file FILE      process one file, print its summary as JSON
 #   ./run.sh drain              recover, process everything queued, exit
 #   ./run.sh lint               ruff check + ruff format --check
@@ -31,6 +32,7 @@ shift || true
 case "$verb" in
     setup)    setup requirements.txt ;;
     run)      setup requirements.txt; exec "$VENV/bin/python" main.py --watch "$@" ;;
+    test-config) setup requirements.txt; exec "$VENV/bin/python" main.py --test "$@" ;;
     run-file) setup requirements.txt; exec "$VENV/bin/python" main.py --input "${1:?usage: run.sh run-file FILE}" ;;
     drain)    setup requirements.txt; exec "$VENV/bin/python" main.py --drain "$@" ;;
     test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
@@ -40,5 +42,5 @@ case "$verb" in
     clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out
               find . -name __pycache__ -type d -prune -exec rm -rf {} +
               find watch_dir results -mindepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true ;;
-    *)        echo "unknown verb: $verb (setup, run, test, run-file FILE, drain, lint, sample [N], bench, clean)" >&2; exit 2 ;;
+    *)        echo "unknown verb: $verb (setup, run, test, test-config, run-file FILE, drain, lint, sample [N], bench, clean)" >&2; exit 2 ;;
 esac

@@ -21,12 +21,13 @@ from typing import Any
 from config import values
 from config.errors import ConfigError
 from config.sinks import S3SinkConfig, SinkConfig, parse_sink
+from config.testcases import parse_cases
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 READER_TYPES = ("text", "csv")
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
-            "trace", "priority")  # fmt: skip
+            "trace", "priority", "tests")  # fmt: skip
 SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
 READER_KEYS = (
     "type",
@@ -249,6 +250,8 @@ def parse(
         every=c.integer(trace_raw, "every", "$.trace", 1000, 0, 1 << 40),
         max=c.integer(trace_raw, "max", "$.trace", 1000, 0, 100_000),
     )
+    if "tests" in raw:  # their shape only: `main.py --test` runs them (config.testcases)
+        c.errors += parse_cases(raw["tests"], "$.tests", "", Path())[1]
     config = PipelineConfig(
         routes,
         nodes,

@@ -70,8 +70,9 @@ def modes_table() -> str:
     # argparse has no public way to list a parser's arguments; `_actions` has been stable
     # since Python 2.7.
     for action in build_parser()._actions:
-        if action.dest in ("mode", "input"):
-            flag = action.option_strings[0] + (f" {action.metavar}" if action.metavar else "")
+        if action.dest in ("mode", "input", "test"):
+            arg = f"[{action.metavar}]" if action.nargs == "?" else action.metavar
+            flag = action.option_strings[0] + (f" {arg}" if arg else "")
             rows.append(f"| {_code(flag)} | {_cell(action.help or '')} |")
     return "\n".join(rows)
 

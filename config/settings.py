@@ -21,7 +21,7 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from config.errors import ConfigError
 
-MODES = ("watch", "input", "drain", "check_config")
+MODES = ("watch", "input", "drain", "check_config", "test")
 ENV_PREFIX = "FOLDERD_"  # every variable with it must be a setting (see _refuse_unknown)
 
 _N = TypeVar("_N", int, float)
@@ -282,6 +282,20 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "preview_timeout",
+        _positive_float,
+        10.0,
+        "seconds the dashboard's Preview may run one file before its worker process is killed",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "preview_max_mb",
+        _positive_int,
+        16,
+        "largest file the dashboard's Preview runs (an upload or a file in processed/ or failed/)",
+        metavar="MB",
+    ),
+    Setting(
         "token",
         str,
         None,
@@ -303,6 +317,7 @@ class Settings:
 
     mode: str  # one of MODES
     input: Path | None  # the file of `--input`, None in every other mode
+    test_file: Path | None = None  # the FILE of `--test FILE` (None: the tests beside the config)
     config: Path
     watch_dir: Path
     results_dir: Path
@@ -330,10 +345,12 @@ class Settings:
     allowed_hosts: tuple[str, ...]
     max_connections: int
     http_timeout: float
+    preview_timeout: float
+    preview_max_mb: int
     token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
 
-_MODE_FIELDS = ("mode", "input")
+_MODE_FIELDS = ("mode", "input", "test_file")
 
 
 def _holds(hint: Any, value: object) -> bool:
@@ -410,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="mode",
         help="validate the pipeline config, exit 0 or 2",
     )
+    modes.add_argument(
+        "--test",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="run the pipeline tests declared in the config (its tests key) and beside it "
+        "(NAME.tests.json for NAME.json), or only those of FILE; exit 0 all pass, 1 a failure, "
+        "2 a config error",
+    )
     for s in SETTINGS:
         if s.secret:
             continue
@@ -475,6 +501,9 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             raise ConfigError(key, f"{exc}, got {shown}", s.help) from None
     if args.input is not None:
         return Settings(mode="input", input=Path(args.input), **values)
+    if args.test is not None:
+        return Settings(mode="test", input=None, test_file=Path(args.test) if args.test else None,
+                        **values)  # fmt: skip
     return Settings(mode=args.mode or "watch", input=None, **values)
 
 

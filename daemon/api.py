@@ -24,6 +24,7 @@ from daemon.states import FileRef, Folders, State
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
 
     from config.settings import Settings
     from daemon.core import Daemon
@@ -64,6 +65,11 @@ class DaemonAPI:
     @property
     def folders(self) -> Folders:
         return self._d.folders
+
+    @property
+    def worker_init(self) -> Callable[[], None] | None:
+        """What a process the dashboard spawns runs first (the daemon's logging setup)."""
+        return self._d.worker_init
 
     @property
     def events(self) -> EventBus:

@@ -86,6 +86,7 @@ class Daemon:
             zero_mtime=settings.zero_mtime, empty_files=settings.empty_files, pipeline=pipeline,
         )  # fmt: skip
         self.pipeline = pipeline
+        self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.pool = WorkerPool(
             settings.workers,
             pipeline,

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dashboard import api, downloads, metrics, sse, views
+from dashboard import api, downloads, metrics, preview, sse, views
 from dashboard.auth import Access, SecurityMiddleware
 from dashboard.context import Dashboard
 from dashboard.digest import Digest
@@ -38,6 +38,8 @@ routes = [
     Route("/errors", views.errors, name="errors"),
     Route("/upload", views.upload_page, name="upload_page"),
     Route("/upload", api.upload, methods=["POST"], name="upload"),
+    Route("/preview", preview.page, name="preview"),
+    Route("/preview/config", preview.download, methods=["POST"], name="preview_config"),
     Route("/login", views.login_page, name="login_page"),
     Route("/login", views.login, methods=["POST"], name="login"),
     Route("/logout", views.logout, methods=["POST"], name="logout"),
@@ -55,6 +57,8 @@ routes = [
     Route("/api/errors", api.errors, name="api_errors"),
     Route("/api/pipeline", api.pipeline, name="api_pipeline"),
     Route("/api/upload", api.upload, methods=["POST"], name="api_upload"),
+    Route("/api/preview", preview.preview, methods=["POST"], name="api_preview"),
+    Route("/api/preview/check", preview.check, methods=["POST"], name="api_preview_check"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 
@@ -77,6 +81,7 @@ def create_app(daemon_api: DaemonAPI, settings: Settings, digest: Digest) -> Sta
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             dash.reader.close()
+            dash.preview.close()
 
     access = Access(settings.token)
     hosts = AllowedHosts(settings.allowed_hosts, settings.host)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from dashboard.hub import Hub
 from dashboard.queries import JournalReader
+from dashboard.sandbox import PreviewWorker
 from dashboard.stats import Stats
 from dashboard.system import SystemSampler
 
@@ -27,6 +28,7 @@ class Dashboard:
     reader: JournalReader
     sampler: SystemSampler
     hub: Hub
+    preview: PreviewWorker
 
     @classmethod
     def build(cls, api: DaemonAPI, settings: Settings) -> Dashboard:
@@ -35,7 +37,8 @@ class Dashboard:
         reader = JournalReader(api)
         sampler = SystemSampler(api.folders.root, api.folders.results)
         hub = Hub(api, stats, reader, sampler)
-        return cls(api, settings, registry, stats, reader, sampler, hub)
+        preview = PreviewWorker(settings.preview_timeout, api.worker_init)
+        return cls(api, settings, registry, stats, reader, sampler, hub, preview)
 
     @property
     def max_upload_bytes(self) -> int:

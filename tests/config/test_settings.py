@@ -54,6 +54,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "allowed_hosts": ("Dash.Example., ::1 ,*", ("dash.example", "[::1]", "*")),
     "max_connections": ("64", 64),
     "http_timeout": ("2.5", 2.5),
+    "preview_timeout": ("3", 3.0),
+    "preview_max_mb": ("2", 2),
     "token": ("s3cret", "s3cret"),
 }
 

@@ -1,0 +1,195 @@
+"""The Preview's worker process: a config checked, a file dry-run, away from the daemon.
+
+An edited config names plugins, and importing one runs its code; a hostile or huge file
+can take any time. So neither happens in the daemon's process: `PreviewWorker` keeps one
+spawned child (it dies with its parent, as the daemon's workers do) and hands it one
+request at a time over a pipe. A request that is not answered within the time limit gets
+the child killed (a new one starts for the next request), so the dashboard answers
+"timed out" and the daemon never notices. The child runs `daemon.dryrun`: the worker's
+code path in a temp directory, sinks left out, nothing kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from config import ConfigError, locate
+from daemon.dryrun import dry_pipeline, dry_run
+from daemon.pool import _die_with_parent  # the same death as the daemon's workers
+from processors import LoadedPipeline, file_routes
+from processors.loader import check
+
+log = structlog.get_logger(__name__)
+
+_CTX = multiprocessing.get_context("spawn")  # the dashboard has threads: never fork
+BUSY_WAIT_S = 1.0  # how long a request waits for the preview running before it
+LINE_CHARS = 4000  # an output line shown longer is cut (a line may be megabytes)
+
+
+class PreviewError(Exception):
+    """A preview that could not run; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the child is asked: check `config_text` (None: use `active`), and, with a
+    `name`, dry-run `path` (or `data`, an upload) under that name."""
+
+    config_text: str | None
+    active: LoadedPipeline | None
+    name: str | None = None
+    path: str | None = None
+    data: bytes | None = None
+    max_lines: int = 100
+
+
+def problems(text: str) -> tuple[LoadedPipeline | None, list[dict[str, Any]]]:
+    """An edited config loaded, or its problems, each with its JSON path and line."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [{"path": "$", "line": exc.lineno, "message": f"not valid JSON: {exc}"}]
+    except RecursionError:
+        return None, [{"path": "$", "line": 1, "message": "nested too deeply"}]
+    loaded, errors = check(raw)
+    found = locate.lines(text)
+    return loaded, [_located(e, found) for e in errors]
+
+
+def _located(error: ConfigError, found: dict[str, int]) -> dict[str, Any]:
+    message = error.message + (f" ({error.hint})" if error.hint else "")
+    return {"path": error.key, "line": locate.line_of(found, error.key), "message": message}
+
+
+def answer(req: Request) -> dict[str, Any]:
+    """The child's work: the config's problems, then (when it has none) the dry run."""
+    edited = req.config_text is not None
+    loaded, errors = problems(req.config_text) if req.config_text is not None else (req.active, [])
+    result: dict[str, Any] = {"errors": errors, "config": "edited" if edited else "active"}
+    if loaded is None or req.name is None:
+        return result
+    pipeline = dry_pipeline(loaded, trace=True)
+    routes = pipeline.config.routes
+    with tempfile.TemporaryDirectory(prefix="folderd-preview-") as tmp:
+        src = Path(req.path) if req.path is not None else Path(tmp) / "upload"
+        if req.data is not None:
+            src.write_bytes(req.data)
+        run = dry_run(pipeline, src, req.name, req.max_lines)
+    summary = run.summary
+    counts = summary.get("outputs", {})
+    route = None
+    if run.route is not None:
+        route = {"index": run.route, "describe": file_routes.describe(routes[run.route])}
+    result.update(
+        route=route,
+        metadata=summary.get("metadata", {}),
+        outputs={
+            tag: {
+                "lines": [line[:LINE_CHARS] for line in lines],
+                "total": counts.get(pipeline.config.outputs[tag].suffix, len(lines)),
+            }
+            for tag, lines in run.outputs.items()
+        },
+        trace=summary.pop("trace", []),
+        summary=summary,
+    )
+    return result
+
+
+def _serve(conn: Connection, init: Callable[[], None] | None) -> None:
+    _die_with_parent()
+    if init is not None:
+        init()
+    while True:
+        try:
+            req = conn.recv()
+        except EOFError:  # the dashboard is gone
+            return
+        try:
+            reply: dict[str, Any] = {"ok": answer(req)}
+        except Exception as exc:  # a bug or a plugin's: the preview says so, the child lives
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        conn.send(reply)
+
+
+class PreviewWorker:
+    """One child process, one request at a time, each bounded by `timeout` seconds."""
+
+    def __init__(self, timeout: float, init: Callable[[], None] | None = None) -> None:
+        self.timeout = timeout
+        self._init = init  # picklable: run first in the child (main.py's logging setup)
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> Connection:
+        if self._conn is None or self._proc is None or not self._proc.is_alive():
+            self._stop()
+            parent, child = _CTX.Pipe()
+            self._proc = _CTX.Process(
+                target=_serve, args=(child, self._init), name="folderd-preview", daemon=True
+            )
+            self._proc.start()
+            child.close()
+            self._conn = parent
+        return self._conn
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(5)
+            self._proc = None
+
+    def run(self, req: Request) -> dict[str, Any]:
+        """The child's answer (blocking: call it from a thread); PreviewError when another
+        preview is running, or when this one runs past the time limit."""
+        # Never queue behind a long preview: each waiter would hold one of the dashboard's
+        # threads (its sync pages share them) for up to the whole time limit.
+        if not self._lock.acquire(timeout=BUSY_WAIT_S):
+            raise PreviewError("another preview is running; try again in a moment", 503)
+        try:
+            conn = self._start()
+            if req.name is not None:
+                log.info("preview_started", file=req.name, edited=req.config_text is not None)
+            conn.send(req)
+            if not conn.poll(self.timeout):
+                log.info("preview_timed_out", file=req.name, timeout_s=self.timeout)
+                self._stop()
+                raise PreviewError(
+                    f"the preview took longer than {self.timeout:g} s (--preview-timeout); "
+                    "its worker process was stopped",
+                    504,
+                )
+            try:
+                reply = conn.recv()
+            except EOFError:
+                self._stop()
+                raise PreviewError("the preview's worker process died", 500) from None
+        finally:
+            self._lock.release()
+        if "error" in reply:
+            raise PreviewError(reply["error"], 500)
+        return reply["ok"]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop()
