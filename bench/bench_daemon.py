@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.report import figure
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "daemon"
 PAYLOAD = (b"2026-11-22 10:00:00 [INFO] API: request served in 12 ms\n" * 19)[:1024]
@@ -196,15 +198,20 @@ def _pct(values: list[float], q: float) -> float:
 
 def _ratio_rows(label: str, n: int, rounds: int, fsync: bool, settle: float) -> None:
     """One row per round, then the medians: floor and folderd back to back each round."""
-    ratios = []
+    floors, values = [], []
     for r in range(1, rounds + 1):
         f = floor_burst(n, fsync)
         d = daemon_burst(n, fsync, settle)
-        ratios.append(d / f)
+        floors.append(f)
+        values.append(d)
         print(f"| burst {n} x 1 KiB, files/s, round {r} | {label} | {f:,.0f} | {d:,.0f} "
               f"| {d / f:.0%} |", flush=True)  # fmt: skip
+    ratios = [d / f for d, f in zip(values, floors, strict=True)]
     print(f"| burst, median of {rounds} rounds | {label} | | | "
-          f"**{statistics.median(ratios):.0%}** |", flush=True)  # fmt: skip
+          f"**{statistics.median(ratios):.0%}** ({min(ratios):.0%}-{max(ratios):.0%}) |",
+          flush=True)  # fmt: skip
+    figure("daemon", f"burst {n} x 1 KiB, fsync {'on' if fsync else 'off'}", "files/s",
+           values, floors, pipeline=CONFIG.name if CONFIG else None)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             fl = floor_latency(args.samples, fsync)
             dl = daemon_latency(args.samples, fsync, args.settle)
             over = (_pct(dl, 50) - _pct(fl, 50)) * 1e3
+            figure("daemon", f"latency renamed in, fsync {'on' if fsync else 'off'}, p50",
+                   "ms", [_pct(dl, 50) * 1e3], [_pct(fl, 50) * 1e3],
+                   p95_ms=round(_pct(dl, 95) * 1e3, 3))  # fmt: skip
             print(f"| latency renamed in one at a time, p50 / p95 ms | {label} | "
                   f"{_pct(fl, 50) * 1e3:.1f} / {_pct(fl, 95) * 1e3:.1f} | "
                   f"{_pct(dl, 50) * 1e3:.1f} / {_pct(dl, 95) * 1e3:.1f} | "
