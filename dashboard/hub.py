@@ -4,9 +4,10 @@ The daemon calls `on_event` on its own thread for every event; that only appends
 deque (no lock, no syscall), so a 10,000-file burst costs the daemon almost nothing. The
 hub's task on the dashboard's event loop drains the deque twice a second, feeds
 `Stats`, and sends every Server-Sent-Events client one batch: file events (at most
-`MAX_FILE_EVENTS` per batch, progress coalesced to the latest per file) and a status
-message with the queue counts. In the background it also refreshes the per-state totals
-from the journal and samples the machine, so requests never pay for either.
+`MAX_FILE_EVENTS` per batch, progress coalesced to the latest per file), a status
+message with the queue counts, and the pipeline graph's live rates when they changed. In
+the background it also refreshes the per-state totals from the journal and samples the
+machine, so requests never pay for either.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from dashboard import queries
+from dashboard import graph, queries
 
 if TYPE_CHECKING:
     from daemon.api import DaemonAPI
@@ -60,6 +61,7 @@ class Hub:
         self._counts_dirty = True
         self._counts_at = 0.0
         self._sampled_at = 0.0
+        self._rates_sent: dict[str, Any] | None = None
 
     # -- the daemon's side -----------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -114,9 +116,13 @@ class Hub:
         batch = [_slim(ev) for ev in file_events[-MAX_FILE_EVENTS:]]
         if skipped:
             batch.insert(0, {"kind": "burst", "skipped": skipped})
-        batch += progress.values()
-        if status:  # the daemon's once-a-second tick: counts and progress bars follow it
+        batch += [_slim(ev) for ev in progress.values()]
+        if status:  # the daemon's once-a-second tick: counts, progress bars, rates follow it
             batch.append(self.status_message())
+            rates = self.rates_message()
+            if rates != self._rates_sent:  # idle: the zeros once, then nothing
+                self._rates_sent = rates
+                batch.append(rates)
         self.broadcast(batch)
 
     def status_message(self) -> dict[str, Any]:
@@ -128,6 +134,12 @@ class Hub:
             "oldest_queued_age_s": st["oldest_queued_age_s"],
             "in_flight": st["in_flight"],
         }
+
+    def rates_message(self) -> dict[str, Any]:
+        """The pipeline graph's labels and widths now (`graph.live`)."""
+        g = graph.build(self.api.status()["pipeline"])
+        live = graph.live(g, self.stats.rates.per_second(), self.stats.rates.errors)
+        return {"kind": "rates", **live}
 
     def broadcast(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
@@ -181,5 +193,5 @@ class Hub:
 
 
 def _slim(ev: dict[str, Any]) -> dict[str, Any]:
-    """A file event without the bulky per-node stats (the pipeline page fetches those)."""
+    """A file event without the bulky per-node stats (the pipeline page gets rates)."""
     return {k: v for k, v in ev.items() if k not in ("processors", "tags")}

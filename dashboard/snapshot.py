@@ -135,8 +135,10 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
     tags = dash.stats.tags
     nodes = []
     for n in g.nodes:
-        stats = node_stats.get(n.label, {}) if n.kind == "processor" else {
-            "lines": tags.get(n.label, 0)}  # fmt: skip
+        if n.kind == "processor":
+            stats = node_stats.get(n.label, {})
+        else:  # a tag's lines; a sink's are its output tag's
+            stats = {"lines": tags.get(n.rate_key.partition(":")[2], 0)}
         nodes.append({**n.__dict__, "stats": stats})
     traces = []
     if dash.settings.trace:
@@ -161,4 +163,6 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
         "files_counted": dash.stats.files_seen,
         "trace": dash.settings.trace,
         "traces": traces,
+        "live": graph.live(g, dash.stats.rates.per_second(), dash.stats.rates.errors),
+        "window_s": dash.stats.rates.window_s,
     }
