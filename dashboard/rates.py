@@ -18,6 +18,7 @@ from collections import Counter, deque
 from typing import Any
 
 WINDOW_S = 10
+MAX_RUNNING = 10_000  # attempts remembered; one whose end never came is dropped first
 _NODE_KEYS = (("lines_in", "in"), ("lines_out", "out"), ("seconds", "busy"))
 
 
@@ -49,6 +50,8 @@ class Rates:
         if grew:
             self._add(ts, grew)
         self._seen[uid] = counts
+        if len(self._seen) > MAX_RUNNING:  # an attempt that vanished or was held
+            self._seen.pop(next(iter(self._seen)))
 
     def finished(self, uid: str, ts: float, counts: Counter[str] | None, node: str | None) -> None:
         """The end of an attempt: what its last counts add, and the node it failed at."""
