@@ -63,7 +63,7 @@
   es.onmessage = function (e) {
     var msg;
     try { msg = JSON.parse(e.data); } catch (err) { return; }
-    if (msg.kind !== "status") {
+    if (msg.kind !== "status" && msg.kind !== "rates") {  // the latest of those is all that counts
       recent.push(msg);
       if (recent.length > 1000) recent.shift();
     }

@@ -4,12 +4,14 @@ layout that stays readable at 20 nodes, and the page updating over SSE in Chromi
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dashboard import graph
@@ -112,6 +114,29 @@ def test_live_labels_widths_and_failures() -> None:
                                                     "width": graph.EDGE_W[0]}  # fmt: skip
     assert live["nodes"]["node:fan"]["label"] == "1.5k/s lines in · busy 25%"
     assert live["nodes"]["node:count"]["label"] == "0.0/s lines in · busy 0% · 2 failed"
+
+
+@pytest.mark.integration
+def test_a_burst_of_small_files_shows_in_the_rates_over_http_and_sse(
+    dashboard: Dashboard, queue: Queue
+) -> None:
+    """Files done in under half a second send no progress: they count at their end, and
+    the `rates` message on /events carries them."""
+    rates: dict[str, Any] = {}
+    with httpx.stream("GET", dashboard.url + "/events", timeout=30) as r:
+        for i in range(40):
+            queue.drop(f"burst{i}_20240105.log", LINE[:80] + "\n")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                msg = json.loads(line[6:])
+                if msg["kind"] == "rates" and msg["edges"]["tag:log>node:parse"]["rate"]:
+                    rates = msg
+                    break
+    assert re.fullmatch(r"[\d.]+k?/s lines in · busy \d+%", rates["nodes"]["node:parse"]["label"])
+    assert rates["edges"]["tag:log>node:parse"]["width"] > graph.EDGE_W[0]
+    page = dashboard.get("/api/pipeline").json()  # the page's first render has the same
+    assert page["window_s"] == 10
+    assert page["live"]["edges"]["tag:log>node:parse"]["rate"] > 0
 
 
 # -- in the browser --------------------------------------------------------------------
