@@ -1,4 +1,4 @@
-"""What the dashboard may see and do: a snapshot of the daemon, and three actions.
+"""What the dashboard may see and do: a snapshot of the daemon, and its actions.
 
 Reads (`snapshot`, `status()`) are safe from any thread: the loop publishes a frozen
 `Snapshot` after every step. Actions (`requeue`, `cancel`, `accept_upload`) run on the
@@ -21,6 +21,8 @@ from daemon.journal import connect
 from daemon.moves import admit, shorten, transition
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
+from processors import file_routes, readers
+from processors.base import ProcessorError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from daemon.events import EventBus
 
 _UID = re.compile(r"[0-9a-f]{32}")
+REQUEUE_CHUNK = 200  # requeues per call on the daemon's thread
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -104,27 +107,60 @@ class DaemonAPI:
 
     def requeue(self, uid: str) -> str:
         """failed/ → unprocessed/ with fresh attempts; returns its name in unprocessed/."""
+        return self._run(lambda: self._requeue_now(uid, "requeued"))
 
-        def act() -> str:
-            row = self._d.journal.get(uid) if _UID.fullmatch(uid) else None
-            if row is None:
-                raise ActionError(f"no file with id {uid!r}", 404)
-            if row.state is not State.FAILED:
-                raise ActionError(
-                    f"only failed files can be requeued (this one is {row.state.value})", 409
-                )
-            ref = FileRef(uid, row.rel, State.FAILED, 0, row.original, row.size or 0,
-                          row.inode or 0)  # fmt: skip
-            try:
-                path = ref.path(self._d.folders)
-                if not stat.S_ISREG(os.lstat(path).st_mode):
-                    raise ActionError(f"{row.rel!r} in failed/ is not a regular file", 409)
-                transition(self._d.folders, self._d.journal, ref, State.QUEUED, reason="requeued")
-            except FileNotFoundError:
-                raise ActionError(f"{row.rel!r} is no longer in failed/", 409) from None
-            return ref.rel
+    def requeue_many(self, uids: list[str], reason: str) -> list[tuple[str, str | None, str]]:
+        """`requeue` for each of `uids`, journalled with `reason`, in chunks of
+        REQUEUE_CHUNK per call on the daemon's thread (so the loop keeps running between
+        them): (uid, name in unprocessed/ or None, why not) for each, in order."""
+        done: list[tuple[str, str | None, str]] = []
+        for i in range(0, len(uids), REQUEUE_CHUNK):
+            done += self._run(lambda chunk=uids[i : i + REQUEUE_CHUNK]: [
+                self._try_requeue(uid, reason) for uid in chunk])  # fmt: skip
+        return done
 
-        return self._run(act)
+    def _try_requeue(self, uid: str, reason: str) -> tuple[str, str | None, str]:
+        try:
+            return uid, self._requeue_now(uid, reason), ""
+        except ActionError as exc:  # moved or fixed by someone meanwhile: the others go on
+            return uid, None, str(exc)
+
+    def _requeue_now(self, uid: str, reason: str) -> str:
+        """On the daemon's thread."""
+        row = self._d.journal.get(uid) if _UID.fullmatch(uid) else None
+        if row is None:
+            raise ActionError(f"no file with id {uid!r}", 404)
+        if row.state is not State.FAILED:
+            raise ActionError(
+                f"only failed files can be requeued (this one is {row.state.value})", 409
+            )
+        ref = FileRef(uid, row.rel, State.FAILED, 0, row.original, row.size or 0,
+                      row.inode or 0)  # fmt: skip
+        try:
+            path = ref.path(self._d.folders)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise ActionError(f"{row.rel!r} in failed/ is not a regular file", 409)
+            transition(self._d.folders, self._d.journal, ref, State.QUEUED, reason=reason)
+        except FileNotFoundError:
+            raise ActionError(f"{row.rel!r} is no longer in failed/", 409) from None
+        return ref.rel
+
+    def failed_route(self, rel: str) -> str | None:
+        """The start tag the active pipeline's routes give `rel` in failed/ (by its name
+        and first bytes), or None: no route matches, or it cannot be read. Any thread."""
+        routes = self._d.snapshot.pipeline.config.routes
+        try:
+            fd = os.open(self._d.folders.of(State.FAILED) / rel, os.O_RDONLY | os.O_NOFOLLOW
+                         | os.O_NONBLOCK | os.O_CLOEXEC)  # fmt: skip
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return None
+                return file_routes.select(routes, rel, readers.Source(f).head)[0].start
+        except (OSError, ProcessorError):
+            return None
 
     def cancel(self, rel: str) -> str:
         """A file still waiting in unprocessed/ → failed/ with the reason "cancelled"."""

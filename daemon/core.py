@@ -32,7 +32,7 @@ from daemon.intake import Intake
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
-from daemon.pool import WorkerPool
+from daemon.pool import Progress, WorkerPool
 from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
@@ -292,10 +292,12 @@ class Daemon:
     def _on_settled(self, path: str, priority: int) -> None:
         self.events.publish("file_queued", path=self.intake.rel(path), priority=priority)
 
-    def _on_progress(self, job: Job, bytes_read: int) -> None:
+    def _on_progress(self, job: Job, progress: Progress) -> None:
+        counts = progress.counts or {}
         self.events.publish(
-            "file_progress", path=job.rel, uid=job.uid, bytes=bytes_read, size=job.size
-        )
+            "file_progress", path=job.rel, uid=job.uid, bytes=progress.bytes_read,
+            size=job.size, tags=counts.get("tags"), processors=counts.get("processors"),
+        )  # fmt: skip
 
     # -- periodic work ------------------------------------------------------------
     def _periodic(self, now: float) -> None:

@@ -185,6 +185,7 @@ class Outcomes:
             tags=summary.get("tags"),
             processors=summary.get("processors"),
             error=err.get("message"),
+            node=err.get("processor"),  # the node a data error is charged to (pipeline page)
         )
 
     def retry_or_fail(self, ref: FileRef, error: dict[str, Any]) -> None:

@@ -60,8 +60,11 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """A running job's bytes read, and its pipeline counts so far (`Pipeline.live`)."""
+
     uid: str
     bytes_read: int
+    counts: dict[str, Any] | None = None
 
 
 ToWorker = LoadConfig | RunJob | Stop
@@ -121,7 +124,7 @@ def _run(conn: Connection, job: Job, pipeline: Any, config_error: str | None) ->
         return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
 
     def progress(n: int) -> None:
-        conn.send(Progress(job.uid, n))
+        conn.send(Progress(job.uid, n, pipeline.live()))
 
     return run_job(job, pipeline, progress)
 
@@ -157,7 +160,7 @@ class WorkerPool:
         size: int,
         pipeline: LoadedPipeline,
         trace: bool = False,
-        on_progress: Callable[[Job, int], None] | None = None,
+        on_progress: Callable[[Job, Progress], None] | None = None,
         worker_init: Callable[[], None] | None = None,
     ) -> None:
         self.slots = [Slot(i) for i in range(size)]
@@ -309,7 +312,7 @@ class WorkerPool:
                     case Progress(_, bytes_read):
                         slot.bytes_read = bytes_read
                         if self._on_progress is not None and slot.job is not None:
-                            self._on_progress(slot.job, bytes_read)
+                            self._on_progress(slot.job, msg)
                     case Outcome() if slot.jobs:
                         done.append((slot.jobs.popleft(), msg))
                         slot.started, slot.bytes_read = time.monotonic(), 0

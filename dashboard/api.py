@@ -1,4 +1,4 @@
-"""The JSON API: everything the pages show, and the three actions.
+"""The JSON API: everything the pages show, and the actions.
 
 Reads that touch the journal are sync endpoints (Starlette runs them in its thread pool);
 `/api/status`, `/health` and `/metrics` are async and do no I/O beyond statvfs, so they
@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from daemon.api import ActionError
 from daemon.states import State
-from dashboard import health, metrics, snapshot, uploads
+from dashboard import health, metrics, replay, snapshot, uploads
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -161,3 +161,37 @@ async def cancel(request: Request) -> Response:
         return error(str(exc), exc.status)
     log.info("file_cancel_requested", path=rel, failed_as=name)
     return ORJSONResponse({"path": name, "state": State.FAILED, "reason": "cancelled"})
+
+
+def replay_match(request: Request) -> Response:
+    """What a bulk requeue with these query parameters would requeue: the count and the
+    first names (`dashboard.replay`)."""
+
+    def match(r: Request) -> dict[str, Any]:
+        found = replay.matching_blocking(_dash(r), replay.Filter.parse(r.query_params))
+        found.pop("uids")
+        return found
+
+    return guarded(request, match, ORJSONResponse, error)
+
+
+async def replay_requeue(request: Request) -> Response:
+    """Requeue every failed file a filter matches: JSON {type, route, name, since, until,
+    expect}, `expect` being the count the caller saw (409 with the new one if it moved)."""
+    try:
+        body = await request.json()
+        if not isinstance(body, dict) or type(body.get("expect")) is not int:
+            raise TypeError
+        flt = replay.Filter.parse(body)
+    except ValueError as exc:
+        return error(str(exc), 400)
+    except TypeError:
+        return error('send JSON {"type", "route", "name", "since", "until": optional filters, '
+                     '"expect": the count GET /api/errors/replay gave}', 400)  # fmt: skip
+    try:
+        done = await run_in_threadpool(replay.requeue_blocking, _dash(request), flt, body["expect"])
+    except replay.CountChanged as exc:
+        return ORJSONResponse({"error": str(exc), "count": exc.match["count"]}, status_code=409)
+    except sqlite3.Error as exc:
+        return error(f"journal unavailable: {exc}", 503)
+    return ORJSONResponse(done)

@@ -1,26 +1,34 @@
 """The pipeline as a picture: tags and processors laid out in columns for an inline SVG.
 
 Tags (start tags, intermediate tags, outputs) and processors alternate: a tag feeds the
-processor registered on it, a processor emits to tags. Each node sits in the column of its
-distance from a start tag (the loaded pipeline's fewest hops, so loops do not stretch the
-picture); the template draws boxes and edges from the coordinates computed here. The
-layout is drawn from the daemon's `LoadedPipeline` as it is: nothing is checked or
-imported again, and it is computed once per loaded pipeline.
+processor registered on it, a processor emits to tags; an output delivered to a sink feeds
+a sink node. Each node sits in the column of its distance from a start tag (the loaded
+pipeline's fewest hops, so loops do not stretch the picture); the template draws boxes and
+edges from the coordinates computed here. The layout is drawn from the daemon's
+`LoadedPipeline` as it is: nothing is checked or imported again, and it is computed once
+per loaded pipeline.
+
+`live()` turns the hub's rates (`dashboard.rates`) into what the page shows on each node
+and edge; the page renders it first, the SSE stream's `rates` messages update it.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from processors import LoadedPipeline, file_routes
 
-COL_W = 170
-ROW_H = 64
-BOX_W = 140
-BOX_H = 44
+COL_W = 230  # BOX_W plus room for an edge's rate label between columns
+ROW_H = 76
+BOX_W = 150
+BOX_H = 58
 PAD = 20
+LABEL_H = 13  # edge labels in one gap are at least this far apart
+EDGE_W = (1.4, 6.0)  # stroke width of an idle edge, and of the busiest one
 
 
 @dataclass
@@ -33,11 +41,34 @@ class Node:
     y: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def rate_key(self) -> str:
+        """The `dashboard.rates` key of the lines through this node."""
+        if self.kind == "processor":
+            return f"in:{self.label}"
+        if self.kind == "sink":
+            return f"done:{self.id.removeprefix('sink:')}"
+        return f"tag:{self.label}"
+
+
+@dataclass
+class Edge:
+    id: str  # "<source node id>><target node id>"
+    key: str  # the `dashboard.rates` key of its lines
+    approx: bool  # shared with other edges into the same tag: the key is an upper bound
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    back: bool
+    lx: int = 0  # where its rate label goes
+    ly: int = 0
+
 
 @dataclass
 class Graph:
     nodes: list[Node]
-    edges: list[dict[str, int]]
+    edges: list[Edge]
     width: int
     height: int
     outline: str
@@ -74,8 +105,13 @@ def build(loaded: LoadedPipeline) -> Graph:
             succ.setdefault(tag_node(tag), []).append(pid)
         for tag in spec.emits:
             succ.setdefault(pid, []).append(tag_node(tag))
-    for tag in config.outputs:
-        tag_node(tag)
+    for tag, out in config.outputs.items():
+        nid = tag_node(tag)
+        if out.sink is not None:
+            sid = f"sink:{tag}"
+            nodes[sid] = Node(sid, "sink", out.sink.type, out.sink.describe())
+            column[sid] = column[nid] + 1
+            succ.setdefault(nid, []).append(sid)
     columns: dict[int, list[str]] = {}
     for nid in nodes:
         columns.setdefault(column[nid], []).append(nid)
@@ -86,17 +122,20 @@ def build(loaded: LoadedPipeline) -> Graph:
             nodes[nid].x = PAD + col * COL_W
             nodes[nid].y = PAD + offset + i * ROW_H
     edges = []
+    producers: dict[str, int] = {}
+    for dsts in succ.values():
+        for dst in dsts:
+            producers[dst] = producers.get(dst, 0) + 1
     for src, dsts in succ.items():
         a = nodes[src]
         for dst in dsts:
             b = nodes[dst]
-            back = b.x <= a.x
-            edges.append({
-                "x1": a.x + BOX_W, "y1": a.y + BOX_H // 2,
-                "x2": b.x, "y2": b.y + BOX_H // 2, "back": back,
-            })  # fmt: skip
+            key, approx = _edge_key(a, b, len(dsts), producers[dst])
+            edges.append(Edge(f"{src}>{dst}", key, approx, a.x + BOX_W, a.y + BOX_H // 2,
+                              b.x, b.y + BOX_H // 2, back=b.x <= a.x))  # fmt: skip
+    _place_labels(edges)
     width = PAD * 2 + (max(columns, default=0)) * COL_W + BOX_W
-    height = PAD * 2 + (rows - 1) * ROW_H + BOX_H
+    height = max([PAD * 2 + (rows - 1) * ROW_H + BOX_H] + [e.ly + PAD for e in edges])
     return Graph(
         list(nodes.values()),
         edges,
@@ -105,3 +144,63 @@ def build(loaded: LoadedPipeline) -> Graph:
         loaded.outline(),
         [file_routes.describe(r) for r in config.routes],
     )
+
+
+def _edge_key(a: Node, b: Node, fan_out: int, fan_in: int) -> tuple[str, bool]:
+    """Which count measures the lines on edge a → b. The engine counts lines per tag and
+    per node, not per edge: a tag feeds one node (its lines are the edge's); a processor's
+    edge is exact when the processor emits to that tag only, or it alone feeds the tag
+    (and no file starts there); otherwise the tag's lines are an upper bound."""
+    if a.kind != "processor":
+        return (b.rate_key if b.kind == "sink" else a.rate_key), False
+    if fan_out == 1:
+        return f"out:{a.label}", False
+    return b.rate_key, not (fan_in == 1 and b.kind != "start")
+
+
+def _place_labels(edges: list[Edge]) -> None:
+    """Each label at its edge's midpoint, pushed down where it would sit on another's."""
+    by_gap: dict[int, list[Edge]] = {}
+    for e in edges:
+        e.lx, e.ly = (e.x1 + e.x2) // 2, (e.y1 + e.y2) // 2 - 6  # just above the curve
+        if e.back:
+            e.ly += 45  # the curve bends below
+        by_gap.setdefault(e.lx, []).append(e)
+    for gap in by_gap.values():
+        gap.sort(key=lambda e: e.ly)
+        for prev, e in itertools.pairwise(gap):
+            e.ly = max(e.ly, prev.ly + LABEL_H)
+
+
+def per_second(rate: float) -> str:
+    if rate >= 10_000:
+        return f"{rate / 1000:.0f}k/s"
+    if rate >= 1000:
+        return f"{rate / 1000:.1f}k/s"
+    return f"{rate:.0f}/s" if rate >= 10 else f"{rate:.1f}/s"
+
+
+def live(g: Graph, rates: Mapping[str, float], errors: Mapping[str, int]) -> dict[str, Any]:
+    """What each edge and node shows now: its rate label, an edge's width (by its share of
+    the busiest edge's rate), a processor's busy share and failed files."""
+    peak = max((rates.get(e.key, 0.0) for e in g.edges), default=0.0)
+    lo, hi = EDGE_W
+    edges = {}
+    for e in g.edges:
+        rate = rates.get(e.key, 0.0)
+        width = lo + (hi - lo) * (rate / peak) ** 0.5 if peak else lo
+        label = ("≤ " if e.approx and rate else "") + per_second(rate)
+        edges[e.id] = {"rate": rate, "label": label, "width": round(width, 2)}
+    nodes = {}
+    for n in g.nodes:
+        rate = rates.get(n.rate_key, 0.0)
+        text = f"{per_second(rate)} {'lines in' if n.kind == 'processor' else 'lines'}"
+        entry: dict[str, Any] = {"rate": rate}
+        if n.kind == "processor":
+            busy = rates.get(f"busy:{n.label}", 0.0)
+            failed = errors.get(n.label, 0)
+            text += f" · busy {busy:.0%}" + (f" · {failed} failed" if failed else "")
+            entry.update(busy=busy, errors=failed)
+        entry["label"] = text
+        nodes[n.id] = entry
+    return {"edges": edges, "nodes": nodes}

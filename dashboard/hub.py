@@ -4,9 +4,10 @@ The daemon calls `on_event` on its own thread for every event; that only appends
 deque (no lock, no syscall), so a 10,000-file burst costs the daemon almost nothing. The
 hub's task on the dashboard's event loop drains the deque twice a second, feeds
 `Stats`, and sends every Server-Sent-Events client one batch: file events (at most
-`MAX_FILE_EVENTS` per batch, progress coalesced to the latest per file) and a status
-message with the queue counts. In the background it also refreshes the per-state totals
-from the journal and samples the machine, so requests never pay for either.
+`MAX_FILE_EVENTS` per batch, progress coalesced to the latest per file), a status
+message with the queue counts, and the pipeline graph's live rates when they changed. In
+the background it also refreshes the per-state totals from the journal and samples the
+machine, so requests never pay for either.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from dashboard import queries
+from dashboard import graph, queries
 
 if TYPE_CHECKING:
     from daemon.api import DaemonAPI
@@ -64,6 +65,7 @@ class Hub:
         # had seen; a client that finds a gap (it connected after a batch, or a batch was
         # dropped for a stalled client) refreshes what it shows instead of missing a change.
         self.seq = 0
+        self._rates_sent: dict[str, Any] | None = None
 
     # -- the daemon's side -----------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -122,9 +124,13 @@ class Hub:
             batch.insert(0, {"kind": "burst", "skipped": skipped})
         if file_events:
             batch.insert(0, {"kind": "seq", "seq": self.seq})
-        batch += progress.values()
-        if status:  # the daemon's once-a-second tick: counts and progress bars follow it
+        batch += [_slim(ev) for ev in progress.values()]
+        if status:  # the daemon's once-a-second tick: counts, progress bars, rates follow it
             batch.append(self.status_message())
+            rates = self.rates_message()
+            if rates != self._rates_sent:  # idle: the zeros once, then nothing
+                self._rates_sent = rates
+                batch.append(rates)
         self.broadcast(batch)
 
     def status_message(self) -> dict[str, Any]:
@@ -137,6 +143,12 @@ class Hub:
             "in_flight": st["in_flight"],
             "seq": self.seq,
         }
+
+    def rates_message(self) -> dict[str, Any]:
+        """The pipeline graph's labels and widths now (`graph.live`)."""
+        g = graph.build(self.api.status()["pipeline"])
+        live = graph.live(g, self.stats.rates.per_second(), self.stats.rates.errors)
+        return {"kind": "rates", **live}
 
     def broadcast(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
@@ -190,5 +202,5 @@ class Hub:
 
 
 def _slim(ev: dict[str, Any]) -> dict[str, Any]:
-    """A file event without the bulky per-node stats (the pipeline page fetches those)."""
+    """A file event without the bulky per-node stats (the pipeline page gets rates)."""
     return {k: v for k, v in ev.items() if k not in ("processors", "tags")}

@@ -208,3 +208,46 @@ def history(conn: sqlite3.Connection, since: float) -> list[tuple[str, float, fl
         " ORDER BY updated LIMIT 200000",
         (State.PROCESSED.value, State.FAILED.value, since),
     ).fetchall()
+
+
+def failed_matching(
+    conn: sqlite3.Connection,
+    *,
+    error_type: str | None,
+    name: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Files in failed/ by error type, a GLOB on their name and when they failed (each
+    filter optional), oldest first, at most `limit`: the candidates of a bulk requeue."""
+    where: list[str] = ["state = ?"]
+    args: list[Any] = [State.FAILED.value]
+    if error_type:
+        where.append("json_extract(error, '$.type') = ?")
+        args.append(error_type)
+    if name:
+        where.append("rel GLOB ?")
+        args.append(name)
+    if since is not None:
+        where.append("updated >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("updated <= ?")
+        args.append(until)
+    rows = conn.execute(
+        f"SELECT uid, rel, updated, json_extract(error, '$.type') AS type FROM files"
+        f" WHERE {' AND '.join(where)} ORDER BY updated, id LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def failed_error_types(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many files in failed/ have each error type, most first."""
+    rows = conn.execute(
+        "SELECT json_extract(error, '$.type') AS type, COUNT(*) AS n FROM files"
+        " WHERE state = ? AND error IS NOT NULL GROUP BY type ORDER BY n DESC, type",
+        (State.FAILED.value,),
+    ).fetchall()
+    return {r["type"]: r["n"] for r in rows if r["type"]}

@@ -7,6 +7,7 @@ worker thread (Starlette runs sync endpoints there), never on the event loop.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,21 +104,37 @@ def summary_path(dash: Dashboard, rel: str) -> Path:
     return dash.api.folders.results / f"{rel}.json"
 
 
+_NUMBERED = re.compile(r"~\d+(?=(\.[^/~]*)?$)")  # the `~N` daemon.moves.numbered adds
+
+
+def _summary_names(row: dict[str, Any]) -> list[str]:
+    """Where this file's summary may be: results/<name>.json under the name it had when it
+    last finished. That is its current name, unless a requeue found the name taken in
+    unprocessed/ and numbered it (`a.log` → `a~1.log`; again: `a~1~1.log`), so the names
+    with those `~N` taken off follow, then the name it arrived under."""
+    names = [row["rel"]]
+    while (earlier := _NUMBERED.sub("", names[-1], count=1)) != names[-1]:
+        names.append(earlier)
+    names.append(row["original"])
+    return list(dict.fromkeys(names))
+
+
 def file_blocking(dash: Dashboard, uid: str) -> dict[str, Any] | None:
     row = queries.get_file(dash.reader.conn(), uid)
     if row is None:
         return None
     row["summary"] = None
-    # The summary sits at results/<rel>.json under the name the file had when it finished:
-    # its current name (a requeued file keeps it unless the name was taken). Its uid says
-    # whether the summary there is really this file's.
-    try:
-        data = orjson.loads(summary_path(dash, row["rel"]).read_bytes())
-    except (OSError, ValueError):
-        data = None
-    if isinstance(data, dict) and data.get("uid") == uid:
-        row["summary"] = data
-        row["summary_path"] = f"{row['rel']}.json"
+    # Found by the file's identity: only a summary whose uid is this file's is shown,
+    # whichever name it sits under (another input's summary may hold the same name).
+    for name in _summary_names(row):
+        try:
+            data = orjson.loads(summary_path(dash, name).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("uid") == uid:
+            row["summary"] = data
+            row["summary_path"] = f"{name}.json"
+            break
     row["input_path"] = f"{row['state']}/{row['rel']}"
     row["in_flight"] = next((f for f in dash.api.status()["in_flight"] if f["uid"] == uid), None)
     return row
@@ -135,8 +152,10 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
     tags = dash.stats.tags
     nodes = []
     for n in g.nodes:
-        stats = node_stats.get(n.label, {}) if n.kind == "processor" else {
-            "lines": tags.get(n.label, 0)}  # fmt: skip
+        if n.kind == "processor":
+            stats = node_stats.get(n.label, {})
+        else:  # a tag's lines; a sink's are its output tag's
+            stats = {"lines": tags.get(n.rate_key.partition(":")[2], 0)}
         nodes.append({**n.__dict__, "stats": stats})
     traces = []
     if dash.settings.trace:
@@ -161,4 +180,6 @@ def pipeline_blocking(dash: Dashboard) -> dict[str, Any]:
         "files_counted": dash.stats.files_seen,
         "trace": dash.settings.trace,
         "traces": traces,
+        "live": graph.live(g, dash.stats.rates.per_second(), dash.stats.rates.errors),
+        "window_s": dash.stats.rates.window_s,
     }

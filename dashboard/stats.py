@@ -1,7 +1,8 @@
 """What the dashboard adds up from the daemon's events since it started.
 
 Throughput per minute over the last hour, recent processing times (p50/p95), per-node
-line counts and time, lines per tag, and the files waiting in unprocessed/ that the
+line counts and time, lines per tag, the live rates of the pipeline graph
+(`dashboard.rates`), and the files waiting in unprocessed/ that the
 journal does not know yet (it records a file when it is claimed). Updated on the
 dashboard's event loop in batches; read by the pages, the API and /metrics. The chart and
 the percentiles are seeded from the journal at start-up, so a restart does not blank them.
@@ -17,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram
 
 from daemon.states import State
+from dashboard.rates import Rates, flat
 
 WINDOW_MIN = 60
 MAX_WAITING = 50_000
@@ -37,6 +39,7 @@ class Stats:
         self.nodes: dict[str, dict[str, float]] = {}
         self.tags: Counter[str] = Counter()
         self.files_seen = 0
+        self.rates = Rates()
         # Files settled in unprocessed/ and not yet started: path -> (time queued, priority).
         self.waiting: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._sorted: list[float] | None = None
@@ -64,11 +67,20 @@ class Stats:
                     self.waiting.popitem(last=False)
             elif kind == "file_started":
                 self.waiting.pop(ev["path"], None)
+                self.rates.started(ev["uid"])
+            elif kind == "file_progress":
+                if ev.get("processors") is not None:
+                    self.rates.progress(ev["uid"], ev["ts"], flat(ev["tags"], ev["processors"]))
             elif kind == "file_processed":
                 self._finished(ev, ok=True)
+                counts = flat(ev.get("tags"), ev.get("processors"))
+                self.rates.finished(ev["uid"], ev["ts"], counts, None)
             elif kind == "file_failed":
                 self.waiting.pop(ev["path"], None)
                 self._finished(ev, ok=False)
+                self.rates.finished(ev["uid"], ev["ts"], None, ev.get("node"))
+            elif kind == "file_retry":
+                self.rates.finished(ev["uid"], ev["ts"], None, None)
 
     def _finished(self, ev: dict[str, Any], ok: bool) -> None:
         self._count(ev["ts"], ok)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from daemon.api import ActionError
 from daemon.snapshot import VERSION
 from daemon.states import State
-from dashboard import auth, queries, snapshot
+from dashboard import auth, queries, replay, snapshot
 from dashboard.api import errors_page, files_page, guarded
 from dashboard.sessions import Throttled
 
@@ -86,8 +86,15 @@ def file_detail(request: Request) -> Response:
     return render(request, "file", {"f": row, "notice": notice})
 
 
+def _errors_page(request: Request) -> dict[str, Any]:
+    data = errors_page(request)
+    if request.query_params.get("fragment") != "1":  # the live list does not show the form
+        data["replay"] = replay.page_blocking(_dash(request), request.query_params)
+    return data
+
+
 def errors(request: Request) -> Response:
-    return _listing(request, errors_page, "errors")
+    return _listing(request, _errors_page, "errors")
 
 
 def pipeline(request: Request) -> Response:
@@ -108,6 +115,32 @@ async def requeue_form(request: Request) -> Response:
         return problem(request, str(exc), exc.status)
     notice = quote(f"requeued as unprocessed/{name}")
     return RedirectResponse(f"/files/{quote(uid)}?notice={notice}", status_code=303)
+
+
+async def replay_form(request: Request) -> Response:
+    """The Errors page's confirmation: requeue what the filter matches, if it still
+    matches the count shown; back to the page either way, with what happened."""
+    form = await request.form()
+    fields = {k: v for k in replay.FIELDS if isinstance(v := form.get(k), str)}
+    try:
+        flt = replay.Filter.parse(fields)
+    except ValueError as exc:
+        return problem(request, str(exc), 400)
+    raw = form.get("expect")
+    if not isinstance(raw, str) or not raw.isdigit():
+        return problem(request, "expect: the count the page showed is missing", 400)
+    expect = int(raw)
+    try:
+        done = await run_in_threadpool(replay.requeue_blocking, _dash(request), flt, expect)
+    except replay.CountChanged as exc:
+        again = urlencode({**fields, "match": "1", "notice": str(exc)})
+        return RedirectResponse(f"/errors?{again}", status_code=303)
+    except sqlite3.Error as exc:
+        return problem(request, f"journal unavailable: {exc}", 503)
+    notice = f"requeued {len(done['requeued'])} file(s)"
+    if done["skipped"]:
+        notice += f"; {len(done['skipped'])} skipped: {done['skipped'][0]['error']}"
+    return RedirectResponse(f"/errors?{urlencode({'notice': notice})}", status_code=303)
 
 
 async def cancel_form(request: Request) -> Response:

@@ -69,6 +69,15 @@ class Pipeline:
             spec.name: {"files": 0, "lines_in": 0, "lines_out": 0, "errors": 0, "seconds": 0.0}
             for spec in specs
         }
+        self._running: _FileRun | None = None
+
+    def live(self) -> dict[str, Any] | None:
+        """The running file's counts so far (lines per tag, each node's stats), or None.
+        Called between batches (from the input reader), so the counts are consistent."""
+        run = self._running
+        if run is None:
+            return None
+        return {"tags": dict(run.tags), "processors": {r.spec.name: r.stats() for r in run.runners}}
 
     def run_file(self, stream: BinaryIO, rel_path: str, open_output: OpenOutput) -> dict[str, Any]:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
@@ -80,12 +89,13 @@ class Pipeline:
         if route.reader.type == "csv":
             rows = readers.CsvRows(lines, route.reader)
             header, batches = rows.header, iter(rows)
-        run = _FileRun(self, rel_path, route.start, metadata, header, open_output)
+        run = self._running = _FileRun(self, rel_path, route.start, metadata, header, open_output)
         try:
             for values, origins in batches:
                 run.feed(values, origins)
             run.finish()
         finally:
+            self._running = None
             self._add_totals(run)
         return run.summary(lines)
 

@@ -82,7 +82,7 @@
     try { msg = JSON.parse(e.data); } catch (err) { return; }
     if (missed(msg)) refreshAll();
     if (msg.kind === "seq") return;
-    if (msg.kind !== "status") {
+    if (msg.kind !== "status" && msg.kind !== "rates") {  // the latest of those is all that counts
       recent.push(msg);
       if (recent.length > 1000) recent.shift();
     }
