@@ -43,6 +43,12 @@ recipe() {
             "$py" -m examples.elections.generate --out "$dir/watch_dir/unprocessed" "$@"
             "${folderd[@]}" --skip-duplicates
             "$py" -m examples.elections.totals ;;
+        s3-mirror)
+            : "${MIRROR_BUCKET:?set MIRROR_BUCKET, S3_ENDPOINT and AWS credentials (README, Recipes)}"
+            "$py" examples/s3-mirror/bucket.py create
+            "$py" examples/s3-mirror/generate.py --out "$dir/watch_dir/unprocessed" "$@" >/dev/null
+            "${folderd[@]}" --empty-files process
+            "$py" examples/s3-mirror/bucket.py list ;;
         *)  echo "unknown recipe: $name (elections, s3-mirror, voters)" >&2; exit 2 ;;
     esac
 }

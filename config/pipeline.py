@@ -23,7 +23,7 @@ from config.errors import ConfigError
 from config.sinks import S3SinkConfig, SinkConfig, parse_sink
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
-READER_TYPES = ("text", "csv")
+READER_TYPES = ("text", "csv", "none")  # none: no lines read (a file only hashed, delivered)
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
             "trace", "priority")  # fmt: skip

@@ -76,7 +76,7 @@ class Pipeline:
         route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
         lines = readers.TextLines(source, route.reader)
         header = None
-        batches: Iterator[readers.Batch] = iter(lines)
+        batches: Iterator[readers.Batch] = iter(() if route.reader.type == "none" else lines)
         if route.reader.type == "csv":
             rows = readers.CsvRows(lines, route.reader)
             header, batches = rows.header, iter(rows)
