@@ -49,6 +49,17 @@ recipe() {
             "$py" examples/s3-mirror/generate.py --out "$dir/watch_dir/unprocessed" "$@" >/dev/null
             "${folderd[@]}" --empty-files process
             "$py" examples/s3-mirror/bucket.py list ;;
+        voters)
+            export VOTERS_API_SECRET=${VOTERS_API_SECRET:-demo-secret}
+            "$py" -m examples.voters.generate --out "$dir/watch_dir/unprocessed" \
+                --roll "$dir/roll.json" "$@"
+            "$py" -m examples.voters.api --registry "$dir/roll.json" \
+                --secret "$VOTERS_API_SECRET" >"$dir/api.log" 2>&1 &
+            local api=$! tries=0
+            until grep -q listening "$dir/api.log" || [ $((tries += 1)) -gt 100 ]; do sleep 0.1; done
+            "${folderd[@]}" || { kill "$api"; exit 1; }
+            kill "$api"
+            "$py" -m examples.voters.show "$dir"/results/*.xlsx.xlsx ;;
         *)  echo "unknown recipe: $name (elections, s3-mirror, voters)" >&2; exit 2 ;;
     esac
 }
