@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, TextIO
 
 from config.pipeline import PipelineConfig
-from processors import file_routes, readers, topology
+from processors import excel, file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner, start_runner
 from processors.outputs import Parts, Sink, in_input_order
@@ -74,11 +74,16 @@ class Pipeline:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
         source = readers.Source(stream)
         route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
-        lines = readers.TextLines(source, route.reader)
         header = None
-        batches: Iterator[readers.Batch] = iter(lines)
+        reader: readers.TextLines | excel.WorkbookRows
+        if route.reader.type == "excel":
+            reader = excel.WorkbookRows(source, route.reader)
+            batches: Iterator[readers.Batch] = iter(reader)
+        else:
+            reader = readers.TextLines(source, route.reader)
+            batches = iter(reader)
         if route.reader.type == "csv":
-            rows = readers.CsvRows(lines, route.reader)
+            rows = readers.CsvRows(reader, route.reader)
             header, batches = rows.header, iter(rows)
         run = _FileRun(self, rel_path, route.start, metadata, header, open_output)
         try:
@@ -87,7 +92,7 @@ class Pipeline:
             run.finish()
         finally:
             self._add_totals(run)
-        return run.summary(lines)
+        return run.summary(reader)
 
     def _add_totals(self, run: _FileRun) -> None:
         for runner in run.runners:
@@ -212,16 +217,17 @@ class _FileRun:
         for sink in touched:
             sink.write()
 
-    def summary(self, lines: readers.TextLines) -> dict[str, Any]:
+    def summary(self, reader: readers.TextLines | excel.WorkbookRows) -> dict[str, Any]:
         outputs = {sink.suffix: sink.lines for sink in self.sinks.values() if sink.lines}
         processors = {r.spec.name: r.stats() for r in self.runners}
         net = sum(p["lines_in"] - p["lines_out"] for p in processors.values())
         dropped = sum(max(p["lines_in"] - p["lines_out"], 0) for p in processors.values())
+        text = isinstance(reader, readers.TextLines)
         data: dict[str, Any] = {
             "start_tag": self.start,
             "lines_in": self.lines_in,
-            "lines_truncated": lines.truncated,
-            "lines_skipped": lines.skipped,
+            "lines_truncated": reader.truncated if text else 0,
+            "lines_skipped": reader.skipped if text else 0,
             "lines_out": sum(outputs.values()),
             "tags": self.tags,
             "outputs": outputs,
@@ -233,6 +239,8 @@ class _FileRun:
             "aggregates": self.aggregates,
             "processors": processors,
         }
+        if not text:
+            data["sheets"] = reader.sheets  # records read from each sheet
         if self.trace is not None:
             data["trace"] = self.trace
         return data
