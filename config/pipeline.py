@@ -105,11 +105,19 @@ class NodeConfig:
     path: str  # "$.nodes[3]", for errors found later
 
 
+OUTPUT_FORMATS = ("lines", "xlsx")
+_XLSX_KEYS = ("sheet", "sheet_by", "summary")  # output keys of the xlsx format only
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     tag: str
     suffix: str
     sink: SinkConfig | None = None  # delivered there instead of results/<file>.<suffix>
+    format: str = "lines"  # one of OUTPUT_FORMATS; xlsx outputs sharing a suffix share a book
+    sheet: str | None = None  # xlsx: the sheet's name (the tag's by default)
+    sheet_by: str | None = None  # xlsx: a sheet per value of this record field
+    summary: bool = False  # xlsx: a first sheet with the file's aggregates
 
 
 @dataclass(frozen=True)
@@ -384,7 +392,11 @@ def _field_name(
 ) -> str | None:
     if raw.get(key, base) is None:
         return None
-    return c.value(lambda k, v: values.string(k, v, empty=False), raw, key, path, base)
+    return c.value(_nonempty, raw, key, path, base)
+
+
+def _nonempty(key: str, value: Any) -> str:
+    return values.string(key, value, empty=False)
 
 
 def _objects(c: _Checker, items: list[Any], key: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -462,8 +474,10 @@ def _outputs(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> dict[s
         if not isinstance(spec, dict):
             c.fail(path, f"expected an object (may be empty), got {values.kind(spec)}")
             continue
-        c.keys(spec, path, ("suffix", "sink"))
-        suffix = c.typed(spec, "suffix", path, str, "out" if tag == "end" else tag)
+        c.keys(spec, path, ("suffix", "sink", "format", *_XLSX_KEYS))
+        fmt = c.value(values.choice, spec, "format", path, "lines", OUTPUT_FORMATS)
+        default = "xlsx" if fmt == "xlsx" else "out" if tag == "end" else tag
+        suffix = c.typed(spec, "suffix", path, str, default)
         if not is_output_suffix(suffix):
             where = f"{path}.suffix" if "suffix" in spec else path
             c.fail(
@@ -476,10 +490,26 @@ def _outputs(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> dict[s
         if "sink" in spec:
             sink, errors = parse_sink(spec["sink"], f"{path}.sink", f"outputs.{tag}", env)
             c.errors += errors
-        outputs[tag] = OutputConfig(tag, suffix, sink)
+        if fmt != "xlsx":
+            for key in _XLSX_KEYS:
+                if key in spec:
+                    c.fail(f"{path}.{key}", "only meaningful for an xlsx output",
+                           'add "format": "xlsx"')  # fmt: skip
+        elif "sink" in spec:
+            c.fail(f"{path}.sink", "an xlsx output is a workbook in results/, not for a sink")
+        outputs[tag] = OutputConfig(
+            tag,
+            suffix,
+            sink,
+            fmt,
+            sheet=c.value(_nonempty, spec, "sheet", path, None),
+            sheet_by=c.value(_nonempty, spec, "sheet_by", path, None),
+            summary=c.typed(spec, "summary", path, bool, False),
+        )
     seen: dict[str, str] = {}
     for out in outputs.values():
-        if out.suffix in seen:
+        shared = out.format == "xlsx" and outputs[seen.get(out.suffix, out.tag)].format == "xlsx"
+        if out.suffix in seen and not shared:  # xlsx outputs may share one workbook
             c.fail(
                 f"$.outputs.{out.tag}",
                 f"suffix {out.suffix!r} already used by output {seen[out.suffix]!r}",
