@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO
 
 import orjson
 import structlog
@@ -140,16 +140,19 @@ class _HashingReader:
 class _Outputs:
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.files: dict[str, TextIO] = {}
+        self.files: dict[str, IO[Any]] = {}
         self.paths: dict[str, str] = {}
 
-    def open(self, suffix: str) -> TextIO:
+    def open(self, suffix: str, binary: bool = False) -> IO[Any]:
         if suffix in self.files:
             return self.files[suffix]
         if not is_output_suffix(suffix):
             raise ProcessorError(f"invalid output suffix {suffix!r}", error_type="ConfigError")
         path = os.path.join(self.job.tmp_dir, f"{self.job.uid}.{self.job.attempt}.{suffix}")
-        f = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 16)  # noqa: SIM115
+        if binary:  # a workbook (processors.workbook)
+            f: IO[Any] = open(path, "wb", buffering=1 << 16)  # noqa: SIM115
+        else:
+            f = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 16)  # noqa: SIM115
         self.files[suffix], self.paths[suffix] = f, path
         return f
 
