@@ -10,6 +10,12 @@ import sys
 import python_calamine as calamine
 
 
+def _text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # calamine reads every number as a float
+    return "" if value is None else str(value)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print("usage: show.py WORKBOOK…", file=sys.stderr)
@@ -21,7 +27,7 @@ def main(argv: list[str]) -> int:
             rows = book.get_sheet_by_name(name).to_python()
             print(f"  {name}: {max(len(rows) - 1, 0)} row(s)")
             for row in rows[:3]:
-                print("    " + " | ".join("" if v is None else str(v) for v in row))
+                print("    " + " | ".join(_text(v) for v in row))
     return 0
 
 
