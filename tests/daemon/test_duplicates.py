@@ -70,6 +70,10 @@ def test_a_copy_is_not_run_again_and_points_to_the_first_results(
     ev = d.wait_event("file_duplicate", path="sub/copy.log")
     assert ev["duplicate_of"] == first["uid"] and ev["first"] == "first.log"
 
+    queue.drop("third.log", LINES)  # a copy of a copy: still the first is named
+    _processed(queue, 4)
+    assert queue.summaries()["third.log"]["duplicate_of"] == first["uid"]
+
 
 def test_after_the_journal_is_rebuilt_the_first_is_still_known(
     queue: Queue, start_daemon: Start, tmp_path: Path
