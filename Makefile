@@ -1,5 +1,5 @@
 # Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
-.PHONY: run test test-config run-file drain lint sample bench clean install-service
+.PHONY: run test test-config run-file drain lint sample bench recipe-elections recipe-s3-mirror recipe-voters clean install-service
 ARGS ?=
 
 run:
@@ -18,6 +18,8 @@ sample:
 	./run.sh sample $(N)
 bench:
 	./run.sh bench $(ARGS)
+recipe-elections recipe-s3-mirror recipe-voters:  # README "Recipes"; ARGS go to the generator
+	./run.sh recipe $(@:recipe-%=%) $(ARGS)
 clean:
 	./run.sh clean
 install-service:  # as root; ARGS=--dry-run shows what it would do

@@ -8,6 +8,8 @@
 #   ./run.sh lint               ruff check + ruff format --check
 #   ./run.sh sample [N]         drop N realistic sample logs into watch_dir/unprocessed/
 #   ./run.sh bench              run the benchmarks in bench/
+#   ./run.sh recipe NAME [args] run a worked example of examples/ (README "Recipes"):
+#                               elections, s3-mirror, voters; its files under build/recipes/NAME/
 #   ./run.sh setup              only create/refresh the virtualenv (Dockerfile, deploy/install.sh)
 #   ./run.sh clean              remove the virtualenv, caches and the default queue's contents
 set -euo pipefail
@@ -27,6 +29,42 @@ setup() {
     fi
 }
 
+# A recipe: its generator's samples into build/recipes/NAME/watch_dir, drained by folderd
+# with the recipe's config, then what came out. `args` go to the generator.
+recipe() {
+    local name=${1:?usage: run.sh recipe elections|s3-mirror|voters [generator args]}
+    shift
+    local dir=build/recipes/$name py="$VENV/bin/python"
+    local folderd=("$py" main.py --drain --no-dashboard --config "examples/$name/pipeline_config.json"
+                   --watch-dir "$dir/watch_dir" --results-dir "$dir/results")
+    mkdir -p "$dir/results"
+    case "$name" in
+        elections)
+            export ELECTIONS_DB=${ELECTIONS_DB:-sqlite:///$dir/elections.sqlite3}
+            "$py" -m examples.elections.generate --out "$dir/watch_dir/unprocessed" "$@"
+            "${folderd[@]}" --skip-duplicates
+            "$py" -m examples.elections.totals ;;
+        s3-mirror)
+            : "${MIRROR_BUCKET:?set MIRROR_BUCKET, S3_ENDPOINT and AWS credentials (README, Recipes)}"
+            "$py" examples/s3-mirror/bucket.py create
+            "$py" examples/s3-mirror/generate.py --out "$dir/watch_dir/unprocessed" "$@" >/dev/null
+            "${folderd[@]}" --empty-files process
+            "$py" examples/s3-mirror/bucket.py list ;;
+        voters)
+            export VOTERS_API_SECRET=${VOTERS_API_SECRET:-demo-secret}
+            "$py" -m examples.voters.generate --out "$dir/watch_dir/unprocessed" \
+                --roll "$dir/roll.json" "$@"
+            "$py" -m examples.voters.api --registry "$dir/roll.json" \
+                --secret "$VOTERS_API_SECRET" >"$dir/api.log" 2>&1 &
+            local api=$! tries=0
+            until grep -q listening "$dir/api.log" || [ $((tries += 1)) -gt 100 ]; do sleep 0.1; done
+            "${folderd[@]}" || { kill "$api"; exit 1; }
+            kill "$api"
+            "$py" -m examples.voters.show "$dir"/results/*.xlsx.xlsx ;;
+        *)  echo "unknown recipe: $name (elections, s3-mirror, voters)" >&2; exit 2 ;;
+    esac
+}
+
 verb=${1:-run}
 shift || true
 case "$verb" in
@@ -39,8 +77,9 @@ case "$verb" in
     lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
     sample)   setup requirements.txt; exec "$VENV/bin/python" generate_sample_logs.py --count "${1:-20}" ;;
     bench)    setup requirements-dev.txt; exec "$VENV/bin/python" -m bench "$@" ;;
-    clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out
+    recipe)   setup requirements.txt; recipe "$@" ;;
+    clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out build/recipes
               find . -name __pycache__ -type d -prune -exec rm -rf {} +
               find watch_dir results -mindepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true ;;
-    *)        echo "unknown verb: $verb (setup, run, test, test-config, run-file FILE, drain, lint, sample [N], bench, clean)" >&2; exit 2 ;;
+    *)        echo "unknown verb: $verb (setup, run, test, test-config, run-file FILE, drain, lint, sample [N], bench, recipe NAME, clean)" >&2; exit 2 ;;
 esac

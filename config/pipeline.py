@@ -24,7 +24,8 @@ from config.sinks import S3SinkConfig, SinkConfig, parse_sink
 from config.testcases import parse_cases
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
-READER_TYPES = ("text", "csv")
+READER_TYPES = ("text", "csv", "excel", "none")  # none: no lines read (only hashed, delivered)
+SIGNATURES = ("excel",)  # what a route's `signature` may name (processors.file_routes)
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
             "trace", "priority", "tests")  # fmt: skip
@@ -40,7 +41,20 @@ READER_KEYS = (
     "long_lines",
     "max_gzip_ratio",
     "max_decompressed_mb",
+    "sheets",
+    "max_workbook_mb",
+    "sheet_field",
+    "row_field",
 )
+_ONLY_FOR = {  # reader keys meaningful for some reader types only
+    "delimiter": ("csv",),
+    "quotechar": ("csv",),
+    "header": ("csv", "excel"),
+    "sheets": ("excel",),
+    "max_workbook_mb": ("excel",),
+    "sheet_field": ("excel",),
+    "row_field": ("excel",),
+}
 _OUTPUT_SUFFIX = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -64,6 +78,10 @@ class ReaderConfig:
     long_lines: str = "fail"  # one of LONG_LINES
     max_gzip_ratio: int | None = 200  # decompressed bytes per compressed byte; None: no limit
     max_decompressed_mb: int | None = None  # a gzip file's decompressed size; None: no limit
+    sheets: tuple[str, ...] | None = None  # the Excel sheets to read; None: every worksheet
+    max_workbook_mb: int = 100  # the Excel reader holds a whole workbook and sheet in memory
+    sheet_field: str | None = "sheet"  # the record field with the sheet's name; None: none
+    row_field: str | None = "row"  # the record field with the row's number in its sheet
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,7 @@ class RouteConfig:
     glob: str | None = None
     regex: re.Pattern[str] | None = None
     head: re.Pattern[str] | None = None
+    signature: str | None = None  # "excel": the file's first bytes are a workbook's
     reader: ReaderConfig = field(default_factory=ReaderConfig)
 
 
@@ -87,11 +106,19 @@ class NodeConfig:
     path: str  # "$.nodes[3]", for errors found later
 
 
+OUTPUT_FORMATS = ("lines", "xlsx")
+_XLSX_KEYS = ("sheet", "sheet_by", "summary")  # output keys of the xlsx format only
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     tag: str
     suffix: str
     sink: SinkConfig | None = None  # delivered there instead of results/<file>.<suffix>
+    format: str = "lines"  # one of OUTPUT_FORMATS; xlsx outputs sharing a suffix share a book
+    sheet: str | None = None  # xlsx: the sheet's name (the tag's by default)
+    sheet_by: str | None = None  # xlsx: a sheet per value of this record field
+    summary: bool = False  # xlsx: a first sheet with the file's aggregates
 
 
 @dataclass(frozen=True)
@@ -318,10 +345,13 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
     for key, value in (("delimiter", delimiter), ("quotechar", quotechar)):
         if len(value) != 1:
             c.fail(f"{path}.{key}", f"expected one character, got {value!r}")
-    if kind != "csv":
-        for key in ("delimiter", "quotechar", "header"):
-            if key in raw:
-                c.fail(f"{path}.{key}", "only meaningful for the csv reader", 'add "type": "csv"')
+    for key, kinds in _ONLY_FOR.items():
+        if key in raw and kind not in kinds:
+            c.fail(
+                f"{path}.{key}",
+                f"only meaningful for the {' and '.join(kinds)} reader",
+                f'add "type": "{kinds[0]}"',
+            )
     long_lines = c.value(values.choice, raw, "long_lines", path, base.long_lines, LONG_LINES)
     set_here = [key for key in ("long_lines", "type") if key in raw]
     if kind == "csv" and long_lines != "fail" and set_here:
@@ -344,7 +374,32 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
         max_decompressed_mb=c.limit(
             raw, "max_decompressed_mb", path, base.max_decompressed_mb, 1 << 30
         ),
+        sheets=_sheets(c, raw, path, base.sheets),
+        max_workbook_mb=c.integer(raw, "max_workbook_mb", path, base.max_workbook_mb, 1, 1 << 20),
+        sheet_field=_field_name(c, raw, "sheet_field", path, base.sheet_field),
+        row_field=_field_name(c, raw, "row_field", path, base.row_field),
     )
+
+
+def _sheets(
+    c: _Checker, raw: dict[str, Any], path: str, base: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    if raw.get("sheets", base) is None:
+        return None
+    names = c.value(values.strings, raw, "sheets", path, base)
+    return None if names is None else tuple(names)
+
+
+def _field_name(
+    c: _Checker, raw: dict[str, Any], key: str, path: str, base: str | None
+) -> str | None:
+    if raw.get(key, base) is None:
+        return None
+    return c.value(_nonempty, raw, key, path, base)
+
+
+def _nonempty(key: str, value: Any) -> str:
+    return values.string(key, value, empty=False)
 
 
 def _objects(c: _Checker, items: list[Any], key: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -361,7 +416,7 @@ def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[Route
     items = c.typed(raw, "routes", "$", list, [{"start": "end"}])
     routes = []
     for path, item in _objects(c, items, "routes"):
-        c.keys(item, path, ("glob", "regex", "head", "start", "reader"))
+        c.keys(item, path, ("glob", "regex", "head", "signature", "start", "reader"))
         if "start" not in item:
             c.fail(f"{path}.start", "missing", "the tag this file's lines start at")
             continue
@@ -373,6 +428,7 @@ def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[Route
                 glob=c.typed(item, "glob", path, str, None),
                 regex=c.regex(item, "regex", path),
                 head=c.regex(item, "head", path),
+                signature=c.value(values.choice, item, "signature", path, None, SIGNATURES),
                 reader=reader,
             )
         )
@@ -421,8 +477,10 @@ def _outputs(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> dict[s
         if not isinstance(spec, dict):
             c.fail(path, f"expected an object (may be empty), got {values.kind(spec)}")
             continue
-        c.keys(spec, path, ("suffix", "sink"))
-        suffix = c.typed(spec, "suffix", path, str, "out" if tag == "end" else tag)
+        c.keys(spec, path, ("suffix", "sink", "format", *_XLSX_KEYS))
+        fmt = c.value(values.choice, spec, "format", path, "lines", OUTPUT_FORMATS)
+        default = "xlsx" if fmt == "xlsx" else "out" if tag == "end" else tag
+        suffix = c.typed(spec, "suffix", path, str, default)
         if not is_output_suffix(suffix):
             where = f"{path}.suffix" if "suffix" in spec else path
             c.fail(
@@ -435,10 +493,26 @@ def _outputs(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> dict[s
         if "sink" in spec:
             sink, errors = parse_sink(spec["sink"], f"{path}.sink", f"outputs.{tag}", env)
             c.errors += errors
-        outputs[tag] = OutputConfig(tag, suffix, sink)
+        if fmt != "xlsx":
+            for key in _XLSX_KEYS:
+                if key in spec:
+                    c.fail(f"{path}.{key}", "only meaningful for an xlsx output",
+                           'add "format": "xlsx"')  # fmt: skip
+        elif "sink" in spec:
+            c.fail(f"{path}.sink", "an xlsx output is a workbook in results/, not for a sink")
+        outputs[tag] = OutputConfig(
+            tag,
+            suffix,
+            sink,
+            fmt,
+            sheet=c.value(_nonempty, spec, "sheet", path, None),
+            sheet_by=c.value(_nonempty, spec, "sheet_by", path, None),
+            summary=c.typed(spec, "summary", path, bool, False),
+        )
     seen: dict[str, str] = {}
     for out in outputs.values():
-        if out.suffix in seen:
+        shared = out.format == "xlsx" and outputs[seen.get(out.suffix, out.tag)].format == "xlsx"
+        if out.suffix in seen and not shared:  # xlsx outputs may share one workbook
             c.fail(
                 f"$.outputs.{out.tag}",
                 f"suffix {out.suffix!r} already used by output {seen[out.suffix]!r}",

@@ -247,6 +247,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("empty_files", _choice("fail", "process"), "fail", "what to do with a 0-byte file"),
     Setting(
+        "skip_duplicates",
+        _bool,
+        False,
+        "an input whose bytes (sha256) were already processed goes straight to processed/, "
+        "its summary naming the first (duplicate_of); nothing is run or delivered again",
+        switch=True,
+    ),
+    Setting(
         "max_upload_mb", _positive_int, 1024, "largest upload the dashboard accepts", metavar="MB"
     ),
     Setting(
@@ -340,6 +348,7 @@ class Settings:
     ignore_patterns: tuple[str, ...]
     zero_mtime: str
     empty_files: str
+    skip_duplicates: bool
     max_upload_mb: int
     min_disk_free_mb: int
     allowed_hosts: tuple[str, ...]

@@ -24,6 +24,7 @@ import structlog
 from config import ConfigError
 from config.settings import Settings
 from daemon.claims import Claimer
+from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Pause
@@ -87,6 +88,7 @@ class Daemon:
         )  # fmt: skip
         self.pipeline = pipeline
         self.worker_init = worker_init  # what every spawned process runs first (logging)
+        self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
         self.pool = WorkerPool(
             settings.workers,
             pipeline,
@@ -258,7 +260,7 @@ class Daemon:
             if ref is None:
                 return
             self._inflight[ref.uid] = ref
-            job = Job.of(ref, self.folders, self._fsync)
+            job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size))
             if not self.pool.submit(slot, job):  # the worker just died: keep the file
                 del self._inflight[ref.uid]
                 ref.attempt -= 1

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_updated ON files (updated);
 CREATE INDEX IF NOT EXISTS files_state_updated ON files (state, updated);
 CREATE INDEX IF NOT EXISTS files_rel ON files (rel);
+CREATE INDEX IF NOT EXISTS files_processed_size ON files (size) WHERE state = 'processed';
 CREATE TABLE IF NOT EXISTS transitions (
     id INTEGER PRIMARY KEY,
     file_id INTEGER NOT NULL REFERENCES files (id),
@@ -299,6 +300,17 @@ class Journal:
             ).fetchone()
             return _row(row) if row else None
         return None
+
+    def processed_of_size(self, size: int) -> list[tuple[str, str, str, str | None]]:
+        """(sha256, uid, rel, outputs JSON) of the first processed input of each content
+        `size` bytes long (the copies that came after it were processed too)."""
+        with self._guard("processed_of_size"):
+            return [r[:4] for r in self._conn.execute(
+                "SELECT sha256, uid, rel, outputs, MIN(finished) FROM files"
+                " WHERE state = 'processed' AND size = ? AND sha256 IS NOT NULL GROUP BY sha256",
+                (size,),
+            )]  # fmt: skip
+        return []
 
     def in_state(self, state: State) -> list[Row]:
         """Every row the journal believes is in `state`."""

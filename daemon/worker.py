@@ -23,18 +23,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO
 
 import orjson
+import structlog
 
 from config.pipeline import is_output_suffix
 from daemon.commit import commit_results
 from daemon.delivery import deliver
+from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from processors import Pipeline, ProcessorError
 from sinks import SinkDataError, SinkError
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,20 @@ class Job:
     size: int = 0  # the input's size when it was claimed (for progress)
     claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at claim, if known
     rerun: bool = False  # an earlier attempt may have committed results
+    earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
 
     @property
     def results_dir(self) -> str:
         return os.path.dirname(self.tmp_dir)
 
     @classmethod
-    def of(cls, ref: FileRef, folders: Folders, fsync: bool) -> Job:
+    def of(
+        cls, ref: FileRef, folders: Folders, fsync: bool, earlier: tuple[Earlier, ...] = ()
+    ) -> Job:
         """The next attempt at `ref` (the first after a claim checks the claim)."""
         return cls(ref.uid, ref.rel, ref.original, ref.open_path or ref.path(folders),
                    ref.attempt, str(folders.tmp), fsync, ref.size, ref.claimed,
-                   rerun=ref.attempt + ref.held > 1)  # fmt: skip
+                   rerun=ref.attempt + ref.held > 1, earlier=earlier)  # fmt: skip
 
 
 class Status(StrEnum):
@@ -90,13 +97,15 @@ PROGRESS_EVERY_S = 0.5
 
 class _HashingReader:
     """A read-only byte stream that hashes and counts everything read through it, and
-    reports the bytes read so far at most every PROGRESS_EVERY_S (for large files)."""
+    reports the bytes read so far at most every PROGRESS_EVERY_S (for large files).
+    Given the input's hash already (`daemon.duplicates`), it only counts."""
 
-    def __init__(self, raw: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, raw: BinaryIO, progress: Progress | None, hashed: Any = None) -> None:
         self._raw = raw
         self._progress = progress
         self._next_report = time.monotonic() + PROGRESS_EVERY_S
-        self.sha = hashlib.sha256()
+        self._hashing = hashed is None
+        self.sha = hashlib.sha256() if hashed is None else hashed
         self.size = 0
 
     def _count(self, n: int) -> None:
@@ -107,14 +116,16 @@ class _HashingReader:
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
-        self.sha.update(data)
+        if self._hashing:
+            self.sha.update(data)
         self._count(len(data))
         return data
 
     def readinto(self, buf: Any) -> int:
         n = self._raw.readinto(buf)
-        if n:
+        if n and self._hashing:
             self.sha.update(memoryview(buf)[:n])
+        if n:
             self._count(n)
         return n or 0
 
@@ -129,16 +140,19 @@ class _HashingReader:
 class _Outputs:
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.files: dict[str, TextIO] = {}
+        self.files: dict[str, IO[Any]] = {}
         self.paths: dict[str, str] = {}
 
-    def open(self, suffix: str) -> TextIO:
+    def open(self, suffix: str, binary: bool = False) -> IO[Any]:
         if suffix in self.files:
             return self.files[suffix]
         if not is_output_suffix(suffix):
             raise ProcessorError(f"invalid output suffix {suffix!r}", error_type="ConfigError")
         path = os.path.join(self.job.tmp_dir, f"{self.job.uid}.{self.job.attempt}.{suffix}")
-        f = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 16)  # noqa: SIM115
+        if binary:  # a workbook (processors.workbook)
+            f: IO[Any] = open(path, "wb", buffering=1 << 16)  # noqa: SIM115
+        else:
+            f = open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 16)  # noqa: SIM115
         self.files[suffix], self.paths[suffix] = f, path
         return f
 
@@ -265,7 +279,18 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
             raise ProcessorError("not a regular file", error_type="NotARegularFile")
         with os.fdopen(fd, "rb", buffering=0, closefd=True) as raw:
             fd = -1
-            reader = _HashingReader(raw, progress)
+            hashed = None
+            if job.earlier:
+                hashed, size, first = first_match(raw, job.earlier)
+                if first is not None:
+                    _check_unchanged(job, st, os.fstat(raw.fileno()), size)
+                    summary.update(sha256=first.sha256, size=size, output_files=[])
+                    summary.update(first.pointer())
+                    log.info("file_duplicate", path=job.rel, duplicate_of=first.uid,
+                             first=first.rel)  # fmt: skip
+                    return _with_summary(job, summary, Status.PROCESSED, started)
+                raw.seek(0)
+            reader = _HashingReader(raw, progress, hashed)
             try:
                 report = pipeline.run_file(reader, job.rel, outputs.open)  # type: ignore[arg-type]
             except ProcessorError as exc:

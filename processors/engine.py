@@ -12,15 +12,14 @@ input order. With tracing on, sampled lines travel alone, so their path is exact
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 from config.pipeline import PipelineConfig
-from processors import file_routes, readers, topology
+from processors import excel, file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner, start_runner
-from processors.outputs import Parts, Sink, in_input_order
+from processors.outputs import BookFile, OpenOutput, Parts, SheetSink, Sink, in_input_order
 
-OpenOutput = Callable[[str], TextIO]
 END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
 
 
@@ -83,21 +82,32 @@ class Pipeline:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
         source = readers.Source(stream)
         route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
-        lines = readers.TextLines(source, route.reader)
         header = None
-        batches: Iterator[readers.Batch] = iter(lines)
+        reader: readers.TextLines | excel.WorkbookRows
+        if route.reader.type == "excel":
+            reader = excel.WorkbookRows(source, route.reader)
+            batches: Iterator[readers.Batch] = iter(reader)
+        else:
+            reader = readers.TextLines(source, route.reader)
+            batches = iter(() if route.reader.type == "none" else reader)
         if route.reader.type == "csv":
-            rows = readers.CsvRows(lines, route.reader)
+            rows = readers.CsvRows(reader, route.reader)
             header, batches = rows.header, iter(rows)
         run = self._running = _FileRun(self, rel_path, route.start, metadata, header, open_output)
         try:
             for values, origins in batches:
                 run.feed(values, origins)
             run.finish()
+            for book in run.books.values():
+                book.close(run.aggregates)
+        except BaseException:
+            for book in run.books.values():
+                book.discard()
+            raise
         finally:
             self._running = None
             self._add_totals(run)
-        return run.summary(lines)
+        return run.summary(reader)
 
     def _add_totals(self, run: _FileRun) -> None:
         for runner in run.runners:
@@ -133,9 +143,19 @@ class _FileRun:
             self.runners.append(runner)
             for tag in spec.tags:
                 self.by_tag[tag] = runner
-        self.sinks = {
-            tag: Sink(out.suffix, open_output, header) for tag, out in config.outputs.items()
-        }
+        self.books: dict[str, BookFile] = {}  # xlsx outputs' workbooks, by suffix
+        self.sinks: dict[str, Sink | SheetSink] = {}
+        for tag, out in config.outputs.items():
+            if out.format != "xlsx":
+                self.sinks[tag] = Sink(out.suffix, open_output, header)
+                continue
+            if out.suffix not in self.books:
+                same = [o for o in config.outputs.values() if o.suffix == out.suffix]
+                sheets = [o.sheet or o.tag for o in same if o.sheet_by is None]
+                summary = any(o.summary for o in same)
+                self.books[out.suffix] = BookFile(out.suffix, open_output, summary, sheets)
+            book = self.books[out.suffix]
+            self.sinks[tag] = SheetSink(book, out.sheet or tag, out.sheet_by, header)
         self.tags: dict[str, int] = {}
         self.lines_in = 0
         self.unrouted = 0
@@ -184,7 +204,7 @@ class _FileRun:
         budget = self.max_expansion * max(len(values), 1)
         hops = 0
         moved = 0
-        touched: list[Sink] = []
+        touched: list[Sink | SheetSink] = []
         while pending:
             if hops > self.max_hops:
                 raise _hop_limit(self.max_hops, pending)
@@ -222,16 +242,20 @@ class _FileRun:
         for sink in touched:
             sink.write()
 
-    def summary(self, lines: readers.TextLines) -> dict[str, Any]:
-        outputs = {sink.suffix: sink.lines for sink in self.sinks.values() if sink.lines}
+    def summary(self, reader: readers.TextLines | excel.WorkbookRows) -> dict[str, Any]:
+        outputs: dict[str, int] = {}
+        for sink in self.sinks.values():
+            if sink.lines:  # xlsx outputs sharing a workbook: the rows of all its sheets
+                outputs[sink.suffix] = outputs.get(sink.suffix, 0) + sink.lines
         processors = {r.spec.name: r.stats() for r in self.runners}
         net = sum(p["lines_in"] - p["lines_out"] for p in processors.values())
         dropped = sum(max(p["lines_in"] - p["lines_out"], 0) for p in processors.values())
+        text = isinstance(reader, readers.TextLines)
         data: dict[str, Any] = {
             "start_tag": self.start,
             "lines_in": self.lines_in,
-            "lines_truncated": lines.truncated,
-            "lines_skipped": lines.skipped,
+            "lines_truncated": reader.truncated if text else 0,
+            "lines_skipped": reader.skipped if text else 0,
             "lines_out": sum(outputs.values()),
             "tags": self.tags,
             "outputs": outputs,
@@ -243,6 +267,8 @@ class _FileRun:
             "aggregates": self.aggregates,
             "processors": processors,
         }
+        if not text:
+            data["sheets"] = reader.sheets  # records read from each sheet
         if self.trace is not None:
             data["trace"] = self.trace
         return data

@@ -4,8 +4,9 @@ Routes are tried in order; the first whose every condition holds wins. `glob` ma
 file's base name (or its whole relative path, when the pattern has a "/"); `regex` is
 searched in the base name, and its named groups become the file's metadata; `head` is
 matched at the start of the file's first bytes (after gzip and a UTF-8 byte order mark),
-e.g. `^\\s*\\{` for JSON or a CSV header. Where each line goes from there is up to the
-nodes (`processors.routers`).
+e.g. `^\\s*\\{` for JSON or a CSV header; `signature: "excel"` holds when those bytes
+are a workbook's (an OLE container or a zip of a workbook: `processors.excel`). Where
+each line goes from there is up to the nodes (`processors.routers`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import posixpath
 
 from config.pipeline import RouteConfig
 from processors.base import ProcessorError
+from processors.excel import is_workbook
 from processors.readers import bom_length
 
 HEAD_CHARS = 4096
@@ -37,6 +39,8 @@ def select(
             if match is None:
                 continue
             metadata = {k: v for k, v in match.groupdict().items() if v is not None}
+        if route.signature == "excel" and not is_workbook(head):
+            continue
         if route.head is not None:
             encoding = route.reader.encoding
             if encoding not in head_text:
@@ -60,6 +64,8 @@ def describe(route: RouteConfig) -> str:
         parts.append(f"regex {route.regex.pattern}")
     if route.head is not None:
         parts.append(f"head {route.head.pattern}")
+    if route.signature is not None:
+        parts.append(f"signature {route.signature}")
     cond = " and ".join(parts) or "any file"
     reader = route.reader
     extra = f"{reader.type}, {reader.encoding}/{reader.errors}"

@@ -2,7 +2,10 @@
 
 A line is written as it is when it is a `str`, as one JSON line (orjson) when it is a
 record (`dict`), and as one CSV row when it is a `list` — preceded by the input's CSV
-header, if it had one. The output file is opened only when its first line arrives.
+header, if it had one. An output of format xlsx is a sheet of a workbook instead
+(`processors.workbook`): outputs sharing a suffix share one workbook, opened as a binary
+file and written out at the end of the input. The output file is opened only when its
+first line arrives.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import IO, Any
 
 import orjson
 
 from processors.base import Line
+from processors.excel import column_letters
+from processors.workbook import Workbook
+
+OpenOutput = Callable[..., IO[Any]]  # (suffix, binary=False) -> a new file for that output
 
 Parts = list[tuple[list[Line], Sequence[int]]]  # lines with their origins, as they arrived
 
@@ -33,27 +40,38 @@ def in_input_order(parts: Parts) -> tuple[list[Line], list[int]]:
     return [vals[i] for i in order], [origs[i] for i in order]
 
 
-class Sink:
-    """One output of one file: buffers a chunk's lines, then writes them in input order."""
+class _Buffered:
+    """An output of one file that buffers a chunk's lines, then writes them in input order;
+    `lines` counts what it wrote."""
 
-    __slots__ = ("_header", "_open", "_stream", "lines", "parts", "suffix")
+    __slots__ = ("lines", "parts", "suffix")
 
-    def __init__(
-        self, suffix: str, open_output: Callable[[str], TextIO], header: list[str] | None
-    ) -> None:
+    def __init__(self, suffix: str) -> None:
         self.suffix = suffix
-        self._open = open_output
-        self._stream: TextIO | None = None
-        self._header = header
         self.parts: Parts = []
         self.lines = 0
 
     def add(self, values: list[Line], origins: Sequence[int]) -> None:
         self.parts.append((values, origins))
 
-    def write(self) -> None:
+    def _take(self) -> list[Line]:
         parts, self.parts = self.parts, []
-        values = parts[0][0] if len(parts) == 1 else in_input_order(parts)[0]
+        return parts[0][0] if len(parts) == 1 else in_input_order(parts)[0]
+
+
+class Sink(_Buffered):
+    """A lines output: `results/<file>.<suffix>`, one line per value."""
+
+    __slots__ = ("_header", "_open", "_stream")
+
+    def __init__(self, suffix: str, open_output: OpenOutput, header: list[str] | None) -> None:
+        super().__init__(suffix)
+        self._open = open_output
+        self._stream: IO[str] | None = None
+        self._header = header
+
+    def write(self) -> None:
+        values = self._take()
         if not values:
             return
         stream = self._stream
@@ -94,3 +112,71 @@ def _csv_line(row: Sequence[Any]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(row)
     return buf.getvalue()
+
+
+class BookFile:
+    """The workbook of one xlsx suffix, opened at its first row."""
+
+    def __init__(
+        self, suffix: str, open_output: OpenOutput, summary: bool, sheets: list[str]
+    ) -> None:
+        self.suffix = suffix
+        self._open = open_output
+        self._summary = summary
+        self._sheets = sheets  # the outputs' own sheets, in config order
+        self._book: Workbook | None = None
+
+    def workbook(self) -> Workbook:
+        if self._book is None:
+            stream = self._open(self.suffix, binary=True)
+            self._book = Workbook(stream, self._summary, self._sheets)
+        return self._book
+
+    def close(self, aggregates: dict[str, Any]) -> None:
+        if self._book is not None:
+            self._book.close(aggregates)
+
+    def discard(self) -> None:
+        if self._book is not None:
+            self._book.discard()
+
+
+class SheetSink(_Buffered):
+    """An xlsx output: its records go to the sheet `sheet` of its workbook, or to a sheet
+    per value of the field `sheet_by`. CSV rows are named by the header, text lines are
+    a `line` field."""
+
+    __slots__ = ("_book", "_header", "_sheet", "_sheet_by")
+
+    def __init__(
+        self, book: BookFile, sheet: str, sheet_by: str | None, header: list[str] | None
+    ) -> None:
+        super().__init__(book.suffix)
+        self._book = book
+        self._sheet = sheet
+        self._sheet_by = sheet_by
+        self._header = header
+
+    def write(self) -> None:
+        values = self._take()
+        if not values:
+            return
+        records = [v if v.__class__ is dict else self._record(v) for v in values]
+        book = self._book.workbook()
+        by = self._sheet_by
+        if by is None:
+            book.add(self._sheet, records)
+        else:  # runs of records with the same value go to their sheet together
+            start = 0
+            for i in range(1, len(records) + 1):
+                if i == len(records) or records[i].get(by) != records[start].get(by):
+                    value = records[start].get(by)
+                    book.add("(none)" if value is None else str(value), records[start:i])
+                    start = i
+        self.lines += len(values)
+
+    def _record(self, value: Line) -> dict[str, Any]:
+        if isinstance(value, list | tuple):
+            names = self._header or [column_letters(i) for i in range(len(value))]
+            return dict(zip(names, value, strict=False))
+        return {"line": value if isinstance(value, str) else str(value)}

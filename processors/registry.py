@@ -8,6 +8,7 @@ from __future__ import annotations
 from processors.aggregates import Aggregate, Dedupe
 from processors.logparse import ParseLog
 from processors.lookup import HttpLookup
+from processors.records import CsvRecords, Profile
 from processors.routers import Filter, Pass, TagLevel, TagRegex
 from processors.transforms import (
     Count,
@@ -42,9 +43,11 @@ BUILTINS: dict[str, type] = {
     "parse_log": ParseLog,  # common log formats into records (JSON lines)
     "csv_validate": CsvValidate,  # CSV rows against a schema
     "json_validate": JsonValidate,  # JSON lines against required keys and types
+    "csv_records": CsvRecords,  # CSV rows into records named by the header
     # state across lines
     "dedupe": Dedupe,
     "aggregate": Aggregate,  # counts by tag or field, into the summary
+    "profile": Profile,  # per-column facts of records, into the summary
     # enrichment
     "http_lookup": HttpLookup,  # each record looked up over HTTP, the answer merged in
 }

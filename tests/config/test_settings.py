@@ -41,6 +41,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "log_format": ("json", "json"),
     "settle": ("2", 2.0),
     "settle_renames": ("on", True),
+    "skip_duplicates": ("yes", True),
     "rescan_interval": ("5", 5.0),
     "poll_interval": ("0.25", 0.25),
     "max_attempts": ("5", 5),

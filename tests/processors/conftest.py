@@ -12,19 +12,20 @@ import pytest
 from processors.loader import load
 
 
-class Outputs(dict[str, io.StringIO]):
-    """The output streams one run opened, by suffix; fails a test that opens one twice."""
+class Outputs(dict[str, io.StringIO | io.BytesIO]):
+    """The output streams one run opened, by suffix; fails a test that opens one twice.
+    A binary output (a workbook) comes out as bytes."""
 
-    def open(self, suffix: str) -> io.StringIO:
+    def open(self, suffix: str, binary: bool = False) -> io.StringIO | io.BytesIO:
         assert suffix not in self, f"output {suffix!r} opened twice"
-        self[suffix] = io.StringIO()
+        self[suffix] = io.BytesIO() if binary else io.StringIO()
         return self[suffix]
 
-    def text(self) -> dict[str, str]:
+    def text(self) -> dict[str, Any]:
         return {suffix: stream.getvalue() for suffix, stream in self.items()}
 
 
-Run = Callable[..., tuple[dict[str, Any], dict[str, str]]]
+Run = Callable[..., tuple[dict[str, Any], dict[str, Any]]]
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def run() -> Run:
 
     def run(
         config: dict[str, Any], data: bytes | str, rel_path: str = "in.log", trace: bool = False
-    ) -> tuple[dict[str, Any], dict[str, str]]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         pipeline = load(config).build(trace=trace)
         raw = data.encode() if isinstance(data, str) else data
         outputs = Outputs()

@@ -1,0 +1,1 @@
+"""Recipe: election smart-contract transactions, CSV → database (README "Recipes")."""

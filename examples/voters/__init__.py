@@ -1,0 +1,1 @@
+"""Recipe: voter verification, Excel → HTTP lookup → Excel (README "Recipes")."""

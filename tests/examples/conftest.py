@@ -1,0 +1,8 @@
+"""The recipes' tests use the sink tests' real servers: the same fixtures, imported (not
+copied) from tests/sinks/conftest.py."""
+
+from __future__ import annotations
+
+from tests.sinks.conftest import bucket, postgres, s3_server
+
+__all__ = ["bucket", "postgres", "s3_server"]

@@ -1,0 +1,58 @@
+"""CSV files through the default pipeline: routed by name or by a CSV-looking head, rows
+into records, malformed rows named by line and reason, per-column facts in the summary."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from config.pipeline import read_json
+from tests.conftest import ROOT
+
+DEFAULT = read_json(ROOT / "pipeline_config.json")
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_csv_file_becomes_records_with_its_malformed_rows_apart(run: Any) -> None:
+    data = (
+        'id,level,note\n1,INFO,plain\n2,ERROR,"two\nlines"\n3,WARN\n\n4,INFO,"a, b"\n5,INFO,x,y\n'
+    )
+    summary, out = run(DEFAULT, data, "export.csv")
+    assert summary["start_tag"] == "csv"
+    assert _lines(out["out"]) == [
+        {"id": "1", "level": "INFO", "note": "plain"},
+        {"id": "4", "level": "INFO", "note": "a, b"},
+    ]
+    assert _lines(out["errors"]) == [{"id": "2", "level": "ERROR", "note": "two\nlines"}]
+    assert _lines(out["malformed"]) == [
+        {"line": 5, "reason": "expected 3 columns, got 2", "row": ["3", "WARN"]},
+        {"line": 8, "reason": "expected 3 columns, got 4", "row": ["5", "INFO", "x", "y"]},
+    ]
+    columns = summary["aggregates"]["columns"]
+    assert columns["rows"] == 3
+    assert columns["columns"]["id"] == {
+        "filled": 3, "empty": 0, "type": "number", "min": 1.0, "max": 4.0, "distinct": 3,
+    }  # fmt: skip
+    assert columns["columns"]["note"]["type"] == "text"
+    assert summary["aggregates"]["counts"]["level"] == {"INFO": 2, "ERROR": 1}
+
+
+def test_a_csv_looking_head_takes_the_csv_route_whatever_the_name(run: Any) -> None:
+    summary, out = run(DEFAULT, "name,amount,city\nada,3,Oslo\n", "upload.txt")
+    assert summary["start_tag"] == "csv"
+    assert _lines(out["out"]) == [{"name": "ada", "amount": "3", "city": "Oslo"}]
+
+
+def test_log_lines_with_commas_are_not_taken_for_csv(run: Any) -> None:
+    log = "2026-11-22 10:00:00 [INFO] API: served a, b, c\nSegmentation fault, core, dumped\n"
+    summary, _ = run(DEFAULT, log, "notes.txt")
+    assert summary["start_tag"] == "log"
+
+
+def test_a_header_only_csv_gives_no_rows_and_no_outputs(run: Any) -> None:
+    summary, out = run(DEFAULT, "a,b,c\n", "empty.csv")
+    assert out == {}
+    assert summary["aggregates"]["columns"] == {"rows": 0, "columns": {}}
