@@ -10,6 +10,7 @@ up to `max_distinct` distinct values, into `aggregates.<node name>` with the row
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from config import values as opt
@@ -43,6 +44,9 @@ class CsvRecords:
             width = max(map(len, values), default=0)
             fields = self.fields = [column_letters(i) for i in range(width)]
         width = len(fields)
+        if set(map(len, values)) == {width}:  # the usual batch: every row well-formed
+            out.put(self.to, list(map(dict, map(zip, repeat(fields), values))), origins)
+            return
         good: list[Line] = []
         good_o: list[int] = []
         bad: list[Line] = []
