@@ -154,3 +154,13 @@ def test_xlsx_output_keys_are_checked_and_shown_in_the_outline() -> None:
                            bad={"format": "xlsx"})).outline()  # fmt: skip
     assert "ok -> <file>.xlsx (a sheet per kind, with a summary sheet)" in outline
     assert "bad -> <file>.xlsx (sheet bad)" in outline
+
+
+def test_csv_rows_and_text_lines_become_sheet_rows_too(run: Any) -> None:
+    config = {"routes": [{"glob": "*.csv", "start": "rows", "reader": {"type": "csv"}},
+                         {"start": "lines"}],
+              "outputs": {"rows": {"format": "xlsx"}, "lines": {"format": "xlsx"}}}  # fmt: skip
+    _, out = run(config, "a,b\n1,x\n", "t.csv")
+    assert _cells(_book(out["xlsx"])["rows"]) == [["a", "b"], ["1", "x"]]
+    _, out = run(config, "first line\nsecond\n", "t.log")
+    assert _cells(_book(out["xlsx"])["lines"]) == [["line"], ["first line"], ["second"]]
