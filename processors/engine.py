@@ -88,7 +88,7 @@ class Pipeline:
             reader = excel.WorkbookRows(source, route.reader)
             batches: Iterator[readers.Batch] = iter(reader)
         else:
-            reader = readers.TextLines(source, route.reader)
+            reader = readers.TextLines(source, route.reader, blocks=route.reader.type == "csv")
             batches = iter(() if route.reader.type == "none" else reader)
         if route.reader.type == "csv":
             rows = readers.CsvRows(reader, route.reader)

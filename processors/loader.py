@@ -80,6 +80,13 @@ class LoadedPipeline:
 def _target(output: OutputConfig) -> str:
     """Where an output goes: its file under results/, or its sink (passwords redacted)."""
     name = f"<file>.{output.suffix}"
+    if output.format == "xlsx":
+        sheets = (
+            f"a sheet per {output.sheet_by}"
+            if output.sheet_by
+            else f"sheet {output.sheet or output.tag}"
+        )
+        return f"{name} ({sheets}{', with a summary sheet' if output.summary else ''})"
     return name if output.sink is None else output.sink.describe(name)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
 import itertools
 import zlib
 from collections.abc import Iterator
@@ -157,11 +158,16 @@ def _cut(line: str, limit: int) -> str:
 class TextLines:
     """A text file's lines, in batches of (lines, origins); raises ProcessorError on
     undecodable bytes and, unless `long_lines` says otherwise, on a line longer than
-    `max_line_bytes`. `truncated` and `skipped` count the long lines it cut or left out."""
+    `max_line_bytes`. `truncated` and `skipped` count the long lines it cut or left out.
+    With `blocks`, each batch is one text block of a chunk's complete lines, "\n" kept
+    (what the CSV reader parses, without a string per line to split and join again)."""
 
-    def __init__(self, source: Source, reader: ReaderConfig) -> None:
+    def __init__(self, source: Source, reader: ReaderConfig, blocks: bool = False) -> None:
+        if blocks and reader.long_lines != "fail":
+            raise ValueError("text blocks keep every line whole: long_lines must be 'fail'")
         self._source = source
         self._reader = reader
+        self._blocks = blocks
         self.truncated = 0
         self.skipped = 0
         source.limit(reader)
@@ -217,6 +223,15 @@ class TextLines:
                 text = pending + text
             if "\r" in text:
                 text = text.replace("\r\n", "\n")
+            if self._blocks:
+                block, pending = self._block(text, final, done)
+                count = block.count("\n") + (not block.endswith("\n") and bool(block))
+                if block:
+                    yield [block], range(done + 1, done + 1 + count)
+                done += count
+                if final:
+                    return
+                continue
             lines = text.split("\n")
             pending = lines.pop()
             if final and pending:
@@ -234,6 +249,21 @@ class TextLines:
                 yield lines[at : at + BATCH], numbers[at : at + BATCH]
             if final:
                 return
+
+    def _block(self, text: str, final: bool, done: int) -> tuple[str, str]:
+        """`text`'s complete lines (every one of them, at the end of the file) and the
+        incomplete rest; fails as `__iter__` does on a line that is too long."""
+        cut = text.rfind("\n") + 1
+        block, pending = text[:cut], text[cut:]
+        if final and pending:
+            block += pending[:-1] if pending.endswith("\r") else pending
+            pending = ""
+        if len(text) > self._reader.max_line_bytes // 4:  # only so long a text can hold one
+            lines = block.split("\n")
+            self._bound(lines, range(done + 1, done + 1 + len(lines)), text)
+            if len(pending) > self._reader.max_line_bytes // 4:
+                self._bound_pending(pending, done + len(lines))
+        return block, pending
 
     def _bound(
         self, lines: list[str], numbers: range | list[int], text: str
@@ -284,13 +314,14 @@ class TextLines:
 
 
 class CsvRows:
-    """CSV rows in batches; `header` is the first row when the reader has one."""
+    """CSV rows in batches, from text blocks (`TextLines(..., blocks=True)`); `header` is
+    the first row when the reader has one."""
 
     def __init__(self, lines: TextLines, reader: ReaderConfig, batch: int = 4096) -> None:
         # a field may span lines; bound it like a line (the limit is the csv module's, so
         # it is set for every file: routes may differ)
         csv.field_size_limit(reader.max_line_bytes)
-        self._lines = _with_newlines(iter(lines))
+        self._lines = itertools.chain.from_iterable(map(_block_lines, lines))
         self._csv = csv.reader(self._lines, delimiter=reader.delimiter, quotechar=reader.quotechar)
         self._batch = batch
         self.header: list[str] | None = self._next_row() if reader.header else None
@@ -306,23 +337,34 @@ class CsvRows:
     def __iter__(self) -> Iterator[Batch]:
         rdr = self._csv
         while True:
-            rows: list[Any] = []
-            origins: list[int] = []
+            start = rdr.line_num
             try:
-                for row in itertools.islice(rdr, self._batch):
-                    rows.append(row)
-                    origins.append(rdr.line_num)
+                rows = list(itertools.islice(rdr, self._batch))
             except csv.Error as exc:
                 raise ProcessorError(
                     f"malformed CSV: {exc}", line=rdr.line_num + 1, error_type="CsvError"
                 ) from None
             if not rows:
                 return
-            yield rows, origins
+            if rdr.line_num - start == len(rows):  # a line a row: no quoted line breaks
+                yield rows, range(start + 1, rdr.line_num + 1)
+            else:
+                yield rows, _last_lines(rows, start)
 
 
-def _with_newlines(batches: Iterator[Batch]) -> Iterator[str]:
-    # csv needs the line ends to rebuild quoted fields that span lines
-    for lines, _ in batches:
-        for line in lines:
-            yield line + "\n"
+def _last_lines(rows: list[list[str]], start: int) -> list[int]:
+    """The line each row ends on, after line `start`: a row spans one line more for each
+    line break its quoted fields hold (the csv module keeps them in the values, and the
+    text was split on "\n" alone, "\r\n" made "\n")."""
+    origins = []
+    line = start
+    for row in rows:
+        line += 1 + sum(field.count("\n") for field in row)
+        origins.append(line)
+    return origins
+
+
+def _block_lines(batch: Batch) -> io.StringIO:
+    # a block's lines, "\n" kept (csv needs them to rebuild quoted fields that span lines),
+    # split in C as they are read
+    return io.StringIO(batch[0][0])

@@ -10,6 +10,7 @@ up to `max_distinct` distinct values, into `aggregates.<node name>` with the row
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from config import values as opt
@@ -43,6 +44,9 @@ class CsvRecords:
             width = max(map(len, values), default=0)
             fields = self.fields = [column_letters(i) for i in range(width)]
         width = len(fields)
+        if set(map(len, values)) == {width}:  # the usual batch: every row well-formed
+            out.put(self.to, list(map(dict, map(zip, repeat(fields), values))), origins)
+            return
         good: list[Line] = []
         good_o: list[int] = []
         bad: list[Line] = []
@@ -116,7 +120,7 @@ class Profile:
             column = self.columns.get(name)
             if column is None:
                 column = self.columns[name] = _Column()
-            cells = [r.get(name) for r in records]
+            cells = list(map(dict.get, records, repeat(name)))
             empty = cells.count("") + cells.count(None)
             column.empty += empty
             column.filled += len(cells) - empty
@@ -136,7 +140,7 @@ class Profile:
     @staticmethod
     def _numbers(column: _Column, cells: list[Any]) -> None:
         try:
-            numbers = [c if c.__class__ in (int, float) else float(c) for c in cells]
+            numbers = list(map(float, cells))  # numbers, and text that is one
         except (TypeError, ValueError):
             column.numeric = False
             column.low = column.high = None
@@ -152,10 +156,14 @@ class Profile:
             if column.filled:
                 fact["type"] = "number" if column.numeric else "text"
             if column.numeric and column.low is not None:
-                fact.update(min=column.low, max=column.high)
+                fact.update(min=_whole(column.low), max=_whole(column.high))
             if column.distinct is not None:
                 fact["distinct"] = len(column.distinct)
             else:
                 fact["distinct_over"] = self.max_distinct
             facts[name] = fact
         self.ctx.aggregates[self.ctx.name] = {"rows": self.rows, "columns": facts}
+
+
+def _whole(number: float) -> float | int:
+    return int(number) if number.is_integer() else number

@@ -34,7 +34,7 @@ def test_a_csv_file_becomes_records_with_its_malformed_rows_apart(run: Any) -> N
     columns = summary["aggregates"]["columns"]
     assert columns["rows"] == 3
     assert columns["columns"]["id"] == {
-        "filled": 3, "empty": 0, "type": "number", "min": 1.0, "max": 4.0, "distinct": 3,
+        "filled": 3, "empty": 0, "type": "number", "min": 1, "max": 4, "distinct": 3,
     }  # fmt: skip
     assert columns["columns"]["note"]["type"] == "text"
     assert summary["aggregates"]["counts"]["level"] == {"INFO": 2, "ERROR": 1}

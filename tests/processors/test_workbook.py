@@ -138,3 +138,29 @@ def fail_on_x(line: Any) -> Any:
     if "x" in line:
         raise ValueError("x is not allowed")
     return line
+
+
+def test_xlsx_output_keys_are_checked_and_shown_in_the_outline() -> None:
+    from config.pipeline import parse
+    from processors.loader import load
+
+    bad = {"outputs": {"a": {"sheet_by": "kind"}, "b": {"suffix": "a"},
+                       "c": {"format": "xlsx", "sink": {"type": "sqlite"}}}}  # fmt: skip
+    text = "\n".join(map(str, parse(bad)[1]))
+    assert "$.outputs.a.sheet_by: only meaningful for an xlsx output" in text
+    assert "$.outputs.b: suffix 'a' already used by output 'a'" in text
+    assert "$.outputs.c.sink: an xlsx output is a workbook in results/" in text
+    outline = load(_config(ok={"format": "xlsx", "sheet_by": "kind", "summary": True},
+                           bad={"format": "xlsx"})).outline()  # fmt: skip
+    assert "ok -> <file>.xlsx (a sheet per kind, with a summary sheet)" in outline
+    assert "bad -> <file>.xlsx (sheet bad)" in outline
+
+
+def test_csv_rows_and_text_lines_become_sheet_rows_too(run: Any) -> None:
+    config = {"routes": [{"glob": "*.csv", "start": "rows", "reader": {"type": "csv"}},
+                         {"start": "lines"}],
+              "outputs": {"rows": {"format": "xlsx"}, "lines": {"format": "xlsx"}}}  # fmt: skip
+    _, out = run(config, "a,b\n1,x\n", "t.csv")
+    assert _cells(_book(out["xlsx"])["rows"]) == [["a", "b"], ["1", "x"]]
+    _, out = run(config, "first line\nsecond\n", "t.log")
+    assert _cells(_book(out["xlsx"])["lines"]) == [["line"], ["first line"], ["second"]]
