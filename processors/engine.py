@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from config.pipeline import PipelineConfig
+from config.sinks import SqlSinkConfig
 from processors import excel, file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner, start_runner
@@ -147,7 +148,8 @@ class _FileRun:
         self.sinks: dict[str, Sink | SheetSink] = {}
         for tag, out in config.outputs.items():
             if out.format != "xlsx":
-                self.sinks[tag] = Sink(out.suffix, open_output, header)
+                numbered = isinstance(out.sink, SqlSinkConfig)  # rows name their input line
+                self.sinks[tag] = Sink(out.suffix, open_output, header, numbered)
                 continue
             if out.suffix not in self.books:
                 same = [o for o in config.outputs.values() if o.suffix == out.suffix]

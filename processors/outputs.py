@@ -58,20 +58,38 @@ class _Buffered:
         parts, self.parts = self.parts, []
         return parts[0][0] if len(parts) == 1 else in_input_order(parts)[0]
 
+    def _take_numbered(self) -> tuple[list[Line], Sequence[int]]:
+        parts, self.parts = self.parts, []
+        return parts[0] if len(parts) == 1 else in_input_order(parts)
+
 
 class Sink(_Buffered):
-    """A lines output: `results/<file>.<suffix>`, one line per value."""
+    """A lines output: `results/<file>.<suffix>`, one line per value. A `numbered` one (it
+    feeds a SQL sink, never a file of results/) starts each line with the number of the
+    input line it came from and a tab: sinks/columns.py reads that into the `line` column."""
 
-    __slots__ = ("_header", "_open", "_stream")
+    __slots__ = ("_header", "_numbered", "_open", "_stream")
 
-    def __init__(self, suffix: str, open_output: OpenOutput, header: list[str] | None) -> None:
+    def __init__(
+        self,
+        suffix: str,
+        open_output: OpenOutput,
+        header: list[str] | None,
+        numbered: bool = False,
+    ) -> None:
         super().__init__(suffix)
         self._open = open_output
         self._stream: IO[str] | None = None
-        self._header = header
+        self._header = None if numbered else header
+        self._numbered = numbered
 
     def write(self) -> None:
-        values = self._take()
+        if self._numbered:
+            values, origins = self._take_numbered()
+            text = "".join(f"{o}\t{_encode_one(v)}" for o, v in zip(origins, values, strict=True))
+        else:
+            values = self._take()
+            text = _encode(values) if values else ""
         if not values:
             return
         stream = self._stream
@@ -79,7 +97,7 @@ class Sink(_Buffered):
             stream = self._stream = self._open(self.suffix)
             if self._header is not None and isinstance(values[0], list):
                 stream.write(_csv_line(self._header))
-        stream.write(_encode(values))
+        stream.write(text)
         self.lines += len(values)
 
 

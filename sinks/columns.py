@@ -100,12 +100,13 @@ def rows(
 ) -> Iterator[Row]:
     """One row per line of an output file: `(uid, source, line, *columns)`, each value
     checked and converted by `convert[type]`. With no `columns`, the one value is the line
-    as JSON text (a text line becomes a JSON string)."""
+    as JSON text (a text line becomes a JSON string). The file is a numbered output (see
+    processors/outputs.py): each line starts with its input line's number and a tab."""
     if not columns:
         yield from _json_rows(stream, uid, source)
         return
     convs = [(name, convert[kind]) for name, kind in columns]
-    for n, raw in enumerate(stream, 1):
+    for n, raw in _numbered(stream):
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -125,8 +126,24 @@ def rows(
         yield tuple(row)
 
 
+def _numbered(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(input line, the rest) per line of a numbered output."""
+    for raw in stream:
+        number, _, rest = raw.partition(b"\t")
+        yield int(number), rest
+
+
+def input_line(stream: BinaryIO, row: int) -> int:
+    """The input line of the `row`-th line (1-based) of a numbered output (0: none)."""
+    stream.seek(0)
+    for i, (n, _) in enumerate(_numbered(stream), 1):
+        if i == row:
+            return n
+    return 0
+
+
 def _json_rows(stream: BinaryIO, uid: str, source: str) -> Iterator[Row]:
-    for n, raw in enumerate(stream, 1):
+    for n, raw in _numbered(stream):
         line = raw.rstrip(b"\n")
         try:
             orjson.loads(line)

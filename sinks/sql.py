@@ -18,7 +18,7 @@ from typing import Any
 
 from config.sinks import SqlSinkConfig, redact
 from sinks.base import Delivery
-from sinks.columns import POSTGRES, SQLITE, Row, rows
+from sinks.columns import POSTGRES, SQLITE, Row, input_line, rows
 from sinks.errors import SinkDataError, SinkUnavailable
 
 BATCH = 1000
@@ -212,7 +212,7 @@ class SqlTarget:
         except psycopg.errors.DataError as exc:  # the server refused a value: name its line
             context = getattr(exc.diag, "context", None) or ""
             m = _COPY_LINE.search(context)
-            line = int(m.group(1)) if m else 0
+            line = input_line(stream, int(m.group(1))) if m else 0
             raise SinkDataError(
                 cfg.name, f"line {line}: {exc.diag.message_primary or exc}", line
             ) from None

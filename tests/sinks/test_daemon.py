@@ -303,3 +303,31 @@ def test_a_type_violation_fails_the_file_naming_its_line_and_leaves_no_delivery(
         got = con.execute(f"SELECT source, count(*) FROM {table} GROUP BY source").fetchall()
         assert got == [("good.log", 3)], f"{table}: the failed file's rows are gone"
     assert sorted(s3_server.objects(bucket)) == ["good.log"], "the failed input is not uploaded"
+
+
+def test_each_row_names_the_input_line_it_came_from(
+    queue: Queue, start_daemon: Start, tmp_path: Path
+) -> None:
+    db = tmp_path / "rows.sqlite3"
+    sink = {"type": "sql", "url": f"sqlite:///{db}", "table": "records", "columns": COLUMNS}
+    raw = {
+        "routes": [{"start": "in"}],
+        "nodes": [
+            {"tag": "in", "use": "json_validate", "to": "rows", "options": {"invalid": "unparsed"}}
+        ],
+        "outputs": {
+            "rows": {"sink": sink},
+            "unparsed": {},
+        },
+    }
+    cfg = tmp_path / "lines.json"
+    cfg.write_text(json.dumps(raw))
+    start_daemon("--config", str(cfg))
+    lines = ['{"n": 1, "msg": "a"}', "not json", "", '{"n": 4, "msg": "d"}', "nor this",
+             '{"n": 6, "msg": "f"}']  # fmt: skip
+    queue.drop("mixed.log", "\n".join(lines) + "\n")
+    wait_until(lambda: queue.files("processed") == ["mixed.log"], 60, "mixed.log processed")
+    got = sqlite3.connect(db).execute("SELECT line, n FROM records ORDER BY line").fetchall()
+    assert got == [(1, 1), (4, 4), (6, 6)], "the line column is the input's line number"
+    unparsed = (queue.results / "mixed.log.unparsed").read_text().splitlines()
+    assert [json.loads(u)["line"] for u in unparsed] == [2, 3, 5]

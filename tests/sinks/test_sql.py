@@ -38,8 +38,11 @@ RECORDS = [
 
 
 def _output(tmp_path: Path, lines: list[object], name: str = "out") -> str:
+    """An output as the engine writes one for a SQL sink: each line numbered (here its
+    input line is its position)."""
     path = tmp_path / name
-    text = "".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in lines)
+    text = "".join(f"{n}\t" + (v if isinstance(v, str) else json.dumps(v)) + "\n"
+                   for n, v in enumerate(lines, 1))  # fmt: skip
     path.write_text(text)
     return str(path)
 
