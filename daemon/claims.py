@@ -24,6 +24,7 @@ from daemon.journal import Journal
 from daemon.moves import NUMBER_ROOM, transition
 from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
+from daemon.shared import Shared, input_uid
 from daemon.states import FileRef, Folders, State
 from processors import LoadedPipeline
 
@@ -51,8 +52,10 @@ class Claimer:
         zero_mtime: str,
         empty_files: str,
         pipeline: LoadedPipeline | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.folders = folders
+        self.shared = shared
         self.journal = journal
         self.intake = intake
         self.outcomes = outcomes
@@ -108,6 +111,9 @@ class Claimer:
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
                 ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
+            if self.shared is not None:  # a peer's rename won: its row was never added
+                self.shared.lost_race(rel)
+                return None
             self.journal.set_state(ref.uid, State.MISSING, "removed before it was claimed")
             return None
         except (OSError, DaemonError) as exc:  # a sub-folder it cannot move files out of…
@@ -127,6 +133,8 @@ class Claimer:
     def queued_ref(self, rel: str, st: os.stat_result) -> FileRef:
         """The FileRef of a file in unprocessed/: its old row if it was returned at shutdown
         or requeued (same inode), else a new one."""
+        if self.shared is not None:
+            return self._shared_ref(rel, st)
         row = self.journal.find(State.QUEUED, rel)
         if row is not None and row.inode == st.st_ino:
             return FileRef(row.uid, rel, State.QUEUED, row.attempts, row.original or rel,
@@ -134,6 +142,17 @@ class Claimer:
         ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
         self.journal.add(ref)
         return ref
+
+    def _shared_ref(self, rel: str, st: os.stat_result) -> FileRef:
+        """Shared mode: the uid is the input's identity (`input_uid`), so an input another
+        instance had claimed keeps its uid. The row is added by the claim's transition
+        only once this instance's rename won, so a lost race leaves no row behind."""
+        uid = input_uid(st)
+        row = self.journal.get(uid)
+        if row is not None and row.state is State.QUEUED:  # returned at shutdown, requeued
+            return FileRef(uid, rel, State.QUEUED, row.attempts, row.original or rel,
+                           st.st_size, st.st_ino)  # fmt: skip
+        return FileRef(uid, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
 
     def reject_queued(self, rel: str, reason: str) -> FileRef:
         """Move a file waiting in unprocessed/ to failed/ with `reason`.

@@ -54,6 +54,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "allowed_hosts": ("Dash.Example., ::1 ,*", ("dash.example", "[::1]", "*")),
     "max_connections": ("64", 64),
     "http_timeout": ("2.5", 2.5),
+    "shared": ("on", True),
+    "instance": ("node-2.a_b", "node-2.a_b"),
+    "state_dir": ("/var/lib/folderd", Path("/var/lib/folderd")),
+    "lease": ("12.5", 12.5),
     "token": ("s3cret", "s3cret"),
 }
 
