@@ -93,8 +93,8 @@ class Claimer:
             st = os.lstat(path)
         except FileNotFoundError:
             return None
-        if signature(st) != sig:  # changed while it waited for a worker: settle again
-            self.intake.resettle(path, signature(st))
+        if signature(st) != sig or self._still_held(st):  # changed while it waited for a
+            self.intake.resettle(path, signature(st))  # worker, or see _still_held: later
             return None
         ref = self.queued_ref(rel, st)
         reason, ref.open_path = inspect(
@@ -142,6 +142,15 @@ class Claimer:
         ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
         self.journal.add(ref)
         return ref
+
+    def _still_held(self, st: os.stat_result) -> bool:
+        """Shared mode: whether this instance still holds an attempt at this input, which a
+        peer took back to unprocessed/ while this one was frozen. That attempt ends first
+        (the file is gone from under it); only then may the input be claimed again here."""
+        if self.shared is None:
+            return False
+        row = self.journal.get(input_uid(st))
+        return row is not None and row.state is State.CLAIMED
 
     def _shared_ref(self, rel: str, st: os.stat_result) -> FileRef:
         """Shared mode: the uid is the input's identity (`input_uid`), so an input another
