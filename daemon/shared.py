@@ -80,6 +80,8 @@ class SharedView:
     lost_races: int  # claims a peer's rename won
     peers: tuple[PeerLease, ...]  # as of `peers_at`
     peers_at: float  # monotonic
+    claims: int  # files this instance holds in underprocess/<instance>/
+    processed: int
     orphaned: dict[str, int] = field(default_factory=dict)  # expired peer -> claims left
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,7 +90,7 @@ class SharedView:
         age = round(now - self.renewed_at, 3) if self.renewed_at else None
         me = {"name": self.instance, "host": self.host, "pid": os.getpid(), "self": True,
               "lease_s": self.lease_s, "state": "running" if self.lease_held else "lapsed",
-              "lease_age_s": age}  # fmt: skip
+              "lease_age_s": age, "claims": self.claims, "processed": self.processed}  # fmt: skip
         peers = [
             {"name": p.name, "host": p.host, "pid": p.pid, "self": False, "lease_s": p.lease_s,
              "lease_age_s": round(p.age_s + since, 3), "claims": p.claims,
@@ -119,6 +121,7 @@ class Shared:
         self.peers: tuple[PeerLease, ...] = ()
         self.peers_at = time.monotonic()
         self.orphaned: dict[str, int] = {}
+        self.claims = self.processed = 0
         self._lapsed = False
         # The lease before any claim is touched (recovery included): it makes them ours.
         if not self.lease.renew("running", 0, 0):
@@ -132,6 +135,8 @@ class Shared:
 
     def tick(self, now: float, counts: dict[str, int]) -> None:
         """Renew the lease when due, then take over the claims of expired peers."""
+        self.claims = counts["processing"] + counts["waiting"]
+        self.processed = counts["processed"]
         if self.lease.renewed_at is not None and not self.lease.held(now) and not self._lapsed:
             self._lapsed = True
             log.error("lease_lapsed", instance=self.name,
@@ -139,8 +144,7 @@ class Shared:
                       action="no commits till renewed; peers may take over its claims")  # fmt: skip
         if not self.lease.due(now):
             return
-        claims = counts["processing"] + counts["waiting"]
-        if not self.lease.renew("running", claims, counts["processed"]):
+        if not self.lease.renew("running", self.claims, self.processed):
             return
         if self._lapsed:
             self._lapsed = False
@@ -188,7 +192,7 @@ class Shared:
             lease_held=lease.held(time.monotonic()), renewed_at=lease.renewed_at,
             renewals=lease.renewals, renew_failures=lease.failures, takeovers=self.takeovers,
             lost_races=self.lost_races, peers=self.peers, peers_at=self.peers_at,
-            orphaned=dict(self.orphaned),
+            claims=self.claims, processed=self.processed, orphaned=dict(self.orphaned),
         )  # fmt: skip
 
     def stop(self) -> None:
