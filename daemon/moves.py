@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import structlog
 
+from daemon import names
 from daemon.errors import DaemonError
 from daemon.journal import Journal
 from daemon.states import TRANSITIONS, FileRef, Folders, State
@@ -87,7 +88,9 @@ def free_name(folders: Folders, to: State, rel: str, uid: str) -> str:
         if to is not State.CLAIMED:
             return False
         summary = folders.summary_path(candidate)
-        return os.path.exists(summary) and _summary_owner(summary) != uid
+        if os.path.exists(summary) and _summary_owner(summary) != uid:
+            return True
+        return bool(folders.instance) and not names.reserve(folders, candidate, uid)
 
     return first_free(rel, taken)
 
@@ -121,8 +124,15 @@ def transition(
     src = ref.path(folders)
     new_rel = free_name(folders, to, ref.rel, ref.uid)
     dst = os.path.join(folders.dirs[to], new_rel)
-    _rename(src, dst, ref.inode)
+    try:
+        _rename(src, dst, ref.inode)
+    except BaseException:
+        if to is State.CLAIMED and folders.instance:  # a lost race: the name is free again
+            names.release(folders, new_rel, ref.uid)
+        raise
     old_state, old_rel = ref.state, ref.rel
+    if old_state is State.CLAIMED and folders.instance:  # its new place keeps it now
+        names.release(folders, old_rel, ref.uid)
     ref.state, ref.rel = to, new_rel
     if "/" in old_rel and old_state is not State.QUEUED:
         _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])

@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from config.settings import Settings, instance_name
+from daemon import names
 from daemon.errors import DaemonError
 from daemon.lease import Lease, PeerLease, read_leases
 from daemon.moves import transition
@@ -126,8 +127,9 @@ class Shared:
         # The lease before any claim is touched (recovery included): it makes them ours.
         if not self.lease.renew("running", 0, 0):
             raise DaemonError(f"cannot write the lease {self.lease.path}")
+        stale = names.drop_stale(folders)
         log.info("lease_taken", instance=self.name, lease_s=self.lease.lease_s,
-                 path=str(self.lease.path))  # fmt: skip
+                 path=str(self.lease.path), stale_names_dropped=stale)  # fmt: skip
 
     def lost_race(self, rel: str) -> None:
         self.lost_races += 1
