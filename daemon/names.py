@@ -14,12 +14,14 @@ the file in processed/ or failed/ and its summary keep the name taken.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 
 from daemon.states import Folders, State
 
 NAMES_DIRNAME = "names"  # under .folderd/
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def _path(folders: Folders, rel: str) -> str:
@@ -49,8 +51,29 @@ def reserve(folders: Folders, rel: str, uid: str) -> bool:
         os.link(tmp, path)
     except FileExistsError:  # NFS: a retransmitted link that had succeeded links twice
         return os.stat(tmp).st_nlink == 2 or _owner(path) == uid
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        return _create(path, tmp, uid)
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return True
+
+
+def _create(path: str, tmp: str, uid: str) -> bool:
+    """Without hard links (SMB without Unix extensions): an exclusive create. A reader may
+    then see it empty for an instant; an empty owner is nobody's, so that reader takes the
+    next `~N`: a name given away, never one given twice."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        return _owner(path) == uid
+    try:
+        with open(tmp, "rb") as f:
+            os.write(fd, f.read())
+    finally:
+        os.close(fd)
     return True
 
 

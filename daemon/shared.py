@@ -199,7 +199,8 @@ class Shared:
 
     def stop(self) -> None:
         self.lease.release()
-        log.info("lease_released", instance=self.name)
+        log.info("lease_released", instance=self.name, renewals=self.lease.renewals,
+                 takeovers=self.takeovers, lost_races=self.lost_races)  # fmt: skip
 
 
 def _clear(d: Path) -> None:
