@@ -17,6 +17,7 @@ import uuid
 import structlog
 
 from config.pipeline import SUMMARY_SUFFIX
+from daemon import attempts
 from daemon.errors import DaemonError
 from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
@@ -105,7 +106,9 @@ class Claimer:
             if reason:
                 self.outcomes.reject(ref, reason)
                 return None
-            ref.attempt += 1
+            interrupted = attempts.carried(self.folders, ref.uid) if self.shared else 0
+            if not interrupted:
+                ref.attempt += 1
             transition(self.folders, self.journal, ref, State.CLAIMED)
             self.intake.claim_failed(rel, None)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
@@ -127,6 +130,9 @@ class Claimer:
             if classify(exc) is Fault.ENVIRONMENT:
                 self.outcomes.pause.hold(PauseReason(cause_of(exc), f"claiming: {exc}"),
                                          time.monotonic())  # fmt: skip
+            return None
+        if interrupted:  # taken over from instances that died on it: as if recovered here
+            self.outcomes.recovered(ref)
             return None
         return ref
 
@@ -158,10 +164,11 @@ class Claimer:
         only once this instance's rename won, so a lost race leaves no row behind."""
         uid = input_uid(st)
         row = self.journal.get(uid)
+        tries = attempts.carried(self.folders, uid)  # interrupted on instances now dead
         if row is not None and row.state is State.QUEUED:  # returned at shutdown, requeued
-            return FileRef(uid, rel, State.QUEUED, row.attempts, row.original or rel,
-                           st.st_size, st.st_ino)  # fmt: skip
-        return FileRef(uid, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
+            return FileRef(uid, rel, State.QUEUED, max(row.attempts, tries),
+                           row.original or rel, st.st_size, st.st_ino)  # fmt: skip
+        return FileRef(uid, rel, State.QUEUED, tries, rel, st.st_size, st.st_ino)
 
     def reject_queued(self, rel: str, reason: str) -> FileRef:
         """Move a file waiting in unprocessed/ to failed/ with `reason`.

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import structlog
 
-from daemon import names
+from daemon import attempts, names
 from daemon.errors import DaemonError
 from daemon.journal import Journal
 from daemon.states import TRANSITIONS, FileRef, Folders, State
@@ -133,6 +133,8 @@ def transition(
     old_state, old_rel = ref.state, ref.rel
     if old_state is State.CLAIMED and folders.instance:  # its new place keeps it now
         names.release(folders, old_rel, ref.uid)
+        if to is not State.QUEUED:
+            attempts.forget(folders, ref.uid)
     ref.state, ref.rel = to, new_rel
     if "/" in old_rel and old_state is not State.QUEUED:
         _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])

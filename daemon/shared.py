@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from config.settings import Settings, instance_name
-from daemon import names
+from daemon import attempts, names
 from daemon.errors import DaemonError
 from daemon.lease import Lease, PeerLease, read_leases
 from daemon.moves import transition
@@ -168,9 +168,12 @@ class Shared:
         for rel in walk_files(top):
             try:
                 st = os.lstat(top / rel)
-                ref = FileRef(input_uid(st), rel, State.CLAIMED, 0, rel, st.st_size, st.st_ino)
+                uid = input_uid(st)
+                n = attempts.carried(self.folders, uid) + 1  # the one it was on
+                ref = FileRef(uid, rel, State.CLAIMED, n, rel, st.st_size, st.st_ino)
                 transition(theirs, None, ref, State.QUEUED, reason="taken over",
                            instance=peer.name, lease_age_s=round(peer.age_s, 3))  # fmt: skip
+                attempts.carry(self.folders, uid, n)
             except FileNotFoundError:
                 continue  # another instance's rename won (or the peer woke and moved it)
             except OSError as exc:

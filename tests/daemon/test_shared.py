@@ -80,6 +80,24 @@ def test_a_sigkilled_instances_claims_are_taken_over_within_its_lease(
     assert_exactly_once(queue, names)
     _assert_no_torn_results(queue)
     assert list((queue.results / ".folderd-tmp-i0").iterdir()) == []
+    summaries = queue.summaries()
+    assert all(summaries[name]["attempts"] >= 2 for name in held), "the killed one counts"
+    assert not list((queue.root / ".folderd" / "attempts").iterdir())
+
+
+def test_an_input_that_instances_keep_dying_on_ends_in_failed(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    args = ("--config", str(_slow_file_config(tmp_path)), "--max-attempts", "1")
+    (first,) = _instances(start_daemon, 1, *args)
+    queue.drop("poison.log", "x\n" * 500)
+    wait_until(lambda: _claimed(queue, "i0") == ["poison.log"], 30, "poison.log claimed")
+    first.kill()  # the attempt it was on is its only one
+    second = start_daemon("--shared", "--instance", "other", "--lease", LEASE, *args)
+    wait_until(lambda: queue.files("failed") == ["poison.log"], 30, "poison.log failed")
+    error = queue.summaries()["poison.log"]["error"]
+    assert error["type"] == "Interrupted" and "gave up after 1 attempt" in error["message"]
+    assert second.events("instance_taken_over") and not second.events("file_started")
 
 
 def test_an_instance_frozen_past_its_lease_commits_nothing_twice(
