@@ -56,6 +56,8 @@ def shared_folders(settings: Settings) -> Folders:
     """The folders of this daemon: per-instance claims, temps and journal in shared mode."""
     root, results = settings.watch_dir.resolve(), settings.results_dir.resolve()
     if not settings.shared:
+        if settings.instance or settings.state_dir:
+            raise DaemonError("--instance and --state-dir only mean something with --shared")
         return Folders(root, results)
     try:
         name = instance_name(settings.instance or socket.gethostname())

@@ -207,6 +207,20 @@ def test_a_restarted_instance_recovers_its_own_claims_first(
     assert_exactly_once(queue, ["r.log"])
 
 
+def test_the_journal_lives_in_state_dir_and_shared_flags_need_shared(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    alone = start_daemon("--instance", "x", wait=False)
+    assert alone.wait_exit(60) == 2
+    assert "--instance and --state-dir only mean something with --shared" in alone.output()
+    state = tmp_path / "state"
+    _instances(start_daemon, 1, "--state-dir", str(state))
+    queue.drop("a.log", "one line\n")
+    wait_until(lambda: queue.files("processed") == ["a.log"], 30, "a.log processed")
+    assert (state / "journal.sqlite3").is_file()
+    assert not list((queue.root / ".folderd").glob("journal*"))
+
+
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 40 22 0:35 / /srv/queue rw,relatime shared:20 - nfs4 fs:/export rw,vers=4.2
