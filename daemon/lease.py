@@ -45,7 +45,7 @@ class PeerLease:
     pid: int
     lease_s: float
     started: float  # wall clock of the holder, for display only
-    state: str  # running · stopping (warm shutdown under way)
+    state: str  # what the holder says of itself: "running"
     claims: int  # files it holds in underprocess/<name>/, as it last said
     processed: int
     age_s: float  # by the shared filesystem's clock

@@ -127,7 +127,7 @@ def _shared_metrics(shared: dict[str, Any]) -> Iterator[Metric]:
         "folderd_instances", "Instances on this watch_dir by lease state", labels=["state"]
     )
     states = Counter(i["state"] for i in shared["instances"])
-    for state in ("running", "stopping", "lapsed", "expired"):
+    for state in ("running", "lapsed", "expired"):
         peers.add_metric([state], states.get(state, 0))
     yield peers
 
