@@ -46,7 +46,7 @@ def _slow_file_config(tmp_path: Path) -> Path:
 def test_three_instances_share_a_burst_of_3000_files_exactly_once(
     queue: Queue, start_daemon
 ) -> None:
-    daemons = _instances(start_daemon, 3)
+    daemons = _instances(start_daemon, 3, "--lease", "30")  # no takeover, even if starved
     names = [f"b{i // 500}/f{i:04d}.log" for i in range(3000)]
     for i, name in enumerate(names):
         queue.drop(name, f"line one of {i}\nline two\n")
@@ -75,7 +75,10 @@ def test_a_sigkilled_instances_claims_are_taken_over_within_its_lease(
     took = time.monotonic() - killed
     assert took < float(LEASE) + 4, f"takeover took {took:.1f} s"
     taken = [e for d in peers for e in d.events("file_returned") if e.get("instance") == "i0"]
-    assert sorted(e.get("from_path", e["path"]) for e in taken) == held, "each once"
+    paths = [e.get("from_path", e["path"]) for e in taken]
+    # Each once; a loop starved past its short lease on a loaded machine may lose a few
+    # claims to a takeover before the kill, too: safe, and allowed here.
+    assert set(held) <= set(paths) and len(paths) == len(set(paths)), (held, paths)
     wait_until(lambda: len(queue.files("processed")) == 300, 120, "300 files in processed/")
     assert_exactly_once(queue, names)
     _assert_no_torn_results(queue)
