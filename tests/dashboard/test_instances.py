@@ -56,3 +56,21 @@ def test_instances_table_health_and_metrics_follow_a_peers_death(
     assert checks["lease"]["ok"] and checks["peers"]["ok"] and checks["peers"]["warning"]
     assert "expired" in other.get("/").text
     wait_until(lambda: queue.files("processed") == ["long.log"], 30, "long.log processed")
+
+
+@pytest.mark.browser
+def test_the_instances_table_in_a_browser(
+    start_dashboard: Callable[..., Dashboard], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    common = ("--shared", "--lease", "5", "--workers", "1")
+    a = start_dashboard(*common, "--instance", "alpha")
+    start_dashboard(*common, "--instance", "beta")
+    wait_until(lambda: "beta" in _instances(a), 10, "alpha sees beta")
+    page.goto(a.url + "/")
+    rows = page.locator("table.instances tbody tr")
+    expect(rows).to_have_count(2, timeout=30_000)
+    expect(rows.nth(0)).to_contain_text("alpha (this one)")
+    expect(rows.nth(1)).to_contain_text("beta")
+    expect(rows.nth(1)).to_contain_text("running")
