@@ -13,6 +13,7 @@ import argparse
 import difflib
 import ipaddress
 import os
+import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -68,6 +69,15 @@ def _non_negative_float(raw: str) -> float:
 
 def _positive_float(raw: str) -> float:
     return _number(float, raw, lambda v: v > 0, "expected a number > 0")
+
+
+def instance_name(raw: str) -> str:
+    """A name usable as one folder name on every filesystem a watch_dir may live on."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", raw):
+        raise ValueError(
+            "expected 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return raw
 
 
 def _patterns(raw: str) -> tuple[str, ...]:
@@ -304,6 +314,34 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="MB",
     ),
     Setting(
+        "shared",
+        _bool,
+        False,
+        "one of several daemons on this watch_dir (a shared filesystem): see Scaling out",
+        switch=True,
+    ),
+    Setting(
+        "instance",
+        instance_name,
+        None,
+        "with --shared: this daemon's name, stable across restarts (default: the host name)",
+        metavar="NAME",
+    ),
+    Setting(
+        "state_dir",
+        Path,
+        None,
+        "with --shared: a local folder for this instance's journal (never on NFS/SMB/FUSE)",
+        metavar="DIR",
+    ),
+    Setting(
+        "lease",
+        _positive_float,
+        30.0,
+        "with --shared: seconds a silent instance keeps its claims before peers take them over",
+        metavar="SECONDS",
+    ),
+    Setting(
         "token",
         str,
         None,
@@ -356,6 +394,10 @@ class Settings:
     http_timeout: float
     preview_timeout: float
     preview_max_mb: int
+    shared: bool
+    instance: str | None
+    state_dir: Path | None
+    lease: float
     token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
 

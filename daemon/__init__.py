@@ -6,6 +6,8 @@ between them goes through `moves.transition()`, which renames, journals and logs
 and after an attempt; `daemon.recovery` holds the lock and repairs what a dead run left;
 `daemon.worker` runs files through the pipeline in child processes; `daemon.journal` keeps
 the derived SQLite history the dashboard reads, and `daemon.snapshot` the live picture.
+With --shared, `daemon.shared` (leases: `lease`, refusals: `instances`, names: `names`,
+attempts across instances: `attempts`) lets several daemons share one watch_dir.
 """
 
 from daemon.errors import DaemonError

@@ -17,6 +17,7 @@ import uuid
 import structlog
 
 from config.pipeline import SUMMARY_SUFFIX
+from daemon import attempts
 from daemon.errors import DaemonError
 from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
@@ -24,6 +25,7 @@ from daemon.journal import Journal
 from daemon.moves import NUMBER_ROOM, transition
 from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
+from daemon.shared import Shared, input_uid
 from daemon.states import FileRef, Folders, State
 from processors import LoadedPipeline
 
@@ -51,8 +53,10 @@ class Claimer:
         zero_mtime: str,
         empty_files: str,
         pipeline: LoadedPipeline | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.folders = folders
+        self.shared = shared
         self.journal = journal
         self.intake = intake
         self.outcomes = outcomes
@@ -90,8 +94,8 @@ class Claimer:
             st = os.lstat(path)
         except FileNotFoundError:
             return None
-        if signature(st) != sig:  # changed while it waited for a worker: settle again
-            self.intake.resettle(path, signature(st))
+        if signature(st) != sig or self._still_held(st):  # changed while it waited for a
+            self.intake.resettle(path, signature(st))  # worker, or see _still_held: later
             return None
         ref = self.queued_ref(rel, st)
         reason, ref.open_path = inspect(
@@ -102,12 +106,17 @@ class Claimer:
             if reason:
                 self.outcomes.reject(ref, reason)
                 return None
-            ref.attempt += 1
+            interrupted = attempts.carried(self.folders, ref.uid) if self.shared else 0
+            if not interrupted:
+                ref.attempt += 1
             transition(self.folders, self.journal, ref, State.CLAIMED)
             self.intake.claim_failed(rel, None)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
                 ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
+            if self.shared is not None:  # a peer's rename won: its row was never added
+                self.shared.lost_race(rel)
+                return None
             self.journal.set_state(ref.uid, State.MISSING, "removed before it was claimed")
             return None
         except (OSError, DaemonError) as exc:  # a sub-folder it cannot move files out of…
@@ -122,11 +131,16 @@ class Claimer:
                 self.outcomes.pause.hold(PauseReason(cause_of(exc), f"claiming: {exc}"),
                                          time.monotonic())  # fmt: skip
             return None
+        if interrupted:  # taken over from instances that died on it: as if recovered here
+            self.outcomes.recovered(ref)
+            return None
         return ref
 
     def queued_ref(self, rel: str, st: os.stat_result) -> FileRef:
         """The FileRef of a file in unprocessed/: its old row if it was returned at shutdown
         or requeued (same inode), else a new one."""
+        if self.shared is not None:
+            return self._shared_ref(rel, st)
         row = self.journal.find(State.QUEUED, rel)
         if row is not None and row.inode == st.st_ino:
             return FileRef(row.uid, rel, State.QUEUED, row.attempts, row.original or rel,
@@ -134,6 +148,27 @@ class Claimer:
         ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
         self.journal.add(ref)
         return ref
+
+    def _still_held(self, st: os.stat_result) -> bool:
+        """Shared mode: whether this instance still holds an attempt at this input, which a
+        peer took back to unprocessed/ while this one was frozen. That attempt ends first
+        (the file is gone from under it); only then may the input be claimed again here."""
+        if self.shared is None:
+            return False
+        row = self.journal.get(input_uid(st))
+        return row is not None and row.state is State.CLAIMED
+
+    def _shared_ref(self, rel: str, st: os.stat_result) -> FileRef:
+        """Shared mode: the uid is the input's identity (`input_uid`), so an input another
+        instance had claimed keeps its uid. The row is added by the claim's transition
+        only once this instance's rename won, so a lost race leaves no row behind."""
+        uid = input_uid(st)
+        row = self.journal.get(uid)
+        tries = attempts.carried(self.folders, uid)  # interrupted on instances now dead
+        if row is not None and row.state is State.QUEUED:  # returned at shutdown, requeued
+            return FileRef(uid, rel, State.QUEUED, max(row.attempts, tries),
+                           row.original or rel, st.st_size, st.st_ino)  # fmt: skip
+        return FileRef(uid, rel, State.QUEUED, tries, rel, st.st_size, st.st_ino)
 
     def reject_queued(self, rel: str, reason: str) -> FileRef:
         """Move a file waiting in unprocessed/ to failed/ with `reason`.

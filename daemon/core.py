@@ -35,8 +35,9 @@ from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import Progress, WorkerPool
 from daemon.recovery import open_watch_dir, rebuild, recover
+from daemon.shared import Shared, input_uid, shared_folders
 from daemon.snapshot import Snapshot
-from daemon.states import FileRef, Folders, State
+from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from daemon.worker import Job, Outcome, discard_temps
 from processors import LoadedPipeline
@@ -61,7 +62,7 @@ class Daemon:
         worker_init: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.folders = Folders(settings.watch_dir.resolve(), settings.results_dir.resolve())
+        self.folders = shared_folders(settings)  # per-instance claims with --shared
         self.queue_dir = str(self.folders.of(State.QUEUED))
         self.events = events or EventBus()
         self.notifier = notifier or SystemdNotifier.from_environ({})
@@ -71,6 +72,7 @@ class Daemon:
         # The polling observer (NFS) sees no real renames: there, every file settles.
         self._quick_renames = not (settings.settle_renames or settings.poll)
         self._lock, self.journal = open_watch_dir(self.folders)
+        self.shared = Shared(self.folders, settings.lease) if settings.shared else None  # leased
         self.inbox = Inbox()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled,
                              pipeline.config.priority)  # fmt: skip
@@ -85,17 +87,13 @@ class Daemon:
         self.claimer = Claimer(
             self.folders, self.journal, self.intake, self.outcomes,
             zero_mtime=settings.zero_mtime, empty_files=settings.empty_files, pipeline=pipeline,
+            shared=self.shared,
         )  # fmt: skip
         self.pipeline = pipeline
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
-        self.pool = WorkerPool(
-            settings.workers,
-            pipeline,
-            settings.trace,
-            on_progress=self._on_progress,
-            worker_init=worker_init,
-        )
+        self.pool = WorkerPool(settings.workers, pipeline, settings.trace,
+                               on_progress=self._on_progress, worker_init=worker_init)  # fmt: skip
         self.watcher: Watcher | None = None
         self._inflight: dict[str, FileRef] = {}
         self._stop_signals = 0
@@ -133,7 +131,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
-        for ref in recover(self.folders, self.journal):
+        for ref in recover(self.folders, self.journal, input_uid if self.shared else None):
             self.outcomes.recovered(ref)
         self.pool.start()
         if not drain:
@@ -303,6 +301,8 @@ class Daemon:
 
     # -- periodic work ------------------------------------------------------------
     def _periodic(self, now: float) -> None:
+        if self.shared is not None:  # renewals may be due more often than ticks
+            self.shared.tick(now, self.counts())
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
             self.intake.scan(self.queue_dir)
@@ -363,7 +363,7 @@ class Daemon:
             pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
             stuck=self.intake.stuck(), sinks=self.outcomes.sinks.view(self.pipeline.config),
             watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
-            pipeline=self.pipeline,
+            pipeline=self.pipeline, shared=self.shared.view() if self.shared else None,
         )  # fmt: skip
 
     # -- shutdown ------------------------------------------------------------------
@@ -383,6 +383,8 @@ class Daemon:
                 returned += 1
         self.pool.close()
         self.journal.close()
+        if self.shared is not None:
+            self.shared.stop()
         self._lock.release()
         self.inbox.refuse_calls(DaemonError("folderd is shutting down"))
         self.inbox.close()

@@ -27,7 +27,7 @@ from daemon.watcher import Ignored
 
 log = structlog.get_logger(__name__)
 
-OWN_PREFIX = UPLOAD_DIRNAME + "/"  # folderd's own staging folder inside unprocessed/
+OWN_PREFIX = UPLOAD_DIRNAME  # folderd's own staging folders inside unprocessed/ (one per instance)
 STUCK_SHOWN = 100
 
 _KINDS = {

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import structlog
 
+from daemon import attempts, names
 from daemon.errors import DaemonError
 from daemon.journal import Journal
 from daemon.states import TRANSITIONS, FileRef, Folders, State
@@ -75,18 +76,30 @@ def _summary_owner(path: str) -> str | None:
 
 def free_name(folders: Folders, to: State, rel: str, uid: str) -> str:
     """The first of rel, rel~1, rel~2… that is free in `to` (and, for a claim, everywhere
-    the file will go next, with no summary of another input under that name)."""
-    check = [to] if to is not State.CLAIMED else [State.CLAIMED, State.PROCESSED, State.FAILED]
+    the file will go next, with no summary of another input under that name). In shared
+    mode a claim also checks every instance's underprocess/ folder."""
+    check = [folders.dirs[to]]
+    if to is State.CLAIMED:
+        check = [*_claim_dirs(folders), folders.dirs[State.PROCESSED], folders.dirs[State.FAILED]]
 
     def taken(candidate: str) -> bool:
-        if any(os.path.lexists(os.path.join(folders.dirs[s], candidate)) for s in check):
+        if any(os.path.lexists(os.path.join(d, candidate)) for d in check):
             return True
         if to is not State.CLAIMED:
             return False
         summary = folders.summary_path(candidate)
-        return os.path.exists(summary) and _summary_owner(summary) != uid
+        if os.path.exists(summary) and _summary_owner(summary) != uid:
+            return True
+        return bool(folders.instance) and not names.reserve(folders, candidate, uid)
 
     return first_free(rel, taken)
+
+
+def _claim_dirs(folders: Folders) -> list[str]:
+    if not folders.instance:
+        return [folders.dirs[State.CLAIMED]]
+    with os.scandir(os.path.dirname(folders.dirs[State.CLAIMED])) as entries:
+        return [e.path for e in entries if e.is_dir(follow_symlinks=False)]
 
 
 def transition(
@@ -111,8 +124,17 @@ def transition(
     src = ref.path(folders)
     new_rel = free_name(folders, to, ref.rel, ref.uid)
     dst = os.path.join(folders.dirs[to], new_rel)
-    _rename(src, dst)
+    try:
+        _rename(src, dst, ref.inode)
+    except BaseException:
+        if to is State.CLAIMED and folders.instance:  # a lost race: the name is free again
+            names.release(folders, new_rel, ref.uid)
+        raise
     old_state, old_rel = ref.state, ref.rel
+    if old_state is State.CLAIMED and folders.instance:  # its new place keeps it now
+        names.release(folders, old_rel, ref.uid)
+        if to is not State.QUEUED:
+            attempts.forget(folders, ref.uid)
     ref.state, ref.rel = to, new_rel
     if "/" in old_rel and old_state is not State.QUEUED:
         _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])
@@ -142,10 +164,13 @@ def admit(folders: Folders, staged: Path, name: str) -> str:
     return final
 
 
-def _rename(src: str, dst: str) -> None:
+def _rename(src: str, dst: str, ino: int = 0) -> None:
     try:
         os.rename(src, dst)
     except FileNotFoundError:
+        if ino and _landed(dst, ino):  # NFS: a retransmitted rename that had succeeded
+            log.info("rename_confirmed", path=dst, why="ENOENT, but the target is the file")
+            return
         if os.path.isdir(os.path.dirname(dst)) or not os.path.lexists(src):
             raise
         os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -154,6 +179,13 @@ def _rename(src: str, dst: str) -> None:
         if exc.errno == errno.EXDEV:
             raise DaemonError(f"{src} and {dst} are on different filesystems") from None
         raise
+
+
+def _landed(dst: str, ino: int) -> bool:
+    try:
+        return os.lstat(dst).st_ino == ino
+    except OSError:
+        return False
 
 
 def _prune_empty_parents(d: str, top: str) -> None:

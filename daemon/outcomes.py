@@ -110,7 +110,11 @@ class Outcomes:
         match outcome.status:
             case Status.PROCESSED | Status.FAILED:  # its results are committed
                 self.move_done(ref, outcome.summary)
-            case Status.UNSTARTED:  # prefetched by a worker that then died
+            case Status.UNSTARTED | Status.LAPSED:  # prefetched by a worker that then died,
+                # or not committed because the lease lapsed: once renewed, it runs again
+                if outcome.status is Status.LAPSED:
+                    log.warning("commit_withheld", path=ref.rel, state=ref.state.value,
+                                reason="this instance's lease lapsed")  # fmt: skip
                 ref.attempt -= 1
                 self.waiting.put(ref, first=True)
             case Status.VANISHED:

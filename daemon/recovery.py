@@ -13,6 +13,7 @@ import fcntl
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import orjson
 import structlog
 
 from daemon.errors import DaemonError
+from daemon.instances import live_shared, refuse_shared_start
 from daemon.journal import Journal
+from daemon.lease import PeerLease
 from daemon.states import FileRef, Folders, State
 
 log = structlog.get_logger(__name__)
@@ -30,39 +33,64 @@ class WatchDirLock:
     def __init__(self, folders: Folders) -> None:
         self.path = folders.meta / "lock"
         self.root = folders.root
+        self.folders = folders
         self._fd: int | None = None
+        self._shared = False
 
-    def acquire(self) -> None:
+    def acquire(self, shared: bool = False) -> None:
+        """Exclusively, or (`shared`, for instances in shared mode) shared with the others:
+        on one host the kernel then refuses whichever kind comes second."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
-            raise DaemonError(
-                f"another folderd (PID {holder}) is already running on {self.root}; "
-                "stop it first, or give this one another --watch-dir",
-                exit_code=1,
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise DaemonError(self._held_by(holder, shared), exit_code=1) from None
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        self._shared = shared
+
+    def _held_by(self, holder: str, shared: bool) -> str:
+        if shared:
+            return (f"a folderd without --shared (PID {holder or 'unknown'}) is running "
+                    f"on {self.root}; stop it first, or run every daemon there with "
+                    "--shared")  # fmt: skip
+        if not holder and (peers := live_shared(self.folders)):
+            return refuse_message(self.root, peers)
+        return (f"another folderd (PID {holder or 'unknown'}) is already running on "
+                f"{self.root}; stop it first, or give this one another --watch-dir")  # fmt: skip
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
+            if not self._shared:  # the PID in it is ours
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
 
+def refuse_message(root: Path, peers: list[PeerLease]) -> str:
+    names = ", ".join(p.describe() for p in peers)
+    return (f"folderd instances in shared mode are running on {root}: {names}; start this "
+            "one with --shared too, or stop them first")  # fmt: skip
+
+
 def open_watch_dir(folders: Folders) -> tuple[WatchDirLock, Journal]:
     """Create the folders, take the lock, open the journal: the lock first, so a second
-    daemon fails before it touches anything of the first's (the journal included)."""
+    daemon fails before it touches anything of the first's (the journal included). In
+    shared mode (`folders.instance`) the lock is shared, and the start is refused on the
+    grounds `daemon.instances` names."""
     folders.create()
     lock = WatchDirLock(folders)
-    lock.acquire()
+    lock.acquire(shared=bool(folders.instance))
     try:
+        if folders.instance:
+            refuse_shared_start(folders)
+        elif peers := live_shared(folders):  # on other hosts: the lock did not see them
+            raise DaemonError(refuse_message(folders.root, peers), exit_code=1)
         return lock, Journal(folders.journal)
     except BaseException:
         lock.release()
@@ -136,8 +164,12 @@ def _summary(folders: Folders, rel: str) -> dict[str, Any] | None:
     return data if ok else None
 
 
-def recover(folders: Folders, journal: Journal) -> list[FileRef]:
-    """Repair what a dead run left; return the files in underprocess/ to process again."""
+def recover(
+    folders: Folders, journal: Journal, identity: Callable[[os.stat_result], str] | None = None
+) -> list[FileRef]:
+    """Repair what a dead run left; return the files in underprocess/ to process again.
+
+    `identity` gives a file the journal lost its uid (shared mode: `daemon.shared.input_uid`)."""
     temps = remove_stale_temps(folders)
     if journal.fresh:
         rebuild(folders, journal)
@@ -154,7 +186,7 @@ def recover(folders: Folders, journal: Journal) -> list[FileRef]:
         if row is not None:
             uid, attempts = row.uid, row.attempts
         else:  # journal lost: it was claimed, so at least one attempt had started
-            uid, attempts = uuid.uuid4().hex, 1
+            uid, attempts = identity(st) if identity else uuid.uuid4().hex, 1
         ref = FileRef(uid, rel, State.CLAIMED, attempts, rel, st.st_size, st.st_ino)
         if row is None:
             journal.add(ref)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.faults import PauseReason
+from daemon.shared import SharedView
 from daemon.sinkstats import SinkHealth
 
 VERSION = "0.1.0"
@@ -61,6 +62,7 @@ class Snapshot:
     watch_dir: str
     results_dir: str
     pipeline: Any
+    shared: SharedView | None = None  # shared mode: the lease, the peers, the counters
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `/api/status` (ages as of now)."""
@@ -116,4 +118,5 @@ class Snapshot:
             "watch_dir": self.watch_dir,
             "results_dir": self.results_dir,
             "pipeline": self.pipeline,
+            "shared": self.shared.as_dict() if self.shared else None,
         }

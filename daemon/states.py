@@ -44,20 +44,30 @@ UPLOAD_DIRNAME = ".folderd-upload"  # in unprocessed/: same filesystem, hidden, 
 
 @dataclass(frozen=True)
 class Folders:
-    """The queue root's four state folders and the results root."""
+    """The queue root's four state folders and the results root.
+
+    In shared mode (`instance` set) an instance's claims live in its own folder,
+    `underprocess/<instance>/`, its temp results and staged uploads in its own hidden
+    folders, and its journal in `state_dir` (else beside the others' under `.folderd/`):
+    all that peers share is unprocessed/, processed/, failed/ and results/.
+    """
 
     root: Path
     results: Path
+    instance: str = ""
+    state_dir: Path | None = None
 
     def of(self, state: State) -> Path:
         if state is State.MISSING:
             raise ValueError("a missing file has no folder")
+        if state is State.CLAIMED and self.instance:
+            return self.root / state.value / self.instance
         return self.root / state.value
 
     @cached_property
     def dirs(self) -> dict[State, str]:
         """The state folders as strings: the hot path joins strings, not Path objects."""
-        return {s: str(self.root / s.value) for s in FOLDER_STATES}
+        return {s: str(self.of(s)) for s in FOLDER_STATES}
 
     @cached_property
     def results_dir(self) -> str:
@@ -69,19 +79,30 @@ class Folders:
 
     @property
     def journal(self) -> Path:
-        return self.meta / "journal.sqlite3"
+        if self.state_dir is not None:
+            return self.state_dir / "journal.sqlite3"
+        name = f"journal-{self.instance}.sqlite3" if self.instance else "journal.sqlite3"
+        return self.meta / name
+
+    @property
+    def commit_deadline(self) -> Path | None:
+        """Shared mode: the local file saying until when this instance may commit."""
+        return self.journal.with_suffix(".commit-deadline") if self.instance else None
 
     @property
     def tmp(self) -> Path:
-        return self.results / TMP_DIRNAME
+        return self.results / (f"{TMP_DIRNAME}-{self.instance}" if self.instance else TMP_DIRNAME)
 
     @property
     def uploads(self) -> Path:
-        return self.of(State.QUEUED) / UPLOAD_DIRNAME
+        name = f"{UPLOAD_DIRNAME}-{self.instance}" if self.instance else UPLOAD_DIRNAME
+        return self.of(State.QUEUED) / name
 
     def create(self) -> None:
         """Create every folder; fail clearly if one is unusable or they span filesystems."""
         dirs = [*(self.of(s) for s in FOLDER_STATES), self.meta, self.results, self.tmp]
+        if self.state_dir is not None:
+            dirs.append(self.state_dir)
         for d in dirs:
             try:
                 d.mkdir(parents=True, exist_ok=True)

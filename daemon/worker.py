@@ -33,6 +33,7 @@ from daemon.commit import commit_results
 from daemon.delivery import deliver
 from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
+from daemon.lease import may_commit
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from processors import Pipeline, ProcessorError
@@ -56,6 +57,7 @@ class Job:
     claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at claim, if known
     rerun: bool = False  # an earlier attempt may have committed results
     earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
+    deadline: str | None = None  # shared mode: the file saying until when commits are safe
 
     @property
     def results_dir(self) -> str:
@@ -66,9 +68,11 @@ class Job:
         cls, ref: FileRef, folders: Folders, fsync: bool, earlier: tuple[Earlier, ...] = ()
     ) -> Job:
         """The next attempt at `ref` (the first after a claim checks the claim)."""
+        deadline = folders.commit_deadline
         return cls(ref.uid, ref.rel, ref.original, ref.open_path or ref.path(folders),
                    ref.attempt, str(folders.tmp), fsync, ref.size, ref.claimed,
-                   rerun=ref.attempt + ref.held > 1, earlier=earlier)  # fmt: skip
+                   rerun=ref.attempt + ref.held > 1, earlier=earlier,
+                   deadline=str(deadline) if deadline else None)  # fmt: skip
 
 
 class Status(StrEnum):
@@ -80,6 +84,7 @@ class Status(StrEnum):
     ENVIRONMENT = "environment"  # the machine failed (disk full, read-only): not counted
     VANISHED = "vanished"  # the input disappeared before or while it was read
     UNSTARTED = "unstarted"  # prefetched by a worker that died before starting it
+    LAPSED = "lapsed"  # shared mode: the instance's lease lapsed, nothing was committed
 
 
 @dataclass
@@ -355,6 +360,10 @@ def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> O
     outcome = process_file(job, pipeline, progress)
     if not outcome.temps:
         return outcome
+    if job.deadline is not None and not may_commit(job.deadline):  # a peer may take it over
+        for tmp, _ in outcome.temps:
+            _unlink(tmp)
+        return Outcome(Status.LAPSED, outcome.summary)
     exc = commit_results(Path(job.results_dir), job.uid, outcome.temps, job.fsync, job.rerun)
     outcome.temps = []
     if exc is not None:

@@ -52,6 +52,8 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
                 name, free_mb >= min_disk_free_mb,
                 f"{free_mb} MB free in {path} (minimum {min_disk_free_mb} MB)",
             ))  # fmt: skip
+    if (shared := status["shared"]) is not None:
+        out.extend(_shared_checks(shared))
     age = status["loop"]["last_tick_age_s"]
     c = status["counts"]
     backlog = c["queued"] + c["processing"] + c["waiting"]
@@ -77,9 +79,25 @@ def _sink_check(sink: dict[str, Any]) -> dict[str, Any]:
     return _check(f"sink {sink['name']}", sink["ok"], detail)
 
 
+def _shared_checks(shared: dict[str, Any]) -> list[dict[str, Any]]:
+    """Shared mode: this instance's lease (it commits nothing without one), and a warning,
+    which leaves the status healthy, for peers whose expired claims are still there."""
+    me, *peers = shared["instances"]
+    age = me["lease_age_s"]
+    lease = (f"{shared['instance']}: renewed {age or 0:.1f}s ago, lasts {me['lease_s']:g}s; "
+             f"{shared['renewals']} renewals, {shared['takeovers']} files taken over")  # fmt: skip
+    out = [_check("lease", me["state"] == "running", lease)]
+    stuck = {p["name"]: n for p in peers if (n := shared["orphaned"].get(p["name"]))}
+    detail = "; ".join(f"{name}: lease expired, {n} claim(s) not taken over"
+                       for name, n in stuck.items())  # fmt: skip
+    out.append({**_check("peers", not stuck, detail or f"{len(peers)} peer(s), none stuck"),
+                "warning": True})  # fmt: skip
+    return out
+
+
 def health(status: dict[str, Any], min_disk_free_mb: int) -> tuple[int, dict[str, Any]]:
     results = checks(status, min_disk_free_mb)
-    ok = all(c["ok"] for c in results)
+    ok = all(c["ok"] or c.get("warning") for c in results)
     body = {
         "status": "healthy" if ok else "unhealthy",
         "version": status["version"],

@@ -9,6 +9,7 @@ of the daemon come from prometheus-client's own `ProcessCollector`.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,8 @@ class DaemonCollector(Collector):
             pauses.add_metric([cause], n)
         yield pauses
         yield from _sink_metrics(st["sinks"])
+        if (shared := st["shared"]) is not None:
+            yield from _shared_metrics(shared)
         sample = dash.sampler.last
         if sample.get("sampled_at"):
             yield GaugeMetricFamily(
@@ -153,6 +156,24 @@ def _sink_metrics(sinks: list[dict[str, Any]]) -> Iterator[Metric]:
         bounds = [*map(str, BUCKETS), "+Inf"]
         seconds.add_metric(key, list(zip(bounds, cumulative, strict=True)), s["seconds_sum"])
     yield from (up, *counters.values(), errors, seconds)
+
+
+def _shared_metrics(shared: dict[str, Any]) -> Iterator[Metric]:
+    """Shared mode: this instance's part in the coordination, and the peers it sees."""
+    for name, key, help_ in (
+        ("folderd_takeovers", "takeovers", "Files taken back from expired peers' claims"),
+        ("folderd_claim_races_lost", "lost_races", "Claims a peer's rename won"),
+        ("folderd_lease_renewals", "renewals", "Renewals of this instance's lease"),
+        ("folderd_lease_renew_failures", "renew_failures", "Lease renewals that failed"),
+    ):
+        yield CounterMetricFamily(name, help_, value=shared[key])
+    peers = GaugeMetricFamily(
+        "folderd_instances", "Instances on this watch_dir by lease state", labels=["state"]
+    )
+    states = Counter(i["state"] for i in shared["instances"])
+    for state in ("running", "lapsed", "expired"):
+        peers.add_metric([state], states.get(state, 0))
+    yield peers
 
 
 def install(dash: Dashboard) -> None:

@@ -57,6 +57,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "http_timeout": ("2.5", 2.5),
     "preview_timeout": ("3", 3.0),
     "preview_max_mb": ("2", 2),
+    "shared": ("on", True),
+    "instance": ("node-2.a_b", "node-2.a_b"),
+    "state_dir": ("/var/lib/folderd", Path("/var/lib/folderd")),
+    "lease": ("12.5", 12.5),
     "token": ("s3cret", "s3cret"),
 }
 
