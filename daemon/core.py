@@ -136,13 +136,10 @@ class Daemon:
         self.pool.start()
         if not drain:
             self.watcher = Watcher(
-                self.folders.of(State.QUEUED),
-                self.inbox.put,
-                self._ignored,
-                poll=self.settings.poll,
-                poll_interval=self.settings.poll_interval,
+                self.folders.of(State.QUEUED), self.inbox.put, self._ignored,
+                poll=self.settings.poll, poll_interval=self.settings.poll_interval,
                 on_overflow=lambda: self.inbox.put(Rescan()),
-            )
+            )  # fmt: skip
             self.watcher.start()
         self.intake.scan(self.queue_dir)
         self._next_rescan = time.monotonic() + self.settings.rescan_interval
@@ -150,15 +147,9 @@ class Daemon:
             on_ready()
         self.ready = True
         self.snapshot = self._take_snapshot()
-        log.info(
-            "daemon_started",
-            watch_dir=str(self.folders.root),
-            pid=os.getpid(),
-            workers=self.settings.workers,
-            mode="drain" if drain else "watch",
-            fsync=self._fsync,
-            settle_s=self.settings.settle,
-        )
+        log.info("daemon_started", watch_dir=str(self.folders.root), pid=os.getpid(),
+                 workers=self.settings.workers, mode="drain" if drain else "watch",
+                 fsync=self._fsync, settle_s=self.settings.settle)  # fmt: skip
         self.notifier.ready(self._status_line())
 
     def _step(self) -> None:
