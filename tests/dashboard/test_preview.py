@@ -33,6 +33,10 @@ def _active() -> dict[str, Any]:
     return json.loads((ROOT / "pipeline_config.json").read_text())
 
 
+# the default pipeline's aggregate node, which the tests misspell
+_AGGREGATE = next(i for i, n in enumerate(_active()["nodes"]) if n["use"] == "aggregate")
+
+
 def _tree(queue: Queue) -> dict[str, bytes]:
     """Every file under watch_dir and results/ (the journal aside), with its contents."""
     found = {}
@@ -73,7 +77,8 @@ def test_an_upload_with_an_edited_config_is_never_queued(
     dashboard: Dashboard, queue: Queue
 ) -> None:
     edited = _active()
-    edited["nodes"][3]["options"]["levels"]["INFO"] = "errors"  # INFO now goes to errors
+    by_level = next(n for n in edited["nodes"] if n["use"] == "tag_level")
+    by_level["options"]["levels"]["INFO"] = "errors"  # INFO now goes to errors
     before = _tree(queue)
     files = {
         "file": ("upload.bin", LOG.encode()),
@@ -97,7 +102,7 @@ def test_config_errors_come_located_with_their_json_path_and_line(dashboard: Das
     r = dashboard.post("/api/preview/check", json={"config": text})
     assert r.status_code == 200, r.text
     problem = r.json()["errors"][0]  # (its topology follows: tags no node consumes)
-    assert problem["path"] == "$.nodes[2].use" and problem["line"] == line
+    assert problem["path"] == f"$.nodes[{_AGGREGATE}].use" and problem["line"] == line
     assert "agregate" in problem["message"]
     broken = dashboard.post("/api/preview/check", json={"config": '{\n  "routes": [\n}'}).json()
     assert broken["errors"][0]["line"] == 3 and "not valid JSON" in broken["errors"][0]["message"]
@@ -106,7 +111,7 @@ def test_config_errors_come_located_with_their_json_path_and_line(dashboard: Das
     # a preview with an invalid edited config answers its problems and runs nothing
     files = {"file": ("a.log", b"x\n"), "config": (None, text)}
     p = dashboard.post("/api/preview", files=files).json()
-    assert p["errors"][0]["path"] == "$.nodes[2].use" and "outputs" not in p
+    assert p["errors"][0]["path"] == f"$.nodes[{_AGGREGATE}].use" and "outputs" not in p
 
 
 def test_the_edited_config_downloads_as_a_file(dashboard: Dashboard) -> None:
@@ -225,7 +230,8 @@ def test_the_page_in_chromium(dashboard: Dashboard, page: Any, tmp_path: Path) -
     config.fill(text.replace('"use": "aggregate"', '"use": "agregate"'))
     errors = page.locator("#config-errors li")
     line = next(i for i, t in enumerate(text.splitlines(), 1) if '"aggregate"' in t)
-    expect(errors.first).to_contain_text(f"line {line} · $.nodes[2].use", timeout=TIMEOUT_MS)
+    where = f"line {line} · $.nodes[{_AGGREGATE}].use"
+    expect(errors.first).to_contain_text(where, timeout=TIMEOUT_MS)
     expect(page.locator("#config-state")).to_contain_text("problem(s)")
     page.click("#reset")
     expect(page.locator("#config-state")).to_have_text("active config")
