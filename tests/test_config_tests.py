@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT, write_config
 
 LEVELS = {
@@ -63,6 +65,28 @@ def test_the_default_config_passes_its_own_tests_and_writes_nothing(tmp_path: Pa
     check = _main("--check-config")
     assert check.returncode == 0
     assert "tests: 10 declared (10 in pipeline_config.tests.json)" in check.stdout
+
+
+# what each recipe's config expands at load (the sinks themselves are never used by --test)
+RECIPE_ENV = {
+    "elections": {"ELECTIONS_DB": "sqlite:///never-written.sqlite3"},
+    "s3-mirror": {"MIRROR_BUCKET": "mirror", "S3_ENDPOINT": "http://127.0.0.1:9"},
+    "voters": {"VOTERS_API_SECRET": "unused"},
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_ENV))
+def test_each_recipe_config_passes_its_own_tests(recipe: str, tmp_path: Path) -> None:
+    config = ROOT / "examples" / recipe / "pipeline_config.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
+    env.update(RECIPE_ENV[recipe])
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--config", str(config), "--test"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " 0 failed" in run.stdout and "PASS" in run.stdout
+    assert list(tmp_path.iterdir()) == [], "nothing written, no database created"
 
 
 def test_a_passing_case_exits_0(tmp_path: Path) -> None:
