@@ -46,8 +46,9 @@ class Node:
         """The `dashboard.rates` key of the lines through this node."""
         if self.kind == "processor":
             return f"in:{self.label}"
-        if self.kind == "sink":
-            return f"done:{self.id.removeprefix('sink:')}"
+        if self.kind == "sink":  # what its output's files held; the input's: the files
+            name = self.id.removeprefix("sink:")
+            return "done:input" if name.startswith("deliver[") else f"done:{name}"
         return f"tag:{self.label}"
 
 
@@ -55,7 +56,6 @@ class Node:
 class Edge:
     id: str  # "<source node id>><target node id>"
     key: str  # the `dashboard.rates` key of its lines
-    approx: bool  # shared with other edges into the same tag: the key is an upper bound
     x1: int
     y1: int
     x2: int
@@ -112,6 +112,13 @@ def build(loaded: LoadedPipeline) -> Graph:
             nodes[sid] = Node(sid, "sink", out.sink.type, out.sink.describe())
             column[sid] = column[nid] + 1
             succ.setdefault(nid, []).append(sid)
+    starts = dict.fromkeys(tag_node(r.start) for r in config.routes)
+    for i, sink in enumerate(config.deliver):  # the input itself, as it was dropped
+        sid = f"sink:deliver[{i}]"
+        nodes[sid] = Node(sid, "sink", sink.type, sink.describe())
+        column[sid] = 1
+        for nid in starts:
+            succ.setdefault(nid, []).append(sid)
     columns: dict[int, list[str]] = {}
     for nid in nodes:
         columns.setdefault(column[nid], []).append(nid)
@@ -122,16 +129,11 @@ def build(loaded: LoadedPipeline) -> Graph:
             nodes[nid].x = PAD + col * COL_W
             nodes[nid].y = PAD + offset + i * ROW_H
     edges = []
-    producers: dict[str, int] = {}
-    for dsts in succ.values():
-        for dst in dsts:
-            producers[dst] = producers.get(dst, 0) + 1
     for src, dsts in succ.items():
         a = nodes[src]
         for dst in dsts:
             b = nodes[dst]
-            key, approx = _edge_key(a, b, len(dsts), producers[dst])
-            edges.append(Edge(f"{src}>{dst}", key, approx, a.x + BOX_W, a.y + BOX_H // 2,
+            edges.append(Edge(f"{src}>{dst}", _edge_key(a, b), a.x + BOX_W, a.y + BOX_H // 2,
                               b.x, b.y + BOX_H // 2, back=b.x <= a.x))  # fmt: skip
     _place_labels(edges)
     width = PAD * 2 + (max(columns, default=0)) * COL_W + BOX_W
@@ -146,16 +148,13 @@ def build(loaded: LoadedPipeline) -> Graph:
     )
 
 
-def _edge_key(a: Node, b: Node, fan_out: int, fan_in: int) -> tuple[str, bool]:
-    """Which count measures the lines on edge a → b. The engine counts lines per tag and
-    per node, not per edge: a tag feeds one node (its lines are the edge's); a processor's
-    edge is exact when the processor emits to that tag only, or it alone feeds the tag
-    (and no file starts there); otherwise the tag's lines are an upper bound."""
+def _edge_key(a: Node, b: Node) -> str:
+    """Which count measures the lines on edge a → b: a tag feeds one node (its lines are
+    the edge's), a sink takes its output's; a processor's edge is what it emitted to that
+    tag (each node counts its lines out per tag)."""
     if a.kind != "processor":
-        return (b.rate_key if b.kind == "sink" else a.rate_key), False
-    if fan_out == 1:
-        return f"out:{a.label}", False
-    return b.rate_key, not (fan_in == 1 and b.kind != "start")
+        return b.rate_key if b.kind == "sink" else a.rate_key
+    return f"edge:{a.label}>{b.label}"
 
 
 def _place_labels(edges: list[Edge]) -> None:
@@ -189,12 +188,15 @@ def live(g: Graph, rates: Mapping[str, float], errors: Mapping[str, int]) -> dic
     for e in g.edges:
         rate = rates.get(e.key, 0.0)
         width = lo + (hi - lo) * (rate / peak) ** 0.5 if peak else lo
-        label = ("≤ " if e.approx and rate else "") + per_second(rate)
+        label = per_second(rate)
         edges[e.id] = {"rate": rate, "label": label, "width": round(width, 2)}
     nodes = {}
     for n in g.nodes:
         rate = rates.get(n.rate_key, 0.0)
-        text = f"{per_second(rate)} {'lines in' if n.kind == 'processor' else 'lines'}"
+        unit = {"processor": "lines in", "sink": "lines"}.get(n.kind, "lines")
+        if n.rate_key == "done:input":
+            unit = "files"
+        text = f"{per_second(rate)} {unit}"
         entry: dict[str, Any] = {"rate": rate}
         if n.kind == "processor":
             busy = rates.get(f"busy:{n.label}", 0.0)

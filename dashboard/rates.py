@@ -8,7 +8,7 @@ the rates while it runs, and a file reported at its end is never counted twice.
 
 Keys are flat strings: `tag:<t>` lines reaching tag t, `in:<node>` and `out:<node>` a
 node's lines, `busy:<node>` its busy seconds, `done:<t>` lines of output t in files that
-finished (what sinks took: delivery is part of the commit).
+finished (what sinks took: delivery is part of the commit), `done:input` the files.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def flat(tags: dict[str, int] | None, processors: dict[str, Any] | None) -> Coun
     for name, stats in (processors or {}).items():
         for field, key in _NODE_KEYS:
             out[f"{key}:{name}"] = stats.get(field) or 0
+        for tag, n in (stats.get("to") or {}).items():
+            out[f"edge:{name}>{tag}"] = n
     return out
 
 
@@ -58,8 +60,8 @@ class Rates:
         if counts is not None:
             self.progress(uid, ts, counts)
             done = {f"done:{k[4:]}": v for k, v in counts.items() if k.startswith("tag:") and v}
-            if done:
-                self._add(ts, done)
+            done["done:input"] = 1  # the file itself (what a `deliver` sink took)
+            self._add(ts, done)
         if node:
             self.errors[node] += 1
         self._seen.pop(uid, None)

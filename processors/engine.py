@@ -27,15 +27,19 @@ END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single 
 class Outbox:
     """Collects what the nodes of one round emit, per tag, for the next round."""
 
-    __slots__ = ("parts", "total")
+    __slots__ = ("emitted", "parts", "total")
 
     def __init__(self) -> None:
         self.parts: dict[str, Parts] = {}
         self.total = 0
+        self.emitted: dict[str, int] | None = None  # the running node's lines out, by tag
 
     def put(self, tag: str, values: list[Line], origins: Sequence[int]) -> None:
         if values:
             self.total += len(values)
+            emitted = self.emitted
+            if emitted is not None:
+                emitted[tag] = emitted.get(tag, 0) + len(values)
             parts = self.parts.get(tag)
             if parts is None:
                 self.parts[tag] = [(values, origins)]
@@ -115,7 +119,8 @@ class Pipeline:
             totals = self.totals[runner.spec.name]
             totals["files"] += 1
             for key, value in runner.stats().items():
-                totals[key] += value
+                if key != "to":  # per-tag counts: the summaries have them
+                    totals[key] += value
 
 
 class _FileRun:
@@ -193,6 +198,7 @@ class _FileRun:
         """End of file: flush every node, in the order lines reach them."""
         for runner in self.runners:
             out = Outbox()
+            out.emitted = runner.emitted
             runner.flush(out)
             for tag, parts in out.parts.items():
                 for values, _ in parts:
@@ -219,6 +225,7 @@ class _FileRun:
                     path.append(tag)
                 runner = self.by_tag.get(tag)
                 if runner is not None:
+                    out.emitted = runner.emitted
                     runner.run(tag, vals, origs, out)
                     continue
                 sink = self.sinks.get(tag)

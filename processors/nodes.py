@@ -87,11 +87,13 @@ class Runner:
         self.lines_out = 0
         self.errors = 0
         self.seconds = 0.0
+        self.emitted: dict[str, int] = {}  # lines out by tag (the engine's Outbox counts)
 
     def stats(self) -> dict[str, Any]:
         return {
             "lines_in": self.lines_in,
             "lines_out": self.lines_out,
+            "to": dict(self.emitted),
             "errors": self.errors,
             "seconds": round(self.seconds, 6),
         }

@@ -81,6 +81,10 @@ def test_fan_out_and_fan_in(run: Any) -> None:
     assert out["out"] == "AB\nab\nCD\ncd\n"
     assert summary["tags"] == {"in": 2, "left": 2, "right": 2, "merged": 4, "end": 4}
     assert summary["added"] == 2 and summary["dropped"] == 0
+    # each node counts what it emitted per tag: exact per edge where two feed one tag
+    to = {name: stats["to"] for name, stats in summary["processors"].items()}
+    assert to == {"pass@in": {"left": 2, "right": 2}, "upper@left": {"merged": 2},
+                  "lower@right": {"merged": 2}, "pass@merged": {"end": 4}}  # fmt: skip
 
 
 def test_an_output_keeps_input_order_across_routes_of_different_lengths(run: Any) -> None:
