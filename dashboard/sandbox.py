@@ -5,7 +5,8 @@ can take any time. So neither happens in the daemon's process: `PreviewWorker` k
 spawned child (it dies with its parent, as the daemon's workers do) and hands it one
 request at a time over a pipe. A request that is not answered within the time limit gets
 the child killed (a new one starts for the next request), so the dashboard answers
-"timed out" and the daemon never notices. The child runs `daemon.dryrun`: the worker's
+"timed out" and the daemon never notices; its memory and the files it writes are capped
+too. The child runs `daemon.dryrun`: the worker's
 code path in a temp directory, sinks left out, nothing kept.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import resource
+import signal
 import tempfile
 import threading
 from collections.abc import Callable
@@ -35,6 +38,8 @@ log = structlog.get_logger(__name__)
 _CTX = multiprocessing.get_context("spawn")  # the dashboard has threads: never fork
 BUSY_WAIT_S = 1.0  # how long a request waits for the preview running before it
 LINE_CHARS = 4000  # an output line shown longer is cut (a line may be megabytes)
+MEMORY_CAP = 1 << 30  # the child's heap (RLIMIT_DATA)
+FILE_CAP = 256 << 20  # the largest file the child may write (RLIMIT_FSIZE)
 
 
 class PreviewError(Exception):
@@ -111,8 +116,18 @@ def answer(req: Request) -> dict[str, Any]:
     return result
 
 
+def _limit_resources() -> None:
+    """A preview may use at most MEMORY_CAP of heap (a plugin that hoards memory gets a
+    MemoryError, not the machine's RAM) and write files of at most FILE_CAP (an output
+    that grows without end gets EFBIG, not the disk)."""
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CAP, MEMORY_CAP))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_CAP, FILE_CAP))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing us
+
+
 def _serve(conn: Connection, init: Callable[[], None] | None) -> None:
     _die_with_parent()
+    _limit_resources()
     if init is not None:
         init()
     while True:

@@ -174,6 +174,22 @@ def test_a_hanging_preview_is_stopped_and_never_stalls_the_daemon(
     assert r.json()["metadata"] == {"host": "db02", "date": "20250101"}
 
 
+def test_a_preview_that_hoards_memory_is_capped_and_the_next_one_runs(
+    start_dashboard: Callable[..., Dashboard],
+) -> None:
+    dash = start_dashboard()
+    hog = {"routes": [{"start": "in"}], "outputs": {"end": {}},
+           "nodes": [{"name": "h", "tag": "in", "use": "tests.dashboard.hog_plugin:hog",
+                      "to": "end"}]}  # fmt: skip
+    files = {"file": ("a.log", b"x\n"), "config": (None, json.dumps(hog))}
+    r = dash.post("/api/preview", files=files)
+    assert r.status_code in (200, 500), r.text  # the file fails, or the preview does
+    text = r.text
+    assert "MemoryError" in text, text
+    ok = dash.post("/api/preview", files={"file": ("b.log", b"2024-01-05 10:00:02 [INFO] A: b\n")})
+    assert ok.status_code == 200 and ok.json()["summary"]["status"] == "processed"
+
+
 def test_the_token_is_needed_when_set(start_dashboard: Callable[..., Dashboard]) -> None:
     dash = start_dashboard(env={"FOLDERD_TOKEN": "s3cret"})
     files = {"file": ("a.log", b"2024-01-05 10:00:02 [ERROR] DB: x\n")}
