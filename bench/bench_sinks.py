@@ -12,7 +12,8 @@
 
 folderd's figure is the file's `duration_s` from its summary (whole attempt, interpreter
 start-up excluded), its `sink` figure the delivery's own `seconds`; peak RSS is the child
-process's (wait4). Best of `--repeat`. The servers are the tests' (`tests/sinks/servers.py`):
+process's (wait4). Medians of `--repeat` rounds, the spread of the ratios beside them, and
+one JSON line per workload. The servers are the tests' (`tests/sinks/servers.py`):
 PostgreSQL runs with fsync=off, SeaweedFS on the same disk; both on this machine.
 """
 
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from bench.report import figure
 from tests.sinks.servers import PG_PASSWORD, Postgres, SeaweedS3, ServerMissing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,40 +93,37 @@ def bench_postgres(path: Path, n: int, repeat: int) -> list[str]:
             for i, line in enumerate(src, 1):
                 r = orjson.loads(line)
                 w.writerow(["uid", path.name, i, r["ts"], r["level"], r["component"], r["message"]])
-        best_f, best_s, best_floor, rss = 1e9, 1e9, 1e9, 0.0
+        t = _Times()
         for _ in range(repeat):
             pg.query("DROP TABLE IF EXISTS records")
             s = folderd(config, path, {"PGPW": PG_PASSWORD})
             assert pg.query("SELECT count(*) FROM records") == [(n,)]
-            best_f, rss = min(best_f, s["duration_s"]), s["peak_rss_mb"]
-            best_s = min(best_s, s["deliveries"][0]["seconds"])
+            t.ran(s)
             pg.query("DROP TABLE IF EXISTS floor")
             pg.query("CREATE TABLE floor (LIKE records)")
             started = time.perf_counter()
             copy = f"\\copy floor FROM '{csv_path}' WITH (FORMAT csv)"
             subprocess.run(["psql", url.replace("${PGPW}", PG_PASSWORD), "-qc", copy], check=True)
-            best_floor = min(best_floor, time.perf_counter() - started)
+            t.floor.append(time.perf_counter() - started)
             assert pg.query("SELECT count(*) FROM floor") == [(n,)]
     finally:
         pg.close()
-    return [_row("PostgreSQL, records/s", n, best_floor, best_f, best_s, rss)]
+    return [t.row("PostgreSQL", "records/s", n)]
 
 
 def bench_sqlite(path: Path, n: int, repeat: int) -> list[str]:
     db = OUT / "bench.sqlite3"
     sink = {"type": "sql", "url": f"sqlite:///{db}", "table": "records", "columns": COLUMNS}
     config = {"routes": [{"start": "rows"}], "outputs": {"rows": {"sink": sink}}}
-    best_f, best_s, best_floor, rss = 1e9, 1e9, 1e9, 0.0
+    t = _Times()
     for _ in range(repeat):
         for p in OUT.glob("bench.sqlite3*"):
             p.unlink()
-        s = folderd(config, path, {})
-        best_f, rss = min(best_f, s["duration_s"]), s["peak_rss_mb"]
-        best_s = min(best_s, s["deliveries"][0]["seconds"])
+        t.ran(folderd(config, path, {}))
         for p in OUT.glob("bench.sqlite3*"):
             p.unlink()
-        best_floor = min(best_floor, _sqlite_floor(db, path))
-    return [_row("SQLite, records/s", n, best_floor, best_f, best_s, rss)]
+        t.floor.append(_sqlite_floor(db, path))
+    return [t.row("SQLite", "records/s", n)]
 
 
 def _sqlite_floor(db: Path, path: Path) -> float:
@@ -159,23 +159,49 @@ def bench_s3(mb: int, repeat: int) -> list[str]:
                 "request_checksum_calculation": "when_required"}  # fmt: skip
         drop_all = {"tag": "in", "use": "filter", "to": "end", "options": {"include": "^never$"}}
         config = {"routes": [{"start": "in"}], "nodes": [drop_all], "deliver": [sink]}
-        best_f, best_s, best_floor, rss = 1e9, 1e9, 1e9, 0.0
+        t = _Times()
         for _ in range(repeat):
-            s = folderd(config, path, server.env)
-            best_f, rss = min(best_f, s["duration_s"]), s["peak_rss_mb"]
-            best_s = min(best_s, s["deliveries"][0]["seconds"])
+            t.ran(folderd(config, path, server.env))
             started = time.perf_counter()
             s3.upload_file(str(path), "bench-floor", "input.log")
-            best_floor = min(best_floor, time.perf_counter() - started)
+            t.floor.append(time.perf_counter() - started)
     finally:
         server.stop()
-    return [_row("S3, MB/s", mb, best_floor, best_f, best_s, rss)]
+    return [t.row("S3", "MB/s", mb)]
 
 
-def _row(what: str, amount: int, floor: float, whole: float, sink: float, rss: float) -> str:
-    """Rates, and each as a share of the floor's rate."""
-    return (f"| {what} | {amount / floor:,.0f} | {amount / whole:,.0f} (**{floor / whole:.0%}**)"
-            f" | {amount / sink:,.0f} (**{floor / sink:.0%}**) | {rss:.0f} MB |")  # fmt: skip
+class _Times:
+    """Seconds per round: the floor's, folderd's whole file, its delivery alone."""
+
+    def __init__(self) -> None:
+        self.floor: list[float] = []
+        self.whole: list[float] = []
+        self.sink: list[float] = []
+        self.rss = 0.0
+
+    def ran(self, summary: dict[str, Any]) -> None:
+        self.whole.append(summary["duration_s"])
+        self.sink.append(summary["deliveries"][0]["seconds"])
+        self.rss = max(self.rss, summary["peak_rss_mb"])
+
+    def row(self, sink: str, unit: str, amount: int) -> str:
+        """Medians of the rates, each beside the floor's rate (spread of the ratios in
+        brackets), and the JSON line."""
+
+        def rates(times: list[float]) -> list[float]:
+            return [amount / x for x in times]
+
+        floor = rates(self.floor)
+        whole = figure("sinks", f"{sink}, whole file", unit, rates(self.whole), floor,
+                       peak_rss_mb=round(self.rss))  # fmt: skip
+        alone = figure("sinks", f"{sink}, the delivery alone", unit, rates(self.sink), floor)
+
+        def cell(f: dict[str, Any]) -> str:
+            lo, hi = f["spread"]
+            return f"{f['value']:,.0f} (**{f['ratio']:.0%}**, {lo:.0%}–{hi:.0%})"
+
+        return (f"| {sink}, {unit} | {statistics.median(floor):,.0f} | {cell(whole)} | "
+                f"{cell(alone)} | {self.rss:.0f} MB |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; best of "
-          f"{args.repeat}")  # fmt: skip
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; medians of "
+          f"{args.repeat} rounds")  # fmt: skip
     print("| sink | floor | folderd, whole file | folderd, the sink's part | peak RSS |")
     print("|---|---|---|---|---|")
     try:

@@ -3,9 +3,9 @@
 Each upload first aborts whatever unfinished multipart upload a dead attempt left for its
 key, then sends the file — one PUT up to `PART` bytes, a multipart upload of `PART`-sized
 parts above — each request with a Content-MD5 the server checks, and the object's sha256
-in its metadata; then a HEAD verifies size and sha256. Memory stays at one part. An object
-is replaced by key, so a re-run never makes a second copy; with `skip_existing` an object
-already holding the same sha256 is not sent again.
+in its metadata; then a HEAD verifies size and sha256. Parts go `PARALLEL` at a time, so
+memory stays at a few parts. An object is replaced by key, so a re-run never makes a second
+copy; with `skip_existing` an object already holding the same sha256 is not sent again.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from config.sinks import S3SinkConfig, redact, redact_url
@@ -22,6 +23,7 @@ from sinks.base import Delivery
 from sinks.errors import SinkError, SinkUnavailable
 
 PART = 8 << 20  # multipart above this size, in parts of this size
+PARALLEL = 8  # parts of one upload in flight at once
 _RETRY_CODES = {"BadDigest", "IncompleteBody", "RequestTimeout"}  # the bytes, this time
 
 
@@ -163,22 +165,29 @@ class S3Target:
                 s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
 
     def _multipart(self, path: str, key: str, extra: dict[str, Any]) -> None:
+        """The parts sent `PARALLEL` at a time (a botocore client is thread-safe), read one
+        by one: memory holds at most `PARALLEL` + 1 parts."""
         s3, bucket = self._s3(), self.config.bucket
         upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+
+        def send(number: int, data: bytes) -> dict[str, Any]:
+            done = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number,
+                                  Body=data, ContentMD5=_md5(data))  # fmt: skip
+            return {"PartNumber": number, "ETag": done["ETag"]}
+
         try:
-            parts = []
-            with open(path, "rb") as f:
+            parts: list[dict[str, Any]] = []
+            with ThreadPoolExecutor(PARALLEL) as pool, open(path, "rb") as f:
+                sending: set[Future[dict[str, Any]]] = set()
+                number = 0
                 while data := f.read(PART):
-                    number = len(parts) + 1
-                    done = s3.upload_part(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload,
-                        PartNumber=number,
-                        Body=data,
-                        ContentMD5=_md5(data),
-                    )
-                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                    number += 1
+                    sending.add(pool.submit(send, number, data))
+                    if len(sending) >= PARALLEL:
+                        done, sending = wait(sending, return_when=FIRST_COMPLETED)
+                        parts += [d.result() for d in done]  # a failed part raises here
+                parts += [d.result() for d in sending]
+            parts.sort(key=lambda p: p["PartNumber"])
             s3.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
             )
