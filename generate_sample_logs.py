@@ -4,9 +4,10 @@
     python generate_sample_logs.py --seed 7 --date 2026-11-22 --large 0
 
 The files look like what servers write: bracket lines (`2026-11-22 10:00:00 [ERROR] API:
-msg`), pipe-delimited lines (`2026-11-22 10:00:00|WARN|DB|msg`), JSON lines, a CSV export
-and gzipped logs, with levels and components in realistic proportions, the odd stack trace
-and a share of malformed lines. A few are large (several MB) to show streaming at work.
+msg`), pipe-delimited lines (`2026-11-22 10:00:00|WARN|DB|msg`), JSON lines, a CSV export,
+gzipped logs and an Excel export (a workbook of typed cells), with levels and components
+in realistic proportions, the odd stack trace and a share of malformed lines. A few are
+large (several MB) to show streaming at work.
 
 Every file is written under a hidden temporary name inside unprocessed/ (folderd never
 claims hidden files), fsynced, then renamed to its final name: the daemon only ever sees
@@ -39,8 +40,10 @@ TABLES = ("orders", "users", "invoices", "sessions", "events", "payments")
 SERVICES = ("payments-gw", "geoip", "smtp-relay", "s3", "ldap")
 STATE_DIRS = ("unprocessed", "underprocess", "processed", "failed")
 # Each kind of file: (name suffix, writer). The plan cycles through them in this order.
-KINDS = ("bracket", "pipe", "jsonl", "bracket", "csv", "gz")
-SUFFIXES = {"bracket": ".log", "pipe": ".log", "jsonl": ".jsonl", "csv": ".csv", "gz": ".log.gz"}
+KINDS = ("bracket", "pipe", "jsonl", "bracket", "csv", "gz", "xlsx")
+SUFFIXES = {"bracket": ".log", "pipe": ".log", "jsonl": ".jsonl", "csv": ".csv", "gz": ".log.gz",
+            "xlsx": ".xlsx"}  # fmt: skip
+XLSX_ROW_BYTES = 64  # about what a row of the log sheet costs before compression
 
 
 class LogFaker:
@@ -188,6 +191,27 @@ LINES: dict[str, Callable[[LogFaker], Iterator[str]]] = {
 }
 
 
+def write_workbook(out: IO[bytes], fake: LogFaker, *, count: int, min_bytes: int) -> int:
+    """A workbook of log records — typed cells: the time a date, the rest text — under a
+    header row; return the row count. Its bytes depend on the seed only."""
+    import xlsxwriter  # a runtime requirement of folderd (workbook output)
+
+    rows = max(count, min_bytes // XLSX_ROW_BYTES)
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    book.set_properties({"created": dt.datetime(2026, 1, 1)})  # not now: reproducible
+    when_format = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    sheet = book.add_worksheet("Log")
+    sheet.write_row(0, 0, ("timestamp", "level", "component", "message"))
+    for row in range(1, rows + 1):
+        when, level, component, message = fake.record()
+        sheet.write_datetime(row, 0, when.replace(tzinfo=None), when_format)
+        sheet.write_row(row, 1, (level, component, message))
+    book.close()
+    out.write(buffer.getvalue())
+    return rows
+
+
 def write_lines(out: IO[bytes], lines: Iterator[str], *, count: int, min_bytes: int) -> int:
     """Write `count` lines, or more until `min_bytes` are written; return the line count."""
     written = size = 0
@@ -245,7 +269,9 @@ def write_file(
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from another user
         with os.fdopen(fd, "wb") as raw:
-            if kind == "gz":
+            if kind == "xlsx":
+                count = write_workbook(raw, fake, count=lines, min_bytes=min_bytes)
+            elif kind == "gz":
                 # mtime=0 and no stored name keep the bytes reproducible for one seed.
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
                     count = write_lines(out, LINES[kind](fake), count=lines, min_bytes=min_bytes)
@@ -280,7 +306,7 @@ def plan(count: int, large: int, rng: random.Random, day: dt.date) -> list[Sampl
         host = hosts[i % len(HOSTS)]
         day_i = day - dt.timedelta(days=i // len(HOSTS))
         base = f"{host}_{day_i:%Y%m%d}"
-        if kind == "csv":
+        if kind in ("csv", "xlsx"):
             base = f"export_{host}_{day_i:%Y%m%d}"
         name, n = base + SUFFIXES[kind], 1
         while name in seen:

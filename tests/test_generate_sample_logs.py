@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import json
 import os
@@ -12,12 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from python_calamine import CalamineWorkbook
+
 SCRIPT = Path(__file__).resolve().parents[1] / "generate_sample_logs.py"
 BRACKET = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(DEBUG|INFO|WARN|ERROR|CRITICAL)\] [A-Z]+: \S"
 )
 PIPE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\|(DEBUG|INFO|WARN|ERROR|CRITICAL)\|[A-Z]+\|\S")
 TRACEBACK = ("Traceback ", "  ", "TimeoutError: ")
+LEVEL_NAMES = {"DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"}
 SMALL = ["--large", "0", "--lines", "200", "--date", "2026-11-22"]
 
 
@@ -53,13 +57,19 @@ def test_same_seed_and_date_give_the_same_files_byte_for_byte(tmp_path: Path) ->
 
 
 def test_every_format_is_there_and_well_formed_without_malformed_lines(tmp_path: Path) -> None:
-    generate(tmp_path, "--count", "6", "--seed", "3", "--malformed", "0", "--quiet", *SMALL)
+    generate(tmp_path, "--count", "7", "--seed", "3", "--malformed", "0", "--quiet", *SMALL)
     files = sorted((tmp_path / "unprocessed").iterdir())
     suffixes = {"".join(p.suffixes) for p in files}
-    assert suffixes == {".log", ".jsonl", ".csv", ".log.gz"}
+    assert suffixes == {".log", ".jsonl", ".csv", ".log.gz", ".xlsx"}
     assert all(re.fullmatch(r"(export_)?[a-z]+\d\d_20261122\.[a-z.]+", p.name) for p in files)
     seen = set()
     for path in files:
+        if path.suffix == ".xlsx":  # typed cells: the time a date, the rest text
+            rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Log").to_python()
+            assert rows[0] == ["timestamp", "level", "component", "message"] and len(rows) > 1
+            assert isinstance(rows[1][0], dt.datetime) and rows[1][1] in LEVEL_NAMES
+            seen.add("xlsx")
+            continue
         lines = read_text(path)
         assert lines, path.name
         if path.suffix == ".jsonl":
@@ -77,7 +87,7 @@ def test_every_format_is_there_and_well_formed_without_malformed_lines(tmp_path:
             log_lines = [line for line in lines if not line.startswith(TRACEBACK)]
             assert all(BRACKET.match(line) for line in log_lines), path.name
             seen.add("gz" if path.name.endswith(".gz") else "bracket")
-    assert seen == {"bracket", "pipe", "json", "csv", "gz"}
+    assert seen == {"bracket", "pipe", "json", "csv", "gz", "xlsx"}
 
 
 def test_levels_components_and_a_share_of_malformed_lines(tmp_path: Path) -> None:
