@@ -18,7 +18,6 @@ this process, warm page cache (the file is read once before the first round).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import shutil
 import statistics
@@ -33,14 +32,7 @@ from bench.bench_pipeline import OUT, ROOT, generate
 from daemon.duplicates import Earlier
 from daemon.worker import Job, Status, process_file
 from processors import load_file
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+from sinks.s3 import sha256_of  # the bare loop: 1 MiB reads into hashlib
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -57,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     path = OUT / f"dup-{a.size_mb}mb.log"
     generate(path, a.size_mb)
-    sha = _sha256(path)  # also warms the page cache
+    sha = sha256_of(str(path))  # also warms the page cache
     pipeline = load_file(ROOT / "pipeline_config.json").build(trace=False)
     tmp = Path(tempfile.mkdtemp(prefix="folderd-bench-dup-"))
     first = Earlier(sha, "f" * 32, "first.log", ("first.log.out",))
@@ -78,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     variants = {
-        "floor": lambda: _sha256(path),
+        "floor": lambda: sha256_of(str(path)),
         "duplicate": attempt((first,), "duplicate"),
         "normal": attempt((), "normal"),
         "twin": attempt((other,), "twin"),
