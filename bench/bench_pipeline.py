@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from bench import _rounds
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -205,26 +205,14 @@ def child(variant: str, path: Path) -> None:
 
 def measure(variant: str, path: Path) -> dict[str, Any]:
     """Run one variant in a fresh child; return its MB/s and peak RSS."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_pipeline", "--child", variant, str(path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed with exit code {proc.returncode}")
-    info = json.loads(out.strip().splitlines()[-1])  # the last line: logs may precede it
+    info = _rounds.measure("bench_pipeline", variant, [str(path)])
     size_mb = path.stat().st_size / 1e6
     row = {
         "variant": variant,
         "input_mb": round(size_mb),
         "mb_s": round(size_mb / info["seconds"], 1),
         "seconds": round(info["seconds"], 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),  # ru_maxrss is in KiB on Linux
+        "peak_rss_mb": round(info["peak_rss_mb"]),
         "lines": info["lines"],
     }
     if "error" in info:
