@@ -58,10 +58,15 @@ def median_spread(values: Sequence[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
+def rows_per_s(runs: list[dict[str, Any]]) -> list[float]:
+    """Each round's rows/s, in round order (so a variant's and its floor's pair up)."""
+    return [r["rows"] / r["seconds"] for r in runs]
+
+
 def rate_row(name: str, runs: list[dict[str, Any]], size_mb: float | None) -> dict[str, Any]:
     """Median rows/s (and MB/s over `size_mb`), their spread, and the median peak RSS."""
     rows = runs[0]["rows"]
-    per_s = [rows / r["seconds"] for r in runs]
+    per_s = rows_per_s(runs)
     row: dict[str, Any] = {"variant": name, "rows": rows, "rounds": len(runs)}
     row["rows_s"], row["rows_s_min"], row["rows_s_max"] = median_spread(per_s)
     if size_mb is not None:

@@ -5,7 +5,10 @@ the CPU a drain of N files costs moves far less, so this is the figure to compar
 builds by on a busy machine. Each round drops `--files` x 1 KiB files, runs
 `main.py --drain --no-fsync` with a pass-through pipeline and reads the children's
 rusage; a drain of one file is measured the same way and subtracted (start-up and
-shutdown: spawning workers, the journal).
+shutdown: spawning workers, the journal). Its floor is the CPU per file of bench_daemon's
+bare syscall loop (rename in, read, write result and summary, rename them, rename out),
+measured in the same rounds: the JSON line's ratio is how many times the loop's CPU a file
+costs in folderd (lower is better).
 
     python -m bench.bench_cpu [--files 3000] [--rounds 5] [--root DIR]   # DIR: another checkout
 """
@@ -19,7 +22,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+
+from bench.bench_daemon import floor_one
+from bench.report import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = (b"2026-11-22 10:00:00 [INFO] API: request served in 12 ms\n" * 19)[:1024]
@@ -51,16 +58,35 @@ def drain_cpu(root: Path, files: int, workers: int) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def main() -> None:
+def floor_cpu(files: int) -> float:
+    """CPU µs per file of the bare syscall loop over `files` files (no fsync)."""
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+        base = Path(tmp)
+        for d in ("unprocessed", "underprocess", "processed", "results"):
+            (base / d).mkdir()
+        names = [f"f{i:05d}.log" for i in range(files)]
+        for name in names:
+            (base / "unprocessed" / name).write_bytes(PAYLOAD)
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        for name in names:
+            floor_one(base, name, fsync=False)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu / files * 1e6
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=3000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--root", type=Path, action="append", help="checkouts to compare")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     roots = args.root or [ROOT]
     per_file: dict[Path, list[float]] = {r: [] for r in roots}
+    floors: list[float] = []
     for _ in range(args.rounds):
+        floors.append(floor_cpu(args.files))
         for root in roots:  # alternating, so a change in load hits every build alike
             fixed = drain_cpu(root, 1, args.workers)
             total = drain_cpu(root, args.files, args.workers)
@@ -70,7 +96,14 @@ def main() -> None:
     for root, values in per_file.items():
         print(f"| {root} | {statistics.median(values):,.0f} | "
               f"{min(values):,.0f}-{max(values):,.0f} |")  # fmt: skip
+    print(f"| the bare syscall loop (floor) | {statistics.median(floors):,.0f} | "
+          f"{min(floors):,.0f}-{max(floors):,.0f} |\n")  # fmt: skip
+    for root, values in per_file.items():
+        name = "" if root == ROOT else f" ({root})"
+        figure("cpu", f"CPU per file, pass-through drain{name} vs the bare syscall loop",
+               "µs", values, floors, workers=args.workers)  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,12 +23,14 @@ import argparse
 import datetime as dt
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._rounds import OUT, measure, rate_row, rounds
+from bench._rounds import OUT, measure, rate_row, rounds, rows_per_s
+from bench.report import figure
 
 SHEET_ROWS = 1_000_000
 ROWS_PER_MB = 29_000
@@ -145,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         spread = f"{r['rows_s']:,.0f} ({r['rows_s_min']:,.0f}-{r['rows_s_max']:,.0f})"
         share = r["rows_s"] / floor
         print(f"| {r['variant']} | {spread} | {r['peak_rss_mb']:.0f} MB | {share:.0%} |")
+    print()
+    for op in ("read", "write"):
+        library = "calamine" if op == "read" else "xlsxwriter"
+        rss = statistics.median(r["peak_rss_mb"] for r in runs[op])
+        workload = f"{op} {args.rows:,} rows vs a bare {library} loop"
+        figure("excel", workload, "rows/s", rows_per_s(runs[op]),
+               rows_per_s(runs[f"{op} floor"]), peak_rss_mb=round(rss))  # fmt: skip
     if args.rss_mb:
         big = big_workbook(args.rss_mb)
         n = str(args.rss_mb * ROWS_PER_MB)

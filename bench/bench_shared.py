@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.bench_daemon import PASS_THROUGH, ROOT, _drop, _fresh, _stage, _wait_count
+from bench.report import figure
 from daemon.lease import RENEW_FRACTION
 
 OUT = ROOT / "bench" / "out" / "shared"
@@ -146,7 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"round {r}: takeover {took[-1]:.2f} s after SIGKILL", flush=True)
         least = args.lease * (1 - RENEW_FRACTION)  # killed just before a renewal was due
         print(f"takeover after SIGKILL: {_spread(took, '{:.2f}')} s; lease {args.lease:g} s, "
-              f"so the least it can be is {least:g} s")  # fmt: skip
+              f"so the least it can be is {least:g} s\n")  # fmt: skip
+        figure("shared", f"{args.files} files, 3 shared instances x 1 worker vs 1 x 3 workers",
+               "files/s", shared_fps, floor_fps)  # fmt: skip
+        figure("shared", f"takeover after SIGKILL, lease {args.lease:g} s vs the least possible",
+               "s", took, [least] * len(took))  # fmt: skip
     finally:
         shutil.rmtree(OUT, ignore_errors=True)
     return 0
