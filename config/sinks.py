@@ -23,7 +23,6 @@ from config.errors import ConfigError
 SQL_TYPES = ("text", "integer", "real", "boolean", "timestamp", "json")
 ROW_COLUMNS = ("uid", "source", "line")  # every row gets these; a declared column may not
 CHECKSUM_WHEN = ("when_supported", "when_required")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PASSWORD_PARAM = re.compile(r"(?i)((?:^|[?&;])password=)[^&;]*")
@@ -119,21 +118,6 @@ def _url_secrets(url: str) -> tuple[str, ...]:
     return tuple(s for s in found if s)
 
 
-def expand(key: str, value: str, environ: Mapping[str, str]) -> str:
-    """`${VAR}` replaced by the environment's value; an unset variable is an error."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) not in environ:
-            raise ConfigError(
-                key,
-                f"environment variable {m.group(1)} is not set",
-                "export it before starting folderd",
-            )
-        return environ[m.group(1)]
-
-    return _VAR.sub(sub, value)
-
-
 class _Spec:
     """One sink object being checked: collects its errors, expands its strings."""
 
@@ -147,7 +131,7 @@ class _Spec:
         try:
             value = check(f"{self.path}.{key}", self.raw[key], *args)
             if isinstance(value, str):
-                value = expand(f"{self.path}.{key}", value, self.environ)
+                value = values.expand_env(f"{self.path}.{key}", value, self.environ)
             return value
         except ConfigError as exc:
             self.errors.append(exc)

@@ -11,12 +11,13 @@ regular expression …`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from config.errors import ConfigError
 
 _TAG = re.compile(r"[^\s]+")
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _EXPECTED = {
     str: "a string",
     int: "a whole number",
@@ -24,6 +25,22 @@ _EXPECTED = {
     list: "a list",
     dict: "an object",
 }
+
+
+def expand_env(key: str, text: str, environ: Mapping[str, str]) -> str:
+    """`${VAR}` replaced by the environment's value, `${VAR:-default}` by `default` when
+    VAR is unset or empty (as in the shell); an unset `${VAR}` is a config error."""
+
+    def value(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if default is not None:
+            return environ.get(name) or default
+        if name not in environ:
+            raise ConfigError(key, f"environment variable {name} is not set",
+                              "export it before starting folderd")  # fmt: skip
+        return environ[name]
+
+    return _ENV_VAR.sub(value, text)
 
 
 def kind(value: Any) -> str:

@@ -30,7 +30,6 @@ from processors.base import Context, Line, Outbox, ProcessorError
 
 log = structlog.get_logger(__name__)
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WHOLE_FIELD = re.compile(r"\{([^{}:!]+)\}")
 _RULE_KEYS = {"status", "field", "equals", "tag"}
 Fields = Mapping[str, Any]
@@ -38,18 +37,6 @@ Fields = Mapping[str, Any]
 
 class MissingField(Exception):
     """A template names a field the record lacks (or holds null)."""
-
-
-def expand_env(key: str, text: str, environ: Mapping[str, str]) -> str:
-    """`${VAR}` replaced by the environment's value; an unset variable is a config error."""
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in environ:
-            raise ConfigError(key, f"environment variable {name} is not set")
-        return environ[name]
-
-    return _ENV.sub(value, text)
 
 
 class Template:
@@ -161,16 +148,17 @@ class HttpLookup:
         fail_file: bool = False,
         cache_max: int = 10000,
     ) -> None:
-        self.url = Template("url", opt.string("url", url, empty=False), encode=True)
+        env = os.environ
+        url = opt.expand_env("url", opt.string("url", url, empty=False), env)
+        self.url = Template("url", url, encode=True)
         if urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError("url", f"expected an http:// or https:// URL, got {url!r}")
         self.method = opt.choice("method", method, ("GET", "POST"))
         if body is not None and self.method != "POST":
             raise ConfigError("body", "a body goes with method POST")
         self.body = None if body is None else _body("body", body)
-        env = os.environ
         headers = {
-            k: expand_env(f"headers.{k}", v, env)
+            k: opt.expand_env(f"headers.{k}", v, env)
             for k, v in opt.string_map("headers", headers).items()
         }
         self.settings = Settings(
@@ -188,10 +176,10 @@ class HttpLookup:
             token_field = opt.string("token_field", token_field, empty=False)
             token_raw = {} if token_body is None else opt.typed("token_body", token_body, dict)
             self.token = Token(
-                expand_env("token_url", opt.string("token_url", token_url, empty=False), env),
+                opt.expand_env("token_url", opt.string("token_url", token_url, empty=False), env),
                 token_field,
                 {
-                    k: expand_env(f"token_body.{k}", v, env) if isinstance(v, str) else v
+                    k: opt.expand_env(f"token_body.{k}", v, env) if isinstance(v, str) else v
                     for k, v in token_raw.items()
                 },
             )

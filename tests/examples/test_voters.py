@@ -28,6 +28,7 @@ Start = Callable[..., DaemonProcess]
 SHEETS = {"Registered in ward": "in_ward", "Registered elsewhere": "elsewhere",
           "Not registered": "not_registered", "Lookup failed": "lookup_failed"}  # fmt: skip
 SECRET = "s3cret-voters"
+CONFIG = ROOT / "examples" / "voters" / "pipeline_config.json"
 
 
 @pytest.fixture
@@ -52,17 +53,6 @@ def start_api(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
         proc.wait(10)
 
 
-def _config(tmp_path: Path, base: str) -> str:
-    """The recipe's config, its API's address (fixed in the recipe) turned to the test's."""
-    raw = json.loads((ROOT / "examples/voters/pipeline_config.json").read_text())
-    opts = raw["nodes"][0]["options"]
-    for key in ("url", "token_url"):
-        opts[key] = opts[key].replace("http://127.0.0.1:8765", base)
-    path = tmp_path / "voters.json"
-    path.write_text(json.dumps(raw))
-    return str(path)
-
-
 def _sheets(path: Path) -> dict[str, list[list[Any]]]:
     book = calamine.CalamineWorkbook.from_path(str(path))
     return {name: book.get_sheet_by_name(name).to_python() for name in book.sheet_names}
@@ -76,8 +66,8 @@ def test_workbooks_sorted_by_category_with_a_summary(
     roll = tmp_path / "roll.json"
     roll.write_text(json.dumps(made["roll"]))
     base = start_api(roll)
-    start_daemon("--config", _config(tmp_path, base), "--workers", "2",
-                 env={"VOTERS_API_SECRET": SECRET})  # fmt: skip
+    start_daemon("--config", str(CONFIG), "--workers", "2",
+                 env={"VOTERS_API_SECRET": SECRET, "VOTERS_API_URL": base})  # fmt: skip
     for p in sorted(samples.iterdir()):
         queue.drop(p.name, p.read_bytes())
     n = len(made["files"])

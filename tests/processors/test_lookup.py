@@ -215,6 +215,20 @@ def test_secrets_come_from_the_environment_and_a_missing_one_fails_the_load(
     assert info.value.message == "environment variable LOOKUP_MISSING is not set"
 
 
+def test_the_url_takes_its_address_from_the_environment_or_its_default(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "${LOOKUP_BASE:-http://127.0.0.1:9}/ok/{id}"
+    with serve(Api()) as api:
+        monkeypatch.setenv("LOOKUP_BASE", api.url)
+        _, out = run(config(lookup(url, concurrency=1)), ids(3))
+    assert [r["response"]["id"] for r in records(out["out"])] == ["0", "1", "2"]
+    monkeypatch.delenv("LOOKUP_BASE")  # unset: the default after `:-`, as in the shell
+    with pytest.raises(ConfigError) as info:
+        load(config(lookup("${LOOKUP_BASE:-ftp://127.0.0.1:9}/{id}")))
+    assert info.value.message == "expected an http:// or https:// URL, got 'ftp://127.0.0.1:9/{id}'"
+
+
 @pytest.mark.parametrize(
     ("options", "key"),
     [
