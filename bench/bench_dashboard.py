@@ -16,7 +16,8 @@ the last file processed (the bench counts processed/ every 0.2 s, the same in bo
                 so their CPU is charged to the dashboard run.
 
 Reported: throughput of both, their ratio, and p50/p95/p99/max latency of the probes over
-the burst. Results also go to bench/out/dashboard.json.
+the burst, one line per run; and one JSON line (bench/report.py) whose floor is the
+throughput without the dashboard, per round. Results also go to bench/out/dashboard.json.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from bench.report import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "dashboard"
@@ -216,6 +219,21 @@ def run(
     return result
 
 
+def _line(r: dict[str, Any]) -> str:
+    """One run, readable (a line starting with `{` would be taken for a figure)."""
+    text = (f"{r['variant']}: {r['files']} files in {r['seconds']} s, {r['files_per_s']} "
+            f"files/s, daemon CPU {r['daemon_cpu_s']} s")  # fmt: skip
+    for path, lat in r.get("latency", {}).items():
+        if lat["n"]:
+            text += (f"; {path} p50/p95/p99/max {lat['p50_ms']}/{lat['p95_ms']}/"
+                     f"{lat['p99_ms']}/{lat['max_ms']} ms")  # fmt: skip
+    if "sse_messages" in r:
+        text += f"; {r['sse_messages']} SSE messages"
+    if r.get("errors"):
+        text += f"; errors: {r['errors']}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
@@ -232,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = run(args.files, args.workers, dashboard, args.probe_every, not args.no_tab)
             results.append(r)
-            print(json.dumps(r), flush=True)
+            print(_line(r), flush=True)
     if args.only:
         return 0
     # Medians over the interleaved repeats: a shared machine makes single runs noisy.
@@ -248,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     worst_p99 = max(
         lat["p99_ms"] for r in results if "latency" in r for lat in r["latency"].values()
     )
+    figure("dashboard", f"burst {args.files} files, dashboard open; floor: --no-dashboard",
+           "files/s", [r["files_per_s"] for r in results if r["variant"] == "dashboard"],
+           [r["files_per_s"] for r in results if r["variant"] == "no-dashboard"],
+           workers=args.workers, probe_p99_ms_worst=worst_p99)  # fmt: skip
     summary = {
         "files": args.files,
         "workers": args.workers,

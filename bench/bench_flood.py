@@ -1,7 +1,7 @@
 """Does /health keep answering under a flood of half-sent requests?
 
     python -m bench.bench_flood [--connections 1100] [--nofile 1024] [--seconds 30]
-                                [--http-timeout SECONDS]
+                                [--http-timeout SECONDS] [--idle-probes 20]
 
 Starts a real daemon (`main.py`, dashboard on a free port, 2 workers) whose open-file
 limit is `--nofile` for both soft and hard (so it cannot raise it), then keeps
@@ -14,8 +14,12 @@ Whenever the daemon closes one, the flood opens another at once. Meanwhile:
           and the p50/p99 latency of the answered ones
   file    one log file dropped into unprocessed/ halfway; the seconds until processed/
   log     lines and bytes the daemon's log grew by from the flood's start to its end
+  idle    before the flood, the same prober for --idle-probes probes: the floor of the
+          latency figure
 
-Reported as JSON, also written to bench/out/flood.json.
+Reported as readable lines and two JSON lines (bench/report.py): /health p50 under the
+flood beside the idle p50, and the longest gap beside the 100 ms probe interval (one
+round each). The result is also written to bench/out/flood.json.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.report import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "flood"
@@ -150,7 +156,22 @@ def _fds(pid: int) -> int:
         return 0
 
 
-def run(connections: int, nofile: int, seconds: float, extra: list[str]) -> dict[str, Any]:
+def _idle_probes(url: str, n: int) -> list[float]:
+    """Latency of `n` answered /health probes, 100 ms apart, before any flood."""
+    out: list[float] = []
+    with httpx.Client(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+        for _ in range(n):
+            now = time.monotonic()
+            with contextlib.suppress(httpx.HTTPError):
+                if c.get(url + "/health").status_code in (200, 503):
+                    out.append(time.monotonic() - now)
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - now)))
+    return out
+
+
+def run(
+    connections: int, nofile: int, seconds: float, extra: list[str], idle_probes: int = 20
+) -> dict[str, Any]:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     daemon = Daemon(OUT, nofile, extra)
@@ -158,6 +179,7 @@ def run(connections: int, nofile: int, seconds: float, extra: list[str]) -> dict
     probes: list[tuple[float, bool, float]] = []  # when, answered, latency
     max_fds = 0
     try:
+        idle = sorted(_idle_probes(daemon.url, idle_probes))
         lines0, bytes0 = daemon.log_size()
         flood = Flood(port, connections)
         t0 = time.monotonic()
@@ -204,6 +226,10 @@ def run(connections: int, nofile: int, seconds: float, extra: list[str]) -> dict
             "p50": round(latency[len(latency) // 2] * 1000, 1) if latency else None,
             "p99": round(latency[int(len(latency) * 0.99)] * 1000, 1) if latency else None,
         },
+        "health_idle_latency_ms": {
+            "p50": round(idle[len(idle) // 2] * 1000, 1) if idle else None,
+            "probes": len(idle),
+        },
         "daemon_max_fds": max_fds,
         "file_processed_after_s": round(processed - dropped, 2) if processed and dropped else None,
         "log_lines_added": lines1 - lines0,
@@ -217,13 +243,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nofile", type=int, default=1024)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--http-timeout", help="passed to the daemon")
+    parser.add_argument("--idle-probes", type=int, default=20, help="before the flood")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < args.connections + 64:  # the flood's own sockets
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.connections + 256), hard))
     extra = ["--http-timeout", args.http_timeout] if args.http_timeout else []
-    result = run(args.connections, args.nofile, args.seconds, extra)
-    print(json.dumps(result), flush=True)
+    result = run(args.connections, args.nofile, args.seconds, extra, args.idle_probes)
+    for key, value in result.items():  # readable: a line starting with `{` is a figure
+        print(f"{key}: {value}", flush=True)
+    load = f"{args.connections} half-sent connections, nofile {args.nofile}"
+    busy, idle = result["health_latency_ms"]["p50"], result["health_idle_latency_ms"]["p50"]
+    if busy is not None and idle is not None:
+        figure("flood", f"/health p50 under {load}; floor: idle p50", "ms", [busy], [idle],
+               p99_ms=result["health_latency_ms"]["p99"])  # fmt: skip
+    figure("flood", f"/health longest gap under {load}; floor: the 100 ms probe interval", "s",
+           [result["health_longest_gap_s"]], [0.1],
+           file_processed_after_s=result["file_processed_after_s"],
+           probes_answered=result["probes_answered"], probes=result["probes"])  # fmt: skip
     (OUT.parent / "flood.json").write_text(json.dumps(result, indent=2))
     ok = result["health_longest_gap_s"] <= 5 and result["file_processed_after_s"] is not None
     print("PASS" if ok else "FAIL: /health must answer within 5 s and the file be processed")

@@ -12,7 +12,8 @@ dashboard  one second of events for a 20-node config (2 workers reporting twice 
            beside the floor, the same events without their counts (what the dashboard did
            before the graph was live).
 
-Medians of --rounds rounds with min-max spread. The machine is shared and noisy: compare
+Medians of --rounds rounds with min-max spread, and one JSON line per workload
+(bench/report.py) with its floor from the same rounds. The machine is shared and noisy: compare
 figures of one run, not across runs.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from bench.report import figure
 from daemon.pool import Progress
 from daemon.worker import Job, process_file
 from dashboard import graph
@@ -91,6 +93,9 @@ def bench_worker(size_mb: int, rounds: int) -> None:
     print(f"  floor (no progress reports)  {_spread(floor, 's')}")
     print(f"  with live progress reports   {_spread(live, 's')}")
     print(f"  one report (live() + pickle) {_spread(costs, 'µs', 1e6)}, {len(costs)} reports")
+    figure("live_graph", f"worker, {size_mb} MB, progress reports; floor: no progress callback",
+           "s", live, floor, report_us=round(statistics.median(costs) * 1e6, 3),
+           reports=len(costs))  # fmt: skip
 
 
 def _twenty_nodes() -> Any:
@@ -152,6 +157,8 @@ def bench_dashboard(rounds: int) -> None:
     print(f"dashboard, one second of events, 20-node config ({len(names)} processors):")
     print(f"  floor (events without counts) {_spread(floor, 'µs', 1e6)}")
     print(f"  with live rates               {_spread(live, 'µs', 1e6)}")
+    figure("live_graph", "dashboard, one second of events, live rates; floor: without counts",
+           "µs", [x * 1e6 for x in live], [x * 1e6 for x in floor])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

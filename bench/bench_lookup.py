@@ -1,6 +1,6 @@
 """`http_lookup` against a local API answering in 20 ms (the tests' API, in its own process).
 
-    python -m bench.bench_lookup [--records 1000] [--delay-ms 20] [--rate 50]
+    python -m bench.bench_lookup [--records 1000] [--delay-ms 20] [--rate 50] [--rounds 1]
 
 Variants, each on a CSV of `--records` distinct IDs (so the per-file cache never answers):
 
@@ -10,14 +10,16 @@ Variants, each on a CSV of `--records` distinct IDs (so the per-file cache never
   sequential  no pipeline: one httpx client, one GET after another (the 10x baseline)
   concurrent  concurrency 16, no limit: target at least 10x the sequential loop
 
-Seconds are the wall time of the work (interpreter start-up excluded).
+Seconds are the wall time of the work (interpreter start-up excluded), the variants
+interleaved round by round. One table row per variant and round, then one JSON line per
+variant (bench/report.py); the floors: the rate limit's ideal time for `rate` and `shared`,
+records x delay for `sequential`, the sequential loop of the same round for `concurrent`.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import multiprocessing
 import sys
 import time
@@ -26,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from bench.report import figure
 from processors.loader import load
 from tests.processors.lookup_api import Api, serve
 
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -104,25 +108,35 @@ def main(argv: list[str] | None = None) -> int:
     url = parent.recv()
     ids = range(args.records)
     floor = args.records / args.rate
+    ideal = args.records * args.delay_ms / 1000  # one GET after another, no overhead
+    runs: dict[str, list[float]] = {"rate": [], "shared": [], "sequential": [], "concurrent": []}
+    print("| variant | round | seconds | floor | / floor |")
+    print("|---|---|---|---|---|")
     try:
-        rows = [
-            {"variant": "rate", "seconds": _pipeline_seconds(url, ids, 16, args.rate)},
-            {"variant": "shared", "seconds": _shared(url, args.records, args.rate)},
-            {"variant": "sequential", "seconds": _sequential(url, ids)},
-            {"variant": "concurrent", "seconds": _pipeline_seconds(url, ids, 16, None)},
-        ]
+        for r in range(1, args.rounds + 1):
+            runs["rate"].append(_pipeline_seconds(url, ids, 16, args.rate))
+            runs["shared"].append(_shared(url, args.records, args.rate))
+            runs["sequential"].append(_sequential(url, ids))
+            runs["concurrent"].append(_pipeline_seconds(url, ids, 16, None))
+            floors = {"rate": floor, "shared": floor, "sequential": ideal,
+                      "concurrent": runs["sequential"][-1]}  # fmt: skip
+            for variant, seconds in runs.items():
+                f = floors[variant]
+                print(f"| {variant} | {r} | {seconds[-1]:.2f} | {f:.2f} | {seconds[-1] / f:.2f} |",
+                      flush=True)  # fmt: skip
     finally:
         parent.send("stop")
         server.join(timeout=10)
-    seq = rows[2]["seconds"]
-    for row in rows:
-        row["seconds"] = round(row["seconds"], 2)
-        if row["variant"] in ("rate", "shared"):
-            row["floor_s"] = round(floor, 2)
-            row["over_floor_pct"] = round((row["seconds"] / floor - 1) * 100, 1)
-        if row["variant"] == "concurrent":
-            row["speedup_vs_sequential"] = round(seq / row["seconds"], 1)
-        print(json.dumps(row), flush=True)
+    n = args.rounds
+    limit = f"rate_per_s {args.rate:g}"
+    figure("lookup", f"rate, concurrency 16, {limit}; floor: records / rate", "s",
+           runs["rate"], [floor] * n, records=args.records)  # fmt: skip
+    figure("lookup", f"shared {limit} by 2 processes; floor: records / rate", "s",
+           runs["shared"], [floor] * n, records=args.records)  # fmt: skip
+    figure("lookup", f"sequential GETs; floor: records x {args.delay_ms:g} ms", "s",
+           runs["sequential"], [ideal] * n, records=args.records)  # fmt: skip
+    figure("lookup", "concurrent 16, no limit; floor: the sequential loop", "s",
+           runs["concurrent"], runs["sequential"], records=args.records)  # fmt: skip
     return 0
 
 

@@ -11,7 +11,9 @@
   check         POST /api/preview/check with the active config's text (what each pause in
                 typing costs)
 
-Medians of `--rounds` rounds, with min-max. The machine is shared and noisy: compare a
+Medians of `--rounds` rounds, with min-max, and one JSON line per workload (bench/report.py)
+beside its floor, per round in the same order (the cold preview: one round, beside the
+median warm preview). The machine is shared and noisy: compare a
 figure with its floor from the same run, not across runs. Results also go to
 bench/out/preview.json.
 """
@@ -33,13 +35,14 @@ from typing import Any
 import httpx
 
 from bench.bench_dashboard import LINES, Daemon
+from bench.report import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "preview"
 NAME = "web01_20240105.log"
 
 
-def timed(fn: Callable[[], Any], rounds: int) -> dict[str, float]:
+def timed(fn: Callable[[], Any], rounds: int) -> dict[str, Any]:
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -48,10 +51,10 @@ def timed(fn: Callable[[], Any], rounds: int) -> dict[str, float]:
     return _ms(times)
 
 
-def _ms(times: list[float]) -> dict[str, float]:
+def _ms(times: list[float]) -> dict[str, Any]:
     ms = [t * 1000 for t in times]
     return {"median_ms": round(statistics.median(ms), 1), "min_ms": round(min(ms), 1),
-            "max_ms": round(max(ms), 1)}  # fmt: skip
+            "max_ms": round(max(ms), 1), "rounds_ms": ms}  # fmt: skip
 
 
 def _main(*args: str) -> None:
@@ -112,7 +115,7 @@ def bench_dashboard(rounds: int, lines: int) -> dict[str, Any]:
     return result
 
 
-def _show(label: str, m: dict[str, float]) -> str:
+def _show(label: str, m: dict[str, Any]) -> str:
     return f"{label:<34} {m['median_ms']:>8.1f} ms  ({m['min_ms']:.1f}–{m['max_ms']:.1f})"
 
 
@@ -130,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     print(_show("  floor: GET /api/status", dash["status_floor"]))
     print(f"{'first preview (spawns its worker)':<34} {dash['cold_preview_ms']:>8.1f} ms")
     print(_show("POST /api/preview/check", dash["check"]))
+    kib = dash["bytes"] >> 10
+    figure("preview", "main.py --test; floor: main.py --check-config", "ms",
+           cli["test"]["rounds_ms"], cli["check_config_floor"]["rounds_ms"])  # fmt: skip
+    figure("preview", f"POST /api/preview, {kib} KiB; floor: the pipeline's own time", "ms",
+           dash["preview"]["rounds_ms"], dash["pipeline_floor"]["rounds_ms"],
+           status_floor_ms=dash["status_floor"]["median_ms"])  # fmt: skip
+    figure("preview", f"first POST /api/preview, {kib} KiB; floor: a warm preview", "ms",
+           [dash["cold_preview_ms"]], [dash["preview"]["median_ms"]])  # fmt: skip
+    figure("preview", "POST /api/preview/check; floor: GET /api/status", "ms",
+           dash["check"]["rounds_ms"], dash["status_floor"]["rounds_ms"])  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT.parent / "preview.json").write_text(json.dumps({"cli": cli, "dashboard": dash}, indent=2))
     return 0
