@@ -32,12 +32,15 @@ import structlog
 from config.settings import Settings, instance_name
 from daemon import attempts, names
 from daemon.errors import DaemonError
+from daemon.foldercount import FolderCount, FolderCounter
 from daemon.lease import Lease, PeerLease, read_leases
 from daemon.moves import transition
 from daemon.recovery import walk_files
 from daemon.states import FileRef, Folders, State
 
 log = structlog.get_logger(__name__)
+
+COUNT_INTERVAL_S = 5.0  # the shared folders are walked at most this often (its own thread)
 
 
 def input_uid(st: os.stat_result) -> str:
@@ -86,6 +89,7 @@ class SharedView:
     claims: int  # files this instance holds in underprocess/<instance>/
     processed: int
     orphaned: dict[str, int] = field(default_factory=dict)  # expired peer -> claims left
+    folders: FolderCount | None = None  # files in the shared folders, all instances
 
     def as_dict(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -105,8 +109,14 @@ class SharedView:
             "instance": self.instance, "lease_s": self.lease_s, "renewals": self.renewals,
             "renew_failures": self.renew_failures, "takeovers": self.takeovers,
             "lost_races": self.lost_races, "orphaned": dict(self.orphaned),
-            "instances": [me, *peers],
+            "instances": [me, *peers], "folders": self._folders(now),
         }  # fmt: skip
+
+    def _folders(self, now: float) -> dict[str, Any] | None:
+        c = self.folders
+        if c is None:
+            return None  # not counted yet
+        return {"files": dict(c.files), "age_s": round(now - c.at, 3), "took_s": c.took_s}
 
 
 class Shared:
@@ -126,12 +136,14 @@ class Shared:
         self.orphaned: dict[str, int] = {}
         self.claims = self.processed = 0
         self._lapsed = False
+        self.counter = FolderCounter(folders, COUNT_INTERVAL_S)
         # The lease before any claim is touched (recovery included): it makes them ours.
         if not self.lease.renew("running", 0, 0):
             raise DaemonError(f"cannot write the lease {self.lease.path}")
         stale = names.drop_stale(folders)
         log.info("lease_taken", instance=self.name, lease_s=self.lease.lease_s,
                  path=str(self.lease.path), stale_names_dropped=stale)  # fmt: skip
+        self.counter.start()
 
     def lost_race(self, rel: str) -> None:
         self.lost_races += 1
@@ -200,9 +212,11 @@ class Shared:
             renewals=lease.renewals, renew_failures=lease.failures, takeovers=self.takeovers,
             lost_races=self.lost_races, peers=self.peers, peers_at=self.peers_at,
             claims=self.claims, processed=self.processed, orphaned=dict(self.orphaned),
+            folders=self.counter.last,
         )  # fmt: skip
 
     def stop(self) -> None:
+        self.counter.stop()
         self.lease.release()
         log.info("lease_released", instance=self.name, renewals=self.lease.renewals,
                  takeovers=self.takeovers, lost_races=self.lost_races)  # fmt: skip

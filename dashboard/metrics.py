@@ -174,6 +174,15 @@ def _shared_metrics(shared: dict[str, Any]) -> Iterator[Metric]:
     for state in ("running", "lapsed", "expired"):
         peers.add_metric([state], states.get(state, 0))
     yield peers
+    if (folders := shared["folders"]) is not None:
+        files = GaugeMetricFamily(
+            "folderd_shared_folder_files",
+            "Files in each folder of the shared watch_dir, all instances together",
+            labels=["folder"],
+        )
+        for folder, n in folders["files"].items():
+            files.add_metric([folder], n)
+        yield files
 
 
 def install(dash: Dashboard) -> None:

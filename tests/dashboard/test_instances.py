@@ -74,3 +74,34 @@ def test_the_instances_table_in_a_browser(
     expect(rows.nth(0)).to_contain_text("alpha (this one)")
     expect(rows.nth(1)).to_contain_text("beta")
     expect(rows.nth(1)).to_contain_text("running")
+
+
+def _shared_folders(dash: Dashboard) -> dict[str, int] | None:
+    folders = dash.get("/api/status").json()["shared"]["folders"]
+    return folders and folders["files"]
+
+
+def test_the_overview_counts_the_shared_folders_of_all_instances(
+    start_dashboard: Callable[..., Dashboard], queue: Queue
+) -> None:
+    common = ("--shared", "--lease", "2", "--workers", "1")
+    a = start_dashboard(*common, "--instance", "alpha")
+    b = start_dashboard(*common, "--instance", "beta")
+    names = [f"s{i:02d}.log" for i in range(40)]
+    for name in names:
+        queue.drop(name, f"line of {name}\n")
+    queue.drop("left.part", "never claimed (--ignore-patterns)\n")  # stays in unprocessed/
+    queue.drop(".hidden", "never claimed, never counted\n")
+    wait_until(lambda: len(queue.files("processed")) == len(names), 60, "all processed")
+    done = [len(d.daemon.events("file_processed")) for d in (a, b)]
+    assert sum(done) == len(names), done
+    want = {"unprocessed": 1, "underprocess": 0, "processed": len(names), "failed": 0}
+    for dash in (a, b):  # each shows both instances' files, not only its own
+        wait_until(lambda d=dash: _shared_folders(d) == want, 20, "shared counts caught up")
+        page = dash.get("/").text
+        assert "<h3>Shared folders</h3>" in page
+        for folder, n in want.items():
+            assert f'<td data-shared-count="{folder}">{n}</td>' in page, page
+        metrics = dash.get("/metrics").text
+        assert f'folderd_shared_folder_files{{folder="processed"}} {float(len(names))}' in metrics
+        assert 'folderd_shared_folder_files{folder="unprocessed"} 1.0' in metrics
