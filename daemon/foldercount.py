@@ -35,10 +35,12 @@ class FolderCount:
 def count_files(top: Path | str) -> int:
     """Non-directory entries below `top`, hidden names (and what is under them) skipped."""
     n = 0
-    stack = [os.fspath(top)]
+    root = os.fspath(top)
+    stack = [root]
     while stack:
+        path = stack.pop()
         try:
-            with os.scandir(stack.pop()) as it:
+            with os.scandir(path) as it:
                 for entry in it:
                     if entry.name.startswith("."):
                         continue
@@ -51,6 +53,10 @@ def count_files(top: Path | str) -> int:
                     n += 1
         except (FileNotFoundError, NotADirectoryError):
             continue  # renamed or removed by a peer between listing and opening
+        except OSError:
+            if path == root:
+                raise  # the folder itself: the caller keeps its last count and says why
+            continue  # a sub-folder it may not read (a user's, mode 700): the rest counts
     return n
 
 
