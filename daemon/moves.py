@@ -136,6 +136,8 @@ def transition(
         if to is not State.QUEUED:
             attempts.forget(folders, ref.uid)
     ref.state, ref.rel = to, new_rel
+    if old_state is State.FAILED and new_rel != old_rel:
+        _carry_summary(folders, ref.uid, old_rel, new_rel)
     if "/" in old_rel and old_state is not State.QUEUED:
         _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])
     if journal is not None:
@@ -150,6 +152,20 @@ def transition(
         **({"reason": reason} if reason else {}),
         **fields,
     )
+
+
+def _carry_summary(folders: Folders, uid: str, old_rel: str, new_rel: str) -> None:
+    """A failed file requeued under a new name takes its summary along, so the next
+    attempt's commit replaces it rather than leaving a second summary of the same input
+    under the old name (and that name taken for other inputs)."""
+    src, dst = folders.summary_path(old_rel), folders.summary_path(new_rel)
+    if _summary_owner(src) != uid or os.path.lexists(dst):
+        return
+    try:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.rename(src, dst)
+    except OSError as exc:  # the next commit still writes its own; only the old one stays
+        log.warning("summary_not_moved", path=old_rel, to_path=new_rel, error=str(exc))
 
 
 def admit(folders: Folders, staged: Path, name: str) -> str:

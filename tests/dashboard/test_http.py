@@ -264,6 +264,24 @@ def test_requeue_a_failed_file(dashboard: Dashboard, queue: Queue) -> None:
     assert dashboard.post(f"/api/files/{bad['uid']}/requeue").status_code == 409
 
 
+def test_a_requeued_file_that_comes_back_renamed_leaves_one_summary(
+    dashboard: Dashboard, queue: Queue
+) -> None:
+    queue.drop("clash.log", b"")
+    bad = _failed(dashboard, "clash.log")
+    (queue.dir("failed") / "clash.log").write_text("[INFO] API: fixed by hand\n")
+    (queue.dir("unprocessed") / "clash.log").mkdir()  # the name is taken in unprocessed/
+    r = dashboard.post(f"/api/files/{bad['uid']}/requeue")
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "clash~1.log"
+    row = _processed(dashboard, "clash~1.log")
+    assert row["uid"] == bad["uid"]
+    owners = {p.name: json.loads(p.read_bytes()) for p in queue.results.glob("clash*.json")}
+    assert set(owners) == {"clash~1.log.json"}, owners  # the failed one went with its file
+    assert owners["clash~1.log.json"]["status"] == "processed"
+    assert dashboard.file(bad["uid"])["summary"]["status"] == "processed"
+
+
 def test_cancel_a_queued_file(start_dashboard: Any, queue: Queue, slow_config: Any) -> None:
     dash = start_dashboard("--config", str(slow_config), "--workers", "1")
     queue.drop("first.log", "line\n" * 400)  # keeps the only worker busy for ~4 s
