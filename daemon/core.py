@@ -75,7 +75,7 @@ class Daemon:
         self.shared = Shared(self.folders, settings.lease) if settings.shared else None  # leased
         self.inbox = Inbox()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled,
-                             pipeline.config.priority)  # fmt: skip
+                             pipeline.config.priority, self._on_unqueued)  # fmt: skip
         self.waiting = Waiting()
         self.pause = Pause()
         self._min_free = settings.min_disk_free_mb << 20
@@ -282,6 +282,9 @@ class Daemon:
 
     def _on_settled(self, path: str, priority: int) -> None:
         self.events.publish("file_queued", path=self.intake.rel(path), priority=priority)
+
+    def _on_unqueued(self, path: str) -> None:  # claimed (maybe under a `~N` name), or not
+        self.events.publish("file_unqueued", path=self.intake.rel(path))
 
     def _on_progress(self, job: Job, progress: Progress) -> None:
         counts = progress.counts or {}

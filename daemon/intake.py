@@ -47,12 +47,14 @@ class Intake:
         ignored: Ignored,
         on_settled: Callable[[str, int], None] | None = None,
         priority: Sequence[PriorityRule] = (),
+        on_left: Callable[[str], None] | None = None,
     ) -> None:
         self.queue_dir = queue_dir
         self.settle_s = settle_s
         self.settler = Settler(settle_s)
         self._ignored = ignored
         self._on_settled = on_settled
+        self._on_left = on_left  # a settled file left the waiting list (claimed or not)
         self.rules = tuple(priority)
         # settled files by claim order: a heap of (-priority, arrival, path, signature); an
         # entry counts only while _settled_set maps its path to its arrival (lazy removal)
@@ -172,6 +174,8 @@ class Intake:
             _, arrival, path, sig = heapq.heappop(self._settled)
             if self._settled_set.get(path) == arrival:
                 del self._settled_set[path]
+                if self._on_left is not None:
+                    self._on_left(path)
                 if (parent := os.path.dirname(path)) != self.queue_dir:
                     self._vacated.add(parent)
                 return path, sig
@@ -184,7 +188,8 @@ class Intake:
     def remove(self, path: str) -> None:
         """Stop tracking `path`, wherever it is in intake (it is being cancelled)."""
         self.settler.forget(path)
-        self._settled_set.pop(path, None)  # its heap entry is skipped when it comes up
+        if self._settled_set.pop(path, None) is not None and self._on_left is not None:
+            self._on_left(path)  # its heap entry is skipped when it comes up
 
 
 def priority_of(rules: Sequence[PriorityRule], rel: str) -> int:

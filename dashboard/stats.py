@@ -65,8 +65,9 @@ class Stats:
                 self.waiting[ev["path"]] = (ev["ts"], ev.get("priority", 0))
                 while len(self.waiting) > MAX_WAITING:
                     self.waiting.popitem(last=False)
-            elif kind == "file_started":
+            elif kind == "file_unqueued":  # claimed, cancelled, or a peer's claim won
                 self.waiting.pop(ev["path"], None)
+            elif kind == "file_started":
                 self.rates.started(ev["uid"])
             elif kind == "file_progress":
                 if ev.get("processors") is not None:

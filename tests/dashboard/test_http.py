@@ -282,6 +282,17 @@ def test_a_requeued_file_that_comes_back_renamed_leaves_one_summary(
     assert dashboard.file(bad["uid"])["summary"]["status"] == "processed"
 
 
+def test_a_file_claimed_under_a_new_name_leaves_the_waiting_list(
+    dashboard: Dashboard, queue: Queue
+) -> None:
+    for n in range(2):  # the second one is claimed as again~1.log: again.log is processed
+        queue.drop("again.log", LOG)
+        _processed(dashboard, "again~1.log" if n else "again.log")
+    wait_until(lambda: "folderd_processing_duration_seconds_count 2.0" in
+               dashboard.get("/metrics").text, 10, "both files' events applied")  # fmt: skip
+    assert dashboard.get("/api/files").json()["waiting"] == []
+
+
 def test_cancel_a_queued_file(start_dashboard: Any, queue: Queue, slow_config: Any) -> None:
     dash = start_dashboard("--config", str(slow_config), "--workers", "1")
     queue.drop("first.log", "line\n" * 400)  # keeps the only worker busy for ~4 s

@@ -206,6 +206,7 @@ def test_stats_add_up_events(tmp_path: Path) -> None:
     stats = Stats(CollectorRegistry())
     stats.apply([
         {"kind": "file_queued", "ts": 60.0, "path": "a"},
+        {"kind": "file_unqueued", "ts": 61.0, "path": "a"},
         {"kind": "file_started", "ts": 61.0, "path": "a", "uid": "1"},
         {"kind": "file_processed", "ts": 62.0, "path": "a", "uid": "1", "duration_s": 0.5,
          "tags": {"log": 3}, "processors": {"p": {"lines_in": 3, "lines_out": 2, "errors": 0,
