@@ -77,22 +77,46 @@ def _summary_owner(path: str) -> str | None:
 def free_name(folders: Folders, to: State, rel: str, uid: str) -> str:
     """The first of rel, rel~1, rel~2… that is free in `to` (and, for a claim, everywhere
     the file will go next, with no summary of another input under that name). In shared
-    mode a claim also checks every instance's underprocess/ folder."""
-    check = [folders.dirs[to]]
-    if to is State.CLAIMED:
-        check = [*_claim_dirs(folders), folders.dirs[State.PROCESSED], folders.dirs[State.FAILED]]
+    mode a claim also checks every instance's underprocess/ folder (and then holds the
+    name: `hold_name`)."""
+    return first_free(rel, lambda candidate: _taken(folders, to, candidate, uid))
 
-    def taken(candidate: str) -> bool:
-        if any(os.path.lexists(os.path.join(d, candidate)) for d in check):
-            return True
-        if to is not State.CLAIMED:
-            return False
-        summary = folders.summary_path(candidate)
-        if os.path.exists(summary) and _summary_owner(summary) != uid:
-            return True
-        return bool(folders.instance) and not names.reserve(folders, candidate, uid)
 
-    return first_free(rel, taken)
+def _taken(folders: Folders, to: State, rel: str, uid: str, held: bool = False) -> bool:
+    """Whether `rel` is taken for a move to `to` (`held`: the file is claimed under it
+    already, so this instance's own folder does not count)."""
+    if to is not State.CLAIMED:
+        return os.path.lexists(os.path.join(folders.dirs[to], rel))
+    claims = [d for d in _claim_dirs(folders)
+              if not (held and os.path.basename(d) == folders.instance)]  # fmt: skip
+    dirs = [*claims, folders.dirs[State.PROCESSED], folders.dirs[State.FAILED]]
+    if any(os.path.lexists(os.path.join(d, rel)) for d in dirs):
+        return True
+    summary = folders.summary_path(rel)
+    return os.path.exists(summary) and _summary_owner(summary) != uid
+
+
+def hold_name(folders: Folders, ref: FileRef, queued_rel: str) -> None:
+    """Shared mode, right after `ref`'s claim rename: reserve its name (`daemon.names`),
+    then look again that no other input has it; if one does, rename the file to the next
+    free `~N` of `queued_rel` inside this instance's folder and try that. Updates ref.rel."""
+    top = folders.dirs[State.CLAIMED]
+    while True:
+        held = os.path.join(top, ref.rel)
+        if names.reserve(folders, ref.rel, ref.uid, held):
+            if not _taken(folders, State.CLAIMED, ref.rel, ref.uid, held=True):
+                return
+            names.release(folders, ref.rel, ref.uid, held)
+        lost = ref.rel
+        ref.rel = free_name(folders, State.CLAIMED, queued_rel, ref.uid)
+        try:
+            _rename(held, os.path.join(top, ref.rel), ref.inode)
+        except OSError as exc:  # a broken filesystem: keep the file where it is, unheld
+            ref.rel = lost
+            log.error("name_not_held", path=lost, error=str(exc),
+                      action="claimed without its name reserved")  # fmt: skip
+            return
+        log.info("claim_renamed", path=ref.rel, from_path=lost, why="a peer holds the name")
 
 
 def _claim_dirs(folders: Folders) -> list[str]:
@@ -124,18 +148,15 @@ def transition(
     src = ref.path(folders)
     new_rel = free_name(folders, to, ref.rel, ref.uid)
     dst = os.path.join(folders.dirs[to], new_rel)
-    try:
-        _rename(src, dst, ref.inode)
-    except BaseException:
-        if to is State.CLAIMED and folders.instance:  # a lost race: the name is free again
-            names.release(folders, new_rel, ref.uid)
-        raise
+    _rename(src, dst, ref.inode)
     old_state, old_rel = ref.state, ref.rel
     if old_state is State.CLAIMED and folders.instance:  # its new place keeps it now
-        names.release(folders, old_rel, ref.uid)
+        names.release(folders, old_rel, ref.uid, dst)
         if to is not State.QUEUED:
             attempts.forget(folders, ref.uid)
     ref.state, ref.rel = to, new_rel
+    if to is State.CLAIMED and folders.instance:
+        hold_name(folders, ref, old_rel)
     if old_state is State.FAILED and new_rel != old_rel:
         _carry_summary(folders, ref.uid, old_rel, new_rel)
     if "/" in old_rel and old_state is not State.QUEUED:
@@ -144,8 +165,8 @@ def transition(
         journal.transition(ref, old_state, old_rel, reason=reason, summary=summary)
     log.info(
         f"file_{verb}",
-        path=new_rel,
-        **({"from_path": old_rel} if old_rel != new_rel else {}),
+        path=ref.rel,
+        **({"from_path": old_rel} if old_rel != ref.rel else {}),
         **{"from": old_state.value, "to": to.value},
         state=to.value,
         attempt=ref.attempt,
