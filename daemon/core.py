@@ -45,6 +45,7 @@ from processors import LoadedPipeline
 log = structlog.get_logger(__name__)
 
 TICK_S = 1.0  # health/heartbeat period; the loop also wakes for every event
+COMMIT_S = 0.02  # the journal is committed (and the snapshot taken) at most this often
 
 
 class Daemon:
@@ -99,7 +100,8 @@ class Daemon:
         self._stop_signals = 0
         self._reload_requested = False
         self._next_rescan = 0.0
-        self._next_tick = 0.0
+        self._next_tick = self._next_commit = 0.0
+        self._commit_due = False
         self._next_watchdog = 0.0
         self.started_at = time.time()
         self.ready = False
@@ -155,21 +157,32 @@ class Daemon:
     def _step(self) -> None:
         ready = wait([self.inbox, *self.pool.handles()], self._timeout())
         now = time.monotonic()
-        with self.events.batch():  # heard of only once the journal and snapshot say so
-            self._handle_inbox(now)
-            if len(ready) > 1 or (ready and ready[0] is not self.inbox):
-                self._finish(self.pool.collect(ready))
-            self.intake.settle_due(now)
-            self.waiting.release_due(now)
-            self.pool.maintain()
-            self._dispatch()
-            self._periodic(now)
+        self.events.hold()  # heard of only once the journal and snapshot say so
+        self._handle_inbox(now)
+        if len(ready) > 1 or (ready and ready[0] is not self.inbox):
+            self._finish(self.pool.collect(ready))
+        self.intake.settle_due(now)
+        self.waiting.release_due(now)
+        self.pool.maintain()
+        self._dispatch()
+        self._periodic(now)
+        self._commit(now)
+
+    def _commit(self, now: float) -> None:
+        """The journal, the snapshot and the events held, together and at most every
+        COMMIT_S: a burst's moves share a commit (a lone file's comes within COMMIT_S)."""
+        self._commit_due = now < self._next_commit
+        if not self._commit_due:
+            self._next_commit = now + COMMIT_S
             self.journal.flush()
             self.snapshot = self._take_snapshot()
+            self.events.release()
 
     def _timeout(self) -> float:
         now = time.monotonic()
         t = self._next_tick
+        if self._commit_due:
+            t = min(t, self._next_commit)
         for due in (self.intake.next_deadline(), self.waiting.next_due()):
             if due is not None:
                 t = min(t, due)
@@ -214,8 +227,9 @@ class Daemon:
                     self.intake.scan(path)
                 case Rescan():
                     self.intake.scan(self.queue_dir)
-                case Call():
+                case Call():  # an action's outcome is committed at once
                     msg.run()
+                    self._next_commit = 0.0
         if self._reload_requested:
             self._reload_requested = False
             self._reload()
@@ -225,12 +239,8 @@ class Daemon:
         try:
             loaded = self._load_config()
         except ConfigError as exc:
-            log.error(
-                "config_reload_failed",
-                config=str(self.settings.config),
-                error=str(exc),
-                action="keeping the previous pipeline",
-            )
+            log.error("config_reload_failed", config=str(self.settings.config), error=str(exc),
+                      action="keeping the previous pipeline")  # fmt: skip
         else:
             self.pool.set_config(loaded)
             self.claimer.use(loaded)
@@ -256,13 +266,8 @@ class Daemon:
                 self.waiting.put(ref, first=True)
                 return
             ref.claimed = None  # checked by this attempt; a retry starts from what it left
-            log.info(
-                "file_started",
-                path=ref.rel,
-                state=ref.state.value,
-                attempt=ref.attempt,
-                worker_pid=slot.pid,
-            )
+            log.info("file_started", path=ref.rel, state=ref.state.value, attempt=ref.attempt,
+                     worker_pid=slot.pid)  # fmt: skip
             self.events.publish(
                 "file_started", path=ref.rel, uid=ref.uid, attempt=ref.attempt, worker_pid=slot.pid
             )
@@ -377,6 +382,7 @@ class Daemon:
                 returned += 1
         self.pool.close()
         self.journal.close()
+        self.events.release()
         if self.shared is not None:
             self.shared.stop()
         self._lock.release()

@@ -4,17 +4,17 @@ Subscribers are called synchronously on the daemon's thread and must be quick (t
 dashboard's callback only hands the event to its own event loop). A subscriber that raises
 is logged and dropped from that event, never allowed to stop the daemon.
 
-The loop publishes what it does as it goes, but commits the journal once per step: it
-wraps each step in `batch()`, so no subscriber hears of a move before the journal (which
-the dashboard reads when an event makes it refresh a page) says so.
+The loop publishes what it does as it goes, but commits the journal at most every
+`daemon.core.COMMIT_S`: it holds events (`hold()`) until it has committed (`release()`),
+so no subscriber hears of a move before the journal (which the dashboard reads when an
+event makes it refresh a page) says so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -52,18 +52,17 @@ class EventBus:
             return
         self._deliver(subscribers, event)
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Hold the events published inside until the block ends, then deliver them."""
-        held: list[dict[str, Any]] = []
-        self._held = held
-        try:
-            yield
-        finally:
-            self._held = None
-            subscribers = self._subscribers
-            for event in held:
-                self._deliver(subscribers, event)
+    def hold(self) -> None:
+        """Hold the events published from now on until `release()`."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Deliver the events held, in order, and stop holding."""
+        held, self._held = self._held, None
+        subscribers = self._subscribers
+        for event in held or ():
+            self._deliver(subscribers, event)
 
     @staticmethod
     def _deliver(subscribers: list[Subscriber], event: dict[str, Any]) -> None:

@@ -179,6 +179,9 @@ def recover(
         if row.rel not in present:  # moved on before the journal was flushed, or deleted
             found = _locate(folders, row.rel) or State.MISSING
             journal.set_state(row.uid, found, "reconciled at start")
+            summary = _summary(folders, row.rel) if found is not State.MISSING else None
+            if summary is not None and summary["uid"] == row.uid:  # its results, as committed
+                journal.finished(row.uid, summary)
     refs = []
     for rel in on_disk:
         row = journal.find(State.CLAIMED, rel)

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -254,3 +255,31 @@ def test_files_renamed_or_moved_away_before_they_settle_are_never_claimed(
     assert (elsewhere / "taken.log").read_text() == "moved out\n"
     assert sorted(queue.summaries()) == ["after.log", "marker.log"]
     assert not d.events("claim_failed") and not d.events("file_vanished")
+
+
+def test_a_move_the_journal_had_not_committed_is_reconciled_with_its_results(
+    tmp_path: Path,
+) -> None:
+    # The loop commits the journal every few ms: a kill may land after a file reached
+    # processed/ (its summary committed) but before the journal heard. Restart fills in
+    # its state and its results from the summary.
+    from daemon.journal import Journal
+    from daemon.recovery import recover
+    from daemon.states import FileRef, Folders, State
+
+    folders = Folders(tmp_path / "w", tmp_path / "r")
+    folders.create()
+    Journal(tmp_path / "journal.sqlite3").close()
+    journal = Journal(tmp_path / "journal.sqlite3")  # not a new one: nothing is rebuilt
+    ref = FileRef("a" * 32, "done.log", State.CLAIMED, 1, "done.log", 3, 1)
+    journal.add(ref)
+    journal.flush()
+    (folders.of(State.PROCESSED) / "done.log").write_text("x\n")
+    summary = {"uid": ref.uid, "source": "done.log", "status": "processed", "sha256": "f" * 64,
+               "lines_in": 1, "output_files": ["done.log.out"]}  # fmt: skip
+    Path(folders.summary_path("done.log")).write_bytes(json.dumps(summary).encode())
+    assert recover(folders, journal) == []
+    row = journal._conn.execute(
+        "SELECT state, sha256, lines_in, outputs FROM files WHERE uid = ?", (ref.uid,)
+    ).fetchone()
+    assert row == ("processed", "f" * 64, 1, '["done.log.out"]')

@@ -109,7 +109,8 @@ def test_a_file_requeued_under_a_numbered_name_keeps_its_summary(
     assert (detail["state"], detail["rel"]) == ("unprocessed", "a~1.log")
     assert detail["summary"]["uid"] == row["uid"]  # found by the file's identity
     assert detail["summary"]["error"]["message"] == "empty file (0 bytes)"
-    assert detail["summary_path"] == "a.log.json"
+    assert detail["summary_path"] == "a~1.log.json"  # it went with its file
+    assert not (queue.results / "a.log.json").exists()  # free for the other a.log
     page = dash.get(f"/files/{row['uid']}")
     assert "empty file (0 bytes)" in page.text and "a~1.log" in page.text
 
