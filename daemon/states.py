@@ -73,27 +73,27 @@ class Folders:
     def results_dir(self) -> str:
         return str(self.results)
 
-    @property
+    @cached_property
     def meta(self) -> Path:
         return self.root / ".folderd"
 
-    @property
+    @cached_property
     def journal(self) -> Path:
         if self.state_dir is not None:
             return self.state_dir / "journal.sqlite3"
         name = f"journal-{self.instance}.sqlite3" if self.instance else "journal.sqlite3"
         return self.meta / name
 
-    @property
+    @cached_property
     def commit_deadline(self) -> Path | None:
         """Shared mode: the local file saying until when this instance may commit."""
         return self.journal.with_suffix(".commit-deadline") if self.instance else None
 
-    @property
+    @cached_property
     def tmp(self) -> Path:
         return self.results / (f"{TMP_DIRNAME}-{self.instance}" if self.instance else TMP_DIRNAME)
 
-    @property
+    @cached_property
     def uploads(self) -> Path:
         name = f"{UPLOAD_DIRNAME}-{self.instance}" if self.instance else UPLOAD_DIRNAME
         return self.of(State.QUEUED) / name
