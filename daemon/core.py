@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from multiprocessing.connection import wait
 from typing import Any
 
 import structlog
@@ -28,7 +27,7 @@ from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Pause
-from daemon.inbox import Call, Inbox, Rescan
+from daemon.inbox import Call, Inbox, Rescan, Waiter
 from daemon.intake import Intake
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
@@ -74,7 +73,7 @@ class Daemon:
         self._quick_renames = not (settings.settle_renames or settings.poll)
         self._lock, self.journal = open_watch_dir(self.folders)
         self.shared = Shared(self.folders, settings.lease) if settings.shared else None  # leased
-        self.inbox = Inbox()
+        self.inbox, self._waiter = Inbox(), Waiter()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled,
                              pipeline.config.priority, self._on_unqueued)  # fmt: skip
         self.waiting = Waiting()
@@ -155,7 +154,7 @@ class Daemon:
         self.notifier.ready(self._status_line())
 
     def _step(self) -> None:
-        ready = wait([self.inbox, *self.pool.handles()], self._timeout())
+        ready = self._waiter.wait([self.inbox, *self.pool.handles()], self._timeout())
         now = time.monotonic()
         self.events.hold()  # heard of only once the journal and snapshot say so
         self._handle_inbox(now)
@@ -395,7 +394,8 @@ class Daemon:
         signal; then (cold) kill their workers and hand the files back to waiting."""
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.pool.busy() and self._stop_signals < 2 and time.monotonic() < deadline:
-            ready = wait([self.inbox, *self.pool.handles()], min(0.5, deadline - time.monotonic()))
+            ready = self._waiter.wait([self.inbox, *self.pool.handles()],
+                                      max(0.0, min(0.5, deadline - time.monotonic())))  # fmt: skip
             self.inbox.refuse_calls(DaemonError("folderd is shutting down"))
             self._finish(self.pool.collect(ready))
         if self.pool.busy():

@@ -294,7 +294,7 @@ class WorkerPool:
         return out
 
     def collect(self, ready: list[Any]) -> list[tuple[Job, Outcome]]:
-        """Outcomes for the handles `connection.wait` reported ready; dead workers replaced."""
+        """Outcomes for the handles the loop's wait reported ready; dead workers replaced."""
         done: list[tuple[Job, Outcome]] = []
         ready_set = set(map(id, ready))
         for slot in self.slots:
