@@ -101,22 +101,25 @@ def hold_name(folders: Folders, ref: FileRef, queued_rel: str) -> None:
     then look again that no other input has it; if one does, rename the file to the next
     free `~N` of `queued_rel` inside this instance's folder and try that. Updates ref.rel."""
     top = folders.dirs[State.CLAIMED]
-    while True:
+    lost: set[str] = set()  # names tried: each turn tries a new one (a held name may
+    while True:  # have no file to show for it: a link a crash left, its file deleted)
         held = os.path.join(top, ref.rel)
         if names.reserve(folders, ref.rel, ref.uid, held):
             if not _taken(folders, State.CLAIMED, ref.rel, ref.uid, held=True):
                 return
             names.release(folders, ref.rel, ref.uid, held)
-        lost = ref.rel
-        ref.rel = free_name(folders, State.CLAIMED, queued_rel, ref.uid)
+        lost.add(ref.rel)
+        was = ref.rel
+        ref.rel = first_free(queued_rel, lambda candidate: candidate in lost or _taken(
+            folders, State.CLAIMED, candidate, ref.uid))  # fmt: skip
         try:
             _rename(held, os.path.join(top, ref.rel), ref.inode)
         except OSError as exc:  # a broken filesystem: keep the file where it is, unheld
-            ref.rel = lost
-            log.error("name_not_held", path=lost, error=str(exc),
+            ref.rel = was
+            log.error("name_not_held", path=was, error=str(exc),
                       action="claimed without its name reserved")  # fmt: skip
             return
-        log.info("claim_renamed", path=ref.rel, from_path=lost, why="a peer holds the name")
+        log.info("claim_renamed", path=ref.rel, from_path=was, why="another input holds the name")
 
 
 def _claim_dirs(folders: Folders) -> list[str]:

@@ -122,3 +122,21 @@ def test_a_claim_that_finds_its_name_held_by_a_peer_takes_the_next(tmp_path: Pat
     assert not (Path(mine.dirs[State.CLAIMED]) / "a.log").exists()
     assert names.reserve(mine, "a~1.log", UID1, str(Path(mine.dirs[State.CLAIMED]) / "a~1.log"))
     assert not names.reserve(peer, "a~1.log", UID2, _claimed(peer, ".other"))
+
+
+def test_names_held_with_no_file_to_show_are_passed_over_not_tried_again(
+    tmp_path: Path,
+) -> None:
+    # Links a crash left behind whose files were deleted since: nothing shows the names
+    # taken but their reservations. The claim must move on, not bounce between them.
+    mine, peer = _folders(tmp_path, "i0"), _folders(tmp_path, "i1")
+    for rel in ("b.log", "b~1.log"):
+        gone = _claimed(peer, f".{rel}")
+        assert names.reserve(peer, rel, UID2, gone)
+        os.unlink(gone)
+    (Path(mine.dirs[State.QUEUED]) / "b.log").write_text("mine\n")
+    st = os.lstat(Path(mine.dirs[State.QUEUED]) / "b.log")
+    ref = FileRef(UID1, "b.log", State.QUEUED, 1, "b.log", st.st_size, st.st_ino)
+    transition(mine, None, ref, State.CLAIMED)
+    assert ref.rel == "b~2.log"
+    assert sorted(os.listdir(mine.dirs[State.CLAIMED])) == ["b~2.log"]
