@@ -29,6 +29,7 @@ import errno
 import hashlib
 import os
 import re
+import stat
 
 from daemon.states import Folders, State
 
@@ -66,8 +67,10 @@ def _read(path: str) -> str | None:
 def _owned(path: str, uid: str, held: str) -> bool:
     """Whether the reservation at `path` is the input `uid`, now at `held`."""
     try:
-        if os.path.samefile(path, held):
-            return True
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode) and st.st_nlink > 1:  # a hard link: to `held`?
+            h = os.stat(held)
+            return (st.st_ino, st.st_dev) == (h.st_ino, h.st_dev)
     except OSError:
         return False
     text = _read(path)

@@ -98,14 +98,19 @@ def test_a_file_that_may_not_be_linked_is_reserved_by_a_symlink(tmp_path: Path) 
         "from daemon.states import Folders;"
         f"f = Folders(Path({str(tmp_path / 'w')!r}), Path({str(tmp_path / 'r')!r}), instance='i0');"
         f"print(names.reserve(f, 'theirs.log', {UID1!r}, {held!r}),"
-        f" names.reserve(f, 'theirs.log', {UID2!r}, {held!r}))"
+        f" names.reserve(f, 'theirs.log', {UID2!r}, {held!r}),"
+        f" names.reserve(f, 'theirs.log', {UID1!r}, {held!r}))"
     )
     out = subprocess.run(
         ["setpriv", "--bounding-set=-fowner,-dac_override", sys.executable, "-c", code],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert out.split() == ["True", "False"]
+    assert out.split() == ["True", "False", "True"]  # the same input finds it its own
     assert os.readlink(names._path(f, "theirs.log")) == f"{UID1}\ni0\ntheirs.log"
+    names.release(f, "theirs.log", UID2, held)  # not its own: left alone
+    assert os.path.lexists(names._path(f, "theirs.log"))
+    names.release(f, "theirs.log", UID1, held)
+    assert not os.path.lexists(names._path(f, "theirs.log"))
 
 
 def test_a_claim_that_finds_its_name_held_by_a_peer_takes_the_next(tmp_path: Path) -> None:
