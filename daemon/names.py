@@ -16,7 +16,8 @@ A link makes no inode (making one costs ~0.8 ms of CPU on this project's VMs, as
 the rest of a claim), and its owner is the inode itself: the same input claimed again
 after a takeover — the same inode, renames keep it — finds the name its own. Where hard
 links are refused (a file of another user under `fs.protected_hardlinks`, SMB without
-Unix extensions) the reservation is a symlink whose target is the uid, the instance and
+Unix extensions) or do not show as links (sshfs: every name has a link count of 1 and an
+inode number of its own) the reservation is a symlink whose target is the uid, the instance and
 the name, or without symlinks a file made with O_EXCL. It is removed once the file has
 left underprocess/: from then on the file in processed/ or failed/ and its summary keep
 the name taken.
@@ -37,6 +38,11 @@ NAMES_DIRNAME = "names"  # under .folderd/
 _TEXT = re.compile(r"[0-9a-f]{32}\n[^\n]*\n.*", re.DOTALL)  # uid, instance, name
 _REFUSED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
             errno.EMLINK, errno.ENAMETOOLONG}  # fmt: skip
+
+
+# names folder -> whether a hard link shows there as one (its link count above 1): not on
+# sshfs, which reports every name as a file of its own
+_LINKS_SHOWN: dict[str, bool] = {}
 
 
 def _path(folders: Folders, rel: str) -> str:
@@ -81,21 +87,28 @@ def reserve(folders: Folders, rel: str, uid: str, held: str) -> bool:
     """Whether `rel` is now reserved for the input `uid`, the file at `held` (made now, or
     already its own)."""
     path = _path(folders, rel)
-    for _ in range(2):
+    top = os.path.dirname(path)
+    for _ in range(2 if _LINKS_SHOWN.get(top, True) else 0):
         try:
             os.link(held, path, follow_symlinks=False)
-            return True
         except FileExistsError:  # another input's, or ours (NFS: a retransmitted link)
             return _owned(path, uid, held)
         except FileNotFoundError:
             if not os.path.lexists(held):
                 raise
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(top, exist_ok=True)
+            continue
         except OSError as exc:
             if exc.errno not in _REFUSED:
                 raise
-            return _reserve_text(path, f"{uid}\n{folders.instance}\n{rel}", uid, held)
-    return False
+            break
+        if top not in _LINKS_SHOWN:  # the first link here: does it show as one?
+            _LINKS_SHOWN[top] = os.lstat(held).st_nlink > 1
+        if _LINKS_SHOWN[top]:
+            return True
+        os.unlink(path)  # sshfs: a link that looks like a file of its own (nlink 1, its
+        break  # own inode number) could not be told from one: use the text form there
+    return _reserve_text(path, f"{uid}\n{folders.instance}\n{rel}", uid, held)
 
 
 def _reserve_text(path: str, text: str, uid: str, held: str) -> bool:
