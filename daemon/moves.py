@@ -104,17 +104,19 @@ def hold_name(folders: Folders, ref: FileRef, queued_rel: str) -> None:
     lost: set[str] = set()  # names tried: each turn tries a new one (a held name may
     while True:  # have no file to show for it: a link a crash left, its file deleted)
         held = os.path.join(top, ref.rel)
-        if names.reserve(folders, ref.rel, ref.uid, held):
-            if not _taken(folders, State.CLAIMED, ref.rel, ref.uid, held=True):
-                return
-            names.release(folders, ref.rel, ref.uid, held)
-        lost.add(ref.rel)
         was = ref.rel
-        ref.rel = first_free(queued_rel, lambda candidate: candidate in lost or _taken(
-            folders, State.CLAIMED, candidate, ref.uid))  # fmt: skip
         try:
+            if names.reserve(folders, ref.rel, ref.uid, held):
+                if not _taken(folders, State.CLAIMED, ref.rel, ref.uid, held=True):
+                    return
+                names.release(folders, ref.rel, ref.uid, held)
+            lost.add(ref.rel)
+            ref.rel = first_free(queued_rel, lambda candidate: candidate in lost or _taken(
+                folders, State.CLAIMED, candidate, ref.uid))  # fmt: skip
             _rename(held, os.path.join(top, ref.rel), ref.inode)
-        except OSError as exc:  # a broken filesystem: keep the file where it is, unheld
+        except FileNotFoundError:
+            raise  # the claimed file is gone: as if the claim was lost
+        except OSError as exc:  # a broken filesystem: the file stays claimed where it is
             ref.rel = was
             log.error("name_not_held", path=was, error=str(exc),
                       action="claimed without its name reserved")  # fmt: skip
