@@ -4,6 +4,8 @@
               3 instances x 1 worker (--shared, one watch_dir) and, as the floor, by
               1 daemon x 3 workers; files/s from the first drop until the last is in
               processed/. The figure is the median of the per-round ratios (target >= 90 %).
+              Also each loop's own CPU (its process, not its workers) per file it
+              processed, from /proc/<pid>/stat: what one more instance costs.
   takeover    3 instances on a burst; one SIGKILLed mid-burst; seconds from the kill until
               its underprocess/<instance>/ is empty, beside the least it can be (the lease
               less one renewal period: the victim may die just before renewing).
@@ -71,18 +73,28 @@ def _start(base: Path, config: Path, instances: int, workers: int, lease: float)
     return started
 
 
-def burst(n: int, config: Path, instances: int, workers: int, lease: float) -> float:
+def _loop_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one daemon process so far, its workers left out."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def burst(n: int, config: Path, instances: int, workers: int, lease: float) -> tuple[float, float]:
+    """Files/s of one burst, and the CPU seconds each loop spent on it (the mean over the
+    instances: each loop's own process, not its workers)."""
     base = _fresh(OUT / f"{instances}x{workers}")
     names = _stage(base, n)
     daemons = _start(base, config, instances, workers, lease)
     try:
+        before = [_loop_cpu(d.proc.pid) for d in daemons]
         t0 = time.perf_counter()
         _drop(base, names)
         t1 = _wait_count(base / "processed", n)
+        cpu = [_loop_cpu(d.proc.pid) - b for d, b in zip(daemons, before, strict=True)]
     finally:
         for d in daemons:
             d.stop()
-    return n / (t1 - t0)
+    return n / (t1 - t0), statistics.mean(cpu)
 
 
 def takeover(n: int, config: Path, lease: float) -> float:
@@ -129,18 +141,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.write_bytes(PASS_THROUGH)
     print(f"{args.files} files x {args.rounds} rounds, {os.cpu_count()} CPUs (shared VM: noisy)")
     try:
-        ratios, shared_fps, floor_fps = [], [], []
+        ratios, shared_fps, floor_fps, floor_cpu, shared_cpu = [], [], [], [], []
         for r in range(1, args.rounds + 1):
-            floor = burst(args.files, config, 1, 3, args.lease)
-            shared = burst(args.files, config, 3, 1, args.lease)
+            floor, f_cpu = burst(args.files, config, 1, 3, args.lease)
+            shared, s_cpu = burst(args.files, config, 3, 1, args.lease)
             ratios.append(shared / floor)
             floor_fps.append(floor)
             shared_fps.append(shared)
+            floor_cpu.append(f_cpu * 1e3 / args.files)  # ms of loop CPU per file processed
+            shared_cpu.append(s_cpu * 3e3 / args.files)  # each loop processes a third
             print(f"round {r}: 1x3 workers {floor:7.0f} files/s   3x1 shared {shared:7.0f} "
-                  f"files/s   ratio {shared / floor:6.1%}", flush=True)  # fmt: skip
+                  f"files/s   ratio {shared / floor:6.1%}   loop CPU per file processed "
+                  f"{floor_cpu[-1]:.2f} / {shared_cpu[-1]:.2f} ms", flush=True)  # fmt: skip
         print(f"throughput 1 instance x 3 workers (floor): {_spread(floor_fps, '{:.0f}')} files/s")
         print(f"throughput 3 instances x 1 worker:         {_spread(shared_fps, '{:.0f}')} files/s")
         print(f"shared / floor: {_spread(ratios, '{:.1%}')}  (target >= 90 %)")
+        print(f"loop CPU per file it processes, ms: 1 instance {_spread(floor_cpu, '{:.2f}')}, "
+              f"each of 3 instances {_spread(shared_cpu, '{:.2f}')}")  # fmt: skip
         took = []
         for r in range(1, args.rounds + 1):
             took.append(takeover(args.files, config, args.lease))
@@ -150,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"so the least it can be is {least:g} s\n")  # fmt: skip
         figure("shared", f"{args.files} files, 3 shared instances x 1 worker vs 1 x 3 workers",
                "files/s", shared_fps, floor_fps)  # fmt: skip
+        figure("shared", "loop CPU per file it processes, a shared instance vs one daemon",
+               "ms", shared_cpu, floor_cpu)  # fmt: skip
         figure("shared", f"takeover after SIGKILL, lease {args.lease:g} s vs the least possible",
                "s", took, [least] * len(took))  # fmt: skip
     finally:
