@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _generate(out: Path) -> dict[str, str]:
     """Run the recipe's generator as a user would; relative path -> sha256."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples/s3-mirror/generate.py"), "--out", str(out),
-         "--large-mb", "24"],
+         "--large-mb", "64"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return {rel: sha for sha, rel in (line.split(" ", 1) for line in done.stdout.splitlines())}
@@ -47,7 +48,12 @@ def test_sigkill_mid_burst_then_restart_mirrors_each_file_once(
     for rel in want:
         if rel != LARGE:
             queue.drop(rel, (samples / rel).read_bytes())
-    wait_until(lambda: s3_server.unfinished(bucket), 60, "the large file's multipart upload")
+    # The upload is in flight for a few hundred ms: look for it without a pause (each
+    # look is a request to the server), which wait_until's growing delay could miss.
+    deadline = time.monotonic() + 60
+    while not s3_server.unfinished(bucket):
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after 60s waiting for the large file's multipart upload")
     d.kill()
     assert queue.files("underprocess"), "killed mid-burst, with files in flight"
 
@@ -63,7 +69,7 @@ def test_sigkill_mid_burst_then_restart_mirrors_each_file_once(
         assert hashlib.sha256(body).hexdigest() == sha, rel
     assert s3_server.unfinished(bucket) == [], "the cut upload was aborted, not left behind"
     summaries = queue.summaries()
-    assert summaries[LARGE]["deliveries"][0]["etag"].endswith("-3")  # 24 MiB: 3 parts of 8
+    assert summaries[LARGE]["deliveries"][0]["etag"].endswith("-8")  # 64 MiB: 8 parts of 8
 
     # The same file dropped again: already there with the same sha256, so not sent again.
     again = "docs/notes/todo.txt"
