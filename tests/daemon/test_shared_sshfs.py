@@ -16,6 +16,7 @@ import pytest
 
 from daemon.fstype import fs_type, network_fs
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, wait_until
+from tests.sinks.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +31,6 @@ def _tool(name: str) -> str | None:
 
 def _fusermount() -> str | None:
     return _tool("fusermount3") or _tool("fusermount")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,7 +52,7 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
         subprocess.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f",
                         str(keys / name)], check=True)  # fmt: skip
     (keys / "authorized_keys").write_bytes((keys / "client_key.pub").read_bytes())
-    port = _free_port()
+    port = free_port()
     (keys / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host_key'}\n"
         f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPasswordAuthentication no\n"
