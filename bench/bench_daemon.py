@@ -18,8 +18,11 @@ minutes. Every measurement gets a directory of its own, all removed at the end: 
 thousands of files between runs put this VM's filesystem into a slow mode (5-8x the
 system time per file) for tens of seconds, which hit whichever side ran next.
 
+`--dir` runs it all on another filesystem, say a slower device (see the README: an ext4
+image on a loop device, where an fsync costs several times what it does here).
+
     python -m bench.bench_daemon [--files 2000] [--rounds 3] [--samples 40] [--settle 0.5]
-                                 [--config F]
+                                 [--config F] [--dir D]
 """
 
 from __future__ import annotations
@@ -221,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=40)
     p.add_argument("--settle", type=float, default=0.5)
     p.add_argument("--config", type=Path, help="pipeline config (default: pass-through)")
+    p.add_argument("--dir", type=Path, help=f"where to run (default: {OUT})")
     args = p.parse_args(argv)
-    global CONFIG
+    global CONFIG, OUT
+    if args.dir is not None:
+        OUT = args.dir.resolve() / "folderd-bench-daemon"
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     CONFIG = args.config

@@ -6,8 +6,10 @@ only then may the caller move the input into processed/ or failed/. The temps ar
 unsynced and synced together here: writeback is started for all of them before the first
 `fdatasync` waits, so one journal commit carries them all instead of one commit each. A
 crash at any instant leaves either no result or a complete one; a re-run of the same
-input replaces its results by rename. Workers commit their own file's results
-(`daemon.worker.run_job`), so these renames and fsyncs run in parallel, off the main loop.
+input replaces its results by rename. Workers commit their own files' results
+(`daemon.worker.commit_outcomes`), so these renames and fsyncs run in parallel, off the
+main loop; a worker with several files finished commits them as one group
+(`commit_group`): one round of syncs and directory fsyncs for all of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import ctypes
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -81,32 +84,75 @@ def commit_results(
     committed (and durable, with `fsync`), or the error: the temps are then removed; retry
     the file.
     """
-    root = str(results)
+    return commit_group([Pending(results, uid, temps, rerun)], fsync)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One input's results waiting to be committed (see `commit_results`)."""
+
+    results: Path
+    uid: str
+    temps: list[tuple[str, str]]
+    rerun: bool = False
+
+
+def commit_group(group: list[Pending], fsync: bool) -> list[OSError | None]:
+    """Commit several inputs' results together: one sync for all their temps (writeback
+    started for every one before the first wait), each input's renames, then one fsync of
+    each results directory touched. The result per input is `commit_results`'s. When the
+    shared sync fails, each input is committed on its own, so each gets its own error."""
+    if fsync:
+        try:
+            sync_files([tmp for p in group for tmp, _ in p.temps])
+        except OSError as exc:
+            if len(group) > 1:
+                return [commit_group([p], fsync)[0] for p in group]
+            _remove(group[0].temps)
+            return [exc]
+    errors: list[OSError | None] = []
+    touched: dict[str, list[int]] = {}  # results directory -> the inputs renamed into it
+    for i, p in enumerate(group):
+        try:
+            for d in _place(p):
+                touched.setdefault(d, []).append(i)
+            errors.append(None)
+        except OSError as exc:
+            _remove(p.temps)
+            errors.append(exc)
+    for d, inputs in touched.items() if fsync else ():
+        try:
+            fsync_dir(d)
+        except OSError as exc:
+            for i in inputs:
+                errors[i] = errors[i] or exc
+    return errors
+
+
+def _place(p: Pending) -> set[str]:
+    """Rename `p`'s temps into place (stale outputs of an earlier attempt removed first);
+    the directories renamed into."""
+    root = str(p.results)
     touched: set[str] = set()
-    try:
-        if fsync:
-            sync_files([tmp for tmp, _ in temps])
-        keep = {final for _, final in temps[:-1]}
-        old = os.path.join(root, temps[-1][1])
-        for stale in _stale_outputs(old, uid, keep) if rerun else ():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(root, stale))
-        for tmp, final in temps:
-            dest = os.path.join(root, final)
-            try:
-                os.replace(tmp, dest)
-            except FileNotFoundError:
-                if not os.path.exists(tmp):
-                    raise
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                os.replace(tmp, dest)
-            touched.add(os.path.dirname(dest))
-        if fsync:
-            for d in touched:
-                fsync_dir(d)
-    except OSError as exc:
-        for tmp, _ in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return exc
-    return None
+    keep = {final for _, final in p.temps[:-1]}
+    old = os.path.join(root, p.temps[-1][1])
+    for stale in _stale_outputs(old, p.uid, keep) if p.rerun else ():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(root, stale))
+    for tmp, final in p.temps:
+        dest = os.path.join(root, final)
+        try:
+            os.replace(tmp, dest)
+        except FileNotFoundError:
+            if not os.path.exists(tmp):
+                raise
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            os.replace(tmp, dest)
+        touched.add(os.path.dirname(dest))
+    return touched
+
+
+def _remove(temps: list[tuple[str, str]]) -> None:
+    for tmp, _ in temps:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

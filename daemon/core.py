@@ -185,7 +185,7 @@ class Daemon:
         for due in (self.intake.next_deadline(), self.waiting.next_due()):
             if due is not None:
                 t = min(t, due)
-        if self.intake.has_settled and self.pool.free() and not self.pause:
+        if self.intake.has_settled and self.pool.next_free() is not None and not self.pause:
             t = now
         return max(0.0, min(t - now, TICK_S))
 
@@ -253,7 +253,7 @@ class Daemon:
     def _dispatch(self) -> None:
         if self._stop_signals or self.pause:
             return
-        for slot in self.pool.free():
+        while (slot := self.pool.next_free()) is not None:
             ref = self._next_ref()
             if ref is None:
                 return

@@ -17,6 +17,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +29,16 @@ import psutil
 import structlog
 
 from daemon.snapshot import InFlight
-from daemon.worker import Job, Outcome, Status, base_summary, error_info, finish_summary, run_job
+from daemon.worker import (
+    Job,
+    Outcome,
+    Status,
+    base_summary,
+    commit_outcomes,
+    error_info,
+    finish_summary,
+    process_file,
+)
 from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
@@ -80,11 +90,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | None = None) -> None:
+def worker_main(
+    conn: Connection,
+    parent_pid: int,
+    init: Callable[[], None] | None = None,
+    running: Any = None,
+) -> None:
     """Entry point of a worker process: load the pipeline, then run jobs until told to stop.
 
     `init` (picklable) runs first: main.py passes its logging setup, which a spawned
-    process does not inherit.
+    process does not inherit. `running` (a shared integer) says which of the jobs this
+    process was given (1, 2, …) its pipeline is running, 0 while none: if the process
+    dies, the pool charges that job, not one already finished and waiting to commit.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -95,7 +112,19 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
         init()
     pipeline = None
     config_error: str | None = None
-    conn.send(Ready())
+    lock = threading.Lock()
+
+    def send(msg: FromWorker) -> bool:
+        with lock:
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):
+                return False
+        return True
+
+    send(Ready())
+    committer = _Committer(send)
+    given = 0
     while True:
         try:
             msg: ToWorker = conn.recv()
@@ -103,6 +132,7 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
             return
         match msg:
             case Stop():
+                committer.close()
                 return
             case LoadConfig(loaded, trace):
                 try:
@@ -110,26 +140,77 @@ def worker_main(conn: Connection, parent_pid: int, init: Callable[[], None] | No
                 except Exception as exc:  # reported per job, as a transient error
                     pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
             case RunJob(job):
-                outcome = _run(conn, job, pipeline, config_error)
-                try:
-                    conn.send(outcome)
-                except (OSError, ValueError):
-                    return
+                given += 1
+                if running is not None:
+                    running.value = given
+                outcome = _run(send, job, pipeline, config_error)
+                if running is not None:
+                    running.value = 0
+                committer.put(job, outcome)
 
 
-def _run(conn: Connection, job: Job, pipeline: Any, config_error: str | None) -> Outcome:
+def _run(
+    send: Callable[[FromWorker], bool], job: Job, pipeline: Any, config_error: str | None
+) -> Outcome:
     if pipeline is None:
         summary = base_summary(job, time.time())
         summary["error"] = {"type": "ConfigError", "message": config_error}
         return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
 
     def progress(n: int) -> None:
-        conn.send(Progress(job.uid, n, pipeline.live()))
+        send(Progress(job.uid, n, pipeline.live()))
 
-    return run_job(job, pipeline, progress)
+    return process_file(job, pipeline, progress)
+
+
+class _Committer:
+    """A worker's commit thread: group commit. The worker's main thread runs the pipeline
+    and queues each finished attempt here; this thread commits everything queued as one
+    group (`commit_outcomes`: one round of syncs for all of them) and sends the outcomes
+    back in order. While it waits on one group's syncs the main thread runs the next
+    file, which joins the next group: in a burst files share their syncs, and a lone file
+    is committed as soon as it is finished, never held back waiting for company."""
+
+    def __init__(self, send: Callable[[FromWorker], bool]) -> None:
+        self._send = send
+        self._queue: list[tuple[Job, Outcome]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="folderd-commit", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Job, outcome: Outcome) -> None:
+        with self._cond:
+            self._queue.append((job, outcome))
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Commit and send what is queued, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closed)
+                group, self._queue = self._queue, []
+            if not group:
+                return
+            commit_outcomes(group)
+            for _, outcome in group:
+                if not self._send(outcome):
+                    return  # the daemon is gone
 
 
 PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
+# A worker whose last file took under QUICK_S, holding only files of at most SMALL_BYTES,
+# may hold up to DEEP: in a burst of small files its commit thread then has several
+# finished files to sync as one group (`_Committer`), and no file waits behind a big one.
+DEEP = 8
+SMALL_BYTES = 1 << 20
+QUICK_S = 0.02
 
 
 @dataclass
@@ -137,8 +218,12 @@ class Slot:
     index: int
     proc: Any = None
     conn: Connection | None = None
-    jobs: deque[Job] = field(default_factory=deque)  # jobs[0] is running, the rest queued
+    # jobs[0] is running (or finished, its results being committed), the rest queued
+    jobs: deque[Job] = field(default_factory=deque)
     started: float = 0.0  # when jobs[0] started (as far as the daemon can tell)
+    running: Any = None  # shared with the process: which of its jobs it runs (worker_main)
+    answered: int = 0  # outcomes this process sent back: jobs[0] was its job answered + 1
+    quick: bool = False  # its last file took under QUICK_S (it may hold up to DEEP)
     bytes_read: int = 0
     config_gen: int = -1
     ready: bool = False  # the process said it started; only then does it get jobs
@@ -180,15 +265,17 @@ class WorkerPool:
 
     def _spawn(self, slot: Slot) -> None:
         parent, child = _CTX.Pipe(duplex=True)
+        running = _CTX.RawValue("q", 0)
         proc = _CTX.Process(
             target=worker_main,
-            args=(child, os.getpid(), self._worker_init),
+            args=(child, os.getpid(), self._worker_init, running),
             name=f"folderd-worker-{slot.index}",
             daemon=True,
         )
         proc.start()
         child.close()
         slot.proc, slot.conn, slot.config_gen = proc, parent, -1
+        slot.running, slot.answered, slot.quick = running, 0, False
         slot.ready, slot.respawn_at = False, None
         slot.jobs.clear()
         log.debug("worker_started", slot=slot.index, pid=proc.pid)
@@ -224,12 +311,26 @@ class WorkerPool:
             if slot.proc is None and slot.respawn_at is not None and slot.respawn_at <= now:
                 self._spawn(slot)
 
+    def _live(self) -> list[Slot]:
+        frozen = self.frozen
+        return [s for s in self.slots if s.proc is not None and s.ready and s.pid not in frozen]
+
+    def _takes(self, slot: Slot, held: int) -> bool:
+        """Whether `slot`, holding `held` jobs, may take one more."""
+        if held < PREFETCH:
+            return True
+        return held < DEEP and slot.quick and all(j.size <= SMALL_BYTES for j in slot.jobs)
+
     def free(self) -> list[Slot]:
         """One entry per job the workers can take now, round-robin, emptiest first."""
-        live = [
-            s for s in self.slots if s.proc is not None and s.ready and s.pid not in self.frozen
-        ]
-        return [s for level in range(PREFETCH) for s in live if len(s.jobs) <= level]
+        live = self._live()
+        return [s for level in range(DEEP) for s in live
+                if len(s.jobs) <= level and self._takes(s, level)]  # fmt: skip
+
+    def next_free(self) -> Slot | None:
+        """The worker to give the next job to: the emptiest that may take one, if any."""
+        return min((s for s in self._live() if self._takes(s, len(s.jobs))),
+                   key=lambda s: len(s.jobs), default=None)  # fmt: skip
 
     def in_flight(self) -> tuple[InFlight, ...]:
         """The job each busy worker is running now."""
@@ -309,12 +410,16 @@ class WorkerPool:
                 match msg:
                     case Ready():
                         slot.ready, self._start_failures = True, 0
-                    case Progress(_, bytes_read):
-                        slot.bytes_read = bytes_read
-                        if self._on_progress is not None and slot.job is not None:
-                            self._on_progress(slot.job, msg)
+                    case Progress(uid, bytes_read):
+                        job = next((j for j in slot.jobs if j.uid == uid), None)
+                        if job is not None and job is slot.job:
+                            slot.bytes_read = bytes_read
+                        if self._on_progress is not None and job is not None:
+                            self._on_progress(job, msg)
                     case Outcome() if slot.jobs:
                         done.append((slot.jobs.popleft(), msg))
+                        slot.answered += 1
+                        slot.quick = msg.summary.get("duration_s", QUICK_S) < QUICK_S
                         slot.started, slot.bytes_read = time.monotonic(), 0
                         finished = not slot.jobs
             if finished:
@@ -342,14 +447,17 @@ class WorkerPool:
             slot.respawn_at = time.monotonic() + delay
             return done
         if slot.jobs:
-            job = slot.jobs.popleft()
+            # the death is the file whose pipeline was running (else the oldest's, being
+            # committed); the others, queued or finished but not committed, run again
+            running = slot.running.value if slot.running is not None else 0
+            at = running - slot.answered - 1 if running else 0
+            job = slot.jobs[at if 0 <= at < len(slot.jobs) else 0]
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why, path=job.rel)
             summary = base_summary(job, time.time())
             summary["error"] = error_info(ChildProcessError(f"worker process died ({why})"))
             outcome = Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
-            done.append((job, outcome))
-            for queued in slot.jobs:  # never started: not charged an attempt
-                done.append((queued, Outcome(Status.UNSTARTED, {})))
+            for other in slot.jobs:  # not charged an attempt
+                done.append((other, outcome if other is job else Outcome(Status.UNSTARTED, {})))
             slot.jobs.clear()
         else:
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)

@@ -6,9 +6,10 @@ and the summary to temp files under `results/.folderd-tmp/` (not synced yet),
 delivers to the configured sinks in between (`daemon.delivery`: the outputs from their
 temp files, then the input) and returns an `Outcome`: the temp → final names to commit, or
 why it failed.
-`run_job()`, what a worker process runs, then commits them (`daemon.commit`): the syncs
-(unless --no-fsync), renames and directory fsyncs happen in the workers, in parallel, and
-the main loop only moves the input once its outcome, results already durable, comes back.
+`commit_outcomes()` then commits them (`daemon.commit`), several files' together when a
+worker has more than one finished (`daemon.pool`): the syncs (unless --no-fsync), renames
+and directory fsyncs happen in the workers, in parallel, and the main loop only moves the
+input once its outcome, results already durable, comes back.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import orjson
 import structlog
 
 from config.pipeline import is_output_suffix
-from daemon.commit import commit_results
+from daemon.commit import Pending, commit_group
 from daemon.delivery import deliver
 from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
@@ -353,22 +354,29 @@ def _delivered(
     return None
 
 
-def run_job(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
-    """`process_file`, then its results committed: a processed or failed outcome comes
-    back with its outputs and summary durable in results/ (no temps left), or as a retry
-    if they could not be committed (full disk, results/ unwritable)."""
-    outcome = process_file(job, pipeline, progress)
-    if not outcome.temps:
-        return outcome
-    if job.deadline is not None and not may_commit(job.deadline):  # a peer may take it over
-        for tmp, _ in outcome.temps:
-            _unlink(tmp)
-        return Outcome(Status.LAPSED, outcome.summary)
-    exc = commit_results(Path(job.results_dir), job.uid, outcome.temps, job.fsync, job.rerun)
-    outcome.temps = []
-    if exc is not None:
-        return _not_done(outcome.summary, exc, message=f"committing results: {exc}")
-    return outcome
+def commit_outcomes(done: list[tuple[Job, Outcome]]) -> None:
+    """Commit the results of attempts `process_file` finished, together (`commit_group`):
+    each processed or failed outcome then has its outputs and summary durable in results/
+    (no temps left), or becomes a retry if they could not be committed (full disk,
+    results/ unwritable), or lapsed if the instance's lease ran out (shared mode)."""
+    group: list[tuple[Job, Outcome]] = []
+    for job, outcome in done:
+        if not outcome.temps:
+            continue
+        if job.deadline is not None and not may_commit(job.deadline):  # a peer may take it
+            for tmp, _ in outcome.temps:
+                _unlink(tmp)
+            outcome.status, outcome.temps = Status.LAPSED, []
+            continue
+        group.append((job, outcome))
+    if not group:
+        return
+    pending = [Pending(Path(j.results_dir), j.uid, o.temps, j.rerun) for j, o in group]
+    for (_, outcome), exc in zip(group, commit_group(pending, group[0][0].fsync), strict=True):
+        outcome.temps = []
+        if exc is not None:
+            failed = _not_done(outcome.summary, exc, message=f"committing results: {exc}")
+            outcome.status, outcome.summary = failed.status, failed.summary
 
 
 def _with_summary(

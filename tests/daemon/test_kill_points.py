@@ -2,8 +2,10 @@
 has its complete results, and after restarts every input is processed exactly once.
 
 The results of a file are synced together (`daemon.commit`), after all of them were
-written: a kill between the writes and the sync, or between the sync and the renames,
-must still never leave a moved input with a missing or short result. A SIGKILL keeps the
+written, and in a burst a worker's commit thread syncs several finished files as one group
+(`daemon.pool`): a kill between the writes and the sync, between the sync and the
+renames, or between one file of a group and the next, must still never leave a moved
+input with a missing or short result. A SIGKILL keeps the
 page cache, so this proves the order of writes, renames and moves; that a power cut
 finds the renamed results on disk rests on the sync before the rename and the directory
 fsync after it (see daemon/commit.py).
@@ -52,7 +54,7 @@ def test_a_durable_burst_killed_at_many_points_loses_and_tears_nothing(
     for i, name in enumerate(names):
         queue.drop(name, _log(i))
     config = str(ROOT / "pipeline_config.json")  # five outputs per input: more to sync
-    marks = (1, 60, 150, 300, 450)
+    marks = (1, 30, 60, 120, 200, 300, 400, 500)
     for mark in marks:
         d = start_daemon("--config", config, "--workers", "2")  # type: ignore[operator]
         wait_until(lambda m=mark: len(queue.files("processed")) >= m, 60, f"{mark} processed")
