@@ -218,6 +218,7 @@ def _ratio_rows(label: str, n: int, rounds: int, fsync: bool, settle: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CONFIG, OUT
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--files", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=3)
@@ -226,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, help="pipeline config (default: pass-through)")
     p.add_argument("--dir", type=Path, help=f"where to run (default: {OUT})")
     args = p.parse_args(argv)
-    global CONFIG, OUT
     if args.dir is not None:
         OUT = args.dir.resolve() / "folderd-bench-daemon"
     shutil.rmtree(OUT, ignore_errors=True)
