@@ -77,8 +77,11 @@ def _summary_owner(path: str) -> str | None:
 def free_name(folders: Folders, to: State, rel: str, uid: str) -> str:
     """The first of rel, rel~1, rel~2… that is free in `to` (and, for a claim, everywhere
     the file will go next, with no summary of another input under that name). In shared
-    mode a claim also checks every instance's underprocess/ folder (and then holds the
-    name: `hold_name`)."""
+    mode a claim checks only its own underprocess/ folder here: the rest, every instance's
+    folder included, is looked at once the name is held (`hold_name`)."""
+    if to is State.CLAIMED and folders.instance:  # shared: only its own folder now, the
+        own = folders.dirs[State.CLAIMED]  # rest once the name is held (`hold_name`)
+        return first_free(rel, lambda candidate: os.path.lexists(os.path.join(own, candidate)))
     return first_free(rel, lambda candidate: _taken(folders, to, candidate, uid))
 
 

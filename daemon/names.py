@@ -3,7 +3,8 @@
 A claim checks that its name is free everywhere the file will go (`moves.free_name`), then
 renames. One instance does both in order, but two instances may check the same free name
 at once, for two different inputs (`a.log` and a dropped `a~1.log`, say), and would both
-write `results/a~1.log.json`. So in shared mode the name is then held: right after its
+write `results/a~1.log.json`. So in shared mode the name is held (and the claim checks
+only its own folder before the rename, the rest after holding): right after its
 rename the claim makes `.folderd/names/<hash of the name>` a hard link to the claimed file
 — one `link()`, which exists whole or fails because the name is held, atomic on NFS too
 (the server lets exactly one link win) — and only then looks again that nobody else has

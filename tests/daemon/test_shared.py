@@ -170,6 +170,25 @@ def test_two_files_of_one_name_on_two_instances_get_two_names(
     assert len({s["uid"] for s in summaries.values()}) == 2
 
 
+def test_a_name_already_processed_is_found_once_the_claim_holds_it(
+    queue: Queue, start_daemon
+) -> None:
+    """A shared claim looks only in its own folder before its rename; the name's owner in
+    processed/ (and its summary) is found after the name is held, and the claim moves on to
+    the next `~N` inside its own folder: nothing of the first input is touched."""
+    (d,) = _instances(start_daemon, 1)
+    queue.drop("again.log", "first\n")
+    wait_until(lambda: queue.files("processed") == ["again.log"], 30, "the first processed")
+    queue.drop("again.log", "second\nline\n")
+    d.wait_event("claim_renamed", path="again~1.log", from_path="again.log")
+    wait_until(lambda: len(queue.files("processed")) == 2, 30, "the second processed")
+    assert queue.files("processed") == ["again.log", "again~1.log"]
+    summaries = queue.summaries()
+    assert (summaries["again.log"]["lines_in"], summaries["again~1.log"]["lines_in"]) == (1, 2)
+    assert (queue.dir("processed") / "again.log").read_text() == "first\n"
+    assert not list((queue.root / ".folderd" / "names").iterdir()), "every name released"
+
+
 def test_a_second_instance_of_the_same_name_is_refused_naming_host_and_pid(
     queue: Queue, start_daemon
 ) -> None:
