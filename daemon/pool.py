@@ -218,9 +218,9 @@ class Slot:
     index: int
     proc: Any = None
     conn: Connection | None = None
-    # jobs[0] is running (or finished, its results being committed), the rest queued
+    # in the order given: finished ones waiting for their commit, the one running, queued
     jobs: deque[Job] = field(default_factory=deque)
-    started: float = 0.0  # when jobs[0] started (as far as the daemon can tell)
+    started: float = 0.0  # when jobs[0] started, or its predecessor's outcome came back
     running: Any = None  # shared with the process: which of its jobs it runs (worker_main)
     answered: int = 0  # outcomes this process sent back: jobs[0] was its job answered + 1
     quick: bool = False  # its last file took under QUICK_S (it may hold up to DEEP)
