@@ -210,20 +210,25 @@ def admit(folders: Folders, staged: Path, name: str) -> str:
 
 
 def _rename(src: str, dst: str, ino: int = 0) -> None:
-    try:
-        os.rename(src, dst)
-    except FileNotFoundError:
-        if ino and _landed(dst, ino):  # NFS: a retransmitted rename that had succeeded
-            log.info("rename_confirmed", path=dst, why="ENOENT, but the target is the file")
+    """Rename `src` to `dst`, making `dst`'s folder if it is missing. FileNotFoundError
+    only if `src` is gone. Whether the folder exists is not looked at: in shared mode a
+    peer may make it between our failed rename and a look (two instances' first files of
+    `n0/` reaching processed/ at once), and that must not pass for a vanished file."""
+    for tries in range(3):  # a folder made, then pruned by a peer's requeue, then made
+        try:
+            os.rename(src, dst)
             return
-        if os.path.isdir(os.path.dirname(dst)) or not os.path.lexists(src):
+        except FileNotFoundError:
+            if ino and _landed(dst, ino):  # NFS: a retransmitted rename that had succeeded
+                log.info("rename_confirmed", path=dst, why="ENOENT, but the target is the file")
+                return
+            if tries == 2 or not os.path.lexists(src):
+                raise
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise DaemonError(f"{src} and {dst} are on different filesystems") from None
             raise
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        os.rename(src, dst)
-    except OSError as exc:
-        if exc.errno == errno.EXDEV:
-            raise DaemonError(f"{src} and {dst} are on different filesystems") from None
-        raise
 
 
 def _landed(dst: str, ino: int) -> bool:

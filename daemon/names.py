@@ -144,6 +144,20 @@ def release(folders: Folders, rel: str, uid: str, held: str) -> None:
             os.unlink(path)
 
 
+def release_gone(folders: Folders, rel: str, uid: str) -> None:
+    """The input `uid` was deleted from underprocess/ while it held `rel`: drop its
+    reservation, a text one of its uid or a hard link now to nothing else (link count 1;
+    a link to the file moved elsewhere still has its inode's other name, and is kept)."""
+    path = _path(folders, rel)
+    text = _read(path)
+    with contextlib.suppress(OSError):
+        if text is None and os.lstat(path).st_nlink != 1:
+            return
+        if text is not None and text.partition("\n")[0] != uid:
+            return
+        os.unlink(path)
+
+
 def drop_stale(folders: Folders) -> int:
     """At start: reservations nothing needs any more; how many. A hard link whose file is
     gone everywhere else (its link count is 1); a text one of this instance's for a name

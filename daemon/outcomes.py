@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from daemon import names
 from daemon.commit import commit_results
 from daemon.errors import DaemonError
 from daemon.events import EventBus
@@ -118,15 +119,21 @@ class Outcomes:
                 ref.attempt -= 1
                 self.waiting.put(ref, first=True)
             case Status.VANISHED:
-                self.journal.finished(ref.uid, outcome.summary)
-                self.journal.set_state(ref.uid, State.MISSING, "removed during processing")
-                log.warning(
-                    "file_vanished", path=ref.rel, attempt=ref.attempt, state=State.CLAIMED.value
-                )
+                self.vanished(ref, outcome.summary, "removed during processing")
             case Status.RETRY:
                 self.retry_or_fail(ref, outcome.summary.get("error") or {})
             case Status.ENVIRONMENT:
                 self.hold(ref, outcome.summary.get("error") or {})
+
+    def vanished(self, ref: FileRef, summary: dict[str, Any], reason: str) -> None:
+        """Someone removed the claimed file from underprocess/: the journal says so, and
+        in shared mode the name it held is free again."""
+        self.journal.finished(ref.uid, summary)
+        self.journal.set_state(ref.uid, State.MISSING, reason)
+        if self.folders.instance:
+            names.release_gone(self.folders, ref.rel, ref.uid)
+        log.warning("file_vanished", path=ref.rel, attempt=ref.attempt,
+                    state=State.CLAIMED.value, reason=reason)  # fmt: skip
 
     def hold(self, ref: FileRef, error: dict[str, Any]) -> None:
         """The machine failed this attempt (a full disk…): it is not counted, the file waits
@@ -164,9 +171,7 @@ class Outcomes:
                 duration_ms=duration_ms,
             )
         except FileNotFoundError:
-            self.journal.finished(ref.uid, summary)
-            self.journal.set_state(ref.uid, State.MISSING, "removed before it could be moved")
-            log.warning("file_vanished", path=ref.rel, state=State.CLAIMED.value)
+            self.vanished(ref, summary, "removed before it could be moved")
             return
         except (OSError, DaemonError) as exc:  # processed/ or failed/ unwritable, a full disk…
             log.error("file_move_failed", path=ref.rel, state=State.CLAIMED.value,

@@ -78,17 +78,22 @@ def test_zero_mtime_can_be_accepted(queue: Queue, start_daemon) -> None:
     wait_until(lambda: queue.files("processed") == ["old.log"], 30, "processed")
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])
 def test_file_deleted_after_claim_is_reported_and_nothing_else_is_affected(
-    queue: Queue, start_daemon, slow_config: Path
+    queue: Queue, start_daemon, slow_config: Path, shared: bool
 ) -> None:
-    d = start_daemon("--config", str(slow_config), "--workers", "1")
+    mode = ("--shared", "--instance", "i0") if shared else ()
+    d = start_daemon("--config", str(slow_config), "--workers", "1", *mode)
     queue.drop("doomed.slow", "line\n" * 400)
     d.wait_event("file_started", path="doomed.slow")
-    (queue.dir("underprocess") / "doomed.slow").unlink()
+    claimed = queue.dir("underprocess") / ("i0" if shared else "")
+    (claimed / "doomed.slow").unlink()
     queue.drop("next.log", "next\n")
     d.wait_event("file_vanished", path="doomed.slow")
     wait_until(lambda: queue.files("processed") == ["next.log"], 60, "next file processed")
     assert queue.files("underprocess") == []
+    if shared:  # the name it held is free again: a new doomed.slow may have it
+        assert not os.listdir(queue.root / ".folderd" / "names")
     assert d.proc.poll() is None
 
 

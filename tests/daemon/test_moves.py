@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,34 @@ def test_missing_is_a_journal_state_with_no_folder(folders: Folders) -> None:
     with pytest.raises(ValueError, match="no folder"):
         folders.of(State.MISSING)
     assert State.MISSING not in folders.dirs
+
+
+def test_a_peer_making_the_destination_folder_mid_move_is_no_vanished_file(
+    folders: Folders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared mode: two instances' first files of sub/ reach processed/ at once. Ours
+    fails (no processed/sub/ yet), the peer's makes the folder, then ours looks: the file
+    is still in underprocess/, so it is moved, not given up as vanished."""
+    (folders.of(State.CLAIMED) / "sub").mkdir()
+    (folders.of(State.CLAIMED) / "sub" / "x.log").write_text("x\n")
+    real_rename = os.rename
+
+    def rename_raced_by_a_peer(src: str, dst: str) -> None:
+        try:
+            real_rename(src, dst)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)  # the peer, just too late
+            raise
+
+    monkeypatch.setattr(os, "rename", rename_raced_by_a_peer)
+    ref = FileRef("u1", "sub/x.log", State.CLAIMED, 1, "sub/x.log")
+    transition(folders, None, ref, State.PROCESSED)
+    assert (folders.of(State.PROCESSED) / "sub" / "x.log").read_text() == "x\n"
+    assert ref.state is State.PROCESSED
+
+
+def test_a_file_gone_from_underprocess_is_reported_gone(folders: Folders) -> None:
+    ref = FileRef("u1", "sub/gone.log", State.CLAIMED, 1, "sub/gone.log")
+    with pytest.raises(FileNotFoundError):
+        transition(folders, None, ref, State.PROCESSED)
+    assert not (folders.of(State.PROCESSED) / "sub").exists()
