@@ -11,10 +11,11 @@ input order. With tracing on, sampled lines travel alone, so their path is exact
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from config.pipeline import PipelineConfig
+from config.pipeline import PipelineConfig, ReaderConfig
 from config.sinks import SqlSinkConfig
 from processors import excel, file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
@@ -68,6 +69,9 @@ class Pipeline:
             tags = topology.reach([route.start], by_tag)
             reached = dict.fromkeys(by_tag[t] for t in tags if t in by_tag)
             self._order[route.start] = [(spec, factories[spec.name]) for spec in reached]
+        # per start tag whose lines reach an output unchanged, the tags they pass
+        copies = {r.start: _copy_chain(r.start, by_tag, config) for r in self.config.routes}
+        self._copies = {start: chain for start, chain in copies.items() if chain is not None}
         # lines, errors and seconds per node over every file this object ran (dashboard)
         self.totals: dict[str, dict[str, float]] = {
             spec.name: {"files": 0, "lines_in": 0, "lines_out": 0, "errors": 0, "seconds": 0.0}
@@ -88,20 +92,27 @@ class Pipeline:
         source = readers.Source(stream)
         route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
         header = None
+        copy: tuple[str, ...] | None = None
         reader: readers.TextLines | excel.WorkbookRows
         if route.reader.type == "excel":
             reader = excel.WorkbookRows(source, route.reader)
             batches: Iterator[readers.Batch] = iter(reader)
         else:
-            reader = readers.TextLines(source, route.reader, blocks=route.reader.type == "csv")
+            copy = self._copies.get(route.start) if _copies_text(route.reader, self.trace) else None
+            blocks = route.reader.type == "csv" or copy is not None
+            reader = readers.TextLines(source, route.reader, blocks=blocks)
             batches = iter(() if route.reader.type == "none" else reader)
         if route.reader.type == "csv":
             rows = readers.CsvRows(reader, route.reader)
             header, batches = rows.header, iter(rows)
         run = self._running = _FileRun(self, rel_path, route.start, metadata, header, open_output)
         try:
-            for values, origins in batches:
-                run.feed(values, origins)
+            if copy is not None:
+                for (block,), origins in batches:
+                    run.copy(copy, block, len(origins))
+            else:
+                for values, origins in batches:
+                    run.feed(values, origins)
             run.finish()
             for book in run.books.values():
                 book.close(run.aggregates)
@@ -186,6 +197,24 @@ class _FileRun:
                 begin = i + 1
         if begin < len(values):
             self._route(self.start, values[begin:], origins[begin:])
+
+    def copy(self, chain: tuple[str, ...], block: str, n: int) -> None:
+        """`n` lines in one text block along a copy route (`_copy_chain`): counted at each
+        tag and node as `_route` counts them, written to the output as the block, never
+        split into lines and joined again."""
+        self.lines_in += n
+        tags = self.tags
+        for tag, to in itertools.pairwise(chain):
+            tags[tag] = tags.get(tag, 0) + n
+            runner = self.by_tag[tag]
+            runner.lines_in += n
+            runner.lines_out += n
+            runner.emitted[to] = runner.emitted.get(to, 0) + n
+        out = chain[-1]
+        tags[out] = tags.get(out, 0) + n
+        sink = self.sinks[out]
+        assert isinstance(sink, Sink)
+        sink.write_block(block, n)
 
     def _traced(self, value: Line, origin: int) -> None:
         path: list[str] = []
@@ -281,6 +310,31 @@ class _FileRun:
         if self.trace is not None:
             data["trace"] = self.trace
         return data
+
+
+def _copy_chain(
+    start: str, by_tag: Mapping[str, NodeSpec], config: PipelineConfig
+) -> tuple[str, ...] | None:
+    """The tags from `start` to a file of results through `pass` nodes that each send to
+    one tag, if the route is one: its lines reach that file unchanged, so the engine moves
+    them as text blocks (`_FileRun.copy`) instead of lines. None for any other route."""
+    chain = [start]
+    while (spec := by_tag.get(chain[-1])) is not None:
+        if spec.use != "pass" or len(spec.to) != 1 or spec.to[0] in chain:
+            return None
+        chain.append(spec.to[0])
+    out = config.outputs.get(chain[-1])
+    if out is None or out.format == "xlsx" or isinstance(out.sink, SqlSinkConfig):
+        return None  # unrouted lines, a workbook, numbered rows: the line by line path
+    if len(chain) - 1 > config.max_hops:
+        return None  # so it fails at the hop limit as that path does
+    return tuple(chain)
+
+
+def _copies_text(reader: ReaderConfig, trace: bool) -> bool:
+    """Whether a copy route may move `reader`'s text as blocks: text lines kept whole
+    (blocks cannot truncate or skip long ones), not traced line by line."""
+    return reader.type == "text" and reader.long_lines == "fail" and not trace
 
 
 def _first_origin(parts: dict[str, Parts]) -> int | None:

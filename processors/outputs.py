@@ -100,6 +100,16 @@ class Sink(_Buffered):
         stream.write(text)
         self.lines += len(values)
 
+    def write_block(self, block: str, lines: int) -> None:
+        """`lines` whole text lines as one block (the engine's copy routes): written as
+        they are, with the "\n" a file's last line may lack."""
+        if not lines or self._numbered:
+            raise ValueError("a block is whole text lines, for a file of results")
+        if self._stream is None:
+            self._stream = self._open(self.suffix)
+        self._stream.write(block if block.endswith("\n") else block + "\n")
+        self.lines += lines
+
 
 def _encode(values: list[Line]) -> str:
     first = values[0].__class__

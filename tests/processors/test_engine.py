@@ -6,8 +6,10 @@ import io
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from processors import ProcessorError
+from processors import ProcessorError, readers
 from processors.loader import load
 from tests.processors.pipeline_helpers import chain, node
 
@@ -256,3 +258,71 @@ def test_the_stream_is_only_read_sequentially() -> None:
         lambda s: out,
     )
     assert out.getvalue().count("\n") == 100_000
+
+
+# -- copy routes: lines that reach a file unchanged move as text blocks ---------------------
+
+COPY = {
+    "routes": [{"start": "a"}],
+    "nodes": [
+        {"name": "first", "tag": "a", "use": "pass", "to": "b"},
+        {"name": "second", "tag": "b", "use": "pass", "to": "end"},
+    ],
+}
+
+
+def _line_by_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from processors import engine
+
+    monkeypatch.setattr(engine, "_copy_chain", lambda *args: None)
+
+
+@given(
+    lines=st.lists(
+        st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00"),
+            max_size=12,
+        ),
+        max_size=20,
+    ),
+    crlf=st.booleans(),
+    last_end=st.booleans(),
+    bom=st.booleans(),
+    chunk=st.integers(min_value=1, max_value=24),
+)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_copy_route_writes_and_counts_what_the_line_path_does(
+    run: Any, lines: list[str], crlf: bool, last_end: bool, bom: bool, chunk: int
+) -> None:
+    end = "\r\n" if crlf else "\n"
+    data = end.join(lines) + (end if lines and (last_end or not lines[-1]) else "")
+    raw = (b"\xef\xbb\xbf" if bom else b"") + data.encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(readers, "CHUNK", chunk)
+        mp.setattr(readers, "HEAD", chunk)
+        copied = run(COPY, raw)
+        _line_by_line(mp)
+        by_line = run(COPY, raw)
+    assert copied[1] == by_line[1]
+    assert _without_seconds(copied[0]) == _without_seconds(by_line[0])
+
+
+def _without_seconds(summary: dict[str, Any]) -> dict[str, Any]:
+    return {**summary, "processors": {name: {**p, "seconds": 0} for name, p in
+                                      summary["processors"].items()}}  # fmt: skip
+
+
+def test_a_copy_route_is_taken_only_where_lines_reach_a_file_unchanged(run: Any) -> None:
+    copies = {r["start"] for r in COPY["routes"]}
+    assert set(load(COPY).build()._copies) == copies
+    fan_out = {**COPY, "nodes": [COPY["nodes"][0] | {"to": ["b", "end"]}, COPY["nodes"][1]]}
+    upper = {**COPY, "nodes": [COPY["nodes"][0], COPY["nodes"][1] | {"use": "upper"}]}
+    for config in (fan_out, upper):
+        assert not load(config).build()._copies
+    # a long line fails at the same line either way; a traced run goes line by line
+    summary, out = run(COPY, "a\nb\n", trace=True)
+    assert out["out"] == "a\nb\n" and summary["trace"]
+    limited = {**COPY, "routes": [{"start": "a", "reader": {"max_line_bytes": 3}}]}
+    with pytest.raises(ProcessorError) as info:
+        run(limited, "abc\nabcd\n")
+    assert info.value.line == 2 and info.value.error_type == "LineTooLong"
