@@ -101,10 +101,9 @@ class Sink(_Buffered):
         self.lines += len(values)
 
     def write_block(self, block: str, lines: int) -> None:
-        """`lines` whole text lines as one block (the engine's copy routes): written as
-        they are, with the "\n" a file's last line may lack."""
-        if not lines or self._numbered:
-            raise ValueError("a block is whole text lines, for a file of results")
+        """`lines` whole text lines (at least one) as one block, for the engine's copy
+        routes, which never end at a numbered output: written as they are, with the "\n"
+        a file's last line may lack."""
         if self._stream is None:
             self._stream = self._open(self.suffix)
         self._stream.write(block if block.endswith("\n") else block + "\n")
