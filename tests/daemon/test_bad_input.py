@@ -123,8 +123,11 @@ def test_a_file_truncated_while_it_is_processed_is_retried_and_its_summary_is_tr
     d = start_daemon("--config", str(slow_config))
     line = "a line of some length\n"
     queue.drop("shrinks.log", line * 400)  # 4 s in flight
-    d.wait_event("file_started", path="shrinks.log")
-    os.truncate(queue.dir("underprocess") / "shrinks.log", len(line) * 100)
+    pid = d.wait_event("file_started", path="shrinks.log")["worker_pid"]
+    path = queue.dir("underprocess") / "shrinks.log"
+    # file_started is the loop handing the job over: truncate once the worker has it open
+    wait_until(lambda: _has_open(pid, path), 30, "the worker reading shrinks.log")
+    os.truncate(path, len(line) * 100)
     retry = d.wait_event("file_retry_scheduled", path="shrinks.log")
     assert "changed while processed" in retry["error"]
     wait_until(lambda: queue.files("processed") == ["shrinks.log"], 60, "processed")
@@ -132,3 +135,12 @@ def test_a_file_truncated_while_it_is_processed_is_retried_and_its_summary_is_tr
     assert (summary["lines_in"], summary["size"], summary["attempts"]) == (100, len(line) * 100, 2)
     assert summary["sha256"] == sha256_of(queue.dir("processed") / "shrinks.log")
     assert (queue.results / "shrinks.log.out").read_text() == line * 100
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (its /proc/<pid>/fd links)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fds / fd) == str(path) for fd in os.listdir(fds))
+    except FileNotFoundError:  # an fd closed between the listing and the look
+        return False
