@@ -4,9 +4,12 @@
 
   postgresql  N JSON records (4 typed columns) through folderd — `main.py --input`: the
               pipeline, the temp output, the sink's COPY in one transaction — vs `psql
-              \\copy` of the same rows from a CSV file (the floor)
+              \\copy` of the same rows from a CSV file (the floor), once into a table like
+              the sink's with its index on `uid` (which the sink needs to replace a file's
+              rows) and once into a bare table with no index
   sqlite      the same records through folderd vs a bare `executemany` in one transaction
-              (reading and parsing the same JSON lines: the floor does the same work)
+              (reading and parsing the same JSON lines: the floor does the same work), into
+              a table with the sink's `uid` index and into a bare one
   s3          an M MB input delivered by folderd (`deliver`; the pipeline drops every line)
               vs boto3's `upload_file` of the same file to the same server (the floor)
 
@@ -93,46 +96,56 @@ def bench_postgres(path: Path, n: int, repeat: int) -> list[str]:
             for i, line in enumerate(src, 1):
                 r = orjson.loads(line)
                 w.writerow(["uid", path.name, i, r["ts"], r["level"], r["component"], r["message"]])
-        t = _Times()
+        bare, same = _Times(), _Times()
         for _ in range(repeat):
             pg.query("DROP TABLE IF EXISTS records")
             s = folderd(config, path, {"PGPW": PG_PASSWORD})
             assert pg.query("SELECT count(*) FROM records") == [(n,)]
-            t.ran(s)
-            pg.query("DROP TABLE IF EXISTS floor")
-            pg.query("CREATE TABLE floor (LIKE records)")
-            started = time.perf_counter()
-            copy = f"\\copy floor FROM '{csv_path}' WITH (FORMAT csv)"
-            subprocess.run(["psql", url.replace("${PGPW}", PG_PASSWORD), "-qc", copy], check=True)
-            t.floor.append(time.perf_counter() - started)
-            assert pg.query("SELECT count(*) FROM floor") == [(n,)]
+            bare.ran(s)
+            same.ran(s)
+            for times, like in ((bare, "records"), (same, "records INCLUDING INDEXES")):
+                pg.query("DROP TABLE IF EXISTS floor")
+                pg.query(f"CREATE TABLE floor (LIKE {like})")
+                started = time.perf_counter()
+                copy = f"\\copy floor FROM '{csv_path}' WITH (FORMAT csv)"
+                psql = ["psql", url.replace("${PGPW}", PG_PASSWORD), "-qc", copy]
+                subprocess.run(psql, check=True)
+                times.floor.append(time.perf_counter() - started)
+                assert pg.query("SELECT count(*) FROM floor") == [(n,)]
     finally:
         pg.close()
-    return [t.row("PostgreSQL", "records/s", n)]
+    return [same.row("PostgreSQL (floor: the same table, uid index)", "records/s", n),
+            bare.row("PostgreSQL (floor: a bare table)", "records/s", n)]  # fmt: skip
 
 
 def bench_sqlite(path: Path, n: int, repeat: int) -> list[str]:
     db = OUT / "bench.sqlite3"
     sink = {"type": "sql", "url": f"sqlite:///{db}", "table": "records", "columns": COLUMNS}
     config = {"routes": [{"start": "rows"}], "outputs": {"rows": {"sink": sink}}}
-    t = _Times()
+    bare, same = _Times(), _Times()
     for _ in range(repeat):
         for p in OUT.glob("bench.sqlite3*"):
             p.unlink()
-        t.ran(folderd(config, path, {}))
-        for p in OUT.glob("bench.sqlite3*"):
-            p.unlink()
-        t.floor.append(_sqlite_floor(db, path))
-    return [t.row("SQLite", "records/s", n)]
+        s = folderd(config, path, {})
+        bare.ran(s)
+        same.ran(s)
+        for times, index in ((bare, False), (same, True)):
+            for p in OUT.glob("bench.sqlite3*"):
+                p.unlink()
+            times.floor.append(_sqlite_floor(db, path, index))
+    return [same.row("SQLite (floor: the same table, uid index)", "records/s", n),
+            bare.row("SQLite (floor: a bare table)", "records/s", n)]  # fmt: skip
 
 
-def _sqlite_floor(db: Path, path: Path) -> float:
+def _sqlite_floor(db: Path, path: Path, index: bool) -> float:
     started = time.perf_counter()
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
     con.execute("CREATE TABLE floor (uid TEXT, source TEXT, line INTEGER, ts TEXT, level TEXT, "
                 "component TEXT, message TEXT)")  # fmt: skip
+    if index:  # as the sink creates its table: the uid index it replaces a file's rows by
+        con.execute('CREATE INDEX "floor_uid" ON floor ("uid")')
     con.execute("BEGIN")
     with path.open("rb") as f:
         rows = (("uid", path.name, i, r["ts"], r["level"], r["component"], r["message"])
@@ -209,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--s3-mb", type=int, default=200)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", choices=["postgresql", "sqlite", "s3"], action="append",
+                   help="run only these (repeatable); all three by default")  # fmt: skip
     args = p.parse_args(argv)
+    only = set(args.only or ["postgresql", "sqlite", "s3"])
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; medians of "
@@ -219,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = OUT / "records.jsonl"
         records(path, args.records)
-        for row in [*bench_postgres(path, args.records, args.repeat),
-                    *bench_sqlite(path, args.records, args.repeat),
-                    *bench_s3(args.s3_mb, args.repeat)]:  # fmt: skip
+        rows = [*(bench_postgres(path, args.records, args.repeat) if "postgresql" in only else []),
+                *(bench_sqlite(path, args.records, args.repeat) if "sqlite" in only else []),
+                *(bench_s3(args.s3_mb, args.repeat) if "s3" in only else [])]  # fmt: skip
+        for row in rows:
             print(row, flush=True)
     except ServerMissing as exc:
         print(f"skipped: {exc} is not installed")

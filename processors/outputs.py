@@ -86,7 +86,7 @@ class Sink(_Buffered):
     def write(self) -> None:
         if self._numbered:
             values, origins = self._take_numbered()
-            text = "".join(f"{o}\t{_encode_one(v)}" for o, v in zip(origins, values, strict=True))
+            text = _encode_numbered(values, origins)
         else:
             values = self._take()
             text = _encode(values) if values else ""
@@ -123,6 +123,20 @@ def _encode(values: list[Line]) -> str:
         except TypeError:
             pass
     return "".join(map(_encode_one, values))
+
+
+def _encode_numbered(values: list[Line], origins: Sequence[int]) -> str:
+    """`_encode`, each line preceded by its origin and a tab."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return "".join(map("{}\t{}\n".format, origins, values))
+    if kinds == {dict}:
+        try:
+            lines = zip(origins, map(orjson.dumps, values), strict=True)
+            return b"".join(map(b"%d\t%s\n".__mod__, lines)).decode()
+        except TypeError:
+            pass
+    return "".join(f"{o}\t{_encode_one(v)}" for o, v in zip(origins, values, strict=True))
 
 
 def _encode_one(value: Line) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, BinaryIO
 
 import orjson
 
 from sinks.errors import SinkDataError
 
-Row = tuple[Any, ...]
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -77,53 +78,125 @@ def _sqlite_timestamp(v: Any) -> str:
     return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).isoformat()
 
 
-# per database, each column type's check-and-convert (raises TypeError or ValueError)
-POSTGRES: dict[str, Callable[[Any], Any]] = {
-    "text": _text,
-    "integer": _integer,
-    "real": _real,
-    "boolean": _boolean,
-    "timestamp": _timestamp,
-    "json": _json,
-}
-SQLITE = {**POSTGRES, "boolean": lambda v: int(_boolean(v)), "timestamp": _sqlite_timestamp}
 _FAILS = (TypeError, ValueError, OverflowError)
 
 
-def rows(
+Columns = list[list[Any]]  # a block of rows, one list per table column
+Convert = dict[str, Callable[[Any], Any]]
+WholeColumn = Callable[[list[Any], set[type]], list[Any] | None]
+BLOCK = 1 << 18  # bytes of output lines read at a time
+_NONE = type(None)
+
+
+def batches(
     stream: BinaryIO,
     sink: str,
     uid: str,
     source: str,
     columns: tuple[tuple[str, str], ...],
-    convert: dict[str, Callable[[Any], Any]],
-) -> Iterator[Row]:
-    """One row per line of an output file: `(uid, source, line, *columns)`, each value
-    checked and converted by `convert[type]`. With no `columns`, the one value is the line
-    as JSON text (a text line becomes a JSON string). The file is a numbered output (see
-    processors/outputs.py): each line starts with its input line's number and a tab."""
+    rules: Rules,
+    block: int = BLOCK,
+) -> Iterator[Columns]:
+    """The rows of an output file, a block of its lines at a time, as columns: `uid`,
+    `source`, `line`, then each declared column's values, checked and converted by
+    `rules`. With no `columns`, the one value is the line as JSON text (a text line
+    becomes a JSON string). The file is a numbered output (see processors/outputs.py): each
+    line starts with its input line's number and a tab.
+
+    A block is converted column by column, in C where a column's values need no work (all
+    text, all integers in range, timestamps of one plain shape); any doubt — a line that
+    is not a record, a value of another type, a NUL escape anywhere — converts that block
+    row by row instead, with the same functions, which name the first refused value."""
+    while text := stream.read(block):
+        if not text.endswith(b"\n"):
+            text += stream.readline()  # the rest of the block's last line
+        numbers, raws = _split_numbered(text if text.endswith(b"\n") else text + b"\n")
+        values = None
+        if b"\\u0000" not in text:
+            values = _by_column(raws, columns, rules.whole)
+        if values is None:
+            values = _by_row(numbers, raws, sink, columns, rules.one)
+        n = len(numbers)
+        yield [[uid] * n, [source] * n, numbers, *values]
+
+
+def _split_numbered(text: bytes) -> tuple[list[int], list[bytes]]:
+    """The numbers and the rest (without its "\\n") of whole numbered lines."""
+    if text.count(b"\t") == text.count(b"\n"):  # each line's one tab is its number's
+        parts = text.replace(b"\n", b"\t").split(b"\t")
+        return list(map(int, parts[0:-1:2])), parts[1::2]
+    numbers_b, _, raws = zip(
+        *map(bytes.partition, text.split(b"\n")[:-1], repeat(b"\t")), strict=True
+    )
+    return list(map(int, numbers_b)), list(raws)
+
+
+def _by_column(
+    raws: list[bytes],
+    columns: tuple[tuple[str, str], ...],
+    whole: dict[str, WholeColumn],
+) -> list[list[Any]] | None:
+    """A block's columns, or None when a value needs a closer look (`_by_row`)."""
+    try:
+        records = list(map(orjson.loads, raws))
+    except orjson.JSONDecodeError:
+        return None
     if not columns:
-        yield from _json_rows(stream, uid, source)
-        return
+        return [list(map(bytes.decode, raws))]
+    if set(map(type, records)) != {dict}:
+        return None
+    values = []
+    for name, kind in columns:
+        col = list(map(dict.get, records, repeat(name)))
+        try:
+            done = whole[kind](col, set(map(type, col)))
+        except _FAILS:
+            done = None  # a value its type refuses: `_by_row` finds the first one
+        if done is None:
+            return None
+        values.append(done)
+    return values
+
+
+def _by_row(
+    numbers: list[int],
+    raws: list[bytes],
+    sink: str,
+    columns: tuple[tuple[str, str], ...],
+    convert: Convert,
+) -> list[list[Any]]:
+    """A block's columns, converted value by value; the first refused value raises."""
+    if not columns:
+        return [list(map(_json_text, raws))]
     convs = [(name, convert[kind]) for name, kind in columns]
-    for n, raw in _numbered(stream):
+    rows = []
+    for n, raw in zip(numbers, raws, strict=True):
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
             record = None
         if record.__class__ is not dict:
-            text = raw.rstrip(b"\n")[:80].decode(errors="replace")
+            text = raw[:80].decode(errors="replace")
             raise SinkDataError(sink, f"line {n}: not a record (a JSON object), so it has no "
                                 f"columns: {text!r}", n)  # fmt: skip
         get = record.get
-        row: list[Any] = [uid, source, n]
+        row: list[Any] = []
         try:
             for name, conv in convs:
                 v = get(name)
                 row.append(None if v is None else conv(v))
         except _FAILS:
             raise _violation(sink, n, record, columns, convert) from None
-        yield tuple(row)
+        rows.append(row)
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+def _json_text(raw: bytes) -> str:
+    try:
+        orjson.loads(raw)
+        return raw.decode()
+    except orjson.JSONDecodeError:
+        return orjson.dumps(raw.decode()).decode()
 
 
 def _numbered(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
@@ -142,14 +215,125 @@ def input_line(stream: BinaryIO, row: int) -> int:
     return 0
 
 
-def _json_rows(stream: BinaryIO, uid: str, source: str) -> Iterator[Row]:
-    for n, raw in _numbered(stream):
-        line = raw.rstrip(b"\n")
-        try:
-            orjson.loads(line)
-            yield uid, source, n, line.decode()
-        except orjson.JSONDecodeError:
-            yield uid, source, n, orjson.dumps(line.decode()).decode()
+# Whole columns that need no per-value work, or only work done in C: each returns the
+# converted values — exactly what the type's `Rules.one` function gives value by value —
+# or None when some value needs that function. `types` is the set of the values' types.
+
+
+def _present(col: list[Any], types: set[type]) -> list[Any]:
+    """The values that are not None (`col` itself when there are none)."""
+    return col if _NONE not in types else [v for v in col if v is not None]
+
+
+def _same_text(col: list[Any], types: set[type]) -> list[Any] | None:
+    return col if types <= {str, _NONE} else None  # NUL: no "\u0000" in the block
+
+
+def _same_integer(col: list[Any], types: set[type]) -> list[Any] | None:
+    if not types <= {int, _NONE}:
+        return None
+    present = _present(col, types)
+    if present and not (_INT64[0] <= min(present) and max(present) <= _INT64[1]):
+        return None
+    return col
+
+
+def _same_real(col: list[Any], types: set[type]) -> list[Any] | None:
+    return col if types <= {float, _NONE} else None  # JSON has no NaN
+
+
+def _same_boolean(col: list[Any], types: set[type]) -> list[Any] | None:
+    return col if types <= {bool, _NONE} else None
+
+
+def _each(convert: Callable[[Any], Any], col: list[Any], types: set[type]) -> list[Any]:
+    """`convert` applied to each value that is not None."""
+    if _NONE not in types:
+        return list(map(convert, col))
+    return [None if v is None else convert(v) for v in col]
+
+
+def _json_texts(col: list[Any], types: set[type]) -> list[Any] | None:
+    return _each(_json, col, types)
+
+
+def _boolean_ints(col: list[Any], types: set[type]) -> list[Any] | None:
+    return _each(int, col, types) if types <= {bool, _NONE} else None
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_PLAIN = {b"0000-00-00 00:00:00", b"0000-00-00T00:00:00"}  # naive, whole seconds
+_PLAIN_PG = {s + tz for s in _PLAIN for tz in (b"", b"Z", b"+00:00", b"-00:00")}
+
+
+def _plain_shape(col: list[str], shapes: set[bytes]) -> bytes | None:
+    """The one shape of `shapes` that every value has (digits as 0), or None."""
+    width = len(col[0])
+    if set(map(len, col)) != {width}:
+        return None
+    text = "".join(col)
+    if not text.isascii():
+        return None
+    shape = text[:width].encode().translate(_DIGITS)
+    if shape not in shapes or text.encode().translate(_DIGITS) != shape * len(col):
+        return None
+    return shape
+
+
+def _pg_timestamps(col: list[Any], types: set[type]) -> list[Any] | None:
+    """Parsed to check them; a plain shape goes to the server as it came (PostgreSQL reads
+    it as `datetime.fromisoformat` does, naive as UTC), any other as the parsed value."""
+    if not types <= {str, _NONE}:
+        return None
+    present = _present(col, types)
+    if present and _plain_shape(present, _PLAIN_PG):
+        list(map(datetime.fromisoformat, present))  # each a real moment, or ValueError
+        return col
+    return _each(datetime.fromisoformat, col, types)
+
+
+def _sqlite_timestamps(col: list[Any], types: set[type]) -> list[Any] | None:
+    """`_sqlite_timestamp` of each; for naive whole-second timestamps of one shape, done on
+    the column's text at once: ISO with a "T" and "+00:00"."""
+    if not types <= {str, _NONE}:
+        return None
+    if types == {str} and _plain_shape(col, _PLAIN):
+        list(map(datetime.fromisoformat, col))  # each a real moment, or ValueError
+        text = "+00:00\x00".join(col).replace(" ", "T")
+        return (text + "+00:00").split("\x00")
+    return _each(_sqlite_timestamp, col, types)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A database's conversion of each column type: value by value (`one`: raises
+    TypeError or ValueError), and a whole column at a time (`whole`)."""
+
+    one: Convert
+    whole: dict[str, WholeColumn]
+
+
+_ONE: Convert = {
+    "text": _text,
+    "integer": _integer,
+    "real": _real,
+    "boolean": _boolean,
+    "timestamp": _timestamp,
+    "json": _json,
+}
+_WHOLE: dict[str, WholeColumn] = {
+    "text": _same_text,
+    "integer": _same_integer,
+    "real": _same_real,
+    "boolean": _same_boolean,
+    "timestamp": _pg_timestamps,
+    "json": _json_texts,
+}
+POSTGRES = Rules(_ONE, _WHOLE)
+SQLITE = Rules(
+    {**_ONE, "boolean": lambda v: int(_boolean(v)), "timestamp": _sqlite_timestamp},
+    {**_WHOLE, "boolean": _boolean_ints, "timestamp": _sqlite_timestamps},
+)
 
 
 def _violation(
@@ -171,3 +355,39 @@ def _violation(
             return SinkDataError(sink, f"line {n}: column {name!r} is {kind}, got "
                                  f"{value!r:.80}{why}", n, name, value)  # fmt: skip
     return SinkDataError(sink, f"line {n}: a value its column refuses", n)
+
+
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_BOOLEAN_TEXT = {True: "t", False: "f"}
+
+
+def copy_text(columns: Columns) -> bytes:
+    """A block of rows in PostgreSQL's COPY text format: tab-separated, `\\N` for NULL,
+    backslash escapes for backslash, tab, newline and carriage return."""
+    rows = zip(*map(_copy_column, columns), strict=True)
+    return ("\n".join(map("\t".join, rows)) + "\n").encode()
+
+
+def _copy_column(col: list[Any]) -> list[str]:
+    types = set(map(type, col))
+    if _NONE in types:
+        present = iter(_copy_column([v for v in col if v is not None]))
+        return ["\\N" if v is None else next(present) for v in col]
+    if len(types) != 1:
+        return [_copy_column([v])[0] for v in col]  # mixed (or no values)
+    if types == {str}:
+        text = "".join(col)
+        if not any(c in text for c, _ in _ESCAPES):
+            return col
+        for c, escaped in _ESCAPES:
+            col = list(map(str.replace, col, repeat(c), repeat(escaped)))
+        return col
+    if types == {int}:
+        return list(map(int.__repr__, col))
+    if types == {float}:
+        return list(map(float.__repr__, col))  # inf, nan: PostgreSQL reads them too
+    if types == {bool}:
+        return list(map(_BOOLEAN_TEXT.__getitem__, col))
+    if types == {datetime}:
+        return list(map(datetime.isoformat, col))
+    raise TypeError(f"no COPY text for {types}")  # no column type converts to these

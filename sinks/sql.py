@@ -12,16 +12,13 @@ import contextlib
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from itertools import islice
 from typing import Any
 
 from config.sinks import SqlSinkConfig, redact
 from sinks.base import Delivery
-from sinks.columns import POSTGRES, SQLITE, Row, input_line, rows
+from sinks.columns import POSTGRES, SQLITE, batches, copy_text, input_line
 from sinks.errors import SinkDataError, SinkUnavailable
 
-BATCH = 1000
 _PG_TYPES = {
     "text": "text",
     "integer": "bigint",
@@ -39,12 +36,6 @@ _SQLITE_TYPES = {
     "json": "TEXT",
 }
 _COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
-
-
-def _batches(items: Iterable[Row]) -> Iterator[list[Row]]:
-    it = iter(items)
-    while batch := list(islice(it, BATCH)):
-        yield batch
 
 
 class SqlTarget:
@@ -129,9 +120,9 @@ class SqlTarget:
         n = 0
         try:
             conn.execute(f'DELETE FROM {table} WHERE "uid" = ?', (uid,))
-            for batch in _batches(rows(stream, cfg.name, uid, source, cfg.columns, SQLITE)):
-                conn.executemany(insert, batch)
-                n += len(batch)
+            for columns in batches(stream, cfg.name, uid, source, cfg.columns, SQLITE):
+                conn.executemany(insert, zip(*columns, strict=True))
+                n += len(columns[0])
             conn.execute("COMMIT")
         except SinkDataError:
             conn.execute("ROLLBACK")
@@ -206,9 +197,9 @@ class SqlTarget:
             with conn.transaction():
                 conn.execute(sql.SQL("DELETE FROM {} WHERE uid = %s").format(table), (uid,))
                 with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                    for row in rows(stream, cfg.name, uid, source, cfg.columns, POSTGRES):
-                        copy.write_row(row)
-                        n += 1
+                    for columns in batches(stream, cfg.name, uid, source, cfg.columns, POSTGRES):
+                        copy.write(copy_text(columns))
+                        n += len(columns[0])
         except psycopg.errors.DataError as exc:  # the server refused a value: name its line
             context = getattr(exc.diag, "context", None) or ""
             m = _COPY_LINE.search(context)
