@@ -25,7 +25,7 @@ from processors.base import ProcessorError
 
 CHUNK = 1 << 18  # text per read: a chunk's lines and their copies stay in the CPU's cache
 HEAD = 1 << 16
-BATCH = 256  # lines per batch
+BATCH = 256  # lines (or CSV rows) per batch: a batch's records stay in the CPU cache
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_GRACE = 16 << 20  # max_gzip_ratio counts past this size: small repetitive files pass
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
@@ -160,14 +160,19 @@ class TextLines:
     undecodable bytes and, unless `long_lines` says otherwise, on a line longer than
     `max_line_bytes`. `truncated` and `skipped` count the long lines it cut or left out.
     With `blocks`, each batch is one text block of a chunk's complete lines, "\n" kept
-    (what the CSV reader parses, without a string per line to split and join again)."""
+    (what the CSV reader parses, without a string per line to split and join again).
+    "\r\n" becomes "\n", except in blocks with `crlf`: the csv module ends a row at
+    either, and `CsvRows` mends the few inside quoted fields."""
 
-    def __init__(self, source: Source, reader: ReaderConfig, blocks: bool = False) -> None:
+    def __init__(
+        self, source: Source, reader: ReaderConfig, blocks: bool = False, crlf: bool = False
+    ) -> None:
         if blocks and reader.long_lines != "fail":
             raise ValueError("text blocks keep every line whole: long_lines must be 'fail'")
         self._source = source
         self._reader = reader
         self._blocks = blocks
+        self._crlf = blocks and crlf
         self.truncated = 0
         self.skipped = 0
         source.limit(reader)
@@ -234,7 +239,7 @@ class TextLines:
                 held = []
             elif pending:
                 text = pending + text
-            if "\r" in text:
+            if "\r" in text and not self._crlf:
                 text = text.replace("\r\n", "\n")
             if self._blocks:
                 block, pending = self._block(text, final, done)
@@ -327,10 +332,11 @@ class TextLines:
 
 
 class CsvRows:
-    """CSV rows in batches, from text blocks (`TextLines(..., blocks=True)`); `header` is
-    the first row when the reader has one."""
+    """CSV rows in batches, from text blocks (`TextLines(..., blocks=True, crlf=True)`);
+    `header` is the first row when the reader has one. A line break inside a quoted field
+    is "\n", whether the file's lines end in "\n" or "\r\n"."""
 
-    def __init__(self, lines: TextLines, reader: ReaderConfig, batch: int = 4096) -> None:
+    def __init__(self, lines: TextLines, reader: ReaderConfig, batch: int = BATCH) -> None:
         # a field may span lines; bound it like a line (the limit is the csv module's, so
         # it is set for every file: routes may differ)
         csv.field_size_limit(reader.max_line_bytes)
@@ -341,7 +347,8 @@ class CsvRows:
 
     def _next_row(self) -> list[str] | None:
         try:
-            return next(self._csv, None)
+            row = next(self._csv, None)
+            return None if row is None else _mend_crlf([row])[0]
         except csv.Error as exc:
             raise ProcessorError(
                 f"malformed CSV: {exc}", line=self._csv.line_num, error_type="CsvError"
@@ -362,13 +369,21 @@ class CsvRows:
             if rdr.line_num - start == len(rows):  # a line a row: no quoted line breaks
                 yield rows, range(start + 1, rdr.line_num + 1)
             else:
-                yield rows, _last_lines(rows, start)
+                yield _mend_crlf(rows), _last_lines(rows, start)
+
+
+def _mend_crlf(rows: list[list[str]]) -> list[list[str]]:
+    """`rows` with each "\r\n" in a value (a quoted line break) made "\n"."""
+    for i, row in enumerate(rows):
+        if any("\r\n" in value for value in row):
+            rows[i] = [value.replace("\r\n", "\n") for value in row]
+    return rows
 
 
 def _last_lines(rows: list[list[str]], start: int) -> list[int]:
     """The line each row ends on, after line `start`: a row spans one line more for each
     line break its quoted fields hold (the csv module keeps them in the values, and the
-    text was split on "\n" alone, "\r\n" made "\n")."""
+    text was split on "\n" alone)."""
     origins = []
     line = start
     for row in rows:

@@ -9,7 +9,8 @@ up to `max_distinct` distinct values, into `aggregates.<node name>` with the row
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from itertools import repeat
 from typing import Any
 
@@ -45,7 +46,7 @@ class CsvRecords:
             fields = self.fields = [column_letters(i) for i in range(width)]
         width = len(fields)
         if set(map(len, values)) == {width}:  # the usual batch: every row well-formed
-            out.put(self.to, list(map(dict, map(zip, repeat(fields), values))), origins)
+            out.put(self.to, records_of(tuple(fields))(values), origins)
             return
         good: list[Line] = []
         good_o: list[int] = []
@@ -62,6 +63,29 @@ class CsvRecords:
         out.put(self.to, good, good_o)
         if self.invalid:
             out.put(self.invalid, bad, bad_o)
+
+
+Rows = list[list[str]]
+MAX_FIELDS = 1000  # more: dict(zip(...)) per row
+
+
+@lru_cache(maxsize=64)
+def records_of(fields: tuple[str, ...]) -> Callable[[Rows], list[Line]]:
+    """A function making rows of exactly `len(fields)` values into records keyed by
+    `fields`: a comprehension of one dict display, `{k0: v0, k1: v1, …}`, which CPython
+    builds presized in one step — about twice as fast a row as `dict(zip(fields, row))`.
+    The generated code holds only the number of fields; the names are its arguments."""
+    n = len(fields)
+    if not 0 < n <= MAX_FIELDS:
+        return lambda rows: list(map(dict, map(zip, repeat(fields), rows)))
+    keys = ", ".join(f"k{i}" for i in range(n))
+    pairs = ", ".join(f"k{i}: v{i}" for i in range(n))
+    values = ", ".join(f"v{i}" for i in range(n))
+    code = f"def make({keys}):\n    return lambda rows: [{{{pairs}}} for ({values},) in rows]\n"
+    scope: dict[str, Any] = {}
+    exec(compile(code, f"<records of {n} fields>", "exec"), scope)
+    make: Callable[[Rows], list[Line]] = scope["make"](*fields)
+    return make
 
 
 class _Collect:

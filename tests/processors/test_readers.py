@@ -3,12 +3,17 @@ start-tag rules."""
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processors import ProcessorError, readers
+from processors.loader import load
 from tests.processors.pipeline_helpers import chain, node
 
 
@@ -177,3 +182,40 @@ def test_a_file_no_route_matches_fails_clearly(run: Any) -> None:
     with pytest.raises(ProcessorError) as info:
         run({"routes": [{"glob": "*.csv", "start": "end"}]}, b"x\n", "a.log")
     assert info.value.error_type == "NoRoute" and "a.log" in info.value.message
+
+
+_field = st.lists(st.sampled_from(["a", ",", '"', "\n", "\r\n", " ", "é"]), max_size=6).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    table=st.lists(st.lists(_field, min_size=3, max_size=3), min_size=1, max_size=12),
+    ending=st.sampled_from(["\n", "\r\n"]),
+    chunk=st.sampled_from([7, 64, 1 << 18]),
+)
+def test_csv_rows_are_the_csv_modules_with_line_breaks_in_values_as_newlines(
+    table: list[list[str]], ending: str, chunk: int
+) -> None:
+    """Lines ending in "\\r\\n" or "\\n", quoted line breaks of either kind, any chunking:
+    the rows the csv module reads from the text with every "\\r\\n" made "\\n", each
+    numbered by the line it ends on."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=ending).writerows([["h1", "h2", "h3"], *table])
+    text = buf.getvalue()
+    expected = list(csv.reader(io.StringIO(text.replace("\r\n", "\n"), newline="")))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(readers, "CHUNK", chunk)
+        config = load({"routes": [{"start": "end", "reader": {"type": "csv"}}]}).config
+        route = config.routes[0]
+        source = readers.Source(io.BytesIO(text.encode()))
+        rows = readers.CsvRows(
+            readers.TextLines(source, route.reader, True, crlf=True), route.reader
+        )
+        got = [(row, n) for batch, origins in rows for row, n in zip(batch, origins, strict=True)]
+    assert rows.header == expected[0]
+    assert [row for row, _ in got] == expected[1:]
+    ends = [
+        1 + sum(v.count("\n") for r in expected[: i + 1] for v in r) + i
+        for i in range(len(expected))
+    ]
+    assert [n for _, n in got] == ends[1:]
