@@ -16,15 +16,8 @@ from hypothesis import strategies as st
 from sinks import SinkDataError
 from sinks.columns import POSTGRES, SQLITE, Rules, _by_row, batches, copy_text
 from tests.sinks.servers import Postgres
+from tests.sinks.test_sql import COLUMNS  # one of each type
 
-COLUMNS = (
-    ("ts", "timestamp"),
-    ("level", "text"),
-    ("n", "integer"),
-    ("x", "real"),
-    ("ok", "boolean"),
-    ("extra", "json"),
-)
 _moments = st.datetimes(
     min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.none()
 )
