@@ -24,10 +24,10 @@ from processors.nodes import NodeSpec, Runner, start_runner
 from processors.outputs import BookFile, OpenOutput, Parts, SheetSink, Sink, in_input_order
 
 END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
-# The cyclic collector's youngest generation, in objects: a batch's records (4,096 dicts
-# and their lists) all live until the batch is done, so at CPython's default of 700 the
-# collector scanned each batch's objects several times over — about a third of the CSV
-# route's time. At 10,000 most of them are freed before it runs.
+# The cyclic collector's youngest generation, in objects: a batch's records (dicts and
+# their lists) all live until the batch is done, so at CPython's default of 700 the
+# collector scanned them again and again — about a third of the CSV route's time. At
+# 10,000 most of them are freed before it runs.
 GC_YOUNG = 10_000
 
 
