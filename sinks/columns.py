@@ -225,8 +225,14 @@ def _present(col: list[Any], types: set[type]) -> list[Any]:
     return col if _NONE not in types else [v for v in col if v is not None]
 
 
-def _same_text(col: list[Any], types: set[type]) -> list[Any] | None:
-    return col if types <= {str, _NONE} else None  # NUL: no "\u0000" in the block
+def _same(kind: type) -> WholeColumn:
+    """The column as it is when every value is of `kind` or None (text: no NUL, as the
+    block has no "\\u0000"; a real: JSON has no NaN)."""
+
+    def same(col: list[Any], types: set[type]) -> list[Any] | None:
+        return col if types <= {kind, _NONE} else None
+
+    return same
 
 
 def _same_integer(col: list[Any], types: set[type]) -> list[Any] | None:
@@ -236,14 +242,6 @@ def _same_integer(col: list[Any], types: set[type]) -> list[Any] | None:
     if present and not (_INT64[0] <= min(present) and max(present) <= _INT64[1]):
         return None
     return col
-
-
-def _same_real(col: list[Any], types: set[type]) -> list[Any] | None:
-    return col if types <= {float, _NONE} else None  # JSON has no NaN
-
-
-def _same_boolean(col: list[Any], types: set[type]) -> list[Any] | None:
-    return col if types <= {bool, _NONE} else None
 
 
 def _each(convert: Callable[[Any], Any], col: list[Any], types: set[type]) -> list[Any]:
@@ -266,18 +264,16 @@ _PLAIN = {b"0000-00-00 00:00:00", b"0000-00-00T00:00:00"}  # naive, whole second
 _PLAIN_PG = {s + tz for s in _PLAIN for tz in (b"", b"Z", b"+00:00", b"-00:00")}
 
 
-def _plain_shape(col: list[str], shapes: set[bytes]) -> bytes | None:
-    """The one shape of `shapes` that every value has (digits as 0), or None."""
+def _plain(col: list[str], shapes: set[bytes]) -> bool:
+    """Whether every value has one and the same of `shapes` (digits as 0)."""
     width = len(col[0])
     if set(map(len, col)) != {width}:
-        return None
+        return False
     text = "".join(col)
     if not text.isascii():
-        return None
+        return False
     shape = text[:width].encode().translate(_DIGITS)
-    if shape not in shapes or text.encode().translate(_DIGITS) != shape * len(col):
-        return None
-    return shape
+    return shape in shapes and text.encode().translate(_DIGITS) == shape * len(col)
 
 
 def _pg_timestamps(col: list[Any], types: set[type]) -> list[Any] | None:
@@ -286,7 +282,7 @@ def _pg_timestamps(col: list[Any], types: set[type]) -> list[Any] | None:
     if not types <= {str, _NONE}:
         return None
     present = _present(col, types)
-    if present and _plain_shape(present, _PLAIN_PG):
+    if present and _plain(present, _PLAIN_PG):
         list(map(datetime.fromisoformat, present))  # each a real moment, or ValueError
         return col
     return _each(datetime.fromisoformat, col, types)
@@ -297,7 +293,7 @@ def _sqlite_timestamps(col: list[Any], types: set[type]) -> list[Any] | None:
     the column's text at once: ISO with a "T" and "+00:00"."""
     if not types <= {str, _NONE}:
         return None
-    if types == {str} and _plain_shape(col, _PLAIN):
+    if types == {str} and _plain(col, _PLAIN):
         list(map(datetime.fromisoformat, col))  # each a real moment, or ValueError
         text = "+00:00\x00".join(col).replace(" ", "T")
         return (text + "+00:00").split("\x00")
@@ -322,10 +318,10 @@ _ONE: Convert = {
     "json": _json,
 }
 _WHOLE: dict[str, WholeColumn] = {
-    "text": _same_text,
+    "text": _same(str),
     "integer": _same_integer,
-    "real": _same_real,
-    "boolean": _same_boolean,
+    "real": _same(float),
+    "boolean": _same(bool),
     "timestamp": _pg_timestamps,
     "json": _json_texts,
 }
