@@ -118,7 +118,7 @@ class Pipeline:
         try:
             if copy is not None:
                 for (block,), origins in batches:
-                    run.copy(copy, block, len(origins))
+                    run.copy(copy, block, origins)
             else:
                 for values, origins in batches:
                     run.feed(values, origins)
@@ -207,10 +207,11 @@ class _FileRun:
         if begin < len(values):
             self._route(self.start, values[begin:], origins[begin:])
 
-    def copy(self, chain: tuple[str, ...], block: str, n: int) -> None:
-        """`n` lines in one text block along a copy route (`_copy_chain`): counted at each
-        tag and node as `_route` counts them, written to the output as the block, never
-        split into lines and joined again."""
+    def copy(self, chain: tuple[str, ...], block: str, origins: range) -> None:
+        """The lines numbered `origins` in one text block along a copy route
+        (`_copy_chain`): counted at each tag and node as `_route` counts them, written to
+        the output as the block, never split into lines and joined again."""
+        n = len(origins)
         self.lines_in += n
         tags = self.tags
         for tag, to in itertools.pairwise(chain):
@@ -223,7 +224,7 @@ class _FileRun:
         tags[out] = tags.get(out, 0) + n
         sink = self.sinks[out]
         assert isinstance(sink, Sink)
-        sink.write_block(block, n)
+        sink.write_block(block, origins)
 
     def _traced(self, value: Line, origin: int) -> None:
         path: list[str] = []
@@ -324,17 +325,18 @@ class _FileRun:
 def _copy_chain(
     start: str, by_tag: Mapping[str, NodeSpec], config: PipelineConfig
 ) -> tuple[str, ...] | None:
-    """The tags from `start` to a file of results through `pass` nodes that each send to
-    one tag, if the route is one: its lines reach that file unchanged, so the engine moves
-    them as text blocks (`_FileRun.copy`) instead of lines. None for any other route."""
+    """The tags from `start` to an output of lines (a file of results, or rows for a SQL
+    sink) through `pass` nodes that each send to one tag, if the route is one: its lines
+    reach that output unchanged, so the engine moves them as text blocks
+    (`_FileRun.copy`) instead of lines. None for any other route."""
     chain = [start]
     while (spec := by_tag.get(chain[-1])) is not None:
         if spec.use != "pass" or len(spec.to) != 1 or spec.to[0] in chain:
             return None
         chain.append(spec.to[0])
     out = config.outputs.get(chain[-1])
-    if out is None or out.format == "xlsx" or isinstance(out.sink, SqlSinkConfig):
-        return None  # unrouted lines, a workbook, numbered rows: the line by line path
+    if out is None or out.format == "xlsx":
+        return None  # unrouted lines, a workbook: the line by line path
     if len(chain) - 1 > config.max_hops:
         return None  # so it fails at the hop limit as that path does
     return tuple(chain)

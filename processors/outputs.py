@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import orjson
 
+from config.numbered import write_frame
 from processors.base import Line
 from processors.excel import column_letters
 from processors.workbook import Workbook
@@ -65,8 +66,9 @@ class _Buffered:
 
 class Sink(_Buffered):
     """A lines output: `results/<file>.<suffix>`, one line per value. A `numbered` one (it
-    feeds a SQL sink, never a file of results/) starts each line with the number of the
-    input line it came from and a tab: sinks/columns.py reads that into the `line` column."""
+    feeds a SQL sink, never a file of results/) keeps with each line the number of the
+    input line it came from, which sinks/columns.py reads into the `line` column: its file
+    is a numbered output (config/numbered.py)."""
 
     __slots__ = ("_header", "_numbered", "_open", "_stream")
 
@@ -79,35 +81,41 @@ class Sink(_Buffered):
     ) -> None:
         super().__init__(suffix)
         self._open = open_output
-        self._stream: IO[str] | None = None
+        self._stream: IO[Any] | None = None
         self._header = None if numbered else header
         self._numbered = numbered
 
     def write(self) -> None:
         if self._numbered:
             values, origins = self._take_numbered()
-            text = _encode_numbered(values, origins)
-        else:
-            values = self._take()
-            text = _encode(values) if values else ""
-        if not values:
-            return
-        stream = self._stream
-        if stream is None:
-            stream = self._stream = self._open(self.suffix)
-            if self._header is not None and isinstance(values[0], list):
+            if values:
+                write_frame(self._opened(), _encode_lines(values), origins)
+        elif values := self._take():
+            first = self._stream is None
+            stream = self._opened()
+            if first and self._header is not None and isinstance(values[0], list):
                 stream.write(_csv_line(self._header))
-        stream.write(text)
+            stream.write(_encode(values))
         self.lines += len(values)
 
-    def write_block(self, block: str, lines: int) -> None:
-        """`lines` whole text lines (at least one) as one block, for the engine's copy
-        routes, which never end at a numbered output: written as they are, with the "\n"
-        a file's last line may lack."""
+    def write_block(self, block: str, origins: range) -> None:
+        """The whole text lines numbered `origins` (at least one) as one block, for the
+        engine's copy routes: written as they are, with the "\n" a file's last line may
+        lack."""
+        text = block if block.endswith("\n") else block + "\n"
+        if self._numbered:
+            write_frame(self._opened(), text.encode(), origins)
+        else:
+            self._opened().write(text)
+        self.lines += len(origins)
+
+    def _opened(self) -> IO[Any]:
         if self._stream is None:
-            self._stream = self._open(self.suffix)
-        self._stream.write(block if block.endswith("\n") else block + "\n")
-        self.lines += lines
+            if self._numbered:  # its frames are bytes
+                self._stream = self._open(self.suffix, binary=True)
+            else:
+                self._stream = self._open(self.suffix)
+        return self._stream
 
 
 def _encode(values: list[Line]) -> str:
@@ -117,26 +125,39 @@ def _encode(values: list[Line]) -> str:
             return "\n".join(values) + "\n"
         except TypeError:
             pass
-    elif first is dict and all(v.__class__ is dict for v in values):
-        try:
-            return (b"\n".join(map(orjson.dumps, values)) + b"\n").decode()
-        except TypeError:
-            pass
+    elif first is dict and (lines := _records(values)) is not None:
+        return lines.decode()
     return "".join(map(_encode_one, values))
 
 
-def _encode_numbered(values: list[Line], origins: Sequence[int]) -> str:
-    """`_encode`, each line preceded by its origin and a tab."""
-    kinds = set(map(type, values))
-    if kinds == {str}:
-        return "".join(map("{}\t{}\n".format, origins, values))
-    if kinds == {dict}:
-        try:
-            lines = zip(origins, map(orjson.dumps, values), strict=True)
-            return b"".join(map(b"%d\t%s\n".__mod__, lines)).decode()
-        except TypeError:
-            pass
-    return "".join(f"{o}\t{_encode_one(v)}" for o, v in zip(origins, values, strict=True))
+def _encode_lines(values: list[Line]) -> bytes:
+    """`_encode`'s lines in UTF-8, one line per value for sure (a numbered output's lines
+    are found by their "\n"): a text or a CSV row that holds a line break is written as
+    its JSON instead, on one line."""
+    if values[0].__class__ is dict and (lines := _records(values)) is not None:
+        return lines
+    text = _encode(values).encode()
+    if text.count(b"\n") == len(values):
+        return text
+    return b"".join(map(_one_line, values))
+
+
+def _records(values: list[Line]) -> bytes | None:
+    """Records as JSON lines (orjson, in one pass), or None when some value is not a
+    record or needs `_encode_one`'s options."""
+    if not all(v.__class__ is dict for v in values):
+        return None
+    try:
+        return b"\n".join(map(orjson.dumps, values)) + b"\n"
+    except TypeError:
+        return None
+
+
+def _one_line(value: Line) -> bytes:
+    line = _encode_one(value)
+    if line.count("\n") == 1:
+        return line.encode()
+    return orjson.dumps(value, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _encode_one(value: Line) -> str:

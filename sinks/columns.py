@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from config.numbered import read_frames
 from sinks.errors import SinkDataError
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -91,44 +92,48 @@ _NONE = type(None)
 def batches(
     stream: BinaryIO,
     sink: str,
-    uid: str,
-    source: str,
     columns: tuple[tuple[str, str], ...],
     rules: Rules,
     block: int = BLOCK,
-) -> Iterator[Columns]:
-    """The rows of an output file, a block of its lines at a time, as columns: `uid`,
-    `source`, `line`, then each declared column's values, checked and converted by
-    `rules`. With no `columns`, the one value is the line as JSON text (a text line
-    becomes a JSON string). The file is a numbered output (see processors/outputs.py): each
-    line starts with its input line's number and a tab.
+) -> Iterator[tuple[list[int], Columns]]:
+    """The rows of a numbered output (config/numbered.py), about `block` bytes of its
+    lines at a time: each row's input line number, and each declared column's values
+    (checked and converted by `rules`) as a list. With no `columns`, the one column is
+    the line as JSON text (a text line becomes a JSON string). A row's `uid` and `source`
+    are the same for all: the caller adds them.
 
     A block is converted column by column, in C where a column's values need no work (all
     text, all integers in range, timestamps of one plain shape); any doubt — a line that
     is not a record, a value of another type, a NUL escape anywhere — converts that block
     row by row instead, with the same functions, which name the first refused value."""
-    while text := stream.read(block):
-        if not text.endswith(b"\n"):
-            text += stream.readline()  # the rest of the block's last line
-        numbers, raws = _split_numbered(text if text.endswith(b"\n") else text + b"\n")
+    for numbers, text in _blocks(stream, block):
+        raws = text.split(b"\n")
+        raws.pop()  # after the last line's "\n"
+        if len(raws) != len(numbers):
+            raise ValueError(f"numbered output: {len(numbers)} numbers for {len(raws)} lines")
         values = None
         if b"\\u0000" not in text:
             values = _by_column(raws, columns, rules.whole)
         if values is None:
             values = _by_row(numbers, raws, sink, columns, rules.one)
-        n = len(numbers)
-        yield [[uid] * n, [source] * n, numbers, *values]
+        yield numbers, values
 
 
-def _split_numbered(text: bytes) -> tuple[list[int], list[bytes]]:
-    """The numbers and the rest (without its "\\n") of whole numbered lines."""
-    if text.count(b"\t") == text.count(b"\n"):  # each line's one tab is its number's
-        parts = text.replace(b"\n", b"\t").split(b"\t")
-        return list(map(int, parts[0:-1:2])), parts[1::2]
-    numbers_b, _, raws = zip(
-        *map(bytes.partition, text.split(b"\n")[:-1], repeat(b"\t")), strict=True
-    )
-    return list(map(int, numbers_b)), list(raws)
+def _blocks(stream: BinaryIO, block: int) -> Iterator[tuple[list[int], bytes]]:
+    """A numbered output's frames, joined into blocks of at least `block` bytes (but the
+    last): (each line's number, the lines)."""
+    numbers: list[int] = []
+    texts: list[bytes] = []
+    size = 0
+    for frame_numbers, text in read_frames(stream):
+        numbers.extend(frame_numbers)
+        texts.append(text)
+        size += len(text)
+        if size >= block:
+            yield numbers, b"".join(texts)
+            numbers, texts, size = [], [], 0
+    if texts:
+        yield numbers, b"".join(texts)
 
 
 def _by_column(
@@ -199,19 +204,13 @@ def _json_text(raw: bytes) -> str:
         return orjson.dumps(raw.decode()).decode()
 
 
-def _numbered(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(input line, the rest) per line of a numbered output."""
-    for raw in stream:
-        number, _, rest = raw.partition(b"\t")
-        yield int(number), rest
-
-
 def input_line(stream: BinaryIO, row: int) -> int:
     """The input line of the `row`-th line (1-based) of a numbered output (0: none)."""
     stream.seek(0)
-    for i, (n, _) in enumerate(_numbered(stream), 1):
-        if i == row:
-            return n
+    for numbers, _ in read_frames(stream):
+        if row <= len(numbers):
+            return numbers[row - 1] if row > 0 else 0
+        row -= len(numbers)
     return 0
 
 
@@ -357,27 +356,34 @@ _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 _BOOLEAN_TEXT = {True: "t", False: "f"}
 
 
-def copy_text(columns: Columns) -> bytes:
+def copy_text(uid: str, source: str, numbers: list[int], columns: Columns) -> bytes:
     """A block of rows in PostgreSQL's COPY text format: tab-separated, `\\N` for NULL,
-    backslash escapes for backslash, tab, newline and carriage return."""
-    rows = zip(*map(_copy_column, columns), strict=True)
-    return ("\n".join(map("\t".join, rows)) + "\n").encode()
+    backslash escapes for backslash, tab, newline and carriage return; each row is `uid`,
+    `source`, its number, then its value of each of `columns`."""
+    if not numbers:
+        return b""
+    prefix = f"{_copy_column([uid])[0]}\t{_copy_column([source])[0]}\t"
+    rows = map("\t".join, zip(map(int.__repr__, numbers), *map(_copy_column, columns), strict=True))
+    return (prefix + f"\n{prefix}".join(rows) + "\n").encode()
 
 
 def _copy_column(col: list[Any]) -> list[str]:
-    types = set(map(type, col))
-    if _NONE in types:
-        present = iter(_copy_column([v for v in col if v is not None]))
-        return ["\\N" if v is None else next(present) for v in col]
-    if len(types) != 1:
-        return [_copy_column([v])[0] for v in col]  # mixed (or no values)
-    if types == {str}:
-        text = "".join(col)
+    try:
+        text = "".join(col)  # all text (the usual column) is found out here, in C
+    except TypeError:
+        pass
+    else:
         if not any(c in text for c, _ in _ESCAPES):
             return col
         for c, escaped in _ESCAPES:
             col = list(map(str.replace, col, repeat(c), repeat(escaped)))
         return col
+    types = set(map(type, col))
+    if _NONE in types:
+        present = iter(_copy_column([v for v in col if v is not None]))
+        return ["\\N" if v is None else next(present) for v in col]
+    if len(types) != 1:
+        return [_copy_column([v])[0] for v in col]  # mixed
     if types == {int}:
         return list(map(int.__repr__, col))
     if types == {float}:

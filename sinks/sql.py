@@ -12,6 +12,7 @@ import contextlib
 import re
 import sqlite3
 import time
+from itertools import repeat
 from typing import Any
 
 from config.sinks import SqlSinkConfig, redact
@@ -120,9 +121,10 @@ class SqlTarget:
         n = 0
         try:
             conn.execute(f'DELETE FROM {table} WHERE "uid" = ?', (uid,))
-            for columns in batches(stream, cfg.name, uid, source, cfg.columns, SQLITE):
-                conn.executemany(insert, zip(*columns, strict=True))
-                n += len(columns[0])
+            for numbers, columns in batches(stream, cfg.name, cfg.columns, SQLITE):
+                rows = zip(repeat(uid), repeat(source), numbers, *columns, strict=False)
+                conn.executemany(insert, rows)  # (the columns are as long as `numbers`)
+                n += len(numbers)
             conn.execute("COMMIT")
         except SinkDataError:
             conn.execute("ROLLBACK")
@@ -197,9 +199,9 @@ class SqlTarget:
             with conn.transaction():
                 conn.execute(sql.SQL("DELETE FROM {} WHERE uid = %s").format(table), (uid,))
                 with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                    for columns in batches(stream, cfg.name, uid, source, cfg.columns, POSTGRES):
-                        copy.write(copy_text(columns))
-                        n += len(columns[0])
+                    for numbers, columns in batches(stream, cfg.name, cfg.columns, POSTGRES):
+                        copy.write(copy_text(uid, source, numbers, columns))
+                        n += len(numbers)
         except psycopg.errors.DataError as exc:  # the server refused a value: name its line
             context = getattr(exc.diag, "context", None) or ""
             m = _COPY_LINE.search(context)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from config.numbered import write_frame
 from sinks import SinkDataError
 from sinks.columns import POSTGRES, SQLITE, Rules, _by_row, batches, copy_text
 from tests.sinks.servers import Postgres
@@ -101,18 +102,39 @@ def _line(draw: st.DrawFn, clean: bool, nulls: bool) -> bytes:
     return json.dumps(record, ensure_ascii=draw(st.booleans()), separators=separators).encode()
 
 
+Frames = list[tuple[list[int] | range, list[bytes]]]  # a numbered output: lines, numbered
+
+
 @st.composite
-def _outputs(draw: st.DrawFn, mixed: bool = True) -> bytes:
-    """A numbered output: whole blocks clean (each value's type as its column wants) or,
-    when `mixed`, not."""
-    lines = []
+def _outputs(draw: st.DrawFn, mixed: bool = True) -> Frames:
+    """A numbered output's frames: whole frames clean (each value's type as its column
+    wants) or, when `mixed`, not; numbered as a copy route does (consecutive lines) or as a
+    node's batch (gaps, repeats, the end of file's 0)."""
+    frames: Frames = []
     number = 0
     for _ in range(draw(st.integers(1, 6))):
         clean = draw(st.booleans()) if mixed else True
-        for line in draw(st.lists(_line(clean, draw(st.booleans())), min_size=1, max_size=8)):
-            number += draw(st.integers(1, 3))
-            lines.append(b"%d\t%s\n" % (number, line))
-    return b"".join(lines)
+        lines = draw(st.lists(_line(clean, draw(st.booleans())), min_size=1, max_size=8))
+        if draw(st.booleans()):
+            numbers: list[int] | range = range(number + 1, number + 1 + len(lines))
+        else:
+            numbers = [number + i + draw(st.integers(0, 2)) for i in range(len(lines))]
+            numbers[-1] = 0 if draw(st.integers(0, 4)) == 0 else numbers[-1]
+        number = max(number, *numbers) + 1
+        frames.append((numbers, lines))
+    return frames
+
+
+def _lines(*lines: bytes) -> Frames:
+    return [(range(1, len(lines) + 1), list(lines))]
+
+
+def _file(frames: Frames) -> io.BytesIO:
+    f = io.BytesIO()
+    for numbers, lines in frames:
+        write_frame(f, b"".join(line + b"\n" for line in lines), numbers)
+    f.seek(0)
+    return f
 
 
 def _typed(
@@ -131,65 +153,70 @@ def _typed(
     return [[typed(v, kind) for v in col] for col, kind in zip(values, kinds, strict=True)]
 
 
-def _by_value(data: bytes, columns: tuple[tuple[str, str], ...], rules: Rules) -> Any:
+def _by_value(frames: Frames, columns: tuple[tuple[str, str], ...], rules: Rules) -> Any:
     """The reference: every line converted value by value, or the error it raises."""
-    lines = data.split(b"\n")[:-1]
-    numbers = [int(line.partition(b"\t")[0]) for line in lines]
-    raws = [line.partition(b"\t")[2] for line in lines]
+    numbers = [n for frame_numbers, _ in frames for n in frame_numbers]
+    raws = [line for _, lines in frames for line in lines]
     try:
         return _typed(_by_row(numbers, raws, "s", columns, rules.one), columns, rules)
     except SinkDataError as exc:
         return str(exc)
 
 
-def _by_block(data: bytes, columns: tuple[tuple[str, str], ...], rules: Rules, block: int) -> Any:
+def _by_block(
+    frames: Frames, columns: tuple[tuple[str, str], ...], rules: Rules, block: int
+) -> Any:
     try:
-        blocks = list(batches(io.BytesIO(data), "s", "u", "a.log", columns, rules, block))
+        blocks = list(batches(_file(frames), "s", columns, rules, block))
     except SinkDataError as exc:
         return str(exc)
-    assert all(b[0] == ["u"] * len(b[0]) and b[1] == ["a.log"] * len(b[0]) for b in blocks)
-    numbers = [n for b in blocks for n in b[2]]
-    assert numbers == [int(line.partition(b"\t")[0]) for line in data.split(b"\n")[:-1]]
-    width = 3 + max(len(columns), 1)
-    return _typed([[v for b in blocks for v in b[i]] for i in range(3, width)], columns, rules)
+    numbers = [n for block_numbers, _ in blocks for n in block_numbers]
+    assert numbers == [n for frame_numbers, _ in frames for n in frame_numbers]
+    assert all(len(col) == len(b[0]) for b in blocks for col in b[1])
+    width = max(len(columns), 1)
+    return _typed([[v for _, b in blocks for v in b[i]] for i in range(width)], columns, rules)
 
 
 @pytest.mark.parametrize("rules", [POSTGRES, SQLITE], ids=["postgresql", "sqlite"])
 @settings(max_examples=300, deadline=None)
 @given(
-    data=_outputs(),
+    frames=_outputs(),
     block=st.sampled_from([1, 200, 1 << 18]),
     picked=st.sets(st.sampled_from(COLUMNS)),
 )
 # each a value one step past what its column's whole-column conversion takes as it is
-@example(data=b'1\t{"n": 9223372036854775808}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"n": -9223372036854775808}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"x": 3}\n2\t{"x": 0.5}\n', block=1 << 18, picked=set(COLUMNS))
-@example(data=b'1\t{"ok": 1}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"level": 7}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"level": "a\\u0000"}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"ts": "2026-11-22T10:00:00Z"}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"ts": "2026-11-22 10:00:00+05:30"}\n', block=1, picked=set(COLUMNS))
-@example(data=b'1\t{"ts": "2026-11-22"}\n2\t{"ts": null}\n', block=1 << 18, picked=set(COLUMNS))
-@example(data=b'1\t{"extra": null, "ts": "2026-11-22 10:00:00"}\n', block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"n": 9223372036854775808}'), block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"n": -9223372036854775808}'), block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"x": 3}', b'{"x": 0.5}'), block=1 << 18, picked=set(COLUMNS))
+@example(frames=_lines(b'{"ok": 1}'), block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"level": 7}'), block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"level": "a\\u0000"}'), block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"ts": "2026-11-22T10:00:00Z"}'), block=1, picked=set(COLUMNS))
+@example(frames=_lines(b'{"ts": "2026-11-22 10:00:00+05:30"}'), block=1, picked=set(COLUMNS))
+@example(
+    frames=_lines(b'{"ts": "2026-11-22"}', b'{"ts": null}'), block=1 << 18, picked=set(COLUMNS)
+)
+@example(
+    frames=_lines(b'{"extra": null, "ts": "2026-11-22 10:00:00"}'), block=1, picked=set(COLUMNS)
+)
 def test_blocks_convert_exactly_as_value_by_value(
-    rules: Rules, data: bytes, block: int, picked: set[tuple[str, str]]
+    rules: Rules, frames: Frames, block: int, picked: set[tuple[str, str]]
 ) -> None:
     columns = tuple(c for c in COLUMNS if c in picked)  # none: the one JSON column
-    assert _by_block(data, columns, rules, block) == _by_value(data, columns, rules)
+    assert _by_block(frames, columns, rules, block) == _by_value(frames, columns, rules)
 
 
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(data=_outputs(mixed=False))
-def test_copy_text_loads_what_write_row_loads(postgres: Postgres, data: bytes) -> None:
+@given(frames=_outputs(mixed=False))
+def test_copy_text_loads_what_write_row_loads(postgres: Postgres, frames: Frames) -> None:
     """The same blocks COPYed as our text and row by row through psycopg: the same rows
     in the table, or the same refusal (jsonb takes no NUL, for one)."""
     import psycopg
 
     try:
-        blocks = list(batches(io.BytesIO(data), "s", "u\t1", "a\\b.log", COLUMNS, POSTGRES))
+        blocks = list(batches(_file(frames), "s", COLUMNS, POSTGRES))
     except SinkDataError:
         return  # an integer beyond 64 bits, say: refused before any COPY
     names = ", ".join(["uid", "source", "line", *(n for n, _ in COLUMNS)])
@@ -200,12 +227,12 @@ def test_copy_text_loads_what_write_row_loads(postgres: Postgres, data: bytes) -
         conn.execute(f"CREATE TABLE {table} ({decl})")
         try:
             with conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for block in blocks:
-                    if by_text:
-                        copy.write(copy_text(block))
+                for numbers, columns in blocks:
+                    if by_text:  # a uid and source path that need escapes
+                        copy.write(copy_text("u\t1", "a\\b.log", numbers, columns))
                     else:
-                        for row in zip(*block, strict=True):
-                            copy.write_row(row)
+                        for row in zip(numbers, *columns, strict=True):
+                            copy.write_row(("u\t1", "a\\b.log", *row))
         except psycopg.errors.DataError as exc:
             return exc.sqlstate, exc.diag.message_primary
         return conn.execute(f"SELECT * FROM {table} ORDER BY line").fetchall()

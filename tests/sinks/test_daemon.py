@@ -331,3 +331,27 @@ def test_each_row_names_the_input_line_it_came_from(
     assert got == [(1, 1), (4, 4), (6, 6)], "the line column is the input's line number"
     unparsed = (queue.results / "mixed.log.unparsed").read_text().splitlines()
     assert [json.loads(u)["line"] for u in unparsed] == [2, 3, 5]
+
+
+def test_rows_of_a_route_without_nodes_name_their_input_lines_across_chunks(
+    queue: Queue, start_daemon: Start, tmp_path: Path
+) -> None:
+    """Such a route moves its lines as text blocks (a reader's chunk at a time), each
+    numbered by its first line: the rows still name their own input lines, in a file of
+    several chunks with CRLF line ends and no last "\\n", and so does a type violation."""
+    db = tmp_path / "rows.sqlite3"
+    sink = {"type": "sql", "url": f"sqlite:///{db}", "table": "records", "columns": COLUMNS}
+    start_daemon("--config", _config(tmp_path, {"rows": {"sink": sink}}))
+    n = 20_000  # about 800 KB: several 256 KiB chunks
+    queue.drop("crlf.log", _records("crlf", n).replace("\n", "\r\n").removesuffix("\r\n"))
+    bad = _records("bad", n).splitlines(keepends=True)
+    bad[12_344] = '{"n": "twelve thousand", "msg": "x"}\n'  # line 12,345: in the 2nd chunk
+    queue.drop("bad.log", "".join(bad))
+    wait_until(lambda: queue.files("processed") == ["crlf.log"], 60, "crlf.log processed")
+    wait_until(lambda: queue.files("failed") == ["bad.log"], 60, "bad.log failed")
+    con = sqlite3.connect(db)
+    got = con.execute("SELECT count(*), sum(line = n), max(line), max(msg) FROM records")
+    assert got.fetchone() == (n, n, n, "crlf 9999"), "each row's line is its input line"
+    assert con.execute("SELECT msg FROM records WHERE line = ?", (n,)).fetchone() == ("crlf 20000",)
+    error = queue.summaries()["bad.log"]["error"]
+    assert error["line"] == 12_345 and error["column"] == "n"
