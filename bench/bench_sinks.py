@@ -2,8 +2,8 @@
 
     python -m bench.bench_sinks [--records 1000000] [--s3-mb 200] [--repeat 3]
 
-  postgresql  N JSON records (4 typed columns) through folderd — `main.py --input`: the
-              pipeline, the temp output, the sink's COPY in one transaction — vs `psql
+  postgresql  N JSON records (4 typed columns) through folderd — what `main.py --input`
+              runs: the pipeline, the temp output, the sink's COPY in one transaction — vs `psql
               \\copy` of the same rows from a CSV file (the floor), once into a table like
               the sink's with its index on `uid` (which the sink needs to replace a file's
               rows) and once into a bare table with no index
@@ -14,8 +14,10 @@
               vs boto3's `upload_file` of the same file to the same server (the floor)
 
 folderd's figure is the file's `duration_s` from its summary (whole attempt, interpreter
-start-up excluded), its `sink` figure the delivery's own `seconds`; peak RSS is the child
-process's (wait4). Medians of `--repeat` rounds, the spread of the ratios beside them, and
+start-up excluded), its `sink` figure the delivery's own `seconds`, both in a worker that
+has delivered a small file before (as a daemon's worker from its second file on: the
+client library imported, the connection open — the warm-up's delivery time is shown
+too); peak RSS is the child process's (wait4). Medians of `--repeat` rounds, the spread of the ratios beside them, and
 one JSON line per workload. The servers are the tests' (`tests/sinks/servers.py`):
 PostgreSQL runs with fsync=off, SeaweedFS on the same disk; both on this machine.
 """
@@ -57,23 +59,46 @@ def records(path: Path, n: int) -> None:
 
 
 def folderd(config: dict[str, Any], path: Path, env: dict[str, str]) -> dict[str, Any]:
-    """`main.py --input path` with `config`: its summary, plus the child's peak RSS."""
+    """`path` through folderd with `config`, in a worker that has delivered before: one
+    process runs a small warm-up file and then `path` (`daemon.single.run_single`, what
+    `main.py --input` runs), so the sink's client library is imported and its connection
+    open, as in a daemon's worker from its second file on. `path`'s summary, with the
+    warm-up's delivery seconds (a worker's first file: import and connect) and the
+    child's peak RSS."""
     cfg = OUT / "pipeline.json"
     cfg.write_text(json.dumps(config))
     results = OUT / "results"
     shutil.rmtree(results, ignore_errors=True)
-    cmd = [sys.executable, "-c", _PEAK_RSS, sys.executable, str(ROOT / "main.py"), "--config",
-           str(cfg), "--results-dir", str(results), "--watch-dir", str(OUT / "watch"),
-           "--input", str(path)]  # fmt: skip
+    cmd = [sys.executable, "-c", _PEAK_RSS, sys.executable, "-c", _WORKER, str(cfg), str(results),
+           str(_warm_up(path)), str(path)]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, env={**os.environ, **env})
     out, _, peak = done.stdout.rpartition(b"\npeak_rss_kb=")
-    summary = json.loads(out[out.find(b"{\n") :])  # after the log lines: the summary
-    if summary["status"] != "processed":
-        raise RuntimeError(f"folderd failed: {summary.get('error')}")
+    warm_up, summary = json.loads(out[out.rfind(b"\n[{") :])  # after the log lines
+    for s in (warm_up, summary):
+        if s["status"] != "processed":
+            raise RuntimeError(f"folderd failed: {s.get('error')}\n{done.stderr.decode()}")
+    summary["first_delivery_s"] = warm_up["deliveries"][0]["seconds"]
     summary["peak_rss_mb"] = int(peak) / 1024
     return summary
 
 
+def _warm_up(path: Path) -> Path:
+    """A file of the same kind as `path`, 16 KiB of its lines."""
+    small = path.with_name(f"warm-up{path.suffix}")
+    with path.open("rb") as f:
+        small.write_bytes(f.read(1 << 14).rpartition(b"\n")[0] + b"\n")
+    return small
+
+
+_WORKER = """import json, sys
+from pathlib import Path
+from daemon.single import run_single
+from processors import load_file
+pipeline = load_file(Path(sys.argv[1]))
+done = [run_single(Path(p), Path(sys.argv[2]), pipeline, fsync=True, trace=False)
+        for p in sys.argv[3:]]
+print("\\n" + json.dumps(done), flush=True)
+"""
 # Runs folderd from a small process and prints its peak RSS: a child forked straight from
 # this (by then large) process would inherit the parent's high-water mark across exec.
 _PEAK_RSS = """import os, subprocess, sys
@@ -100,7 +125,7 @@ def bench_postgres(path: Path, n: int, repeat: int) -> list[str]:
         for _ in range(repeat):
             pg.query("DROP TABLE IF EXISTS records")
             s = folderd(config, path, {"PGPW": PG_PASSWORD})
-            assert pg.query("SELECT count(*) FROM records") == [(n,)]
+            assert pg.query(f"SELECT count(*) FROM records WHERE source = '{path.name}'") == [(n,)]
             bare.ran(s)
             same.ran(s)
             for times, like in ((bare, "records"), (same, "records INCLUDING INDEXES")):
@@ -190,11 +215,13 @@ class _Times:
         self.floor: list[float] = []
         self.whole: list[float] = []
         self.sink: list[float] = []
+        self.first: list[float] = []  # a worker's first delivery: the warm-up file's
         self.rss = 0.0
 
     def ran(self, summary: dict[str, Any]) -> None:
         self.whole.append(summary["duration_s"])
         self.sink.append(summary["deliveries"][0]["seconds"])
+        self.first.append(summary["first_delivery_s"])
         self.rss = max(self.rss, summary["peak_rss_mb"])
 
     def row(self, sink: str, unit: str, amount: int) -> str:
@@ -213,8 +240,9 @@ class _Times:
             lo, hi = f["spread"]
             return f"{f['value']:,.0f} (**{f['ratio']:.0%}**, {lo:.0%}–{hi:.0%})"
 
+        first = statistics.median(self.first)
         return (f"| {sink}, {unit} | {statistics.median(floor):,.0f} | {cell(whole)} | "
-                f"{cell(alone)} | {self.rss:.0f} MB |")  # fmt: skip
+                f"{cell(alone)} | {first:.2f} s | {self.rss:.0f} MB |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True)
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; medians of "
           f"{args.repeat} rounds")  # fmt: skip
-    print("| sink | floor | folderd, whole file | folderd, the sink's part | peak RSS |")
-    print("|---|---|---|---|---|")
+    print("| sink | floor | folderd, whole file | folderd, the delivery alone | "
+          "a worker's first delivery (warm-up file) | peak RSS |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     try:
         path = OUT / "records.jsonl"
         records(path, args.records)
