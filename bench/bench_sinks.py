@@ -10,16 +10,21 @@
   sqlite      the same records through folderd vs a bare `executemany` in one transaction
               (reading and parsing the same JSON lines: the floor does the same work), into
               a table with the sink's `uid` index and into a bare one
-  s3          an M MB input delivered by folderd (`deliver`; the pipeline drops every line)
-              vs boto3's `upload_file` of the same file to the same server (the floor)
+  s3          an M MB input delivered by folderd (`deliver`) vs boto3's `upload_file` of
+              the same file to the same server (the floor: no checksum); folderd as the
+              mirror recipe (reader `none`: hashed, not read as lines) with CRC32 checksums
+              (the default) and with Content-MD5s, and after a pipeline that reads every
+              line (a filter that drops them all)
 
 folderd's figure is the file's `duration_s` from its summary (whole attempt, interpreter
 start-up excluded), its `sink` figure the delivery's own `seconds`, both in a worker that
-has delivered a small file before (as a daemon's worker from its second file on: the
-client library imported, the connection open — the warm-up's delivery time is shown
-too); peak RSS is the child process's (wait4). Medians of `--repeat` rounds, the spread of the ratios beside them, and
-one JSON line per workload. The servers are the tests' (`tests/sinks/servers.py`):
-PostgreSQL runs with fsync=off, SeaweedFS on the same disk; both on this machine.
+has delivered a file before (as a daemon's worker from its second file on: the client
+library imported, the connection open — the warm-up's delivery time is shown too; 16 KiB
+for the SQL sinks, a two-part multipart upload for S3); peak RSS is the child process's
+(wait4). Medians of `--repeat` rounds, the spread of the ratios beside them, and one JSON
+line per workload. The servers are the tests'
+(`tests/sinks/servers.py`): PostgreSQL runs with fsync=off, SeaweedFS on the same disk;
+both on this machine.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 import orjson
 
 from bench.report import figure
+from sinks.s3 import PART
 from tests.sinks.servers import PG_PASSWORD, Postgres, SeaweedS3, ServerMissing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,19 +64,21 @@ def records(path: Path, n: int) -> None:
             f.write(orjson.dumps(rec) + b"\n")
 
 
-def folderd(config: dict[str, Any], path: Path, env: dict[str, str]) -> dict[str, Any]:
+def folderd(
+    config: dict[str, Any], path: Path, env: dict[str, str], warm_up: int = 1 << 14
+) -> dict[str, Any]:
     """`path` through folderd with `config`, in a worker that has delivered before: one
-    process runs a small warm-up file and then `path` (`daemon.single.run_single`, what
-    `main.py --input` runs), so the sink's client library is imported and its connection
-    open, as in a daemon's worker from its second file on. `path`'s summary, with the
-    warm-up's delivery seconds (a worker's first file: import and connect) and the
-    child's peak RSS."""
+    process runs a warm-up file (`warm_up` bytes of `path`'s lines) and then `path`
+    (`daemon.single.run_single`, what `main.py --input` runs), so the sink's client
+    library is imported and its connection open, as in a daemon's worker from its second
+    file on. `path`'s summary, with the warm-up's delivery seconds (a worker's first file:
+    import and connect) and the child's peak RSS."""
     cfg = OUT / "pipeline.json"
     cfg.write_text(json.dumps(config))
     results = OUT / "results"
     shutil.rmtree(results, ignore_errors=True)
     cmd = [sys.executable, "-c", _PEAK_RSS, sys.executable, "-c", _WORKER, str(cfg), str(results),
-           str(_warm_up(path)), str(path)]  # fmt: skip
+           str(_warm_up(path, warm_up)), str(path)]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, env={**os.environ, **env})
     out, _, peak = done.stdout.rpartition(b"\npeak_rss_kb=")
     warm_up, summary = json.loads(out[out.rfind(b"\n[{") :])  # after the log lines
@@ -82,11 +90,11 @@ def folderd(config: dict[str, Any], path: Path, env: dict[str, str]) -> dict[str
     return summary
 
 
-def _warm_up(path: Path) -> Path:
-    """A file of the same kind as `path`, 16 KiB of its lines."""
+def _warm_up(path: Path, size: int) -> Path:
+    """A file of the same kind as `path`: its first lines, about `size` bytes."""
     small = path.with_name(f"warm-up{path.suffix}")
     with path.open("rb") as f:
-        small.write_bytes(f.read(1 << 14).rpartition(b"\n")[0] + b"\n")
+        small.write_bytes(f.read(size).rpartition(b"\n")[0] + b"\n")
     return small
 
 
@@ -193,19 +201,28 @@ def bench_s3(mb: int, repeat: int) -> list[str]:
         s3 = server.client()
         server.bucket("bench-folderd")
         server.bucket("bench-floor")
-        sink = {"type": "s3", "bucket": "bench-folderd", "endpoint_url": server.url,
-                "request_checksum_calculation": "when_required"}  # fmt: skip
+        sink = {"type": "s3", "bucket": "bench-folderd", "endpoint_url": server.url}
+        md5 = {**sink, "request_checksum_calculation": "when_required"}
         drop_all = {"tag": "in", "use": "filter", "to": "end", "options": {"include": "^never$"}}
-        config = {"routes": [{"start": "in"}], "nodes": [drop_all], "deliver": [sink]}
-        t = _Times()
+        variants = {  # the first two as the Folder -> S3 mirror recipe: hashed, not read
+            "a mirror: reader none, CRC32": {"reader": {"type": "none"}, "deliver": [sink]},
+            "a mirror, Content-MD5 (when_required)": {"reader": {"type": "none"},
+                                                      "deliver": [md5]},
+            "after a pipeline that reads every line": {"routes": [{"start": "in"}],
+                                                       "nodes": [drop_all], "deliver": [sink]},
+        }  # fmt: skip
+        times = {name: _Times() for name in variants}
         for _ in range(repeat):
-            t.ran(folderd(config, path, server.env))
+            for name, config in variants.items():
+                # warmed up by a multipart upload (two parts), as a mirror's worker is
+                times[name].ran(folderd(config, path, server.env, PART + (1 << 20)))
             started = time.perf_counter()
             s3.upload_file(str(path), "bench-floor", "input.log")
-            t.floor.append(time.perf_counter() - started)
+            for t in times.values():
+                t.floor.append(time.perf_counter() - started)
     finally:
         server.stop()
-    return [t.row("S3", "MB/s", mb)]
+    return [t.row(f"S3 ({name})", "MB/s", mb) for name, t in times.items()]
 
 
 class _Times:

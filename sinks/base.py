@@ -16,6 +16,7 @@ class Delivery:
     bytes: int | None = None
     etag: str | None = None
     sha256: str | None = None
+    checked_by: str | None = None  # the checksum the server checked: "crc32", "content-md5"
     already_delivered: bool = False  # skip_existing found the same bytes there
 
     def to_dict(self) -> dict[str, Any]:

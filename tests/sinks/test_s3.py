@@ -8,13 +8,14 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from config.sinks import S3SinkConfig
 from daemon.faults import Fault, classify
 from sinks import SinkUnavailable, Targets
-from sinks.s3 import PART
+from sinks.s3 import PART, S3Target
 from tests.sinks.servers import S3_SECRET, SeaweedS3
 
 
@@ -39,12 +40,23 @@ def _file(tmp_path: Path, size: int) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("size", [0, 1000, 2 * PART + 123])
+@pytest.mark.parametrize(
+    ("when", "checked_by"), [("when_supported", "crc32"), ("when_required", "content-md5")]
+)
 def test_an_upload_is_verified_and_carries_its_sha256(
-    tmp_path: Path, targets: Targets, s3_server: SeaweedS3, bucket: str, size: int
+    tmp_path: Path,
+    targets: Targets,
+    s3_server: SeaweedS3,
+    bucket: str,
+    size: int,
+    when: str,
+    checked_by: str,
 ) -> None:
     path, sha = _file(tmp_path, size)
-    d = targets.put(_sink(s3_server, bucket), path, "in/a.log", sha, {"uid": "u1"})
+    sink = _sink(s3_server, bucket, request_checksum_calculation=when)
+    d = targets.put(sink, path, "in/a.log", sha, {"uid": "u1"})
     assert (d.bytes, d.sha256, d.already_delivered) == (size, sha, False)
+    assert d.checked_by == checked_by
     head = s3_server.objects(bucket)["in/a.log"]
     assert head["ContentLength"] == size
     assert head["Metadata"] == {"sha256": sha, "uid": "u1"}
@@ -52,6 +64,41 @@ def test_an_upload_is_verified_and_carries_its_sha256(
     if size > PART:
         assert d.etag.endswith("-3")  # three parts
     got = s3_server.client().get_object(Bucket=bucket, Key="in/a.log")["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == sha
+
+
+def test_a_server_that_does_not_take_the_crc32_gets_a_content_md5_instead(
+    tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that ignores flexible checksums answers without one (simulated here by
+    dropping it from SeaweedFS's answers): what it was sent goes again with a Content-MD5,
+    and so does everything after it."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    target = S3Target(_sink(s3_server, bucket))
+    client = target._s3()
+    sent: list[tuple[str, str]] = []
+
+    def unchecked(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.pop("ChecksumCRC32", None)
+
+    def note(request: Any, event_name: str, **_: Any) -> None:
+        operation = event_name.rpartition(".")[2]  # before-send.s3.<operation>
+        if operation in ("PutObject", "UploadPart"):
+            sent.append((operation, "md5" if "Content-MD5" in request.headers else "crc32"))
+
+    client.meta.events.register("after-call.s3", unchecked)
+    client.meta.events.register("before-send.s3", note)
+    try:
+        path, sha = _file(tmp_path, 2 * PART + 1)
+        assert target.put(path, "big", sha, {}).checked_by == "content-md5"
+        small, small_sha = _file(tmp_path, 10)
+        assert target.put(small, "small", small_sha, {}).checked_by == "content-md5"
+    finally:
+        target.close()
+    assert sent[:1] == [("UploadPart", "crc32")] and sent[-1] == ("PutObject", "md5")
+    assert sent.count(("UploadPart", "md5")) == 3, "each part sent with an MD5 at last"
+    got = s3_server.client().get_object(Bucket=bucket, Key="big")["Body"].read()
     assert hashlib.sha256(got).hexdigest() == sha
 
 
