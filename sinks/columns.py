@@ -207,9 +207,9 @@ def _json_text(raw: bytes) -> str:
 def input_line(stream: BinaryIO, row: int) -> int:
     """The input line of the `row`-th line (1-based) of a numbered output (0: none)."""
     stream.seek(0)
-    for numbers, _ in read_frames(stream):
+    for numbers, _ in read_frames(stream) if row > 0 else ():
         if row <= len(numbers):
-            return numbers[row - 1] if row > 0 else 0
+            return numbers[row - 1]
         row -= len(numbers)
     return 0
 

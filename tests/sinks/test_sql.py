@@ -181,6 +181,25 @@ def test_postgres_copy_escapes_tabs_newlines_and_backslashes(
     assert postgres.query("SELECT record FROM raw ORDER BY line") == [(odd,), ("tab\there \\ too",)]
 
 
+def test_a_value_the_server_refuses_names_its_input_line(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    """jsonb takes no NUL character, which only the server finds: its error names a row
+    of the COPY, which the numbered output turns back into the input line (rows that came
+    from input lines 4, 9 and 30 of a filtered input, then line 31 of a block)."""
+    path = tmp_path / "out"
+    with path.open("wb") as f:
+        sink = Sink("rows", lambda suffix, binary: f, None, numbered=True)
+        sink.add([{"extra": 1}, {"extra": 2}, {"extra": "a\x00b"}], [4, 9, 30])
+        sink.write()
+        sink.write_block('{"extra": 3}\n', range(31, 32))
+    cfg = SqlSinkConfig(postgres.url, "records", COLUMNS, name="outputs.rows")
+    with pytest.raises(SinkDataError) as err:
+        targets.rows(cfg, str(path), "u1", "a.log")
+    assert err.value.line == 30 and str(err.value).startswith("outputs.rows: line 30: ")
+    assert postgres.query("SELECT count(*) FROM records") == [(0,)]
+
+
 def test_postgres_no_columns_is_jsonb(tmp_path: Path, targets: Targets, postgres: Postgres) -> None:
     cfg = SqlSinkConfig(postgres.url, "public.raw_records", name="outputs.rows")
     targets.rows(cfg, _output(tmp_path, [{"a": 1}, "text"]), "u1", "a.log")
