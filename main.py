@@ -20,6 +20,7 @@ import structlog
 from config import ConfigError
 from config.settings import Settings, load
 from daemon import DaemonError
+from formats.names import log_fields
 
 if TYPE_CHECKING:
     from processors import LoadedPipeline
@@ -36,6 +37,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        log_fields,  # names that are not UTF-8, written as the journal and pages show them
     ]
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer(serializer=orjson.dumps)

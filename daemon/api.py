@@ -5,6 +5,9 @@ Reads (`snapshot`, `status()`) are safe from any thread: the loop publishes a fr
 daemon's loop thread through `Daemon.call`, so a file's state is only ever changed by the
 thread that owns it. The dashboard reads the journal with its own read-only connections
 (`journal.connect`).
+
+Names cross this boundary as `formats.names.shown()` writes them (the journal's form): an
+action's name is `parsed()` on the way in and every name it returns is shown.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from daemon.journal import connect
 from daemon.moves import admit, shorten, transition
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, Folders, State
+from formats.names import parsed, shown
 from processors import file_routes, readers
 from processors.base import ProcessorError
 
@@ -107,7 +111,7 @@ class DaemonAPI:
 
     def requeue(self, uid: str) -> str:
         """failed/ → unprocessed/ with fresh attempts; returns its name in unprocessed/."""
-        return self._run(lambda: self._requeue_now(uid, "requeued"))
+        return shown(self._run(lambda: self._requeue_now(uid, "requeued")))
 
     def requeue_many(self, uids: list[str], reason: str) -> list[tuple[str, str | None, str]]:
         """`requeue` for each of `uids`, journalled with `reason`, in chunks of
@@ -121,7 +125,7 @@ class DaemonAPI:
 
     def _try_requeue(self, uid: str, reason: str) -> tuple[str, str | None, str]:
         try:
-            return uid, self._requeue_now(uid, reason), ""
+            return uid, shown(self._requeue_now(uid, reason)), ""
         except ActionError as exc:  # moved or fixed by someone meanwhile: the others go on
             return uid, None, str(exc)
 
@@ -139,16 +143,17 @@ class DaemonAPI:
         try:
             path = ref.path(self._d.folders)
             if not stat.S_ISREG(os.lstat(path).st_mode):
-                raise ActionError(f"{row.rel!r} in failed/ is not a regular file", 409)
+                raise ActionError(f"{shown(row.rel)!r} in failed/ is not a regular file", 409)
             transition(self._d.folders, self._d.journal, ref, State.QUEUED, reason=reason)
         except FileNotFoundError:
-            raise ActionError(f"{row.rel!r} is no longer in failed/", 409) from None
+            raise ActionError(f"{shown(row.rel)!r} is no longer in failed/", 409) from None
         return ref.rel
 
     def failed_route(self, rel: str) -> str | None:
         """The start tag the active pipeline's routes give `rel` in failed/ (by its name
         and first bytes), or None: no route matches, or it cannot be read. Any thread."""
         routes = self._d.snapshot.pipeline.config.routes
+        rel = parsed(rel)
         try:
             fd = os.open(self._d.folders.of(State.FAILED) / rel, os.O_RDONLY | os.O_NOFOLLOW
                          | os.O_NONBLOCK | os.O_CLOEXEC)  # fmt: skip
@@ -167,12 +172,12 @@ class DaemonAPI:
 
         def act() -> str:
             try:
-                ref = self._d.claimer.reject_queued(rel, "cancelled")
+                ref = self._d.claimer.reject_queued(parsed(rel), "cancelled")
             except ValueError as exc:
                 raise ActionError(f"cannot cancel: {exc}", 400) from None
             except FileNotFoundError:
                 raise ActionError(f"{rel!r} is not waiting in unprocessed/", 404) from None
-            return ref.rel
+            return shown(ref.rel)
 
         return self._run(act)
 

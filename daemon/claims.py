@@ -22,7 +22,7 @@ from daemon.errors import DaemonError
 from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
 from daemon.journal import Journal
-from daemon.moves import NUMBER_ROOM, transition
+from daemon.moves import NUMBER_ROOM, name_bytes, transition
 from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
 from daemon.shared import Shared, input_uid
@@ -73,7 +73,7 @@ class Claimer:
         self.name_room = 1 + longest + len(NUMBER_ROOM)
 
     def _too_long(self, rel: str) -> str | None:
-        n = len(rel.rpartition("/")[2].encode())
+        n = name_bytes(rel.rpartition("/")[2])
         if n + self.name_room <= self.name_max:
             return None
         return (f"name is {n} bytes: with a result suffix it would pass the filesystem's "

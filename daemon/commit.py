@@ -23,6 +23,8 @@ from pathlib import Path
 
 import orjson
 
+from formats.names import parsed
+
 
 def _sync_file_range() -> Callable[[int], object]:
     """`sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)`: start writing a file's dirty
@@ -70,7 +72,8 @@ def _stale_outputs(summary_path: str, uid: str, keep: set[str]) -> list[str]:
         return []
     if not isinstance(old, dict) or old.get("uid") != uid:
         return []
-    return [p for p in old.get("output_files") or [] if p not in keep]
+    listed = (parsed(p) for p in old.get("output_files") or [] if isinstance(p, str))
+    return [p for p in listed if p not in keep]
 
 
 def commit_results(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from daemon.journal import Journal
+from formats.names import shown
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -33,13 +34,13 @@ class Earlier:
     sha256: str
     uid: str
     rel: str  # its name in processed/ (and of its results)
-    outputs: tuple[str, ...]  # its result files, relative to results/
+    outputs: tuple[str, ...]  # its result files, relative to results/, as summaries show them
 
     def pointer(self) -> dict[str, Any]:
         """What a duplicate's summary says of the first input."""
         return {
             "duplicate_of": self.uid,
-            "first_results": {"source": self.rel, "summary": f"{self.rel}.json",
+            "first_results": {"source": shown(self.rel), "summary": f"{shown(self.rel)}.json",
                               "output_files": list(self.outputs)},
         }  # fmt: skip
 

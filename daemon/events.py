@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from formats.names import shown
+
 log = structlog.get_logger(__name__)
 
 Subscriber = Callable[[dict[str, Any]], None]
@@ -45,6 +47,8 @@ class EventBus:
         subscribers = self._subscribers  # copy-on-write: safe to iterate without the lock
         if not subscribers:
             return
+        if (path := data.get("path")) is not None:
+            data["path"] = shown(path)  # events leave as JSON: names as the journal has them
         event = {"kind": kind, "ts": time.time(), **data}
         held = self._held
         if held is not None:

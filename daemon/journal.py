@@ -4,6 +4,9 @@ It is derived data. The folders are the truth: the journal is reconciled with th
 start, a failing journal (disk full, deleted) makes /health unhealthy but never stops a
 file, and deleting it loses history, never files. Writes are batched: the main loop calls
 `flush()` once per iteration, so a burst costs one commit per batch, not per file.
+
+Names are stored as `formats.names.shown()` gives them (SQLite's text is UTF-8; a name
+need not be), so the dashboard reads them as it shows them; `Row`s carry the real names.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import orjson
 import structlog
 
 from daemon.states import FileRef, State
+from formats.names import as_text, parsed, shown, texts
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +73,7 @@ def _result_args(summary: dict[str, Any]) -> list[Any]:
         summary.get("duration_s"),
         summary.get("lines_in"),
         summary.get("lines_out"),
-        orjson.dumps(err).decode() if err else None,
+        orjson.dumps(texts(err)).decode() if err else None,
         orjson.dumps(summary.get("output_files", [])).decode(),
     ]
 
@@ -84,13 +88,15 @@ class Row(NamedTuple):
     original: str
     inode: int | None
     size: int | None
+    started: float | None = None  # wall clock: when its last attempt was handed out
 
 
-_ROW_COLUMNS = "uid, rel, state, attempts, original, inode, size"
+_ROW_COLUMNS = "uid, rel, state, attempts, original, inode, size, started"
 
 
 def _row(values: tuple[Any, ...]) -> Row:
-    return Row(values[0], values[1], State(values[2]), *values[3:])
+    uid, rel, state, attempts, original, inode, size, started = values
+    return Row(uid, parsed(rel), State(state), attempts, parsed(original), inode, size, started)
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -127,7 +133,7 @@ class Journal:
         self._ino = os.stat(path).st_ino
         # Names of rows waiting in unprocessed/ (returned at shutdown, requeued): a claim
         # looks its file up only if its name is here, not with a query per file.
-        self._queued = {r[0] for r in self._conn.execute(
+        self._queued = {parsed(r[0]) for r in self._conn.execute(
             "SELECT rel FROM files WHERE state = ?", (State.QUEUED.value,))}  # fmt: skip
 
     def replaced(self) -> bool:
@@ -158,8 +164,8 @@ class Journal:
             self._conn.execute(
                 "INSERT OR IGNORE INTO files (uid, rel, original, state, inode, size, attempts,"
                 " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ref.uid, ref.rel, ref.original, ref.state.value, ref.inode, ref.size,
-                 ref.attempt, when, when),
+                (ref.uid, shown(ref.rel), shown(ref.original), ref.state.value, ref.inode,
+                 ref.size, ref.attempt, when, when),
             )  # fmt: skip
             if summary is not None:
                 self._conn.execute(
@@ -215,8 +221,8 @@ class Journal:
                 " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     ref.uid,
-                    ref.rel,
-                    ref.original,
+                    shown(ref.rel),
+                    shown(ref.original),
                     ref.state.value,
                     ref.inode,
                     ref.size,
@@ -239,7 +245,7 @@ class Journal:
         stamps `started`; `summary` (an attempt's outcome) fills the result columns."""
         now = time.time()
         sets = "state = ?, rel = ?, attempts = ?, updated = ?"
-        args: list[Any] = [ref.state.value, ref.rel, ref.attempt, now]
+        args: list[Any] = [ref.state.value, shown(ref.rel), ref.attempt, now]
         if ref.state is State.CLAIMED:
             sets += ", started = ?"
             args.append(now)
@@ -255,7 +261,14 @@ class Journal:
             self._conn.execute(
                 "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (row_id, now, old.value if old else None, ref.state.value, ref.attempt, reason),
+                (
+                    row_id,
+                    now,
+                    old.value if old else None,
+                    ref.state.value,
+                    ref.attempt,
+                    as_text(reason) if reason else reason,
+                ),
             )
         if old is State.QUEUED:
             self._queued.discard(old_rel or ref.rel)
@@ -287,7 +300,7 @@ class Journal:
             row = self._conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM files WHERE state = ? AND rel = ?"
                 " ORDER BY id DESC LIMIT 1",
-                (state.value, rel),
+                (state.value, shown(rel)),
             ).fetchone()
             return _row(row) if row else None
         return None
@@ -305,11 +318,12 @@ class Journal:
         """(sha256, uid, rel, outputs JSON) of the first processed input of each content
         `size` bytes long (the copies that came after it were processed too)."""
         with self._guard("processed_of_size"):
-            return [r[:4] for r in self._conn.execute(
+            rows = self._conn.execute(
                 "SELECT sha256, uid, rel, outputs, MIN(finished) FROM files"
                 " WHERE state = 'processed' AND size = ? AND sha256 IS NOT NULL GROUP BY sha256",
                 (size,),
-            )]  # fmt: skip
+            )
+            return [(sha, uid, parsed(rel), outputs) for sha, uid, rel, outputs, _ in rows]
         return []
 
     def in_state(self, state: State) -> list[Row]:
@@ -332,7 +346,7 @@ class Journal:
                 return
             row_id, old_state, attempts, rel = row
             if state is State.QUEUED:
-                self._queued.add(rel)
+                self._queued.add(parsed(rel))
             self._conn.execute(
                 "UPDATE files SET state = ?, updated = ? WHERE id = ?", (state.value, now, row_id)
             )

@@ -43,17 +43,28 @@ def numbered(rel: str, n: int) -> str:
     return f"{head}/{new}" if head else new
 
 
+def name_bytes(name: str) -> int:
+    """The length of `name` on disk, in bytes (it may hold bytes that are not UTF-8)."""
+    return len(os.fsencode(name))
+
+
 def shorten(name: str, max_bytes: int, tag: str = "") -> str:
-    """`name` cut to at most `max_bytes` of UTF-8 (never inside a character), its extension
+    """`name` cut to at most `max_bytes` bytes (never inside a character), its extension
     kept, `tag` (e.g. `~<uid>`) put before the extension."""
-    if not tag and len(name.encode()) <= max_bytes:
+    if not tag and name_bytes(name) <= max_bytes:
         return name
     stem, dot, ext = name.rpartition(".")
-    if not dot or not stem or len(ext.encode()) > max_bytes // 2:
+    if not dot or not stem or name_bytes(ext) > max_bytes // 2:
         stem, ext = name, ""
     tail = f".{ext}" if ext else ""
-    room = max_bytes - len(tag.encode()) - len(tail.encode())
-    return stem.encode()[: max(room, 1)].decode(errors="ignore") + tag + tail
+    room = max(max_bytes - name_bytes(tag) - name_bytes(tail), 1)
+    kept, used = 0, 0
+    for ch in stem:  # whole characters; a byte that is not UTF-8 is one
+        used += name_bytes(ch)
+        if used > room:
+            break
+        kept += 1
+    return stem[: max(kept, 1)] + tag + tail
 
 
 def first_free(rel: str, taken: Callable[[str], bool]) -> str:

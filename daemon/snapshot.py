@@ -17,6 +17,7 @@ from typing import Any
 from daemon.faults import PauseReason
 from daemon.shared import SharedView
 from daemon.sinkstats import SinkHealth
+from formats.names import as_text, shown
 
 VERSION = "0.1.0"
 
@@ -70,9 +71,9 @@ class Snapshot:
         watching = self.watcher_kind is not None
         in_flight = [
             {
-                "uid": f.uid, "path": f.path, "attempt": f.attempt, "worker_pid": f.worker_pid,
-                "running_s": round(now - f.started, 3), "bytes_read": f.bytes_read,
-                "size": f.size,
+                "uid": f.uid, "path": shown(f.path), "attempt": f.attempt,
+                "worker_pid": f.worker_pid, "running_s": round(now - f.started, 3),
+                "bytes_read": f.bytes_read, "size": f.size,
             }
             for f in self.in_flight
         ]  # fmt: skip
@@ -113,7 +114,7 @@ class Snapshot:
             "paused": paused,
             "pauses": dict(self.pauses),
             "in_flight": in_flight,
-            "stuck": [{"path": path, "reason": why} for path, why in self.stuck],
+            "stuck": [{"path": shown(path), "reason": as_text(why)} for path, why in self.stuck],
             "sinks": [s.as_dict(wall) for s in self.sinks],
             "watch_dir": self.watch_dir,
             "results_dir": self.results_dir,

@@ -37,6 +37,7 @@ from daemon.faults import Fault, cause_of, classify
 from daemon.lease import may_commit
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
+from formats.names import shown, texts
 from processors import Pipeline, ProcessorError
 from sinks import SinkDataError, SinkError
 
@@ -181,7 +182,11 @@ def _unlink(path: str) -> None:
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
     """A summary's temp file (`commit_results` syncs it with the outputs)."""
-    data = orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    option = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+    try:
+        data = orjson.dumps(summary, option=option)
+    except TypeError:  # a message holding a name that is not UTF-8
+        data = orjson.dumps(texts(summary), option=option)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
@@ -194,8 +199,8 @@ def write_summary(path: str, summary: dict[str, Any]) -> None:
 def base_summary(job: Job, started: float) -> dict[str, Any]:
     return {
         "uid": job.uid,
-        "source": job.rel,
-        "original_name": job.original,
+        "source": shown(job.rel),
+        "original_name": shown(job.original),
         "status": None,
         "attempts": job.attempt,
         "started": _iso(started),
@@ -330,7 +335,7 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
     if pipeline.config.sinks and (held := _delivered(job, pipeline, outputs, summary, started)):
         return held
     temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
-    summary["output_files"] = [final for _, final in temps]
+    summary["output_files"] = [shown(final) for _, final in temps]
     return _with_summary(job, summary, Status.PROCESSED, started, temps)
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from daemon.states import FOLDER_STATES
+from formats.names import parsed
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -54,8 +55,9 @@ def content_disposition(name: str) -> str:
 
 
 def resolve(dash: Dashboard, area: str, rel: str) -> Path | None:
-    """The file `rel` names under `area` ("watch" or "results"), or None if refused."""
-    parts = rel.split("/")
+    """The file `rel` (as names are shown) names under `area` ("watch" or "results"), or
+    None if refused."""
+    parts = parsed(rel).split("/")
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") or p[0] == "." for p in parts):
         return None
     if area == "watch":

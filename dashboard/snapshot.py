@@ -17,6 +17,7 @@ import orjson
 from daemon.states import State
 from dashboard import graph, queries
 from dashboard.queries import Cursor
+from formats.names import parsed
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -101,7 +102,7 @@ def waiting(dash: Dashboard, q: str | None, limit: int = 50) -> list[dict[str, A
 
 
 def summary_path(dash: Dashboard, rel: str) -> Path:
-    return dash.api.folders.results / f"{rel}.json"
+    return dash.api.folders.results / f"{parsed(rel)}.json"
 
 
 _NUMBERED = re.compile(r"~\d+(?=(\.[^/~]*)?$)")  # the `~N` daemon.moves.numbered adds

@@ -17,6 +17,7 @@ injective and `parsed(shown(n)) == n` for every name.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _ESCAPE = re.compile(r"\\(?:\\|x[0-9A-Fa-f]{2})")
 
@@ -69,3 +70,35 @@ def _unescape(m: re.Match[str]) -> str:
     # shown() writes `\xNN` only for a byte that is not UTF-8 (0x80 and up); below that
     # the text was never an escape and is taken as it is.
     return chr(0xDC00 + byte) if byte >= 0x80 else s
+
+
+def as_text(text: str) -> str:
+    """Free text that may hold a name (a message, a reason): itself when it is valid
+    UTF-8, else with the bytes that are not written as `shown()` writes them."""
+    return text if text.isascii() or clean(text) else shown(text)
+
+
+def texts(value: Any) -> Any:
+    """`value` (JSON-like: dicts, lists, strings, numbers) with every string `as_text`: the
+    fallback of a writer whose JSON encoder refused a string that is not UTF-8."""
+    if isinstance(value, str):
+        return as_text(value)
+    if isinstance(value, dict):
+        return {texts(k): texts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [texts(v) for v in value]
+    return value
+
+
+NAME_FIELDS = frozenset({"path", "from_path", "to_path", "first", "file", "filename"})
+
+
+def log_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: names (`path=`, `from_path=`…) written `shown()`, and any
+    other text `as_text()`, so a log line can always be rendered (JSON or console)."""
+    for key, value in event.items():
+        if type(value) is str and not value.isascii():
+            event[key] = shown(value) if key in NAME_FIELDS else as_text(value)
+        elif type(value) is str and key in NAME_FIELDS and "\\" in value:
+            event[key] = shown(value)
+    return event
