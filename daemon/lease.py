@@ -12,12 +12,24 @@ beside its journal, the instant (CLOCK_MONOTONIC, the same in every process of t
 until which its workers may commit results — well inside the lease, counted from *before*
 the renewal that granted it. A frozen instance (SIGSTOP, a VM pause) wakes up past that
 instant, and its workers refuse to commit (`may_commit`) until a renewal succeeds again.
+
+Two live instances of one name must never both claim. On one host the kernel keeps them
+apart: each holds `instances/<name>.lock` (flock) for its whole life, so a second start is
+refused even if the lease file was deleted. Across hosts, where flock may not reach, the
+holder notices a lease file it did not write: before each renewal it compares the file
+with what its own last write left (a random token in it, its size, mtime and mode; not its
+inode, which sshfs may renumber). A file deleted,
+overwritten or chmod-ed by anyone else is a *conflict*: the instance stops committing and
+claiming, for good, and says why (`/health`, the log) — another instance of its name may be
+running, and only an operator can tell.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import secrets
 import socket
 import struct
 import time
@@ -27,6 +39,8 @@ from typing import Any
 
 import orjson
 import structlog
+
+from daemon.errors import DaemonError
 
 log = structlog.get_logger(__name__)
 
@@ -114,12 +128,38 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_instance(directory: Path, name: str) -> int:
+    """Hold `<name>.lock` in `directory` (flock, for the process's life): the fd."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DaemonError(
+            f"another instance named {name!r} is running on this host (PID {holder}, "
+            f"holding {directory / (name + '.lock')}); give this one another --instance, "
+            "or stop that one",
+            exit_code=1,
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _signature(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_size, st.st_mtime_ns, st.st_mode)
+
+
 class Lease:
-    """This instance's own lease (loop thread only)."""
+    """This instance's own lease (loop thread only). Constructing it takes the instance's
+    lock: DaemonError if another instance of the name holds it on this host."""
 
     def __init__(self, meta: Path, name: str, lease_s: float, deadline_path: Path) -> None:
         self.dir = instances_dir(meta)
         self.path = self.dir / f"{name}.json"
+        self._lock_fd: int | None = _lock_instance(self.dir, name)
         self.name = name
         self.lease_s = lease_s
         self.host = socket.gethostname()
@@ -129,6 +169,8 @@ class Lease:
         self.renewals = 0
         self.failures = 0
         self.fs_clock = 0.0  # the mtime the last renewal got: the filesystem's "now"
+        self.conflict: str | None = None  # why the lease file is not ours any more
+        self._mine: tuple[str, tuple[int, ...]] | None = None  # as our last write left it
         self._deadline_fd: int | None = None
 
     @property
@@ -140,24 +182,30 @@ class Lease:
 
     def held(self, now: float) -> bool:
         """Whether commits are still safe by this host's monotonic clock."""
-        if self.renewed_at is None:
+        if self.renewed_at is None or self.conflict is not None:
             return False
         return now < self.renewed_at + self.lease_s * COMMIT_FRACTION
 
     def renew(self, state: str, claims: int, processed: int) -> bool:
         """Rewrite the lease file; on success move the commit deadline on. False (logged)
-        if the filesystem refused: commits stop at the old deadline, peers take over."""
+        if the filesystem refused: commits stop at the old deadline, peers take over; or if
+        the file is not as this instance's last write left it (`conflict`): commits stop
+        now, and the file is left as it is found."""
+        if self.conflict is not None or self._lost():
+            return False
         began = time.monotonic()
+        token = secrets.token_hex(8)
         data = {"host": self.host, "pid": os.getpid(), "lease_s": self.lease_s,
                 "started": self.started, "state": state, "claims": claims,
-                "processed": processed, "renewed": time.time()}  # fmt: skip
+                "processed": processed, "renewed": time.time(), "token": token}  # fmt: skip
         tmp = self.dir / f".{self.name}.json.{os.getpid()}"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
                 f.write(orjson.dumps(data))
             os.replace(tmp, self.path)
-            self.fs_clock = os.stat(self.path).st_mtime
+            st = os.stat(self.path)
+            self.fs_clock, self._mine = st.st_mtime, (token, _signature(st))
         except OSError as exc:
             self.failures += 1
             log.error("lease_renew_failed", path=str(self.path), error=str(exc),
@@ -168,6 +216,41 @@ class Lease:
         self._write_deadline(began + self.lease_s * COMMIT_FRACTION)
         return True
 
+    def _lost(self) -> bool:
+        """Whether someone else deleted or changed the lease file since our last write
+        (then `conflict` says how, the commit deadline is withdrawn, and it is logged)."""
+        if self._mine is None:
+            return False
+        token, signature = self._mine
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read(1 << 16)
+                st = os.fstat(f.fileno())
+        except FileNotFoundError:
+            how = "was deleted"
+        except OSError:
+            return False  # the filesystem failing is not a conflict: renew() reports it
+        else:
+            try:
+                data = orjson.loads(raw)
+                theirs = (str(data["token"]), str(data["host"]), int(data["pid"]))
+            except (ValueError, TypeError, KeyError):
+                theirs = ("", "", 0)
+            if theirs[0] == token and _signature(st) == signature:
+                return False
+            how = "was changed (overwritten, or its mode changed)"
+            if theirs[0] != token and theirs[1:] != (self.host, os.getpid()) and theirs[2]:
+                how = f"was overwritten by host {theirs[1]}, PID {theirs[2]}"
+        self.conflict = (
+            f"the lease file {self.path} {how} by someone else: another instance named "
+            f"{self.name!r} may be running; this one stopped claiming and committing. Make "
+            "sure only one runs under this name, then restart it"
+        )
+        self._write_deadline(0.0)
+        log.error("lease_conflict", instance=self.name, path=str(self.path), how=how,
+                  action="claiming and commits stopped until restarted")  # fmt: skip
+        return True
+
     def _write_deadline(self, until: float) -> None:
         if self._deadline_fd is None:
             flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
@@ -175,14 +258,19 @@ class Lease:
         os.pwrite(self._deadline_fd, _DEADLINE.pack(until), 0)
 
     def release(self) -> None:
-        """A clean stop: the lease file goes (no claims are left), commits end now."""
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        """A clean stop: the lease file goes (no claims are left; unless it is not ours),
+        commits end now, the instance's lock is let go."""
+        if self.conflict is None and not self._lost():
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
         if self._deadline_fd is not None:
             with contextlib.suppress(OSError):
                 os.pwrite(self._deadline_fd, _DEADLINE.pack(0.0), 0)
             os.close(self._deadline_fd)
             self._deadline_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
 
 
 def may_commit(deadline_path: str) -> bool:

@@ -90,14 +90,16 @@ class SharedView:
     processed: int
     orphaned: dict[str, int] = field(default_factory=dict)  # expired peer -> claims left
     folders: FolderCount | None = None  # files in the shared folders, all instances
+    conflict: str | None = None  # the lease file is not ours: claiming stopped (daemon.lease)
 
     def as_dict(self) -> dict[str, Any]:
         now = time.monotonic()
         since = now - self.peers_at
         age = round(now - self.renewed_at, 3) if self.renewed_at else None
+        state = "conflict" if self.conflict else "running" if self.lease_held else "lapsed"
         me = {"name": self.instance, "host": self.host, "pid": os.getpid(), "self": True,
-              "lease_s": self.lease_s, "state": "running" if self.lease_held else "lapsed",
-              "lease_age_s": age, "claims": self.claims, "processed": self.processed}  # fmt: skip
+              "lease_s": self.lease_s, "state": state, "lease_age_s": age,
+              "claims": self.claims, "processed": self.processed}  # fmt: skip
         peers = [
             {"name": p.name, "host": p.host, "pid": p.pid, "self": False, "lease_s": p.lease_s,
              "lease_age_s": round(p.age_s + since, 3), "claims": p.claims,
@@ -109,7 +111,7 @@ class SharedView:
             "instance": self.instance, "lease_s": self.lease_s, "renewals": self.renewals,
             "renew_failures": self.renew_failures, "takeovers": self.takeovers,
             "lost_races": self.lost_races, "orphaned": dict(self.orphaned),
-            "instances": [me, *peers], "folders": self._folders(now),
+            "instances": [me, *peers], "folders": self._folders(now), "conflict": self.conflict,
         }  # fmt: skip
 
     def _folders(self, now: float) -> dict[str, Any] | None:
@@ -145,6 +147,11 @@ class Shared:
                  path=str(self.lease.path), stale_names_dropped=stale)  # fmt: skip
         self.counter.start()
 
+    @property
+    def conflict(self) -> str | None:
+        """Why this instance must not claim (its lease file is not its own), or None."""
+        return self.lease.conflict
+
     def lost_race(self, rel: str) -> None:
         self.lost_races += 1
         log.debug("claim_lost", path=rel, state=State.QUEUED.value)
@@ -153,6 +160,8 @@ class Shared:
         """Renew the lease when due, then take over the claims of expired peers."""
         self.claims = counts["processing"] + counts["waiting"]
         self.processed = counts["processed"]
+        if self.lease.conflict is not None:
+            return  # nothing more is claimed, committed or renewed: see daemon.lease
         if self.lease.renewed_at is not None and not self.lease.held(now) and not self._lapsed:
             self._lapsed = True
             log.error("lease_lapsed", instance=self.name,
@@ -212,7 +221,7 @@ class Shared:
             renewals=lease.renewals, renew_failures=lease.failures, takeovers=self.takeovers,
             lost_races=self.lost_races, peers=self.peers, peers_at=self.peers_at,
             claims=self.claims, processed=self.processed, orphaned=dict(self.orphaned),
-            folders=self.counter.last,
+            folders=self.counter.last, conflict=lease.conflict,
         )  # fmt: skip
 
     def stop(self) -> None:

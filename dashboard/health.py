@@ -86,6 +86,8 @@ def _shared_checks(shared: dict[str, Any]) -> list[dict[str, Any]]:
     age = me["lease_age_s"]
     lease = (f"{shared['instance']}: renewed {age or 0:.1f}s ago, lasts {me['lease_s']:g}s; "
              f"{shared['renewals']} renewals, {shared['takeovers']} files taken over")  # fmt: skip
+    if shared.get("conflict"):
+        lease = shared["conflict"]
     out = [_check("lease", me["state"] == "running", lease)]
     stuck = {p["name"]: n for p in peers if (n := shared["orphaned"].get(p["name"]))}
     detail = "; ".join(f"{name}: lease expired, {n} claim(s) not taken over"
