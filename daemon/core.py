@@ -26,7 +26,7 @@ from daemon.claims import Claimer
 from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
 from daemon.events import EventBus
-from daemon.faults import Pause
+from daemon.faults import Pause, PauseReason
 from daemon.inbox import Call, Inbox, Rescan, Waiter
 from daemon.intake import Intake
 from daemon.moves import transition
@@ -132,8 +132,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
-        for ref in recover(self.folders, self.journal, input_uid if self.shared else None):
-            self.outcomes.recovered(ref)
+        for left in recover(self.folders, self.journal, input_uid if self.shared else None):
+            self.outcomes.recovered(left.ref, left.committed)
         self.pool.start()
         if not drain:
             self.watcher = Watcher(
@@ -251,7 +251,7 @@ class Daemon:
 
     # -- dispatch and outcomes -----------------------------------------------------
     def _dispatch(self) -> None:
-        if self._stop_signals or self.pause:
+        if self._stop_signals or self.pause or (self.shared and self.shared.conflict):
             return
         while (slot := self.pool.next_free()) is not None:
             ref = self._next_ref()
@@ -311,9 +311,16 @@ class Daemon:
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
             self.journal.reopen()
             rebuild(self.folders, self.journal)
+        if self.watcher is not None and self.watcher.moved() and not self.pause:
+            # unprocessed/ moved away or deleted: the machine's, like a vanished results
+            # folder. The probe makes it again; then the watcher follows (below).
+            self.pause.hold(PauseReason("intake_moved", f"{self.queue_dir} was moved away "
+                            "or deleted; waiting to make it again"), now)  # fmt: skip
         if self.pause.check(self.folders, self._min_free, now):
             self.intake.scan(self.queue_dir)  # claims that failed are still in unprocessed/
-        if self.watcher is not None and not self.watcher.alive():
+        if self.watcher is not None and (
+            not self.watcher.alive() or (self.watcher.moved() and not self.pause)
+        ):
             try:
                 self.folders.create()  # it may have died because unprocessed/ was removed
                 self.watcher.restart()

@@ -24,7 +24,7 @@ from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
 from daemon.journal import Journal
-from daemon.moves import shorten, transition
+from daemon.moves import name_bytes, shorten, transition
 from daemon.sinkstats import SinkStats
 from daemon.states import FileRef, Folders, State
 from daemon.worker import (
@@ -147,10 +147,13 @@ class Outcomes:
         log.warning("file_held", path=ref.rel, state=ref.state.value, error=message,
                     action="waits, not counted, until the pause clears")  # fmt: skip
 
-    def recovered(self, ref: FileRef) -> None:
-        """A file a dead run left in underprocess/: processed again, unless it has already
-        been interrupted `max_attempts` times (then it is what kills the daemon)."""
-        if ref.attempt >= self.max_attempts:
+    def recovered(self, ref: FileRef, committed: dict[str, Any] | None = None) -> None:
+        """A file a dead run left in underprocess/: moved on if its results were committed
+        (`committed`, its summary), else processed again, unless it has already been
+        interrupted `max_attempts` times (then it is what kills the daemon)."""
+        if committed is not None:
+            self.move_done(ref, committed)
+        elif ref.attempt >= self.max_attempts:
             why = f"interrupted {ref.attempt} times (the daemon died while processing it)"
             self.fail_exhausted(ref, {"type": "Interrupted", "message": why})
         else:
@@ -243,7 +246,7 @@ class Outcomes:
         too long for `<name>.json` gets its summary under a shortened, unique one."""
         tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
         head, _, name = ref.rel.rpartition("/")
-        if len(name.encode()) + len(".json") > self.name_max:
+        if name_bytes(name) + len(".json") > self.name_max:
             name = shorten(name, self.name_max - len(".json"), tag=f"~{ref.uid[:8]}")
         temps = [(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
         try:

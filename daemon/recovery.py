@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,10 @@ import structlog
 
 from daemon.errors import DaemonError
 from daemon.instances import live_shared, refuse_shared_start
-from daemon.journal import Journal
+from daemon.journal import Journal, Row
 from daemon.lease import PeerLease
 from daemon.states import FileRef, Folders, State
+from formats.names import parsed, shown
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +147,7 @@ def rebuild(folders: Folders, journal: Journal) -> int:
                 st = os.lstat(top / rel)
                 s = _summary(folders, rel) or {}
                 ref = FileRef(s.get("uid") or uuid.uuid4().hex, rel, state,
-                              s.get("attempts") or 0, s.get("original_name") or rel,
+                              s.get("attempts") or 0, parsed(s.get("original_name") or shown(rel)),
                               st.st_size, st.st_ino)  # fmt: skip
                 journal.restore(ref, s or None, s.get("finished_ts") or st.st_mtime)
                 restored += 1
@@ -160,14 +164,55 @@ def _summary(folders: Folders, rel: str) -> dict[str, Any] | None:
             data = orjson.loads(f.read())
     except (OSError, ValueError):
         return None
-    ok = isinstance(data, dict) and data.get("source") == rel and isinstance(data.get("uid"), str)
+    ok = (
+        isinstance(data, dict)
+        and data.get("source") == shown(rel)
+        and isinstance(data.get("uid"), str)
+    )
     return data if ok else None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A file a dead run left in underprocess/, with the summary its last attempt had
+    already committed (then only its move is left to do), or None: it runs again."""
+
+    ref: FileRef
+    committed: dict[str, Any] | None = None
+
+
+def _committed(folders: Folders, row: Row, st: os.stat_result) -> dict[str, Any] | None:
+    """The summary of `row`'s last attempt if that attempt committed it: the same uid, a
+    final status, begun after the attempt was handed out (not an earlier claim's summary,
+    as a requeued file has), and the size and sha256 of the bytes in underprocess/ now."""
+    summary = _summary(folders, row.rel)
+    if (
+        summary is None
+        or summary["uid"] != row.uid
+        or summary.get("status") not in ("processed", "failed")
+        or row.started is None
+        or not isinstance(began := summary.get("started_ts"), int | float)
+        or began < row.started
+        or summary.get("size") != st.st_size
+        or not stat.S_ISREG(st.st_mode)
+    ):
+        return None
+    sha = hashlib.sha256()
+    try:
+        with open(folders.of(State.CLAIMED) / row.rel, "rb") as f:
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+    except OSError:
+        return None
+    return summary if sha.hexdigest() == summary.get("sha256") else None
 
 
 def recover(
     folders: Folders, journal: Journal, identity: Callable[[os.stat_result], str] | None = None
-) -> list[FileRef]:
-    """Repair what a dead run left; return the files in underprocess/ to process again.
+) -> list[Recovered]:
+    """Repair what a dead run left; return the files in underprocess/, each with its
+    committed summary if its results were complete before the run died (they are moved on,
+    not run again: their results and deliveries are not made twice).
 
     `identity` gives a file the journal lost its uid (shared mode: `daemon.shared.input_uid`)."""
     temps = remove_stale_temps(folders)
@@ -193,8 +238,10 @@ def recover(
         ref = FileRef(uid, rel, State.CLAIMED, attempts, rel, st.st_size, st.st_ino)
         if row is None:
             journal.add(ref)
-        refs.append(ref)
-        log.info("file_recovered", path=rel, attempt=attempts, state=State.CLAIMED.value)
+        committed = _committed(folders, row, st) if row is not None else None
+        refs.append(Recovered(ref, committed))
+        log.info("file_recovered", path=rel, attempt=attempts, state=State.CLAIMED.value,
+                 committed=committed is not None)  # fmt: skip
     journal.flush()
     log.info("recovery_done", recovered=len(refs), stale_temps_removed=temps)
     return refs

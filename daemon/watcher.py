@@ -228,6 +228,7 @@ class Watcher:
         self._handler = _Handler(str(root), sink, ignored)
         self._on_overflow = on_overflow
         self._observer: BaseObserver | None = None
+        self._watched: tuple[int, int] | None = None  # (st_dev, st_ino) of the root watched
         self._overflow_log = _OverflowCounter(self._overflowed)
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow_log)
 
@@ -262,6 +263,8 @@ class Watcher:
         log.info("watcher_started", path=str(self.root), kind=self.kind)
 
     def _start(self, poll: bool) -> BaseObserver:
+        st = os.stat(self.root)
+        self._watched = (st.st_dev, st.st_ino)
         observer = PollingObserver(timeout=self.poll_interval) if poll else _InotifyObserver()
         observer.daemon = True
         observer.schedule(self._handler, str(self.root), recursive=True, event_filter=_EVENTS)
@@ -272,10 +275,25 @@ class Watcher:
         obs = self._observer
         return bool(obs and obs.is_alive() and all(e.is_alive() for e in obs.emitters))
 
+    def moved(self) -> bool:
+        """Whether the folder watched is no longer at `root` (moved away, deleted, or
+        replaced): an observer follows the folder it watches, wherever it went, and would
+        never see what lands in a new `root`."""
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._watched
+
     def restart(self) -> None:
-        """Replace a dead observer (the main loop checks `alive()` every tick)."""
+        """Replace a dead observer, or one watching a folder that left `root` (the main
+        loop checks `alive()` and `moved()` every tick)."""
         self.restarts += 1
-        log.error("watcher_died", restarts=self.restarts, action="restart")
+        if self.alive():  # alive, so it was moved(): it still watches the folder it had
+            log.warning("watcher_moved", path=str(self.root), restarts=self.restarts,
+                        action="watching the folder now at its path")  # fmt: skip
+        else:
+            log.error("watcher_died", restarts=self.restarts, action="restart")
         self.stop()
         self.start()
 

@@ -173,3 +173,21 @@ def test_a_folder_mounted_over_unprocessed_pauses_and_the_daemon_keeps_running(
         subprocess.run(["umount", drop], check=True)
     wait_until(lambda: len(queue.files("processed")) == len(names), 60, "all processed")
     assert_exactly_once(queue, names)
+
+
+def test_unprocessed_moved_away_pauses_until_it_is_back_and_the_new_one_is_watched(
+    queue: Queue, start
+) -> None:
+    d, http = start("--rescan-interval", "600")  # what lands later is seen by the watcher
+    queue.drop("before.log", "line\n")
+    wait_until(lambda: queue.files("processed") == ["before.log"], 30, "before.log processed")
+    up = queue.dir("unprocessed")
+    up.rename(queue.root / "unprocessed.away")
+    up.write_text("a file where the folder was: it cannot be made again yet\n")
+    paused = wait_until(lambda: _paused(http), 30, "/health 503 for the moved folder")
+    assert paused["code"] == 503 and str(up) in paused["detail"]
+    up.unlink()  # the probe makes the folder again, the watcher follows it
+    wait_until(lambda: _paused(http) is None, 60, "claiming resumed")
+    queue.drop("after.log", "line\n")
+    wait_until(lambda: "after.log" in queue.files("processed"), 10, "after.log seen and processed")
+    assert d.events("watcher_moved") and d.proc.poll() is None

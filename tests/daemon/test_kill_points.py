@@ -47,6 +47,12 @@ def _check_moved_inputs_have_complete_results(queue: Queue) -> int:
     return len(done)
 
 
+def _committed_unmoved(queue: Queue) -> set[str]:
+    """Inputs still in underprocess/ whose results (summary last) were all committed."""
+    summaries = queue.summaries()
+    return {n for n in queue.files("underprocess") if n in summaries}
+
+
 def test_a_durable_burst_killed_at_many_points_loses_and_tears_nothing(
     queue: Queue, start_daemon: object
 ) -> None:
@@ -55,14 +61,23 @@ def test_a_durable_burst_killed_at_many_points_loses_and_tears_nothing(
         queue.drop(name, _log(i))
     config = str(ROOT / "pipeline_config.json")  # five outputs per input: more to sync
     marks = (1, 30, 60, 120, 200, 300, 400, 500)
-    for mark in marks:
+    committed: set[str] = set()  # committed before a kill, input not moved yet
+    rerun: set[str] = set()  # of those, run again after the restart
+    for mark in (*marks, None):
         d = start_daemon("--config", config, "--workers", "2")  # type: ignore[operator]
+        recovered = {e["path"] for e in d.events("file_recovered") if e["committed"]}
+        assert recovered == committed, "a committed file was not recognised at restart"
+        if mark is None:
+            break
         wait_until(lambda m=mark: len(queue.files("processed")) >= m, 60, f"{mark} processed")
         os.killpg(d.pid, signal.SIGKILL)  # the daemon and its workers, as a power cut would
         d.proc.wait(30)
+        rerun |= committed & {e["path"] for e in d.events("file_started")}
         assert _check_moved_inputs_have_complete_results(queue) >= mark
-    d = start_daemon("--config", config)  # type: ignore[operator]
+        committed = _committed_unmoved(queue)
     wait_until(lambda: len(queue.files("processed")) == len(names), 120, "all processed")
+    rerun |= committed & {e["path"] for e in d.events("file_started")}
+    assert not rerun, f"run again although committed before a kill: {sorted(rerun)}"
     _check_moved_inputs_have_complete_results(queue)
     assert_exactly_once(queue, names)
     assert not any(Path(queue.results, ".folderd-tmp").glob("*")), "temps left behind"
