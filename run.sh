@@ -5,7 +5,7 @@
 #   ./run.sh test-config [FILE] run the pipeline tests declared beside the config (main.py --test)
 #   ./run.sh run-file FILE      process one file, print its summary as JSON
 #   ./run.sh drain              recover, process everything queued, exit
-#   ./run.sh lint               ruff check + ruff format --check
+#   ./run.sh lint               ruff check + ruff format --check + import contracts
 #   ./run.sh sample [N]         drop N realistic sample logs into watch_dir/unprocessed/
 #   ./run.sh bench              run the benchmarks in bench/
 #   ./run.sh recipe NAME [args] run a worked example of examples/ (README "Recipes"):
@@ -74,7 +74,8 @@ case "$verb" in
     run-file) setup requirements.txt; exec "$VENV/bin/python" main.py --input "${1:?usage: run.sh run-file FILE}" ;;
     drain)    setup requirements.txt; exec "$VENV/bin/python" main.py --drain "$@" ;;
     test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
-    lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
+    lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . &&
+              exec "$VENV/bin/lint-imports" --no-cache ;;
     sample)   setup requirements.txt; exec "$VENV/bin/python" generate_sample_logs.py --count "${1:-20}" ;;
     bench)    setup requirements-dev.txt; exec "$VENV/bin/python" -m bench "$@" ;;
     recipe)   setup requirements.txt; recipe "$@" ;;
