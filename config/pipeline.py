@@ -43,6 +43,10 @@ READER_KEYS = (
     "max_decompressed_mb",
     "sheets",
     "max_workbook_mb",
+    "max_unpacked_mb",
+    "max_unpacked_ratio",
+    "max_sheet_cells",
+    "max_text_mb",
     "sheet_field",
     "row_field",
 )
@@ -52,6 +56,10 @@ _ONLY_FOR = {  # reader keys meaningful for some reader types only
     "header": ("csv", "excel"),
     "sheets": ("excel",),
     "max_workbook_mb": ("excel",),
+    "max_unpacked_mb": ("excel",),
+    "max_unpacked_ratio": ("excel",),
+    "max_sheet_cells": ("excel",),
+    "max_text_mb": ("excel",),
     "sheet_field": ("excel",),
     "row_field": ("excel",),
 }
@@ -79,7 +87,11 @@ class ReaderConfig:
     max_gzip_ratio: int | None = 200  # decompressed bytes per compressed byte; None: no limit
     max_decompressed_mb: int | None = None  # a gzip file's decompressed size; None: no limit
     sheets: tuple[str, ...] | None = None  # the Excel sheets to read; None: every worksheet
-    max_workbook_mb: int = 100  # the Excel reader holds a whole workbook and sheet in memory
+    max_workbook_mb: int = 100  # the workbook file's size (the Excel reader holds it whole)
+    max_unpacked_mb: int = 1024  # what a workbook's zip parts unpack to, all together
+    max_unpacked_ratio: int | None = 100  # unpacked bytes per byte of workbook; None: no limit
+    max_sheet_cells: int = 10_000_000  # a sheet's grid, first to last cell (calamine's Range)
+    max_text_mb: int = 256  # the text held at once: shared strings and the cells' text
     sheet_field: str | None = "sheet"  # the record field with the sheet's name; None: none
     row_field: str | None = "row"  # the record field with the row's number in its sheet
 
@@ -376,6 +388,12 @@ def _reader(c: _Checker, raw: Any, path: str, base: ReaderConfig) -> ReaderConfi
         ),
         sheets=_sheets(c, raw, path, base.sheets),
         max_workbook_mb=c.integer(raw, "max_workbook_mb", path, base.max_workbook_mb, 1, 1 << 20),
+        max_unpacked_mb=c.integer(raw, "max_unpacked_mb", path, base.max_unpacked_mb, 1, 1 << 30),
+        max_unpacked_ratio=c.limit(
+            raw, "max_unpacked_ratio", path, base.max_unpacked_ratio, 100_000
+        ),
+        max_sheet_cells=c.integer(raw, "max_sheet_cells", path, base.max_sheet_cells, 1, 1 << 40),
+        max_text_mb=c.integer(raw, "max_text_mb", path, base.max_text_mb, 1, 1 << 30),
         sheet_field=_field_name(c, raw, "sheet_field", path, base.sheet_field),
         row_field=_field_name(c, raw, "row_field", path, base.row_field),
     )

@@ -19,6 +19,7 @@ from typing import Any
 import python_calamine as calamine
 
 from config.pipeline import ReaderConfig
+from processors import excel_limits
 from processors.base import ProcessorError
 from processors.readers import BATCH, CHUNK, Batch, Source
 
@@ -84,6 +85,7 @@ class WorkbookRows:
         self._reader = reader
         self.sheets: dict[str, int] = {}
         data = _read_all(source, reader.max_workbook_mb)
+        excel_limits.check(data, reader)  # before calamine allocates what the file claims
         self._book = _open(data)
         names = [m.name for m in self._book.sheets_metadata
                  if m.typ == calamine.SheetTypeEnum.WorkSheet]  # fmt: skip

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
+import struct
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -86,4 +90,128 @@ def encrypted(path: Path, source: Path, password: str = "secret") -> Path:
         out = io.BytesIO()
         OOXMLFile(f).encrypt(password, out)
     path.write_bytes(out.getvalue())
+    return path
+
+
+# -- bombs: small files that expand, written part by part (never held whole) --------------
+
+Chunks = Iterable[bytes]
+_CT = (b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org'
+       b'/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/>'
+       b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+       b'relationships+xml"/><Override PartName="/xl/workbook.xml" ContentType="application/'
+       b'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>%s</Types>')  # fmt: skip
+_SHEET_CT = (b'<Override PartName="/xl/worksheets/sheet%d.xml" ContentType="application/vnd.'
+             b'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>')  # fmt: skip
+_SST_CT = (b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+           b'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>')  # fmt: skip
+_RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+         b'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+         b'schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+         b'Target="xl/workbook.xml"/></Relationships>')  # fmt: skip
+_REL = (b'<Relationship Id="rId%d" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        b'relationships/%s" Target="%s"/>')  # fmt: skip
+_MAIN = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+
+
+def xlsx_parts(path: Path, sheets: dict[str, Chunks], shared: Chunks | None = None) -> Path:
+    """An .xlsx written by hand: each sheet's `<sheetData>` content and the shared strings'
+    `<sst>` content as chunks, streamed into the zip (deflated), so a part that unpacks to
+    gigabytes is written without being held."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        overrides = b"".join(_SHEET_CT % (i + 1) for i in range(len(sheets)))
+        z.writestr("[Content_Types].xml", _CT % (overrides + (_SST_CT if shared else b"")))
+        z.writestr("_rels/.rels", _RELS)
+        rels = [_REL % (i + 1, b"worksheet", b"worksheets/sheet%d.xml" % (i + 1))
+                for i in range(len(sheets))]  # fmt: skip
+        if shared is not None:
+            rels.append(_REL % (len(sheets) + 1, b"sharedStrings", b"sharedStrings.xml"))
+        z.writestr("xl/_rels/workbook.xml.rels",
+                   b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+                   b'openxmlformats.org/package/2006/relationships">%s</Relationships>'
+                   % b"".join(rels))  # fmt: skip
+        entries = b"".join(
+            b'<sheet name="%s" sheetId="%d" r:id="rId%d"/>' % (name.encode(), i + 1, i + 1)
+            for i, name in enumerate(sheets)
+        )
+        z.writestr("xl/workbook.xml",
+                   b'<?xml version="1.0" encoding="UTF-8"?><workbook %s xmlns:r="http://schemas.'
+                   b'openxmlformats.org/officeDocument/2006/relationships"><sheets>%s</sheets>'
+                   b"</workbook>" % (_MAIN, entries))  # fmt: skip
+        for i, chunks in enumerate(sheets.values()):
+            _stream(z, f"xl/worksheets/sheet{i + 1}.xml",
+                    [b'<?xml version="1.0" encoding="UTF-8"?><worksheet %s><sheetData>' % _MAIN],
+                    chunks, [b"</sheetData></worksheet>"])  # fmt: skip
+        if shared is not None:
+            _stream(z, "xl/sharedStrings.xml",
+                    [b'<?xml version="1.0" encoding="UTF-8"?><sst %s>' % _MAIN], shared,
+                    [b"</sst>"])  # fmt: skip
+    return path
+
+
+def _stream(z: zipfile.ZipFile, name: str, *parts: Chunks) -> None:
+    with z.open(name, "w", force_zip64=True) as part:
+        for chunks in parts:
+            for chunk in chunks:
+                part.write(chunk)
+
+
+def far_cell(path: Path, ref: str = "ZZ1000000") -> Path:
+    """Two cells, `A1` and `ref`, and no `<dimension>`: calamine's grid spans them both."""
+    row = int(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    cells = (b'<row r="1"><c r="A1"><v>1</v></c></row>'
+             b'<row r="%d"><c r="%s"><v>2</v></c></row>' % (row, ref.encode()))  # fmt: skip
+    return xlsx_parts(path, {"Sheet1": [cells]})
+
+
+def long_shared_string(path: Path, mb: int) -> Path:
+    """One shared string of `mb` MiB, shown in cell A1."""
+    piece = b"x" * (1 << 20)
+    text = itertools.chain([b"<si><t>"], itertools.repeat(piece, mb), [b"</t></si>"])
+    return xlsx_parts(path, {"Sheet1": [b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>']}, text)
+
+
+def many_shared_strings(path: Path, count: int) -> Path:
+    """`count` one-letter shared strings, A1 showing the first."""
+    batch = 100_000
+    strings = itertools.repeat(b"<si><t>a</t></si>" * batch, count // batch)
+    rest = [b"<si><t>a</t></si>" * (count % batch)]
+    a1 = b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+    return xlsx_parts(path, {"Sheet1": [a1]}, itertools.chain(strings, rest))
+
+
+def ods_parts(path: Path, table: bytes) -> Path:
+    """An .ods of one table ("Sheet1") whose rows are `table`, written by hand."""
+    ns = (b'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          b'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          b'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')  # fmt: skip
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        mimetype = "application/vnd.oasis.opendocument.spreadsheet"
+        z.writestr(zipfile.ZipInfo("mimetype"), mimetype)
+        z.writestr("META-INF/manifest.xml",
+                   b'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="'
+                   b'urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry '
+                   b'manifest:full-path="/" manifest:media-type="application/vnd.oasis.'
+                   b'opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="'
+                   b'content.xml" manifest:media-type="text/xml"/></manifest:manifest>',
+                   )  # fmt: skip
+        z.writestr("content.xml",
+                   b'<?xml version="1.0" encoding="UTF-8"?><office:document-content %s>'
+                   b'<office:body><office:spreadsheet><table:table table:name="Sheet1">%s'
+                   b"</table:table></office:spreadsheet></office:body></office:document-content>"
+                   % (ns, table))  # fmt: skip
+    return path
+
+
+def ods_cell(text: str, columns: int = 1) -> bytes:
+    return (b'<table:table-cell table:number-columns-repeated="%d" office:value-type="string">'
+            b"<text:p>%s</text:p></table:table-cell>" % (columns, text.encode()))  # fmt: skip
+
+
+def xls_lying(path: Path, rows: int, cols: int) -> Path:
+    """A real .xls (xlwt) whose sheet's DIMENSIONS record claims `rows` by `cols` cells."""
+    book = xls(path, {"S": [["a", 1]]}).read_bytes()
+    at = book.index(b"\x00\x02\x0e\x00")  # DIMENSIONS, 14 bytes: rows as u32
+    patched = book[: at + 4] + struct.pack("<IIHH", 0, rows, 0, cols) + book[at + 16 :]
+    path.write_bytes(patched)
     return path
