@@ -21,7 +21,7 @@ import python_calamine as calamine
 from config.pipeline import ReaderConfig
 from processors import excel_limits
 from processors.base import ProcessorError
-from processors.readers import BATCH, CHUNK, Batch, Source
+from processors.readers import CHUNK, Batch, Source, rows_per_batch
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (and encrypted .xlsx) containers
 ZIP_MAGIC = b"PK\x03\x04"
@@ -137,7 +137,7 @@ class WorkbookRows:
                 record[reader.row_field] = number
             record.update(zip(fields, values, strict=False))
             batch.append(record)
-            if len(batch) == BATCH:
+            if len(batch) >= rows_per_batch(len(fields)):
                 yield batch
                 batch = []
         if batch:

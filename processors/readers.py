@@ -26,6 +26,7 @@ from processors.base import ProcessorError
 CHUNK = 1 << 18  # text per read: a chunk's lines and their copies stay in the CPU's cache
 HEAD = 1 << 16
 BATCH = 256  # lines (or CSV rows) per batch: a batch's records stay in the CPU cache
+BATCH_CELLS = 1 << 16  # values per batch of wide rows: fewer rows, so memory is not width x 256
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_GRACE = 16 << 20  # max_gzip_ratio counts past this size: small repetitive files pass
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
@@ -344,6 +345,7 @@ class CsvRows:
         self._csv = csv.reader(self._lines, delimiter=reader.delimiter, quotechar=reader.quotechar)
         self._batch = batch
         self.header: list[str] | None = self._next_row() if reader.header else None
+        self._width = len(self.header or ())  # the widest row so far
 
     def _next_row(self) -> list[str] | None:
         try:
@@ -358,18 +360,25 @@ class CsvRows:
         rdr = self._csv
         while True:
             start = rdr.line_num
+            size = rows_per_batch(self._width, self._batch)
             try:
-                rows = list(itertools.islice(rdr, self._batch))
+                rows = list(itertools.islice(rdr, size))
             except csv.Error as exc:
                 raise ProcessorError(
                     f"malformed CSV: {exc}", line=rdr.line_num + 1, error_type="CsvError"
                 ) from None
             if not rows:
                 return
+            self._width = max(self._width, max(map(len, rows)))
             if rdr.line_num - start == len(rows):  # a line a row: no quoted line breaks
                 yield rows, range(start + 1, rdr.line_num + 1)
             else:
                 yield _mend_crlf(rows), _last_lines(rows, start)
+
+
+def rows_per_batch(width: int, batch: int = BATCH) -> int:
+    """How many rows of `width` values make a batch: `batch`, or fewer for wide rows."""
+    return batch if width * batch <= BATCH_CELLS else max(1, BATCH_CELLS // width)
 
 
 def _mend_crlf(rows: list[list[str]]) -> list[list[str]]:

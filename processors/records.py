@@ -5,6 +5,8 @@ and sends a row whose column count is not the header's, as a record with its lin
 reason, to `invalid`; blank rows are left out. `profile` passes records on and counts, per
 field, filled and empty values, whether every value is a number (then its min and max) and
 up to `max_distinct` distinct values, into `aggregates.<node name>` with the row count.
+Only the first `max_columns` fields are profiled, so neither memory nor the summary grows
+with a file's width: the rest are counted (`columns_not_profiled`) and a `note` says so.
 """
 
 from __future__ import annotations
@@ -113,9 +115,11 @@ class _Column:
 class Profile:
     """Per-field facts of the records that pass (other lines pass uncounted)."""
 
-    def __init__(self, max_distinct: int = 1000) -> None:
+    def __init__(self, max_distinct: int = 1000, max_columns: int = 200) -> None:
         self.max_distinct = opt.integer("max_distinct", max_distinct, 0)
+        self.max_columns = opt.integer("max_columns", max_columns, 1)
         self.columns: dict[str, _Column] = {}
+        self.over = 0  # the most fields of one batch left unprofiled (past max_columns)
         self.rows = 0
 
     def start(self, ctx: Context) -> None:
@@ -140,9 +144,13 @@ class Profile:
         names = dict.fromkeys(records[0])
         if any(r.keys() != names.keys() for r in records):  # ragged records: every field
             names = dict.fromkeys(k for r in records for k in r)
+        over = 0
         for name in names:
             column = self.columns.get(name)
             if column is None:
+                if len(self.columns) >= self.max_columns:  # memory stays flat for any width
+                    over += 1
+                    continue
                 column = self.columns[name] = _Column()
             cells = list(map(dict.get, records, repeat(name)))
             empty = cells.count("") + cells.count(None)
@@ -160,6 +168,7 @@ class Profile:
                 else:
                     if len(column.distinct) > self.max_distinct:
                         column.distinct = None
+        self.over = max(self.over, over)
 
     @staticmethod
     def _numbers(column: _Column, cells: list[Any]) -> None:
@@ -186,7 +195,14 @@ class Profile:
             else:
                 fact["distinct_over"] = self.max_distinct
             facts[name] = fact
-        self.ctx.aggregates[self.ctx.name] = {"rows": self.rows, "columns": facts}
+        profile: dict[str, Any] = {"rows": self.rows, "columns": facts}
+        if self.over:
+            profile["columns_not_profiled"] = self.over
+            profile["note"] = (
+                f"only the first {self.max_columns} columns are profiled (max_columns); "
+                f"{self.over} more were counted, not profiled"
+            )
+        self.ctx.aggregates[self.ctx.name] = profile
 
 
 def _whole(number: float) -> float | int:

@@ -56,3 +56,26 @@ def test_a_header_only_csv_gives_no_rows_and_no_outputs(run: Any) -> None:
     summary, out = run(DEFAULT, "a,b,c\n", "empty.csv")
     assert out == {}
     assert summary["aggregates"]["columns"] == {"rows": 0, "columns": {}}
+
+
+def test_a_wide_csv_profiles_its_first_columns_and_counts_the_rest(run: Any) -> None:
+    # before: every column profiled (a 100,000-column header made a 12.6 MB summary)
+    width = 5000
+    header = ",".join(f"c{i}" for i in range(width))
+    rows = "\n".join(",".join(str(r * i % 7) for i in range(width)) for r in range(3))
+    summary, out = run(DEFAULT, f"{header}\n{rows}\n", "wide.csv")
+    profile = summary["aggregates"]["columns"]
+    assert profile["rows"] == 3
+    assert list(profile["columns"]) == [f"c{i}" for i in range(200)]
+    assert profile["columns_not_profiled"] == width - 200
+    assert profile["note"].startswith("only the first 200 columns are profiled (max_columns)")
+    assert len(json.dumps(summary)) < 40_000
+    assert len(_lines(out["out"])[2]) == width  # every value still in the records
+
+
+def test_wide_rows_come_in_smaller_batches() -> None:
+    from processors.readers import BATCH_CELLS, rows_per_batch
+
+    assert rows_per_batch(6) == 256
+    assert rows_per_batch(20_000) == BATCH_CELLS // 20_000 == 3
+    assert rows_per_batch(1_000_000) == 1
