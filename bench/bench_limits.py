@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         secs = [r["seconds"] for r in runs]
         print(f"| {name} | {_size(path.stat().st_size)} | {runs[0]['outcome']} | "
               f"{_size(runs[0]['summary_bytes'])} | {statistics.median(rss):.0f} "
-              f"({min(rss):.0f}-{max(rss):.0f}) | {statistics.median(secs):.2f} |", flush=True)  # fmt: skip
+              f"({min(rss):.0f}-{max(rss):.0f}) | {statistics.median(secs):.2f} |",
+              flush=True)  # fmt: skip
     return 0
 
 
