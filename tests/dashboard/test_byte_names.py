@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 import itertools
 import os
 from urllib.parse import quote
@@ -11,6 +10,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from formats.names import parsed, shown
 from tests.conftest import wait_until
@@ -56,7 +56,7 @@ def test_any_name_goes_through_and_downloads_as_its_bytes(dashboard: Dashboard, 
     summary = detail["summary"]
     assert summary["source"] == shown(rel) and summary["status"] == "processed"
     page = dashboard.get(f"/files/{row['uid']}")
-    assert page.status_code == 200 and html.escape(shown(rel), quote=False) in page.text
+    assert page.status_code == 200 and str(escape(shown(rel))) in page.text
 
     got = dashboard.get(f"/download/watch/processed/{quote(shown(rel), safe='/')}")
     assert got.status_code == 200 and got.content == body
