@@ -210,7 +210,9 @@ class Journal:
         row_id = self._ids.get(uid)
         if row_id is None:
             row = self._conn.execute("SELECT id FROM files WHERE uid = ?", (uid,)).fetchone()
-            row_id = self._ids[uid] = row[0] if row else None
+            if row is None:
+                return None
+            row_id = self._ids[uid] = row[0]
         return row_id
 
     def add(self, ref: FileRef) -> None:
@@ -231,7 +233,8 @@ class Journal:
                     now,
                 ),
             )
-            self._ids[ref.uid] = cur.lastrowid
+            if cur.lastrowid is not None:
+                self._ids[ref.uid] = cur.lastrowid
 
     def transition(
         self,

@@ -103,7 +103,7 @@ def open_watch_dir(folders: Folders) -> tuple[WatchDirLock, Journal]:
 
 def walk_files(top: Path) -> list[str]:
     """Every non-directory entry below `top`, as paths relative to it, oldest dirs first."""
-    out = []
+    out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, top)
@@ -220,13 +220,13 @@ def recover(
         rebuild(folders, journal)
     on_disk = walk_files(folders.of(State.CLAIMED))
     present = set(on_disk)
-    for row in journal.in_state(State.CLAIMED):
-        if row.rel not in present:  # moved on before the journal was flushed, or deleted
-            found = _locate(folders, row.rel) or State.MISSING
-            journal.set_state(row.uid, found, "reconciled at start")
-            summary = _summary(folders, row.rel) if found is not State.MISSING else None
-            if summary is not None and summary["uid"] == row.uid:  # its results, as committed
-                journal.finished(row.uid, summary)
+    for known in journal.in_state(State.CLAIMED):
+        if known.rel not in present:  # moved on before the journal was flushed, or deleted
+            found = _locate(folders, known.rel) or State.MISSING
+            journal.set_state(known.uid, found, "reconciled at start")
+            summary = _summary(folders, known.rel) if found is not State.MISSING else None
+            if summary is not None and summary["uid"] == known.uid:  # as committed
+                journal.finished(known.uid, summary)
     refs = []
     for rel in on_disk:
         row = journal.find(State.CLAIMED, rel)

@@ -108,7 +108,8 @@ class _Column:
     def __init__(self) -> None:
         self.filled = self.empty = 0
         self.numeric = True
-        self.low = self.high = None
+        self.low: float | None = None
+        self.high: float | None = None
         self.distinct: set[Any] | None = set()
 
 

@@ -152,7 +152,7 @@ class Workbook:
             if sheet.row > 1:
                 sheet.ws.autofilter(0, 0, sheet.row - 1, len(sheet.fields) - 1)
         if self._summary is not None:
-            self._write_summary(aggregates)
+            self._write_summary(self._summary, aggregates)
         try:
             self._book.close()
         except FileSizeError:
@@ -169,8 +169,7 @@ class Workbook:
             ws._opt_close()  # what Workbook.close() does: no public API closes without writing
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def _write_summary(self, aggregates: dict[str, Any]) -> None:
-        ws = self._summary
+    def _write_summary(self, ws: Any, aggregates: dict[str, Any]) -> None:
         ws.write_row(0, 0, ["what", "value"], self._bold)
         ws.freeze_panes(1, 0)
         ws.set_column(0, 0, 40)
