@@ -78,8 +78,8 @@ case "$verb" in
     test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
     lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . &&
               exec "$VENV/bin/lint-imports" --no-cache ;;
-    docs)     setup requirements-dev.txt; exec "$VENV/bin/mkdocs" build --strict --clean "$@" ;;
-    docs-serve) setup requirements-dev.txt; exec "$VENV/bin/mkdocs" serve --dev-addr 127.0.0.1:8001 "$@" ;;
+    docs)     setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict --clean "$@" ;;
+    docs-serve) setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" serve --dev-addr 127.0.0.1:8001 "$@" ;;
     sample)   setup requirements.txt; exec "$VENV/bin/python" generate_sample_logs.py --count "${1:-20}" ;;
     bench)    setup requirements-dev.txt; exec "$VENV/bin/python" -m bench "$@" ;;
     recipe)   setup requirements.txt; recipe "$@" ;;
