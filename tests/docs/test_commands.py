@@ -78,7 +78,7 @@ def test_a_marker_is_well_formed_and_stands_before_a_shell_block() -> None:
             if loose.search(line) and i not in inside:
                 where = f"{page.relative_to(ROOT)}:{i + 1}"
                 assert NOT_RUN.match(line.strip()), f"{where}: write <!-- not run: why -->"
-                assert i in fenced, f"{where}: the marker must be the line just before a shell block"
+                assert i in fenced, f"{where}: a marker is the line just before a shell block"
 
 
 def test_a_console_block_runs_only_its_prompted_lines(tmp_path: Path) -> None:

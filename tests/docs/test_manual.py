@@ -72,9 +72,7 @@ FRAGMENTS = _fragments()
 
 
 @pytest.mark.parametrize(("where", "text"), CONFIGS, ids=[w for w, _ in CONFIGS])
-def test_a_config_in_the_manual_passes_check_config(
-    where: str, text: str, tmp_path: Path
-) -> None:
+def test_a_config_in_the_manual_passes_check_config(where: str, text: str, tmp_path: Path) -> None:
     config = tmp_path / "pipeline_config.json"
     config.write_text(text, encoding="utf-8")
     done = _folderd("--check-config", "--config", str(config), env=_environ(text))
@@ -128,8 +126,8 @@ def test_every_screenshot_is_shown_and_written_by_a_browser_test() -> None:
     shown = set().union(*(_images(p.read_text(encoding="utf-8")) for p in pages()))
     on_disk = {p.name for p in SCREENSHOTS.glob("*.png")}
     assert shown == on_disk, "a page shows a missing screenshot, or one is shown nowhere"
-    tests = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests" / "dashboard").glob("*.py")
-                    if "TEST_SCREENSHOTS" in p.read_text(encoding="utf-8"))  # fmt: skip
+    sources = [p.read_text(encoding="utf-8") for p in (ROOT / "tests" / "dashboard").glob("*.py")]
+    tests = "".join(s for s in sources if "TEST_SCREENSHOTS" in s)
     for name in on_disk:
         stem = name.removesuffix(".png")
         assert f'"{name}"' in tests or f'"{stem}"' in tests, f"no browser test writes {name}"

@@ -6,8 +6,8 @@ import io
 import multiprocessing
 import pickle
 import sys
-from pathlib import Path
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import pytest
