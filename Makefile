@@ -1,5 +1,5 @@
 # Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
-.PHONY: run test test-config run-file drain lint sample bench recipe-elections recipe-s3-mirror recipe-voters clean install-service
+.PHONY: run test test-config run-file drain lint docs docs-serve sample bench recipe-elections recipe-s3-mirror recipe-voters clean install-service
 ARGS ?=
 
 run:
@@ -14,11 +14,15 @@ drain:
 	./run.sh drain $(ARGS)
 lint:
 	./run.sh lint
+docs:  # the manual, built strictly into build/site/
+	./run.sh docs
+docs-serve:  # the manual with live reload on http://127.0.0.1:8001 (ARGS go to mkdocs serve)
+	./run.sh docs-serve $(ARGS)
 sample:
 	./run.sh sample $(N)
 bench:
 	./run.sh bench $(ARGS)
-recipe-elections recipe-s3-mirror recipe-voters:  # README "Recipes"; ARGS go to the generator
+recipe-elections recipe-s3-mirror recipe-voters:  # the manual's "Recipes"; ARGS go to the generator
 	./run.sh recipe $(@:recipe-%=%) $(ARGS)
 clean:
 	./run.sh clean

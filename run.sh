@@ -6,9 +6,11 @@
 #   ./run.sh run-file FILE      process one file, print its summary as JSON
 #   ./run.sh drain              recover, process everything queued, exit
 #   ./run.sh lint               ruff check + ruff format --check + import contracts
+#   ./run.sh docs               build the manual (docs/) strictly into build/site/
+#   ./run.sh docs-serve         serve the manual with live reload on 127.0.0.1:8001
 #   ./run.sh sample [N]         drop N realistic sample logs into watch_dir/unprocessed/
 #   ./run.sh bench              run the benchmarks in bench/
-#   ./run.sh recipe NAME [args] run a worked example of examples/ (README "Recipes"):
+#   ./run.sh recipe NAME [args] run a worked example of examples/ (docs/recipes/):
 #                               elections, s3-mirror, voters; its files under build/recipes/NAME/
 #   ./run.sh setup              only create/refresh the virtualenv (Dockerfile, deploy/install.sh)
 #   ./run.sh clean              remove the virtualenv, caches and the default queue's contents
@@ -45,7 +47,7 @@ recipe() {
             "${folderd[@]}" --skip-duplicates
             "$py" -m examples.elections.totals ;;
         s3-mirror)
-            : "${MIRROR_BUCKET:?set MIRROR_BUCKET, S3_ENDPOINT and AWS credentials (README, Recipes)}"
+            : "${MIRROR_BUCKET:?set MIRROR_BUCKET, S3_ENDPOINT and AWS credentials (docs/recipes/s3-mirror.md)}"
             "$py" examples/s3-mirror/bucket.py create
             "$py" examples/s3-mirror/generate.py --out "$dir/watch_dir/unprocessed" "$@" >/dev/null
             "${folderd[@]}" --empty-files process
@@ -76,11 +78,13 @@ case "$verb" in
     test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
     lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . &&
               exec "$VENV/bin/lint-imports" --no-cache ;;
+    docs)     setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict --clean "$@" ;;
+    docs-serve) setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" serve --dev-addr 127.0.0.1:8001 "$@" ;;
     sample)   setup requirements.txt; exec "$VENV/bin/python" generate_sample_logs.py --count "${1:-20}" ;;
     bench)    setup requirements-dev.txt; exec "$VENV/bin/python" -m bench "$@" ;;
     recipe)   setup requirements.txt; recipe "$@" ;;
-    clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out build/recipes
+    clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out build/recipes build/site
               find . -name __pycache__ -type d -prune -exec rm -rf {} +
               find watch_dir results -mindepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true ;;
-    *)        echo "unknown verb: $verb (setup, run, test, test-config, run-file FILE, drain, lint, sample [N], bench, recipe NAME, clean)" >&2; exit 2 ;;
+    *)        echo "unknown verb: $verb (setup, run, test, test-config, run-file FILE, drain, lint, docs, docs-serve, sample [N], bench, recipe NAME, clean)" >&2; exit 2 ;;
 esac

@@ -11,7 +11,7 @@ import pytest
 from config import ConfigError
 from config.pipeline import ReaderConfig, is_output_suffix, parse, read_json
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIG_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "pipeline" / "config-format.md"
 
 
 def problems(raw: Any) -> dict[str, str]:
@@ -222,9 +222,8 @@ def test_the_csv_reader_only_fails_long_lines() -> None:
     }
 
 
-def test_the_readmes_config_example_is_valid_and_shows_the_reader_defaults() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Config format") :]
+def test_the_manuals_config_example_is_valid_and_shows_the_reader_defaults() -> None:
+    section = CONFIG_FORMAT.read_text(encoding="utf-8")
     example = section[section.index("```json\n") + 8 : section.index("```\n", 8)]
     config, errors = parse(json.loads(example))
     assert errors == [] and config is not None

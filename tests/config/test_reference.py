@@ -1,4 +1,5 @@
-"""The configuration reference in the docs and the env example match the settings declaration."""
+"""The configuration reference in the manual and the env example match the settings
+declaration."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from config import reference
 from config.settings import SETTINGS, defaults, load
 
 ROOT = Path(__file__).resolve().parents[2]
-# The document whose configuration reference must be complete and current.
-DOC = ROOT / "README.md"
+# The manual's page whose configuration reference must be complete and current.
+DOC = ROOT / "docs" / "reference" / "configuration.md"
 ENV_EXAMPLE = ROOT / "deploy" / "folderd.env.example"
 REGENERATE = "regenerate it: python -m config.reference --update"
 
@@ -26,7 +27,19 @@ def _generated_block(text: str) -> str:
 
 def test_docs_hold_exactly_the_current_reference() -> None:
     block = _generated_block(DOC.read_text(encoding="utf-8"))
-    assert block == reference.markdown(), f"{DOC.name} is stale; {REGENERATE} {DOC}"
+    assert block == reference.markdown(), f"{DOC.name} is stale; {REGENERATE}"
+
+
+def test_update_without_a_file_rewrites_the_manuals_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reference.DOC == DOC
+    page = tmp_path / "configuration.md"
+    page.write_text(f"# Configuration reference\n\n{reference.BEGIN}\nstale\n{reference.END}\n")
+    monkeypatch.setattr(reference, "DOC", page)
+    assert reference.main(["--update"]) == 0
+    assert reference.markdown() in page.read_text()
+    assert capsys.readouterr().out == f"{page}: updated\n"
 
 
 def test_env_example_matches_the_generator() -> None:

@@ -119,7 +119,7 @@ def test_every_page_renders_and_screenshots(
     start_dashboard: Any, page: Any, queue: Queue, tmp_path: Path
 ) -> None:
     """Screenshots go to tmp_path; TEST_SCREENSHOTS=docs/screenshots refreshes the
-    README's."""
+    manual's (and the README's overview)."""
     expect = _expect()
     dash = start_dashboard("--trace")
     for i in range(12):

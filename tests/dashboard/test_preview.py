@@ -235,7 +235,7 @@ def test_the_page_lists_processed_and_failed_files(dashboard: Dashboard, queue: 
 @pytest.mark.browser
 def test_the_page_in_chromium(dashboard: Dashboard, page: Any, tmp_path: Path) -> None:
     """Errors located as one types, a preview drawn; TEST_SCREENSHOTS=docs/screenshots
-    refreshes the README's screenshot."""
+    refreshes the manual's screenshot."""
     from playwright.sync_api import expect
 
     _processed(dashboard)

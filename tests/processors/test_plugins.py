@@ -1,4 +1,4 @@
-"""User plugins: the README's example loaded through a config, functions, errors."""
+"""User plugins: the manual's example loaded through a config, functions, errors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import multiprocessing
 import pickle
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from config import ConfigError
 from processors import LoadedPipeline
 from processors.loader import load
 from tests.processors.pipeline_helpers import chain
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REDACT = {
     "name": "redact",
@@ -31,6 +34,15 @@ def test_the_example_plugin_from_the_docs(run: Any) -> None:
     assert out == {"clean": "login ok\n", "redacted": "mail <email> and <email>\n"}
     assert summary["aggregates"] == {"redact": {"emails": 2}}
     assert summary["processors"]["redact"]["lines_in"] == 2
+
+
+def test_the_manual_shows_the_example_plugin_as_it_is() -> None:
+    """The code on "Writing a processor" is the file the test above runs, byte for byte
+    (from its imports on: the module's docstring is left out of the page)."""
+    page = (ROOT / "docs" / "pipeline" / "plugins.md").read_text(encoding="utf-8")
+    shown = page.split("```python\n", 1)[1].split("```\n", 1)[0]
+    code = (ROOT / "examples" / "plugins" / "redact.py").read_text(encoding="utf-8")
+    assert shown == code[code.index("from __future__") :]
 
 
 def test_a_plain_function_is_adapted(run: Any) -> None:
