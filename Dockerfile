@@ -1,8 +1,11 @@
 # folderd in a container: the same verbs as make and ./run.sh (run.sh sets up the venv and
 # starts the daemon), a non-root user, the queue and the results on volumes.
 #   docker build -t folderd .
-#   docker run -p 127.0.0.1:8000:8000 -v "$PWD/watch_dir:/var/lib/folderd/watch_dir" \
+#   docker run -p 127.0.0.1:8000:8000 -e FOLDERD_ALLOW_NO_TOKEN=1 \
+#       -v "$PWD/watch_dir:/var/lib/folderd/watch_dir" \
 #       -v "$PWD/results:/var/lib/folderd/results" --user "$(id -u):$(id -g)" folderd
+# (the dashboard listens on every address inside the container: without FOLDERD_TOKEN
+# folderd refuses that unless FOLDERD_ALLOW_NO_TOKEN=1, fine for a loopback-only publish)
 # Flags after the image name go to the daemon (`docker run … folderd --poll --workers 4`).
 FROM python:3.11-slim
 

@@ -105,6 +105,34 @@ def _hosts(raw: str) -> tuple[str, ...]:
     return tuple(n if n == "*" else host_name(n) for n in names)
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    """IP addresses or networks (CIDR), each in its normal form (`10.0.0.0/8`, `::1/128`)."""
+    found = []
+    for item in _patterns(raw):
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or networks like 127.0.0.1 or 10.0.0.0/8, not {item!r}"
+            ) from None
+    return tuple(found)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a `--host` binds only this machine's loopback: a loopback address, or the
+    name localhost. Any other name counts as reachable from elsewhere (it is not resolved
+    here: what it resolves to may change)."""
+    name = host.strip().lower().removesuffix(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -284,6 +312,24 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="HOSTS",
     ),
     Setting(
+        "trusted_proxies",
+        _networks,
+        (),
+        "comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto the dashboard believes; from any other peer "
+        "those headers are ignored (default: none)",
+        metavar="ADDRESSES",
+    ),
+    Setting(
+        "allow_no_token",
+        _bool,
+        False,
+        "serve the dashboard on a --host other than loopback without FOLDERD_TOKEN (refused "
+        "otherwise): anyone who reaches it may upload, requeue, cancel and, through the "
+        "Preview, run any plugin code",
+        switch=True,
+    ),
+    Setting(
         "max_connections",
         _positive_int,
         256,
@@ -390,6 +436,8 @@ class Settings:
     max_upload_mb: int
     min_disk_free_mb: int
     allowed_hosts: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
+    allow_no_token: bool
     max_connections: int
     http_timeout: float
     preview_timeout: float
@@ -501,7 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
                 s.flag,
                 dest=s.name,
                 metavar=s.metavar or "|".join(choices or ()) or None,
-                help=f"{s.help} (default: {default}) [{s.env}]",
+                help=f"{s.help}{'' if '(default:' in s.help else f' (default: {default})'} "
+                f"[{s.env}]",
             )
     return parser
 
@@ -537,11 +586,13 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     args = build_parser().parse_args(list(argv))
     _refuse_unknown(environ)
     values: dict[str, Any] = {}
+    keys: dict[str, str] = {}
     for s in SETTINGS:
         raw = None if s.secret else getattr(args, s.name)
         key = s.flag
         if raw is None and s.env in environ:
             raw, key = environ[s.env], s.env
+        keys[s.name] = key
         if raw is None:
             values[s.name] = s.default
             continue
@@ -555,7 +606,26 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     if args.test is not None:
         return Settings(mode="test", input=None, test_file=Path(args.test) if args.test else None,
                         **values)  # fmt: skip
-    return Settings(mode=args.mode or "watch", input=None, **values)
+    settings = Settings(mode=args.mode or "watch", input=None, **values)
+    _refuse_unprotected(settings, keys["host"])
+    return settings
+
+
+def _refuse_unprotected(settings: Settings, key: str) -> None:
+    """Raise ConfigError for a dashboard that would be reachable from other machines with
+    no token, unless the operator said so (`--allow-no-token`), as Jupyter refuses to."""
+    serves = settings.mode == "watch" and not settings.no_dashboard
+    if not serves or settings.token or settings.allow_no_token or is_loopback(settings.host):
+        return
+    raise ConfigError(
+        key,
+        f"the dashboard would listen on {settings.host!r}, not only on loopback, without "
+        "FOLDERD_TOKEN: anyone who reaches it could upload, requeue and cancel files and, "
+        "through the Preview, run any plugin code as this user",
+        "set FOLDERD_TOKEN; or keep --host 127.0.0.1 behind a reverse proxy "
+        "(--trusted-proxies); or pass --allow-no-token if every machine that can reach it is "
+        "trusted",
+    )
 
 
 def defaults() -> Settings:

@@ -28,6 +28,7 @@ import psutil
 import structlog
 import uvicorn
 
+from config.settings import is_loopback
 from daemon import DaemonError
 from dashboard.app import create_app
 from dashboard.connections import OVERFLOW, ConnectionGuard, protocol_for
@@ -163,6 +164,10 @@ class DashboardServer:
             access_log=self.settings.debug,
             lifespan="on",
             loop="asyncio",
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, and any
+            # local process could then pick the address the login throttle counts under.
+            proxy_headers=bool(self.settings.trusted_proxies),
+            forwarded_allow_ips=list(self.settings.trusted_proxies),
             ws="none",
             timeout_graceful_shutdown=3,
         )
@@ -185,9 +190,12 @@ class DashboardServer:
             url=self.url,
             token_required=bool(self.settings.token),
             allowed_hosts=list(self.settings.allowed_hosts),
+            trusted_proxies=list(self.settings.trusted_proxies),
             max_connections=limit,
             open_file_limit=nofile,
         )
+        if not self.settings.token and not is_loopback(self.settings.host):
+            log.warning("dashboard_unprotected", url=self.url, reason="--allow-no-token")
 
     def _serve(self, server: _ThreadServer, sock: socket.socket) -> None:
         loggers = [logging.getLogger(name) for name in _FOLDED_LOGGERS]

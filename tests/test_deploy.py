@@ -98,6 +98,10 @@ def test_dashboard_listens_on_all_interfaces_inside_the_container_only() -> None
     host_ip, _, container_port = published.split(":")
     assert host_ip == "127.0.0.1"  # published on the host's loopback, like a local run
     assert container_port == env["FOLDERD_PORT"]
+    # so compose may serve it without a token; the image alone refuses to (a wider publish)
+    service = yaml.safe_load(COMPOSE.read_text())["services"]["folderd"]
+    assert service["environment"]["FOLDERD_ALLOW_NO_TOKEN"] == "1"
+    assert "FOLDERD_ALLOW_NO_TOKEN" not in env
 
 
 def test_watch_dir_and_results_are_the_volumes_compose_mounts() -> None:

@@ -70,9 +70,10 @@ def test_env_example_uncommented_is_a_valid_service_configuration() -> None:
     for line in reference.env_file().splitlines():
         if line.startswith("#FOLDERD_"):
             key, _, value = line[1:].partition("=")
-            if value:  # empty ones (token, workers, shared mode's) are for the admin to fill in
+            if value:  # empty ones (token, workers, proxies, shared mode's): for the admin
                 environ[key] = value
-    left = {"FOLDERD_TOKEN", "FOLDERD_WORKERS", "FOLDERD_INSTANCE", "FOLDERD_STATE_DIR"}
+    left = {"FOLDERD_TOKEN", "FOLDERD_WORKERS", "FOLDERD_INSTANCE", "FOLDERD_STATE_DIR",
+            "FOLDERD_TRUSTED_PROXIES"}  # fmt: skip
     assert {s.env for s in SETTINGS} - set(environ) == left
     loaded, stock = load([], environ), defaults()
     differs = {s.name for s in SETTINGS if getattr(loaded, s.name) != getattr(stock, s.name)}

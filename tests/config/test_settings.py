@@ -30,7 +30,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "config": ("other.json", Path("other.json")),
     "watch_dir": ("/srv/queue", Path("/srv/queue")),
     "results_dir": ("/srv/results", Path("/srv/results")),
-    "host": ("0.0.0.0", "0.0.0.0"),
+    "host": ("::1", "::1"),
     "port": ("9000", 9000),
     "no_dashboard": ("yes", True),
     "workers": ("7", 7),
@@ -53,6 +53,11 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "max_upload_mb": ("5", 5),
     "min_disk_free_mb": ("1", 1),
     "allowed_hosts": ("Dash.Example., ::1 ,*", ("dash.example", "[::1]", "*")),
+    "trusted_proxies": (
+        " 10.0.0.7, 192.168.1.9/24,::1",
+        ("10.0.0.7/32", "192.168.1.0/24", "::1/128"),
+    ),
+    "allow_no_token": ("yes", True),
     "max_connections": ("64", 64),
     "http_timeout": ("2.5", 2.5),
     "preview_timeout": ("3", 3.0),
@@ -208,3 +213,48 @@ def test_the_class_and_the_table_cannot_drift(table: tuple[Setting, ...], error:
 
 def test_a_switch_default_is_no_number() -> None:
     assert _holds(bool, False) and _holds(int, 0) and not _holds(int, False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "key"),
+    [
+        (["--host", "0.0.0.0"], {}, "--host"),
+        (["--host", "::"], {}, "--host"),
+        (["--host", "192.0.2.10"], {}, "--host"),
+        (["--host", "dash.example"], {}, "--host"),  # a name is not resolved: it may change
+        ([], {"FOLDERD_HOST": ""}, "FOLDERD_HOST"),  # every address
+    ],
+)
+def test_a_dashboard_off_loopback_without_a_token_is_refused(
+    argv: list[str], env: dict[str, str], key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(argv, env)
+    assert caught.value.key == key
+    assert "without FOLDERD_TOKEN" in str(caught.value) and "--allow-no-token" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--host", "0.0.0.0"], {"FOLDERD_TOKEN": "s3cret"}),
+        (["--host", "0.0.0.0", "--allow-no-token"], {}),
+        (["--host", "0.0.0.0"], {"FOLDERD_ALLOW_NO_TOKEN": "yes"}),
+        (["--host", "0.0.0.0", "--no-dashboard"], {}),
+        (["--host", "0.0.0.0", "--drain"], {}),  # no dashboard in the other modes
+        (["--host", "0.0.0.0", "--input", "x.log"], {}),
+        (["--host", "127.0.0.5"], {}),
+        (["--host", "::1"], {}),
+        (["--host", "::ffff:127.0.0.1"], {}),
+        (["--host", "LocalHost."], {}),
+    ],
+)
+def test_a_token_an_opt_out_or_loopback_lets_it_serve(argv: list[str], env: dict[str, str]) -> None:
+    load(argv, env)
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    assert load([], {}).trusted_proxies == ()
+    assert load([], {"FOLDERD_TRUSTED_PROXIES": ""}).trusted_proxies == ()
+    with pytest.raises(ConfigError, match="--trusted-proxies: expected IP addresses or networks"):
+        load(["--trusted-proxies", "10.0.0.1,proxy.lan"], {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -167,3 +168,77 @@ def test_sessions_end_at_logout_and_at_restart(
     dash = start_dashboard(env=TOKEN)
     assert not authorised(cookie), "a cookie from before the restart"
     assert authorised(log_in())
+
+
+def _guess(dash: Dashboard, forwarded_for: str, token: str = "wrong", **headers: str) -> int:
+    headers = {"authorization": f"Bearer {token}", "x-forwarded-for": forwarded_for, **headers}
+    return dash.upload("a.log", LOG.encode(), headers=headers).status_code
+
+
+def test_forwarded_for_from_a_peer_not_named_a_proxy_is_ignored(
+    start_dashboard: Callable[..., Dashboard],
+) -> None:
+    dash = start_dashboard(env=TOKEN)
+    codes = [_guess(dash, f"198.51.100.{i}") for i in range(30)]
+    # one wrong token counted, then the real peer waits (the waits double: 1, 2, 4 s, so a
+    # third 401 would need the 30 requests to take over 3 s)
+    assert codes[0] == 401 and codes.count(401) <= 2 and codes.count(429) >= 28, codes
+    assert {e["client"] for e in dash.daemon.events("token_refused")} == {"127.0.0.1"}
+    # X-Forwarded-Proto is not believed either: the cookie is not marked Secure
+    wait_until(lambda: _guess(dash, "x", "s3cret") == 201, 10, "the wait to end")
+    r = dash.post("/login", data={"token": "s3cret"}, headers={"x-forwarded-proto": "https"})
+    assert r.status_code == 303 and "secure" not in r.headers["set-cookie"].lower()
+
+
+def test_a_trusted_proxy_names_the_client_the_throttle_counts(
+    start_dashboard: Callable[..., Dashboard],
+) -> None:
+    dash = start_dashboard("--trusted-proxies", "127.0.0.0/8,::1", env=TOKEN)
+    assert dash.daemon.events("dashboard_started")[0]["trusted_proxies"] == [
+        "127.0.0.0/8", "::1/128"
+    ]  # fmt: skip
+    assert _guess(dash, "198.51.100.1") == 401
+    assert _guess(dash, "198.51.100.1") == 429
+    assert _guess(dash, "198.51.100.2") == 401, "another client behind the proxy: its own count"
+    # A client that sends its own X-Forwarded-For gets the proxy's entry appended: only the
+    # rightmost address no trusted proxy gave is the client's.
+    assert _guess(dash, "203.0.113.50, 198.51.100.1") == 429
+    assert _guess(dash, "203.0.113.51, 198.51.100.2, 127.0.0.9") == 429
+    refused = [e["client"] for e in dash.daemon.events("token_refused")]
+    assert refused == ["198.51.100.1", "198.51.100.2"]
+    # the proxy says the client used https: the session cookie is Secure
+    forwarded = {"x-forwarded-for": "198.51.100.3", "x-forwarded-proto": "https"}
+    r = dash.post("/login", data={"token": "s3cret"}, headers=forwarded)
+    assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
+
+
+def test_an_unprotected_dashboard_off_loopback_is_refused(
+    start_daemon: Callable[..., Any], queue: Queue
+) -> None:
+    d = start_daemon("--host", "0.0.0.0", "--port", "0", wait=False, dashboard=True)
+    assert d.wait_exit(60) == 2
+    out = d.output()
+    assert "folderd: error: --host: the dashboard would listen on '0.0.0.0'" in out, out
+    assert "set FOLDERD_TOKEN" in out and "--allow-no-token" in out
+    assert not (queue.root / ".folderd").exists(), "refused before the daemon started"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "warned"),
+    [
+        (("--allow-no-token",), {}, True),
+        ((), {"FOLDERD_ALLOW_NO_TOKEN": "1"}, True),
+        ((), TOKEN, False),
+    ],
+)
+def test_a_token_or_the_explicit_opt_out_serves_on_every_address(
+    start_dashboard: Callable[..., Dashboard],
+    args: tuple[str, ...],
+    env: dict[str, str],
+    warned: bool,
+) -> None:
+    dash = start_dashboard("--host", "0.0.0.0", *args, env=env)
+    port = _port(dash)
+    r = httpx.get(f"http://127.0.0.1:{port}/health", headers={"host": f"localhost:{port}"})
+    assert r.status_code == 200, r.text
+    assert bool(dash.daemon.events("dashboard_unprotected")) is warned
