@@ -72,6 +72,7 @@ def create_app(daemon_api: DaemonAPI, settings: Settings, digest: Digest) -> Sta
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        dash.preview.sweep()  # what previews left when a daemon before this one was killed
         await dash.hub.start()
         unsubscribe = daemon_api.events.subscribe(dash.hub.on_event)
         task = asyncio.create_task(dash.hub.run(), name="dashboard-hub")

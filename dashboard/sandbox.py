@@ -2,12 +2,16 @@
 
 An edited config names plugins, and importing one runs its code; a hostile or huge file
 can take any time. So neither happens in the daemon's process: `PreviewWorker` keeps one
-spawned child (it dies with its parent, as the daemon's workers do) and hands it one
-request at a time over a pipe. A request that is not answered within the time limit gets
-the child killed (a new one starts for the next request), so the dashboard answers
-"timed out" and the daemon never notices; its memory and the files it writes are capped
-too. The child runs `daemon.dryrun`: the worker's
-code path in a temp directory, sinks left out, nothing kept.
+spawned child, the preview server, and hands it one request at a time over a pipe (when
+the pipe closes, the dashboard is gone: the server ends, and the preview it runs with it).
+The server forks a process for each request, in a session of its own and with a scratch
+directory for its temp files (`dashboard.scratch`), waits for it up to the time limit,
+then kills its process group and whatever else it started and removes the scratch
+directory, on every path: answered, timed out, or died. So a preview leaves nothing
+running and nothing on disk, and a timed-out one answers "timed out" while the daemon
+never notices; the memory of each and the files it writes are capped too. The forked
+process runs `daemon.dryrun`: the worker's code path in a temp directory, sinks left out,
+nothing kept; the plugins it imports go with it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import resource
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,8 @@ import structlog
 
 from config import ConfigError, locate
 from daemon.dryrun import dry_pipeline, dry_run
-from daemon.pool import _die_with_parent  # the same death as the daemon's workers
+from daemon.pool import _die_with_parent  # a preview dies with its server
+from dashboard import scratch
 from processors import LoadedPipeline, file_routes
 from processors.loader import check
 
@@ -37,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # the dashboard has threads: never fork
 BUSY_WAIT_S = 1.0  # how long a request waits for the preview running before it
+GRACE_S = 10.0  # past the time limit, how long the server may take to end a preview
+STOP_S = 5.0  # how long the server may take to end when told to
 LINE_CHARS = 4000  # an output line shown longer is cut (a line may be megabytes)
 MEMORY_CAP = 1 << 30  # the child's heap (RLIMIT_DATA)
 FILE_CAP = 256 << 20  # the largest file the child may write (RLIMIT_FSIZE)
@@ -90,7 +99,7 @@ def answer(req: Request) -> dict[str, Any]:
         return result
     pipeline = dry_pipeline(loaded, trace=True)
     routes = pipeline.config.routes
-    with tempfile.TemporaryDirectory(prefix="folderd-preview-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
         src = Path(req.path) if req.path is not None else Path(tmp) / "upload"
         if req.data is not None:
             src.write_bytes(req.data)
@@ -126,20 +135,86 @@ def _limit_resources() -> None:
 
 
 def _serve(conn: Connection, init: Callable[[], None] | None) -> None:
-    _die_with_parent()
+    """The preview server: one request at a time, each in a process of its own, until the
+    dashboard's end of `conn` closes (its process died, or it stopped us)."""
+    # Not _die_with_parent(): that ties us to the thread that started us, one of the
+    # dashboard's pool threads, which ends when it has been idle a while. A closed pipe
+    # says the dashboard is gone, and leaves us the moment to end the preview running.
     _limit_resources()
+    scratch.become_subreaper()
     if init is not None:
         init()
     while True:
         try:
-            req = conn.recv()
-        except EOFError:  # the dashboard is gone
+            req, timeout = conn.recv()
+        except EOFError:
             return
-        try:
-            reply: dict[str, Any] = {"ok": answer(req)}
-        except Exception as exc:  # a bug or a plugin's: the preview says so, the child lives
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        reply = _run(conn, req, timeout)
+        if reply is None:
+            return
         conn.send(reply)
+
+
+def _run(conn: Connection, req: Request, timeout: float) -> dict[str, Any] | None:
+    """`req` answered by a forked process, which is ended after `timeout` seconds at most,
+    its processes killed and its scratch directory removed whatever happened; None if
+    the dashboard went away meanwhile."""
+    where = scratch.create()
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    server = os.getpid()
+    pid = os.fork()  # this process has one thread: forking is safe
+    if pid == 0:
+        try:
+            reader.close()
+            conn.close()
+            _preview(writer, req, where, server)
+        finally:
+            os._exit(0)
+    writer.close()
+    try:
+        ready = wait([reader, conn], timeout)
+        if reader in ready:
+            try:
+                return reader.recv()
+            except EOFError:  # killed (OOM, a signal) before it answered
+                return {"error": f"the preview's process died ({_death(pid)})"}
+        if conn in ready:  # nothing is sent while a preview runs: the dashboard is gone
+            return None
+        return {"timed_out": True}
+    finally:
+        reader.close()
+        killed = scratch.end(pid)
+        scratch.remove(where)
+        if killed:
+            log.info("preview_processes_killed", file=req.name, processes=killed)
+
+
+def _death(pid: int) -> str:
+    """How the child `pid` ended, leaving it unreaped (so its pid still names its group)."""
+    deadline = time.monotonic() + 1.0  # its pipe closes as it exits: moments before
+    while (info := os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)) is None:
+        if time.monotonic() > deadline:
+            return "it closed its pipe"
+        time.sleep(0.01)
+    if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
+        return f"killed by {signal.Signals(info.si_status).name}"
+    return f"exit status {info.si_status}"
+
+
+def _preview(writer: Connection, req: Request, where: Path, server: int) -> None:
+    """In the forked process: a session of its own (one process group with everything it
+    starts), temp files in `where`, then the answer."""
+    os.setsid()
+    _die_with_parent()
+    if os.getppid() != server:  # the server died before prctl took effect
+        return
+    os.environ["TMPDIR"] = str(where)  # for the programs a plugin runs, and sweep()
+    tempfile.tempdir = str(where)
+    try:
+        reply: dict[str, Any] = {"ok": answer(req)}
+    except Exception as exc:  # a bug or a plugin's: the preview says so
+        reply = {"error": f"{type(exc).__name__}: {exc}"}
+    writer.send(reply)
 
 
 class PreviewWorker:
@@ -155,6 +230,7 @@ class PreviewWorker:
     def _start(self) -> Connection:
         if self._conn is None or self._proc is None or not self._proc.is_alive():
             self._stop()
+            self.sweep()  # what a server killed before (or a daemon killed) left behind
             parent, child = _CTX.Pipe()
             self._proc = _CTX.Process(
                 target=_serve, args=(child, self._init), name="folderd-preview", daemon=True
@@ -165,14 +241,25 @@ class PreviewWorker:
         return self._conn
 
     def _stop(self) -> None:
+        """End the server: told by its pipe closing, it ends the preview it runs (its
+        processes, its files) and exits; killed if it does not within STOP_S."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if self._proc is not None:
+            self._proc.join(STOP_S)
             if self._proc.is_alive():
-                self._proc.kill()
-            self._proc.join(5)
+                self._proc.kill()  # its preview's leftovers: for the next sweep()
+                self._proc.join(STOP_S)
             self._proc = None
+
+    @staticmethod
+    def sweep() -> None:
+        """Remove what previews of dead servers left: scratch directories, processes."""
+        try:
+            scratch.sweep()
+        except OSError as exc:  # the temp dir unreadable: nothing of ours to sweep there
+            log.warning("preview_sweep_failed", error=str(exc))
 
     def run(self, req: Request) -> dict[str, Any]:
         """The child's answer (blocking: call it from a thread); PreviewError when another
@@ -185,15 +272,11 @@ class PreviewWorker:
             conn = self._start()
             if req.name is not None:
                 log.info("preview_started", file=req.name, edited=req.config_text is not None)
-            conn.send(req)
-            if not conn.poll(self.timeout):
-                log.info("preview_timed_out", file=req.name, timeout_s=self.timeout)
+            conn.send((req, self.timeout))
+            if not conn.poll(self.timeout + GRACE_S):  # the server itself is stuck
+                log.warning("preview_server_stuck", file=req.name, timeout_s=self.timeout)
                 self._stop()
-                raise PreviewError(
-                    f"the preview took longer than {self.timeout:g} s (--preview-timeout); "
-                    "its worker process was stopped",
-                    504,
-                )
+                raise self._timed_out()
             try:
                 reply = conn.recv()
             except EOFError:
@@ -201,9 +284,19 @@ class PreviewWorker:
                 raise PreviewError("the preview's worker process died", 500) from None
         finally:
             self._lock.release()
+        if reply.get("timed_out"):
+            log.info("preview_timed_out", file=req.name, timeout_s=self.timeout)
+            raise self._timed_out()
         if "error" in reply:
             raise PreviewError(reply["error"], 500)
         return reply["ok"]
+
+    def _timed_out(self) -> PreviewError:
+        return PreviewError(
+            f"the preview took longer than {self.timeout:g} s (--preview-timeout); "
+            "its processes were stopped",
+            504,
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

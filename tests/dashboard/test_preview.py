@@ -4,16 +4,21 @@ limits — time, size, token — with nothing moved and nothing written."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
+from dashboard.sandbox import PreviewWorker
+from dashboard.sandbox import Request as Job
 from tests.conftest import ROOT, Queue, wait_until
 from tests.dashboard.conftest import Dashboard
 
@@ -172,6 +177,186 @@ def test_a_hanging_preview_is_stopped_and_never_stalls_the_daemon(
     r = dash.post("/api/preview", files=form)
     assert r.status_code == 200 and r.json()["summary"]["status"] == "processed"
     assert r.json()["metadata"] == {"host": "db02", "date": "20250101"}
+
+
+def _spawning(plugin: str) -> str:
+    """A config whose one node starts a shell with a background `sleep` (spawn_plugin)."""
+    return json.dumps({
+        "routes": [{"start": "in"}], "outputs": {"end": {}},
+        "nodes": [{"name": "s", "tag": "in", "use": f"tests.dashboard.spawn_plugin:{plugin}",
+                   "to": "end"}],
+    })  # fmt: skip
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+class Marks:
+    """Where spawn_plugin's shell writes its pid and its sleep's, and `done` at its end."""
+
+    def __init__(self, where: Path) -> None:
+        self.dir = where
+        where.mkdir()
+
+    def pids(self) -> list[int]:
+        return [int((self.dir / f"{name}.pid").read_text()) for name in ("sh", "sleep")]
+
+    def written(self) -> bool:
+        try:
+            return len(self.pids()) == 2
+        except (FileNotFoundError, ValueError):
+            return False
+
+    def running(self) -> list[int]:
+        return [pid for pid in self.pids() if _running(pid)]
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Iterator[Marks]:
+    found = Marks(tmp_path / "marks")
+    yield found
+    if found.written():  # what a failing test left running: only the processes it started
+        for pid in found.running():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.cmdline() == ["sleep", "40"] or str(found.dir) in " ".join(proc.cmdline()):
+                    proc.send_signal(signal.SIGKILL)
+
+
+def _scratches(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("folderd-preview-*"))
+
+
+def _in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    answer: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            answer["r"] = call()
+        except Exception as exc:  # the daemon killed under it
+            answer["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, answer
+
+
+def test_a_timed_out_preview_leaves_no_process_and_no_file(
+    start_dashboard: Callable[..., Dashboard], tmp_path: Path, marks: Marks
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dash = start_dashboard("--preview-timeout", "2", env={"TMPDIR": str(tmp)})
+    upload = f"{marks.dir}\n".encode() + b"x" * (8 << 20)  # as a 16 MB upload left 16 MB
+    files = {"file": ("a.log", upload), "config": (None, _spawning("spawn_and_hang"))}
+    t, answer = _in_thread(lambda: dash.post("/api/preview", files=files))
+    wait_until(marks.written, 30, "the plugin's shell and its sleep started")
+    assert len(marks.running()) == 2
+    (scratch,) = _scratches(tmp)  # the preview's temp files, the upload among them
+    assert [p.stat().st_size for p in scratch.rglob("upload") if p.is_file()] == [len(upload)]
+    t.join(30)
+    assert answer["r"].status_code == 504, answer["r"].text
+    # the whole process group was killed, the temp files removed, before the answer
+    assert marks.running() == []
+    assert not (marks.dir / "done").exists()
+    assert list(tmp.iterdir()) == []
+    assert "its processes were stopped" in answer["r"].json()["error"]
+    # the next preview runs at once, in the same server
+    r = dash.post("/api/preview", files={"file": ("b.log", b"2024-01-05 10:00:02 [INFO] A: b\n")})
+    assert r.status_code == 200 and r.json()["summary"]["status"] == "processed"
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_preview_that_answers_takes_its_background_processes_with_it(
+    start_dashboard: Callable[..., Dashboard], tmp_path: Path, marks: Marks
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dash = start_dashboard(env={"TMPDIR": str(tmp)})
+    files = {"file": ("a.log", f"{marks.dir}\n".encode()),
+             "config": (None, _spawning("spawn_and_return"))}  # fmt: skip
+    r = dash.post("/api/preview", files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"]["end"]["lines"] == [str(marks.dir)]
+    assert marks.written() and marks.running() == []
+    assert list(tmp.iterdir()) == []
+    killed = dash.daemon.wait_event("preview_processes_killed", file="a.log")
+    assert killed["processes"] >= 2  # the shell and its sleep
+
+
+def _hanging_preview(dash: Dashboard, marks: Marks) -> tuple[threading.Thread, dict[str, Any]]:
+    """A preview whose plugin started its shell and sleep and hangs, running in a thread."""
+    files = {"file": ("a.log", f"{marks.dir}\n".encode()),
+             "config": (None, _spawning("spawn_and_hang"))}  # fmt: skip
+    running = _in_thread(lambda: dash.post("/api/preview", files=files))
+    wait_until(marks.written, 30, "the plugin's shell and its sleep started")
+    return running
+
+
+def test_a_killed_daemons_preview_is_ended_by_its_server(
+    start_dashboard: Callable[..., Dashboard], tmp_path: Path, marks: Marks
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dash = start_dashboard("--preview-timeout", "120", env={"TMPDIR": str(tmp)})
+    t, answer = _hanging_preview(dash, marks)
+    dash.daemon.kill()  # SIGKILL of the daemon alone: its preview server sees its pipe close
+    t.join(30)
+    assert "error" in answer
+    wait_until(lambda: marks.running() == [], 10, "the preview's processes ended")
+    wait_until(lambda: _scratches(tmp) == [], 10, "the preview's scratch removed")
+
+
+def test_what_a_killed_process_group_left_is_swept_at_start(
+    start_dashboard: Callable[..., Dashboard], tmp_path: Path, marks: Marks
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    dash = start_dashboard("--preview-timeout", "120", env=env)
+    t, answer = _hanging_preview(dash, marks)
+    # SIGKILL to the daemon's process group (a supervisor without cgroups, `kill -9 -PGID`):
+    # the preview server dies at once, the preview with it, and nothing cleans up
+    os.killpg(dash.daemon.pid, signal.SIGKILL)
+    dash.daemon.proc.wait(30)
+    t.join(30)
+    assert "error" in answer
+    (left,) = _scratches(tmp)
+    assert len(marks.running()) == 2, "the shell and its sleep outlive them"
+    me = psutil.Process()
+    alive = tmp / f"folderd-preview-{me.pid}-{round(me.create_time() * 100)}-live"
+    alive.mkdir()  # a preview server that is still running: not a leftover
+    other = tmp / "folderd-preview-abc123"  # not a name the sweep knows: never touched
+    other.mkdir()
+
+    dash = start_dashboard(env=env)
+    swept = dash.daemon.wait_event("preview_leftovers_swept")
+    assert (swept["dirs"], swept["processes"]) == (1, 2) and swept["bytes"] > 0
+    wait_until(lambda: marks.running() == [], 10, "the leftover processes killed")
+    assert not (marks.dir / "done").exists()
+    assert _scratches(tmp) == sorted([alive, other]) and not left.exists()
+
+
+def test_the_preview_server_outlives_the_thread_that_started_it() -> None:
+    """Each request runs on one of the dashboard's pool threads, which end when idle a
+    while: the server must not die with the one that happened to start it."""
+    worker = PreviewWorker(timeout=30)
+    job = Job(_spawning("server_pid"), None, "a.log", data=b"x\n")
+    servers: list[str] = []
+    try:
+        for _ in range(2):
+            t = threading.Thread(target=lambda: servers.extend(
+                worker.run(job)["outputs"]["end"]["lines"]))  # fmt: skip
+            t.start()
+            t.join(60)
+        assert len(servers) == 2 and servers[0] == servers[1], servers
+    finally:
+        worker.close()
+    assert not _running(int(servers[0]))  # closed, it ended
 
 
 def test_a_preview_that_hoards_memory_is_capped_and_the_next_one_runs(
