@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from daemon.api import ActionError
 from daemon.states import State
-from dashboard import health, metrics, replay, snapshot, uploads
+from dashboard import health, metrics, openapi, replay, snapshot, uploads
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -38,6 +39,18 @@ def _dash(request: Request) -> Dashboard:
 
 def error(message: str, status: int) -> Response:
     return ORJSONResponse({"error": message}, status_code=status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take, a form
+    it cannot parse): JSON under /api/, as every other error of the API, plain elsewhere."""
+    if not isinstance(exc, HTTPException):
+        raise exc
+    if request.url.path.startswith("/api/"):
+        return ORJSONResponse(
+            {"error": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def int_param(request: Request, name: str, default: int, lo: int = 1, hi: int = 500) -> int:
@@ -62,6 +75,10 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 # -- reads ----------------------------------------------------------------------------------
+async def openapi_document(request: Request) -> Response:
+    return ORJSONResponse(openapi.document())
+
+
 async def status(request: Request) -> Response:
     return ORJSONResponse(snapshot.status(_dash(request)))
 

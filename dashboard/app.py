@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -49,7 +50,8 @@ routes = [
     # probes
     Route("/health", api.health_endpoint, methods=["GET", "HEAD"], name="health"),
     Route("/metrics", api.metrics_endpoint, name="metrics"),
-    # JSON API
+    # JSON API: each route described in dashboard/openapi.py
+    Route("/api/openapi.json", api.openapi_document, name="api_openapi"),
     Route("/api/status", api.status, name="api_status"),
     Route("/api/files", api.files, name="api_files"),
     Route("/api/files/{uid}", api.file_detail, name="api_file"),
@@ -96,6 +98,7 @@ def create_app(daemon_api: DaemonAPI, settings: Settings, digest: Digest) -> Sta
             Middleware(SecurityMiddleware, access=access, hosts=hosts, digest=digest),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: api.http_error},
     )
     app.state.dashboard = dash
     app.state.access = access

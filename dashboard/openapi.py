@@ -1,0 +1,334 @@
+"""The JSON API's contract: an OpenAPI 3.1 document of every `/api` route, served at
+`/api/openapi.json`.
+
+It is kept here, beside the routes (`dashboard.app`), and a test fails when an `/api`
+route has no operation here or an operation no route. Response schemas name the fields a
+client may rely on (objects stay open: a field added later breaks no client); every error
+is `{"error": "<message>"}` with its status. The test suite fuzzes a live daemon against
+this document (schemathesis): no 500, no answer outside it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from daemon.snapshot import VERSION
+from dashboard.queries import STATES
+
+Schema = dict[str, Any]
+
+STRING: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+OBJECT: Schema = {"type": "object"}
+
+
+def _null(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def _obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _all(**properties: Schema) -> Schema:
+    """An object with every one of `properties` required."""
+    return _obj(tuple(properties), **properties)
+
+
+_FILE = {
+    "uid": STRING,
+    "rel": STRING,
+    "original": STRING,
+    "state": {"enum": list(STATES)},
+    "size": _null(INT),
+    "attempts": _null(INT),
+    "created": _null(NUMBER),
+    "updated": NUMBER,
+    "started": _null(NUMBER),
+    "finished": _null(NUMBER),
+    "duration": _null(NUMBER),
+    "lines_in": _null(INT),
+    "lines_out": _null(INT),
+    "error": _null(_obj(("type", "message"), type=STRING, message=STRING)),
+    "outputs": _array(STRING),
+    "sha256": _null(STRING),
+}
+_PAGE = {
+    "files": _array(_ref("File")),
+    "limit": INT,
+    "newer": _null(STRING),
+    "older": _null(STRING),
+    "total": INT,
+}
+_PROBLEM = _all(path=STRING, line=_null(INT), message=STRING)
+_FILTER = _all(type=STRING, route=STRING, name=STRING, since=_null(NUMBER), until=_null(NUMBER))
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj(("error",), error=STRING),
+    "File": _obj(tuple(_FILE), **_FILE),
+    "FilePage": _obj(
+        (*_PAGE, "state", "q", "states", "waiting", "stuck"),
+        **_PAGE,
+        state=_null(STRING),
+        q=STRING,
+        states={"type": "object", "additionalProperties": INT},
+        waiting=_array(_all(path=STRING, queued_at=NUMBER, priority=INT)),
+        stuck=_array(_all(path=STRING, reason=STRING)),
+    ),
+    "ErrorPage": _obj(tuple(_PAGE), **_PAGE),
+    "FileDetail": {
+        "allOf": [
+            _ref("File"),
+            _obj(
+                ("timeline", "summary", "input_path", "in_flight"),
+                timeline=_array(
+                    _all(
+                        ts=NUMBER,
+                        from_state=_null(STRING),
+                        to_state=STRING,
+                        attempt=_null(INT),
+                        reason=_null(STRING),
+                    )
+                ),
+                summary=_null(OBJECT),
+                summary_path=STRING,
+                input_path=STRING,
+                in_flight=_null(OBJECT),
+            ),
+        ]
+    },
+    "Status": _obj(
+        (
+            "version",
+            "pid",
+            "ready",
+            "uptime_s",
+            "counts",
+            "in_flight",
+            "workers",
+            "journal",
+            "states",
+            "stats",
+            "throughput",
+            "system",
+            "pipeline_outline",
+            "token_required",
+        ),
+        version=STRING,
+        pid=INT,
+        ready=BOOL,
+        uptime_s=NUMBER,
+        counts={"type": "object", "additionalProperties": INT},
+        in_flight=_array(_obj(("uid", "path"), uid=STRING, path=STRING)),
+        workers=_obj(("size", "alive", "busy"), size=INT, alive=INT, busy=INT),
+        journal=_obj(("healthy",), healthy=BOOL),
+        states={"type": "object", "additionalProperties": INT},
+        stats=OBJECT,
+        throughput=_array(_all(minute=INT, processed=INT, failed=INT)),
+        system=OBJECT,
+        pipeline_outline=STRING,
+        token_required=BOOL,
+        trace=BOOL,
+    ),
+    "Pipeline": _obj(
+        ("nodes", "edges", "outline", "routes", "processors", "tags", "live"),
+        nodes=_array(_obj(("id", "kind", "label"), id=STRING, kind=STRING, label=STRING)),
+        edges=_array(_obj(("id",), id=STRING)),
+        outline=STRING,
+        routes=_array(STRING),
+        processors=OBJECT,
+        tags={"type": "object", "additionalProperties": INT},
+        traces=_array(OBJECT),
+        live=OBJECT,
+    ),
+    "ReplayMatch": _all(
+        filter=_FILTER,
+        described=STRING,
+        count=INT,
+        too_many=BOOL,
+        max=INT,
+        files=_array(_obj(("uid", "rel"), uid=STRING, rel=STRING)),
+    ),
+    "Replayed": _all(
+        filter=_FILTER,
+        requeued=_array(_all(uid=STRING, path=STRING)),
+        skipped=_array(_all(uid=STRING, error=STRING)),
+    ),
+    "Preview": _obj(
+        ("config", "errors"),
+        config={"enum": ["active", "edited"]},
+        errors=_array(_PROBLEM),
+        route=_null(_all(index=INT, describe=STRING)),
+        metadata=OBJECT,
+        outputs={"type": "object", "additionalProperties": _all(lines=_array(STRING), total=INT)},
+        trace=_array(OBJECT),
+        summary=OBJECT,
+    ),
+}
+
+ERRORS = {
+    400: "a parameter or body it cannot use (or a NUL in the URL, or a Host not allowed)",
+    401: "the dashboard token is needed (FOLDERD_TOKEN is set): Authorization: Bearer …",
+    403: "a cross-site request (its Origin is another site)",
+    404: "no such file, or nothing of that name where it must be",
+    409: "the file is not in the state the action needs",
+    413: "larger than the limit",
+    415: "not the content type the operation takes",
+    429: "too many wrong tokens from this address: wait Retry-After seconds",
+    503: "the journal cannot be read, the daemon did not answer in time, or the preview is busy",
+    504: "the preview ran past --preview-timeout",
+}
+WRITE_ERRORS = (400, 401, 403, 429, 503)  # every POST: refused before it runs, or unable
+
+
+def _responses(ok: int, schema: Schema, *errors: int, write: bool = False) -> Schema:
+    statuses = sorted({400, *errors, *(WRITE_ERRORS if write else ())})
+    out = {str(ok): {"description": "done", "content": {"application/json": {"schema": schema}}}}
+    for status in statuses:
+        out[str(status)] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+    return out
+
+
+def _query(*names: str, integers: tuple[str, ...] = ()) -> list[Schema]:
+    return [
+        {"name": n, "in": "query", "required": False, "schema": INT if n in integers else STRING}
+        for n in names
+    ]
+
+
+def _body(media: str, schema: Schema) -> Schema:
+    return {"required": True, "content": {media: {"schema": schema}}}
+
+
+_UID = [{"name": "uid", "in": "path", "required": True, "schema": STRING}]
+_WRITE = {"security": [{"bearer": []}, {}]}  # the token only when one is configured
+_BINARY = {"type": "string", "format": "binary"}
+
+OPERATIONS: dict[tuple[str, str], Schema] = {
+    ("/api/openapi.json", "get"): {
+        "summary": "this document",
+        "responses": _responses(200, OBJECT),
+    },
+    ("/api/status", "get"): {
+        "summary": "the overview: counts, states, stats, throughput, workers, system",
+        "responses": _responses(200, _ref("Status")),
+    },
+    ("/api/files", "get"): {
+        "summary": "a page of files, newest first (`older`/`newer` are the cursors)",
+        "parameters": _query("state", "q", "limit", "before", "after", integers=("limit",)),
+        "responses": _responses(200, _ref("FilePage"), 503),
+    },
+    ("/api/files/{uid}", "get"): {
+        "summary": "one file: its journal row, timeline and result summary",
+        "parameters": _UID,
+        "responses": _responses(200, _ref("FileDetail"), 404, 503),
+    },
+    ("/api/files/{uid}/requeue", "post"): {
+        "summary": "a failed file back to unprocessed/",
+        "parameters": _UID,
+        **_WRITE,
+        "responses": _responses(
+            200, _all(uid=STRING, path=STRING, state=STRING), 404, 409, write=True
+        ),
+    },
+    ("/api/cancel", "post"): {
+        "summary": "a file waiting in unprocessed/ to failed/, reason cancelled",
+        "requestBody": _body("application/json", _obj(("path",), path=STRING)),
+        **_WRITE,
+        "responses": _responses(
+            200, _all(path=STRING, state=STRING, reason=STRING), 404, write=True
+        ),
+    },
+    ("/api/errors", "get"): {
+        "summary": "failed files, newest first, with their error",
+        "parameters": _query("limit", "before", integers=("limit",)),
+        "responses": _responses(200, _ref("ErrorPage"), 503),
+    },
+    ("/api/errors/replay", "get"): {
+        "summary": "what a bulk requeue with this filter would requeue",
+        "parameters": _query("type", "route", "name", "since", "until"),
+        "responses": _responses(200, _ref("ReplayMatch"), 503),
+    },
+    ("/api/errors/replay", "post"): {
+        "summary": "requeue every failed file the filter matches, if still `expect` of them",
+        "requestBody": _body(
+            "application/json",
+            _obj(
+                ("expect",),
+                type=STRING,
+                route=STRING,
+                name=STRING,
+                since=_null({"type": ["string", "number"]}),
+                until=_null({"type": ["string", "number"]}),
+                expect=INT,
+            ),
+        ),
+        **_WRITE,
+        "responses": _responses(200, _ref("Replayed"), 409, write=True),
+    },
+    ("/api/pipeline", "get"): {
+        "summary": "the pipeline's graph, per-node stats, routes, sampled traces",
+        "responses": _responses(200, _ref("Pipeline")),
+    },
+    ("/api/upload", "post"): {
+        "summary": "files into unprocessed/, streamed to disk (one part per file)",
+        "requestBody": _body("multipart/form-data", _obj(("file",), file=_BINARY)),
+        **_WRITE,
+        "responses": _responses(
+            201, _all(files=_array(_all(filename=STRING, path=STRING))), 413, 415, write=True
+        ),
+    },
+    ("/api/preview", "post"): {
+        "summary": "one file through the active or an edited config, nothing moved or kept",
+        "requestBody": _body(
+            "multipart/form-data", _obj(path=STRING, file=_BINARY, name=STRING, config=STRING)
+        ),
+        **_WRITE,
+        "responses": _responses(200, _ref("Preview"), 404, 413, 504, write=True),
+    },
+    ("/api/preview/check", "post"): {
+        "summary": "an edited config's problems, each with its JSON path and line",
+        "requestBody": _body("application/json", _obj(("config",), config=STRING)),
+        **_WRITE,
+        "responses": _responses(200, _ref("Preview"), 413, 504, write=True),
+    },
+}
+
+
+@cache
+def document() -> Schema:
+    """The OpenAPI document (built once: it depends on nothing that changes at run time)."""
+    paths: dict[str, Schema] = {}
+    for (path, method), operation in OPERATIONS.items():
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "folderd",
+            "version": VERSION,
+            "description": "The dashboard's JSON API. Reads are open; with FOLDERD_TOKEN "
+            'set, every POST needs it as a Bearer token. Errors are {"error": message}.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
