@@ -391,7 +391,8 @@ SETTINGS: tuple[Setting, ...] = (
         "token",
         str,
         None,
-        "bearer token required for every request that changes something (upload, requeue, cancel)",
+        "bearer token required for every request that changes something or runs code "
+        "(upload, requeue, cancel, and the Preview, which runs plugin code)",
         secret=True,
     ),
 )

@@ -2,13 +2,16 @@
 
 Every request must name an allowed host (`dashboard.hosts`: the defence against DNS
 rebinding) or it is answered 400, and a NUL in its URL is a 400 too. With `FOLDERD_TOKEN`
-set, every request that is not a read (upload, requeue, cancel) must carry it —
-`Authorization: Bearer <token>` from scripts, or the session cookie the login form sets for
-a browser (HttpOnly, SameSite=Strict, expiring, revocable: `dashboard.sessions`). Wrong
-tokens, on the form or in a Bearer header, are throttled per client address. Without a
-token configured the dashboard trusts whoever can reach it (it binds 127.0.0.1 by default),
-but still refuses cross-site writes: a request whose `Origin` is another site is answered
-403, so a web page cannot post to a dashboard on the same machine.
+set, every request that is not a read (upload, requeue, cancel, and the preview, which
+runs plugin code) must carry it — `Authorization: Bearer <token>` from scripts, or the
+session cookie the login form sets for a browser (HttpOnly, SameSite=Strict, expiring,
+revocable: `dashboard.sessions`). Wrong tokens, on the form or in a Bearer header, are
+throttled per client address: the TCP peer's, or the one a proxy named in
+`--trusted-proxies` forwards (`dashboard.server`). Without a token configured the dashboard
+trusts whoever can reach it (it binds 127.0.0.1, and refuses another address without
+`--allow-no-token`: `config.settings`), but still refuses cross-site writes: a request
+whose `Origin` is another site is answered 403, so a web page cannot post to a dashboard
+on the same machine.
 
 `SecurityMiddleware` is pure ASGI: it screens requests before the body is read (an
 unauthorised upload is never stored) and adds the security headers to every response.

@@ -11,6 +11,10 @@ the soft open-file limit is raised to the hard one, and the dashboard keeps at m
 `--max-connections` open (`dashboard.connections`), fewer if the limit leaves less room
 after what the daemon holds and may still open. Repeated errors of uvicorn and asyncio are
 folded into one line per interval (`dashboard.digest`).
+
+A request's address is its TCP peer's: uvicorn's proxy headers are off (it would believe
+`X-Forwarded-For` from 127.0.0.1 by default, letting any local client pick the address
+the login throttle counts under), unless `--trusted-proxies` names the proxies to believe.
 """
 
 from __future__ import annotations
