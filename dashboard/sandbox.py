@@ -159,10 +159,17 @@ def _run(conn: Connection, req: Request, timeout: float) -> dict[str, Any] | Non
     """`req` answered by a forked process, which is ended after `timeout` seconds at most,
     its processes killed and its scratch directory removed whatever happened; None if
     the dashboard went away meanwhile."""
-    where = scratch.create()
+    try:
+        where = scratch.create()
+    except OSError as exc:  # the machine's fault, not the preview's
+        return {"error": f"no temp directory for the preview: {exc}", "status": 503}
     reader, writer = multiprocessing.Pipe(duplex=False)
     server = os.getpid()
-    pid = os.fork()  # this process has one thread: forking is safe
+    try:
+        pid = os.fork()  # this process has one thread: forking is safe
+    except OSError as exc:
+        scratch.remove(where)
+        return {"error": f"the preview's process could not start: {exc}", "status": 503}
     if pid == 0:
         try:
             reader.close()
@@ -214,7 +221,10 @@ def _preview(writer: Connection, req: Request, where: Path, server: int) -> None
         reply: dict[str, Any] = {"ok": answer(req)}
     except Exception as exc:  # a bug or a plugin's: the preview says so
         reply = {"error": f"{type(exc).__name__}: {exc}"}
-    writer.send(reply)
+    try:
+        writer.send(reply)
+    except Exception as exc:  # a plugin's value that does not pickle, in the metadata
+        writer.send({"error": f"the preview's answer could not be sent: {exc}"})
 
 
 class PreviewWorker:
@@ -288,7 +298,7 @@ class PreviewWorker:
             log.info("preview_timed_out", file=req.name, timeout_s=self.timeout)
             raise self._timed_out()
         if "error" in reply:
-            raise PreviewError(reply["error"], 500)
+            raise PreviewError(reply["error"], reply.get("status", 500))
         return reply["ok"]
 
     def _timed_out(self) -> PreviewError:

@@ -341,6 +341,21 @@ def test_what_a_killed_process_group_left_is_swept_at_start(
     assert _scratches(tmp) == sorted([alive, other]) and not left.exists()
 
 
+def test_no_temp_dir_is_the_machines_fault_and_the_next_preview_runs(
+    start_dashboard: Callable[..., Dashboard], tmp_path: Path
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dash = start_dashboard(env={"TMPDIR": str(tmp)})
+    files = {"file": ("b.log", b"2024-01-05 10:00:02 [INFO] A: b\n")}
+    assert dash.post("/api/preview", files=files).status_code == 200
+    tmp.rmdir()  # the temp dir the preview server uses is gone
+    r = dash.post("/api/preview", files=files)
+    assert r.status_code == 503 and "no temp directory for the preview" in r.json()["error"]
+    tmp.mkdir()
+    assert dash.post("/api/preview", files=files).status_code == 200
+
+
 def test_the_preview_server_outlives_the_thread_that_started_it() -> None:
     """Each request runs on one of the dashboard's pool threads, which end when idle a
     while: the server must not die with the one that happened to start it."""
