@@ -218,7 +218,7 @@ def _body(media: str, schema: Schema) -> Schema:
 
 
 _UID = [{"name": "uid", "in": "path", "required": True, "schema": STRING}]
-_WRITE = {"security": [{"bearer": []}, {}]}  # the token only when one is configured
+_WRITE: Schema = {"security": [{"bearer": []}, {}]}  # the token only when one is configured
 _BINARY = {"type": "string", "format": "binary"}
 
 OPERATIONS: dict[tuple[str, str], Schema] = {
