@@ -143,3 +143,14 @@ def test_the_readme_is_a_front_door_into_the_manual() -> None:
     assert missing == [], f"README links to files that do not exist: {missing}"
     linked = {t for t in targets if t.startswith("docs/") and t.endswith(".md")}
     assert len(linked) >= 30
+
+
+def test_the_api_reference_is_generated_from_the_openapi_document() -> None:
+    from dashboard import apiref
+
+    text = apiref.PAGE.read_text(encoding="utf-8")
+    start, end = text.find(apiref.BEGIN), text.find(apiref.END)
+    assert 0 <= start < end, f"no generated block in {apiref.PAGE}"
+    assert text[start : end + len(apiref.END)] == apiref.markdown(), (
+        f"{apiref.PAGE} is stale: python -m dashboard.apiref --update"
+    )
