@@ -106,7 +106,9 @@ def update(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="the manual's HTTP API reference, from the OpenAPI document")
+    parser = argparse.ArgumentParser(
+        description="the manual's HTTP API reference, from the OpenAPI document"
+    )
     parser.add_argument(
         "--update", nargs="?", const=PAGE, type=Path, metavar="FILE",
         help="rewrite the generated block of FILE (default: the manual's page)",
