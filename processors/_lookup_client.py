@@ -1,6 +1,12 @@
 """The HTTP side of `http_lookup`: one lookup with its retries, back-off (honouring
 `Retry-After`), the shared rate limit, and a bearer token fetched once and refreshed on 401.
 
+Each attempt (a lookup's or the token request's) is bounded in time and size: `timeout_s`
+in all, redirects and body included (`processors._lookup_http`), the body read as it comes
+and refused past `max_response_bytes`. A redirect is followed only within the request's
+origin (scheme, host, port) or to a host the config names (`redirect_hosts`): the headers
+hold secrets, and so does the token request's body.
+
 A lookup never raises: it returns an `Outcome`, whose `error` says why it has no usable
 answer. Deciding what a status means for the record is the processor's business.
 """
@@ -21,11 +27,13 @@ import httpx
 import orjson
 import structlog
 
+from processors._lookup_http import Transport, deadline
 from processors._lookup_rate import SharedRate
 
 log = structlog.get_logger(__name__)
 
 MAX_WAIT_S = 60.0  # no back-off or Retry-After makes one record wait longer than this
+MAX_REDIRECTS = 5  # followed within one attempt
 _LIMITERS: dict[tuple[Path, float], SharedRate] = {}  # one open state file per process
 _LIMITERS_LOCK = threading.Lock()
 
@@ -63,11 +71,120 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Settings:
-    timeout_s: float
+    timeout_s: float  # the most one attempt may take, redirects and body included
     retries: int
     backoff_s: float
     headers: dict[str, str]  # secrets already expanded: never log them
     concurrency: int
+    max_response_bytes: int = 1 << 20
+    # (host, port) a redirect may go to; port None: any
+    redirect_hosts: frozenset[tuple[str, int | None]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+class NoAnswer(Exception):
+    """An attempt that got no usable answer; `retry`: whether asking again may help."""
+
+    def __init__(self, problem: str, retry: bool) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry = retry
+
+
+def fetch(
+    client: httpx.Client,
+    settings: Settings,
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One attempt: the request, the redirects within its origin (or to `redirect_hosts`)
+    and the answer's body (at most `max_response_bytes`), all within `timeout_s`."""
+    with deadline(settings.timeout_s):
+        try:
+            return _exchange(client, settings, method, url, body, headers or {})
+        except httpx.TimeoutException:  # every wait is cut to what is left of timeout_s
+            raise NoAnswer(f"timed out: no complete answer within {settings.timeout_s:g} s "
+                           "(timeout_s)", True) from None  # fmt: skip
+        except httpx.UnsupportedProtocol as exc:  # a transport error asking again won't fix
+            raise NoAnswer(f"{type(exc).__name__}: {exc}", False) from None
+        except httpx.TransportError as exc:
+            raise NoAnswer(f"{type(exc).__name__}: {exc or 'connection failed'}", True) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # asking again will not help
+            raise NoAnswer(f"{type(exc).__name__}: {exc}", False) from None
+
+
+def _exchange(
+    client: httpx.Client,
+    settings: Settings,
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> Answer:
+    request = client.build_request(method, url, content=body, headers=headers)
+    origin = _origin(request.url)
+    for _ in range(MAX_REDIRECTS + 1):
+        resp = client.send(request, stream=True)
+        try:
+            if resp.next_request is None:
+                return Answer(resp.status_code, _read(resp, settings.max_response_bytes),
+                              resp.headers.get("Retry-After"))  # fmt: skip
+            request = resp.next_request
+        finally:
+            resp.close()
+        if _origin(request.url) != origin:
+            where = _origin_text(request.url)
+            if not _may_follow(origin, request.url, settings.redirect_hosts):
+                raise NoAnswer(f"redirected to another origin ({where}), not followed "
+                               "(redirect_hosts)", False)  # fmt: skip
+            if "Authorization" in headers:  # httpx drops it on the way to another origin
+                request.headers["Authorization"] = headers["Authorization"]
+    raise NoAnswer(f"more than {MAX_REDIRECTS} redirects", False)
+
+
+Origin = tuple[str, str, int | None]
+
+
+def _origin(url: httpx.URL) -> Origin:
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+def _origin_text(url: httpx.URL) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _may_follow(origin: Origin, url: httpx.URL, hosts: frozenset[tuple[str, int | None]]) -> bool:
+    """A redirect to another origin: only to a host named in `hosts` (with its port, or
+    any port), and never from https down to http."""
+    if origin[0] == "https" and url.scheme != "https":
+        return False
+    _, host, port = _origin(url)
+    return (host, None) in hosts or (host, port) in hosts
+
+
+def _read(resp: httpx.Response, limit: int) -> bytes:
+    """The body (decoded), refused as soon as it is known to exceed `limit` bytes."""
+    too_large = NoAnswer(f"response larger than {limit} bytes (max_response_bytes)", False)
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit and "Content-Encoding" not in resp.headers:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Stats:
@@ -92,24 +209,25 @@ class Token:
         self._lock = threading.Lock()
         self.fetched = 0  # tokens had so far
 
-    def get(self, client: httpx.Client, stale: str | None = None) -> str:
+    def get(self, client: httpx.Client, settings: Settings, stale: str | None = None) -> str:
         """The current token; a new one when it is missing or is `stale` (the one a 401
         refused: threads that saw the same 401 fetch it once between them)."""
         with self._lock:
             if self._value is None or self._value == stale:
-                self._value = self._fetch(client)
+                self._value = self._fetch(client, settings)
                 self.fetched += 1
             return self._value
 
-    def _fetch(self, client: httpx.Client) -> str:
+    def _fetch(self, client: httpx.Client, settings: Settings) -> str:
+        body = orjson.dumps(self.body)
         try:
-            resp = client.post(self.url, json=self.body)
-        except httpx.HTTPError as exc:
-            raise TokenError(f"token request failed: {type(exc).__name__}: {exc}") from None
-        if resp.status_code != 200:
-            raise TokenError(f"token request answered HTTP {resp.status_code}")
+            answer = fetch(client, settings, "POST", self.url, body, _JSON)
+        except NoAnswer as exc:
+            raise TokenError(f"token request: {exc.problem}") from None
+        if answer.status != 200:
+            raise TokenError(f"token request answered HTTP {answer.status}")
         try:
-            value = orjson.loads(resp.content).get(self.field)
+            value = orjson.loads(answer.body).get(self.field)
         except (orjson.JSONDecodeError, AttributeError):
             value = None
         if not isinstance(value, str) or not value:
@@ -120,6 +238,9 @@ class Token:
 
 class TokenError(Exception):
     """The token could not be had: every lookup needing it fails with this reason."""
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class Caller:
@@ -133,12 +254,11 @@ class Caller:
 
     def client(self) -> httpx.Client:
         n = self.settings.concurrency
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
         return httpx.Client(
-            verify=_ssl_context(),
-            follow_redirects=True,
+            transport=Transport(_ssl_context(), limits),
             timeout=self.settings.timeout_s,
             headers=self.settings.headers,
-            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
         )
 
     def call(self, client: httpx.Client, req: Request) -> Outcome:
@@ -149,10 +269,10 @@ class Caller:
         stale: str | None = None  # the token a 401 refused, until a new one is had
         while True:
             attempt += 1
-            headers = {"Content-Type": "application/json"} if req.body is not None else {}
+            headers = dict(_JSON) if req.body is not None else {}
             if self.token is not None:
                 try:
-                    token = self.token.get(client, stale)
+                    token = self.token.get(client, self.settings, stale)
                 except TokenError as exc:
                     return Outcome(None, None, str(exc), attempt)
                 headers["Authorization"] = f"Bearer {token}"
@@ -164,27 +284,23 @@ class Caller:
             data: Any = None
             wait: float | None = None
             try:
-                resp = client.request(req.method, req.url, content=req.body, headers=headers)
-            except httpx.TimeoutException as exc:
-                problem = f"timed out ({type(exc).__name__})"
-            except httpx.UnsupportedProtocol as exc:  # a transport error asking again won't fix
-                return Outcome(None, None, f"{type(exc).__name__}: {exc}", attempt)
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc or 'connection failed'}"
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # asking again will not help
-                return Outcome(None, None, f"{type(exc).__name__}: {exc}", attempt)
+                answer = fetch(client, self.settings, req.method, req.url, req.body, headers)
+            except NoAnswer as exc:
+                if not exc.retry:
+                    return Outcome(None, None, exc.problem, attempt)
+                problem = exc.problem
             else:
-                status = resp.status_code
+                status = answer.status
                 if status == 401 and self.token is not None and not refreshed:
                     refreshed = True  # one refresh per lookup, and it is not a retry
                     stale = token
                     attempt -= 1
                     continue
-                data, bad_json = _json(resp)
+                data, bad_json = _json(answer.body)
                 if status != 429 and status < 500:
                     return Outcome(status, data, bad_json if status < 300 else None, attempt)
                 problem = f"HTTP {status}"
-                wait = retry_after(resp.headers.get("Retry-After"))
+                wait = retry_after(answer.retry_after)
             if attempt > self.settings.retries:
                 return Outcome(status, data, f"{problem} after {attempt} attempt(s)", attempt)
             delay = min(wait if wait is not None else self._backoff(attempt), MAX_WAIT_S)
@@ -197,12 +313,12 @@ class Caller:
         return self.settings.backoff_s * 2 ** (attempt - 1)
 
 
-def _json(resp: httpx.Response) -> tuple[Any, str | None]:
+def _json(body: bytes) -> tuple[Any, str | None]:
     """The response's JSON, or None and why not (an empty body is no JSON, no error)."""
-    if not resp.content:
+    if not body:
         return None, None
     try:
-        return orjson.loads(resp.content), None
+        return orjson.loads(body), None
     except orjson.JSONDecodeError as exc:
         return None, f"response is not JSON: {exc}"
 

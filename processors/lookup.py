@@ -147,6 +147,8 @@ class HttpLookup:
         failed_tag: str | None = None,
         fail_file: bool = False,
         cache_max: int = 10000,
+        max_response_bytes: int = 1 << 20,
+        redirect_hosts: Any = None,
     ) -> None:
         env = os.environ
         url = opt.expand_env("url", opt.string("url", url, empty=False), env)
@@ -167,6 +169,8 @@ class HttpLookup:
             backoff_s=opt.number("backoff_s", backoff_s, 0, 60),
             headers=headers,
             concurrency=opt.integer("concurrency", concurrency, 1, 256),
+            max_response_bytes=opt.integer("max_response_bytes", max_response_bytes, 1, 1 << 30),
+            redirect_hosts=_hosts("redirect_hosts", redirect_hosts),
         )
         self.rate_per_s = (
             None if rate_per_s is None else opt.number("rate_per_s", rate_per_s, 0.001)
@@ -303,6 +307,23 @@ class HttpLookup:
         else:
             record[self.merge] = data
         return record
+
+
+def _hosts(key: str, value: Any) -> frozenset[tuple[str, int | None]]:
+    """Hosts a redirect may lead to, as (host, port): `host` (any port) or `host:port`."""
+    hosts = [] if value is None else opt.typed(key, value, list)
+    out = set()
+    for i, host in enumerate(hosts):
+        try:
+            parts = urlsplit(f"//{host}") if isinstance(host, str) else None
+            port = None if parts is None else parts.port  # ValueError if not a number
+        except ValueError:
+            parts = None
+        if parts is None or not parts.hostname or parts.netloc != host or "@" in host:
+            raise ConfigError(f"{key}[{i}]", f"expected a host or host:port, got {host!r}",
+                              "api.example.com or api.example.com:8443")  # fmt: skip
+        out.add((parts.hostname, port))
+    return frozenset(out)
 
 
 def _failure(answer: Outcome, merge: str | None) -> str | None:

@@ -13,13 +13,21 @@ in a thread, on a free port, with endpoints that misbehave in the ways real APIs
   /token            (POST) {"access_token": "tN"}: a new token each call
   /secure/<id>      /item's answer for `Authorization: Bearer <the newest token>`, else 401;
                     a token is good for `token_uses` requests
+  /redirect/<code>?to=<url>  (GET or POST) answers <code> with `Location: <url>`
+  /stolen           (GET or POST) {"stolen": true}: a redirect's target on another host
+  /big/<n>          200 with a JSON string of n bytes, `Content-Length` n (streamed)
+  /chunked/<n>      the same, chunked: no length said up front
+  /gzip/<n>         the same, gzip-encoded: a few KB on the wire, n bytes decoded
+
+`headers_seen[path]` keeps the headers of every request, `bodies[path]` every POST body.
 """
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +49,8 @@ class Api:
         self.in_flight = 0
         self.max_in_flight = 0
         self.api_keys: set[str | None] = set()  # X-Api-Key headers seen
+        self.headers_seen: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
+        self.bodies: defaultdict[str, list[bytes]] = defaultdict(list)
         self.url = ""
 
     def hit(self, path: str) -> int:
@@ -64,6 +74,7 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             with api.lock:
+                api.headers_seen[self.path.partition("?")[0]].append(dict(self.headers))
                 api.api_keys.add(self.headers.get("X-Api-Key"))
                 api.in_flight += 1
                 api.max_in_flight = max(api.max_in_flight, api.in_flight)
@@ -76,7 +87,15 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             api.hit(self.path)
-            if self.path == "/echo":
+            path = self.path.partition("?")[0]
+            with api.lock:
+                api.headers_seen[path].append(dict(self.headers))
+                api.bodies[path].append(body)
+            if path.startswith("/redirect/"):
+                self._redirect()
+            elif path == "/stolen":
+                self._json(200, {"stolen": True, "access_token": "stolen"})
+            elif self.path == "/echo":
                 self._json(200, {"got": orjson.loads(body)})
             elif self.path == "/token":
                 with api.lock:
@@ -90,6 +109,12 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             _, kind, ident = [*self.path.split("/", 2), "", ""][:3]
             n = api.hit(self.path)
+            if kind == "redirect":
+                return self._redirect()
+            if kind == "stolen":
+                return self._json(200, {"stolen": True})
+            if kind in ("big", "chunked", "gzip"):
+                return self._big(kind, int(ident))
             if kind == "flaky429" and n == 1:
                 return self._json(429, {"error": "slow down"}, {"Retry-After": "1"})
             if kind == "flaky500" and n == 1:
@@ -113,6 +138,37 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
             if ident.startswith("x"):
                 return self._json(404, {"error": "not found"})
             self._json(200, {"id": ident, "name": f"item-{ident}"})
+
+        def _redirect(self) -> None:
+            code, _, to = self.path.removeprefix("/redirect/").partition("?to=")
+            self.send_response(int(code))
+            self.send_header("Location", to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _big(self, kind: str, n: int) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if kind == "gzip":
+                body = gzip.compress(b'"' + b"0" * (n - 2) + b'"', 9)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_header(*(("Content-Length", str(n)) if kind == "big" else
+                               ("Transfer-Encoding", "chunked")))  # fmt: skip
+            self.end_headers()
+            block = b"0" * (1 << 20)
+            pieces = [b'"', *[block] * ((n - 2) // len(block)), block[: (n - 2) % len(block)], b'"']
+            try:
+                for part in filter(None, pieces):  # (an empty chunk would end the body)
+                    frame = b"%x\r\n%b\r\n" % (len(part), part) if kind == "chunked" else part
+                    self.wfile.write(frame)
+                if kind == "chunked":
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:  # the client stopped reading: what it should do
+                self.close_connection = True
 
         def _authorized(self) -> bool:
             with api.lock:
@@ -145,10 +201,10 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(api: Api) -> Iterator[Api]:
-    """Runs `api` on a free port of 127.0.0.1 until the block ends."""
-    server = _Server(("127.0.0.1", 0), _handler(api))
-    api.url = f"http://127.0.0.1:{server.server_port}"
+def serve(api: Api, host: str = "127.0.0.1") -> Iterator[Api]:
+    """Runs `api` on a free port of `host` until the block ends."""
+    server = _Server((host, 0), _handler(api))
+    api.url = f"http://{host}:{server.server_port}"
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="lookup-api", daemon=True
     )

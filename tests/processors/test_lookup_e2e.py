@@ -1,5 +1,6 @@
 """`http_lookup` end to end against a real local API: `main.py --input` on a CSV of IDs,
-and the daemon with two workers sharing one rate limit."""
+and the daemon with two workers sharing one rate limit; `--input` against a server that
+drips its answer (ends at the deadline) and one answering 1 GB (refused, memory small)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -15,6 +17,7 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT, DaemonProcess, Queue, wait_until
+from tests.hostile_servers import Hostile
 from tests.processors.lookup_api import Api, serve
 
 pytestmark = pytest.mark.integration
@@ -87,3 +90,58 @@ def test_the_rate_limit_holds_across_the_daemon_s_workers(
     assert any(b[0] < a[1] for a, b in pairwise(spans)), "two workers looked up at the same time"
     # two workers alone at 10/s each would take 2 s; sharing the limit, 40 requests take 3.9 s
     assert spans[-1][1] - spans[0][0] >= 3.5
+
+
+def _input(
+    tmp_path: Path, lookup: dict[str, object], data: str
+) -> tuple[int, dict[str, object], int, float]:
+    """`main.py --input` on `data` (JSON lines) with one lookup node: exit code, summary,
+    the process's peak RSS (bytes) and its wall time."""
+    config = {
+        "routes": [{"start": "in"}],
+        "nodes": [
+            {"tag": "in", "use": "json_validate", "to": "look"},
+            {"name": "enrich", "tag": "look", "use": "http_lookup", "options": lookup},
+        ],
+    }
+    (tmp_path / "pipeline.json").write_text(json.dumps(config))
+    src = tmp_path / "ids.log"
+    src.write_text(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--log-format", "json", "--input", str(src),
+         "--config", str(tmp_path / "pipeline.json"), "--results-dir", str(tmp_path / "out")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    with proc.stdout:
+        out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    summary = out[out.index(b"{\n") :]  # after the log lines (JSON, one a line)
+    return proc.returncode, json.loads(summary), usage.ru_maxrss * 1024, time.monotonic() - started
+
+
+def test_input_with_a_dripping_lookup_server_ends_at_the_deadline(tmp_path: Path) -> None:
+    """The issue's case: `timeout_s` 3, `retries` 1, a server answering 200 with
+    Content-Length 100000 then one byte a second — `--input` used to run for hours."""
+    with Hostile("drip", interval=1.0) as server:
+        lookup = {"url": server.url + "/{id}", "timeout_s": 3, "retries": 1, "backoff_s": 0.1}
+        code, summary, _, took = _input(tmp_path, lookup, '{"id": 1}\n')
+    assert code == 0 and summary["status"] == "processed"
+    got = orjson.loads((tmp_path / "out" / "ids.log.out").read_text())
+    assert got["lookup_error"] == (
+        "timed out: no complete answer within 3 s (timeout_s) after 2 attempt(s)"
+    )
+    assert took < 15, f"{took:.1f} s: two attempts of 3 s, then the answer"
+
+
+def test_input_with_a_1gb_lookup_answer_stays_small(tmp_path: Path) -> None:
+    with serve(Api()) as api:
+        lookup = {"url": api.url + "/chunked/{id}"}
+        code, _, peak, _ = _input(tmp_path, lookup, f'{{"id": {1 << 30}}}\n')
+    assert code == 0
+    got = orjson.loads((tmp_path / "out" / "ids.log.out").read_text())
+    assert got["lookup_error"] == "response larger than 1048576 bytes (max_response_bytes)"
+    assert peak < 200 << 20, f"peak RSS {peak >> 20} MB: the answer was not read whole"
