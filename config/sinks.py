@@ -153,6 +153,24 @@ def _seconds(key: str, value: Any) -> float:
     return float(value)
 
 
+_PREFIX_HINT = "e.g. mirror/ or {host}/{date}/ (see the README's S3 key rules)"
+
+
+def _prefix_problem(prefix: str, fields: list[str]) -> str | None:
+    """Why S3 servers would not keep `prefix` as written (SeaweedFS rewrites `\\`, `//` and
+    a leading `/`; MinIO refuses `.` and `..` parts), or why the keys under it would not
+    each name one file (a `{group}` not followed by a last `/`)."""
+    if prefix.startswith("/") or "//" in prefix:
+        return "a leading '/' or a '//' in the prefix (SeaweedFS drops them, MinIO refuses them)"
+    if "\\" in prefix or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in prefix):
+        return "a backslash or control character in the prefix (SeaweedFS reads '\\' as '/')"
+    if any(part.strip(" ") in (".", "..") for part in prefix.split("/")):
+        return "a '.' or '..' part in the prefix (S3 servers refuse or collapse it)"
+    if fields and not prefix.endswith("/"):
+        return "a prefix with a {group} must end with '/' (else two files could share a key)"
+    return None
+
+
 def parse_sink(
     raw: Any,
     path: str,
@@ -253,6 +271,8 @@ def _s3(spec: _Spec, name: str) -> S3SinkConfig | None:
             spec.fail(
                 "prefix", f"invalid placeholder {{{f}}}", "{group}: a route's regex group name"
             )
+    if (why := _prefix_problem(prefix, fields)) is not None:
+        spec.fail("prefix", f"{why}: {prefix!r}", _PREFIX_HINT)
     checks = {
         key: spec.get(key, values.choice, "when_supported", CHECKSUM_WHEN)
         for key in ("request_checksum_calculation", "response_checksum_validation")

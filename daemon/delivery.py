@@ -18,6 +18,7 @@ import structlog
 from config.pipeline import PipelineConfig
 from config.sinks import S3SinkConfig, SqlSinkConfig
 from sinks import SinkDataError, Targets
+from sinks.keys import object_key
 from sinks.s3 import sha256_of
 
 if TYPE_CHECKING:
@@ -29,11 +30,7 @@ _targets = Targets()  # this worker process's sink connections
 
 
 def _key(sink: S3SinkConfig, metadata: dict[str, str], name: str) -> str:
-    try:
-        return sink.prefix.format_map(metadata) + name
-    except KeyError as exc:
-        raise SinkDataError(sink.name, f"prefix {sink.prefix!r} names the group {exc}, which "
-                            "this file's route did not capture", None) from None  # fmt: skip
+    return object_key(sink.name, sink.prefix, metadata, name)
 
 
 def deliver(
