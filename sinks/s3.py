@@ -20,18 +20,21 @@ import base64
 import contextlib
 import hashlib
 import os
+import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from config.sinks import S3SinkConfig, redact, redact_url
 from sinks.base import Delivery
-from sinks.errors import SinkError, SinkUnavailable
+from sinks.deadline import WATCHDOG, Alarm, Sockets
+from sinks.errors import SinkDataError, SinkError, SinkUnavailable
 
 PART = 8 << 20  # multipart above this size, in parts of this size
 PARALLEL = 8  # parts of one upload in flight at once
 _RETRY_CODES = {"BadDigest", "IncompleteBody", "RequestTimeout"}  # the bytes, this time
+# the server will not store an object under this key: the file cannot go there
+_KEY_CODES = {"KeyTooLongError", "XMinioInvalidObjectName", "InvalidObjectName"}
 
 
 def sha256_of(path: str) -> str:
@@ -50,6 +53,32 @@ class _Unchecked(Exception):
     """The server answered a CRC32 request without its checksum: it did not check it."""
 
 
+class _Cut(Exception):
+    """A request ran past `timeout_s`: the watchdog cut its connection."""
+
+
+class _Call:
+    """One API call in one thread: each of its attempts (botocore retries) gets its own
+    deadline, armed when the attempt is sent, which cuts the sockets it uses."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sockets = Sockets()
+        self.alarm: Alarm | None = None
+        self.fired = False
+
+    def attempt(self) -> None:
+        self.end()
+        self.sockets.forget()
+        self.alarm = WATCHDOG.arm(self.seconds, self.sockets.cut)
+
+    def end(self) -> None:
+        if self.alarm is not None:
+            WATCHDOG.cancel(self.alarm)
+            self.fired = self.fired or self.alarm.fired
+            self.alarm = None
+
+
 class S3Target:
     """One sink's S3 client, made on first use and kept across files."""
 
@@ -57,15 +86,45 @@ class S3Target:
         self.config = config
         self._client: Any = None
         self._md5 = config.request_checksum_calculation == "when_required"
+        self._current = threading.local()  # .call: this thread's `_Call`, or None
 
-    def _checked(
-        self, call: Callable[..., dict[str, Any]], data: bytes, **kw: Any
-    ) -> dict[str, Any]:
-        """`call` (a PUT of `data`: an object or a part) with the checksum the server
+    def _call(self, operation: str, **kw: Any) -> dict[str, Any]:
+        """The client's `operation`, each attempt within `timeout_s` in all (`_Cut` when
+        one ran past it: its connection was cut, and botocore does not retry it)."""
+        call = _Call(self.config.timeout_s)
+        self._current.call = call
+        try:
+            with call.sockets.watching():
+                result: dict[str, Any] = getattr(self._s3(), operation)(**kw)
+                return result
+        except Exception:
+            call.end()
+            if call.fired:
+                raise _Cut from None
+            raise
+        finally:
+            call.end()
+            self._current.call = None
+
+    def _attempt(self, **_: Any) -> None:
+        """botocore's `before-send`: an attempt of this thread's call starts now."""
+        call = getattr(self._current, "call", None)
+        if call is not None:
+            call.attempt()
+
+    def _retry_after_cut(self, **_: Any) -> bool | None:
+        """botocore's `needs-retry`: False (no retry) when the watchdog cut the attempt."""
+        call = getattr(self._current, "call", None)
+        if call is not None and call.alarm is not None and call.alarm.fired:
+            return False
+        return None
+
+    def _checked(self, operation: str, data: bytes, **kw: Any) -> dict[str, Any]:
+        """`operation` (a PUT of `data`: an object or a part) with the checksum the server
         checks; `_Unchecked` if it answered a CRC32 without it."""
         if self._md5:
-            return call(Body=data, ContentMD5=_md5(data), **kw)
-        done = call(Body=data, ChecksumAlgorithm="CRC32", **kw)
+            return self._call(operation, Body=data, ContentMD5=_md5(data), **kw)
+        done = self._call(operation, Body=data, ChecksumAlgorithm="CRC32", **kw)
         if "ChecksumCRC32" not in done:
             self._md5 = True  # a server that ignores flexible checksums: MD5s from now on
             raise _Unchecked
@@ -95,24 +154,34 @@ class S3Target:
                     response_checksum_validation=cfg.response_checksum_validation,
                 ),
             )
+            events = self._client.meta.events
+            events.register("before-send.s3", self._attempt)
+            events.register_first("needs-retry.s3", self._retry_after_cut)
         return self._client
 
     def _error(self, exc: BaseException, key: str, doing: str) -> SinkError:
         from botocore.exceptions import ClientError
 
         cfg = self.config
-        text = redact(str(exc).strip() or type(exc).__name__, cfg.secrets())
+        if isinstance(exc, _Cut):
+            text = f"no complete answer within {cfg.timeout_s:g} s (timeout_s)"
+        else:
+            text = redact(str(exc).strip() or type(exc).__name__, cfg.secrets())
         where = f" at {redact_url(cfg.endpoint_url)}" if cfg.endpoint_url else ""
         message = f"s3 s3://{cfg.bucket}/{key}{where}: {doing}: {text}"
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         if code in _RETRY_CODES:
             return SinkError(cfg.name, message)  # transient: this file, this time
+        if code in _KEY_CODES:
+            return SinkDataError(cfg.name, f"{message} (the server takes no object of this "
+                                 "name: see the README's S3 key rules)", None)  # fmt: skip
         self.close()
         return SinkUnavailable(cfg.name, message)
 
     def put(self, path: str, key: str, sha256: str, metadata: dict[str, str]) -> Delivery:
         """Upload the file at `path` as `key` (replacing it), verified; `sha256` is its
-        content's digest, stored as metadata and compared by `skip_existing`."""
+        content's digest, stored as metadata and compared by `skip_existing`; `metadata`'s
+        `uid` names the input, and the object found there afterwards must carry it."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         started = time.monotonic()
@@ -137,20 +206,31 @@ class S3Target:
                 self._upload(path, size, key, extra)
             doing = "verifying"
             there = self._head(key)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, _Cut) as exc:
             raise self._error(exc, key, doing) from None
-        if (
-            there is None
-            or there["ContentLength"] != size
-            or (there.get("Metadata", {}).get("sha256") != sha256)
-        ):
-            got = "no object" if there is None else f"{there['ContentLength']} bytes"
-            raise SinkError(
-                cfg.name,
-                f"s3://{cfg.bucket}/{key}: verification failed: sent "
-                f"{size} bytes, the server has {got}",
-            )
+        self._verify(key, size, meta, there)
         return self._delivery(key, started, there, sha256)
+
+    def _verify(
+        self, key: str, size: int, meta: dict[str, str], there: dict[str, Any] | None
+    ) -> None:
+        """The object now at `key` is the one just sent: its size, and its sha256 and
+        uid in the metadata (another input written over it is caught here)."""
+        found = {} if there is None else there.get("Metadata", {})
+        if (
+            there is not None
+            and there["ContentLength"] == size
+            and all(found.get(k) == v for k, v in meta.items() if k in ("uid", "sha256"))
+        ):
+            return
+        if there is None:
+            got = "no object"
+        elif "uid" in meta and found.get("uid") != meta["uid"]:
+            got = f"another input's object (uid {found.get('uid')})"
+        else:
+            got = f"{there['ContentLength']} bytes, sha256 {found.get('sha256')}"
+        raise SinkError(self.config.name, f"s3://{self.config.bucket}/{key}: verification "
+                        f"failed: sent {size} bytes, the server has {got}")  # fmt: skip
 
     def _delivery(
         self, key: str, started: float, head: dict[str, Any], sha256: str, already: bool = False
@@ -171,7 +251,7 @@ class S3Target:
         from botocore.exceptions import ClientError
 
         try:
-            return self._s3().head_object(Bucket=self.config.bucket, Key=key)
+            return self._call("head_object", Bucket=self.config.bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -180,11 +260,12 @@ class S3Target:
     def _abort_unfinished(self, key: str) -> None:
         """Abort the multipart uploads a dead attempt left for `key` (they hold storage and
         would never complete)."""
-        s3, bucket = self._s3(), self.config.bucket
-        listing = s3.list_multipart_uploads(Bucket=bucket, Prefix=key)
+        bucket = self.config.bucket
+        listing = self._call("list_multipart_uploads", Bucket=bucket, Prefix=key)
         for upload in listing.get("Uploads") or []:
             if upload["Key"] == key:
-                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+                self._call("abort_multipart_upload", Bucket=bucket, Key=key,
+                           UploadId=upload["UploadId"])  # fmt: skip
 
     def _upload(self, path: str, size: int, key: str, extra: dict[str, Any]) -> None:
         if size > PART:
@@ -192,17 +273,18 @@ class S3Target:
             return
         with open(path, "rb") as f:
             body = f.read()
-        self._checked(self._s3().put_object, body, Bucket=self.config.bucket, Key=key, **extra)
+        self._checked("put_object", body, Bucket=self.config.bucket, Key=key, **extra)
 
     def _multipart(self, path: str, key: str, extra: dict[str, Any]) -> None:
         """The parts sent `PARALLEL` at a time (a botocore client is thread-safe), read one
         by one: memory holds at most `PARALLEL` + 1 parts."""
-        s3, bucket = self._s3(), self.config.bucket
+        bucket = self.config.bucket
         crc = {} if self._md5 else {"ChecksumAlgorithm": "CRC32"}  # as boto3's upload_file
-        upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **crc, **extra)["UploadId"]
+        created = self._call("create_multipart_upload", Bucket=bucket, Key=key, **crc, **extra)
+        upload = created["UploadId"]
 
         def send(number: int, data: bytes) -> dict[str, Any]:
-            done = self._checked(s3.upload_part, data, Bucket=bucket, Key=key, UploadId=upload,
+            done = self._checked("upload_part", data, Bucket=bucket, Key=key, UploadId=upload,
                                  PartNumber=number)  # fmt: skip
             part = {"PartNumber": number, "ETag": done["ETag"]}
             if "ChecksumCRC32" in done:  # completing names each part's checksum, if any
@@ -222,10 +304,9 @@ class S3Target:
                         parts += [d.result() for d in done]  # a failed part raises here
                 parts += [d.result() for d in sending]
             parts.sort(key=lambda p: p["PartNumber"])
-            s3.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
-            )
+            self._call("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload,
+                       MultipartUpload={"Parts": parts})  # fmt: skip
         except BaseException:
             with contextlib.suppress(Exception):  # the next attempt aborts it if this fails
-                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+                self._call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload)
             raise

@@ -1,11 +1,13 @@
-"""Objects into a real SeaweedFS: one PUT or a multipart upload, verified, the sha256 in
-the metadata; skip_existing; a dead attempt's unfinished upload aborted first; a server
-that refuses or is gone is `SinkUnavailable`."""
+"""Objects into a real SeaweedFS: one PUT or a multipart upload, verified (its size, and its
+sha256 and uid in the metadata: another input's object found there is no delivery);
+skip_existing; a dead attempt's unfinished upload aborted first; a server that refuses, is
+gone, or drips or stalls past `timeout_s` is `SinkUnavailable`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ import pytest
 
 from config.sinks import S3SinkConfig
 from daemon.faults import Fault, classify
-from sinks import SinkUnavailable, Targets
+from sinks import SinkError, SinkUnavailable, Targets
 from sinks.s3 import PART, S3Target
+from tests.hostile_servers import Hostile
 from tests.sinks.servers import S3_SECRET, SeaweedS3
 
 
@@ -158,3 +161,51 @@ def _closed_port() -> int:
     from tests.sinks.servers import free_port
 
     return free_port()
+
+
+@pytest.mark.parametrize("same_bytes", [True, False])
+def test_an_object_overwritten_by_another_input_before_the_check_is_no_delivery(
+    tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch,
+    same_bytes: bool,
+) -> None:  # fmt: skip
+    """Another input's upload lands on the key between this one's PUT and its check (the
+    same bytes or others): the check finds another uid there, and says so."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    path, sha = _file(tmp_path, 100)
+    other = Path(path).read_bytes() if same_bytes else b"other input's bytes"
+    target = S3Target(_sink(s3_server, bucket))
+
+    def overwrite(**_: Any) -> None:
+        s3_server.client().put_object(
+            Bucket=bucket, Key="in/a.log", Body=other,
+            Metadata={"uid": "u2", "sha256": hashlib.sha256(other).hexdigest()},
+        )  # fmt: skip
+
+    target._s3().meta.events.register("after-call.s3.PutObject", overwrite)
+    try:
+        with pytest.raises(SinkError, match=r"another input's object \(uid u2\)") as err:
+            target.put(path, "in/a.log", sha, {"uid": "u1"})
+    finally:
+        target.close()
+    assert classify(err.value) is Fault.TRANSIENT, "retried: the next attempt writes it again"
+
+
+@pytest.mark.parametrize("mode", ["drip", "drip_head", "silent", "deaf"])
+def test_a_server_that_drips_or_stalls_is_unavailable_at_the_deadline(
+    tmp_path: Path, targets: Targets, mode: str
+) -> None:
+    """A per-read timeout would wait for a dripping server forever (one byte a second
+    never trips it); `timeout_s` is the most each request takes in all."""
+    size = 4 << 20 if mode == "deaf" else 10  # deaf: the upload fills the socket buffers
+    path, sha = _file(tmp_path, size)
+    with Hostile(mode, interval=0.2) as server:
+        sink = S3SinkConfig("bucket", endpoint_url=server.url, name="deliver[0]", timeout_s=1)
+        started = time.monotonic()
+        with pytest.raises(SinkUnavailable, match=r"within 1 s \(timeout_s\)") as err:
+            targets.put(sink, path, "k", sha, {})
+        took = time.monotonic() - started
+    assert took < 3, f"{took:.1f} s: one attempt, cut at 1 s, not retried by botocore"
+    assert server.accepted == 1
+    assert classify(err.value) is Fault.ENVIRONMENT
+    assert str(err.value).startswith(f"deliver[0]: s3 s3://bucket/k at {server.url}: ")
