@@ -1,9 +1,15 @@
 """Rows into a real SQLite file and a real PostgreSQL cluster: replaced by uid, typed,
-refused with the line and column, and an unreachable server is `SinkUnavailable`."""
+refused with the line and column, `source` the shown form of any name; an unreachable
+server, or one that stops answering (a lock never granted, a frozen backend mid-COPY, a
+server that never completes the connection), is `SinkUnavailable` within `timeout_s`."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +18,11 @@ import pytest
 
 from config.sinks import SqlSinkConfig
 from daemon.faults import Fault, cause_of, classify
+from formats.names import parsed
 from processors.outputs import Sink
 from sinks import SinkDataError, SinkUnavailable, Targets
+from tests.conftest import wait_until
+from tests.hostile_servers import Hostile
 from tests.sinks.servers import PG_PASSWORD, Postgres
 
 COLUMNS = (
@@ -232,3 +241,93 @@ def test_postgres_wrong_password_is_unavailable(
     with pytest.raises(SinkUnavailable, match="password authentication failed") as err:
         targets.rows(cfg, _output(tmp_path, ["x"]), "u1", "a.log")
     assert "wrong-pw" not in str(err.value)
+
+
+BAD_NAME = os.fsdecode(b"dir/bad\xff name.log")  # not UTF-8: as os.fsdecode reads it
+
+
+def test_sqlite_source_is_the_shown_name_of_any_name(tmp_path: Path, targets: Targets) -> None:
+    targets.rows(_sqlite(tmp_path), _output(tmp_path, ["x"]), "u1", BAD_NAME)
+    db = sqlite3.connect(tmp_path / "db.sqlite3")
+    [(source,)] = db.execute("SELECT source FROM records").fetchall()
+    assert source == "dir/bad\\xff name.log" and parsed(source) == BAD_NAME
+
+
+def test_postgres_source_is_the_shown_name_of_any_name(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows")
+    targets.rows(cfg, _output(tmp_path, ["x"]), "u1", BAD_NAME)
+    targets.rows(cfg, _output(tmp_path, ["y"], "b"), "u2", "dir/bad\\xff name.log")
+    got = dict(postgres.query("SELECT uid, source FROM records"))
+    assert got == {"u1": "dir/bad\\xff name.log", "u2": "dir/bad\\\\xff name.log"}
+    assert parsed(got["u1"]) == BAD_NAME, "two names, two sources, each read back"
+
+
+def test_postgres_a_statement_blocked_past_timeout_s_is_unavailable(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    """Another session holds the table: the DELETE waits for its lock, and is cut."""
+    import psycopg
+
+    cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows", timeout_s=1)
+    out = _output(tmp_path, ["x"])
+    targets.rows(cfg, out, "u1", "a.log")
+    with psycopg.connect(postgres.url) as other:
+        other.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with pytest.raises(SinkUnavailable, match=r"loading rows: no answer within 1 s") as err:
+            targets.rows(cfg, out, "u1", "a.log")
+        took = time.monotonic() - started
+    assert 0.9 < took < 3, f"{took:.1f} s"
+    assert classify(err.value) is Fault.ENVIRONMENT
+    assert targets.rows(cfg, out, "u1", "a.log").rows == 1, "the lock gone, it connects again"
+
+
+def test_postgres_frozen_mid_copy_is_unavailable_at_the_deadline(
+    tmp_path: Path, targets: Targets, postgres: Postgres
+) -> None:
+    """The server process serving the COPY stops (SIGSTOP): its kernel still acknowledges,
+    so TCP keepalives see nothing; the step past `timeout_s` is cut."""
+    cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows", timeout_s=2)
+    targets.rows(cfg, _output(tmp_path, ["x"]), "u1", "a.log")  # connected: its backend known
+    [(pid,)] = postgres.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'folderd'")
+    big = _output(tmp_path, [{"n": i, "pad": "x" * 200} for i in range(200_000)], "big")
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            targets.rows(cfg, big, "u2", "big.log")
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=deliver)
+    copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
+    thread.start()
+    try:
+        wait_until(lambda: postgres.query(copying)[0][0] > 0, 30, "the COPY in flight")
+        os.kill(pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        thread.join(30)
+        took = time.monotonic() - frozen
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert not thread.is_alive()
+    assert len(failed) == 1 and isinstance(failed[0], SinkUnavailable), failed
+    assert "no answer within 2 s (timeout_s)" in str(failed[0])
+    assert took < 5, f"{took:.1f} s after the freeze"
+
+
+@pytest.mark.parametrize("mode", ["silent", "deaf", "drip"])
+def test_a_server_that_never_answers_the_connection_is_unavailable(
+    tmp_path: Path, targets: Targets, mode: str
+) -> None:
+    with Hostile(mode, interval=0.2) as server:
+        url = f"postgresql://folderd:{PG_PASSWORD}@127.0.0.1:{server.port}/postgres"
+        cfg = SqlSinkConfig(url, "records", name="outputs.rows", timeout_s=1)
+        started = time.monotonic()
+        with pytest.raises(SinkUnavailable, match="connecting") as err:
+            targets.rows(cfg, _output(tmp_path, ["x"]), "u1", "a.log")
+        took = time.monotonic() - started
+    assert took < 3, f"{took:.1f} s"
+    assert PG_PASSWORD not in str(err.value)
