@@ -13,7 +13,8 @@ every remote call's deadline (lookups, S3, PostgreSQL).
                 socket buffers and stalls)
   proxy         forwards both ways to `upstream` (host, port): a good endpoint again
 
-`accepted` counts connections; `close()` ends every connection and the listener.
+`accepted` counts connections (`accepted_at`: when each came, monotonic); `hang_up()` ends
+the connections open now, `close()` those and the listener.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
 
@@ -38,6 +40,7 @@ class Hostile:
         self.interval = interval
         self.upstream = upstream
         self.accepted = 0
+        self.accepted_at: list[float] = []
         self._listener = socket.create_server((host, 0))
         self.host, self.port = self._listener.getsockname()[:2]
         self.url = f"http://{self.host}:{self.port}"
@@ -57,13 +60,18 @@ class Hostile:
         self._stop.set()
         with contextlib.suppress(OSError):
             self._listener.close()
+        self.hang_up()
+        self._thread.join(5)
+
+    def hang_up(self) -> None:
+        """End the connections open now (a client kept them alive: its next request
+        connects again, and meets the current mode)."""
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-        self._thread.join(5)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -73,6 +81,7 @@ class Hostile:
                 return
             with self._lock:
                 self.accepted += 1
+                self.accepted_at.append(time.monotonic())
                 self._conns.append(conn)
             mode = self.mode
             threading.Thread(target=self._serve, args=(conn, mode), daemon=True).start()

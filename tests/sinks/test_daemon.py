@@ -1,13 +1,15 @@
 """Sinks through a real daemon: SIGKILL mid-COPY or mid-multipart-upload and a restart
 leave each input's rows exactly once and each object once, with no unfinished upload; a
 database stopped mid-burst holds the files (503 naming the sink) and nothing fails; a type
-violation fails its file naming the line; passwords never show."""
+violation fails its file naming the line; passwords never show; an S3 endpoint that drips
+its answers is unavailable at `timeout_s` (503 naming it, the file held) until it is good."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, sha256_of, wait_until
+from tests.hostile_servers import Hostile
 from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
@@ -355,3 +358,44 @@ def test_rows_of_a_route_without_nodes_name_their_input_lines_across_chunks(
     assert con.execute("SELECT msg FROM records WHERE line = ?", (n,)).fetchone() == ("crlf 20000",)
     error = queue.summaries()["bad.log"]["error"]
     assert error["line"] == 12_345 and error["column"] == "n"
+
+
+@pytest.mark.timeout(240)
+def test_a_dripping_s3_endpoint_holds_the_file_with_health_naming_it_until_a_good_one_is_back(
+    queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    """An endpoint that answers 200 with Content-Length 100000, then one byte a second: the
+    attempt is cut at `timeout_s` (3 s), the sink is unavailable — the file held in
+    underprocess/, not failed, claiming paused, /health 503 naming the sink — and when the
+    endpoint is good again (here: the same port now forwarding to SeaweedFS) it goes on."""
+    upstream = ("127.0.0.1", s3_server.ports["s3.port"])
+    with Hostile("drip", interval=1.0, upstream=upstream) as endpoint:
+        s3 = {"type": "s3", "bucket": bucket, "endpoint_url": endpoint.url, "timeout_s": 3}
+        d = start_daemon("--config", _config(tmp_path, {"end": {}}, [s3]), "--port", "0",
+                         env=s3_server.env, dashboard=True)  # fmt: skip
+        http = httpx.Client(base_url=d.wait_event("dashboard_started")["url"], timeout=10)
+        assert http.get("/health").status_code == 200
+        queue.drop("a.log", "a\n")
+        paused = wait_until(lambda: _paused(http), 60, "/health naming the dripping sink")
+        reported = time.monotonic()
+        asked = reported - endpoint.accepted_at[0]
+        detail = paused["detail"]
+        assert paused["code"] == 503 and f"deliver[0]: s3 s3://{bucket}/a.log at " in detail
+        assert "no complete answer within 3 s (timeout_s)" in detail
+        assert 3 <= asked < 8, f"/health said so {asked:.1f} s after the request began"
+        sink = _check(http, "sink deliver[0]")
+        assert not sink["ok"] and "within 3 s (timeout_s)" in sink["detail"]
+        assert queue.files("underprocess") == ["a.log"] and queue.files("failed") == []
+        wait_until(lambda: len(d.events("file_held")) >= 2, 60, "a second attempt, held too")
+        assert queue.files("failed") == [], "held, never charged"
+
+        endpoint.mode = "proxy"
+        wait_until(lambda: queue.files("processed") == ["a.log"], 90, "a.log delivered")
+    assert_exactly_once(queue, ["a.log"])
+    summary = queue.summaries()["a.log"]
+    assert summary["attempts"] == 1
+    assert summary["deliveries"][0]["location"] == f"s3://{bucket}/a.log"
+    assert s3_server.objects(bucket)["a.log"]["Metadata"]["uid"] == summary["uid"]
+    wait_until(lambda: http.get("/health").status_code == 200, 30, "healthy again")
+    print(f"time until /health reported the dripping sink: {asked:.2f} s after the request")
+    http.close()
