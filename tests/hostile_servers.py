@@ -11,6 +11,7 @@ every remote call's deadline (lookups, S3, PostgreSQL).
   silent        accepts and reads, never answers
   deaf          accepts and neither reads nor answers (a client's upload fills the
                 socket buffers and stalls)
+  trickle       reads 1 KiB every `interval` seconds, never answers (an upload crawls on)
   proxy         forwards both ways to `upstream` (host, port): a good endpoint again
 
 `accepted` counts connections (`accepted_at`: when each came, monotonic); `hang_up()` ends
@@ -92,6 +93,9 @@ class Hostile:
                 self._proxy(conn)
             elif mode == "deaf":
                 self._stop.wait()
+            elif mode == "trickle":
+                while not self._stop.wait(self.interval) and conn.recv(1024):
+                    pass
             elif self._read_head(conn):
                 if mode == "drip":
                     conn.sendall(HEAD)

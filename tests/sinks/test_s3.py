@@ -209,3 +209,35 @@ def test_a_server_that_drips_or_stalls_is_unavailable_at_the_deadline(
     assert server.accepted == 1
     assert classify(err.value) is Fault.ENVIRONMENT
     assert str(err.value).startswith(f"deliver[0]: s3 s3://bucket/k at {server.url}: ")
+
+
+def test_a_part_upload_that_stalls_is_cut_and_the_upload_aborted(
+    tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the multipart upload is created the endpoint reads 1 KiB a tenth of a second:
+    the parts (sent from a pool of threads) crawl on, never idle long enough for a per-read
+    timeout until the socket buffers are full; each is cut at `timeout_s`, and the delivery
+    is unavailable within a few deadlines (the abort of the upload meets the same
+    endpoint)."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    path, sha = _file(tmp_path, 2 * PART + 1)
+    upstream = ("127.0.0.1", s3_server.ports["s3.port"])
+    with Hostile("proxy", upstream=upstream, interval=0.1) as endpoint:
+        target = S3Target(S3SinkConfig(bucket, endpoint_url=endpoint.url, name="outputs.x",
+                                       timeout_s=2))  # fmt: skip
+
+        def crawl(**_: Any) -> None:
+            endpoint.mode = "trickle"
+            endpoint.hang_up()
+
+        target._s3().meta.events.register("after-call.s3.CreateMultipartUpload", crawl)
+        started = time.monotonic()
+        try:
+            with pytest.raises(SinkUnavailable, match=r"uploading: no complete answer within 2"):
+                target.put(path, "big", sha, {"uid": "u1"})
+        finally:
+            target.close()
+        took = time.monotonic() - started
+    assert took < 12, f"{took:.1f} s"
+    assert s3_server.objects(bucket) == {}, "no object claimed"
