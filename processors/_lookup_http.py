@@ -208,7 +208,8 @@ class Transport(httpx.BaseTransport):
 
 def _proxy_for(url: httpx.URL, proxies: dict[str, str]) -> str | None:
     """The environment's proxy for `url` (None: connect directly)."""
-    if not proxies or urllib.request.proxy_bypass_environment(url.host, proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # (untyped)
+    if not proxies or bypass(url.host, proxies):
         return None
     proxy = proxies.get(url.scheme) or proxies.get("all")
     if proxy and not proxy.startswith(("http://", "https://")):

@@ -208,21 +208,20 @@ class S3Target:
             there = self._head(key)
         except (BotoCoreError, ClientError, _Cut) as exc:
             raise self._error(exc, key, doing) from None
-        self._verify(key, size, meta, there)
-        return self._delivery(key, started, there, sha256)
+        return self._delivery(key, started, self._verify(key, size, meta, there), sha256)
 
     def _verify(
         self, key: str, size: int, meta: dict[str, str], there: dict[str, Any] | None
-    ) -> None:
-        """The object now at `key` is the one just sent: its size, and its sha256 and
-        uid in the metadata (another input written over it is caught here)."""
+    ) -> dict[str, Any]:
+        """`there`, the HEAD of `key`, if it is the object just sent: its size, and its
+        sha256 and uid in the metadata (another input written over it is caught here)."""
         found = {} if there is None else there.get("Metadata", {})
         if (
             there is not None
             and there["ContentLength"] == size
             and all(found.get(k) == v for k, v in meta.items() if k in ("uid", "sha256"))
         ):
-            return
+            return there
         if there is None:
             got = "no object"
         elif "uid" in meta and found.get("uid") != meta["uid"]:
