@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from formats.names import parsed, shown
+from sinks.keys import encoded, name_of
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, sha256_of, wait_until
 from tests.hostile_servers import Hostile
 from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
@@ -399,3 +402,33 @@ def test_a_dripping_s3_endpoint_holds_the_file_with_health_naming_it_until_a_goo
     wait_until(lambda: http.get("/health").status_code == 200, 30, "healthy again")
     print(f"time until /health reported the dripping sink: {asked:.2f} s after the request")
     http.close()
+
+
+def test_any_name_reaches_the_sinks_as_its_own_row_source_and_object(
+    queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    """Names that are not UTF-8, and names S3 servers would merge (`back\\slash.log` and
+    `back/slash.log` on SeaweedFS): each input its own row source (the shown name) and its
+    own object (the encoded key), each read back to its name, nothing failed."""
+    names = [os.fsdecode(b"bad\xff.log"), "back\\slash.log", "back/slash.log", "100%.log",
+             os.fsdecode(b"sub\xe9/x .log")]  # fmt: skip
+    db = tmp_path / "rows.sqlite3"
+    rows = {"type": "sql", "url": f"sqlite:///{db}", "table": "lines"}
+    mirror = {"type": "s3", "bucket": bucket, "endpoint_url": s3_server.url, "prefix": "mirror/"}
+    start_daemon("--config", _config(tmp_path, {"rows": {"sink": rows}}, [mirror]),
+                 env=s3_server.env)  # fmt: skip
+    for name in names:
+        queue.drop(name, f"{shown(name)}\n")
+    wait_until(lambda: len(queue.files("processed")) == len(names), 60, "all processed")
+    assert queue.files("failed") == []
+    summaries = {parsed(s["source"]): s for s in queue.summaries().values()}
+    assert sorted(summaries) == sorted(names)
+    got = sqlite3.connect(db).execute("SELECT source, uid FROM lines").fetchall()
+    assert sorted(got) == sorted((shown(n), summaries[n]["uid"]) for n in names)
+    objects = s3_server.objects(bucket)
+    assert sorted(objects) == sorted(f"mirror/{encoded(n)}" for n in names)
+    for key, head in objects.items():
+        name = name_of(key.removeprefix("mirror/"))
+        assert head["Metadata"]["uid"] == summaries[name]["uid"], key
+        [delivery] = [d for d in summaries[name]["deliveries"] if d["type"] == "s3"]
+        assert delivery["location"] == f"s3://{bucket}/{key}"
