@@ -67,7 +67,12 @@ def deliver(
             raise
     meta = {"uid": job.uid, "input-sha256": summary["sha256"]}
     for sink, path, key, sha256 in uploads:
-        done.append(_targets.put(sink, path, key, sha256 or sha256_of(path), meta))
+        try:
+            done.append(_targets.put(sink, path, key, sha256 or sha256_of(path), meta))
+        except SinkDataError:  # the server takes no object of that name: the rows go too
+            for taken, _ in tables:
+                _targets.retract(taken, job.uid)
+            raise
     reports = [d.to_dict() for d in done]
     for report in reports:
         log.info("sink_delivered", path=job.rel, **report)
