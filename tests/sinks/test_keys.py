@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.sinks import S3SinkConfig, parse_sink
+from daemon.faults import Fault, classify
 from sinks import SinkDataError, Targets
 from sinks.keys import MAX_KEY_BYTES, encoded, name_of, object_key
 from sinks.s3 import sha256_of
@@ -152,3 +153,23 @@ def test_back_slash_and_slash_are_two_objects_and_both_claims_stay_true(
     for name, delivery in done.items():
         key = delivery.location.removeprefix(f"s3://{mirror}/")
         assert objects[key]["Metadata"]["sha256"] == delivery.sha256, f"{name}'s claim holds"
+
+
+def test_a_key_part_the_server_will_not_store_fails_the_file(
+    s3_server: SeaweedS3, mirror: str, tmp_path: Path
+) -> None:
+    """SeaweedFS (like MinIO) keeps each part of a key as a file name: past 255 bytes it
+    refuses it (`KeyTooLongError`). A name of 100 backslashes is 300 bytes encoded: that
+    file cannot be delivered there, which is its failure (not the sink's: no pause)."""
+    sink = S3SinkConfig(mirror, endpoint_url=s3_server.url, name="deliver[0]")
+    path = tmp_path / "f"
+    path.write_text("x\n")
+    key = object_key(sink.name, sink.prefix, {}, "\\" * 100 + ".log")
+    targets = Targets()
+    try:
+        with pytest.raises(SinkDataError, match="KeyTooLongError") as err:
+            targets.put(sink, str(path), key, sha256_of(str(path)), {"uid": "u1"})
+    finally:
+        targets.close()
+    assert "takes no object of this name" in str(err.value)
+    assert classify(err.value) is Fault.TRANSIENT  # not environment: the worker fails it
