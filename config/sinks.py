@@ -153,7 +153,7 @@ def _seconds(key: str, value: Any) -> float:
     return float(value)
 
 
-_PREFIX_HINT = "e.g. mirror/ or {host}/{date}/ (see the README's S3 key rules)"
+_PREFIX_HINT = "e.g. mirror/ or {host}/{date}/ (see the manual's S3 keys: docs/delivering/s3.md)"
 
 
 def _prefix_problem(prefix: str, fields: list[str]) -> str | None:

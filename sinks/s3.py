@@ -174,7 +174,7 @@ class S3Target:
             return SinkError(cfg.name, message)  # transient: this file, this time
         if code in _KEY_CODES:
             return SinkDataError(cfg.name, f"{message} (the server takes no object of this "
-                                 "name: see the README's S3 key rules)", None)  # fmt: skip
+                                 "name: see the manual's S3 keys)", None)  # fmt: skip
         self.close()
         return SinkUnavailable(cfg.name, message)
 
