@@ -109,18 +109,25 @@ def _input(
     src.write_text(data)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--log-format", "json", "--input", str(src),
-         "--config", str(tmp_path / "pipeline.json"), "--results-dir", str(tmp_path / "out")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK, sys.executable, str(ROOT / "main.py"), "--log-format",
+         "json", "--input", str(src), "--config", str(tmp_path / "pipeline.json"),
+         "--results-dir", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, env=env, timeout=120,
     )  # fmt: skip
-    assert proc.stdout is not None
-    with proc.stdout:
-        out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    summary = out[out.index(b"{\n") :]  # after the log lines (JSON, one a line)
-    return proc.returncode, json.loads(summary), usage.ru_maxrss * 1024, time.monotonic() - started
+    took = time.monotonic() - started
+    code, peak = (int(x) for x in run.stderr.split()[-2:])
+    summary = run.stdout[run.stdout.index(b"{\n") :]  # after the log lines (one a line)
+    return code, json.loads(summary), peak, took
+
+
+# A small process runs the command and reports its peak RSS: a child forked from pytest
+# itself would count pytest's own peak (Linux keeps it in ru_maxrss across the exec).
+_PEAK = """import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, file=sys.stderr)
+"""
 
 
 def test_input_with_a_dripping_lookup_server_ends_at_the_deadline(tmp_path: Path) -> None:
