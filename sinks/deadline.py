@@ -3,12 +3,12 @@ when its time is up.
 
 A driver's timeouts bound one network operation (a connect, one read), not a call: a
 server that answers one byte a second, or that stops reading an upload, never trips them,
-and the call waits for as long as it is fed. `deadline(seconds, cut)` runs `cut` from the
-watchdog's thread if the block is still running after `seconds`; `cut` shuts the call's
-sockets down (`shutdown(SHUT_RDWR)`), the one way to wake a read or write blocked in
-another thread: it returns at once with an error, and the caller, seeing `alarm.fired`,
-reports the sink unavailable. A cancelled alarm never fires: `cut` runs under the
-watchdog's lock, which cancelling takes.
+and the call waits for as long as it is fed. `WATCHDOG.arm(seconds, cut)` runs `cut` from
+the watchdog's thread unless the alarm is cancelled (or put off, `extend`) before then;
+`cut` shuts the call's sockets down (`shutdown(SHUT_RDWR)`), the one way to wake a read or
+write blocked in another thread: it returns at once with an error, and the caller, seeing
+`alarm.fired`, reports the sink unavailable. A cancelled alarm never fires: `cut` runs
+under the watchdog's lock, which cancelling takes.
 
 `Sockets` finds the sockets of one call made through `http.client` (botocore's urllib3):
 while it is the thread's current call, an audit hook (`sys.addaudithook`, installed once
@@ -46,13 +46,17 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._pid = -1
+        self._starting = threading.Lock()
 
     def _start(self) -> None:
-        self._pid = os.getpid()
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Alarm]] = []
-        self._seq = itertools.count()
-        threading.Thread(target=self._run, name="sink-watchdog", daemon=True).start()
+        with self._starting:
+            if self._pid == os.getpid():  # another thread was first
+                return
+            self._cond = threading.Condition()
+            self._heap: list[tuple[float, int, Alarm]] = []
+            self._seq = itertools.count()
+            threading.Thread(target=self._run, name="sink-watchdog", daemon=True).start()
+            self._pid = os.getpid()
 
     def arm(self, seconds: float, cut: Callable[[], None]) -> Alarm:
         if self._pid != os.getpid():
@@ -98,16 +102,6 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
-
-
-@contextlib.contextmanager
-def deadline(seconds: float, cut: Callable[[], None]) -> Iterator[Alarm]:
-    """Run `cut` if the block takes longer than `seconds`."""
-    alarm = WATCHDOG.arm(seconds, cut)
-    try:
-        yield alarm
-    finally:
-        WATCHDOG.cancel(alarm)
 
 
 def shut(sock: socket.socket | None) -> None:

@@ -315,7 +315,9 @@ def test_postgres_frozen_mid_copy_is_unavailable_at_the_deadline(
     assert not thread.is_alive()
     assert len(failed) == 1 and isinstance(failed[0], SinkUnavailable), failed
     assert "no answer within 2 s (timeout_s)" in str(failed[0])
-    assert took < 5, f"{took:.1f} s after the freeze"
+    # two cuts: the kept connection's, then a fresh one's (its COPY waits on a lock the
+    # frozen backend holds), and the connecting between them
+    assert took < 9, f"{took:.1f} s after the freeze"
 
 
 @pytest.mark.parametrize("mode", ["silent", "deaf", "drip"])
