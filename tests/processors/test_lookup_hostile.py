@@ -35,7 +35,7 @@ def test_a_server_that_drips_or_never_answers_is_cut_at_the_deadline(run: Run, m
     assert reasons == {"timed out: no complete answer within 1 s (timeout_s) after 2 attempt(s)"}
     assert stats(summary)["requests"] == 4 and server.accepted >= 2
     # two attempts of 1 s each (the two records at once) and a 0.1 s back-off
-    assert took < 4, f"{took:.1f} s: the deadline held"
+    assert took < 6, f"{took:.1f} s: the deadline held"
 
 
 def _redirecting(a: Api, code: int, to: str) -> str:

@@ -205,7 +205,8 @@ def test_a_server_that_drips_or_stalls_is_unavailable_at_the_deadline(
         with pytest.raises(SinkUnavailable, match=r"within 1 s \(timeout_s\)") as err:
             targets.put(sink, path, "k", sha, {})
         took = time.monotonic() - started
-    assert took < 3, f"{took:.1f} s: one attempt, cut at 1 s, not retried by botocore"
+    # one attempt cut at 1 s, not retried by botocore (and the client made: ~1 s loaded)
+    assert took < 5, f"{took:.1f} s"
     assert server.accepted == 1
     assert classify(err.value) is Fault.ENVIRONMENT
     assert str(err.value).startswith(f"deliver[0]: s3 s3://bucket/k at {server.url}: ")

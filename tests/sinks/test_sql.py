@@ -279,7 +279,7 @@ def test_postgres_a_statement_blocked_past_timeout_s_is_unavailable(
         with pytest.raises(SinkUnavailable, match=r"loading rows: no answer within 1 s") as err:
             targets.rows(cfg, out, "u1", "a.log")
         took = time.monotonic() - started
-    assert 0.9 < took < 3, f"{took:.1f} s"
+    assert 0.9 < took < 5, f"{took:.1f} s: two cuts (the kept connection's, a fresh one's)"
     assert classify(err.value) is Fault.ENVIRONMENT
     assert targets.rows(cfg, out, "u1", "a.log").rows == 1, "the lock gone, it connects again"
 
