@@ -240,5 +240,7 @@ def test_a_part_upload_that_stalls_is_cut_and_the_upload_aborted(
         finally:
             target.close()
         took = time.monotonic() - started
-    assert took < 12, f"{took:.1f} s"
+    # each part cut at 2 s (a part that met the hung-up connection first is retried by
+    # botocore, then cut), the abort cut at 2 s: bounded, on a loaded machine too
+    assert took < 20, f"{took:.1f} s"
     assert s3_server.objects(bucket) == {}, "no object claimed"
