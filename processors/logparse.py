@@ -1,151 +1,164 @@
-"""The log parser built-in: common log line formats into records (JSON lines at output).
+"""The log parser built-in: log lines into records (JSON lines at output).
 
-Formats, tried in this order by `format: "auto"`:
-
-* `bracket`  — `2026-11-22 10:00:00 [ERROR] API: msg`
-* `json`     — a JSON object per line (`{"level": "error", ...}`)
-* `pipe`     — `2026-11-22 10:00:00 | ERROR | API | msg`
-* `syslog`   — `<13>Nov 22 10:00:00 host app[42]: msg` (RFC 3164; `<pri>` optional)
-* `combined` — Apache/nginx combined (and common) access logs; the level comes from the
-  status (5xx ERROR, 4xx WARNING, else INFO)
-
-Every record has `ts`, `level` (upper case) and `message`, plus `component` when the
-format has one. Lines that match no format go to `unparsed` (dropped when it is null);
-records (lines some node already parsed) pass through unchanged.
+`format` names what to expect: `auto` (the default: every built-in format of
+`processors.logformats`), one format's name, a format string (`<date> <time> <level>
+<message>`), a regular expression with named groups, or a list of these. With more than
+one candidate, the first lines of each file (its first batch) decide: every candidate
+parses them, and the one that parses most is tried first on every line; a line it does
+not parse is tried against the others, so a file that mixes formats still parses. Lines
+no format parses join the record before them when they look like its continuation (see
+`logformats.multiline`), else they go to `unparsed` (dropped when it is null). Records
+(lines some node already parsed) pass through unchanged. The file's summary gets, under
+the node's name, the format chosen, the sample's match rate, the records per format and
+the lines joined and left unparsed.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import orjson
-
+from config import ConfigError
 from config import values as opt
 from processors.base import Context, Line, Outbox
+from processors.logformats import FORMATS, detect
+from processors.logformats.custom import custom_format
+from processors.logformats.multiline import Join, continues
+from processors.logformats.spec import BatchParser, Joining, LogFormat, Parser, Record
+from processors.logformats.times import Clock, zone
 
-Record = dict[str, Any]
-
-BRACKET = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+"
-    r"\[(?P<level>[A-Za-z]+)\]\s+(?:(?P<component>[\w.\-/]+):\s+)?(?P<message>.*)"
-)
-PIPE = re.compile(
-    r"(?P<ts>[^|]*?)\s*\|\s*(?P<level>[A-Za-z]+)\s*\|\s*(?P<component>[^|]*?)\s*\|\s?"
-    r"(?P<message>.*)"
-)
-SYSLOG = re.compile(
-    r"(?:<(?P<pri>\d{1,3})>)?(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
-    r"(?P<component>[^:\[\s]+)(?:\[(?P<pid>\d+)\])?: ?(?P<message>.*)"
-)
-COMBINED = re.compile(
-    r'(?P<remote>\S+) \S+ (?P<user>\S+) \[(?P<ts>[^\]]+)\] "(?P<method>[A-Z]+) '
-    r'(?P<path>\S+)(?: (?P<protocol>[^"]*))?" (?P<status>\d{3}) (?P<size>\d+|-)'
-    r'(?: "(?P<referer>[^"]*)" "(?P<agent>[^"]*)")?'
-)
-SYSLOG_SEVERITY = ("EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+SAMPLE = 256  # lines auto detection looks at (at most one batch)
+DETECT_TRIES = 8  # batches auto detection may look at before it settles for none
 
 
-def parse_bracket(line: str) -> Record | None:
-    m = BRACKET.fullmatch(line)
-    if m is None:
-        return None
-    rec = m.groupdict()
-    rec["level"] = rec["level"].upper()
-    if rec["component"] is None:
-        del rec["component"]
-    return rec
+def _never(line: str) -> None:
+    return None
 
 
-def parse_json(line: str) -> Record | None:
-    if not line.lstrip().startswith("{"):
-        return None
-    try:
-        rec = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(rec, dict):
-        return None
-    level = rec.get("level", rec.get("severity"))
-    if isinstance(level, str):
-        rec["level"] = level.upper()
-    return rec
-
-
-def parse_pipe(line: str) -> Record | None:
-    m = PIPE.fullmatch(line)
-    if m is None:
-        return None
-    rec = m.groupdict()
-    rec["level"] = rec["level"].upper()
-    return rec
-
-
-def parse_syslog(line: str) -> Record | None:
-    m = SYSLOG.fullmatch(line)
-    if m is None:
-        return None
-    rec = m.groupdict()
-    pri = rec.pop("pri")
-    rec["level"] = SYSLOG_SEVERITY[int(pri) % 8] if pri is not None else "INFO"
-    if rec["pid"] is None:
-        del rec["pid"]
-    else:
-        rec["pid"] = int(rec["pid"])
-    return rec
-
-
-def parse_combined(line: str) -> Record | None:
-    m = COMBINED.fullmatch(line)
-    if m is None:
-        return None
-    rec: Record = {k: v for k, v in m.groupdict().items() if v is not None}
-    status = int(rec["status"])
-    rec["status"] = status
-    rec["size"] = 0 if rec["size"] == "-" else int(rec["size"])
-    rec["level"] = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
-    rec["component"] = "http"
-    rec["message"] = f"{rec['method']} {rec['path']} {status}"
-    return rec
-
-
-FORMATS: dict[str, Callable[[str], Record | None]] = {
-    "bracket": parse_bracket,
-    "json": parse_json,
-    "pipe": parse_pipe,
-    "syslog": parse_syslog,
-    "combined": parse_combined,
-}
-
-
-def parse_auto(line: str) -> Record | None:
-    """Try every format in order; the first that matches wins."""
-    return (
-        parse_bracket(line)
-        or parse_json(line)
-        or parse_pipe(line)
-        or parse_syslog(line)
-        or parse_combined(line)
-    )
+def candidates(key: str, value: Any) -> list[LogFormat]:
+    """The formats a `format` option names, checked (see the module doc)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ConfigError(key, "expected a format or a non-empty list of them, got []")
+    found: dict[str, LogFormat] = {}
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        if not isinstance(item, str) or not item:
+            raise ConfigError(where, f"expected a format name or format string, got {item!r}")
+        if item == "auto":
+            found.update((name, fmt) for name, fmt in FORMATS.items() if name not in found)
+        elif item in FORMATS:
+            found[item] = FORMATS[item]
+        elif "<" in item or ">" in item:
+            name = "custom" if "custom" not in found else f"custom{i + 1}"
+            found[name] = custom_format(where, item, name)
+        else:
+            raise ConfigError(
+                where,
+                f"unknown format {item!r}",
+                f"auto, a format string like '<date> <time> <level> <message>', a regular "
+                f"expression with named groups, or one of: {', '.join(FORMATS)}",
+            )
+    return list(found.values())
 
 
 class ParseLog:
     """Parses log lines into records; lines no format matches go to `unparsed`."""
 
-    def __init__(self, format: str = "auto", unparsed: str | None = None) -> None:
-        opt.choice("format", format, ("auto", *FORMATS))
-        self.parse = parse_auto if format == "auto" else FORMATS[format]
+    def __init__(
+        self,
+        format: Any = "auto",
+        unparsed: str | None = None,
+        multiline: bool = True,
+        max_record_lines: int = 1000,
+        max_record_bytes: int = 1 << 20,
+        tz: str = "local",
+        year: int | None = None,
+    ) -> None:
+        self.formats = candidates("format", format)
         self.unparsed = opt.optional_tag("unparsed", unparsed)
+        self.multiline = opt.boolean("multiline", multiline)
+        self.max_lines = opt.integer("max_record_lines", max_record_lines, 1)
+        self.max_bytes = opt.integer("max_record_bytes", max_record_bytes, 1)
+        self.tz = zone("tz", tz)
+        self.year = None if year is None else opt.integer("year", year, 1, 9999)
+        self.clock = Clock(self.tz, self.year)
+        self.main: Parser = _never
+        self.batch: BatchParser | None = None
+        self.main_format: LogFormat | None = None
+        self.others = [(f, f.make(self.clock)) for f in self.formats]
+        self.detected = len(self.formats) == 1
+        if self.detected:  # one format: nothing to detect, nothing to fall back on
+            self.main_format = self.formats[0]
+            self.main, self.others = self.others[0][1], []
+            if self.main_format.batch is not None:
+                self.batch = self.main_format.batch(self.clock)
+        self.tries = 0
+        self.sample: dict[str, Any] | None = None
+        self.held: tuple[Record, int, Join | None] | None = None  # the last record so far
+        self.last_other: tuple[Record, LogFormat, Parser] | None = None
+        self.counts: dict[str, int] = {}
+        self.main_count = 0
+        self.joined = 0
+        self.bad = 0
 
     def targets(self, to: tuple[str, ...]) -> list[str]:
         return [to[0]] + ([self.unparsed] if self.unparsed else [])
 
     def start(self, ctx: Context) -> None:
         self.to = ctx.to[0]
+        self.ctx = ctx
+
+    # -- detection ---------------------------------------------------------------------
+
+    def _detect(self, values: list[Line]) -> None:
+        sample = [v for v in values[:SAMPLE] if v.__class__ is str and v.strip()]
+        if not sample:
+            return
+        trial = [(f.name, f.make(Clock(self.tz, self.year))) for f in self.formats]
+        ranked = detect(trial, sample)
+        self.tries += 1
+        if ranked[0][1] == 0 and self.tries < DETECT_TRIES:
+            self.sample = {"lines": len(sample), "parsed": 0, "rate": 0.0, "also": {}}
+            return  # nothing parses yet (a header, a banner): look at the next batch
+        self._settle(ranked, len(sample))
+
+    def _settle(self, ranked: list[tuple[str, int]], lines: int) -> None:
+        """The format that parsed most of the sample is tried first (a catch-all only
+        when nothing else parsed a line); the others after it, those that parsed some of
+        the sample first, each group in the formats' own order (specific before generic,
+        so a catch-all never takes a line a specific format would parse)."""
+        self.detected = True
+        by_name = {f.name: f for f in self.formats}
+        hits = dict(ranked)
+        specific = [(n, h) for n, h in ranked if h and not by_name[n].catch_all]
+        best, most = (specific or ranked)[0]
+        if most:
+            self.main_format = by_name[best]
+            self.main = self.main_format.make(self.clock)
+            if self.main_format.batch is not None:
+                self.batch = self.main_format.batch(self.clock)
+        order = [f for f in self.formats if f.name != best or not most]
+        order.sort(key=lambda f: not hits.get(f.name))  # stable: the own order within
+        self.others = [(f, f.make(self.clock)) for f in order]
+        self.sample = {
+            "lines": lines,
+            "parsed": most,
+            "rate": round(most / lines, 4) if lines else 0.0,
+            "also": {n: h for n, h in ranked if h and n != best and h} if most else {},
+        }
+
+    # -- parsing -----------------------------------------------------------------------
 
     def process(self, tag: str, line: Line) -> Iterable[tuple[str, Line]]:
-        rec = line if isinstance(line, dict) else self.parse(line)
+        """One line alone (no joining): how the engine replays a failed batch."""
+        if line.__class__ is not str:
+            return [(self.to, line)]
+        rec = self.main(line)
+        for _, parse in self.others:
+            if rec is not None:
+                break
+            rec = parse(line)
         if rec is not None:
             return [(self.to, rec)]
         return [(self.unparsed, line)] if self.unparsed else []
@@ -153,19 +166,175 @@ class ParseLog:
     def process_batch(
         self, tag: str, values: list[Line], origins: Sequence[int], out: Outbox
     ) -> None:
-        parse = self.parse
+        if not self.detected:
+            self._detect(values)
+        parse = self.main
         records: list[Line] = []
         rec_origins: list[int] = []
+        joins: dict[int, Join] = {}
         bad: list[Line] = []
         bad_origins: list[int] = []
-        for value, origin in zip(values, origins, strict=True):
-            rec = value if value.__class__ is dict else parse(value)  # records: parsed already
-            if rec is not None:
-                records.append(rec)
-                rec_origins.append(origin)
-            else:
-                bad.append(value)
-                bad_origins.append(origin)
+        held = self.held
+        if held is not None:
+            records.append(held[0])
+            rec_origins.append(held[1])
+            if held[2] is not None:
+                joins[0] = held[2]
+        self.floor = 0  # records before this index are not ours to join to
+        passed = 0
+        parsed: list[Record | None] | None = None
+        if self.batch is not None:
+            parsed = self.batch(values)
+        elif not isinstance(parse, Joining):  # its parses do not hang on absorb(): at once
+            try:
+                parsed = list(map(parse, values))
+            except TypeError:  # a record among the lines: one at a time below
+                parsed = None
+        if parsed is not None:
+            self._take(parsed, values, origins, records, rec_origins, joins, bad, bad_origins)
+        else:
+            passed = self._one_by_one(values, origins, records, rec_origins, joins, bad,
+                                      bad_origins)  # fmt: skip
+        self.main_count += len(records) - (held is not None) - passed - self._batch_others
+        self._batch_others = 0
+        self.held = None
+        if len(records) > self.floor:  # the last record may go on in the next batch
+            self.held = (records.pop(), rec_origins.pop(), joins.pop(len(records), None))
+        for at, join in joins.items():
+            join.apply(records[at])
         out.put(self.to, records, rec_origins)
         if self.unparsed:
             out.put(self.unparsed, bad, bad_origins)
+        self.bad += len(bad)
+
+    _batch_others = 0  # records the other formats parsed in this batch
+
+    def _take(
+        self,
+        parsed: list[Record | None],
+        values: list[Line],
+        origins: Sequence[int],
+        records: list[Line],
+        rec_origins: list[int],
+        joins: dict[int, Join],
+        bad: list[Line],
+        bad_origins: list[int],
+    ) -> None:
+        """The main format's records of a batch, in runs between the lines it did not
+        parse (few, as a rule), which `_other` places."""
+        at, end = 0, len(parsed)
+        while at < end:
+            try:
+                stop = parsed.index(None, at)
+            except ValueError:
+                stop = end
+            records += parsed[at:stop]
+            rec_origins += origins[at:stop]
+            if stop < end:
+                self._other(values[stop], origins[stop], records, rec_origins, joins, bad,
+                            bad_origins)  # fmt: skip
+            at = stop + 1
+
+    def _one_by_one(
+        self,
+        values: list[Line],
+        origins: Sequence[int],
+        records: list[Line],
+        rec_origins: list[int],
+        joins: dict[int, Join],
+        bad: list[Line],
+        bad_origins: list[int],
+    ) -> int:
+        """A batch line by line (records among the lines, or a format whose lines hang
+        on one another): how many records passed through."""
+        parse, other = self.main, self._other
+        passed = 0
+        for value, origin in zip(values, origins, strict=True):
+            if value.__class__ is str:
+                rec = parse(value)
+                if rec is not None:
+                    records.append(rec)
+                    rec_origins.append(origin)
+                    continue
+                other(value, origin, records, rec_origins, joins, bad, bad_origins)
+            else:  # a record some node parsed already (or a row): it passes through
+                records.append(value)
+                rec_origins.append(origin)
+                self.floor = len(records)
+                passed += 1
+        return passed
+
+    def _other(
+        self,
+        line: str,
+        origin: int,
+        records: list[Line],
+        rec_origins: list[int],
+        joins: dict[int, Join],
+        bad: list[Line],
+        bad_origins: list[int],
+    ) -> None:
+        """A line the main format does not parse: part of the record before it, a record
+        in another format, or unparsed."""
+        at = len(records) - 1
+        if at >= self.floor:
+            rec = records[at]
+            last = self.last_other
+            fmt, parser = (last[1], last[2]) if last is not None and last[0] is rec else (
+                self.main_format, self.main)  # fmt: skip
+            join = joins.get(at)
+            absorb = getattr(parser, "absorb", None)
+            if absorb is not None or (self.multiline and fmt is not None and fmt.joins):
+                if join is None:
+                    join = joins[at] = Join(rec_origins[at])
+                if join.room(line, self.max_lines, self.max_bytes):
+                    if absorb is not None and absorb(rec, line):
+                        join.took(line, origin)
+                        self.joined += 1
+                        return
+                    if self.multiline and fmt is not None and fmt.joins and continues(line, join):
+                        join.add(line, origin)
+                        self.joined += 1
+                        return
+                elif absorb is not None and join.closed:
+                    parser.close()  # type: ignore[attr-defined]
+        for fmt, parse in self.others:
+            rec = parse(line)
+            if rec is not None:
+                records.append(rec)
+                rec_origins.append(origin)
+                self.counts[fmt.name] = self.counts.get(fmt.name, 0) + 1
+                self._batch_others += 1
+                self.last_other = (rec, fmt, parse)
+                if fmt.name == "go_panic":
+                    joins[len(records) - 1] = Join(origin, go=True)
+                return
+        if at >= self.floor:
+            join = joins.get(at)
+            if join is None:
+                join = joins[at] = Join(rec_origins[at])
+            join.ended = True  # what comes after this line is not that record's
+        bad.append(line)
+        bad_origins.append(origin)
+
+    def flush(self) -> Iterable[tuple[str, Line]] | None:
+        counts = dict(self.counts)
+        if self.main_format is not None and self.main_count:
+            counts = {self.main_format.name: self.main_count, **counts}
+        records = sum(counts.values())
+        self.ctx.aggregates[self.ctx.name] = {
+            "format": None if self.main_format is None else self.main_format.name,
+            "sample": self.sample,
+            "records": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+            "joined": self.joined,
+            "unparsed": self.bad,
+            "parsed_rate": round(1 - self.bad / (records + self.joined + self.bad), 4)
+            if records + self.bad
+            else None,
+        }
+        held, self.held = self.held, None
+        if held is None:
+            return None
+        if held[2] is not None:
+            held[2].apply(held[0])
+        return [(self.to, held[0])]

@@ -10,6 +10,7 @@ from processors.logparse import ParseLog
 from processors.lookup import HttpLookup
 from processors.records import CsvRecords, Profile
 from processors.routers import Filter, Pass, TagLevel, TagRegex
+from processors.templates import Templates
 from processors.transforms import (
     Count,
     Join,
@@ -40,7 +41,7 @@ BUILTINS: dict[str, type] = {
     "number": Number,  # line numbering
     "count": Count,  # line counter (into the summary)
     # parsing and validation
-    "parse_log": ParseLog,  # common log formats into records (JSON lines)
+    "parse_log": ParseLog,  # log lines in 40 formats into records (JSON lines)
     "csv_validate": CsvValidate,  # CSV rows against a schema
     "json_validate": JsonValidate,  # JSON lines against required keys and types
     "csv_records": CsvRecords,  # CSV rows into records named by the header
@@ -48,6 +49,7 @@ BUILTINS: dict[str, type] = {
     "dedupe": Dedupe,
     "aggregate": Aggregate,  # counts by tag or field, into the summary
     "profile": Profile,  # per-column facts of records, into the summary
+    "templates": Templates,  # message templates per level (drain3), into the summary
     # enrichment
     "http_lookup": HttpLookup,  # each record looked up over HTTP, the answer merged in
 }

@@ -14,6 +14,7 @@ from config import values as opt
 from processors.base import Context, Line, Outbox, field_of
 
 _DEFAULT = object()  # "default" not given: the node's first `to` tag
+_UNKNOWN = object()  # a level not looked up yet
 
 LEVEL_WORD = re.compile(
     r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL|ALERT|EMERG)\b"
@@ -199,9 +200,13 @@ class TagLevel(_Router):
         self.levels = {str(k).upper(): opt.tag(f"levels.{k}", v) for k, v in levels.items()}
         self.default = default if default in (_DEFAULT, None) else opt.tag("default", default)
         self.field = opt.string("field", field, empty=False)
+        self.known: dict[str, Any] = {}  # a record's level as written -> its target
 
     def named_tags(self) -> list[str]:
         return list(self.levels.values())
+
+    def _target(self, level: str | None) -> Any:
+        return self.levels.get(level or "", self.default)
 
     def level(self, line: Line) -> str | None:
         if line.__class__ is dict:
@@ -218,18 +223,20 @@ class TagLevel(_Router):
         self, tag: str, values: list[Line], origins: Sequence[int], out: Outbox
     ) -> None:
         buckets: dict[Any, tuple[list[Line], list[int]]] = {}
-        get = self.levels.get
-        default = self.default
+        known = self.known
         field = self.field
         search = LEVEL_WORD.search
         for value, origin in zip(values, origins, strict=True):
             if value.__class__ is dict:
                 level = value.get(field)
-                level = level.upper() if level.__class__ is str else None
+                target = known.get(level, _UNKNOWN) if level.__class__ is str else _UNKNOWN
+                if target is _UNKNOWN:
+                    target = self._target(level.upper() if level.__class__ is str else None)
+                    if level.__class__ is str and len(known) < 1000:
+                        known[level] = target  # levels as written: one lookup next time
             else:
                 match = search(value)
-                level = match.group(1) if match else None
-            target = get(level, default)
+                target = self._target(match.group(1) if match else None)
             bucket = buckets.get(target)
             if bucket is None:
                 bucket = buckets[target] = ([], [])

@@ -1,0 +1,187 @@
+"""The `templates` built-in: the message templates of a file's records, per level, into
+its summary — "what went wrong in this file" without reading it.
+
+Templates are mined with Drain (drain3's streaming template miner): messages with the same
+words where only numbers, ids or names change become one template with `<*>` for the
+parts that change (`payment <*> declined: insufficient funds`). Only the first line of a
+message is mined (a stack trace's first line names it), at most `MAX_CHARS` of it.
+
+Cost and memory are bounded. Messages are counted by their shape (the text less its
+digits: a dict lookup); Drain sees each shape once, when the shapes are folded into its
+templates (at the end of the file, or when 20 times `max_templates` shapes are held),
+and keeps at most `max_templates` (least recently used first out). Records of the
+levels that are the bulk of a log (TRACE, DEBUG, INFO, NOTICE, and records without a
+level) are all mined in the file's first `WARMUP` batches, then from one batch in
+`sample` (their counts then estimates, multiplied back, and marked so); every other record
+(WARNING and worse, levels the table does not know) is mined, so a rare error is never
+missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from operator import methodcaller
+from typing import Any
+
+from drain3.drain import Drain
+
+from config import values as opt
+from processors.base import Context, Line, Outbox
+
+SAMPLED = frozenset(("TRACE", "DEBUG", "INFO", "NOTICE", None))  # None: no level
+WARMUP = 16  # batches mined whole before sampling starts
+MAX_CHARS = 512  # of a message's first line
+_DIGITS = b"0123456789"
+_SEVERITY = ("FATAL", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "TRACE")
+
+
+class Templates:
+    """Mines message templates per `by` value (see the module doc) into
+    `aggregates.<name>`; passes every line on unchanged."""
+
+    def __init__(
+        self,
+        field: str = "message",
+        by: str | None = "level",
+        top: int = 10,
+        max_templates: int = 1000,
+        sample: int = 16,
+        similarity: float = 0.4,
+    ) -> None:
+        self.field = opt.string("field", field, empty=False)
+        self.by = None if by is None else opt.string("by", by, empty=False)
+        self.top = opt.integer("top", top, 1, 1000)
+        self.max_templates = opt.integer("max_templates", max_templates, 1, 100_000)
+        self.every = opt.integer("sample", sample, 1, 1 << 20)
+        self.similarity = opt.number("similarity", similarity, 0.0, 1.0)
+        self.drain = Drain(sim_th=self.similarity, max_clusters=self.max_templates)
+        # per `by` value: each shape (the message's first line less its digits, as bytes)
+        # with its count; a shape's first message is kept to show Drain
+        self.shapes: dict[Any, dict[bytes, int]] = {}
+        self.first: dict[bytes, str] = {}
+        self.max_shapes = self.max_templates * 20
+        self.counts: dict[tuple[Any, int], int] = {}  # (by value, cluster id) -> records
+        self.texts: dict[int, str] = {}  # cluster id -> template (evicted ones too)
+        self.estimated: set[Any] = set()
+        self.batches = 0
+        self._key = methodcaller("get", self.by) if self.by else None
+
+    def targets(self, to: tuple[str, ...]) -> list[str]:
+        return list(to[:1])
+
+    def start(self, ctx: Context) -> None:
+        self.to = ctx.to[0]
+        self.ctx = ctx
+
+    def process(self, tag: str, line: Line) -> Line:
+        self.process_batch(tag, [line], [0], None)
+        return line
+
+    def process_batch(
+        self, tag: str, values: list[Line], origins: Sequence[int], out: Outbox | None
+    ) -> None:
+        if out is not None:
+            out.put(self.to, values, origins)
+        self.batches += 1
+        keys = self._keys(values)
+        if self.batches <= WARMUP:
+            self._mine(keys, values, range(len(values)), 1)
+        elif self.batches % self.every == 0:  # a sampled batch: counts for `every`
+            picked = [i for i, k in enumerate(keys) if k in SAMPLED]
+            self._mine(keys, values, picked, self.every)
+            self.estimated.update(keys[i] for i in picked)
+        self._mine(keys, values, [i for i, k in enumerate(keys) if k not in SAMPLED], 1)
+        if len(self.first) > self.max_shapes:
+            self._fold()
+
+    def _keys(self, values: list[Line]) -> list[Any]:
+        """Each record's `by` value (hashable: anything else as its text)."""
+        if self._key is None:
+            return [None] * len(values)
+        try:
+            keys = list(map(self._key, values))
+        except AttributeError:  # text lines among the records: they have no level
+            keys = [v.get(self.by) if v.__class__ is dict else None for v in values]
+        try:
+            frozenset(keys)
+        except TypeError:  # a list or an object in JSON
+            keys = [k if k is None or k.__class__ is str else str(k) for k in keys]
+        return keys
+
+    def _mine(self, keys: list[Any], values: list[Line], picked: Iterable[int], n: int) -> None:
+        """Count the shapes of the `picked` records' messages, `n` each."""
+        field, shapes, first = self.field, self.shapes, self.first
+        for i in picked:
+            value = values[i]
+            message = value.get(field) if value.__class__ is dict else value
+            if message.__class__ is not str:
+                continue
+            if "\n" in message:
+                message = message[: message.index("\n")]
+            message = message[:MAX_CHARS]
+            shape = message.encode("utf-8", "surrogateescape").translate(None, _DIGITS)
+            counts = shapes.get(keys[i])
+            if counts is None:
+                counts = shapes[keys[i]] = {}
+            seen = counts.get(shape)
+            if seen is None:
+                seen = 0
+                if shape not in first:
+                    first[shape] = message
+            counts[shape] = seen + n
+
+    def _fold(self) -> None:
+        """The shapes counted so far into Drain's templates (then forgotten: bounded)."""
+        clusters: dict[bytes, int] = {}
+        for key, counts in self.shapes.items():
+            for shape, n in counts.items():
+                cluster = clusters.get(shape)
+                if cluster is None:
+                    cluster = clusters[shape] = self._cluster(self.first[shape])
+                at = (key, cluster)
+                self.counts[at] = self.counts.get(at, 0) + n
+        self.shapes.clear()
+        self.first.clear()
+        if len(self.counts) > self.max_templates * 4:
+            self._prune()
+
+    def _cluster(self, message: str) -> int:
+        """Drain's cluster for a message; the words with digits in it are `<*>` at once
+        (its shape's other messages differ from it only there)."""
+        words = ["<*>" if any(c.isdigit() for c in w) else w for w in message.split()]
+        found, _ = self.drain.add_log_message(" ".join(words))
+        self.texts[found.cluster_id] = found.get_template()
+        return found.cluster_id
+
+    def _prune(self) -> None:
+        keep = sorted(self.counts.items(), key=lambda kv: -kv[1])[: self.max_templates * 2]
+        self.counts = dict(keep)
+        alive = {cluster for _, cluster in self.counts}
+        self.texts = {c: t for c, t in self.texts.items() if c in alive}
+
+    def summary(self) -> dict[str, Any]:
+        """Per `by` value (most severe level first): records mined, whether their counts
+        are estimates, and the `top` templates with their counts."""
+        self._fold()
+        live = self.drain.id_to_cluster
+        groups: dict[Any, dict[str, int]] = {}
+        for (key, cluster), count in self.counts.items():
+            found = live.get(cluster)
+            text = found.get_template() if found is not None else self.texts.get(cluster, "")
+            merged = groups.setdefault(key, {})  # a cluster evicted and made again: one
+            merged[text] = merged.get(text, 0) + count
+        rank = {level: i for i, level in enumerate(_SEVERITY)}
+        order = sorted(groups, key=lambda k: (rank.get(k, -1 if k is not None else 99), str(k)))
+        out: dict[str, Any] = {}
+        for key in order:
+            best = sorted(groups[key].items(), key=lambda kv: (-kv[1], kv[0]))[: self.top]
+            out["(none)" if key is None else str(key)] = {
+                "records": sum(groups[key].values()),
+                "estimated": key in self.estimated,
+                "templates": [{"count": n, "template": t} for t, n in best],
+            }
+        return {"field": self.field, "by": self.by, "groups": out}
+
+    def flush(self) -> None:
+        self.ctx.aggregates[self.ctx.name] = self.summary()
+        return None
