@@ -16,7 +16,10 @@ every file, so per-file state lives in ordinary attributes. A plain function
 
 Built-ins may also implement `process_batch(tag, values, origins, out)`, a faster path the
 engine prefers: `values` is a list of lines, `origins` their source line numbers, and
-`out.put(tag, values, origins)` emits a list at once. Nothing else changes for them.
+`out.put(tag, values, origins)` emits a list at once. Nothing else changes for them. And
+`flush_batch(out)` instead of `flush()`: what a node held back (parse_log's last record,
+which more lines could still have joined) is emitted under its own line number, not as
+coming from no line.
 """
 
 from __future__ import annotations

@@ -240,8 +240,8 @@ class _FileRun:
             out.emitted = runner.emitted
             runner.flush(out)
             for tag, parts in out.parts.items():
-                for values, _ in parts:
-                    self._route(tag, values, [END_OF_FILE] * len(values))
+                for values, origins in parts:  # END_OF_FILE, but for `flush_batch`'s own
+                    self._route(tag, values, origins)
 
     def _route(
         self, tag: str, values: list[Line], origins: Sequence[int], path: list[str] | None = None

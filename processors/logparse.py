@@ -317,24 +317,23 @@ class ParseLog:
         bad.append(line)
         bad_origins.append(origin)
 
-    def flush(self) -> Iterable[tuple[str, Line]] | None:
+    def flush_batch(self, out: Outbox) -> None:
+        """The summary, and the record held back (under its own line number)."""
         counts = dict(self.counts)
         if self.main_format is not None and self.main_count:
             counts = {self.main_format.name: self.main_count, **counts}
         records = sum(counts.values())
+        lines = records + self.joined + self.bad
         self.ctx.aggregates[self.ctx.name] = {
             "format": None if self.main_format is None else self.main_format.name,
             "sample": self.sample,
             "records": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
             "joined": self.joined,
             "unparsed": self.bad,
-            "parsed_rate": round(1 - self.bad / (records + self.joined + self.bad), 4)
-            if records + self.bad
-            else None,
+            "parsed_rate": round(1 - self.bad / lines, 4) if lines else None,
         }
         held, self.held = self.held, None
-        if held is None:
-            return None
-        if held[2] is not None:
-            held[2].apply(held[0])
-        return [(self.to, held[0])]
+        if held is not None:
+            if held[2] is not None:
+                held[2].apply(held[0])
+            out.put(self.to, [held[0]], [held[1]])

@@ -102,14 +102,18 @@ class Runner:
         raise NotImplementedError
 
     def flush(self, out: Outbox) -> None:
+        flush_batch = getattr(self.proc, "flush_batch", None)
         flush = getattr(self.proc, "flush", None)
-        if flush is None:
+        if flush is None and flush_batch is None:
             return
         before = out.total
         started = perf_counter()
         try:
             buckets: dict[str, list[Line]] = {}
-            _collect(flush(), self.default, buckets)
+            if flush_batch is not None:  # a built-in that names the lines it emits
+                flush_batch(out)
+            else:
+                _collect(flush(), self.default, buckets)
         except ProcessorError as exc:
             self.errors += 1
             raise _located(exc, self.spec.name, self.spec.tags[0], None) from None

@@ -86,7 +86,8 @@ class Templates:
         keys = self._keys(values)
         if self.batches <= WARMUP:
             self._mine(keys, values, range(len(values)), 1)
-        elif self.batches % self.every == 0:  # a sampled batch: counts for `every`
+            return
+        if self.batches % self.every == 0:  # a sampled batch: counts for `every`
             picked = [i for i, k in enumerate(keys) if k in SAMPLED]
             self._mine(keys, values, picked, self.every)
             self.estimated.update(keys[i] for i in picked)

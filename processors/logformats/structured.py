@@ -52,7 +52,7 @@ def normalise(rec: Record, clock: Clock) -> Record:
         if key in rec:
             value = rec[key]
             time = any_time(clock, value)
-            if time is not None and time != value:
+            if time is not None and (key != "time" or time != value):
                 if key == "time":  # ours is RFC 3339: the log's own stays as `ts`
                     rec.setdefault("ts", value)
                 rec["time"] = time

@@ -26,7 +26,7 @@ CONFIG = {
             "tag": "log",
             "use": "parse_log",
             "to": "record",
-            "options": {"unparsed": "unparsed"},
+            "options": {"unparsed": "unparsed", "tz": "UTC"},
         },
         {
             "name": "levels",
@@ -82,9 +82,13 @@ def test_a_mixed_folder_takes_the_right_routes(tmp_path: Path) -> None:
     def summary(name: str) -> dict:
         return json.loads(out(f"{name}.json"))
 
-    record_info = '{"ts":"2026-11-22 10:00:00","level":"INFO","component":"API","message":"up"}\n'
+    record_info = (
+        '{"ts":"2026-11-22 10:00:00","time":"2026-11-22T10:00:00Z","level":"INFO",'
+        '"component":"API","message":"up"}\n'
+    )
     record_error = (
-        '{"ts":"2026-11-22 10:00:01","level":"ERROR","component":"DB","message":"down"}\n'
+        '{"ts":"2026-11-22 10:00:01","time":"2026-11-22T10:00:01Z","level":"ERROR",'
+        '"component":"DB","message":"down"}\n'
     )
     for name, host in (("web01_20261122.log", "web01"), ("east/db02_20261121.log.gz", "db02")):
         assert out(f"{name}.out") == record_info

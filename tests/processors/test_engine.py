@@ -154,9 +154,11 @@ def test_outputs_are_opened_lazily_once_each(run: Any) -> None:
 
 
 def test_records_are_written_as_json_lines(run: Any) -> None:
-    _, out = run(chain(node("in", "parse_log")), "2026-11-22 10:00:00 [ERROR] API: msg\n")
+    config = chain(node("in", "parse_log", tz="UTC"))
+    _, out = run(config, "2026-11-22 10:00:00 [ERROR] API: msg\n")
     assert out["out"] == (
-        '{"ts":"2026-11-22 10:00:00","level":"ERROR","component":"API","message":"msg"}\n'
+        '{"ts":"2026-11-22 10:00:00","time":"2026-11-22T10:00:00Z","level":"ERROR",'
+        '"component":"API","message":"msg"}\n'
     )
 
 

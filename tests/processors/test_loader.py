@@ -136,7 +136,7 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
 def test_main_check_config_prints_the_outline_and_exits_0() -> None:
     done = check_config(ROOT / "pipeline_config.json")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("pipeline: 11 route(s), 6 node(s), 5 output(s)")
+    assert done.stdout.startswith("pipeline: 11 route(s), 7 node(s), 5 output(s)")
     assert "regex ^(?P<host>" in done.stdout
 
 
