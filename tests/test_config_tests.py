@@ -59,12 +59,12 @@ def test_the_default_config_passes_its_own_tests_and_writes_nothing(tmp_path: Pa
     results, watch = tmp_path / "results", tmp_path / "watch"
     run = _main("--test", "--results-dir", str(results), "--watch-dir", str(watch))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.strip().endswith("10 passed, 0 failed")
-    assert run.stdout.count("PASS") == 10
+    assert run.stdout.strip().endswith("12 passed, 0 failed")
+    assert run.stdout.count("PASS") == 12
     assert not results.exists() and not watch.exists()  # nothing written but in a temp dir
     check = _main("--check-config")
     assert check.returncode == 0
-    assert "tests: 10 declared (10 in pipeline_config.tests.json)" in check.stdout
+    assert "tests: 12 declared (12 in pipeline_config.tests.json)" in check.stdout
 
 
 # what each recipe's config expands at load (the sinks themselves are never used by --test)
