@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from processors.logformats import apps, servers, structured, system
-from processors.logformats.spec import LogFormat, Parser
+from processors.logformats.spec import Joining, LogFormat, Parser
 
 _ORDER = [
     *("journald", "docker", "cri", "json", "logfmt", "rfc5424", "syslog", "thunderbird"),
@@ -31,15 +31,22 @@ FORMATS: dict[str, LogFormat] = {name: _ALL[name] for name in _ORDER}
 
 
 def detect(parsers: Sequence[tuple[str, Parser]], sample: Sequence[str]) -> list[tuple[str, int]]:
-    """Each parser's name with how many lines of `sample` it parses, best first (a tie
-    keeps the given order). Blank lines are left out of the sample."""
+    """Each parser's name with how many lines of `sample` it parses (a `Joining` format's
+    own continuation lines count), best first (a tie keeps the given order). Blank lines
+    are left out of the sample."""
     lines = [line for line in sample if line.strip()]
     scores = []
     for name, parse in parsers:
+        absorb = parse.absorb if isinstance(parse, Joining) else None
         hits = 0
+        last = None
         for line in lines:
             try:
-                if parse(line) is not None:
+                rec = parse(line)
+                if rec is not None:
+                    last = rec
+                    hits += 1
+                elif absorb is not None and last is not None and absorb(last, line):
                     hits += 1
             except Exception:  # a custom regex's odd group, say: not this format
                 break

@@ -4,8 +4,10 @@ PostgreSQL's `log_line_prefix`, NFS-Ganesha, and Proxifier."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from processors.logformats.spec import (
+    Joining,
     LogFormat,
     Parser,
     Record,
@@ -121,6 +123,45 @@ def _postgres(m: re.Match[str], clock: Clock, level: str) -> Record:
     return ordered(rec)
 
 
+_PG_LINE = leveled(
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)"
+    r"(?: (?P<zone>[A-Za-z][\w+\-/]*|[+-]\d\d(?::?\d\d)?))? "
+    r"\[(?P<pid>\d+)(?:-(?P<session_line>\d+))?\] "
+    r"(?:(?P<user>[^@\s]*)@(?P<database>\S*) )?"
+    r"(?P<level>[A-Z]+[1-5]?):  (?P<message>.*)",
+    _postgres,
+)
+# lines PostgreSQL writes after a message, about it: fields of that message's record
+_PG_ABOUT = frozenset(("DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION"))
+
+
+def _postgres_joined(clock: Clock) -> Joining:
+    """A message's DETAIL, HINT, CONTEXT, STATEMENT, QUERY and LOCATION lines (of the
+    same process) become fields of its record (`detail`, `statement`...), not records."""
+    parse_line = _PG_LINE(clock)
+    last: list[Any] = [None]  # the process of the last record
+
+    def parse(line: str) -> Record | None:
+        rec = parse_line(line)
+        if rec is not None:
+            if rec.get("level_raw", rec["level"]) in _PG_ABOUT and rec["pid"] == last[0]:
+                return None  # absorb() takes it into the record before
+            last[0] = rec["pid"]
+        return rec
+
+    def absorb(rec: Record, line: str) -> bool:
+        about = parse_line(line)
+        if about is None or about.get("pid") != rec.get("pid"):
+            return False
+        raw = about.get("level_raw", about["level"])
+        if raw not in _PG_ABOUT:
+            return False
+        rec[raw.lower()] = about["message"]
+        return True
+
+    return Joining(parse, absorb)
+
+
 def _proxifier(m: re.Match[str], clock: Clock, level: str) -> Record:
     ts = m["ts"]
     rec: Record = {"ts": ts}
@@ -178,14 +219,7 @@ FORMATS = [
         "postgres",
         "2026-11-22 10:00:00.123 UTC [4242] postgres@shop ERROR:  duplicate key value "
         'violates unique constraint "orders_pkey"',
-        leveled(
-            r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)"
-            r"(?: (?P<zone>[A-Za-z][\w+\-/]*|[+-]\d\d(?::?\d\d)?))? "
-            r"\[(?P<pid>\d+)(?:-(?P<session_line>\d+))?\] "
-            r"(?:(?P<user>[^@\s]*)@(?P<database>\S*) )?"
-            r"(?P<level>[A-Z]+[1-5]?):  (?P<message>.*)",
-            _postgres,
-        ),
+        _postgres_joined,
     ),
     LogFormat(
         "ganesha",

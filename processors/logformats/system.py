@@ -52,6 +52,8 @@ def _syslog(clock: Clock) -> Parser:
         if m is None:
             return None
         pri, ts, host, component, pid, address, message = m.groups()
+        if component is None and ts[0].isdigit():
+            return None  # rsyslog's ISO lines always have a tag: else it is another log
         rec: Record = {"ts": ts}
         time = bsd_time(clock, ts) if ts[0].isalpha() else clock.iso(ts)
         if time is not None:
