@@ -296,8 +296,13 @@ class ParseLog:
                         join.add(line, origin)
                         self.joined += 1
                         return
-                elif absorb is not None and join.closed:
-                    parser.close()  # type: ignore[attr-defined]
+                elif join.closed:
+                    if absorb is not None:
+                        parser.close()  # type: ignore[attr-defined]
+                    if line[:1] in " \t":  # the rest of a trace past the bounds: no
+                        bad.append(line)  # format's record starts indented (or blank)
+                        bad_origins.append(origin)
+                        return
         for fmt, parse in self.others:
             rec = parse(line)
             if rec is not None:
