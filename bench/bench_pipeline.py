@@ -1,6 +1,7 @@
 """Pipeline throughput and memory, each variant in its own child process.
 
-    python -m bench.bench_pipeline [--size-mb 200] [--with-1gb] [--long-lines] [--rounds 3]
+    python -m bench.bench_pipeline [--size-mb 200] [--with-1gb] [--long-lines]
+                                   [--endless-trace] [--rounds 3]
 
 Variants, all on the same generated log (bench/out/, gitignored):
 
@@ -17,7 +18,10 @@ With --with-1gb the default
 pipeline also runs on a 1 GB file, to show memory does not grow with input size; that file
 is deleted afterwards. With --long-lines the passthrough engine also reads lines one byte
 under the reader's default `max_line_bytes` (memory is bounded by a few times the limit),
-and one line of 256 MiB, which fails at the limit without being read whole.
+and one line of 256 MiB, which fails at the limit without being read whole. With
+--endless-trace the default pipeline reads 1 GB of one stack trace that never ends (one
+record, then `\tat …` lines forever): its record stops at parse_log's bounds, so memory
+does not grow.
 """
 
 from __future__ import annotations
@@ -115,6 +119,21 @@ def generate_long_lines(path: Path, line_bytes: int, count: int) -> None:
             f.write(b"\n")
 
 
+def generate_endless_trace(path: Path, size_mb: int) -> None:
+    """One log record, then stack frames to `size_mb`: a trace that never ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = "".join(
+        f"\tat com.example.Endless.call{i % 97}(Endless.java:{i})\n" for i in range(20_000)
+    )
+    block = frames.encode()
+    with path.open("wb") as f:
+        f.write(b"2026-11-22 10:00:00 [ERROR] App: a stack trace that never ends\n")
+        written = 0
+        while written < size_mb << 20:
+            f.write(block)
+            written += len(block)
+
+
 def run_floor(path: Path, results: Path) -> dict[str, Any]:
     n = 0
     with path.open(encoding="utf-8") as f:
@@ -141,10 +160,15 @@ def run_engine(path: Path, results: Path, raw: dict[str, Any]) -> dict[str, Any]
 
 
 def run_handloop(path: Path, results: Path) -> dict[str, Any]:
-    """What the default pipeline does (parse_log auto → counts → tag_level), by hand."""
+    """What the default pipeline does (parse_log auto → counts → tag_level), by hand: the
+    format found from the first 256 lines tried first, the others after it (no joining of
+    stack traces, no templates)."""
+    import itertools
+
     import orjson
 
-    from processors.logparse import parse_auto
+    from processors.logformats import FORMATS, detect
+    from processors.logformats.times import Clock
 
     targets = {
         "CRITICAL": "errors",
@@ -155,6 +179,13 @@ def run_handloop(path: Path, results: Path) -> dict[str, Any]:
         "WARN": "warnings",
         "WARNING": "warnings",
     }
+    clock = Clock()
+    with path.open(encoding="utf-8") as f:
+        sample = [line.rstrip("\n") for line in itertools.islice(f, 256)]
+    ranked = detect([(name, fmt.make(clock)) for name, fmt in FORMATS.items()], sample)
+    best = next(name for name, _ in ranked if not FORMATS[name].catch_all)
+    main = FORMATS[best].make(clock)
+    others = [FORMATS[name].make(clock) for name, _ in ranked if name != best]
     open_output, opened = _opener(results, path.name)
     files: dict[str, Any] = {}
     levels: Counter[Any] = Counter()
@@ -165,7 +196,9 @@ def run_handloop(path: Path, results: Path) -> dict[str, Any]:
         for line in f:
             n += 1
             line = line.rstrip("\n")
-            rec = parse_auto(line)
+            rec = main(line)
+            if rec is None:
+                rec = next((r for p in others if (r := p(line)) is not None), None)
             if rec is None:
                 name, text = "unparsed", line
             else:
@@ -246,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also read lines just under the line limit, and one far over it (RSS check)",
     )
+    parser.add_argument(
+        "--endless-trace",
+        action="store_true",
+        help="also run the default pipeline on 1 GB of one endless stack trace (RSS check)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every variant")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -273,6 +311,15 @@ def main(argv: list[str] | None = None) -> int:
             big.unlink(missing_ok=True)
     if args.long_lines:
         rows += long_lines()
+    if args.endless_trace:
+        trace = OUT / "endless_trace.log"
+        try:
+            generate_endless_trace(trace, 1024)
+            row = measure("default", trace)
+            row["variant"] = "default (1 GB, one endless stack trace)"
+            rows.append(row)
+        finally:
+            trace.unlink(missing_ok=True)
     shutil.rmtree(OUT / "pipeline-results", ignore_errors=True)  # outputs: hundreds of MB
     report(rows, args.rounds)
     mb_s = {v: [r["mb_s"] for r in runs[v]] for v in variants}

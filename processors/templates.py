@@ -12,7 +12,8 @@ templates (at the end of the file, or when 20 times `max_templates` shapes are h
 and keeps at most `max_templates` (least recently used first out). Records of the
 levels that are the bulk of a log (TRACE, DEBUG, INFO, NOTICE, and records without a
 level) are all mined in the file's first `WARMUP` batches, then from one batch in
-`sample` (their counts then estimates, multiplied back, and marked so); every other record
+`sample` (their counts then estimates, multiplied back to the file's batches, and marked
+so); every other record
 (WARNING and worse, levels the table does not know) is mined, so a rare error is never
 missed.
 """
@@ -62,7 +63,9 @@ class Templates:
         self.max_shapes = self.max_templates * 20
         self.counts: dict[tuple[Any, int], int] = {}  # (by value, cluster id) -> records
         self.texts: dict[int, str] = {}  # cluster id -> template (evicted ones too)
-        self.estimated: set[Any] = set()
+        self.sampled = False  # some batch's TRACE…NOTICE records were left out
+        self.seen = 0  # records
+        self.covered = 0  # records the bulk levels' counts stand for
         self.batches = 0
         self._key = methodcaller("get", self.by) if self.by else None
 
@@ -83,14 +86,18 @@ class Templates:
         if out is not None:
             out.put(self.to, values, origins)
         self.batches += 1
+        self.seen += len(values)
         keys = self._keys(values)
         if self.batches <= WARMUP:
             self._mine(keys, values, range(len(values)), 1)
+            self.covered += len(values)
             return
         if self.batches % self.every == 0:  # a sampled batch: counts for `every`
             picked = [i for i, k in enumerate(keys) if k in SAMPLED]
             self._mine(keys, values, picked, self.every)
-            self.estimated.update(keys[i] for i in picked)
+            self.covered += self.every * len(values)
+        else:
+            self.sampled = True  # the bulk levels' counts are estimates from here on
         self._mine(keys, values, [i for i, k in enumerate(keys) if k not in SAMPLED], 1)
         if len(self.first) > self.max_shapes:
             self._fold()
@@ -165,8 +172,11 @@ class Templates:
         are estimates, and the `top` templates with their counts."""
         self._fold()
         live = self.drain.id_to_cluster
+        # the records since the last sampled batch: as the sampled ones were
+        scale = self.seen / self.covered if self.sampled and self.covered else 1.0
         groups: dict[Any, dict[str, int]] = {}
-        for (key, cluster), count in self.counts.items():
+        for (key, cluster), n in self.counts.items():
+            count = round(n * scale) if key in SAMPLED else n
             found = live.get(cluster)
             text = found.get_template() if found is not None else self.texts.get(cluster, "")
             merged = groups.setdefault(key, {})  # a cluster evicted and made again: one
@@ -178,7 +188,7 @@ class Templates:
             best = sorted(groups[key].items(), key=lambda kv: (-kv[1], kv[0]))[: self.top]
             out["(none)" if key is None else str(key)] = {
                 "records": sum(groups[key].values()),
-                "estimated": key in self.estimated,
+                "estimated": self.sampled and key in SAMPLED,
                 "templates": [{"count": n, "template": t} for t, n in best],
             }
         return {"field": self.field, "by": self.by, "groups": out}
