@@ -35,6 +35,29 @@ def _never(line: str) -> None:
     return None
 
 
+class _Batch:
+    """What one batch becomes: records (the one held from the batch before first) with
+    their line numbers and the lines being joined to them, and the unparsed lines."""
+
+    __slots__ = ("bad", "bad_origins", "floor", "joins", "origins", "others", "passed",
+                 "records")  # fmt: skip
+
+    def __init__(self, held: tuple[Record, int, Join | None] | None) -> None:
+        self.records: list[Line] = []
+        self.origins: list[int] = []
+        self.joins: dict[int, Join] = {}  # by index in `records`
+        self.bad: list[Line] = []
+        self.bad_origins: list[int] = []
+        self.floor = 0  # records before this index are not ours to join lines to
+        self.passed = 0  # records that came parsed already
+        self.others = 0  # records the other formats made
+        if held is not None:
+            self.records.append(held[0])
+            self.origins.append(held[1])
+            if held[2] is not None:
+                self.joins[0] = held[2]
+
+
 def candidates(key: str, value: Any) -> list[LogFormat]:
     """The formats a `format` option names, checked (see the module doc)."""
     items = value if isinstance(value, list) else [value]
@@ -145,7 +168,7 @@ class ParseLog:
             "lines": lines,
             "parsed": most,
             "rate": round(most / lines, 4) if lines else 0.0,
-            "also": {n: h for n, h in ranked if h and n != best and h} if most else {},
+            "also": {n: h for n, h in ranked if h and n != best} if most else {},
         }
 
     # -- parsing -----------------------------------------------------------------------
@@ -168,60 +191,37 @@ class ParseLog:
     ) -> None:
         if not self.detected:
             self._detect(values)
-        parse = self.main
-        records: list[Line] = []
-        rec_origins: list[int] = []
-        joins: dict[int, Join] = {}
-        bad: list[Line] = []
-        bad_origins: list[int] = []
-        held = self.held
-        if held is not None:
-            records.append(held[0])
-            rec_origins.append(held[1])
-            if held[2] is not None:
-                joins[0] = held[2]
-        self.floor = 0  # records before this index are not ours to join to
-        passed = 0
+        batch = _Batch(self.held)
         parsed: list[Record | None] | None = None
         if self.batch is not None:
             parsed = self.batch(values)
-        elif not isinstance(parse, Joining):  # its parses do not hang on absorb(): at once
+        elif not isinstance(self.main, Joining):  # its parses hang on no absorb(): at once
             try:
-                parsed = list(map(parse, values))
+                parsed = list(map(self.main, values))
             except TypeError:  # a record among the lines: one at a time below
                 parsed = None
         if parsed is not None:
-            self._take(parsed, values, origins, records, rec_origins, joins, bad, bad_origins)
+            self._take(batch, parsed, values, origins)
         else:
-            passed = self._one_by_one(values, origins, records, rec_origins, joins, bad,
-                                      bad_origins)  # fmt: skip
-        self.main_count += len(records) - (held is not None) - passed - self._batch_others
-        self._batch_others = 0
+            self._one_by_one(batch, values, origins)
+        records, rec_origins, joins = batch.records, batch.origins, batch.joins
+        self.main_count += len(records) - (self.held is not None) - batch.passed - batch.others
         self.held = None
-        if len(records) > self.floor:  # the last record may go on in the next batch
+        if len(records) > batch.floor:  # the last record may go on in the next batch
             self.held = (records.pop(), rec_origins.pop(), joins.pop(len(records), None))
         for at, join in joins.items():
             join.apply(records[at])
         out.put(self.to, records, rec_origins)
         if self.unparsed:
-            out.put(self.unparsed, bad, bad_origins)
-        self.bad += len(bad)
-
-    _batch_others = 0  # records the other formats parsed in this batch
+            out.put(self.unparsed, batch.bad, batch.bad_origins)
+        self.bad += len(batch.bad)
 
     def _take(
-        self,
-        parsed: list[Record | None],
-        values: list[Line],
-        origins: Sequence[int],
-        records: list[Line],
-        rec_origins: list[int],
-        joins: dict[int, Join],
-        bad: list[Line],
-        bad_origins: list[int],
+        self, batch: _Batch, parsed: list[Record | None], values: list[Line], origins: Any
     ) -> None:
         """The main format's records of a batch, in runs between the lines it did not
         parse (few, as a rule), which `_other` places."""
+        records, rec_origins = batch.records, batch.origins
         at, end = 0, len(parsed)
         while at < end:
             try:
@@ -231,96 +231,84 @@ class ParseLog:
             records += parsed[at:stop]
             rec_origins += origins[at:stop]
             if stop < end:
-                self._other(values[stop], origins[stop], records, rec_origins, joins, bad,
-                            bad_origins)  # fmt: skip
+                self._other(batch, values[stop], origins[stop])
             at = stop + 1
 
-    def _one_by_one(
-        self,
-        values: list[Line],
-        origins: Sequence[int],
-        records: list[Line],
-        rec_origins: list[int],
-        joins: dict[int, Join],
-        bad: list[Line],
-        bad_origins: list[int],
-    ) -> int:
-        """A batch line by line (records among the lines, or a format whose lines hang
-        on one another): how many records passed through."""
-        parse, other = self.main, self._other
-        passed = 0
+    def _one_by_one(self, batch: _Batch, values: list[Line], origins: Sequence[int]) -> None:
+        """A batch line by line: records among the lines, or a format whose lines hang
+        on one another."""
+        parse = self.main
+        records, rec_origins = batch.records, batch.origins
         for value, origin in zip(values, origins, strict=True):
             if value.__class__ is str:
                 rec = parse(value)
                 if rec is not None:
                     records.append(rec)
                     rec_origins.append(origin)
-                    continue
-                other(value, origin, records, rec_origins, joins, bad, bad_origins)
+                else:
+                    self._other(batch, value, origin)
             else:  # a record some node parsed already (or a row): it passes through
                 records.append(value)
                 rec_origins.append(origin)
-                self.floor = len(records)
-                passed += 1
-        return passed
+                batch.floor = len(records)
+                batch.passed += 1
 
-    def _other(
-        self,
-        line: str,
-        origin: int,
-        records: list[Line],
-        rec_origins: list[int],
-        joins: dict[int, Join],
-        bad: list[Line],
-        bad_origins: list[int],
-    ) -> None:
+    def _other(self, batch: _Batch, line: str, origin: int) -> None:
         """A line the main format does not parse: part of the record before it, a record
         in another format, or unparsed."""
+        records, joins = batch.records, batch.joins
         at = len(records) - 1
-        if at >= self.floor:
-            rec = records[at]
-            last = self.last_other
-            fmt, parser = (last[1], last[2]) if last is not None and last[0] is rec else (
-                self.main_format, self.main)  # fmt: skip
-            join = joins.get(at)
-            absorb = getattr(parser, "absorb", None)
-            if absorb is not None or (self.multiline and fmt is not None and fmt.joins):
-                if join is None:
-                    join = joins[at] = Join(rec_origins[at])
-                if join.room(line, self.max_lines, self.max_bytes):
-                    if absorb is not None and absorb(rec, line):
-                        join.took(line, origin)
-                        self.joined += 1
-                        return
-                    if self.multiline and fmt is not None and fmt.joins and continues(line, join):
-                        join.add(line, origin)
-                        self.joined += 1
-                        return
-                elif join.closed:
-                    if absorb is not None:
-                        parser.close()  # type: ignore[attr-defined]
-                    if line[:1] in " \t":  # the rest of a trace past the bounds: no
-                        bad.append(line)  # format's record starts indented (or blank)
-                        bad_origins.append(origin)
-                        return
+        if at >= batch.floor and self._joined(batch, at, line, origin):
+            return
         for fmt, parse in self.others:
             rec = parse(line)
             if rec is not None:
                 records.append(rec)
-                rec_origins.append(origin)
+                batch.origins.append(origin)
                 self.counts[fmt.name] = self.counts.get(fmt.name, 0) + 1
-                self._batch_others += 1
+                batch.others += 1
                 self.last_other = (rec, fmt, parse)
-                if fmt.name == "go_panic":
+                if fmt.name == "go_panic":  # its goroutines' frames join it, indented or not
                     joins[len(records) - 1] = Join(origin, go=True)
                 return
-        if at >= self.floor:
+        if at >= batch.floor:
             join = joins.get(at)
             if join is None:
-                join = joins[at] = Join(rec_origins[at])
+                join = joins[at] = Join(batch.origins[at])
             join.ended = True  # what comes after this line is not that record's
-        bad.append(line)
-        bad_origins.append(origin)
+        batch.bad.append(line)
+        batch.bad_origins.append(origin)
+
+    def _joined(self, batch: _Batch, at: int, line: str, origin: int) -> bool:
+        """Whether `line` went into record `at` (or, past its bounds, to unparsed)."""
+        rec = batch.records[at]
+        last = self.last_other
+        fmt, parser = (last[1], last[2]) if last is not None and last[0] is rec else (
+            self.main_format, self.main)  # fmt: skip
+        absorb = getattr(parser, "absorb", None)
+        joins = self.multiline and fmt is not None and fmt.joins
+        if absorb is None and not joins:
+            return False
+        join = batch.joins.get(at)
+        if join is None:
+            join = batch.joins[at] = Join(batch.origins[at])
+        if join.room(line, self.max_lines, self.max_bytes):
+            if absorb is not None and absorb(rec, line):
+                join.took(line, origin)
+                self.joined += 1
+                return True
+            if joins and continues(line, join):
+                join.add(line, origin)
+                self.joined += 1
+                return True
+        elif join.closed:
+            if absorb is not None:
+                parser.close()  # type: ignore[attr-defined]
+            if line[:1] in " \t":  # the rest of a trace past the bounds: no format's
+                batch.bad.append(line)  # record starts indented (or blank)
+                batch.bad_origins.append(origin)
+                return True
+        return False
 
     def flush_batch(self, out: Outbox) -> None:
         """The summary, and the record held back (under its own line number)."""
