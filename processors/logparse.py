@@ -139,7 +139,8 @@ class ParseLog:
         if not sample:
             return
         trial = [(f.name, f.make(Clock(self.tz, self.year))) for f in self.formats]
-        ranked = detect(trial, sample)
+        joins = {f.name for f in self.formats if f.joins} if self.multiline else set()
+        ranked = detect(trial, sample, joins)
         self.tries += 1
         if ranked[0][1] == 0 and self.tries < DETECT_TRIES:
             self.sample = {"lines": len(sample), "parsed": 0, "rate": 0.0, "also": {}}

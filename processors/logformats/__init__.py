@@ -10,9 +10,10 @@ traces and indented lines to the record they belong to; `levels` and `times` nor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from processors.logformats import apps, servers, structured, system
+from processors.logformats.multiline import CONTINUATION
 from processors.logformats.spec import Joining, LogFormat, Parser
 
 _ORDER = [
@@ -30,10 +31,13 @@ if sorted(_ALL) != sorted(_ORDER):  # every format placed once: a new one must b
 FORMATS: dict[str, LogFormat] = {name: _ALL[name] for name in _ORDER}
 
 
-def detect(parsers: Sequence[tuple[str, Parser]], sample: Sequence[str]) -> list[tuple[str, int]]:
-    """Each parser's name with how many lines of `sample` it parses (a `Joining` format's
-    own continuation lines count), best first (a tie keeps the given order). Blank lines
-    are left out of the sample."""
+def detect(
+    parsers: Sequence[tuple[str, Parser]], sample: Sequence[str], joins: Set[str] = frozenset()
+) -> list[tuple[str, int]]:
+    """Each parser's name with how many lines of `sample` it parses, best first (a tie
+    keeps the given order). A `Joining` format's own continuation lines count, and for the
+    formats named in `joins` the lines that read as a record's continuation (a stack
+    trace's). Blank lines are left out of the sample."""
     lines = [line for line in sample if line.strip()]
     scores = []
     for name, parse in parsers:
@@ -46,7 +50,11 @@ def detect(parsers: Sequence[tuple[str, Parser]], sample: Sequence[str]) -> list
                 if rec is not None:
                     last = rec
                     hits += 1
-                elif absorb is not None and last is not None and absorb(last, line):
+                elif last is None:
+                    continue
+                elif (absorb is not None and absorb(last, line)) or (
+                    name in joins and CONTINUATION.match(line)
+                ):
                     hits += 1
             except Exception:  # a custom regex's odd group, say: not this format
                 break
