@@ -89,6 +89,12 @@ def _bracket_batch(clock: Clock) -> BatchParser:
             if level is None:
                 add(None)
                 continue
+            if level == raw and component and not frac and not zone:
+                off = days.get(date)
+                if off:  # the common line, as one dict display
+                    add({"ts": ts, "time": f"{date}T{hms}{off}", "level": level,
+                         "component": component, "message": message})  # fmt: skip
+                    continue
             off = days.get(date) if not frac and not zone else None
             time = f"{date}T{hms}{off}" if off else iso(ts)
             rec: Record = {"ts": ts, "time": time} if time is not None else {"ts": ts}
@@ -115,6 +121,8 @@ def _pipe(clock: Clock) -> Parser:
     match = _PIPE.fullmatch
 
     def parse(line: str) -> Record | None:
+        if line.count("|") < 3:  # the regex would backtrack through the whole line
+            return None
         m = match(line)
         if m is None:
             return None
