@@ -193,16 +193,17 @@ class ParseLog:
         if not self.detected:
             self._detect(values)
         batch = _Batch(self.held)
-        parsed: list[Record | None] | None = None
+        parsed: tuple[list[Record | None], list[int]] | None = None
         if self.batch is not None:
             parsed = self.batch(values)
         elif not isinstance(self.main, Joining):  # its parses hang on no absorb(): at once
             try:
-                parsed = list(map(self.main, values))
+                got = list(map(self.main, values))
+                parsed = got, [i for i, r in enumerate(got) if r is None] if None in got else []
             except TypeError:  # a record among the lines: one at a time below
                 parsed = None
         if parsed is not None:
-            self._take(batch, parsed, values, origins)
+            self._take(batch, *parsed, values, origins)
         else:
             self._one_by_one(batch, values, origins)
         records, rec_origins, joins = batch.records, batch.origins, batch.joins
@@ -218,22 +219,24 @@ class ParseLog:
         self.bad += len(batch.bad)
 
     def _take(
-        self, batch: _Batch, parsed: list[Record | None], values: list[Line], origins: Any
+        self,
+        batch: _Batch,
+        parsed: list[Record | None],
+        misses: list[int],
+        values: list[Line],
+        origins: Any,
     ) -> None:
         """The main format's records of a batch, in runs between the lines it did not
-        parse (few, as a rule), which `_other` places."""
+        parse (`misses`: few, as a rule), which `_other` places."""
         records, rec_origins = batch.records, batch.origins
-        at, end = 0, len(parsed)
-        while at < end:
-            try:
-                stop = parsed.index(None, at)
-            except ValueError:
-                stop = end
-            records += parsed[at:stop]
-            rec_origins += origins[at:stop]
-            if stop < end:
-                self._other(batch, values[stop], origins[stop])
-            at = stop + 1
+        at = 0
+        for miss in misses:
+            records += parsed[at:miss]
+            rec_origins += origins[at:miss]
+            self._other(batch, values[miss], origins[miss])
+            at = miss + 1
+        records += parsed[at:] if at else parsed
+        rec_origins += origins[at:] if at else origins
 
     def _one_by_one(self, batch: _Batch, values: list[Line], origins: Sequence[int]) -> None:
         """A batch line by line: records among the lines, or a format whose lines hang

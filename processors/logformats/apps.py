@@ -70,7 +70,7 @@ def _bracket_batch(clock: Clock) -> BatchParser:
     iso = clock.iso
     one = _bracket(clock)
 
-    def parse(lines: list[str]) -> list[Record | None] | None:
+    def parse(lines: list[str]) -> tuple[list[Record | None], list[int]] | None:
         try:
             rows = findall("\n".join(lines))
         except TypeError:  # a record among the lines
@@ -78,34 +78,33 @@ def _bracket_batch(clock: Clock) -> BatchParser:
         if len(rows) != len(lines):  # a line with a \n or \r in it: one by one
             return None
         out: list[Record | None] = []
+        misses: list[int] = []
         add = out.append
-        for line, (ts, date, hms, frac, zone, raw, component, message) in zip(
-            lines, rows, strict=True
-        ):
-            if not ts:  # not in the format here (or \s beyond [ \t]): as one line says
-                add(one(line))
-                continue
-            level = LEVEL_OF.get(raw)
-            if level is None:
-                add(None)
-                continue
+        for i, (ts, date, hms, frac, zone, raw, component, message) in enumerate(rows):
+            level = LEVEL_OF.get(raw) if ts else None
             if level == raw and component and not frac and not zone:
                 off = days.get(date)
                 if off:  # the common line, as one dict display
                     add({"ts": ts, "time": f"{date}T{hms}{off}", "level": level,
                          "component": component, "message": message})  # fmt: skip
                     continue
-            off = days.get(date) if not frac and not zone else None
-            time = f"{date}T{hms}{off}" if off else iso(ts)
-            rec: Record = {"ts": ts, "time": time} if time is not None else {"ts": ts}
-            rec["level"] = level
-            if level != raw:
-                rec["level_raw"] = raw
-            if component:
-                rec["component"] = component
-            rec["message"] = message
+            rec: Record | None = None
+            if not ts:  # not in the format here (or \s beyond [ \t]): as one line says
+                rec = one(lines[i])
+            elif level is not None:
+                off = days.get(date) if not frac and not zone else None
+                time = f"{date}T{hms}{off}" if off else iso(ts)
+                rec = {"ts": ts, "time": time} if time is not None else {"ts": ts}
+                rec["level"] = level
+                if level != raw:
+                    rec["level_raw"] = raw
+                if component:
+                    rec["component"] = component
+                rec["message"] = message
             add(rec)
-        return out
+            if rec is None:
+                misses.append(i)
+        return out, misses
 
     return parse
 
