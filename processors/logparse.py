@@ -24,7 +24,7 @@ from processors.base import Context, Line, Outbox
 from processors.logformats import FORMATS, detect
 from processors.logformats.custom import custom_format
 from processors.logformats.multiline import Join, continues
-from processors.logformats.spec import BatchParser, Joining, LogFormat, Parser, Record
+from processors.logformats.spec import Joining, LogFormat, Parser, Record
 from processors.logformats.times import Clock, zone
 
 SAMPLE = 256  # lines auto detection looks at (at most one batch)
@@ -107,15 +107,12 @@ class ParseLog:
         self.year = None if year is None else opt.integer("year", year, 1, 9999)
         self.clock = Clock(self.tz, self.year)
         self.main: Parser = _never
-        self.batch: BatchParser | None = None
         self.main_format: LogFormat | None = None
         self.others = [(f, f.make(self.clock)) for f in self.formats]
         self.detected = len(self.formats) == 1
         if self.detected:  # one format: nothing to detect, nothing to fall back on
             self.main_format = self.formats[0]
             self.main, self.others = self.others[0][1], []
-            if self.main_format.batch is not None:
-                self.batch = self.main_format.batch(self.clock)
         self.tries = 0
         self.sample: dict[str, Any] | None = None
         self.held: tuple[Record, int, Join | None] | None = None  # the last record so far
@@ -160,8 +157,6 @@ class ParseLog:
         if most:
             self.main_format = by_name[best]
             self.main = self.main_format.make(self.clock)
-            if self.main_format.batch is not None:
-                self.batch = self.main_format.batch(self.clock)
         order = [f for f in self.formats if f.name != best or not most]
         order.sort(key=lambda f: not hits.get(f.name))  # stable: the own order within
         self.others = [(f, f.make(self.clock)) for f in order]
@@ -194,9 +189,7 @@ class ParseLog:
             self._detect(values)
         batch = _Batch(self.held)
         parsed: tuple[list[Record | None], list[int]] | None = None
-        if self.batch is not None:
-            parsed = self.batch(values)
-        elif not isinstance(self.main, Joining):  # its parses hang on no absorb(): at once
+        if not isinstance(self.main, Joining):  # its parses hang on no absorb(): at once
             try:
                 got = list(map(self.main, values))
                 parsed = got, [i for i, r in enumerate(got) if r is None] if None in got else []

@@ -21,7 +21,6 @@ missed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from operator import methodcaller
 from typing import Any
 
 from drain3.drain import Drain
@@ -67,7 +66,6 @@ class Templates:
         self.seen = 0  # records
         self.covered = 0  # records the bulk levels' counts stand for
         self.batches = 0
-        self._key = methodcaller("get", self.by) if self.by else None
 
     def targets(self, to: tuple[str, ...]) -> list[str]:
         return list(to[:1])
@@ -104,12 +102,13 @@ class Templates:
 
     def _keys(self, values: list[Line]) -> list[Any]:
         """Each record's `by` value (hashable: anything else as its text)."""
-        if self._key is None:
+        if self.by is None:
             return [None] * len(values)
+        by = self.by
         try:
-            keys = list(map(self._key, values))
+            keys = [v.get(by) for v in values]
         except AttributeError:  # text lines among the records: they have no level
-            keys = [v.get(self.by) if v.__class__ is dict else None for v in values]
+            keys = [v.get(by) if v.__class__ is dict else None for v in values]
         try:
             frozenset(keys)
         except TypeError:  # a list or an object in JSON
@@ -127,7 +126,10 @@ class Templates:
             if "\n" in message:
                 message = message[: message.index("\n")]
             message = message[:MAX_CHARS]
-            shape = message.encode("utf-8", "surrogateescape").translate(None, _DIGITS)
+            try:
+                shape = message.encode().translate(None, _DIGITS)
+            except UnicodeEncodeError:  # a byte the reader kept as a surrogate
+                shape = message.encode("utf-8", "surrogateescape").translate(None, _DIGITS)
             counts = shapes.get(keys[i])
             if counts is None:
                 counts = shapes[keys[i]] = {}

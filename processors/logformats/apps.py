@@ -10,7 +10,6 @@ from processors.logformats.levels import LEVEL_OF
 from processors.logformats.spec import (
     ISO_PARTS,
     ISO_TS,
-    BatchParser,
     LogFormat,
     Parser,
     Record,
@@ -40,6 +39,11 @@ def _bracket(clock: Clock) -> Parser:
         level = LEVEL_OF.get(raw)
         if level is None:
             return None
+        if level == raw and component is not None and frac is None and zone is None:
+            off = days.get(date)
+            if off:  # the common line, as one dict display
+                return {"ts": ts, "time": f"{date}T{hms}{off}", "level": level,
+                        "component": component, "message": message}  # fmt: skip
         off = days.get(date) if frac is None and zone is None else None
         time = f"{date}T{hms}{off}" if off else iso(ts)  # the whole day's offset, or work
         rec: Record = {"ts": ts, "time": time} if time is not None else {"ts": ts}
@@ -50,61 +54,6 @@ def _bracket(clock: Clock) -> Parser:
             rec["component"] = component
         rec["message"] = message
         return rec
-
-    return parse
-
-
-# the same, over a batch's lines joined: one C call finds every line's groups; a line
-# not in the format is caught by `.*` with its groups empty, so the rows are the lines
-_BRACKET_ROWS = re.compile(
-    rf"^(?:(?P<ts>{ISO_PARTS})[ \t]+\[(?P<level>[A-Za-z]+)\][ \t]+"
-    r"(?:(?P<component>[\w.\-/]+):[ \t]+)?(?P<message>.*)|.*)$",
-    re.MULTILINE,
-)
-
-
-def _bracket_batch(clock: Clock) -> BatchParser:
-    """`_bracket` over a batch: a Python call and a match object less per line."""
-    findall = _BRACKET_ROWS.findall
-    days = clock.days
-    iso = clock.iso
-    one = _bracket(clock)
-
-    def parse(lines: list[str]) -> tuple[list[Record | None], list[int]] | None:
-        try:
-            rows = findall("\n".join(lines))
-        except TypeError:  # a record among the lines
-            return None
-        if len(rows) != len(lines):  # a line with a \n or \r in it: one by one
-            return None
-        out: list[Record | None] = []
-        misses: list[int] = []
-        add = out.append
-        for i, (ts, date, hms, frac, zone, raw, component, message) in enumerate(rows):
-            level = LEVEL_OF.get(raw) if ts else None
-            if level == raw and component and not frac and not zone:
-                off = days.get(date)
-                if off:  # the common line, as one dict display
-                    add({"ts": ts, "time": f"{date}T{hms}{off}", "level": level,
-                         "component": component, "message": message})  # fmt: skip
-                    continue
-            rec: Record | None = None
-            if not ts:  # not in the format here (or \s beyond [ \t]): as one line says
-                rec = one(lines[i])
-            elif level is not None:
-                off = days.get(date) if not frac and not zone else None
-                time = f"{date}T{hms}{off}" if off else iso(ts)
-                rec = {"ts": ts, "time": time} if time is not None else {"ts": ts}
-                rec["level"] = level
-                if level != raw:
-                    rec["level_raw"] = raw
-                if component:
-                    rec["component"] = component
-                rec["message"] = message
-            add(rec)
-            if rec is None:
-                misses.append(i)
-        return out, misses
 
     return parse
 
@@ -198,12 +147,7 @@ def _fatal(m: re.Match[str], clock: Clock, level: str) -> Record:
 
 
 FORMATS = [
-    LogFormat(
-        "bracket",
-        "2026-11-22 10:00:00 [ERROR] API: connection refused",
-        _bracket,
-        batch=_bracket_batch,
-    ),
+    LogFormat("bracket", "2026-11-22 10:00:00 [ERROR] API: connection refused", _bracket),
     LogFormat(
         "log4j",
         "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: "

@@ -24,8 +24,6 @@ from processors.logformats.times import Clock
 Record = dict[str, Any]
 Parser = Callable[[str], Record | None]
 Absorb = Callable[[Record, str], bool]
-# a batch's records (None where a line is not in the format) and the indices of the Nones
-BatchParser = Callable[[list[str]], tuple[list[Record | None], list[int]] | None]
 
 # a date and time as ISO 8601 and its relatives write them (log4j, logback, Python)
 NUMBERS = frozenset(("pid", "tid", "source_line", "status", "size", "connection"))
@@ -44,9 +42,6 @@ class LogFormat:
     make: Callable[[Clock], Parser]
     joins: bool = True  # continuation lines (stack traces…) may join its records
     catch_all: bool = False  # parses what more specific formats do: never tried first
-    # a whole batch at once, as `make`'s parser would one line at a time (and where it
-    # did not parse); None when it cannot say (the hot loop then goes line by line)
-    batch: Callable[[Clock], BatchParser] | None = None
 
 
 class Joining:
