@@ -112,7 +112,7 @@ class Runner:
             buckets: dict[str, list[Line]] = {}
             if flush_batch is not None:  # a built-in that names the lines it emits
                 flush_batch(out)
-            else:
+            elif flush is not None:
                 _collect(flush(), self.default, buckets)
         except ProcessorError as exc:
             self.errors += 1
