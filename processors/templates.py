@@ -62,6 +62,7 @@ class Templates:
         self.max_shapes = self.max_templates * 20
         self.counts: dict[tuple[Any, int], int] = {}  # (by value, cluster id) -> records
         self.texts: dict[int, str] = {}  # cluster id -> template (evicted ones too)
+        self.dropped: dict[Any, int] = {}  # records of the templates pruned, by `by` value
         self.sampled = False  # some batch's TRACE…NOTICE records were left out
         self.seen = 0  # records
         self.covered = 0  # records the bulk levels' counts stand for
@@ -164,8 +165,10 @@ class Templates:
         return found.cluster_id
 
     def _prune(self) -> None:
-        keep = sorted(self.counts.items(), key=lambda kv: -kv[1])[: self.max_templates * 2]
-        self.counts = dict(keep)
+        ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
+        for (key, _), n in ranked[self.max_templates * 2 :]:  # still counted as records
+            self.dropped[key] = self.dropped.get(key, 0) + n
+        self.counts = dict(ranked[: self.max_templates * 2])
         alive = {cluster for _, cluster in self.counts}
         self.texts = {c: t for c, t in self.texts.items() if c in alive}
 
@@ -188,13 +191,25 @@ class Templates:
         out: dict[str, Any] = {}
         for key in order:
             best = sorted(groups[key].items(), key=lambda kv: (-kv[1], kv[0]))[: self.top]
-            out["(none)" if key is None else str(key)] = {
-                "records": sum(groups[key].values()),
+            dropped = self.dropped.get(key, 0)
+            dropped = round(dropped * scale) if key in SAMPLED else dropped
+            out["(none)" if key is None else _text(str(key))] = {
+                "records": sum(groups[key].values()) + dropped,
                 "estimated": self.sampled and key in SAMPLED,
-                "templates": [{"count": n, "template": t} for t, n in best],
+                "templates": [{"count": n, "template": _text(t)} for t, n in best],
             }
         return {"field": self.field, "by": self.by, "groups": out}
 
     def flush(self) -> None:
         self.ctx.aggregates[self.ctx.name] = self.summary()
         return None
+
+
+def _text(text: str) -> str:
+    """`text` as the summary's JSON can hold it: a byte the reader kept undecoded (a lone
+    surrogate) as `\\udcff`."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
