@@ -89,14 +89,16 @@ class Row(NamedTuple):
     inode: int | None
     size: int | None
     started: float | None = None  # wall clock: when its last attempt was handed out
+    updated: float | None = None  # wall clock: its last change of state (or attempt)
 
 
-_ROW_COLUMNS = "uid, rel, state, attempts, original, inode, size, started"
+_ROW_COLUMNS = "uid, rel, state, attempts, original, inode, size, started, updated"
 
 
 def _row(values: tuple[Any, ...]) -> Row:
-    uid, rel, state, attempts, original, inode, size, started = values
-    return Row(uid, parsed(rel), State(state), attempts, parsed(original), inode, size, started)
+    uid, rel, state, attempts, original, inode, size, started, updated = values
+    return Row(uid, parsed(rel), State(state), attempts, parsed(original), inode, size,
+               started, updated)  # fmt: skip
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:

@@ -181,25 +181,33 @@ class Recovered:
     committed: dict[str, Any] | None = None
 
 
-def _committed(folders: Folders, row: Row, st: os.stat_result) -> dict[str, Any] | None:
-    """The summary of `row`'s last attempt if that attempt committed it: the same uid, a
-    final status, begun after the attempt was handed out (not an earlier claim's summary,
-    as a requeued file has), and the size and sha256 of the bytes in underprocess/ now."""
-    summary = _summary(folders, row.rel)
+def _committed(
+    folders: Folders, journal: Journal, rel: str, row: Row | None, st: os.stat_result
+) -> dict[str, Any] | None:
+    """The summary of the claim of `rel` in underprocess/ if its last attempt committed it:
+    a final status, the size and sha256 of the bytes there now, and that attempt's own —
+    with `row` (the claim's journal row), its uid and begun after the attempt was handed
+    out, not an earlier claim's summary as a requeued file has. Without a row (the claim
+    never reached the journal: killed within one of its commits), the summary's uid is
+    taken unless the journal knows that input changed state after the attempt began (it
+    was requeued or returned since)."""
+    summary = _summary(folders, rel)
     if (
         summary is None
-        or summary["uid"] != row.uid
         or summary.get("status") not in ("processed", "failed")
-        or row.started is None
         or not isinstance(began := summary.get("started_ts"), int | float)
-        or began < row.started
         or summary.get("size") != st.st_size
         or not stat.S_ISREG(st.st_mode)
     ):
         return None
+    if row is not None:
+        if summary["uid"] != row.uid or row.started is None or began < row.started:
+            return None
+    elif (known := journal.get(summary["uid"])) is not None and (known.updated or 0) > began:
+        return None
     sha = hashlib.sha256()
     try:
-        with open(folders.of(State.CLAIMED) / row.rel, "rb") as f:
+        with open(folders.of(State.CLAIMED) / rel, "rb") as f:
             while chunk := f.read(1 << 20):
                 sha.update(chunk)
     except OSError:
@@ -231,14 +239,17 @@ def recover(
     for rel in on_disk:
         row = journal.find(State.CLAIMED, rel)
         st = os.lstat(folders.of(State.CLAIMED) / rel)
+        committed = _committed(folders, journal, rel, row, st)
         if row is not None:
             uid, attempts = row.uid, row.attempts
+        elif committed is not None:  # its claim never reached the journal; its results did
+            uid, attempts = committed["uid"], committed.get("attempts") or 1
         else:  # journal lost: it was claimed, so at least one attempt had started
             uid, attempts = identity(st) if identity else uuid.uuid4().hex, 1
-        ref = FileRef(uid, rel, State.CLAIMED, attempts, rel, st.st_size, st.st_ino)
-        if row is None:
+        original = row.original if row else parsed((committed or {}).get("original_name", ""))
+        ref = FileRef(uid, rel, State.CLAIMED, attempts, original or rel, st.st_size, st.st_ino)
+        if row is None and journal.get(uid) is None:
             journal.add(ref)
-        committed = _committed(folders, row, st) if row is not None else None
         refs.append(Recovered(ref, committed))
         log.info("file_recovered", path=rel, attempt=attempts, state=State.CLAIMED.value,
                  committed=committed is not None)  # fmt: skip

@@ -135,11 +135,11 @@ ROUTES = [
     ("rel_path", "data", "start"),
     [
         ("web01_20261122.log", b"x\n", "host_log"),
-        ("sub/web01_20261122.log.gz", gzip.compress(b"x\n"), "host_log"),
+        ("sub/web01_20261122.log.gz", gzip.compress(b"x\n", mtime=0), "host_log"),
         ("report.csv", b"a,b\n", "csv"),
         ("events.jsonl", b"x\n", "json"),
         ("events.txt", b'  {"a": 1}\n', "json"),
-        ("events.txt.gz", gzip.compress(b'{"a": 1}\n'), "json"),
+        ("events.txt.gz", gzip.compress(b'{"a": 1}\n', mtime=0), "json"),
         ("archive/old.txt", b"x\n", "archive"),
         ("other/archive.txt", b"x\n", "text"),
         ("notes.txt", b"x\n", "text"),
