@@ -35,6 +35,7 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (State.CLAIMED, State.PROCESSED): "processed",
     (State.CLAIMED, State.FAILED): "failed",
     (State.CLAIMED, State.QUEUED): "returned",  # shutdown gives unfinished files back
+    (State.CLAIMED, State.CLAIMED): "taken_over",  # shared: a dead peer's claim, now ours
     (State.FAILED, State.QUEUED): "requeued",
 }
 

@@ -74,11 +74,12 @@ def test_a_sigkilled_instances_claims_are_taken_over_within_its_lease(
     wait_until(lambda: not _claimed(queue, "i0"), 30, "i0's claims taken over")
     took = time.monotonic() - killed
     assert took < float(LEASE) + 4, f"takeover took {took:.1f} s"
-    taken = [e for d in peers for e in d.events("file_returned") if e.get("instance") == "i0"]
-    paths = [e.get("from_path", e["path"]) for e in taken]
-    # Each once; a loop starved past its short lease on a loaded machine may lose a few
-    # claims to a takeover before the kill, too: safe, and allowed here.
+    taken = [e for d in peers for e in d.events("file_taken_over") if e.get("instance") == "i0"]
+    paths = [e["path"] for e in taken]
+    # Each once, under its name; a loop starved past its short lease on a loaded machine
+    # may lose a few claims to a takeover before the kill, too: safe, and allowed here.
     assert set(held) <= set(paths) and len(paths) == len(set(paths)), (held, paths)
+    assert not [e for e in taken if "from_path" in e], "a claim taken over kept its name"
     wait_until(lambda: len(queue.files("processed")) == 300, 120, "300 files in processed/")
     assert_exactly_once(queue, names)
     _assert_no_torn_results(queue)
