@@ -63,21 +63,21 @@ def probe(directory: Path) -> str | None:
     base = directory / f".inode-probe-{socket.gethostname()}-{os.getpid()}"
     link = base.with_name(base.name + "-link")
     try:
-        with open(base, "wb"):
-            pass
-        st = os.stat(base)
-        listed = next((e.inode() for e in os.scandir(directory) if e.name == base.name), None)
+        _make(base)
+        st = os.lstat(base)
+        with os.scandir(directory) as entries:
+            listed = next((e.inode() for e in entries if e.name == base.name), None)
         if listed is not None and listed != st.st_ino:
             return (f"a directory listing numbers a file {listed}, stat {st.st_ino}: "
                     "this client numbers files itself")  # fmt: skip
         try:
-            os.link(base, link)
+            os.link(base, link, follow_symlinks=False)
         except OSError as exc:
             if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP,
                              errno.ENOSYS, errno.EMLINK):  # fmt: skip
                 return None  # no hard links here (SMB): the listing check is all there is
             raise
-        one, two = os.stat(base), os.stat(link)
+        one, two = os.lstat(base), os.lstat(link)
         if one.st_ino != two.st_ino or one.st_nlink < 2:
             return (f"a file and a hard link to it show numbers {one.st_ino} and "
                     f"{two.st_ino}, link count {one.st_nlink}: this client numbers names, "
@@ -87,6 +87,18 @@ def probe(directory: Path) -> str | None:
         for p in (link, base):
             with contextlib.suppress(OSError):
                 os.unlink(p)
+
+
+def _make(path: Path) -> None:
+    """A symlink, never opened (FUSE may hide a file removed right after its close as a
+    `.fuse_hidden*` left behind); a file where there are no symlinks."""
+    try:
+        os.symlink("probe", path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        with open(path, "wb"):
+            pass
 
 
 class Identity:

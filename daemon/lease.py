@@ -163,6 +163,7 @@ class Lease:
         self.dir = instances_dir(meta)
         self.path = self.dir / f"{name}.json"
         self._lock_fd: int | None = _lock_instance(self.dir, name)
+        self.lock_ino = os.fstat(self._lock_fd).st_ino  # as this host sees it: peers compare
         self.name = name
         self.lease_s = lease_s
         self.host = socket.gethostname()
@@ -188,11 +189,6 @@ class Lease:
         if self.renewed_at is None or self.conflict is not None:
             return False
         return now < self.renewed_at + self.lease_s * COMMIT_FRACTION
-
-    @property
-    def lock_ino(self) -> int:
-        """The inode number this host sees for its lock file (peers compare theirs)."""
-        return os.fstat(self._lock_fd).st_ino if self._lock_fd is not None else 0
 
     def renew(self, state: str, claims: int, processed: int, identity: str = "inode") -> bool:
         """Rewrite the lease file; on success move the commit deadline on. False (logged)

@@ -260,6 +260,8 @@ class Shared:
         taken: list[FileRef] = []
         left = 0
         for rel in walk_files(top):
+            if rel.rpartition("/")[2].startswith(".fuse_hidden"):
+                continue  # FUSE's stand-in for a file removed while open: nobody's input
             try:
                 st = os.lstat(top / rel)
                 uid = self._uid_of_claim(rel, st)

@@ -136,6 +136,39 @@ def test_an_instance_frozen_past_its_lease_commits_nothing_twice(
     assert not list((queue.root / ".folderd" / "instances").glob("*.json")), "leases released"
 
 
+def test_a_claim_taken_over_keeps_its_name_when_a_new_file_of_that_name_waits(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    """The race README's "Left open" named: an input taken from a frozen instance used to
+    go back to unprocessed/, where a new file of its name made it `same~1.log`; a late
+    commit of the frozen instance would then have left a second summary under `same.log`.
+    Now the taker moves it into its own folder under its name and runs it: any late commit
+    of the frozen one writes the same names with the same uid."""
+    config = str(_slow_file_config(tmp_path))
+    args = ("--shared", "--lease", LEASE, "--workers", "1", "--config", config)
+    taker = start_daemon(*args, "--instance", "taker")
+    for name in ("b1.log", "b2.log"):  # taker's worker holds two files (the one it runs
+        queue.drop(name, "x\n" * 500)  # and the next): it claims nothing more for 10 s
+    wait_until(lambda: len(_claimed(queue, "taker")) == 2, 30, "taker full")
+    frozen = start_daemon(*args, "--instance", "frozen")
+    queue.drop("same.log", "old\n" * 400)  # 4 s on frozen's worker
+    frozen.wait_event("file_started", path="same.log")
+    os.killpg(frozen.pid, signal.SIGSTOP)  # the whole instance, its worker too
+    try:
+        queue.drop("same.log", "new\n")  # waits in unprocessed/ while same.log is taken over
+        taken = taker.wait_event("file_taken_over", 30)
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+    assert taken["path"] == "same.log" and "from_path" not in taken
+    every = ["b1.log", "b2.log", "same.log", "same~1.log"]
+    wait_until(lambda: queue.files("processed") == every, 60, "all processed")
+    assert_exactly_once(queue, every)
+    summaries = queue.summaries()
+    assert summaries["same.log"]["lines_in"] == 400, "the input taken over kept its name"
+    assert summaries["same~1.log"]["lines_in"] == 1
+    assert summaries["same.log"]["attempts"] == 2, "the frozen one's attempt counts"
+
+
 def test_a_worker_does_not_commit_once_its_instances_lease_lapsed(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:

@@ -65,6 +65,10 @@ def missing() -> str | None:
     return None
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
 
@@ -134,9 +138,10 @@ class Lan:
         self.hosts = list(hosts)
         self.prefix = f"fdm{os.getpid()}x{next(_seq)}"
         self._namespaces: list[str] = []
-        self._mounts: list[Path] = []
+        self._mounts: list[tuple[Path, subprocess.Popen[bytes]]] = []
         self._sshd: subprocess.Popen[bytes] | None = None
         self._sshd_log: Path | None = None
+        self._term: object = signal.SIG_DFL  # the SIGTERM handler before ours
         self.address = {name: f"{SUBNET}.{10 + i}" for i, name in enumerate(self.hosts)}
         self.address[SERVER] = f"{SUBNET}.1"
 
@@ -145,6 +150,9 @@ class Lan:
 
     def __enter__(self) -> Lan:
         sweep()
+        # SIGTERM (a CI runner giving up, `timeout`) unwinds like Ctrl-C, so the cleanup
+        # below runs; SIGKILL cannot be caught: the next run's `sweep` cleans up then.
+        self._term = signal.signal(signal.SIGTERM, _terminate)
         try:
             self._build()
         except BaseException:
@@ -154,6 +162,7 @@ class Lan:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        signal.signal(signal.SIGTERM, self._term)  # type: ignore[arg-type]
 
     def _build(self) -> None:
         bridge = self.ns("br")
@@ -225,9 +234,18 @@ class Lan:
             "UserKnownHostsFile=/dev/null", "BatchMode=yes", "ServerAliveInterval=15",
             *options,
         ])  # fmt: skip
-        self._mounts.append(mnt)
         remote = f"{getpass.getuser()}@{self.address[SERVER]}:{export}"
-        _run(*self.on(host), str(tool("sshfs")), "-o", opts, remote, str(mnt), timeout=60)
+        log = (self.base / f"sshfs-{host}.log").open("wb")
+        # In the foreground, as this process's child: reaped here when it ends (a daemon
+        # would be left to an init that may not reap it).
+        proc = subprocess.Popen([*self.on(host), str(tool("sshfs")), "-f", "-o", opts, remote,
+                                 str(mnt)], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        log.close()
+        self._mounts.append((mnt, proc))
+        self._wait(lambda: _mounted(mnt) or proc.poll() is not None, 60, f"{host}'s sshfs")
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshfs on {host} exited {proc.returncode}: see {log.name}")
         return mnt
 
     # -- freezing a host ---------------------------------------------------------------
@@ -261,16 +279,18 @@ class Lan:
             for pid in _pids(ns):  # SIGKILL, and a stopped sshfs would hang the unmount
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
-        for mnt in self._mounts:
+        for mnt, _ in self._mounts:
             with contextlib.suppress(Exception):
                 unmount(mnt)
         for ns in self._namespaces:
             for pid in _pids(ns):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        if self._sshd is not None:
-            with contextlib.suppress(Exception):
-                self._sshd.wait(10)
+        for proc in [self._sshd, *(p for _, p in self._mounts)]:
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    proc.kill()
+                    proc.wait(10)
         for ns in reversed(self._namespaces):
             _ip("netns", "del", ns, check=False)
         self._namespaces.clear()

@@ -89,7 +89,10 @@ class Cluster:
         return [e for d in self.all() for e in d.events(name)]
 
     def processed(self) -> int:
-        return sum(len(files) for _, _, files in os.walk(self.export.dir("processed")))
+        return sum(
+            1 for _, _, files in os.walk(self.export.dir("processed")) for f in files
+            if not f.startswith(".")
+        )  # fmt: skip
 
     def claimed(self, host: str) -> list[str]:
         top = self.export.dir("underprocess") / host
