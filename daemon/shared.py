@@ -46,7 +46,8 @@ from formats.names import shown
 log = structlog.get_logger(__name__)
 
 COUNT_INTERVAL_S = 5.0  # the shared folders are walked at most this often (its own thread)
-BLIND_AFTER = 20  # files peers processed while this instance saw none: its view is stale
+BLIND_AFTER = 20  # files peers processed while this instance saw none: its view is stale…
+BLIND_SILENCE_S = 2 * COUNT_INTERVAL_S  # …for this long at least (its folder count lags)
 
 __all__ = ["Shared", "SharedView", "input_uid", "shared_folders"]
 
@@ -151,7 +152,7 @@ class Sight:
                 log.info("shared_view_fresh", unprocessed="files seen again")
             return
         self.unseen += done
-        if self.unseen >= BLIND_AFTER and self.blind is None:
+        if self.unseen >= BLIND_AFTER and now - self.since >= BLIND_SILENCE_S and not self.blind:
             self.blind = (
                 f"peers processed {self.unseen} file(s) in the last {now - self.since:.0f} s "
                 "while this instance saw none in unprocessed/: its directory listings may be "
