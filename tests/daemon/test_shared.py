@@ -147,8 +147,10 @@ def test_a_claim_taken_over_keeps_its_name_when_a_new_file_of_that_name_waits(
     config = str(_slow_file_config(tmp_path))
     args = ("--shared", "--lease", LEASE, "--workers", "1", "--config", config)
     taker = start_daemon(*args, "--instance", "taker")
-    for name in ("b1.log", "b2.log"):  # taker's worker holds two files (the one it runs
-        queue.drop(name, "x\n" * 500)  # and the next): it claims nothing more for 10 s
+    # taker's worker holds two files, the one it runs and the next: it claims nothing more
+    # while it runs b1 (15 s, however long frozen takes to start on a loaded machine)
+    queue.drop("b1.log", "x\n" * 1500)
+    queue.drop("b2.log", "x\n" * 100)
     wait_until(lambda: len(_claimed(queue, "taker")) == 2, 30, "taker full")
     frozen = start_daemon(*args, "--instance", "frozen")
     queue.drop("same.log", "old\n" * 400)  # 4 s on frozen's worker
@@ -161,7 +163,7 @@ def test_a_claim_taken_over_keeps_its_name_when_a_new_file_of_that_name_waits(
         os.killpg(frozen.pid, signal.SIGCONT)
     assert taken["path"] == "same.log" and "from_path" not in taken
     every = ["b1.log", "b2.log", "same.log", "same~1.log"]
-    wait_until(lambda: queue.files("processed") == every, 60, "all processed")
+    wait_until(lambda: queue.files("processed") == every, 90, "all processed")
     assert_exactly_once(queue, every)
     summaries = queue.summaries()
     assert summaries["same.log"]["lines_in"] == 400, "the input taken over kept its name"
