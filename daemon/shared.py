@@ -166,7 +166,7 @@ class Sight:
 class Shared:
     """This instance's part in shared mode (loop thread only)."""
 
-    def __init__(self, folders: Folders, lease_s: float, journal: Journal | None = None) -> None:
+    def __init__(self, folders: Folders, lease_s: float, journal: Journal) -> None:
         self.folders = folders
         self.name = folders.instance
         self.journal = journal

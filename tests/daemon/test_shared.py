@@ -139,7 +139,7 @@ def test_an_instance_frozen_past_its_lease_commits_nothing_twice(
 def test_a_claim_taken_over_keeps_its_name_when_a_new_file_of_that_name_waits(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:
-    """The race README's "Left open" named: an input taken from a frozen instance used to
+    """The race the manual had "Left open": an input taken from a frozen instance used to
     go back to unprocessed/, where a new file of its name made it `same~1.log`; a late
     commit of the frozen instance would then have left a second summary under `same.log`.
     Now the taker moves it into its own folder under its name and runs it: any late commit

@@ -37,7 +37,7 @@ SUBNET = "192.168.77"
 SERVER = "srv"
 TOOLS = ("ip", "nsenter", "unshare", "sshd", "sshfs", "ssh-keygen")
 # sshfs's own caches keep directory listings and attributes for 20 s by default: a host
-# would not see files other hosts drop or move meanwhile (README: shared mode, sshfs).
+# would not see files other hosts drop or move meanwhile (docs/operations/shared.md).
 SSHFS_OPTIONS = ("dir_cache=no",)
 _NAME = re.compile(r"^fdm(\d+)x\d+-")
 _seq = itertools.count()
