@@ -17,7 +17,7 @@ import uuid
 import structlog
 
 from config.pipeline import SUMMARY_SUFFIX
-from daemon import attempts
+from daemon import attempts, identity
 from daemon.errors import DaemonError
 from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
@@ -25,7 +25,7 @@ from daemon.journal import Journal
 from daemon.moves import NUMBER_ROOM, name_bytes, transition
 from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
-from daemon.shared import Shared, input_uid
+from daemon.shared import Shared
 from daemon.states import FileRef, Folders, State
 from processors import LoadedPipeline
 
@@ -63,6 +63,8 @@ class Claimer:
         self.zero_mtime = zero_mtime
         self.empty_files = empty_files
         self.name_max = outcomes.name_max  # the results filesystem's longest name
+        self._carried = 0  # shared: attempts interrupted at the input being claimed…
+        self._noted = False  # …and whether a note of its return named it (`_shared_ref`)
         self.use(pipeline)
 
     def use(self, pipeline: LoadedPipeline | None) -> None:
@@ -94,10 +96,13 @@ class Claimer:
             st = os.lstat(path)
         except FileNotFoundError:
             return None
-        if signature(st) != sig or self._still_held(st):  # changed while it waited for a
-            self.intake.resettle(path, signature(st))  # worker, or see _still_held: later
+        if signature(st) != sig:  # changed while it waited for a worker
+            self.intake.resettle(path, signature(st))
             return None
         ref = self.queued_ref(rel, st)
+        if self._still_held(ref.uid):  # see there: later
+            self.intake.resettle(path, signature(st))
+            return None
         reason, ref.open_path = inspect(
             path, st, self.folders.root, self.zero_mtime, self.empty_files
         )
@@ -106,11 +111,13 @@ class Claimer:
             if reason:
                 self.outcomes.reject(ref, reason)
                 return None
-            interrupted = attempts.carried(self.folders, ref.uid) if self.shared else 0
+            interrupted = self._carried if self.shared else 0
             if not interrupted:
                 ref.attempt += 1
             transition(self.folders, self.journal, ref, State.CLAIMED)
             self.intake.claim_failed(rel, None)
+            if self._noted:  # the note that named it is used up
+                identity.forget_return(self.folders, rel)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
                 ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
@@ -140,7 +147,7 @@ class Claimer:
         """The FileRef of a file in unprocessed/: its old row if it was returned at shutdown
         or requeued (same inode), else a new one."""
         if self.shared is not None:
-            return self._shared_ref(rel, st)
+            return self._shared_ref(self.shared, rel, st)
         row = self.journal.find(State.QUEUED, rel)
         if row is not None and row.inode == st.st_ino:
             return FileRef(row.uid, rel, State.QUEUED, row.attempts, row.original or rel,
@@ -149,22 +156,29 @@ class Claimer:
         self.journal.add(ref)
         return ref
 
-    def _still_held(self, st: os.stat_result) -> bool:
-        """Shared mode: whether this instance still holds an attempt at this input, which a
-        peer took back to unprocessed/ while this one was frozen. That attempt ends first
-        (the file is gone from under it); only then may the input be claimed again here."""
+    def _still_held(self, uid: str) -> bool:
+        """Shared mode: whether this instance still holds an attempt at this input, which
+        came back to unprocessed/ while this one was frozen (moved back by hand, say). That
+        attempt ends first (the file is gone from under it); only then may the input be
+        claimed again here."""
         if self.shared is None:
             return False
-        row = self.journal.get(input_uid(st))
+        row = self.journal.get(uid)
         return row is not None and row.state is State.CLAIMED
 
-    def _shared_ref(self, rel: str, st: os.stat_result) -> FileRef:
-        """Shared mode: the uid is the input's identity (`input_uid`), so an input another
-        instance had claimed keeps its uid. The row is added by the claim's transition
-        only once this instance's rename won, so a lost race leaves no row behind."""
-        uid = input_uid(st)
-        row = self.journal.get(uid)
-        tries = attempts.carried(self.folders, uid)  # interrupted on instances now dead
+    def _shared_ref(self, shared: Shared, rel: str, st: os.stat_result) -> FileRef:
+        """Shared mode: the uid is the input's identity (`daemon.identity`), so an input
+        another instance had claimed, or gave back, keeps its uid. The row is added by the
+        claim's transition only once this instance's rename won, so a lost race leaves no
+        row behind."""
+        names_by = shared.identity
+        uid = identity.returned(self.folders, rel, st) if names_by.records else None
+        self._noted = uid is not None
+        known = self._noted or not names_by.records  # a fresh random uid has no history
+        uid = uid or names_by.new_uid(st)
+        row = self.journal.get(uid) if known else None
+        tries = attempts.carried(self.folders, uid) if known else 0  # interrupted on
+        self._carried = tries  # instances now dead
         if row is not None and row.state is State.QUEUED:  # returned at shutdown, requeued
             return FileRef(uid, rel, State.QUEUED, max(row.attempts, tries),
                            row.original or rel, st.st_size, st.st_ino)  # fmt: skip

@@ -34,7 +34,7 @@ from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import Progress, WorkerPool
 from daemon.recovery import open_watch_dir, rebuild, recover
-from daemon.shared import Shared, input_uid, shared_folders
+from daemon.shared import Shared, shared_folders
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
@@ -72,7 +72,9 @@ class Daemon:
         # The polling observer (NFS) sees no real renames: there, every file settles.
         self._quick_renames = not (settings.settle_renames or settings.poll)
         self._lock, self.journal = open_watch_dir(self.folders)
-        self.shared = Shared(self.folders, settings.lease) if settings.shared else None  # leased
+        self.shared = (  # leased
+            Shared(self.folders, settings.lease, self.journal) if settings.shared else None
+        )
         self.inbox, self._waiter = Inbox(), Waiter()
         self.intake = Intake(self.queue_dir, settings.settle, self._ignored, self._on_settled,
                              pipeline.config.priority, self._on_unqueued)  # fmt: skip
@@ -132,7 +134,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
-        for left in recover(self.folders, self.journal, input_uid if self.shared else None):
+        identity = self.shared.identity.new_uid if self.shared else None  # a lost journal's
+        for left in recover(self.folders, self.journal, identity):
             self.outcomes.recovered(left.ref, left.committed)
         self.pool.start()
         if not drain:
@@ -300,7 +303,8 @@ class Daemon:
     # -- periodic work ------------------------------------------------------------
     def _periodic(self, now: float) -> None:
         if self.shared is not None:  # renewals may be due more often than ticks
-            self.shared.tick(now, self.counts())
+            for ref in self.shared.tick(now, self.counts()):  # a dead peer's claims, now ours
+                self.outcomes.recovered(ref)
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
             self.intake.scan(self.queue_dir)

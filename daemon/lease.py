@@ -63,6 +63,8 @@ class PeerLease:
     claims: int  # files it holds in underprocess/<name>/, as it last said
     processed: int
     age_s: float  # by the shared filesystem's clock
+    identity: str = "inode"  # how it names inputs (`daemon.identity`)
+    lock_ino: int = 0  # the inode number its holder sees for its lock file
 
     @property
     def expired(self) -> bool:
@@ -115,6 +117,7 @@ def _peer(name: str, data: dict[str, Any], age: float) -> PeerLease:
         name=name, host=str(data["host"]), pid=int(data["pid"]), lease_s=float(data["lease_s"]),
         started=float(data.get("started", 0)), state=str(data.get("state", "running")),
         claims=int(data.get("claims", 0)), processed=int(data.get("processed", 0)), age_s=age,
+        identity=str(data.get("identity", "inode")), lock_ino=int(data.get("lock_ino", 0)),
     )  # fmt: skip
 
 
@@ -160,6 +163,7 @@ class Lease:
         self.dir = instances_dir(meta)
         self.path = self.dir / f"{name}.json"
         self._lock_fd: int | None = _lock_instance(self.dir, name)
+        self.lock_ino = os.fstat(self._lock_fd).st_ino  # as this host sees it: peers compare
         self.name = name
         self.lease_s = lease_s
         self.host = socket.gethostname()
@@ -186,7 +190,7 @@ class Lease:
             return False
         return now < self.renewed_at + self.lease_s * COMMIT_FRACTION
 
-    def renew(self, state: str, claims: int, processed: int) -> bool:
+    def renew(self, state: str, claims: int, processed: int, identity: str = "inode") -> bool:
         """Rewrite the lease file; on success move the commit deadline on. False (logged)
         if the filesystem refused: commits stop at the old deadline, peers take over; or if
         the file is not as this instance's last write left it (`conflict`): commits stop
@@ -197,7 +201,8 @@ class Lease:
         token = secrets.token_hex(8)
         data = {"host": self.host, "pid": os.getpid(), "lease_s": self.lease_s,
                 "started": self.started, "state": state, "claims": claims,
-                "processed": processed, "renewed": time.time(), "token": token}  # fmt: skip
+                "processed": processed, "renewed": time.time(), "token": token,
+                "identity": identity, "lock_ino": self.lock_ino}  # fmt: skip
         tmp = self.dir / f".{self.name}.json.{os.getpid()}"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)

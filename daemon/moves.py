@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import structlog
 
-from daemon import attempts, names
+from daemon import attempts, identity, names
 from daemon.errors import DaemonError
 from daemon.journal import Journal
 from daemon.states import TRANSITIONS, FileRef, Folders, State
@@ -153,33 +153,41 @@ def transition(
     *,
     reason: str | None = None,
     summary: dict[str, Any] | None = None,
+    source: Folders | None = None,
     **fields: Any,
 ) -> None:
     """Move `ref` to `to` by one rename, journal it and log it; updates ref.rel/ref.state.
 
     `summary` (the outcome of the attempt that ends here) is journaled with the move.
+    `source`: the folders `ref` is in, if not `folders` (shared mode: a peer's claim taken
+    over into this instance's underprocess/ folder keeps its name, held all along).
 
     Raises FileNotFoundError if the file is no longer where the daemon left it.
     """
     verb = TRANSITIONS.get((ref.state, to))
     if verb is None:
         raise ValueError(f"no transition {ref.state.value} -> {to.value}")
-    src = ref.path(folders)
+    came = source or folders
+    src = ref.path(came)
     new_rel = free_name(folders, to, ref.rel, ref.uid)
     dst = os.path.join(folders.dirs[to], new_rel)
+    if to is State.QUEUED and identity.by_record(folders):  # its uid, for the next claim
+        identity.note_return(folders, new_rel, ref.uid, os.lstat(src))  # (gone: raises)
     _rename(src, dst, ref.inode)
     old_state, old_rel = ref.state, ref.rel
-    if old_state is State.CLAIMED and folders.instance:  # its new place keeps it now
-        names.release(folders, old_rel, ref.uid, dst)
+    if old_state is State.CLAIMED and folders.instance and to is not State.CLAIMED:
+        names.release(folders, old_rel, ref.uid, dst)  # its new place keeps it now
         if to is not State.QUEUED:
             attempts.forget(folders, ref.uid)
     ref.state, ref.rel = to, new_rel
     if to is State.CLAIMED and folders.instance:
         hold_name(folders, ref, old_rel)
+        if old_state is State.CLAIMED and ref.rel != old_rel:  # taken over under a new name
+            names.release(folders, old_rel, ref.uid, ref.path(folders))
     if old_state is State.FAILED and new_rel != old_rel:
         _carry_summary(folders, ref.uid, old_rel, new_rel)
     if "/" in old_rel and old_state is not State.QUEUED:
-        _prune_empty_parents(os.path.dirname(src), folders.dirs[old_state])
+        _prune_empty_parents(os.path.dirname(src), came.dirs[old_state])
     if journal is not None:
         journal.transition(ref, old_state, old_rel, reason=reason, summary=summary)
     log.info(

@@ -44,6 +44,14 @@ _REFUSED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EN
 # names folder -> whether a hard link shows there as one (its link count above 1): not on
 # sshfs, which reports every name as a file of its own
 _LINKS_SHOWN: dict[str, bool] = {}
+# names folders where names are held by text only: the uid must be readable by peers
+# (inputs named by record, `daemon.identity`)
+_TEXT_ONLY: set[str] = set()
+
+
+def hold_by_text(folders: Folders) -> None:
+    """From now on hold names in `folders` by text (uid, instance, name), never by link."""
+    _TEXT_ONLY.add(os.path.join(folders.meta, NAMES_DIRNAME))
 
 
 def _path(folders: Folders, rel: str) -> str:
@@ -89,7 +97,8 @@ def reserve(folders: Folders, rel: str, uid: str, held: str) -> bool:
     already its own)."""
     path = _path(folders, rel)
     top = os.path.dirname(path)
-    for _ in range(2 if _LINKS_SHOWN.get(top, True) else 0):
+    links = _LINKS_SHOWN.get(top, True) and top not in _TEXT_ONLY
+    for _ in range(2 if links else 0):
         try:
             os.link(held, path, follow_symlinks=False)
         except FileExistsError:  # another input's, or ours (NFS: a retransmitted link)
@@ -112,18 +121,49 @@ def reserve(folders: Folders, rel: str, uid: str, held: str) -> bool:
     return _reserve_text(path, f"{uid}\n{folders.instance}\n{rel}", uid, held)
 
 
+def uid_of(folders: Folders, rel: str) -> str | None:
+    """The uid a text reservation of `rel` names (None: a hard link, or none)."""
+    text = _read(_path(folders, rel))
+    return text.partition("\n")[0] if text is not None else None
+
+
+def adopt(folders: Folders, rel: str, uid: str) -> None:
+    """A claim of `uid` taken over by this instance keeps its name: its text reservation
+    is rewritten (one rename) to name this instance, so the dead one's restart does not
+    drop it as its own. A hard link needs nothing: it is the file's."""
+    path = _path(folders, rel)
+    text = _read(path)
+    if text is None or text.partition("\n")[0] != uid:
+        return
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        os.symlink(f"{uid}\n{folders.instance}\n{rel}", tmp)
+        os.replace(tmp, path)
+    except OSError:  # no symlinks here (the O_EXCL form): the old text still holds it
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def _reserve_text(path: str, text: str, uid: str, held: str) -> bool:
     """Without a hard link: a symlink carrying `text`, or an exclusive create holding it.
     A reader may see the created file empty for an instant; an empty owner is nobody's,
     so that reader takes the next `~N`: a name given away, never one given twice."""
-    try:
-        os.symlink(text, path)
-        return True
-    except FileExistsError:
-        return _owned(path, uid, held)
-    except OSError as exc:
-        if exc.errno not in _REFUSED:
-            raise
+    for tries in range(2):
+        try:
+            os.symlink(text, path)
+            return True
+        except FileExistsError:
+            return _owned(path, uid, held)
+        except FileNotFoundError:  # the names folder (made by the first link, if any)
+            if tries or not os.path.lexists(held):
+                raise
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in _REFUSED:
+                raise
+            break
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except FileExistsError:
@@ -146,14 +186,15 @@ def release(folders: Folders, rel: str, uid: str, held: str) -> None:
 
 def release_gone(folders: Folders, rel: str, uid: str) -> None:
     """The input `uid` was deleted from underprocess/ while it held `rel`: drop its
-    reservation, a text one of its uid or a hard link now to nothing else (link count 1;
-    a link to the file moved elsewhere still has its inode's other name, and is kept)."""
+    reservation, a text one of its uid and this instance or a hard link now to nothing
+    else (link count 1; a link to the file moved elsewhere still has its inode's other
+    name, and is kept; so is a text one a peer took over with the file: `adopt`)."""
     path = _path(folders, rel)
     text = _read(path)
     with contextlib.suppress(OSError):
         if text is None and os.lstat(path).st_nlink != 1:
             return
-        if text is not None and text.partition("\n")[0] != uid:
+        if text is not None and text.split("\n", 2)[:2] != [uid, folders.instance]:
             return
         os.unlink(path)
 
@@ -169,6 +210,10 @@ def drop_stale(folders: Folders) -> int:
     dropped = 0
     with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
         for entry in entries:
+            if entry.name.startswith("."):  # a rewrite (`adopt`) a crash cut short
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                continue
             text = _read(entry.path)
             if text is None:  # a hard link: stale once its file is gone everywhere else
                 with contextlib.suppress(OSError):

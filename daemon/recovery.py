@@ -222,7 +222,7 @@ def recover(
     committed summary if its results were complete before the run died (they are moved on,
     not run again: their results and deliveries are not made twice).
 
-    `identity` gives a file the journal lost its uid (shared mode: `daemon.shared.input_uid`)."""
+    `identity` gives a file the journal lost its uid (shared mode: `Identity.new_uid`)."""
     temps = remove_stale_temps(folders)
     if journal.fresh:
         rebuild(folders, journal)

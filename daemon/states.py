@@ -35,6 +35,7 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (State.CLAIMED, State.PROCESSED): "processed",
     (State.CLAIMED, State.FAILED): "failed",
     (State.CLAIMED, State.QUEUED): "returned",  # shutdown gives unfinished files back
+    (State.CLAIMED, State.CLAIMED): "taken_over",  # shared: a dead peer's claim, now ours
     (State.FAILED, State.QUEUED): "requeued",
 }
 
@@ -106,9 +107,9 @@ class Folders:
         for d in dirs:
             try:
                 d.mkdir(parents=True, exist_ok=True)
-                probe = d / f".folderd-probe-{os.getpid()}"
-                probe.touch()
-                probe.unlink()
+                probe = d / f".folderd-probe-{os.getpid()}"  # a folder, not a file: on FUSE
+                probe.mkdir()  # a file removed right after its close may be hidden as a
+                probe.rmdir()  # `.fuse_hidden*` left behind (sshfs without hard_remove)
             except OSError as exc:
                 raise DaemonError(f"cannot use folder {d}: {exc.strerror or exc}") from None
         devices = {s.value: self.of(s).stat().st_dev for s in FOLDER_STATES}

@@ -80,8 +80,10 @@ def _sink_check(sink: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shared_checks(shared: dict[str, Any]) -> list[dict[str, Any]]:
-    """Shared mode: this instance's lease (it commits nothing without one), and a warning,
-    which leaves the status healthy, for peers whose expired claims are still there."""
+    """Shared mode: this instance's lease (it commits nothing without one); warnings, which
+    leave the status healthy, for peers whose expired claims are still there or that work
+    while this instance sees nothing, and for mount options that hide peers' work; and
+    how inputs are named here (`daemon.identity`)."""
     me, *peers = shared["instances"]
     age = me["lease_age_s"]
     lease = (f"{shared['instance']}: renewed {age or 0:.1f}s ago, lasts {me['lease_s']:g}s; "
@@ -90,10 +92,16 @@ def _shared_checks(shared: dict[str, Any]) -> list[dict[str, Any]]:
         lease = shared["conflict"]
     out = [_check("lease", me["state"] == "running", lease)]
     stuck = {p["name"]: n for p in peers if (n := shared["orphaned"].get(p["name"]))}
-    detail = "; ".join(f"{name}: lease expired, {n} claim(s) not taken over"
-                       for name, n in stuck.items())  # fmt: skip
-    out.append({**_check("peers", not stuck, detail or f"{len(peers)} peer(s), none stuck"),
-                "warning": True})  # fmt: skip
+    problems = [f"{name}: lease expired, {n} claim(s) not taken over" for name, n in stuck.items()]
+    if shared.get("blind"):  # peers busy while this one sees nothing: a stale view
+        problems.append(shared["blind"])
+    detail = "; ".join(problems) or f"{len(peers)} peer(s), none stuck"
+    out.append({**_check("peers", not problems, detail), "warning": True})
+    ident = shared.get("identity") or {}
+    how = (f"inputs named by a record written at their claim: {ident['why']}"
+           if ident.get("mode") == "record" else "inputs named by inode numbers")  # fmt: skip
+    mount = ident.get("mount") or []
+    out.append({**_check("identity", not mount, "; ".join([how, *mount])), "warning": True})
     return out
 
 

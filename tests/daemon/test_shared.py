@@ -74,11 +74,12 @@ def test_a_sigkilled_instances_claims_are_taken_over_within_its_lease(
     wait_until(lambda: not _claimed(queue, "i0"), 30, "i0's claims taken over")
     took = time.monotonic() - killed
     assert took < float(LEASE) + 4, f"takeover took {took:.1f} s"
-    taken = [e for d in peers for e in d.events("file_returned") if e.get("instance") == "i0"]
-    paths = [e.get("from_path", e["path"]) for e in taken]
-    # Each once; a loop starved past its short lease on a loaded machine may lose a few
-    # claims to a takeover before the kill, too: safe, and allowed here.
+    taken = [e for d in peers for e in d.events("file_taken_over") if e.get("instance") == "i0"]
+    paths = [e["path"] for e in taken]
+    # Each once, under its name; a loop starved past its short lease on a loaded machine
+    # may lose a few claims to a takeover before the kill, too: safe, and allowed here.
     assert set(held) <= set(paths) and len(paths) == len(set(paths)), (held, paths)
+    assert not [e for e in taken if "from_path" in e], "a claim taken over kept its name"
     wait_until(lambda: len(queue.files("processed")) == 300, 120, "300 files in processed/")
     assert_exactly_once(queue, names)
     _assert_no_torn_results(queue)
@@ -133,6 +134,41 @@ def test_an_instance_frozen_past_its_lease_commits_nothing_twice(
         d.signal(signal.SIGTERM)
         assert d.wait_exit(30) == 0
     assert not list((queue.root / ".folderd" / "instances").glob("*.json")), "leases released"
+
+
+def test_a_claim_taken_over_keeps_its_name_when_a_new_file_of_that_name_waits(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    """The race the manual had "Left open": an input taken from a frozen instance used to
+    go back to unprocessed/, where a new file of its name made it `same~1.log`; a late
+    commit of the frozen instance would then have left a second summary under `same.log`.
+    Now the taker moves it into its own folder under its name and runs it: any late commit
+    of the frozen one writes the same names with the same uid."""
+    config = str(_slow_file_config(tmp_path))
+    args = ("--shared", "--lease", LEASE, "--workers", "1", "--config", config)
+    taker = start_daemon(*args, "--instance", "taker")
+    # taker's worker holds two files, the one it runs and the next: it claims nothing more
+    # while it runs b1 (15 s, however long frozen takes to start on a loaded machine)
+    queue.drop("b1.log", "x\n" * 1500)
+    queue.drop("b2.log", "x\n" * 100)
+    wait_until(lambda: len(_claimed(queue, "taker")) == 2, 30, "taker full")
+    frozen = start_daemon(*args, "--instance", "frozen")
+    queue.drop("same.log", "old\n" * 400)  # 4 s on frozen's worker
+    frozen.wait_event("file_started", path="same.log")
+    os.killpg(frozen.pid, signal.SIGSTOP)  # the whole instance, its worker too
+    try:
+        queue.drop("same.log", "new\n")  # waits in unprocessed/ while same.log is taken over
+        taken = taker.wait_event("file_taken_over", 30)
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+    assert taken["path"] == "same.log" and "from_path" not in taken
+    every = ["b1.log", "b2.log", "same.log", "same~1.log"]
+    wait_until(lambda: queue.files("processed") == every, 90, "all processed")
+    assert_exactly_once(queue, every)
+    summaries = queue.summaries()
+    assert summaries["same.log"]["lines_in"] == 400, "the input taken over kept its name"
+    assert summaries["same~1.log"]["lines_in"] == 1
+    assert summaries["same.log"]["attempts"] == 2, "the frozen one's attempt counts"
 
 
 def test_a_worker_does_not_commit_once_its_instances_lease_lapsed(

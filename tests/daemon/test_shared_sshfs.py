@@ -119,3 +119,9 @@ def test_three_instances_share_a_burst_over_sshfs_exactly_once(
     assert sum(len(d.events("file_processed")) for d in daemons) == 300
     assert all(not d.events("claim_failed") and not d.events("name_not_held") for d in daemons)
     assert not os.listdir(queue.root / ".folderd" / "names"), "every name held was released"
+    # sshfs numbers files per mount, so inputs are named by record (`daemon.identity`)…
+    for d in daemons:
+        (named,) = d.events("identity_by_record")
+        assert "inode numbers on this mount cannot be trusted" in named["why"], named
+        assert "dir_cache=no" in d.events("mount_options")[0]["advice"]  # …and it says so
+    assert len({s["uid"] for s in queue.summaries().values()}) == 300

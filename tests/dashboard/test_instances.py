@@ -54,6 +54,8 @@ def test_instances_table_health_and_metrics_follow_a_peers_death(
     assert health.status_code == 200, health.text
     checks = {c["name"]: c for c in health.json()["checks"]}
     assert checks["lease"]["ok"] and checks["peers"]["ok"] and checks["peers"]["warning"]
+    assert checks["identity"]["ok"], checks["identity"]  # a local folder: by inode, as is
+    assert checks["identity"]["detail"] == "inputs named by inode numbers"
     assert "expired" in other.get("/").text
     wait_until(lambda: queue.files("processed") == ["long.log"], 30, "long.log processed")
 
