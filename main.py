@@ -25,6 +25,9 @@ from formats.names import log_fields
 if TYPE_CHECKING:
     from processors import LoadedPipeline
 
+# The default config, watch_dir and results are here, wherever folderd is started from.
+HOME = Path(__file__).resolve().parent
+
 
 def configure_logging(settings: Settings) -> None:
     """structlog once for the whole process: JSON lines off a terminal, console on one."""
@@ -67,7 +70,7 @@ def _load_file(path: Path) -> LoadedPipeline:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        settings = load(sys.argv[1:] if argv is None else argv, os.environ)
+        settings = load(sys.argv[1:] if argv is None else argv, os.environ, HOME)
         configure_logging(settings)
         if settings.mode == "check_config":
             return _check_config(settings.config)

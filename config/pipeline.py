@@ -175,7 +175,10 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read the pipeline config: {exc}") from None
+        hint = "set it with --config FILE or FOLDERD_CONFIG"
+        if not path.is_absolute():
+            hint += f"; a relative path is taken from the working directory, {Path.cwd()}"
+        raise ConfigError(str(path), f"cannot read the pipeline config: {exc}", hint) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -500,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="folderd: process files dropped into watch_dir/unprocessed/, exactly once.",
         epilog="Every flag also reads from a FOLDERD_* environment variable "
         "(--watch-dir: FOLDERD_WATCH_DIR). FOLDERD_TOKEN sets the dashboard's bearer token. "
-        "Any other FOLDERD_* variable is refused.",
+        "Any other FOLDERD_* variable is refused. The default paths are in the folder of "
+        "main.py, whatever the working directory; a relative path you give is taken from the "
+        "working directory.",
     )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
@@ -578,11 +580,14 @@ def _refuse_unknown(environ: Mapping[str, str]) -> None:
     raise ConfigError(first, message, hint)
 
 
-def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+def load(argv: Sequence[str], environ: Mapping[str, str], base: Path | None = None) -> Settings:
     """Parse argv and environ into Settings, or raise ConfigError naming the bad value or the
     unknown `FOLDERD_*` variable.
 
-    argparse itself exits 2 with a usage line on unknown flags.
+    A default path (`pipeline_config.json`, `watch_dir`, `results`) is taken inside `base`
+    when given (main.py passes its own folder, so the defaults do not depend on the working
+    directory); a path given as a flag or variable is left as given. argparse itself exits 2
+    with a usage line on unknown flags.
     """
     args = build_parser().parse_args(list(argv))
     _refuse_unknown(environ)
@@ -595,7 +600,10 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             raw, key = environ[s.env], s.env
         keys[s.name] = key
         if raw is None:
-            values[s.name] = s.default
+            default = s.default
+            if base is not None and isinstance(default, Path) and not default.is_absolute():
+                default = base / default
+            values[s.name] = default
             continue
         try:
             values[s.name] = s.parse(raw)

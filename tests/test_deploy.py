@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from config import reference
-from config.settings import BY_NAME
+from config.settings import BY_NAME, load
 from dashboard.server import connection_limit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,3 +283,47 @@ def test_install_sh_refuses_unknown_options() -> None:
     done = subprocess.run([str(INSTALL), "--frobnicate"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "unknown option" in done.stderr
+
+
+# Started from anywhere -------------------------------------------------------------------
+
+
+def test_main_started_from_another_directory_finds_its_default_config(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--check-config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tests:" in done.stdout  # the checkout's config, with its declared tests
+
+
+def test_default_paths_are_beside_main_py_and_given_paths_stay_relative(tmp_path: Path) -> None:
+    from main import HOME
+
+    assert HOME == ROOT
+    settings = load([], {}, base=tmp_path)
+    assert (settings.config, settings.watch_dir, settings.results_dir) == (
+        tmp_path / "pipeline_config.json",
+        tmp_path / "watch_dir",
+        tmp_path / "results",
+    )
+    given = load(["--watch-dir", "q"], {"FOLDERD_CONFIG": "c.json"}, base=tmp_path)
+    assert (given.watch_dir, given.config) == (Path("q"), Path("c.json"))
+
+
+def test_a_config_not_found_says_what_to_pass_and_where_relative_paths_start(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--check-config", "--config", "mine.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--config FILE or FOLDERD_CONFIG" in done.stderr
+    assert f"taken from the working directory, {tmp_path}" in done.stderr
