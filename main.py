@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,21 @@ def _run_daemon(settings: Settings, pipeline: LoadedPipeline) -> int:
     finally:
         for server in servers:
             server.stop()
+        _stop_resource_tracker()
+
+
+def _stop_resource_tracker(timeout: float = 5.0) -> None:
+    """Stop multiprocessing's resource tracker, the helper process the first spawned worker
+    started, and wait for it: left to itself it exits a moment after we do (on EOF), and
+    systemd, which counts a unit's leftovers when its main process ends, would SIGKILL it
+    and log that at every stop. Bounded: a tracker that does not go is left to that."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # CPython 3.8+
+    if stop is not None:
+        stopper = threading.Thread(target=stop, name="resource-tracker-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
 
 
 if __name__ == "__main__":
