@@ -1,5 +1,7 @@
 """Deployment files, checked with the real tools that can run without a Docker engine or a
-booted systemd: hadolint on the Dockerfile, systemd-analyze on the unit, bash on install.sh.
+booted systemd: hadolint on the Dockerfile, systemd-analyze on the unit, bash on install.sh;
+and main.py started from another directory. `make test-deploy` (tests/deploy/) runs the
+image, the unit and the proxy for real.
 """
 
 from __future__ import annotations
@@ -95,13 +97,20 @@ def test_dashboard_listens_on_all_interfaces_inside_the_container_only() -> None
     assert env["FOLDERD_HOST"] == "0.0.0.0"
     assert instruction("EXPOSE") == [env["FOLDERD_PORT"]]
     (published,) = yaml.safe_load(COMPOSE.read_text())["services"]["folderd"]["ports"]
-    host_ip, _, container_port = published.split(":")
+    # 127.0.0.1:${HOST_PORT:-8000}:8000 (HOST_PORT: make test-deploy publishes a free one)
+    host_ip, host_port, container_port = re.fullmatch(r"([^:]+):(.+):(\d+)", published).groups()
     assert host_ip == "127.0.0.1"  # published on the host's loopback, like a local run
+    assert host_port == "${HOST_PORT:-8000}"
     assert container_port == env["FOLDERD_PORT"]
     # so compose may serve it without a token; the image alone refuses to (a wider publish)
     service = yaml.safe_load(COMPOSE.read_text())["services"]["folderd"]
     assert service["environment"]["FOLDERD_ALLOW_NO_TOKEN"] == "1"
     assert "FOLDERD_ALLOW_NO_TOKEN" not in env
+
+
+def test_the_ci_compose_override_changes_only_the_build_network() -> None:
+    override = yaml.safe_load((ROOT / "deploy" / "docker-compose.ci.yml").read_text())
+    assert override == {"services": {"folderd": {"build": {"context": ".", "network": "host"}}}}
 
 
 def test_watch_dir_and_results_are_the_volumes_compose_mounts() -> None:
