@@ -1,11 +1,13 @@
 # Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
-.PHONY: run test test-config run-file drain lint docs docs-serve sample bench recipe-elections recipe-s3-mirror recipe-voters clean install-service
+.PHONY: run test test-deploy test-config run-file drain lint docs docs-serve sample bench recipe-elections recipe-s3-mirror recipe-voters clean install-service
 ARGS ?=
 
 run:
 	./run.sh run $(ARGS)
 test:
 	./run.sh test $(ARGS)
+test-deploy:  # as root: the image, the unit and the proxy run for real (minutes)
+	./run.sh test-deploy $(ARGS)
 test-config:  # the pipeline tests beside the config; ARGS=--log-format json for JSON
 	./run.sh test-config $(ARGS)
 run-file:

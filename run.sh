@@ -2,6 +2,8 @@
 # folderd's verbs, one implementation: the Makefile and the Dockerfile call this script.
 #   ./run.sh run [flags]        set up, then start the daemon + dashboard on ./watch_dir
 #   ./run.sh test [pytest args] set up (dev tools too), then run every test
+#   ./run.sh test-deploy [args] as root: the Docker image, the systemd unit and the TLS proxy
+#                               run for real (deploy/test-deploy.sh; apt packages, minutes)
 #   ./run.sh test-config [FILE] run the pipeline tests declared beside the config (main.py --test)
 #   ./run.sh run-file FILE      process one file, print its summary as JSON
 #   ./run.sh drain              recover, process everything queued, exit
@@ -76,6 +78,7 @@ case "$verb" in
     run-file) setup requirements.txt; exec "$VENV/bin/python" main.py --input "${1:?usage: run.sh run-file FILE}" ;;
     drain)    setup requirements.txt; exec "$VENV/bin/python" main.py --drain "$@" ;;
     test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test-deploy) setup requirements-dev.txt; VENV=$VENV exec deploy/test-deploy.sh "$@" ;;
     lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . &&
               exec "$VENV/bin/lint-imports" --no-cache ;;
     docs)     setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict --clean "$@" ;;
@@ -86,5 +89,5 @@ case "$verb" in
     clean)    rm -rf "$VENV" .pytest_cache .ruff_cache .hypothesis bench/out build/recipes build/site
               find . -name __pycache__ -type d -prune -exec rm -rf {} +
               find watch_dir results -mindepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/null || true ;;
-    *)        echo "unknown verb: $verb (setup, run, test, test-config, run-file FILE, drain, lint, docs, docs-serve, sample [N], bench, recipe NAME, clean)" >&2; exit 2 ;;
+    *)        echo "unknown verb: $verb (setup, run, test, test-deploy, test-config, run-file FILE, drain, lint, docs, docs-serve, sample [N], bench, recipe NAME, clean)" >&2; exit 2 ;;
 esac
