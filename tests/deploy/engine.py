@@ -24,6 +24,7 @@ DOCKER = "/usr/bin/docker"  # Debian's client: /usr/local/bin may hold another, 
 COMPOSE = "/usr/bin/docker-compose"
 BRIDGE = "fdtest0"
 CGROUP_PARENT = "folderd-test-docker"
+BRIDGES = "bridges"  # the bridges of compose's networks, noted as they are made
 # Candidates for the bridge's network; the first that no route of the machine uses.
 SUBNETS = ("172.31.254.0/24", "10.254.254.0/24", "192.168.254.0/24")
 START_TIMEOUT_S = 60
@@ -44,7 +45,6 @@ class Engine:
             "DOCKER_CONFIG": str(work / "client"),
         }
         self._proc: subprocess.Popen[bytes] | None = None
-        self._networks: list[str] = []  # bridges compose made, to remove if it cannot
 
     def start(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -83,10 +83,12 @@ class Engine:
                    check=check, logs=[*logs, self.log])  # fmt: skip
 
     def note_network(self, name: str) -> None:
-        """Remember the bridge of a network compose made: removed at stop if still there."""
+        """Note the bridge of a network compose made, in the work folder: if a killed run
+        leaves it, the next run's sweep removes it."""
         done = self.docker("network", "inspect", "-f", "{{.Id}}", name, check=False)
         if done.returncode == 0:
-            self._networks.append("br-" + done.stdout.strip()[:12])
+            with (self.work / BRIDGES).open("a") as f:
+                f.write(f"br-{done.stdout.strip()[:12]}\n")
 
     def stop(self) -> None:
         """Remove every container and network, stop dockerd, then what it leaves: its
@@ -103,16 +105,17 @@ class Engine:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(10)
-        sweep(self.work, self._networks)
+        sweep(self.work)
 
 
-def sweep(work: Path, networks: Sequence[str] = ()) -> None:
+def sweep(work: Path) -> None:
     """Whatever an engine under `work` left, even from a run that was killed: its
     processes (dockerd, containerd and the shims name the work folder), mounts, bridges and
     cgroup folders."""
     host.kill_processes_naming(work)
     host.unmount_under(work)
-    for name in (BRIDGE, *networks):
+    noted = (work / BRIDGES).read_text().split() if (work / BRIDGES).exists() else []
+    for name in (BRIDGE, *noted):
         host.delete_link(name)
     host.remove_cgroups(CGROUP_PARENT)
 
