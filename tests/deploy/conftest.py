@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.deploy import engine, machine, proxy, rootfs
-from tests.deploy.shell import run
+from tests.deploy.shell import Stopwatch, run
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 WORK = ROOT / "build" / "test-deploy"
 ENABLED = os.environ.get("TEST_DEPLOY") == "1"
 KEEP = os.environ.get("TEST_DEPLOY_KEEP") == "1"  # keep build/test-deploy to look into it
@@ -87,29 +85,10 @@ def debian(work: Path) -> Path:
     return tar
 
 
-def unpack(tar: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    run(["tar", "-C", dest, "-xf", tar], timeout=120)
-    return dest
-
-
 @pytest.fixture(scope="session")
 def timings() -> dict[str, float]:
     """Named durations (seconds) a test measured; printed at the end of the run."""
     return _TIMINGS
-
-
-class Stopwatch:
-    def __init__(self, into: dict[str, float], name: str) -> None:
-        self.into, self.name = into, name
-
-    def __enter__(self) -> Stopwatch:
-        self.start = time.monotonic()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if exc[0] is None:
-            self.into[self.name] = time.monotonic() - self.start
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,7 +1,8 @@
 """Commands with deadlines, and failures that show the last lines of the log behind them.
 
 Every check of `make test-deploy` fails loudly: the command's own output and the last lines
-of the daemon's, the engine's or the server's log that explain it.
+of the daemon's, the engine's or the server's log that explain it. Beside them, what the
+three parts share: a free port, a tarball unpacked, a stopwatch for the timings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -111,3 +112,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def unpack(tar: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    run(["tar", "-C", dest, "-xf", tar], timeout=120)
+    return dest
+
+
+class Stopwatch:
+    """Times a block into `into[name]` (only when it ends without an exception)."""
+
+    def __init__(self, into: dict[str, float], name: str) -> None:
+        self.into, self.name = into, name
+
+    def __enter__(self) -> Stopwatch:
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            self.into[self.name] = time.monotonic() - self.start

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from config.settings import BY_NAME
-from tests.deploy.conftest import ROOT, Stopwatch, unpack
+from tests.conftest import ROOT
 from tests.deploy.engine import DOCKER, Engine
-from tests.deploy.shell import Log, check, free_port, wait_for
+from tests.deploy.shell import Log, Stopwatch, check, free_port, unpack, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -75,15 +75,19 @@ class Deployment:
     how: str
     engine: Engine
     container: str  # its id
-    url: str
+    port: int  # published on the host's 127.0.0.1
     queue: Path  # the host folder mounted as watch_dir
     results: Path
     uid: int
     started: float  # time.monotonic() at `docker run` / `compose up`
 
     @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def logs(self) -> Log:
-        return Log(f"docker logs ({self.how})", lambda: self._logs())
+        return Log(f"docker logs ({self.how})", self._logs)
 
     def _logs(self) -> str:
         done = self.engine.docker("logs", self.container, check=False)
@@ -94,7 +98,7 @@ class Deployment:
 
 
 def _owned_dirs(base: Path, uid: int) -> tuple[Path, Path]:
-    """watch_dir and results folders for a container running as `uid`, as the README
+    """watch_dir and results folders for a container running as `uid`, as the manual
     says to make them (`chown -R 10001:10001 watch_dir results`)."""
     queue, results = base / "watch_dir", base / "results"
     for folder in (queue, results):
@@ -115,8 +119,7 @@ def _docker_run(engine: Engine, image: str) -> Deployment:
         "-p", f"127.0.0.1:{port}:8000", *opt_out,
         "-v", f"{queue}:{WATCH_DIR}", "-v", f"{results}:/var/lib/folderd/results", image,
     ).stdout.strip()  # fmt: skip
-    return Deployment("docker run", engine, container, f"http://127.0.0.1:{port}", queue,
-                      results, IMAGE_UID, started)  # fmt: skip
+    return Deployment("docker run", engine, container, port, queue, results, IMAGE_UID, started)
 
 
 def _compose_env(port: int) -> dict[str, str]:
@@ -134,8 +137,8 @@ def _compose_up(engine: Engine, source: Path, timings: dict[str, float]) -> Depl
     container = engine.compose(source, "-p", PROJECT, *COMPOSE_FILES, "ps", "-q", "folderd",
                                env=_compose_env(port)).stdout.strip()  # fmt: skip
     check(container, "docker-compose ps names no folderd container", engine.log)
-    return Deployment("docker-compose", engine, container, f"http://127.0.0.1:{port}", queue,
-                      results, COMPOSE_UID, started)  # fmt: skip
+    return Deployment("docker-compose", engine, container, port, queue, results, COMPOSE_UID,
+                      started)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +153,8 @@ def deployments(
         yield both
     finally:
         if "docker-compose" in both:
-            port = both["docker-compose"].url.rsplit(":", 1)[1]
             engine.compose(source, "-p", PROJECT, *COMPOSE_FILES, "down", check=False,
-                           env=_compose_env(int(port)))  # fmt: skip
+                           env=_compose_env(both["docker-compose"].port))  # fmt: skip
 
 
 HOW = ["docker run", "docker-compose"]
@@ -240,9 +242,8 @@ def test_stop_is_a_warm_stop(
         if how == "docker run":
             d.engine.docker("stop", d.container, timeout=60)
         else:
-            port = d.url.rsplit(":", 1)[1]
             d.engine.compose(source, "-p", PROJECT, *COMPOSE_FILES, "down", timeout=120,
-                             env=_compose_env(int(port)))  # fmt: skip
+                             env=_compose_env(d.port))  # fmt: skip
     exit_code = waiter.communicate(timeout=60)[0].strip()
     follower.wait(60)
     log = Log.file(log_path)

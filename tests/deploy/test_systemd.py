@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deploy.conftest import ROOT, Stopwatch, unpack
+from tests.conftest import ROOT
 from tests.deploy.machine import Machine
-from tests.deploy.shell import Log, check, free_port, wait_for
+from tests.deploy.shell import Log, Stopwatch, check, free_port, unpack, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
