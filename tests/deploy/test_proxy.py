@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from config.settings import BY_NAME
 from tests.conftest import DaemonProcess, Queue
 from tests.deploy import proxy
 from tests.deploy.shell import Log, check, wait_for
@@ -27,9 +26,6 @@ from tests.deploy.shell import Log, check, wait_for
 pytestmark = pytest.mark.timeout(300)
 
 TOKEN = "proxy-test-token"
-# --trusted-proxies: which peers' X-Forwarded-For and -Proto the dashboard believes (before
-# it, uvicorn believed them from 127.0.0.1, where this nginx is, whatever the settings).
-TRUSTS_PROXIES = "trusted_proxies" in BY_NAME
 LOG = "2024-01-02T10:00:00 INFO app started\n2024-01-02T10:00:01 ERROR disk full\n"
 
 
@@ -83,7 +79,7 @@ def start_proxied(
 
     def start(trusted: bool = True) -> Proxied:
         env = {"FOLDERD_TOKEN": TOKEN, "FOLDERD_ALLOWED_HOSTS": proxy.NAME}
-        if trusted and TRUSTS_PROXIES:  # as the manual says: nginx's address
+        if trusted:  # as the manual says: nginx's address
             env["FOLDERD_TRUSTED_PROXIES"] = "127.0.0.1"
         daemon = start_daemon("--port", "0", dashboard=True, env=env)
         url = daemon.wait_event("dashboard_started")["url"]
@@ -174,11 +170,6 @@ def test_a_name_not_in_allowed_hosts_is_refused(proxied: Proxied) -> None:
     assert "Host" in r.text
 
 
-@pytest.mark.skipif(
-    not TRUSTS_PROXIES,
-    reason="needs the --trusted-proxies setting (FOLDERD_TRUSTED_PROXIES), not on this branch "
-    "yet: this check runs as soon as it is",
-)
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "not trusted"])
 def test_the_login_throttle_sees_the_client_only_through_a_trusted_proxy(
     start_proxied: Callable[..., Proxied], trusted: bool
