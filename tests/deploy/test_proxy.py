@@ -8,10 +8,12 @@ verifies the certificate and connects to nginx only. Pages, uploads, the live ev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,32 +73,33 @@ def cert(work: Path) -> proxy.Certificate:
     return proxy.self_signed(work / "proxy" / "tls")
 
 
-@pytest.fixture
-def start_proxied(
-    start_daemon: Callable[..., DaemonProcess], queue: Queue, cert: proxy.Certificate, work: Path
-) -> Iterator[Callable[..., Proxied]]:
-    started: list[proxy.Nginx] = []
-
-    def start(trusted: bool = True) -> Proxied:
-        env = {"FOLDERD_TOKEN": TOKEN, "FOLDERD_ALLOWED_HOSTS": proxy.NAME}
-        if trusted:  # as the manual says: nginx's address
-            env["FOLDERD_TRUSTED_PROXIES"] = "127.0.0.1"
-        daemon = start_daemon("--port", "0", dashboard=True, env=env)
-        url = daemon.wait_event("dashboard_started")["url"]
-        nginx = proxy.Nginx(work / "proxy" / f"nginx-{time.monotonic_ns()}",
-                            url.removeprefix("http://"), cert)  # fmt: skip
-        started.append(nginx)
+@contextlib.contextmanager
+def _proxied(base: Path, cert: proxy.Certificate, trusted: bool) -> Iterator[Proxied]:
+    """A daemon with a token and `--allowed-hosts folderd.test` (and, `trusted`, nginx's
+    address in `--trusted-proxies`, as the manual says), nginx in front; both stopped after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
+    env.update(FOLDERD_TOKEN=TOKEN, FOLDERD_ALLOWED_HOSTS=proxy.NAME)
+    if trusted:
+        env["FOLDERD_TRUSTED_PROXIES"] = "127.0.0.1"
+    queue = Queue(base)
+    daemon = DaemonProcess(queue, base / "daemon.log", ["--port", "0", "--settle", "0.2"], env)
+    nginx = None
+    try:
+        url = daemon.wait_event("dashboard_started", 60)["url"]
+        nginx = proxy.Nginx(base / "nginx", url.removeprefix("http://"), cert)
         nginx.start()
-        return Proxied(daemon, queue, nginx, cert)
+        yield Proxied(daemon, queue, nginx, cert)
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        daemon.close()
 
-    yield start
-    for nginx in started:
-        nginx.stop()
 
-
-@pytest.fixture
-def proxied(start_proxied: Callable[..., Proxied]) -> Proxied:
-    return start_proxied()
+@pytest.fixture(scope="module")
+def proxied(work: Path, cert: proxy.Certificate) -> Iterator[Proxied]:
+    """One for the checks that do not change how it counts clients."""
+    with _proxied(work / "proxy" / "shared", cert, trusted=True) as p:
+        yield p
 
 
 def test_pages_assets_and_health_through_tls(proxied: Proxied) -> None:
@@ -172,18 +175,19 @@ def test_a_name_not_in_allowed_hosts_is_refused(proxied: Proxied) -> None:
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "not trusted"])
 def test_the_login_throttle_sees_the_client_only_through_a_trusted_proxy(
-    start_proxied: Callable[..., Proxied], trusted: bool
+    work: Path, cert: proxy.Certificate, trusted: bool
 ) -> None:
     """Two clients (127.0.0.2 and 127.0.0.3) behind nginx (which connects from 127.0.0.1).
     After the first one's wrong tokens, the second is throttled too only when the daemon
     counts the proxy's address: when the proxy is not trusted."""
-    p = start_proxied(trusted)
-    wrong = {"Authorization": "Bearer wrong", "Origin": p.origin}
+    base = work / "proxy" / ("trusted" if trusted else "untrusted")
     upload = {"file": ("x.log", b"x\n")}
-    with p.client("127.0.0.2") as first, p.client("127.0.0.3") as second:
-        assert first.post("/api/upload", files=upload, headers=wrong).status_code == 401
-        time.sleep(1.1)  # past the first back-off (1 s): the next wrong one counts again
-        assert first.post("/api/upload", files=upload, headers=wrong).status_code == 401
-        # the first client now waits 2 s; the second asks at once
-        theirs = second.post("/api/upload", files=upload, headers=wrong).status_code
-    assert theirs == (401 if trusted else 429), p.daemon.output()[-2000:]
+    with _proxied(base, cert, trusted) as p:
+        wrong = {"Authorization": "Bearer wrong", "Origin": p.origin}
+        with p.client("127.0.0.2") as first, p.client("127.0.0.3") as second:
+            assert first.post("/api/upload", files=upload, headers=wrong).status_code == 401
+            time.sleep(1.1)  # out of its first back-off (1 s): the next wrong one counts
+            assert first.post("/api/upload", files=upload, headers=wrong).status_code == 401
+            # the first client now waits 2 s; the second asks at once
+            theirs = second.post("/api/upload", files=upload, headers=wrong).status_code
+        check(theirs == (401 if trusted else 429), f"the second client got {theirs}", *p.logs)
