@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test-deploy: the Docker image, the systemd unit and the TLS proxy, run for real
-# (tests/deploy/; README, "Docker", "Install as a systemd service", "Behind a reverse proxy").
+# (tests/deploy/; the manual: Development, "Deployment tests", and the Operations pages).
 # As root on Debian: installs what the tests use with apt-get (no service of those packages
 # is started), holds a machine-wide lock (one run at a time: the test bridge and cgroup
 # names are fixed), then runs the tests, which take down all they start on every way out.
@@ -26,13 +26,14 @@ command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
     # Debian starts a service when it installs one unless policy-rc.d says no: a dockerd
     # with the host's network and an nginx on port 80 are not wanted here.
-    policy=/usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d ours=
     if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
         trap 'rm -f "$policy"' EXIT
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [ -n "$ours" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 exec 9>/run/lock/folderd-test-deploy.lock
 if ! flock -w 1200 9; then
