@@ -45,5 +45,7 @@ where=(tests/deploy)
 for arg in "$@"; do
     case "$arg" in tests/*) where=() ;; esac  # a test file or test named: only that
 done
-# exec: a SIGTERM for this run reaches pytest, whose fixtures then take everything down
-TEST_DEPLOY=1 exec "$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -ra "$@"
+# exec: a SIGTERM for this run reaches pytest, whose fixtures then take everything down.
+# One process (no xdist): the parts share one work folder, one Debian tree, one lock.
+TEST_DEPLOY=1 exec "$VENV/bin/python" -m pytest "${where[@]}" -p no:cacheprovider -p no:xdist \
+    -ra "$@"
