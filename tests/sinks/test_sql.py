@@ -5,15 +5,17 @@ server that never completes the connection), is `SinkUnavailable` within `timeou
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from config.sinks import SqlSinkConfig
@@ -284,6 +286,46 @@ def test_postgres_a_statement_blocked_past_timeout_s_is_unavailable(
     assert targets.rows(cfg, out, "u1", "a.log").rows == 1, "the lock gone, it connects again"
 
 
+def _freeze_mid_copy(
+    deliver: Callable[[], object], postgres: Postgres, pid: int
+) -> tuple[list[BaseException], float] | None:
+    """Run `deliver` in a thread, SIGSTOP the backend `pid` once its COPY is in flight, and
+    return what the delivery raised and how long it took after the freeze; None when the COPY
+    had finished before the freeze (a fast machine): the delivery then went through."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deliver()
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    copying = "SELECT query LIKE 'COPY%%' AND state = 'active' FROM pg_stat_activity WHERE pid = %s"
+    with psycopg.connect(postgres.url, autocommit=True) as watcher:
+
+        def mid_copy() -> bool:
+            return bool(watcher.execute(copying, (pid,)).fetchone()[0])  # type: ignore[index]
+
+        try:
+            wait_until(lambda: mid_copy() or not thread.is_alive(), 30, "the COPY in flight")
+            os.kill(pid, signal.SIGSTOP)
+            frozen = time.monotonic()
+            froze_mid_copy = mid_copy()  # a stopped backend's entry stays as it was
+            if froze_mid_copy:
+                thread.join(30)
+            took = time.monotonic() - frozen
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    thread.join(30)
+    assert not thread.is_alive()
+    if not froze_mid_copy:
+        assert not failed, failed
+        return None
+    return failed, took
+
+
 def test_postgres_frozen_mid_copy_is_unavailable_at_the_deadline(
     tmp_path: Path, targets: Targets, postgres: Postgres
 ) -> None:
@@ -293,26 +335,15 @@ def test_postgres_frozen_mid_copy_is_unavailable_at_the_deadline(
     targets.rows(cfg, _output(tmp_path, ["x"]), "u1", "a.log")  # connected: its backend known
     [(pid,)] = postgres.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'folderd'")
     big = _output(tmp_path, [{"n": i, "pad": "x" * 200} for i in range(200_000)], "big")
-    failed: list[BaseException] = []
-
-    def deliver() -> None:
-        try:
-            targets.rows(cfg, big, "u2", "big.log")
-        except BaseException as exc:
-            failed.append(exc)
-
-    thread = threading.Thread(target=deliver)
-    copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
-    thread.start()
-    try:
-        wait_until(lambda: postgres.query(copying)[0][0] > 0, 30, "the COPY in flight")
-        os.kill(pid, signal.SIGSTOP)
-        frozen = time.monotonic()
-        thread.join(30)
-        took = time.monotonic() - frozen
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    assert not thread.is_alive()
+    for attempt in range(5):
+        frozen = _freeze_mid_copy(
+            functools.partial(targets.rows, cfg, big, f"u{attempt}", "big.log"), postgres, pid
+        )
+        if frozen:
+            break
+    else:
+        pytest.fail("the COPY finished before each of five freezes")
+    failed, took = frozen
     assert len(failed) == 1 and isinstance(failed[0], SinkUnavailable), failed
     assert "no answer within 2 s (timeout_s)" in str(failed[0])
     # two cuts: the kept connection's, then a fresh one's (its COPY waits on a lock the
