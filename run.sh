@@ -69,6 +69,18 @@ recipe() {
     esac
 }
 
+run_tests() {
+    # With arguments: pytest with exactly those. Without: the suite in TEST_WORKERS processes
+    # (pytest-xdist; most tests wait on real daemons and servers, not on a core), then the
+    # tests marked `serial` (deadlines measured, bursts, CPU) alone; both parts always run.
+    if [ $# -gt 0 ]; then exec "$VENV/bin/python" -m pytest "$@"; fi
+    local status=0
+    "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-4}" --dist worksteal -m "not serial" \
+        --durations=20 || status=$?
+    "$VENV/bin/python" -m pytest -p no:xdist -m serial --durations=10 || status=$?
+    return $status
+}
+
 verb=${1:-run}
 shift || true
 case "$verb" in
@@ -77,7 +89,7 @@ case "$verb" in
     test-config) setup requirements.txt; exec "$VENV/bin/python" main.py --test "$@" ;;
     run-file) setup requirements.txt; exec "$VENV/bin/python" main.py --input "${1:?usage: run.sh run-file FILE}" ;;
     drain)    setup requirements.txt; exec "$VENV/bin/python" main.py --drain "$@" ;;
-    test)     setup requirements-dev.txt; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test)     setup requirements-dev.txt; run_tests "$@" ;;
     test-deploy) setup requirements-dev.txt; VENV=$VENV exec deploy/test-deploy.sh "$@" ;;
     lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . &&
               exec "$VENV/bin/lint-imports" --no-cache ;;

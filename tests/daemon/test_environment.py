@@ -102,6 +102,7 @@ def test_a_full_results_disk_pauses_fails_nothing_and_resumes_when_space_returns
     )
 
 
+@pytest.mark.serial
 def test_the_free_space_floor_pauses_claiming_before_the_disk_is_full(
     queue: Queue, start, tmpfs
 ) -> None:

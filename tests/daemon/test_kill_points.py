@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import ROOT, Queue, assert_exactly_once, sha256_of, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 LEVELS = ("INFO", "ERROR", "WARN", "DEBUG")
 

@@ -59,6 +59,7 @@ def test_rsync_tree_with_bwlimit_is_claimed_only_when_complete(
     assert sorted(claimed) == sorted(expected), "each file claimed once, no temp file claimed"
 
 
+@pytest.mark.serial
 def test_files_rsync_renames_in_are_claimed_without_the_settle_window(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_a_file_renamed_in_and_still_written_waits_the_full_window(
     assert queue.summaries()["busy.log"]["lines_in"] == 11
 
 
+@pytest.mark.serial
 def test_a_directory_moved_in_has_its_files_claimed_at_once(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:

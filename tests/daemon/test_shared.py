@@ -59,6 +59,7 @@ def test_three_instances_share_a_burst_of_3000_files_exactly_once(
         assert not d.events("claim_failed") and not d.events("file_vanished"), d.output()[-2000:]
 
 
+@pytest.mark.serial
 def test_a_sigkilled_instances_claims_are_taken_over_within_its_lease(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:

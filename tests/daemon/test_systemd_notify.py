@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Queue, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 class Listener:

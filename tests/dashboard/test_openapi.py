@@ -102,6 +102,7 @@ def seeded(start_dashboard: Callable[..., Dashboard], queue: Queue) -> Dashboard
 
 @pytest.mark.integration
 @pytest.mark.timeout(BUDGET_S + 60)
+@pytest.mark.serial
 def test_the_fuzzed_api_answers_within_its_schema_and_moves_nothing_it_refused(
     seeded: Dashboard, queue: Queue
 ) -> None:

@@ -146,6 +146,7 @@ def test_the_size_limit(start_dashboard: Callable[..., Dashboard], queue: Queue)
     )
 
 
+@pytest.mark.serial
 def test_a_hanging_preview_is_stopped_and_never_stalls_the_daemon(
     start_dashboard: Callable[..., Dashboard], queue: Queue
 ) -> None:

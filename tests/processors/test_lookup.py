@@ -267,6 +267,7 @@ for _ in range(10):
 """
 
 
+@pytest.mark.serial
 def test_rate_limit_is_shared_by_processes(tmp_path: Any) -> None:
     key = f"test-{tmp_path.name}-{time.monotonic_ns()}"
     begin = str(time.monotonic() + 2.0)

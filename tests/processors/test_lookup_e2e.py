@@ -130,6 +130,7 @@ print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, file=sys.stderr
 """
 
 
+@pytest.mark.serial
 def test_input_with_a_dripping_lookup_server_ends_at_the_deadline(tmp_path: Path) -> None:
     """The issue's case: `timeout_s` 3, `retries` 1, a server answering 200 with
     Content-Length 100000 then one byte a second — `--input` used to run for hours."""
@@ -144,6 +145,7 @@ def test_input_with_a_dripping_lookup_server_ends_at_the_deadline(tmp_path: Path
     assert took < 15, f"{took:.1f} s: two attempts of 3 s, then the answer"
 
 
+@pytest.mark.serial
 def test_input_with_a_1gb_lookup_answer_stays_small(tmp_path: Path) -> None:
     with serve(Api()) as api:
         lookup = {"url": api.url + "/chunked/{id}"}

@@ -23,6 +23,7 @@ SECRET = "SECRETKEY123"
 
 
 @pytest.mark.parametrize("mode", ["drip", "drip_head", "silent"])
+@pytest.mark.serial
 def test_a_server_that_drips_or_never_answers_is_cut_at_the_deadline(run: Run, mode: str) -> None:
     with Hostile(mode, interval=0.2) as server:
         cfg = config(lookup(server.url + "/item/{id}", timeout_s=1, retries=1, backoff_s=0.1),
@@ -107,6 +108,7 @@ def test_a_token_request_redirected_to_another_host_keeps_its_body(
     [("big", 1 << 30), ("chunked", 64 << 20), ("gzip", 64 << 20)],
     ids=["1GB-with-length", "64MB-chunked", "64MB-gzip-bomb"],
 )
+@pytest.mark.serial
 def test_an_answer_larger_than_max_response_bytes_is_refused_unread(
     run: Run, api: Api, kind: str, size: int
 ) -> None:

@@ -364,6 +364,7 @@ def test_rows_of_a_route_without_nodes_name_their_input_lines_across_chunks(
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.serial
 def test_a_dripping_s3_endpoint_holds_the_file_with_health_naming_it_until_a_good_one_is_back(
     queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
 ) -> None:

@@ -192,6 +192,7 @@ def test_an_object_overwritten_by_another_input_before_the_check_is_no_delivery(
 
 
 @pytest.mark.parametrize("mode", ["drip", "drip_head", "silent", "deaf"])
+@pytest.mark.serial
 def test_a_server_that_drips_or_stalls_is_unavailable_at_the_deadline(
     tmp_path: Path, targets: Targets, mode: str
 ) -> None:
@@ -212,6 +213,7 @@ def test_a_server_that_drips_or_stalls_is_unavailable_at_the_deadline(
     assert str(err.value).startswith(f"deliver[0]: s3 s3://bucket/k at {server.url}: ")
 
 
+@pytest.mark.serial
 def test_a_part_upload_that_stalls_is_cut_and_the_upload_aborted(
     tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -266,6 +266,7 @@ def test_postgres_source_is_the_shown_name_of_any_name(
     assert parsed(got["u1"]) == BAD_NAME, "two names, two sources, each read back"
 
 
+@pytest.mark.serial
 def test_postgres_a_statement_blocked_past_timeout_s_is_unavailable(
     tmp_path: Path, targets: Targets, postgres: Postgres
 ) -> None:
@@ -326,6 +327,7 @@ def _freeze_mid_copy(
     return failed, took
 
 
+@pytest.mark.serial
 def test_postgres_frozen_mid_copy_is_unavailable_at_the_deadline(
     tmp_path: Path, targets: Targets, postgres: Postgres
 ) -> None:
@@ -352,6 +354,7 @@ def test_postgres_frozen_mid_copy_is_unavailable_at_the_deadline(
 
 
 @pytest.mark.parametrize("mode", ["silent", "deaf", "drip"])
+@pytest.mark.serial
 def test_a_server_that_never_answers_the_connection_is_unavailable(
     tmp_path: Path, targets: Targets, mode: str
 ) -> None:
