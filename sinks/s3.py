@@ -147,8 +147,11 @@ class S3Target:
                 endpoint_url=cfg.endpoint_url,
                 region_name=cfg.region,
                 config=Config(
-                    connect_timeout=cfg.timeout_s,
-                    read_timeout=cfg.timeout_s,
+                    # the watchdog cuts a stalled attempt at timeout_s (not retried); the
+                    # sockets' own timeouts only back it up: equal, either could fire first
+                    # and a stall would be retried past the deadline
+                    connect_timeout=cfg.timeout_s * 2,
+                    read_timeout=cfg.timeout_s * 2,
                     retries={"max_attempts": 3, "mode": "standard"},
                     request_checksum_calculation=cfg.request_checksum_calculation,
                     response_checksum_validation=cfg.response_checksum_validation,
