@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
     from daemon.single import run_single
 
+    assert settings.input is not None  # the mode --input chose
     results = settings.results_dir.resolve()
     summary = run_single(
         settings.input, results, pipeline, fsync=not settings.no_fsync, trace=settings.trace

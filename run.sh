@@ -7,7 +7,7 @@
 #   ./run.sh test-config [FILE] run the pipeline tests declared beside the config (main.py --test)
 #   ./run.sh run-file FILE      process one file, print its summary as JSON
 #   ./run.sh drain              recover, process everything queued, exit
-#   ./run.sh lint               ruff check + ruff format --check + import contracts
+#   ./run.sh lint               ruff check + ruff format --check + mypy + import contracts
 #   ./run.sh docs               build the manual (docs/) strictly into build/site/
 #   ./run.sh docs-serve         serve the manual with live reload on 127.0.0.1:8001
 #   ./run.sh sample [N]         drop N realistic sample logs into watch_dir/unprocessed/
@@ -92,7 +92,7 @@ case "$verb" in
     test)     setup requirements-dev.txt; run_tests "$@" ;;
     test-deploy) setup requirements-dev.txt; VENV=$VENV exec deploy/test-deploy.sh "$@" ;;
     lint)     setup requirements-dev.txt; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . &&
-              exec "$VENV/bin/lint-imports" --no-cache ;;
+              "$VENV/bin/mypy" && exec "$VENV/bin/lint-imports" --no-cache ;;
     docs)     setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" build --strict --clean "$@" ;;
     docs-serve) setup requirements-dev.txt; NO_MKDOCS_2_WARNING=1 exec "$VENV/bin/mkdocs" serve --dev-addr 127.0.0.1:8001 "$@" ;;
     sample)   setup requirements.txt; exec "$VENV/bin/python" generate_sample_logs.py --count "${1:-20}" ;;

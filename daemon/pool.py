@@ -470,6 +470,7 @@ class WorkerPool:
         """Cold stop: kill the workers still holding jobs; return those jobs."""
         jobs: list[Job] = []
         for slot in self.busy():
+            assert slot.job is not None  # busy: it holds one
             log.warning(
                 "worker_kill",
                 slot=slot.index,

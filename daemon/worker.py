@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import stat
 import time
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 import structlog
@@ -107,7 +108,7 @@ class _HashingReader:
     reports the bytes read so far at most every PROGRESS_EVERY_S (for large files).
     Given the input's hash already (`daemon.duplicates`), it only counts."""
 
-    def __init__(self, raw: BinaryIO, progress: Progress | None, hashed: Any = None) -> None:
+    def __init__(self, raw: io.RawIOBase, progress: Progress | None, hashed: Any = None) -> None:
         self._raw = raw
         self._progress = progress
         self._next_report = time.monotonic() + PROGRESS_EVERY_S

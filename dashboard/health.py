@@ -42,7 +42,7 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
                       f"paused {paused['for_s']:.0f}s: {paused['reason']}"))  # fmt: skip
     for name, path in (("disk_watch_dir", status["watch_dir"]),
                        ("disk_results", status["results_dir"])):  # fmt: skip
-        disk = disk_free(path)  # type: ignore[arg-type]
+        disk = disk_free(path)
         free = disk.get("free_bytes")
         if free is None:
             out.append(_check(name, False, f"{path}: {disk.get('error')}"))

@@ -116,7 +116,8 @@ def list_files(
 ) -> dict[str, Any]:
     """One page of files, newest first, with cursors for the older and newer pages."""
     limit = max(1, min(limit, MAX_LIMIT))
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if state:
         where.append("state = ?")
         args.append(state)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from typing import Any
 
 WINDOW_S = 10
@@ -66,7 +67,7 @@ class Rates:
             self.errors[node] += 1
         self._seen.pop(uid, None)
 
-    def _add(self, ts: float, counts: dict[str, float]) -> None:
+    def _add(self, ts: float, counts: Mapping[str, float]) -> None:
         second = int(ts)
         if self._buckets and self._buckets[-1][0] == second:
             self._buckets[-1][1].update(counts)

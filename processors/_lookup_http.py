@@ -187,7 +187,7 @@ class Transport(httpx.BaseTransport):
                 target=request.url.raw_path,
             ),
             headers=request.headers.raw,
-            content=request.stream,  # type: ignore[arg-type]  # a SyncByteStream
+            content=request.stream,  # a SyncByteStream
             extensions=request.extensions,
         )
         with _as_httpx():

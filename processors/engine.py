@@ -111,7 +111,7 @@ class Pipeline:
             blocks = csv_rows or copy is not None
             reader = readers.TextLines(source, route.reader, blocks=blocks, crlf=csv_rows)
             batches = iter(() if route.reader.type == "none" else reader)
-        if route.reader.type == "csv":
+        if isinstance(reader, readers.TextLines) and route.reader.type == "csv":
             rows = readers.CsvRows(reader, route.reader)
             header, batches = rows.header, iter(rows)
         run = self._running = _FileRun(self, rel_path, route.start, metadata, header, open_output)
@@ -207,7 +207,7 @@ class _FileRun:
         if begin < len(values):
             self._route(self.start, values[begin:], origins[begin:])
 
-    def copy(self, chain: tuple[str, ...], block: str, origins: range) -> None:
+    def copy(self, chain: tuple[str, ...], block: str, origins: Sequence[int]) -> None:
         """The lines numbered `origins` in one text block along a copy route
         (`_copy_chain`): counted at each tag and node as `_route` counts them, written to
         the output as the block, never split into lines and joined again."""
@@ -298,12 +298,12 @@ class _FileRun:
         processors = {r.spec.name: r.stats() for r in self.runners}
         net = sum(p["lines_in"] - p["lines_out"] for p in processors.values())
         dropped = sum(max(p["lines_in"] - p["lines_out"], 0) for p in processors.values())
-        text = isinstance(reader, readers.TextLines)
+        text = reader if isinstance(reader, readers.TextLines) else None
         data: dict[str, Any] = {
             "start_tag": self.start,
             "lines_in": self.lines_in,
-            "lines_truncated": reader.truncated if text else 0,
-            "lines_skipped": reader.skipped if text else 0,
+            "lines_truncated": text.truncated if text else 0,
+            "lines_skipped": text.skipped if text else 0,
             "lines_out": sum(outputs.values()),
             "tags": self.tags,
             "outputs": outputs,
@@ -315,7 +315,7 @@ class _FileRun:
             "aggregates": self.aggregates,
             "processors": processors,
         }
-        if not text:
+        if isinstance(reader, excel.WorkbookRows):
             data["sheets"] = reader.sheets  # records read from each sheet
         if self.trace is not None:
             data["trace"] = self.trace

@@ -55,7 +55,7 @@ class NodeSpec:
     def factory(self) -> Callable[[], Any]:
         """What makes this node's processor for one file (imports a plugin's module)."""
         obj = resolve(self.use, self.path)
-        if inspect.isclass(obj):
+        if isinstance(obj, type):
             return functools.partial(obj, **self.options)
         return functools.partial(FunctionProcessor, obj)
 

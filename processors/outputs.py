@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import orjson
 
@@ -98,7 +98,7 @@ class Sink(_Buffered):
             stream.write(_encode(values))
         self.lines += len(values)
 
-    def write_block(self, block: str, origins: range) -> None:
+    def write_block(self, block: str, origins: Sequence[int]) -> None:
         """The whole text lines numbered `origins` (at least one) as one block, for the
         engine's copy routes: written as they are, with the "\n" a file's last line may
         lack."""
@@ -191,7 +191,7 @@ class BookFile:
     def workbook(self) -> Workbook:
         if self._book is None:
             stream = self._open(self.suffix, binary=True)
-            self._book = Workbook(stream, self._summary, self._sheets)
+            self._book = Workbook(cast(BinaryIO, stream), self._summary, self._sheets)
         return self._book
 
     def close(self, aggregates: dict[str, Any]) -> None:

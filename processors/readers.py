@@ -18,7 +18,7 @@ import io
 import itertools
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from config.pipeline import ReaderConfig
 from processors.base import ProcessorError
@@ -75,7 +75,7 @@ class Source:
         self._max_bytes = self._check_at = _NO_LIMIT
         if self.gzipped:
             self._raw = _Prefixed(raw_head, stream)
-            self._stream: Any = gzip.GzipFile(fileobj=self._raw, mode="rb")
+            self._stream: Any = gzip.GzipFile(fileobj=cast(BinaryIO, self._raw), mode="rb")
             self.head = self._gzip_read(HEAD)
         else:
             self._stream = stream

@@ -189,7 +189,7 @@ class Profile:
             fact: dict[str, Any] = {"filled": column.filled, "empty": column.empty}
             if column.filled:
                 fact["type"] = "number" if column.numeric else "text"
-            if column.numeric and column.low is not None:
+            if column.numeric and column.low is not None and column.high is not None:
                 fact.update(min=_whole(column.low), max=_whole(column.high))
             if column.distinct is not None:
                 fact["distinct"] = len(column.distinct)

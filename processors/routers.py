@@ -216,7 +216,7 @@ class TagLevel(_Router):
         return match.group(1) if match else None
 
     def process(self, tag: str, line: Line) -> Iterable[tuple[str, Line]]:
-        target = self.levels.get(self.level(line) or "", self.default)  # type: ignore[arg-type]
+        target = self.levels.get(self.level(line) or "", self.default)
         return [] if target is None else [(target, line)]
 
     def process_batch(

@@ -9,7 +9,7 @@ node or an output is ever reached (the loader's check), the order a file's nodes
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from config import ConfigError
 from config.pipeline import PipelineConfig
@@ -49,7 +49,7 @@ def consumers(
     return by_tag, errors
 
 
-def reach(starts: Iterable[str], by_tag: dict[str, NodeSpec]) -> dict[str, int]:
+def reach(starts: Iterable[str], by_tag: Mapping[str, NodeSpec]) -> dict[str, int]:
     """Every tag lines can get to from `starts`, with the fewest hops it takes; in the
     order lines first arrive (breadth first)."""
     hops: dict[str, int] = {}

@@ -42,7 +42,8 @@ class Targets:
         return target.put(path, key, sha256, meta)
 
     def close(self) -> None:
-        for target in [*self._sql.values(), *self._s3.values()]:
+        targets: list[SqlTarget | S3Target] = [*self._sql.values(), *self._s3.values()]
+        for target in targets:
             target.close()
         self._sql.clear()
         self._s3.clear()
