@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS files (
     started REAL, finished REAL, duration REAL,
     lines_in INTEGER, lines_out INTEGER,
     error TEXT,                      -- JSON: type, message, processor, tag, line
-    outputs TEXT                     -- JSON list of result paths relative to results/
+    outputs TEXT,                    -- JSON list of result paths relative to results/
+    route TEXT                       -- the start tag its last attempt took (NULL: none)
 );
 CREATE INDEX IF NOT EXISTS files_updated ON files (updated);
 CREATE INDEX IF NOT EXISTS files_state_updated ON files (state, updated);
@@ -56,11 +57,16 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 CREATE INDEX IF NOT EXISTS transitions_file ON transitions (file_id, ts);
 """
+# After SCHEMA, once the columns are there: the dashboard's history counts finished files
+# per state, route and time range from this index alone (dashboard/history.py).
+INDEXES = "CREATE INDEX IF NOT EXISTS files_state_route ON files (state, route, updated);"
+# Columns added since the first schema, for a journal an older version created.
+_ADDED_COLUMNS = {"route": "TEXT"}
 
 
 _RESULT_SETS = (
     ", sha256 = ?, size = COALESCE(?, size), finished = ?, duration = ?, lines_in = ?,"
-    " lines_out = ?, error = ?, outputs = ?"
+    " lines_out = ?, error = ?, outputs = ?, route = ?"
 )
 
 
@@ -75,6 +81,7 @@ def _result_args(summary: dict[str, Any]) -> list[Any]:
         summary.get("lines_out"),
         orjson.dumps(texts(err)).decode() if err else None,
         orjson.dumps(summary.get("output_files", [])).decode(),
+        summary.get("start_tag"),
     ]
 
 
@@ -180,6 +187,11 @@ class Journal:
         conn = connect(path)
         try:
             conn.executescript(SCHEMA)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE files ADD COLUMN {column} {kind}")
+            conn.executescript(INDEXES)
             conn.commit()
         except sqlite3.DatabaseError:
             conn.close()
