@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from daemon.api import ActionError
 from daemon.states import State
-from dashboard import health, metrics, openapi, replay, snapshot, uploads
+from dashboard import contents, health, history, metrics, openapi, replay, snapshot, uploads
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -93,6 +93,8 @@ def files_page(request: Request) -> dict[str, Any]:
         limit=int_param(request, "limit", 50),
         before=p.get("before"),
         after=p.get("after"),
+        since=p.get("since"),
+        until=p.get("until"),
     )
 
 
@@ -142,6 +144,29 @@ def errors(request: Request) -> Response:
 
 def pipeline(request: Request) -> Response:
     return ORJSONResponse(snapshot.pipeline_blocking(_dash(request)))
+
+
+def file_view(request: Request) -> Response:
+    """A page of one part of a file (`dashboard.contents`): its lines, or a sheet's rows."""
+
+    def view(r: Request) -> dict[str, Any] | None:
+        return contents.view_blocking(_dash(r), r.path_params["uid"], r.query_params)
+
+    def found(data: dict[str, Any] | None) -> Response:
+        return ORJSONResponse(data) if data else error("no such file, or no such part", 404)
+
+    return guarded(request, view, found, error)
+
+
+def history_counts(request: Request) -> Response:
+    """Files processed and failed per bucket of the last hour, day or week, and per route."""
+    p = request.query_params
+    return guarded(
+        request,
+        lambda r: history.build(_dash(r), p.get("period") or "day", p.get("route") or None),
+        ORJSONResponse,
+        error,
+    )
 
 
 # -- actions --------------------------------------------------------------------------------

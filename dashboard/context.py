@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from dashboard.history import History
 from dashboard.hub import Hub
+from dashboard.lines import Indexes
 from dashboard.queries import JournalReader
 from dashboard.sandbox import PreviewWorker
 from dashboard.stats import Stats
@@ -29,6 +31,8 @@ class Dashboard:
     sampler: SystemSampler
     hub: Hub
     preview: PreviewWorker
+    history: History
+    lines: Indexes
 
     @classmethod
     def build(cls, api: DaemonAPI, settings: Settings) -> Dashboard:
@@ -38,7 +42,8 @@ class Dashboard:
         sampler = SystemSampler(api.folders.root, api.folders.results)
         hub = Hub(api, stats, reader, sampler)
         preview = PreviewWorker(settings.preview_timeout, api.worker_init)
-        return cls(api, settings, registry, stats, reader, sampler, hub, preview)
+        return cls(api, settings, registry, stats, reader, sampler, hub, preview, History(),
+                   Indexes())  # fmt: skip
 
     @property
     def max_upload_bytes(self) -> int:

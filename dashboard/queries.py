@@ -28,7 +28,7 @@ _MAX_ROWID = 2**63 - 1  # SQLite integers are 64-bit
 STATES = tuple(s.value for s in State)  # the journal's: the four folders, and missing
 _FILE_COLUMNS = (
     "id, uid, rel, original, state, size, attempts, created, updated, started, finished,"
-    " duration, lines_in, lines_out, error, outputs, sha256"
+    " duration, lines_in, lines_out, error, outputs, sha256, route"
 )
 
 
@@ -113,14 +113,23 @@ def list_files(
     limit: int = 50,
     before: Cursor | None = None,
     after: Cursor | None = None,
+    since: float | None = None,
+    until: float | None = None,
 ) -> dict[str, Any]:
-    """One page of files, newest first, with cursors for the older and newer pages."""
+    """One page of files, newest first, with cursors for the older and newer pages; with
+    `since`/`until`, only those whose last change was in that time range (inclusive)."""
     limit = max(1, min(limit, MAX_LIMIT))
     where: list[str] = []
     args: list[Any] = []
     if state:
         where.append("state = ?")
         args.append(state)
+    if since is not None:
+        where.append("updated >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("updated <= ?")
+        args.append(until)
     if q:
         where.append("(rel LIKE ? ESCAPE '\\' OR original LIKE ? ESCAPE '\\')")
         args += [_like(q), _like(q)]
@@ -252,3 +261,43 @@ def failed_error_types(conn: sqlite3.Connection) -> dict[str, int]:
         (State.FAILED.value,),
     ).fetchall()
     return {r["type"]: r["n"] for r in rows if r["type"]}
+
+
+FINISHED = (State.PROCESSED.value, State.FAILED.value)
+
+
+def finished_routes(conn: sqlite3.Connection, state: str) -> list[str | None]:
+    """The routes files in `state` took (None: no route), by one index seek per route
+    (the `files_state_route` index), however many files there are."""
+    routes: list[str | None] = []
+    row = conn.execute(
+        "SELECT route FROM files WHERE state = ? ORDER BY state, route LIMIT 1", (state,)
+    ).fetchone()
+    if row is None:
+        return routes
+    current = row[0]
+    if current is None:
+        routes.append(None)
+        current = conn.execute(
+            "SELECT MIN(route) FROM files WHERE state = ? AND route IS NOT NULL", (state,)
+        ).fetchone()[0]
+    while current is not None:
+        routes.append(current)
+        current = conn.execute(
+            "SELECT MIN(route) FROM files WHERE state = ? AND route > ?", (state, current)
+        ).fetchone()[0]
+    return routes
+
+
+def finished_count(
+    conn: sqlite3.Connection, state: str, route: str | None, since: float, until: float
+) -> int:
+    """Files in `state` by `route` whose last move was in [since, until): a range of the
+    `files_state_route` index, counted without reading a row."""
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM files WHERE state = ? AND route IS ? AND updated >= ?"
+            " AND updated < ?",
+            (state, route, since, until),
+        ).fetchone()[0]
+    )

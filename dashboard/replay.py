@@ -14,15 +14,14 @@ route): call them in a worker thread.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from dashboard import queries
+from dashboard.params import moment
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -32,24 +31,6 @@ log = structlog.get_logger(__name__)
 MAX_FILES = 10_000  # one bulk action at most; narrow the filter (or repeat) for more
 SHOWN = 20  # names listed with the count
 FIELDS = ("type", "route", "name", "since", "until")
-
-
-def _when(key: str, raw: Any) -> float | None:
-    """Seconds since the epoch, or an ISO date and time (the server's local time unless it
-    names a zone), or nothing."""
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        try:
-            value = datetime.fromisoformat(str(raw)).astimezone().timestamp()
-        except ValueError:
-            value = math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"{key}: expected a date and time like 2024-01-05T10:00, or "
-                         f"seconds since the epoch, got {raw!r}")  # fmt: skip
-    return value
 
 
 @dataclass(frozen=True)
@@ -69,8 +50,8 @@ class Filter:
             if not isinstance(value, str):
                 raise ValueError(f"{key}: expected a string")
             text[key] = value.strip()
-        return cls(**text, since=_when("since", params.get("since")),
-                   until=_when("until", params.get("until")))  # fmt: skip
+        return cls(**text, since=moment("since", params.get("since")),
+                   until=moment("until", params.get("until")))  # fmt: skip
 
     def describe(self) -> str:
         """`type=EmptyFile name=*.log` (every file in failed/ when nothing is set)."""

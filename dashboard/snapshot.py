@@ -8,22 +8,20 @@ worker thread (Starlette runs sync endpoints there), never on the event loop.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from daemon.states import State
-from dashboard import graph, queries
+from dashboard import graph, history, queries
+from dashboard.params import moment
 from dashboard.queries import Cursor
 from formats.names import parsed
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
 
-CHART_W = 600
-CHART_H = 120
 TRACE_FILES = 3
 TRACE_LINES = 12
 
@@ -46,20 +44,7 @@ def status(dash: Dashboard) -> dict[str, Any]:
 
 def chart(throughput: list[dict[str, Any]]) -> dict[str, Any]:
     """Bar geometry for the inline-SVG throughput chart (one bar per minute)."""
-    peak = max((b["processed"] + b["failed"] for b in throughput), default=0) or 1
-    bar_w = CHART_W / max(len(throughput), 1)
-    bars = []
-    for i, b in enumerate(throughput):
-        h_ok = b["processed"] / peak * CHART_H
-        h_bad = b["failed"] / peak * CHART_H
-        bars.append({
-            "x": round(i * bar_w, 1), "w": round(max(bar_w - 1, 1), 1),
-            "ok_y": round(CHART_H - h_ok, 1), "ok_h": round(h_ok, 1),
-            "bad_y": round(CHART_H - h_ok - h_bad, 1), "bad_h": round(h_bad, 1),
-            "label": time.strftime("%H:%M", time.localtime(b["minute"])),
-            "processed": b["processed"], "failed": b["failed"],
-        })  # fmt: skip
-    return {"bars": bars, "peak": peak, "width": CHART_W, "height": CHART_H}
+    return history.chart([{**b, "start": b["minute"]} for b in throughput], "%H:%M")
 
 
 def files_blocking(
@@ -70,6 +55,8 @@ def files_blocking(
     limit: int,
     before: str | None,
     after: str | None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
     if state and state not in queries.STATES:
         raise ValueError(f"unknown state {state!r} (one of {', '.join(queries.STATES)})")
@@ -80,13 +67,17 @@ def files_blocking(
         limit=limit,
         before=Cursor.parse(before),
         after=Cursor.parse(after),
+        since=moment("since", since),
+        until=moment("until", until),
     )
     page["state"] = state or None
     page["q"] = q or ""
+    page["since"] = since or ""
+    page["until"] = until or ""
     page["states"] = dash.hub.state_counts
     page["total"] = sum(dash.hub.state_counts.values()) if not state else (
         dash.hub.state_counts.get(state, 0))  # fmt: skip
-    first_queued = state in (None, "", State.QUEUED) and not before
+    first_queued = state in (None, "", State.QUEUED) and not (before or since or until)
     page["waiting"] = waiting(dash, q) if first_queued else []
     page["stuck"] = dash.api.status()["stuck"] if first_queued else []
     return page

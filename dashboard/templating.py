@@ -10,6 +10,8 @@ from typing import Any
 import jinja2
 from starlette.templating import Jinja2Templates
 
+from dashboard.params import local_input
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -62,5 +64,6 @@ def templates() -> Jinja2Templates:
         lstrip_blocks=True,
         auto_reload=False,  # templates ship with the code: no stat() per render
     )
-    env.filters.update(size=size, duration=duration, ago=ago, when=when, pct=pct)
+    env.filters.update(size=size, duration=duration, ago=ago, when=when, pct=pct,
+                       local_input=local_input)  # fmt: skip
     return Jinja2Templates(env=env)

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from daemon.api import ActionError
 from daemon.snapshot import VERSION
 from daemon.states import State
-from dashboard import auth, queries, replay, snapshot
+from dashboard import auth, contents, history, queries, replay, snapshot
 from dashboard.api import errors_page, files_page, guarded
 from dashboard.sessions import Throttled
 
@@ -75,15 +75,59 @@ def files(request: Request) -> Response:
     return _listing(request, files_page, "files")
 
 
-def file_detail(request: Request) -> Response:
+def _file_page(request: Request, page: str, with_contents: bool) -> Response:
+    dash = _dash(request)
     try:
-        row = snapshot.file_blocking(_dash(request), request.path_params["uid"])
+        row = snapshot.file_blocking(dash, request.path_params["uid"])
     except sqlite3.Error as exc:
         return problem(request, f"journal unavailable: {exc}", 503)
     if row is None:
         return problem(request, "no such file", 404)
+    shown = contents.contents_blocking(dash, row) if with_contents else []
     notice = request.query_params.get("notice", "")
-    return render(request, "file", {"f": row, "notice": notice})
+    return render(request, page, {"f": row, "notice": notice, "contents": shown})
+
+
+def file_detail(request: Request) -> Response:
+    # its live fragment is _file.html's, without the contents (they have their own)
+    return _file_page(request, "file", request.query_params.get("fragment") != "1")
+
+
+def file_contents(request: Request) -> Response:
+    """A file's input, summary and outputs, their first lines each (the file page's
+    Contents section, refetched when the file finishes)."""
+    return _file_page(request, "contents", True)
+
+
+def file_view(request: Request) -> Response:
+    """One part of a file (`dashboard.contents`): a page of its lines, or a sheet."""
+    try:
+        shown = contents.view_blocking(
+            _dash(request), request.path_params["uid"], request.query_params
+        )
+    except ValueError as exc:
+        return problem(request, str(exc), 400)
+    except sqlite3.Error as exc:
+        return problem(request, f"journal unavailable: {exc}", 503)
+    if shown is None:
+        return problem(request, "no such file, or it has no such part", 404)
+    return render(request, "view", {"v": shown})
+
+
+def history_page(request: Request) -> Response:
+    p = request.query_params
+
+    def page(data: dict[str, Any]) -> Response:
+        label = history.PERIODS[data["period"]].label
+        chart = history.chart(data["buckets"], label)
+        return render(request, "history", {"d": data, "history_chart": chart})
+
+    return guarded(
+        request,
+        lambda r: history.build(_dash(r), p.get("period") or "day", p.get("route") or None),
+        page,
+        lambda message, status: problem(request, message, status),
+    )
 
 
 def _errors_page(request: Request) -> dict[str, Any]:
