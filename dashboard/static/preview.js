@@ -49,9 +49,14 @@
     errors.forEach(function (e) {
       var li = el("li");
       var where = (e.line ? "line " + e.line + " · " : "") + e.path;
-      var a = el("a", where);
-      if (e.line) a.addEventListener("click", function () { goToLine(e.line); });
-      li.appendChild(a);
+      if (e.line) {  // a button: reachable and usable by keyboard, as a link without href is not
+        var go = el("button", where, "inline-link");
+        go.type = "button";
+        go.addEventListener("click", function () { goToLine(e.line); });
+        li.appendChild(go);
+      } else {
+        li.appendChild(el("span", where));
+      }
       li.appendChild(document.createTextNode(": " + e.message));
       errorsList.appendChild(li);
     });
@@ -109,6 +114,7 @@
       h.appendChild(el("span", "(" + out.lines.length + " of " + out.total + " line(s))", "muted"));
       var pre = el("pre", null, "output-lines");
       pre.dataset.output = tag;
+      pre.tabIndex = 0;  // it scrolls: the keyboard must reach it
       out.lines.forEach(function (line, i) {
         pre.appendChild(el("span", String(i + 1).padStart(4) + "  ", "n"));
         pre.appendChild(document.createTextNode(line + "\n"));
