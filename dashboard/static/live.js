@@ -46,8 +46,10 @@
     fetch(region.dataset.live, { headers: { "Accept": "text/html" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
-        if (html !== null) {
+        if (html !== null && region.dataset.liveWhen !== "never") {  // not stopped meanwhile
+          var focus = focusedIndex(region);
           region.innerHTML = html;
+          if (focus >= 0) refocus(region, focus);
           var path = region.querySelector("[data-live-path-now]");
           if (path) region.dataset.livePath = path.dataset.livePathNow;
         }
@@ -57,6 +59,20 @@
         region._busy = false;
         if (region._dirty) schedule(region);
       });
+  }
+
+  // A keyboard user inside a region keeps their place when it is redrawn: the control at
+  // the same position among the region's focusable ones gets the focus back.
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function focusedIndex(region) {
+    var active = document.activeElement;
+    if (!active || active === document.body || !region.contains(active)) return -1;
+    return Array.prototype.indexOf.call(region.querySelectorAll(FOCUSABLE), active);
+  }
+  function refocus(region, index) {
+    var all = region.querySelectorAll(FOCUSABLE);
+    var target = all[Math.min(index, all.length - 1)];
+    if (target) target.focus({ preventScroll: true });
   }
 
   function refreshAll() {

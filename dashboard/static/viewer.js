@@ -3,6 +3,7 @@
 // part-way through a big file (its status holds data-continue) goes on by itself, a
 // bounded number of times. Without JavaScript the same links and forms open the part's
 // own page. Focus moves to the new status line, so the keyboard carries on from there.
+// Once a part is paged, the live region holding it is no longer redrawn by events.
 (function () {
   "use strict";
   var MAX_CONTINUE = 64;
@@ -12,6 +13,9 @@
   }
 
   function load(body, url, hops) {
+    // Someone is reading here: the live region around stops redrawing (and resetting) it.
+    var live = body.closest("[data-live]");
+    if (live) live.dataset.liveWhen = "never";
     body.setAttribute("aria-busy", "true");
     fetch(fragment(url), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
       .then(function (r) { return r.text(); })

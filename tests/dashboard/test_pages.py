@@ -1,0 +1,267 @@
+"""Every page in a real Chromium, as the people who watch it see it: at a phone's width
+(390 by 844) nothing is wider than the screen; in light and dark, axe-core (vendored under
+vendor/axe-core) finds no serious or critical violation; the keyboard reaches every
+control and works the file page's viewers. Each page is screenshot at both widths (and a
+few in dark): to tmp_path, or to TEST_SCREENSHOTS=docs/screenshots for the README."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Queue, wait_until
+from tests.dashboard.conftest import Dashboard
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
+DARK_SHOTS = {"overview", "file"}  # at the desktop width: the README shows these two
+TIMEOUT_MS = 30_000
+LOG = (
+    "2024-01-05 10:00:01 [INFO] API: request handled in 5 ms\n"
+    "2024-01-05 10:00:02 [ERROR] DB: connection lost\n"
+    "2024-01-05 10:00:03 [WARN] Cache: miss for key session:42\n"
+    "2024-01-05 10:00:04 [INFO] Auth: user 7 logged in\n"
+    "a line no parser understands\n"
+)
+SHEET = "id,kind,amount\n" + "".join(
+    f"{i},{'member' if i % 2 else 'guest'},{i * 1.5}\n" for i in range(1, 80)
+)
+
+
+def _expect() -> Any:
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def sheet_config(path: Path) -> Path:
+    """The default pipeline, plus a route for `*.sheet.csv` into an xlsx output."""
+    config = json.loads((ROOT / "pipeline_config.json").read_text())
+    config["routes"].insert(0, {"glob": "*.sheet.csv", "start": "sheetcsv",
+                                "reader": {"type": "csv"}})  # fmt: skip
+    columns = [{"name": "id", "type": "int"}, {"name": "kind"},
+               {"name": "amount", "type": "float"}]  # fmt: skip
+    config["nodes"].append({"name": "sheet_rows", "tag": "sheetcsv", "use": "csv_validate",
+                            "to": "checked", "options": {"columns": columns, "emit": "record",
+                                                         "invalid": "malformed"}})  # fmt: skip
+    config["outputs"]["checked"] = {"format": "xlsx"}
+    path.write_text(json.dumps(config))
+    return path
+
+
+@dataclass
+class Site:
+    dash: Dashboard
+    pages: dict[str, tuple[str, str]]  # name -> (path, a text the page shows)
+
+
+@pytest.fixture
+def site(start_dashboard: Any, queue: Queue, tmp_path: Path) -> Site:
+    dash = start_dashboard("--trace", "--config", str(sheet_config(tmp_path / "config.json")))
+    for i in range(9):
+        queue.drop(f"host{i % 3}_202401{i + 1:02d}.log", LOG * (i + 1))
+    queue.drop("notes.log", b"")
+    queue.drop("<b>bold</b> name.log", LOG)
+    queue.drop("pay.sheet.csv", SHEET)
+    wait_until(lambda: len(queue.files("processed")) == 11 and queue.files("failed"), 60,
+               "the sample files done")  # fmt: skip
+    wait_until(lambda: dash.get("/api/status").json()["states"]["processed"] == 11, 30,
+               "the per-state totals refreshed")  # fmt: skip
+    failed, processed, sheet = (dash.find("failed", "notes.log"),
+                                dash.find("processed", "host0_20240101.log"),
+                                dash.find("processed", "pay.sheet.csv"))  # fmt: skip
+    assert failed and processed and sheet
+    pages = {
+        "overview": ("/", "Throughput, last hour"),
+        "files": ("/files", "host0_20240101.log"),
+        "file": (f"/files/{processed['uid']}", "Contents"),
+        "file_failed": (f"/files/{failed['uid']}", "empty file (0 bytes)"),
+        "file_sheet": (f"/files/{sheet['uid']}", "member"),
+        "view": (f"/files/{processed['uid']}/view?part=input&q=error", "connection lost"),
+        "history": ("/history?period=day", "By route"),
+        "pipeline": ("/pipeline", "Sampled traces"),
+        "errors": ("/errors", "notes.log"),
+        "upload": ("/upload", "Drop files here"),
+        "preview": ("/preview", "Run one file"),
+        "login": ("/login", "dashboard token"),
+        "missing": ("/files/no-such-file", "no such file"),
+    }
+    return Site(dash, pages)
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("TEST_SCREENSHOTS", tmp_path / "shots"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@contextmanager
+def new_page(chromium: Any, size: str, scheme: str) -> Iterator[Any]:
+    width, height = SIZES[size]
+    context = chromium.new_context(viewport={"width": width, "height": height},
+                                   color_scheme=scheme)  # fmt: skip
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
+    yield page
+    context.close()
+    assert not errors, f"the page raised or opened a dialog: {errors}"
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
+        for v in found["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def fits(page: Any) -> tuple[int, int]:
+    return page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_every_page_fits_and_passes_axe(
+    site: Site, chromium: Any, shots: Path, size: str, scheme: str
+) -> None:
+    expect = _expect()
+    problems: list[str] = []
+    with new_page(chromium, size, scheme) as page:
+        for name, (path, text) in site.pages.items():
+            page.goto(site.dash.url + path)
+            expect(page.locator("main")).to_contain_text(text)
+            expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+            wide, inner = fits(page)
+            if wide > inner:
+                problems.append(f"{name}: {wide} px wide in a {inner} px window")
+            problems += [f"{name}: {v}" for v in axe_violations(page)]
+            if scheme == "light" or (size == "desktop" and name in DARK_SHOTS):
+                suffix = ("_phone" if size == "phone" else "") + (
+                    "_dark" if scheme == "dark" else "")  # fmt: skip
+                page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=True)
+        if scheme == "light":  # the upload page once it did its work
+            page.goto(site.dash.url + "/upload")
+            page.set_input_files("#file-input", files=[
+                {"name": "shot_20240109.log", "mimeType": "text/plain", "buffer": LOG.encode()},
+            ])  # fmt: skip
+            done = page.locator("#uploads td[data-state]").first
+            expect(done).to_have_attribute("data-state", "processed", timeout=TIMEOUT_MS)
+            assert fits(page)[0] <= fits(page)[1]
+            problems += [f"upload done: {v}" for v in axe_violations(page)]
+            suffix = "_phone" if size == "phone" else ""
+            page.screenshot(path=str(shots / f"upload_done{suffix}.png"), full_page=True)
+    assert not problems, "\n".join(problems)
+
+
+CONTROLS = """() => [...document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]')]
+  .filter(e => e.tabIndex >= 0 && !e.disabled && e.checkVisibility({visibilityProperty: true}))
+  .map(e => e.outerHTML.slice(0, 90))"""
+
+
+# The focused control's outline; not for the page itself, nor for a part of a native
+# control that draws its own ring (a date field's picker button: `:focus` is not its host's).
+FOCUS_STYLE = """() => { const e = document.activeElement;
+  return e === document.body ? "body" : !e.matches(":focus") ? "native part"
+    : getComputedStyle(e).outlineStyle; }"""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_the_keyboard_reaches_every_control(site: Site, chromium: Any, size: str) -> None:
+    expect = _expect()
+    with new_page(chromium, size, "light") as page:
+        for name, (path, text) in site.pages.items():
+            page.goto(site.dash.url + path)
+            expect(page.locator("main")).to_contain_text(text)
+            expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+            controls = page.evaluate(CONTROLS)
+            reached: list[str] = []
+            autofocus = page.evaluate("() => document.activeElement !== document.body")
+            page.keyboard.press("Tab")
+            if not autofocus:  # the first Tab offers to skip the navigation
+                assert page.evaluate("document.activeElement.className") == "skip", name
+            for _ in range(10 * len(controls) + 20):  # a date field takes a Tab per part
+                here = page.evaluate("() => document.activeElement.outerHTML.slice(0, 90)")
+                if reached and here == reached[0]:
+                    break
+                reached.append(here)
+                outline = page.evaluate(FOCUS_STYLE)
+                assert outline != "none", f"{name}: no visible focus on {here}"
+                page.keyboard.press("Tab")
+            missed = [c for c in controls if c not in reached]
+            assert not missed, f"{name}: Tab never reaches {missed}"
+
+
+def test_the_file_page_viewers_work_by_keyboard_in_place(
+    dashboard: Dashboard, page: Any, queue: Queue
+) -> None:
+    expect = _expect()
+    body = "".join(f"2024-01-05 10:00:{i % 60:02d} [INFO] API: line {i}\n" for i in range(1, 121))
+    body = body.replace("API: line 57\n", "API: line 57 <script>alert(1)</script> needle\n")
+    queue.drop("big_20240105.log", body)
+    row = wait_until(lambda: dashboard.find("processed", "big_20240105.log"), 30, "processed")
+    wait_until(lambda: "folderd_processing_duration_seconds_count 1.0" in
+               dashboard.get("/metrics").text, 10, "its events applied")  # fmt: skip
+    page.goto(f"{dashboard.url}/files/{row['uid']}")  # so the page does not redraw at once
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    page.evaluate("window.__noReload = true")
+    viewer = page.locator(".viewer", has=page.locator("h3", has_text="Input processed/"))
+    lines = viewer.locator("table.lines th")
+    expect(lines).to_have_text([str(i) for i in range(1, 11)])
+    # jump to a line: type it and press Enter
+    viewer.get_by_label("from line").fill("100")
+    viewer.get_by_label("from line").press("Enter")
+    expect(lines.first).to_have_text("100")
+    expect(viewer.locator(".viewer-status")).to_be_focused()
+    # the next page, by keyboard: Tab to its link and press Enter
+    viewer.get_by_role("link", name="next 10 lines ›").focus()
+    page.keyboard.press("Enter")
+    expect(lines).to_have_text([str(i) for i in range(110, 120)])
+    # a filter, from the line in the form: from 110, nothing; from 1, the one line holding
+    # the text (in any case), escaped as text
+    viewer.get_by_label("containing").fill("NEEDLE")
+    viewer.get_by_label("containing").press("Enter")
+    expect(viewer.locator(".viewer-status")).to_contain_text("no line containing “NEEDLE”")
+    viewer.get_by_label("from line").fill("1")
+    viewer.get_by_label("containing").press("Enter")
+    expect(lines).to_have_text(["57"])
+    expect(viewer.locator("table.lines td")).to_contain_text("<script>alert(1)</script> needle")
+    assert page.evaluate("document.querySelectorAll('main script').length") == 0
+    assert page.evaluate("window.__noReload") is True  # all in place, no page load
+    expect(viewer.get_by_role("link", name="download")).to_have_attribute(
+        "href", "/download/watch/processed/big_20240105.log"
+    )
+
+
+def test_a_redrawn_region_keeps_the_keyboard_focus(
+    dashboard: Dashboard, page: Any, queue: Queue
+) -> None:
+    expect = _expect()
+    page.goto(dashboard.url + "/")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    link = page.get_by_role("link", name="History: the last day and week, by route →")
+    link.focus()
+    page.evaluate("document.activeElement.dataset.before = 'yes'")  # gone once redrawn
+    queue.drop("poke_20240105.log", LOG)  # its file_processed redraws the overview
+    expect(page.locator("[data-state-count=processed]")).to_have_text("1", timeout=TIMEOUT_MS)
+    assert page.evaluate("document.querySelector('[data-before]')") is None
+    expect(link).to_be_focused()
