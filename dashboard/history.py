@@ -112,7 +112,8 @@ def build(dash: Dashboard, name: str, route: str | None) -> dict[str, Any]:
                 row[state] += n
         rows.append(row)
     routes = [{"route": r, **c, "failure_rate": _rate(c)} for r, c in by_route.items()]
-    routes.sort(key=lambda r: (-(r["processed"] + r["failed"]), r["route"] or ""))
+    routes.sort(key=lambda r: (-(r["processed"] + r["failed"]), r["route"] is None,
+                               r["route"] or ""))  # fmt: skip
     totals = {s: sum(b[s] for b in rows) for s in ("processed", "failed")}
     return {
         "period": period.name,
