@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,9 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
 
 
 class Daemon:
-    def __init__(self, base: Path, workers: int, dashboard: bool) -> None:
+    def __init__(
+        self, base: Path, workers: int, dashboard: bool, extra: Sequence[str] = ()
+    ) -> None:
         self.base = base
         self.watch = base / "watch_dir"
         self.log_path = base / "daemon.log"
@@ -91,6 +94,7 @@ class Daemon:
             "--workers", str(workers), "--settle", "0.2",
         ]  # fmt: skip
         args += ["--port", "0"] if dashboard else ["--no-dashboard"]
+        args += extra
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         self.url = self._wait_for("daemon_started", "dashboard_started" if dashboard else None)
