@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from dashboard import sheets, snapshot
+from dashboard import lines, sheets, snapshot
 from dashboard.downloads import resolve
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ def show(dash: Dashboard, uid: str, part: Part, ask: Ask) -> dict[str, Any]:
         page = dash.lines.page(path, ask.line, ask.count, ask.query)
     except OSError as exc:  # vanished, replaced by something not regular, unreadable
         return {**out, "kind": "missing", "reason": exc.strerror or str(exc)}
+    except lines.Busy as exc:
+        return {**out, "kind": "unavailable", "reason": str(exc)}
     if page.binary:
         return {**out, "kind": "binary", "size": page.size,
                 "reason": "not text (it holds NUL bytes)"}  # fmt: skip

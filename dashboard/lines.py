@@ -29,14 +29,21 @@ from pathlib import Path
 CHUNK = 1 << 20
 MAX_LINE = 4096  # bytes of a line shown
 MAX_MATCH = 1 << 20  # a filter looks for its text within a line's first MAX_MATCH bytes
-BUDGET = 256 << 20  # bytes one request reads at most
+BUDGET = 128 << 20  # bytes one request reads at most (about 0.3 s)
 MAX_POINTS = 1 << 16  # index points per file version
 CACHED_FILES = 64
 SNIFF = 8192  # bytes looked at to tell text from binary
+FIRST_READ = 64 << 10  # the first read of a page's lines: a page of 10 lines reads no more
+SCANS = 4  # requests reading at once (each holds a few chunks); others wait, then give up
+WAIT_S = 5.0
 
 
 class NotRegular(OSError):
     """The path is not a regular file (any more): never opened for reading."""
+
+
+class Busy(Exception):
+    """Every reading slot stayed taken for `wait_s` seconds: ask again later."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +96,16 @@ class _Index:
 class Indexes:
     """The sparse line indexes of the last `CACHED_FILES` file versions read."""
 
-    def __init__(self, budget: int = BUDGET, chunk: int = CHUNK, long: int = MAX_MATCH) -> None:
-        self.budget, self.chunk, self.long = budget, chunk, long
+    def __init__(
+        self,
+        budget: int = BUDGET,
+        chunk: int = CHUNK,
+        long: int = MAX_MATCH,
+        scans: int = SCANS,
+        wait_s: float = WAIT_S,
+    ) -> None:
+        self.budget, self.chunk, self.long, self.wait_s = budget, chunk, long, wait_s
+        self._slots = threading.BoundedSemaphore(scans)
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, int, int, int], _Index] = OrderedDict()
 
@@ -108,7 +123,16 @@ class Indexes:
 
     def page(self, path: Path, start: int, count: int, query: str = "") -> Page:
         """`count` lines from line `start` (1-based), or with `query` the next `count`
-        lines from there containing it (ASCII letters in any case)."""
+        lines from there containing it (ASCII letters in any case). Busy when too many
+        requests are reading already."""
+        if not self._slots.acquire(timeout=self.wait_s):
+            raise Busy("as many files as allowed are being read for other requests: try again")
+        try:
+            return self._page(path, start, count, query)
+        finally:
+            self._slots.release()
+
+    def _page(self, path: Path, start: int, count: int, query: str) -> Page:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             st = os.fstat(fd)
@@ -141,8 +165,8 @@ class _Scan:
         self.line, self.pos = 1, 0
         self.eof = False
 
-    def _read(self, at: int) -> bytes:
-        data = os.pread(self.fd, min(self.chunk, max(self.left, 1)), at)
+    def _read(self, at: int, size: int = 0) -> bytes:
+        data = os.pread(self.fd, min(size or self.chunk, max(self.left, 1)), at)
         self.left -= len(data)
         self.eof = not data
         return data
@@ -200,10 +224,12 @@ class _Scan:
         """From a line's start, lines (those holding `query`, when set) until `count`:
         None when done or at the end of the file, else the line to go on from."""
         carry = b""  # the start of a line whose newline is not read yet
+        size = min(FIRST_READ, self.chunk)
         while len(lines) < count:
             if self.left <= 0:
                 return self.line
-            data = self._read(self.pos + len(carry))
+            data = self._read(self.pos + len(carry), size)
+            size = min(size * 2, self.chunk)
             if not data:
                 if carry:  # the last line, with no newline
                     self._take(lines, carry, query, known=True)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.lines import MAX_LINE, Indexes, NotRegular
+from dashboard.lines import MAX_LINE, Busy, Indexes, NotRegular
 
 
 def reference(data: bytes, start: int, count: int, query: str, long: int) -> tuple[list[int], int]:
@@ -173,3 +173,14 @@ def test_a_replaced_file_gets_a_new_index(tmp_path: Path) -> None:
     tmp.write_bytes(b"".join(b"new line %d\n" % i for i in range(1, 1001)))
     tmp.rename(path)  # as results are replaced: a new inode
     assert index.page(path, 900, 1).lines[0].text == "new line 900"
+
+
+def test_requests_past_the_reading_slots_wait_then_give_up(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"one\ntwo\n")
+    index = Indexes(scans=1, wait_s=0.05)
+    index._slots.acquire()  # another request reading
+    with pytest.raises(Busy):
+        index.page(path, 1, 1)
+    index._slots.release()
+    assert [ln.text for ln in index.page(path, 1, 2).lines] == ["one", "two"]

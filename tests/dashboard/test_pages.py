@@ -92,7 +92,7 @@ def site(start_dashboard: Any, queue: Queue, tmp_path: Path) -> Site:
         "pipeline": ("/pipeline", "Sampled traces"),
         "errors": ("/errors", "notes.log"),
         "upload": ("/upload", "Drop files here"),
-        "preview": ("/preview", "Run one file"),
+        "preview_form": ("/preview", "Run one file"),  # preview.png: test_preview.py, filled in
         "login": ("/login", "dashboard token"),
         "missing": ("/files/no-such-file", "no such file"),
     }
