@@ -105,6 +105,16 @@ def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _in_range(where: list[str], args: list[Any], since: float | None, until: float | None) -> None:
+    """Conditions for rows last changed from `since` until `until` (inclusive; either open)."""
+    if since is not None:
+        where.append("updated >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("updated <= ?")
+        args.append(until)
+
+
 def list_files(
     conn: sqlite3.Connection,
     *,
@@ -124,12 +134,7 @@ def list_files(
     if state:
         where.append("state = ?")
         args.append(state)
-    if since is not None:
-        where.append("updated >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("updated <= ?")
-        args.append(until)
+    _in_range(where, args, since, until)
     if q:
         where.append("(rel LIKE ? ESCAPE '\\' OR original LIKE ? ESCAPE '\\')")
         args += [_like(q), _like(q)]
@@ -239,12 +244,7 @@ def failed_matching(
     if name:
         where.append("rel GLOB ?")
         args.append(name)
-    if since is not None:
-        where.append("updated >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("updated <= ?")
-        args.append(until)
+    _in_range(where, args, since, until)
     rows = conn.execute(
         f"SELECT uid, rel, updated, json_extract(error, '$.type') AS type FROM files"
         f" WHERE {' AND '.join(where)} ORDER BY updated, id LIMIT ?",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,13 +92,21 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
+@contextmanager
+def open_page(chromium: Any, width: int = 1280, height: int = 900, **context: Any) -> Iterator[Any]:
+    """A page in a new browser context (`context`: Playwright's options, e.g.
+    color_scheme); fails if a script raised or a dialog opened on it."""
+    ctx = chromium.new_context(viewport={"width": width, "height": height}, **context)
+    pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
     yield pg
-    context.close()
+    ctx.close()
     assert not errors, f"the page raised or opened a dialog: {errors}"
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    with open_page(chromium) as pg:
+        yield pg

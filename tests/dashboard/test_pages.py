@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Queue, wait_until
-from tests.dashboard.conftest import Dashboard
+from tests.dashboard.conftest import Dashboard, open_page
+from tests.dashboard.test_browser import LOG, _expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -26,22 +25,9 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
 DARK_SHOTS = {"overview", "file"}  # at the desktop width: the README shows these two
 TIMEOUT_MS = 30_000
-LOG = (
-    "2024-01-05 10:00:01 [INFO] API: request handled in 5 ms\n"
-    "2024-01-05 10:00:02 [ERROR] DB: connection lost\n"
-    "2024-01-05 10:00:03 [WARN] Cache: miss for key session:42\n"
-    "2024-01-05 10:00:04 [INFO] Auth: user 7 logged in\n"
-    "a line no parser understands\n"
-)
 SHEET = "id,kind,amount\n" + "".join(
     f"{i},{'member' if i % 2 else 'guest'},{i * 1.5}\n" for i in range(1, 80)
 )
-
-
-def _expect() -> Any:
-    from playwright.sync_api import expect
-
-    return expect
 
 
 def sheet_config(path: Path) -> Path:
@@ -106,18 +92,9 @@ def shots(tmp_path: Path) -> Path:
     return out
 
 
-@contextmanager
-def new_page(chromium: Any, size: str, scheme: str) -> Iterator[Any]:
+def new_page(chromium: Any, size: str, scheme: str) -> Any:
     width, height = SIZES[size]
-    context = chromium.new_context(viewport={"width": width, "height": height},
-                                   color_scheme=scheme)  # fmt: skip
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
-    yield page
-    context.close()
-    assert not errors, f"the page raised or opened a dialog: {errors}"
+    return open_page(chromium, width, height, color_scheme=scheme)
 
 
 def axe_violations(page: Any) -> list[str]:
