@@ -115,14 +115,17 @@ def show(dash: Dashboard, uid: str, part: Part, ask: Ask) -> dict[str, Any]:
     if path is None:
         return {**out, "kind": "missing", "reason": "it is not there any more"}
     if part.kind == "output" and path.suffix.lower() == ".xlsx" and sheets.is_xlsx(path):
+        rows = min(ask.count, sheets.ROWS)
         try:
-            sheet = sheets.first_rows(path, ask.sheet)
+            sheet = sheets.first_rows(path, ask.sheet, rows)
         except sheets.NotShown as exc:
             return {**out, "kind": "unavailable", "reason": str(exc)}
         tabs = [view_url(uid, part.params, sheet=i + 1) for i in range(len(sheet.names))]
+        more = rows < sheets.ROWS and sheet.more_rows  # the file page shows a few: more here
         return {**out, "kind": "sheet", "sheets": sheet.names, "sheet": sheet.index,
                 "sheet_urls": tabs, "rows": sheet.rows, "more_rows": sheet.more_rows,
-                "more_columns": sheet.more_columns}  # fmt: skip
+                "more_columns": sheet.more_columns,
+                "more_url": tabs[sheet.index] if more else None}  # fmt: skip
     try:
         page = dash.lines.page(path, ask.line, ask.count, ask.query)
     except OSError as exc:  # vanished, replaced by something not regular, unreadable

@@ -105,8 +105,10 @@ def test_an_xlsx_output_shows_each_sheets_first_rows(
         "1.5",
     ]
     assert len(sheet["rows"]) == 50 and sheet["more_rows"]
-    html = dash.get(f"/files/{row['uid']}").text
+    html = dash.get(f"/files/{row['uid']}").text  # the page shows a few rows, links more
     assert '<table class="sheet">' in html and "<td>member</td>" in html
+    table = html.split('<table class="sheet">')[1].split("</table>")[0]
+    assert table.count("<tr>") == 10 and "the first 50 rows ›" in html  # a header and 9 rows
 
 
 def test_binary_missing_and_odd_named_parts(dashboard: Dashboard, queue: Queue) -> None:

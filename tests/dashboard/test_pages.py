@@ -23,7 +23,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
-DARK_SHOTS = {"overview", "file"}  # at the desktop width: the README shows these two
+DARK_SHOTS = {"overview", "file"}  # at the desktop width: the manual shows these two
+# Every screenshot written, by name: the manual shows each (tests/docs/test_manual.py).
+SHOTS = {
+    "overview", "overview_phone", "files", "files_phone", "file", "file_phone", "file_failed",
+    "file_failed_phone", "file_sheet", "file_sheet_phone", "view", "view_phone", "history",
+    "history_phone", "pipeline", "pipeline_phone", "errors", "errors_phone", "upload",
+    "upload_phone", "upload_done", "upload_done_phone", "preview_form", "preview_form_phone",
+    "login", "login_phone", "missing", "missing_phone", "overview_dark", "file_dark",
+}  # fmt: skip
 TIMEOUT_MS = 30_000
 SHEET = "id,kind,amount\n" + "".join(
     f"{i},{'member' if i % 2 else 'guest'},{i * 1.5}\n" for i in range(1, 80)
@@ -133,6 +141,7 @@ def test_every_page_fits_and_passes_axe(
             if scheme == "light" or (size == "desktop" and name in DARK_SHOTS):
                 suffix = ("_phone" if size == "phone" else "") + (
                     "_dark" if scheme == "dark" else "")  # fmt: skip
+                assert f"{name}{suffix}" in SHOTS
                 page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=True)
         if scheme == "light":  # the upload page once it did its work
             page.goto(site.dash.url + "/upload")
