@@ -29,7 +29,7 @@ from pathlib import Path
 CHUNK = 1 << 20
 MAX_LINE = 4096  # bytes of a line shown
 MAX_MATCH = 1 << 20  # a filter looks for its text within a line's first MAX_MATCH bytes
-BUDGET = 128 << 20  # bytes one request reads at most (about 0.3 s)
+BUDGET = 128 << 20  # bytes one request reads at most (a fraction of a second)
 MAX_POINTS = 1 << 16  # index points per file version
 CACHED_FILES = 64
 SNIFF = 8192  # bytes looked at to tell text from binary
@@ -310,12 +310,3 @@ class _Scan:
                 continue
             self._moved(1, nl + 1, True)
             return None
-
-
-def is_text(path: Path) -> bool:
-    """Whether the file's first bytes hold no NUL (a workbook, an image, a binary do)."""
-    try:
-        with open(path, "rb") as f:
-            return b"\0" not in f.read(SNIFF)
-    except OSError:
-        return False

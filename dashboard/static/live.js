@@ -48,7 +48,12 @@
       .then(function (html) {
         if (html !== null && region.dataset.liveWhen !== "never") {  // not stopped meanwhile
           var focus = focusedIndex(region);
+          var opened = Array.prototype.map.call(region.querySelectorAll("details"),
+                                                function (d) { return d.open; });
           region.innerHTML = html;
+          region.querySelectorAll("details").forEach(function (d, i) {  // as the reader left them
+            if (i < opened.length) d.open = opened[i];
+          });
           if (focus >= 0) refocus(region, focus);
           var path = region.querySelector("[data-live-path-now]");
           if (path) region.dataset.livePath = path.dataset.livePathNow;

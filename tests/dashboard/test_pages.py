@@ -251,3 +251,12 @@ def test_a_redrawn_region_keeps_the_keyboard_focus(
     expect(page.locator("[data-state-count=processed]")).to_have_text("1", timeout=TIMEOUT_MS)
     assert page.evaluate("document.querySelector('[data-before]')") is None
     expect(link).to_be_focused()
+    # a section opened on the History page stays open when the page redraws it
+    page.goto(dashboard.url + "/history?period=hour")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    page.get_by_text("The numbers per minute").click()
+    page.evaluate("document.querySelector('main details').dataset.before = 'yes'")
+    queue.drop("poke2_20240105.log", LOG)
+    expect(page.locator(".chart-total")).to_contain_text("2 processed", timeout=TIMEOUT_MS)
+    assert page.evaluate("document.querySelector('[data-before]')") is None
+    expect(page.locator("main details")).to_have_attribute("open", "")
