@@ -66,6 +66,7 @@ _FILE = {
     "error": _null(_obj(("type", "message"), type=STRING, message=STRING)),
     "outputs": _array(STRING),
     "sha256": _null(STRING),
+    "route": _null(STRING),
 }
 _PAGE = {
     "files": _array(_ref("File")),
@@ -86,6 +87,8 @@ SCHEMAS: dict[str, Schema] = {
         state=_null(STRING),
         q=STRING,
         states={"type": "object", "additionalProperties": INT},
+        since=STRING,
+        until=STRING,
         waiting=_array(_all(path=STRING, queued_at=NUMBER, priority=INT)),
         stuck=_array(_all(path=STRING, reason=STRING)),
     ),
@@ -168,6 +171,50 @@ SCHEMAS: dict[str, Schema] = {
         requeued=_array(_all(uid=STRING, path=STRING)),
         skipped=_array(_all(uid=STRING, error=STRING)),
     ),
+    "FileView": _obj(
+        ("uid", "rel", "part", "name", "title", "download", "url", "params", "kind"),
+        uid=STRING,
+        rel=STRING,
+        part={"enum": ["input", "summary", "output"]},
+        name=STRING,
+        title=STRING,
+        download=STRING,
+        url=STRING,
+        params={"type": "object", "additionalProperties": STRING},
+        kind={"enum": ["text", "sheet", "binary", "missing", "unavailable"]},
+        lines=_array(_all(number=INT, text=STRING, more=INT, more_known=BOOL)),
+        start=INT,
+        count=INT,
+        q=STRING,
+        next=_null(INT),
+        partial=BOOL,
+        position=INT,
+        size=INT,
+        total=_null(INT),
+        links=_all(next=_null(STRING), previous=_null(STRING), first=_null(STRING)),
+        sheets=_array(STRING),
+        sheet=INT,
+        sheet_urls=_array(STRING),
+        rows=_array(_array(STRING)),
+        more_rows=BOOL,
+        more_columns=BOOL,
+        more_url=_null(STRING),
+        reason=STRING,
+    ),
+    "History": _all(
+        period={"enum": ["hour", "day", "week"]},
+        periods=_array(STRING),
+        span_s=INT,
+        bucket_s=INT,
+        route=_null(STRING),
+        now=NUMBER,
+        buckets=_array(_all(start=NUMBER, end=NUMBER, processed=INT, failed=INT)),
+        totals=_all(processed=INT, failed=INT, failure_rate=_null(NUMBER)),
+        routes=_array(
+            _all(route=_null(STRING), processed=INT, failed=INT, failure_rate=_null(NUMBER))
+        ),
+        query_ms=NUMBER,
+    ),
     "Preview": _obj(
         ("config", "errors"),
         config={"enum": ["active", "edited"]},
@@ -232,13 +279,26 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     },
     ("/api/files", "get"): {
         "summary": "a page of files, newest first (`older`/`newer` are the cursors)",
-        "parameters": _query("state", "q", "limit", "before", "after", integers=("limit",)),
+        "parameters": _query(
+            "state", "q", "limit", "before", "after", "since", "until", integers=("limit",)
+        ),
         "responses": _responses(200, _ref("FilePage"), 503),
     },
     ("/api/files/{uid}", "get"): {
         "summary": "one file: its journal row, timeline and result summary",
         "parameters": _UID,
         "responses": _responses(200, _ref("FileDetail"), 404, 503),
+    },
+    ("/api/files/{uid}/view", "get"): {
+        "summary": "a page of one part of a file (input, summary, an output): lines or a sheet",
+        "parameters": _UID
+        + _query("part", "name", "line", "n", "q", "sheet", integers=("line", "n", "sheet")),
+        "responses": _responses(200, _ref("FileView"), 404, 503),
+    },
+    ("/api/history", "get"): {
+        "summary": "files processed and failed per bucket of the last hour, day or week, by route",
+        "parameters": _query("period", "route"),
+        "responses": _responses(200, _ref("History"), 503),
     },
     ("/api/files/{uid}/requeue", "post"): {
         "summary": "a failed file back to unprocessed/",
