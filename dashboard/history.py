@@ -103,18 +103,19 @@ def build(dash: Dashboard, name: str, route: str | None) -> dict[str, Any]:
     generation = dash.api.snapshot.journal_generation
     buckets = dash.history.counts(dash.reader.conn(), generation, period, now)
     by_route: dict[str | None, dict[str, int]] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    totals = {"processed": 0, "failed": 0}
     for start, counts in buckets:
-        row = {"start": start, "end": start + period.bucket_s, "processed": 0, "failed": 0}
+        done = {"processed": 0, "failed": 0}
         for (state, r), n in counts.items():
             by_route.setdefault(r, {"processed": 0, "failed": 0})[state] += n
             if route is None or r == route:
-                row[state] += n
-        rows.append(row)
-    routes = [{"route": r, **c, "failure_rate": _rate(c)} for r, c in by_route.items()]
-    routes.sort(key=lambda r: (-(r["processed"] + r["failed"]), r["route"] is None,
-                               r["route"] or ""))  # fmt: skip
-    totals = {s: sum(b[s] for b in rows) for s in ("processed", "failed")}
+                done[state] += n
+                totals[state] += n
+        rows.append({"start": start, "end": start + period.bucket_s, **done})
+    ordered = sorted(by_route.items(), key=lambda rc: (
+        -(rc[1]["processed"] + rc[1]["failed"]), rc[0] is None, rc[0] or ""))  # fmt: skip
+    routes = [{"route": r, **c, "failure_rate": _rate(c)} for r, c in ordered]
     return {
         "period": period.name,
         "periods": list(PERIODS),
