@@ -5,9 +5,10 @@ A period is cut into buckets on multiples of its bucket size (a minute, half an 
 three hours), the last one still open. Each bucket is counted per outcome (processed,
 failed) and per route (the start tag a file took, `files.route`) by COUNTs over ranges of
 the `files_state_route` index: no row is read, and the cost follows the files finished in
-the period, not the journal's size. A bucket that has ended is counted once and kept, so a
-page refreshed every few seconds counts only the open bucket again: a file's count stays
-where it finished, even if it is requeued later (this is a history of outcomes).
+the period, not the journal's size. A bucket that ended over a minute ago is counted once
+and kept (a move is journalled a moment after it happens), so a page refreshed every few
+seconds counts only the open bucket again, and in its first minute the one before: a
+file's count stays where it finished, even if it is requeued later (a history of outcomes).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 CHART_W = 600
 CHART_H = 120
+# A bucket is kept once it ended this long ago: the daemon journals a move when its loop
+# flushes, a moment after the move's own time (longer while the journal's disk is slow).
+SETTLED_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class History:
                         n = queries.finished_count(conn, state, route, start, start + size)
                         if n:
                             counts[(state, route)] = n
-                if start + size <= now:
+                if start + size <= now - SETTLED_S:
                     fresh[(size, start)] = counts
             out.append((start, counts))
         with self._lock:

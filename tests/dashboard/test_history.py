@@ -89,6 +89,28 @@ def test_buckets_by_outcome_and_route_and_ended_buckets_are_kept(tmp_path: Path)
     assert fresh[now - 3540] == {}
 
 
+def test_a_move_journalled_late_still_counts_in_the_bucket_just_ended(tmp_path: Path) -> None:
+    # The daemon journals a move when its loop flushes, a moment after the move's time: a
+    # bucket that ended a few seconds ago is counted again, not kept without that move.
+    now = 1_700_000_040.0
+    path = tmp_path / "journal.sqlite3"
+    old_journal(path, [("processed", "log", now - 30)])
+    hist, hour = history.History(), history.PERIODS["hour"]
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert dict(hist.counts(conn, 0, hour, now + 1))[now - 60] == {("processed", "log"): 1}
+    rw = sqlite3.connect(path)
+    rw.execute(
+        "INSERT INTO files (uid, rel, original, state, created, updated, route)"
+        " VALUES ('late', 'l', 'l', 'failed', ?, ?, 'log')",
+        (now - 2, now - 2),
+    )
+    rw.commit()
+    rw.close()
+    later = dict(hist.counts(conn, 0, hour, now + 3))
+    assert later[now - 60] == {("processed", "log"): 1, ("failed", "log"): 1}
+    conn.close()
+
+
 @pytest.mark.integration
 def test_history_through_the_dashboard_by_route(start_dashboard: Any, queue: Queue) -> None:
     dash = start_dashboard()
