@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -63,12 +64,20 @@ def parts(row: Mapping[str, Any]) -> list[Part]:
 
 
 def _number(params: Mapping[str, str], key: str, default: int, hi: int) -> int:
-    raw = params.get(key) or ""
+    """A whole number as a number field sends it: `200`, or `2e2` and `200.0` (a number
+    field sends what was typed); clamped to 1..`hi`."""
+    raw = (params.get(key) or "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
+    if raw.isascii() and raw.isdigit():
+        return max(1, min(int(raw), hi))
+    try:
+        value = Decimal(raw) if len(raw) <= 40 and raw.isascii() else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value < 0 or value != value.to_integral_value():
         raise ValueError(f"{key} must be a whole number from 1 (got {raw[:40]!r})")
-    return max(1, min(int(raw), hi))
+    return max(1, int(min(value, hi)))  # compared first: int() of 1e999999 would not end
 
 
 @dataclass(frozen=True)

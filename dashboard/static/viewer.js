@@ -18,8 +18,13 @@
     if (live) live.dataset.liveWhen = "never";
     body.setAttribute("aria-busy", "true");
     fetch(fragment(url), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
-      .then(function (r) { return r.text(); })
-      .then(function (html) {
+      .then(function (r) { return r.text().then(function (html) { return [r, html]; }); })
+      .then(function (answer) {
+        var r = answer[0], html = answer[1];
+        if (!r.ok) {  // refused (a bad ask, the file gone, the journal away): say why, keep the rest
+          refused(body, r.status, html, url);
+          return;
+        }
         body.innerHTML = html;
         body.removeAttribute("aria-busy");
         var more = body.querySelector("[data-continue]");
@@ -31,6 +36,21 @@
         if (status) status.focus();
       })
       .catch(function () { window.location.href = url; });
+  }
+
+  // The problem fragment's message (its .notice) in the part's status line; what the part
+  // showed stays, so the reader can correct the ask.
+  function refused(body, status, html, url) {
+    body.removeAttribute("aria-busy");
+    var problem = document.createElement("template");
+    problem.innerHTML = html;
+    var notice = problem.content.querySelector(".notice");
+    var line = body.querySelector(".viewer-status");
+    if (!line) { window.location.href = url; return; }  // the part's own page says it
+    line.textContent = "Not shown (" + status + "): " +
+      (notice ? notice.textContent.trim() : "the server refused it");
+    line.classList.add("bad");
+    line.focus();
   }
 
   document.addEventListener("click", function (e) {

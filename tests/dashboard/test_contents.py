@@ -83,11 +83,15 @@ def test_only_a_files_own_parts_and_bad_asks_are_refused(
         assert dashboard.get(f"/api/files/{a['uid']}/view", params=params).status_code == 404
         assert dashboard.get(f"/files/{a['uid']}/view", params=params).status_code == 404
     assert dashboard.get("/api/files/nope/view", params={"part": "input"}).status_code == 404
-    for bad in ({"line": "x"}, {"line": "-3"}, {"n": "1e9"}, {"q": "x" * 201}, {"q": "a\nb"}):
+    for bad in ({"line": "x"}, {"line": "-3"}, {"n": "1.5"}, {"line": "nan"}, {"q": "x" * 201},
+                {"q": "a\nb"}):  # fmt: skip
         r = dashboard.get(f"/api/files/{b['uid']}/view", params={"part": "input", **bad})
         assert r.status_code == 400, (bad, r.text)
     huge = view(dashboard, b["uid"], part="input", line=2**70, n=10**9)  # clamped, not a 500
     assert huge["lines"] == [] and huge["count"] == 500
+    # as a number field sends what was typed: 2e0 is line 2, 1e9999 lines are 500
+    typed = view(dashboard, b["uid"], part="input", line="2e0", n="1e9999")
+    assert typed["start"] == 2 and typed["count"] == 500
 
 
 def test_an_xlsx_output_shows_each_sheets_first_rows(

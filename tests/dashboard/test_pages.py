@@ -313,3 +313,33 @@ def test_a_redrawn_region_keeps_the_keyboard_focus(
     expect(page.locator(".chart-total")).to_contain_text("2 processed", timeout=TIMEOUT_MS)
     assert page.evaluate("document.querySelector('[data-before]')") is None
     expect(page.locator("main details")).to_have_attribute("open", "")
+
+
+def test_a_line_in_exponent_form_jumps_and_a_refusal_keeps_the_viewer(
+    dashboard: Dashboard, page: Any, queue: Queue
+) -> None:
+    expect = _expect()
+    body = "".join(f"2024-01-05 10:00:{i % 60:02d} [INFO] API: line {i}\n" for i in range(1, 301))
+    queue.drop("exp_20240105.log", body)
+    row = wait_until(lambda: dashboard.find("processed", "exp_20240105.log"), 30, "processed")
+    wait_until(lambda: "folderd_processing_duration_seconds_count 1.0" in
+               dashboard.get("/metrics").text, 10, "its events applied")  # fmt: skip
+    page.goto(f"{dashboard.url}/files/{row['uid']}")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    viewer = page.locator(".viewer", has=page.locator("h3", has_text="Input processed/"))
+    lines = viewer.locator("table.lines th")
+    # a number field takes "2e2" as 200, and sends it as typed
+    viewer.get_by_label("from line").fill("2e2")
+    viewer.get_by_label("from line").press("Enter")
+    expect(lines.first).to_have_text("200")
+    # a request the server refuses (here a filter longer than a typed one can be) says why
+    # in the status line; the form, the lines and the download link stay
+    viewer.get_by_label("containing").evaluate("(e) => { e.value = 'x'.repeat(201); }")
+    viewer.get_by_label("containing").press("Enter")
+    status = viewer.locator(".viewer-status")
+    expect(status).to_contain_text("at most 200 characters")
+    expect(status).to_be_focused()
+    expect(lines.first).to_have_text("200")
+    expect(viewer.get_by_label("from line")).to_be_visible()
+    expect(viewer.get_by_role("link", name="download")).to_be_visible()
+    assert viewer.locator("h1").count() == 0
