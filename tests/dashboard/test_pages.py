@@ -122,6 +122,19 @@ def fits(page: Any) -> tuple[int, int]:
     return page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
 
 
+def too_wide(page: Any, name: str) -> list[str]:
+    wide, inner = fits(page)
+    return [f"{name}: {wide} px wide in a {inner} px window"] if wide > inner else []
+
+
+def visit(page: Any, site: Site, path: str, text: str) -> None:
+    """Open `path` and wait until it shows `text` and its live stream is connected."""
+    expect = _expect()
+    page.goto(site.dash.url + path)
+    expect(page.locator("main")).to_contain_text(text)
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+
+
 # The page's background and text as relative luminance (0 black, 1 white), and the boxes
 # painted near-white: in the dark scheme, any is a colour the dark scheme left out.
 SCHEME = """() => {
@@ -154,12 +167,8 @@ def test_every_page_fits_and_passes_axe(
     problems: list[str] = []
     with new_page(chromium, size, scheme) as page:
         for name, (path, text) in site.pages.items():
-            page.goto(site.dash.url + path)
-            expect(page.locator("main")).to_contain_text(text)
-            expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
-            wide, inner = fits(page)
-            if wide > inner:
-                problems.append(f"{name}: {wide} px wide in a {inner} px window")
+            visit(page, site, path, text)
+            problems += too_wide(page, name)
             problems += [f"{name}: {v}" for v in axe_violations(page)]
             problems += [f"{name}: {p}" for p in scheme_problems(page, scheme)]
             if scheme == "light" or (size == "desktop" and name in DARK_SHOTS):
@@ -174,7 +183,7 @@ def test_every_page_fits_and_passes_axe(
             ])  # fmt: skip
             done = page.locator("#uploads td[data-state]").first
             expect(done).to_have_attribute("data-state", "processed", timeout=TIMEOUT_MS)
-            assert fits(page)[0] <= fits(page)[1]
+            problems += too_wide(page, "upload done")
             problems += [f"upload done: {v}" for v in axe_violations(page)]
             suffix = "_phone" if size == "phone" else ""
             page.screenshot(path=str(shots / f"upload_done{suffix}.png"), full_page=True)
@@ -196,16 +205,11 @@ TARGETS = """() => [...document.querySelectorAll(
 def test_at_360_px_every_page_fits_and_its_controls_are_finger_sized(
     site: Site, chromium: Any
 ) -> None:
-    expect = _expect()
     problems: list[str] = []
     with open_page(chromium, *NARROWEST) as page:
         for name, (path, text) in site.pages.items():
-            page.goto(site.dash.url + path)
-            expect(page.locator("main")).to_contain_text(text)
-            expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
-            wide, inner = fits(page)
-            if wide > inner:
-                problems.append(f"{name}: {wide} px wide in a {inner} px window")
+            visit(page, site, path, text)
+            problems += too_wide(page, name)
             problems += [f"{name}: {h:.0f} px tall: {html}" for html, h in page.evaluate(TARGETS)]
     assert not problems, "\n".join(problems)
 
@@ -226,12 +230,9 @@ FOCUS_STYLE = """() => { const e = document.activeElement;
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_the_keyboard_reaches_every_control(site: Site, chromium: Any, size: str) -> None:
-    expect = _expect()
     with new_page(chromium, size, "light") as page:
         for name, (path, text) in site.pages.items():
-            page.goto(site.dash.url + path)
-            expect(page.locator("main")).to_contain_text(text)
-            expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+            visit(page, site, path, text)
             controls = page.evaluate(CONTROLS)
             reached: list[str] = []
             autofocus = page.evaluate("() => document.activeElement !== document.body")
