@@ -77,7 +77,7 @@ def _number(params: Mapping[str, str], key: str, default: int, hi: int) -> int:
         value = None
     if value is None or not value.is_finite() or value < 0 or value != value.to_integral_value():
         raise ValueError(f"{key} must be a whole number from 1 (got {raw[:40]!r})")
-    return max(1, int(min(value, hi)))  # compared first: int() of 1e999999 would not end
+    return max(1, hi if value > hi else int(value))  # compared first: int(1e999999) is slow
 
 
 @dataclass(frozen=True)
