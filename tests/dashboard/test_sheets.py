@@ -27,6 +27,7 @@ def big_workbook(path: Path, rows: int) -> Path:
     return path
 
 
+@pytest.mark.serial  # timed: alone, after the parallel part
 def test_a_100000_row_workbook_shows_its_first_rows_at_once(tmp_path: Path) -> None:
     path = big_workbook(tmp_path / "big.xlsx", 100_000)  # calamine alone: ~1 s, +34 MB
     started = time.perf_counter()
