@@ -1,12 +1,13 @@
 """Every page in a real Chromium, as the people who watch it see it: at a phone's width
 (390 by 844, and 360) nothing is wider than the screen and the controls a finger aims at
-are 44 px tall; in light and dark, axe-core (vendored under vendor/axe-core) finds no
+are 44 px tall; in light and dark, axe-core (the copy PyPI's axe-playwright-python ships) finds no
 serious or critical violation and the page follows the scheme; the keyboard reaches every
 control and works the file page's viewers. Each page is screenshot at both widths (and a
 few in dark): to tmp_path, or to TEST_SCREENSHOTS=docs/screenshots for the README."""
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from tests.dashboard.test_browser import LOG, _expect
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = importlib.resources.files("axe_playwright_python") / "axe.min.js"
 SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
 DARK_SHOTS = {"overview", "file"}  # at the desktop width: the manual shows these two
 # Every screenshot written, by name: the manual shows each (tests/docs/test_manual.py).
