@@ -113,6 +113,7 @@ def test_a_name_with_newlines_downloads(dashboard: Dashboard, queue: Queue) -> N
 TOKEN = {"FOLDERD_TOKEN": "s3cret"}
 
 
+@pytest.mark.serial  # a request slower than the 1 s window under load gets 401, not 429
 def test_wrong_tokens_in_a_row_are_throttled(start_dashboard: Callable[..., Dashboard]) -> None:
     dash = start_dashboard(env=TOKEN)
     assert dash.post("/login", data={"token": "wrong"}).status_code == 401
