@@ -271,6 +271,30 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "stall_timeout",
+        _positive_float,
+        120.0,
+        "seconds a file's worker may go without progress (no bytes read or written, no lines "
+        "through the pipeline, no rows or bytes delivered) before /health names it stalled",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "stall_kill_after",
+        _non_negative_float,
+        600.0,
+        "seconds without progress after which a stalled worker is killed: its file is retried "
+        "(or held, not counted, if it was inside a sink); 0: never killed",
+        metavar="SECONDS",
+    ),
+    Setting(
+        "worker_memory_mb",
+        _non_negative_int,
+        None,
+        "the most heap (RLIMIT_DATA) one worker process may take; a file that needs more "
+        "fails after its attempts; 0: no cap (default: 3/4 of the memory, divided by --workers)",
+        metavar="MB",
+    ),
+    Setting(
         "ignore_patterns",
         _patterns,
         ("*.part", "*.tmp", "*.crdownload", "*.swp", "~*"),
@@ -430,6 +454,9 @@ class Settings:
     max_attempts: int
     retry_backoff: float
     shutdown_timeout: float
+    stall_timeout: float
+    stall_kill_after: float
+    worker_memory_mb: int | None
     ignore_patterns: tuple[str, ...]
     zero_mtime: str
     empty_files: str

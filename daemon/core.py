@@ -29,6 +29,7 @@ from daemon.events import EventBus
 from daemon.faults import Pause, PauseReason
 from daemon.inbox import Call, Inbox, Rescan, Waiter
 from daemon.intake import Intake
+from daemon.memory import cap_mb
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
@@ -94,8 +95,12 @@ class Daemon:
         self.pipeline = pipeline
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
-        self.pool = WorkerPool(settings.workers, pipeline, settings.trace,
-                               on_progress=self._on_progress, worker_init=worker_init)  # fmt: skip
+        self.pool = WorkerPool(
+            settings.workers, pipeline, settings.trace, on_progress=self._on_progress,
+            worker_init=worker_init, on_started=self._on_started,
+            stall_timeout=settings.stall_timeout, stall_kill_after=settings.stall_kill_after,
+            memory_mb=cap_mb(settings.worker_memory_mb, settings.workers),
+        )  # fmt: skip
         self.watcher: Watcher | None = None
         self._inflight: dict[str, FileRef] = {}
         self._stop_signals = 0
@@ -104,7 +109,8 @@ class Daemon:
         self._next_tick = self._next_commit = 0.0
         self._commit_due = False
         self._next_watchdog = 0.0
-        self.started_at = time.time()
+        self.started_at = time.time()  # a timestamp; uptime counts from `self.started`
+        self.started = time.monotonic()
         self.ready = False
         self.snapshot = self._take_snapshot()
 
@@ -268,11 +274,6 @@ class Daemon:
                 self.waiting.put(ref, first=True)
                 return
             ref.claimed = None  # checked by this attempt; a retry starts from what it left
-            log.info("file_started", path=ref.rel, state=ref.state.value, attempt=ref.attempt,
-                     worker_pid=slot.pid)  # fmt: skip
-            self.events.publish(
-                "file_started", path=ref.rel, uid=ref.uid, attempt=ref.attempt, worker_pid=slot.pid
-            )
 
     def _next_ref(self) -> FileRef | None:
         """A file for a free worker: one already in underprocess/ first, else a new claim."""
@@ -293,6 +294,17 @@ class Daemon:
     def _on_unqueued(self, path: str) -> None:  # claimed (maybe under a `~N` name), or not
         self.events.publish("file_unqueued", path=self.intake.rel(path))
 
+    def _on_started(self, job: Job, worker_pid: int | None) -> None:
+        """Its worker began it now (a job queued behind another starts later, or never,
+        if it is taken back from a frozen or stalled worker)."""
+        ref = self._inflight.get(job.uid)
+        state = ref.state.value if ref is not None else State.CLAIMED.value
+        log.info("file_started", path=job.rel, state=state, attempt=job.attempt,
+                 worker_pid=worker_pid)  # fmt: skip
+        self.events.publish(
+            "file_started", path=job.rel, uid=job.uid, attempt=job.attempt, worker_pid=worker_pid
+        )
+
     def _on_progress(self, job: Job, progress: Progress) -> None:
         counts = progress.counts or {}
         self.events.publish(
@@ -311,7 +323,7 @@ class Daemon:
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_S
-        self.pool.check_frozen()
+        self._finish(self.pool.supervise())  # frozen, stalled: their queued jobs taken back
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
             self.journal.reopen()
             rebuild(self.folders, self.journal)
@@ -360,6 +372,7 @@ class Daemon:
         w = self.watcher
         return Snapshot(
             taken=time.monotonic(), ready=self.ready, started_at=self.started_at,
+            started=self.started,
             counts=self.counts(), oldest_queued=self.intake.oldest(),
             watcher_kind=w.kind if w else None, watcher_alive=w.alive() if w else False,
             watcher_restarts=w.restarts if w else 0, watcher_overflows=w.overflows if w else 0,
@@ -373,6 +386,8 @@ class Daemon:
             stuck=self.intake.stuck(), sinks=self.outcomes.sinks.view(self.pipeline.config),
             watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
             pipeline=self.pipeline, shared=self.shared.view() if self.shared else None,
+            stalled=self.pool.stalled(), stall_kills=self.pool.stall_kills,
+            memory_exceeded=self.pool.memory_exceeded, worker_memory_mb=self.pool.memory_mb,
         )  # fmt: skip
 
     # -- shutdown ------------------------------------------------------------------

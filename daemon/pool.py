@@ -1,23 +1,28 @@
-"""A pool of worker processes, one file at a time each.
+"""A pool of worker processes, one file at a time each, and their supervision.
 
 Unlike `concurrent.futures.ProcessPoolExecutor` (whose whole pool breaks, failing every
 pending future, when one worker dies), each slot here is one process with its own pipe,
 so a death (segfault, OOM kill) is charged to exactly the file that slot was running;
-the slot gets a new process and the others never notice.
+the slot gets a new process and the others never notice. What runs inside a worker is
+`daemon.child`.
 
-Workers ignore SIGINT/SIGTERM (the daemon decides when they stop: a terminal's Ctrl-C
-or systemd's stop must not kill in-flight files under it) and die with their parent
-(PR_SET_PDEATHSIG), so a `kill -9`'d daemon leaves no orphan writing temp results.
+Once a tick the pool looks at each worker (`supervise`). One the kernel has stopped
+(SIGSTOP, a debugger) is *frozen*: it gets no more jobs and the jobs queued behind its
+current one are taken back for the others; its file resumes when it is continued. One
+whose file made no progress (`daemon.progress`) for `stall_timeout` is *stalled*: /health
+names the file, where it is stuck and for how long, its queued jobs are taken back too,
+and after `stall_kill_after` it is killed: its file is retried (a per-file transient
+error), or held without counting the attempt when it was stuck inside a sink (the sink is
+the environment). A death is named for what it was: the memory cap (`daemon.memory`),
+the kernel's OOM killer, the stall guard, or the signal.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,181 +33,33 @@ from typing import Any
 import psutil
 import structlog
 
-from daemon.snapshot import InFlight
-from daemon.worker import (
-    Job,
-    Outcome,
-    Status,
-    base_summary,
-    commit_outcomes,
-    error_info,
-    finish_summary,
-    process_file,
+from daemon import memory
+from daemon.child import (
+    LoadConfig,
+    Progress,
+    Ready,
+    RunJob,
+    Shared,
+    Started,
+    Stop,
+    Where,
+    die_with_parent,
+    worker_main,
 )
+from daemon.progress import BEAT, BEAT_S, PROGRESS
+from daemon.snapshot import InFlight, Stall
+from daemon.worker import Job, Outcome, Status, base_summary, finish_summary
 from processors import LoadedPipeline
+
+__all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "Progress", "WorkerPool"]
+_die_with_parent = die_with_parent  # the dashboard's preview process dies the same way
 
 log = structlog.get_logger(__name__)
 
-
-# What goes down a worker's pipe, each way.
-@dataclass(frozen=True, slots=True)
-class LoadConfig:
-    """Use this pipeline for the jobs that follow."""
-
-    pipeline: LoadedPipeline
-    trace: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RunJob:
-    job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """Finish: the pool is closing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """The worker started: from now on a death is its file's, not the start-up's."""
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A running job's bytes read, and its pipeline counts so far (`Pipeline.live`)."""
-
-    uid: str
-    bytes_read: int
-    counts: dict[str, Any] | None = None
-
-
-ToWorker = LoadConfig | RunJob | Stop
-FromWorker = Ready | Progress | Outcome
-
 _CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
-_PR_SET_PDEATHSIG = 1
 _STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def worker_main(
-    conn: Connection,
-    parent_pid: int,
-    init: Callable[[], None] | None = None,
-    running: Any = None,
-) -> None:
-    """Entry point of a worker process: load the pipeline, then run jobs until told to stop.
-
-    `init` (picklable) runs first: main.py passes its logging setup, which a spawned
-    process does not inherit. `running` (a shared integer) says which of the jobs this
-    process was given (1, 2, …) its pipeline is running, 0 while none: if the process
-    dies, the pool charges that job, not one already finished and waiting to commit.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # parent died before prctl took effect
-        return
-    if init is not None:
-        init()
-    pipeline = None
-    config_error: str | None = None
-    lock = threading.Lock()
-
-    def send(msg: FromWorker) -> bool:
-        with lock:
-            try:
-                conn.send(msg)
-            except (OSError, ValueError):
-                return False
-        return True
-
-    send(Ready())
-    committer = _Committer(send)
-    given = 0
-    while True:
-        try:
-            msg: ToWorker = conn.recv()
-        except (EOFError, OSError):
-            return
-        match msg:
-            case Stop():
-                committer.close()
-                return
-            case LoadConfig(loaded, trace):
-                try:
-                    pipeline, config_error = loaded.build(trace=trace), None
-                except Exception as exc:  # reported per job, as a transient error
-                    pipeline, config_error = None, f"{type(exc).__name__}: {exc}"
-            case RunJob(job):
-                given += 1
-                if running is not None:
-                    running.value = given
-                outcome = _run(send, job, pipeline, config_error)
-                if running is not None:
-                    running.value = 0
-                committer.put(job, outcome)
-
-
-def _run(
-    send: Callable[[FromWorker], bool], job: Job, pipeline: Any, config_error: str | None
-) -> Outcome:
-    if pipeline is None:
-        summary = base_summary(job, time.time())
-        summary["error"] = {"type": "ConfigError", "message": config_error}
-        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
-
-    def progress(n: int) -> None:
-        send(Progress(job.uid, n, pipeline.live()))
-
-    return process_file(job, pipeline, progress)
-
-
-class _Committer:
-    """A worker's commit thread: group commit. The worker's main thread runs the pipeline
-    and queues each finished attempt here; this thread commits everything queued as one
-    group (`commit_outcomes`: one round of syncs for all of them) and sends the outcomes
-    back in order. While it waits on one group's syncs the main thread runs the next
-    file, which joins the next group: in a burst files share their syncs, and a lone file
-    is committed as soon as it is finished, never held back waiting for company."""
-
-    def __init__(self, send: Callable[[FromWorker], bool]) -> None:
-        self._send = send
-        self._queue: list[tuple[Job, Outcome]] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="folderd-commit", daemon=True)
-        self._thread.start()
-
-    def put(self, job: Job, outcome: Outcome) -> None:
-        with self._cond:
-            self._queue.append((job, outcome))
-            self._cond.notify()
-
-    def close(self) -> None:
-        """Commit and send what is queued, then stop."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closed)
-                group, self._queue = self._queue, []
-            if not group:
-                return
-            commit_outcomes(group)
-            for _, outcome in group:
-                if not self._send(outcome):
-                    return  # the daemon is gone
-
+TAIL_BYTES = 4096  # of a worker's stderr, kept for its death's reason
+BEAT_LATE_S = BEAT_S * 6  # a progress thread this late is blocked too (a C call, the GIL)
 
 PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
 # A worker whose last file took under QUICK_S, holding only files of at most SMALL_BYTES,
@@ -220,14 +77,23 @@ class Slot:
     conn: Connection | None = None
     # in the order given: finished ones waiting for their commit, the one running, queued
     jobs: deque[Job] = field(default_factory=deque)
-    started: float = 0.0  # when jobs[0] started, or its predecessor's outcome came back
-    running: Any = None  # shared with the process: which of its jobs it runs (worker_main)
-    answered: int = 0  # outcomes this process sent back: jobs[0] was its job answered + 1
+    numbers: dict[str, int] = field(default_factory=dict)  # each held job's number
+    given: int = 0  # jobs given to this process
+    current: str | None = None  # the uid of the job it said it started, until answered
+    started: float = 0.0  # monotonic: when `current` started
+    busy_since: float = 0.0  # monotonic: given work while idle, a job started or answered
+    shared: Shared | None = None
+    err: Connection | None = None  # the read end of its stderr
+    tail: bytes = b""  # the last TAIL_BYTES of its stderr
     quick: bool = False  # its last file took under QUICK_S (it may hold up to DEEP)
     bytes_read: int = 0
     config_gen: int = -1
     ready: bool = False  # the process said it started; only then does it get jobs
     respawn_at: float | None = None  # no process: start one at this monotonic time
+    where: Where | None = None  # where it said it was, the last time nothing moved
+    stall: Stall | None = None
+    kill: tuple[str, Status, dict[str, Any]] | None = None  # (uid, status, error): ours
+    oom: memory.OomCounters | None = None  # the kernel's OOM counters when it started
 
     @property
     def pid(self) -> int | None:
@@ -235,8 +101,16 @@ class Slot:
 
     @property
     def job(self) -> Job | None:
-        """The job this worker is running now."""
-        return self.jobs[0] if self.jobs else None
+        """The job this worker is running now (or, before it says, the next it will)."""
+        held = (j for j in self.jobs if j.uid == self.current)
+        return next(held, self.jobs[0] if self.jobs else None)
+
+    def running_job(self) -> Job | None:
+        """The job whose pipeline runs in the process now, by its own word (shared
+        memory); else the oldest it holds, which is being committed."""
+        number = self.shared.running.value if self.shared is not None else 0
+        held = (j for j in self.jobs if number and self.numbers.get(j.uid) == number)
+        return next(held, self.jobs[0] if self.jobs else None)
 
 
 class WorkerPool:
@@ -247,15 +121,26 @@ class WorkerPool:
         trace: bool = False,
         on_progress: Callable[[Job, Progress], None] | None = None,
         worker_init: Callable[[], None] | None = None,
+        *,
+        on_started: Callable[[Job, int | None], None] | None = None,
+        stall_timeout: float = 120.0,
+        stall_kill_after: float = 600.0,
+        memory_mb: int | None = None,
     ) -> None:
         self.slots = [Slot(i) for i in range(size)]
         self._on_progress = on_progress
+        self._on_started = on_started
         self._worker_init = worker_init
         self._start_failures = 0  # workers in a row that died before saying they started
         self._pipeline = pipeline
         self._trace = trace
         self._gen = 0
+        self.stall_timeout = stall_timeout
+        self.stall_kill_after = stall_kill_after  # 0: never
+        self.memory_mb = memory_mb  # None: no cap
         self.deaths = 0
+        self.stall_kills = 0  # workers killed for making no progress
+        self.memory_exceeded = 0  # attempts that hit the cap or the OOM killer
         self.frozen: tuple[int, ...] = ()  # pids of workers the kernel has stopped
 
     # -- lifecycle -------------------------------------------------------------
@@ -265,19 +150,25 @@ class WorkerPool:
 
     def _spawn(self, slot: Slot) -> None:
         parent, child = _CTX.Pipe(duplex=True)
-        running = _CTX.RawValue("q", 0)
+        err_read, err_write = _CTX.Pipe(duplex=False)
+        shared = Shared.make(_CTX)
         proc = _CTX.Process(
             target=worker_main,
-            args=(child, os.getpid(), self._worker_init, running),
+            args=(child, os.getpid(), self._worker_init, shared, self.memory_mb, err_write),
             name=f"folderd-worker-{slot.index}",
             daemon=True,
         )
         proc.start()
         child.close()
-        slot.proc, slot.conn, slot.config_gen = proc, parent, -1
-        slot.running, slot.answered, slot.quick = running, 0, False
-        slot.ready, slot.respawn_at = False, None
+        err_write.close()
+        os.set_blocking(err_read.fileno(), False)
+        slot.proc, slot.conn, slot.err, slot.tail = proc, parent, err_read, b""
+        slot.shared, slot.config_gen, slot.given, slot.current = shared, -1, 0, None
+        slot.quick, slot.ready, slot.respawn_at = False, False, None
+        slot.where = slot.stall = slot.kill = None
         slot.jobs.clear()
+        slot.numbers.clear()
+        slot.oom = memory.OomCounters.read(os.getpid())  # the worker's cgroups are ours
         log.debug("worker_started", slot=slot.index, pid=proc.pid)
 
     def set_config(self, pipeline: LoadedPipeline) -> None:
@@ -299,9 +190,15 @@ class WorkerPool:
                 log.warning("worker_kill", slot=slot.index, pid=slot.proc.pid, reason="timeout")
                 slot.proc.kill()
                 slot.proc.join(1.0)
-            if slot.conn is not None:
-                slot.conn.close()
-            slot.proc = slot.conn = None
+            self._forward_stderr(slot)
+            self._discard(slot)
+
+    def _discard(self, slot: Slot) -> None:
+        for conn in (slot.conn, slot.err):
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.close()
+        slot.proc = slot.conn = slot.err = None
 
     # -- dispatch --------------------------------------------------------------
     def maintain(self) -> None:
@@ -312,8 +209,10 @@ class WorkerPool:
                 self._spawn(slot)
 
     def _live(self) -> list[Slot]:
+        """Workers that may take jobs: started, neither frozen nor stalled."""
         frozen = self.frozen
-        return [s for s in self.slots if s.proc is not None and s.ready and s.pid not in frozen]
+        return [s for s in self.slots if s.proc is not None and s.ready
+                and s.pid not in frozen and s.stall is None]  # fmt: skip
 
     def _takes(self, slot: Slot, held: int) -> bool:
         """Whether `slot`, holding `held` jobs, may take one more."""
@@ -335,33 +234,16 @@ class WorkerPool:
     def in_flight(self) -> tuple[InFlight, ...]:
         """The job each busy worker is running now."""
         return tuple(
-            InFlight(
-                s.job.uid, s.job.rel, s.job.attempt, s.pid, s.started, s.bytes_read, s.job.size
-            )
+            InFlight(job.uid, job.rel, job.attempt, s.pid, s.started, s.bytes_read, job.size)
             for s in self.slots
-            if s.job is not None
+            if (job := s.job) is not None
         )
+
+    def stalled(self) -> tuple[Stall, ...]:
+        return tuple(s.stall for s in self.slots if s.stall is not None)
 
     def busy(self) -> list[Slot]:
         return [s for s in self.slots if s.jobs]
-
-    def check_frozen(self) -> None:
-        """Once a tick: note the workers the kernel has stopped (SIGSTOP, a debugger). They
-        get no more jobs (the others carry the queue), /health names them, and what they
-        hold resumes when they are continued: nothing is lost or failed for it."""
-        frozen = []
-        for s in self.slots:
-            if s.proc is None:
-                continue
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(s.proc.pid).status() in _STOPPED:
-                    frozen.append(s.proc.pid)
-        if tuple(frozen) != self.frozen:
-            if frozen:
-                log.warning("workers_frozen", pids=frozen, action="no more jobs until continued")
-            else:
-                log.info("workers_thawed", pids=list(self.frozen))
-            self.frozen = tuple(frozen)
 
     def alive_count(self) -> int:
         """Workers with a process (a dead one is replaced, or backing off, by the time the
@@ -381,19 +263,27 @@ class WorkerPool:
         except (OSError, ValueError):
             slot.ready = False
             return False
+        now = time.monotonic()
         if not slot.jobs:
-            slot.started, slot.bytes_read = time.monotonic(), 0
+            slot.started = slot.busy_since = now
+            slot.bytes_read = 0
+        slot.given += 1
+        slot.numbers[job.uid] = slot.given
         slot.jobs.append(job)
         return True
 
     def handles(self) -> list[Any]:
-        """What the main loop waits on: each worker's pipe and its process sentinel."""
+        """What the main loop waits on: each worker's pipe, its stderr and its process
+        sentinel."""
         out: list[Any] = []
         for s in self.slots:
             if s.proc is not None and s.conn is not None:
                 out += [s.conn, s.proc.sentinel]
+                if s.err is not None:
+                    out.append(s.err)
         return out
 
+    # -- what comes back -------------------------------------------------------
     def collect(self, ready: list[Any]) -> list[tuple[Job, Outcome]]:
         """Outcomes for the handles the loop's wait reported ready; dead workers replaced."""
         done: list[tuple[Job, Outcome]] = []
@@ -401,27 +291,15 @@ class WorkerPool:
         for slot in self.slots:
             if slot.proc is None or slot.conn is None:
                 continue
+            if slot.err is not None and id(slot.err) in ready_set:
+                self._forward_stderr(slot)
             finished = False
             while not finished and slot.conn.poll():
                 try:
-                    msg: FromWorker = slot.conn.recv()
+                    msg = slot.conn.recv()
                 except (EOFError, OSError):
                     break  # the worker died mid-message: handled as a death below
-                match msg:
-                    case Ready():
-                        slot.ready, self._start_failures = True, 0
-                    case Progress(uid, bytes_read):
-                        job = next((j for j in slot.jobs if j.uid == uid), None)
-                        if job is not None and job is slot.job:
-                            slot.bytes_read = bytes_read
-                        if self._on_progress is not None and job is not None:
-                            self._on_progress(job, msg)
-                    case Outcome() if slot.jobs:
-                        done.append((slot.jobs.popleft(), msg))
-                        slot.answered += 1
-                        slot.quick = msg.summary.get("duration_s", QUICK_S) < QUICK_S
-                        slot.started, slot.bytes_read = time.monotonic(), 0
-                        finished = not slot.jobs
+                finished = self._received(slot, msg, done)
             if finished:
                 continue
             if id(slot.proc.sentinel) in ready_set or not slot.proc.is_alive():
@@ -431,58 +309,257 @@ class WorkerPool:
                 done += self._replace_dead(slot)
         return done
 
+    def _received(self, slot: Slot, msg: Any, done: list[tuple[Job, Outcome]]) -> bool:
+        """Act on one message from `slot`'s worker; True once it holds no more jobs."""
+        now = time.monotonic()
+        match msg:
+            case Ready():
+                slot.ready, self._start_failures = True, 0
+            case Started(uid):
+                job = next((j for j in slot.jobs if j.uid == uid), None)
+                if job is not None:
+                    slot.current, slot.started, slot.busy_since = uid, now, now
+                    slot.bytes_read = 0
+                    if self._on_started is not None:
+                        self._on_started(job, slot.pid)
+            case Progress(uid, bytes_read):
+                job = next((j for j in slot.jobs if j.uid == uid), None)
+                if job is not None and uid == slot.current:
+                    slot.bytes_read = bytes_read
+                if self._on_progress is not None and job is not None:
+                    self._on_progress(job, msg)
+            case Where():
+                slot.where = msg
+            case Outcome() if slot.jobs:
+                job = slot.jobs.popleft()
+                slot.numbers.pop(job.uid, None)
+                if slot.current == job.uid:
+                    slot.current = None
+                done.append((job, msg))
+                if (msg.summary.get("error") or {}).get("type") == "MemoryLimit":
+                    self.memory_exceeded += 1
+                slot.quick = msg.summary.get("duration_s", QUICK_S) < QUICK_S
+                slot.busy_since, slot.bytes_read = now, 0
+                return not slot.jobs
+        return False
+
+    def _forward_stderr(self, slot: Slot) -> None:
+        """What the worker wrote to stderr, to the daemon's own (journald, a terminal),
+        keeping its tail: a library's last words before it aborts name the cause."""
+        if slot.err is None:
+            return
+        while True:
+            try:
+                data = os.read(slot.err.fileno(), 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # every writer is gone: nothing more will come
+                with contextlib.suppress(OSError):
+                    slot.err.close()
+                slot.err = None
+                return
+            slot.tail = (slot.tail + data)[-TAIL_BYTES:]
+            with contextlib.suppress(OSError):
+                os.write(2, data)
+
     def _replace_dead(self, slot: Slot) -> list[tuple[Job, Outcome]]:
+        self._forward_stderr(slot)
         code = slot.proc.exitcode
-        why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
-        self.deaths += 1
+        why = _exit_text(code)
         done: list[tuple[Job, Outcome]] = []
         if not slot.ready:  # died starting up: no job was given to it; back off, don't spin
+            self.deaths += 1
             self._start_failures += 1
             delay = min(0.5 * 2 ** (self._start_failures - 1), 30.0)
             log.error("worker_start_failed", slot=slot.index, pid=slot.proc.pid, exit=why,
                       failures_in_a_row=self._start_failures, retry_in_s=delay)  # fmt: skip
-            with contextlib.suppress(OSError):
-                slot.conn.close()  # type: ignore[union-attr]
-            slot.proc = slot.conn = None
+            self._discard(slot)
             slot.respawn_at = time.monotonic() + delay
             return done
-        if slot.jobs:
+        if code == memory.EXIT_RECYCLE and slot.kill is None:  # it hit the cap and said so
+            log.info("worker_recycled", slot=slot.index, pid=slot.proc.pid,
+                     reason=memory.limit_message(self.memory_mb or 0),
+                     returned=[j.rel for j in slot.jobs])  # fmt: skip
+            done = [(j, Outcome(Status.UNSTARTED, {})) for j in slot.jobs]
+        elif slot.jobs:
             # the death is the file whose pipeline was running (else the oldest's, being
             # committed); the others, queued or finished but not committed, run again
-            running = slot.running.value if slot.running is not None else 0
-            at = running - slot.answered - 1 if running else 0
-            job = slot.jobs[at if 0 <= at < len(slot.jobs) else 0]
-            log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why, path=job.rel)
-            summary = base_summary(job, time.time())
-            summary["error"] = error_info(ChildProcessError(f"worker process died ({why})"))
-            outcome = Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.time()))
+            self.deaths += 1
+            status, error = self._death(slot, code, why)
+            job = slot.running_job()
+            if slot.kill is not None:
+                job = next((j for j in slot.jobs if j.uid == slot.kill[0]), job)
+            log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why,
+                        path=job.rel if job else None, error=error["message"])  # fmt: skip
             for other in slot.jobs:  # not charged an attempt
-                done.append((other, outcome if other is job else Outcome(Status.UNSTARTED, {})))
-            slot.jobs.clear()
+                if other is job:
+                    summary = base_summary(other, time.time())
+                    summary["error"] = error
+                    outcome = Outcome(status, finish_summary(summary, Status.FAILED,
+                                                             time.monotonic()))  # fmt: skip
+                    done.append((other, outcome))
+                else:
+                    done.append((other, Outcome(Status.UNSTARTED, {})))
         else:
+            self.deaths += 1
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)
-        with contextlib.suppress(OSError):
-            slot.conn.close()  # type: ignore[union-attr]
+        self._discard(slot)
         self._spawn(slot)
         return done
+
+    def _death(self, slot: Slot, code: int | None, why: str) -> tuple[Status, dict[str, Any]]:
+        """What a worker's death means for the file it was running: the stall guard's
+        kill, the memory cap, the kernel's OOM killer, or the bare signal or exit code."""
+        if slot.kill is not None:
+            return slot.kill[1], slot.kill[2]
+        if self.memory_mb and memory.allocation_failed(slot.tail):
+            self.memory_exceeded += 1
+            return Status.RETRY, {"type": "MemoryLimit",
+                                  "message": memory.limit_message(self.memory_mb)}  # fmt: skip
+        if code == -signal.SIGKILL and slot.oom is not None:
+            oom = slot.oom.killed_by_oom(memory.OomCounters.read(os.getpid()))
+            if oom is not None:
+                self.memory_exceeded += 1
+                return Status.RETRY, {"type": "OomKilled", "message": f"worker process {oom}"}
+        return Status.RETRY, {"type": "ChildProcessError",
+                              "message": f"worker process died ({why})"}  # fmt: skip
 
     def kill_busy(self) -> list[Job]:
         """Cold stop: kill the workers still holding jobs; return those jobs."""
         jobs: list[Job] = []
         for slot in self.busy():
-            assert slot.job is not None  # busy: it holds one
-            log.warning(
-                "worker_kill",
-                slot=slot.index,
-                pid=slot.pid,
-                path=slot.job.rel,
-                reason="shutdown timeout",
-            )
+            job = slot.job
+            log.warning("worker_kill", slot=slot.index, pid=slot.pid,
+                        path=job.rel if job else None, reason="shutdown timeout")  # fmt: skip
             slot.proc.kill()
             slot.proc.join(2.0)
             jobs.extend(slot.jobs)
             slot.jobs.clear()
-            with contextlib.suppress(OSError):
-                slot.conn.close()  # type: ignore[union-attr]
-            slot.proc = slot.conn = None
+            slot.numbers.clear()
+            self._discard(slot)
         return jobs
+
+    # -- supervision -------------------------------------------------------------
+    def supervise(self) -> list[tuple[Job, Outcome]]:
+        """Once a tick: find frozen and stalled workers, and act (see the module's
+        docstring). Returns the jobs taken back from them, to be given to others."""
+        now = time.monotonic()
+        self._note_frozen()
+        taken: list[tuple[Job, Outcome]] = []
+        for slot in self.slots:
+            if slot.proc is None:
+                continue
+            if slot.pid in self.frozen:  # not stalled: it resumes when it is continued
+                self._end_stall(slot, now)
+                taken += self._take_back(slot, "its worker is frozen")
+                continue
+            taken += self._check_stall(slot, now)
+        return taken
+
+    def _note_frozen(self) -> None:
+        frozen = []
+        for s in self.slots:
+            if s.proc is None:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(s.proc.pid).status() in _STOPPED:
+                    frozen.append(s.proc.pid)
+        if tuple(frozen) != self.frozen:
+            if frozen:
+                log.warning("workers_frozen", pids=frozen, action="no more jobs until continued")
+            else:
+                log.info("workers_thawed", pids=list(self.frozen))
+            self.frozen = tuple(frozen)
+
+    def _check_stall(self, slot: Slot, now: float) -> list[tuple[Job, Outcome]]:
+        job = slot.job
+        if slot.kill is not None:  # killed: its death is on the way
+            return []
+        if job is None or slot.shared is None:
+            self._end_stall(slot, now)
+            return []
+        clocks = slot.shared.clocks
+        last = max(clocks[PROGRESS], slot.busy_since)
+        quiet = now - last
+        if quiet < self.stall_timeout:
+            self._end_stall(slot, now)
+            return []
+        where, sink = self._where(slot, clocks, now)
+        kill_at = self.stall_kill_after or None
+        taken = []
+        if slot.stall is None or slot.stall.uid != job.uid:
+            log.warning("file_stalled", path=job.rel, worker_pid=slot.pid, where=where,
+                        no_progress_s=round(quiet, 1), kill_after_s=kill_at)  # fmt: skip
+            taken = self._take_back(slot, "its worker is stalled")
+        slot.stall = Stall(job.uid, job.rel, slot.pid, where, last, kill_at)
+        if kill_at is not None and quiet >= kill_at:
+            self._kill_stalled(slot, job, where, sink, quiet)
+        return taken
+
+    def _where(self, slot: Slot, clocks: Any, now: float) -> tuple[str, str | None]:
+        """Where the worker says it is in this silence, and the sink if it is in one."""
+        said = slot.where
+        current = said is not None and said.since >= clocks[PROGRESS]
+        text = said.text if said is not None and current else "where unknown"
+        sink = text.removeprefix("in sink ") if text.startswith("in sink ") else None
+        if now - clocks[BEAT] > BEAT_LATE_S:
+            text += "; its progress thread is blocked too (a C call holding the GIL?)"
+        return text, sink
+
+    def _end_stall(self, slot: Slot, now: float) -> None:
+        if slot.stall is not None:
+            log.info("file_stall_ended", path=slot.stall.path, worker_pid=slot.pid,
+                     stalled_s=round(now - slot.stall.since, 1))  # fmt: skip
+            slot.stall = None
+
+    def _kill_stalled(
+        self, slot: Slot, job: Job, where: str, sink: str | None, quiet: float
+    ) -> None:
+        message = (f"no progress for {quiet:.0f} s, {where}: its worker was killed "
+                   f"(--stall-kill-after {self.stall_kill_after:g})")  # fmt: skip
+        error: dict[str, Any] = {"type": "Stalled", "message": message}
+        status = Status.RETRY
+        if sink is not None:  # the sink is the environment: the file waits, not counted
+            error.update(sink=sink, cause="sink_unavailable")
+            status = Status.ENVIRONMENT
+        slot.kill = (job.uid, status, error)
+        self.stall_kills += 1
+        log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=job.rel, reason=message)
+        with contextlib.suppress(OSError):
+            slot.proc.kill()
+
+    def _take_back(self, slot: Slot, why: str) -> list[tuple[Job, Outcome]]:
+        """The jobs `slot` holds that its worker has not started, taken back (it will skip
+        them) to be given to another; none if the worker is inside the gate this moment
+        (the next tick tries again)."""
+        shared = slot.shared
+        if shared is None or not slot.jobs:
+            return []
+        last = slot.numbers.get(slot.jobs[-1].uid, 0)
+        if last <= shared.started.value or not shared.gate.acquire(timeout=0.05):
+            return []
+        try:
+            started = shared.started.value
+            queued = [j for j in slot.jobs if slot.numbers.get(j.uid, 0) > started]
+            shared.revoked.value = slot.given
+        finally:
+            shared.gate.release()
+        for job in queued:
+            slot.jobs.remove(job)
+            del slot.numbers[job.uid]
+        if queued:
+            log.info("jobs_taken_back", worker_pid=slot.pid, reason=why,
+                     paths=[j.rel for j in queued])  # fmt: skip
+        return [(job, Outcome(Status.UNSTARTED, {})) for job in queued]
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            return f"killed by signal {-code}"
+        return f"killed by signal {-code} ({name})"
+    return f"exit {code}"

@@ -33,9 +33,9 @@ class SinkHealth:
     errors: tuple[int, ...]  # by ERROR_KINDS
     seconds_sum: float
     buckets: tuple[int, ...]  # per bound of BUCKETS, then +Inf (not cumulative)
-    last_ok: float | None  # wall clock
+    last_ok: float | None  # monotonic (only ages are shown: a wall clock may step back)
     last_error: str | None  # the sink's own last failure (a record's type error is not one)
-    last_error_at: float | None
+    last_error_at: float | None  # monotonic
 
     @property
     def ok(self) -> bool:
@@ -87,7 +87,7 @@ class SinkStats:
         error = summary.get("error") or {}
         if not deliveries and "sink" not in error:
             return
-        now = time.time()
+        now = time.monotonic()
         for d in deliveries:
             t = self._tally(d["sink"])
             t.deliveries += 1

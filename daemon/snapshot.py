@@ -36,10 +36,28 @@ class InFlight:
 
 
 @dataclass(frozen=True, slots=True)
+class Stall:
+    """A file whose worker has made no progress for the stall timeout (`daemon.pool`)."""
+
+    uid: str
+    path: str
+    worker_pid: int | None
+    where: str  # "in node parse", "in sink outputs.rows", "reading the input", …
+    since: float  # monotonic: its last progress
+    kill_after: float | None  # seconds of silence at which its worker is killed; None: never
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {"uid": self.uid, "path": self.path, "worker_pid": self.worker_pid,
+                "where": self.where, "for_s": round(max(0.0, now - self.since), 3),
+                "kill_after_s": self.kill_after}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     taken: float  # monotonic: when the loop last finished a step
     ready: bool
-    started_at: float  # wall clock
+    started_at: float  # wall clock: a timestamp, never a duration
+    started: float  # monotonic: uptime is measured from it
     counts: dict[str, int]
     oldest_queued: float | None  # monotonic: when the oldest waiting file was first seen
     watcher_kind: str | None  # None: no watcher (--drain)
@@ -64,10 +82,14 @@ class Snapshot:
     results_dir: str
     pipeline: Any
     shared: SharedView | None = None  # shared mode: the lease, the peers, the counters
+    stalled: tuple[Stall, ...] = ()  # files whose workers made no progress for a while
+    stall_kills: int = 0  # workers killed for it since start
+    memory_exceeded: int = 0  # attempts that hit the worker memory cap or the OOM killer
+    worker_memory_mb: int | None = None  # the cap (RLIMIT_DATA) of each worker; None: none
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `/api/status` (ages as of now)."""
-        now, wall = time.monotonic(), time.time()
+        now = time.monotonic()
         watching = self.watcher_kind is not None
         in_flight = [
             {
@@ -88,7 +110,7 @@ class Snapshot:
             "pid": os.getpid(),
             "ready": self.ready,
             "started_at": self.started_at,
-            "uptime_s": round(wall - self.started_at, 3),
+            "uptime_s": round(now - self.started, 3),
             "counts": dict(self.counts),
             "oldest_queued_age_s": round(oldest, 3),
             "loop": {"last_tick_age_s": round(now - self.taken, 3)},
@@ -105,7 +127,11 @@ class Snapshot:
                 "deaths": self.worker_deaths,
                 "pids": list(self.worker_pids),
                 "frozen": list(self.workers_frozen),
+                "stall_kills": self.stall_kills,
+                "memory_limit_mb": self.worker_memory_mb,
+                "memory_exceeded": self.memory_exceeded,
             },
+            "stalled": [s.as_dict(now) for s in self.stalled],
             "journal": {
                 "healthy": self.journal_healthy,
                 "error": self.journal_error,
@@ -115,7 +141,7 @@ class Snapshot:
             "pauses": dict(self.pauses),
             "in_flight": in_flight,
             "stuck": [{"path": shown(path), "reason": as_text(why)} for path, why in self.stuck],
-            "sinks": [s.as_dict(wall) for s in self.sinks],
+            "sinks": [s.as_dict(now) for s in self.sinks],
             "watch_dir": self.watch_dir,
             "results_dir": self.results_dir,
             "pipeline": self.pipeline,

@@ -213,11 +213,10 @@ def failure_summary(
     uid: str, rel: str, original: str, attempt: int, size: int, error: dict[str, Any]
 ) -> dict[str, Any]:
     """The summary of a file that failed without a worker's outcome (rejected, gave up)."""
-    now = time.time()
     job = Job(uid, rel, original, "", attempt, "", False)
-    summary = base_summary(job, now)
+    summary = base_summary(job, time.time())
     summary.update(size=size, error=error, output_files=[])
-    return finish_summary(summary, Status.FAILED, now)
+    return finish_summary(summary, Status.FAILED, time.monotonic())
 
 
 def _iso(ts: float) -> str:
@@ -225,12 +224,14 @@ def _iso(ts: float) -> str:
 
 
 def finish_summary(summary: dict[str, Any], status: Status, started: float) -> dict[str, Any]:
+    """`started` is the attempt's monotonic start: a duration never comes from the wall
+    clock, which NTP or a VM restore may step back; `finished` is a timestamp."""
     finished = time.time()
     summary.update(
         status=status,
         finished=_iso(finished),
         finished_ts=finished,
-        duration_s=round(finished - started, 6),
+        duration_s=round(max(0.0, time.monotonic() - started), 6),
     )
     return summary
 
@@ -274,8 +275,8 @@ def _check_unchanged(job: Job, opened: os.stat_result, end: os.stat_result, read
 
 def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
     """Run one attempt; never raises for anything the file or the pipeline did."""
-    started = time.time()
-    summary = base_summary(job, started)
+    started = time.monotonic()  # for its duration; the summary's timestamps are wall time
+    summary = base_summary(job, time.time())
     outputs = _Outputs(job)
     try:
         fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

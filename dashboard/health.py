@@ -35,6 +35,7 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
         f"{alive} of {workers['size']} alive, {workers['busy']} busy, {workers['deaths']} died"
         + stopped,
     ))  # fmt: skip
+    out.append(_stalled_check(status["stalled"]))
     journal = status["journal"]
     out.append(_check("journal", journal["healthy"], journal["error"] or "writable"))
     paused = status["paused"]
@@ -64,6 +65,19 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
     ))  # fmt: skip
     out.extend(_sink_check(sink) for sink in status["sinks"])
     return out
+
+
+def _stalled_check(stalled: list[dict[str, Any]]) -> dict[str, Any]:
+    """Files whose workers made no progress for --stall-timeout: which, where, how long."""
+    if not stalled:
+        return _check("stalled", True, "every file in flight is making progress")
+    parts = []
+    for s in stalled:
+        kill = s["kill_after_s"]
+        then = f"; its worker is killed at {kill:g}s" if kill else ""
+        parts.append(f"{s['path']} (worker PID {s['worker_pid']}): no progress for "
+                     f"{s['for_s']:.0f}s, {s['where']}{then}")  # fmt: skip
+    return _check("stalled", False, "; ".join(parts))
 
 
 def _sink_check(sink: dict[str, Any]) -> dict[str, Any]:

@@ -78,9 +78,27 @@ class DaemonCollector(Collector):
         workers = st["workers"]
         yield GaugeMetricFamily("folderd_workers_alive", "Live workers", value=workers["alive"])
         yield GaugeMetricFamily("folderd_workers_busy", "Busy workers", value=workers["busy"])
+        stalled = st["stalled"]
+        yield GaugeMetricFamily(
+            "folderd_files_stalled", "Files whose worker made no progress for --stall-timeout",
+            value=len(stalled),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "folderd_stalled_seconds", "The longest time a file in flight has made no progress "
+            "(0 while none is stalled)", value=max((s["for_s"] for s in stalled), default=0.0),
+        )  # fmt: skip
+        if workers["memory_limit_mb"] is not None:
+            yield GaugeMetricFamily(
+                "folderd_worker_memory_limit_bytes", "The heap cap of each worker process",
+                value=workers["memory_limit_mb"] << 20,
+            )  # fmt: skip
         watcher = st["watcher"]
         for name, value, help_ in (
             ("folderd_worker_deaths", workers["deaths"], "Worker processes that died (replaced)"),
+            ("folderd_stall_kills", workers["stall_kills"],
+             "Workers killed after --stall-kill-after without progress"),
+            ("folderd_worker_memory_exceeded", workers["memory_exceeded"],
+             "Attempts that hit the worker memory cap or the kernel's OOM killer"),
             ("folderd_watcher_overflows", watcher["overflows"],
              "inotify queue overflows (each triggers a rescan)"),
             ("folderd_watcher_restarts", watcher["restarts"],

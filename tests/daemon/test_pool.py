@@ -97,7 +97,7 @@ def test_a_death_is_charged_to_the_file_being_run_not_one_finished_before_it(
     first, running = _job(tmp_path, "first.log", 1), _job(tmp_path, "running.log", 1000)
     slot = pool.free()[0]
     assert pool.submit(slot, first) and pool.submit(slot, running)
-    wait_until(lambda: slot.running.value == 2, 30, "the second job's pipeline running")
+    wait_until(lambda: slot.shared.running.value == 2, 30, "the second job's pipeline running")
     os.kill(slot.pid, signal.SIGKILL)
     wait_until(lambda: _pump(pool, done) or len(done) == 2, 30, "both jobs back")
     outcomes = {j.rel: o.status for j, o in done}

@@ -214,3 +214,34 @@ def test_a_frozen_worker_is_named_by_health_and_the_others_carry_the_queue(
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: "held.log" in queue.files("processed"), 30, "held.log finished")
     assert queue.files("failed") == []
+
+
+def test_the_job_queued_behind_a_frozen_worker_goes_to_a_live_one(
+    queue: Queue, start_daemon, slow_config: Path
+) -> None:
+    """A worker holds the file it runs and the next one; when it is frozen, that next one
+    is taken back and run by the other worker, and `file_started` names the worker that
+    really started it, when it did (not the one it was first queued on)."""
+    d = start_daemon("--config", str(slow_config), "--workers", "2")
+    queue.drop("frozen.log", "line\n" * 1500)  # 15 s in flight
+    frozen = d.wait_event("file_started", path="frozen.log")["worker_pid"]
+    queue.drop("busy.log", "line\n" * 200)  # the other worker: 2 s
+    live = d.wait_event("file_started", path="busy.log")["worker_pid"]
+    assert live != frozen
+    queue.drop("next.log", "line\n")  # both hold one: the first slot, the frozen one, takes it
+    d.wait_event("file_claimed", path="next.log")
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        taken = d.wait_event("jobs_taken_back", worker_pid=frozen)
+        assert taken["paths"] == ["next.log"]
+        wait_until(lambda: "next.log" in queue.files("processed"), 30,
+                   "next.log processed by the live worker while the other is frozen")  # fmt: skip
+        assert queue.files("underprocess") == ["frozen.log"], "the frozen one keeps its own"
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    starts = d.events("file_started")
+    assert [s["worker_pid"] for s in starts if s["path"] == "next.log"] == [live]
+    wait_until(lambda: "frozen.log" in queue.files("processed"), 60, "frozen.log finished")
+    summaries = queue.summaries()
+    assert summaries["next.log"]["attempts"] == 1 and summaries["frozen.log"]["attempts"] == 1
+    assert not d.events("worker_died") and queue.files("failed") == []

@@ -1,0 +1,299 @@
+"""A worker process's side of the pool: what goes down its pipe each way, what it shares
+with the pool besides, and its main loop.
+
+Workers ignore SIGINT/SIGTERM (the daemon decides when they stop: a terminal's Ctrl-C
+or systemd's stop must not kill in-flight files under it) and die with their parent
+(PR_SET_PDEATHSIG), so a `kill -9`'d daemon leaves no orphan writing temp results. Each
+caps its own heap first (`daemon.memory`), and runs a thread that stamps its progress
+(`daemon.progress`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from daemon import memory
+from daemon.progress import ProgressWatch
+from daemon.worker import (
+    Job,
+    Outcome,
+    Status,
+    base_summary,
+    commit_outcomes,
+    finish_summary,
+    process_file,
+)
+from processors import LoadedPipeline
+
+_PR_SET_PDEATHSIG = 1
+
+
+# What goes down a worker's pipe, each way.
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """Use this pipeline for the jobs that follow."""
+
+    pipeline: LoadedPipeline
+    trace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Finish: the pool is closing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker started: from now on a death is its file's, not the start-up's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The worker began running this job (sent when it does, not when it was queued)."""
+
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A running job's bytes read, and its pipeline counts so far (`Pipeline.live`)."""
+
+    uid: str
+    bytes_read: int
+    counts: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Nothing has moved since `since` (monotonic): this is where the worker is."""
+
+    text: str
+    since: float
+
+
+ToWorker = LoadConfig | RunJob | Stop
+FromWorker = Ready | Started | Progress | Where | Outcome
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What a worker shares with the pool besides its pipe: read by either side at any
+    moment, with no message. Jobs are numbered 1, 2, … in the order given."""
+
+    running: Any  # RawValue: the job whose pipeline runs now, 0 while none
+    started: Any  # RawValue: the last job started (it never goes back)
+    revoked: Any  # RawValue: jobs numbered up to this one must not start: taken back
+    clocks: Any  # RawArray of monotonic seconds: `daemon.progress` BEAT and PROGRESS
+    gate: Any  # Lock: a job starting and the pool taking jobs back, one at a time
+
+    @classmethod
+    def make(cls, ctx: Any) -> Shared:
+        return cls(ctx.RawValue("q", 0), ctx.RawValue("q", 0), ctx.RawValue("q", 0),
+                   ctx.RawArray("d", 2), ctx.Lock())  # fmt: skip
+
+    def start(self, number: int) -> bool:
+        """In the worker: start job `number`, unless the pool took it back."""
+        with self.gate:
+            if number <= self.revoked.value:
+                return False
+            self.started.value = self.running.value = number
+            return True
+
+
+def die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def worker_main(
+    conn: Connection,
+    parent_pid: int,
+    init: Callable[[], None] | None = None,
+    shared: Shared | None = None,
+    memory_mb: int | None = None,
+    stderr: Connection | None = None,
+) -> None:
+    """Entry point of a worker process: load the pipeline, then run jobs until told to stop.
+
+    `init` (picklable) runs first: main.py passes its logging setup, which a spawned
+    process does not inherit. `stderr`, if given, becomes this process's fd 2 (the pool
+    forwards it and keeps its tail: a library's last words before it aborts). With
+    `memory_mb`, the heap is capped (`daemon.memory`); after a job that hit the cap the
+    process exits (EXIT_RECYCLE) once its outcomes are sent: whatever filled its memory
+    may still hold it, and a fresh process takes the next file.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent()
+    if os.getppid() != parent_pid:  # parent died before prctl took effect
+        return
+    if stderr is not None:
+        os.dup2(stderr.fileno(), 2)
+        stderr.close()
+    if memory_mb:
+        memory.apply_cap(memory_mb)
+    if init is not None:
+        init()
+    current = _Current()
+    lock = threading.Lock()
+
+    def send(msg: FromWorker) -> bool:
+        with lock:
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):
+                return False
+        return True
+
+    send(Ready())
+    watch = None
+    if shared is not None:
+        watch = ProgressWatch(shared.clocks, lambda text, since: send(Where(text, since)),
+                              current.lines)  # fmt: skip
+        watch.start()
+    committer = _Committer(send)
+    given = 0
+    while True:
+        try:
+            msg: ToWorker = conn.recv()
+        except (EOFError, OSError):
+            return
+        match msg:
+            case Stop():
+                committer.close()
+                return
+            case LoadConfig(loaded, trace):
+                try:
+                    current.pipeline, current.error = loaded.build(trace=trace), None
+                except Exception as exc:  # reported per job, as a transient error
+                    current.pipeline, current.error = None, f"{type(exc).__name__}: {exc}"
+            case RunJob(job):
+                given += 1
+                if shared is not None and not shared.start(given):
+                    continue  # taken back while it waited here (this worker was frozen)
+                send(Started(job.uid))
+                if watch is not None:
+                    watch.moved()
+                outcome = _run(send, job, current, memory_mb)
+                if shared is not None:
+                    shared.running.value = 0
+                committer.put(job, outcome)
+                if _hit_cap(outcome):
+                    committer.close()
+                    os._exit(memory.EXIT_RECYCLE)
+
+
+class _Current:
+    """The pipeline this worker runs (or why it has none)."""
+
+    def __init__(self) -> None:
+        self.pipeline: Any = None
+        self.error: str | None = "no pipeline loaded"
+
+    def lines(self) -> int:
+        """Lines through the running file's pipeline so far (another thread asks)."""
+        live = self.pipeline.live() if self.pipeline is not None else None
+        return sum(live["tags"].values()) if live else 0
+
+
+def _run(
+    send: Callable[[FromWorker], bool], job: Job, current: _Current, memory_mb: int | None
+) -> Outcome:
+    pipeline = current.pipeline
+    if pipeline is None:
+        summary = base_summary(job, time.time())
+        summary["error"] = {"type": "ConfigError", "message": current.error}
+        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.monotonic()))
+
+    def progress(n: int) -> None:
+        send(Progress(job.uid, n, pipeline.live()))
+
+    try:
+        outcome = process_file(job, pipeline, progress)
+    except MemoryError:  # outside what process_file catches: no summary was written
+        summary = base_summary(job, time.time())
+        summary["error"] = {"type": "MemoryError", "message": "out of memory"}
+        outcome = Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.monotonic()))
+    if memory_mb and _out_of_memory(outcome):
+        _over_cap(outcome, memory_mb)
+    return outcome
+
+
+def _out_of_memory(outcome: Outcome) -> bool:
+    error = outcome.summary.get("error") or {}
+    return error.get("type") == "MemoryError"
+
+
+def _over_cap(outcome: Outcome, memory_mb: int) -> None:
+    """An attempt that ran out of heap under the cap: transient (retried up to
+    max_attempts, then failed with this reason), its results discarded."""
+    error = outcome.summary["error"]
+    outcome.summary["error"] = {
+        "type": "MemoryLimit",
+        "message": memory.limit_message(memory_mb),
+        **{k: error[k] for k in ("processor", "tag", "line") if error.get(k) is not None},
+    }
+    for tmp, _ in outcome.temps:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    outcome.temps = []
+    outcome.status = Status.RETRY
+
+
+def _hit_cap(outcome: Outcome) -> bool:
+    return (outcome.summary.get("error") or {}).get("type") == "MemoryLimit"
+
+
+class _Committer:
+    """A worker's commit thread: group commit. The worker's main thread runs the pipeline
+    and queues each finished attempt here; this thread commits everything queued as one
+    group (`commit_outcomes`: one round of syncs for all of them) and sends the outcomes
+    back in order. While it waits on one group's syncs the main thread runs the next
+    file, which joins the next group: in a burst files share their syncs, and a lone file
+    is committed as soon as it is finished, never held back waiting for company."""
+
+    def __init__(self, send: Callable[[FromWorker], bool]) -> None:
+        self._send = send
+        self._queue: list[tuple[Job, Outcome]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="folderd-commit", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Job, outcome: Outcome) -> None:
+        with self._cond:
+            self._queue.append((job, outcome))
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Commit and send what is queued, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closed)
+                group, self._queue = self._queue, []
+            if not group:
+                return
+            commit_outcomes(group)
+            for _, outcome in group:
+                if not self._send(outcome):
+                    return  # the daemon is gone

@@ -1,0 +1,188 @@
+"""No file can take the machine's memory: each worker runs under --worker-memory-mb, a
+file that needs more fails after its attempts saying so, and the daemon and the other
+workers never notice. A worker the kernel's OOM killer takes is named as such."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.memory import OomCounters, cap_mb, machine_memory_bytes
+from tests.conftest import Queue, wait_until
+
+pytestmark = pytest.mark.integration
+
+HOARD = {"name": "hoard", "tag": "hoard", "use": "tests.daemon.memory_plugin:hoard", "to": "end"}
+
+
+def _config(path: Path, **routes: dict) -> Path:
+    """hoard*: a plugin that keeps allocating; *.xlsx: the Excel reader; the rest: as is."""
+    config = {
+        "version": 1,
+        "routes": [
+            {"glob": "hoard*", "start": "hoard"},
+            {"glob": "*.xlsx", "start": "end", "reader": {"type": "excel"}},
+            {"start": "end"},
+        ],
+        "nodes": [HOARD],
+        "outputs": {"end": {}},
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _small(queue: Queue, n: int) -> list[str]:
+    names = [f"small{i}.log" for i in range(n)]
+    for name in names:
+        queue.drop(name, "a line\n" * 100)
+    return names
+
+
+def test_a_file_that_hoards_memory_fails_at_the_cap_and_nothing_else_notices(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    d = start_daemon("--config", str(_config(tmp_path / "c.json")), "--workers", "2",
+                     "--worker-memory-mb", "200", "--max-attempts", "2")  # fmt: skip
+    daemon_pid = d.pid
+    queue.drop("hoard.log", "one line\n")
+    names = _small(queue, 10)
+    wait_until(lambda: queue.files("failed") == ["hoard.log"], 60, "hoard.log failed")
+    wait_until(lambda: set(names) <= set(queue.files("processed")), 60, "the others processed")
+    error = queue.summaries()["hoard.log"]["error"]
+    assert error["type"] == "MemoryLimit" and error["processor"] == "hoard"
+    assert error["message"] == (
+        "exceeded the worker memory limit (200 MB) (gave up after 2 attempts)"
+    )
+    wait_until(lambda: len(d.events("worker_recycled")) == 2, 30, "a fresh worker after each")
+    assert d.events("worker_died") == [], "no worker died, none was charged"
+    assert d.proc.poll() is None and d.pid == daemon_pid
+    assert all(queue.summaries()[n]["attempts"] == 1 for n in names)
+
+
+def _workbook(path: Path, rows: int) -> None:
+    """A plain one-sheet .xlsx of `rows` rows of six numbers (calamine holds it whole)."""
+    cols = "ABCDEF"
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006"
+    head = "".join(f'<c r="{c}1" t="inlineStr"><is><t>{c}</t></is></c>' for c in cols)
+    body = "".join(f'<row r="{i}">' + "".join(f'<c r="{c}{i}"><v>{i}</v></c>' for c in cols)
+                   + "</row>" for i in range(2, rows + 2))  # fmt: skip
+    main = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", f'<Types xmlns="{pkg}/content-types">'
+                   f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+                   'package.relationships+xml"/><Default Extension="xml" ContentType='
+                   f'"application/xml"/><Override PartName="/xl/workbook.xml" ContentType='
+                   f'"{main}.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" '
+                   f'ContentType="{main}.worksheet+xml"/></Types>')  # fmt: skip
+        z.writestr("_rels/.rels", f'<Relationships xmlns="{pkg}/relationships"><Relationship '
+                   f'Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/>'
+                   "</Relationships>")  # fmt: skip
+        z.writestr("xl/workbook.xml", f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet '
+                   'name="S" sheetId="1" r:id="rId1"/></sheets></workbook>')  # fmt: skip
+        z.writestr("xl/_rels/workbook.xml.rels", f'<Relationships xmlns="{pkg}/relationships">'
+                   f'<Relationship Id="rId1" Type="{rel}/worksheet" '
+                   'Target="worksheets/sheet1.xml"/></Relationships>')  # fmt: skip
+        z.writestr("xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData><row r=\"1\">"
+                   f"{head}</row>{body}</sheetData></worksheet>")  # fmt: skip
+
+
+def test_a_workbook_too_big_for_the_cap_fails_saying_so_though_calamine_aborts(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    """calamine (Rust) aborts the process when an allocation fails: the worker dies of
+    SIGABRT, and its last words on stderr say why, so the reason is still the cap."""
+    d = start_daemon("--config", str(_config(tmp_path / "c.json")), "--workers", "2",
+                     "--worker-memory-mb", "110", "--max-attempts", "2")  # fmt: skip
+    _workbook(queue.dir("unprocessed") / ".book.tmp", 200_000)  # ~170 MB in a worker
+    os.rename(queue.dir("unprocessed") / ".book.tmp", queue.dir("unprocessed") / "book.xlsx")
+    names = _small(queue, 6)
+    wait_until(lambda: queue.files("failed") == ["book.xlsx"], 90, "book.xlsx failed")
+    wait_until(lambda: set(names) <= set(queue.files("processed")), 60, "the others processed")
+    died = d.events("worker_died")
+    assert [e["exit"] for e in died] == ["killed by signal 6 (SIGABRT)"] * 2
+    assert all(e["error"] == "exceeded the worker memory limit (110 MB)" for e in died)
+    message = queue.summaries()["book.xlsx"]["error"]["message"]
+    assert message == "exceeded the worker memory limit (110 MB) (gave up after 2 attempts)"
+    assert "memory allocation of" in d.output(), "its stderr forwarded to the daemon's"
+    assert d.proc.poll() is None
+
+
+def test_the_default_cap_is_a_share_of_the_memory_and_zero_means_none() -> None:
+    machine = machine_memory_bytes() >> 20
+    assert cap_mb(None, 2) == max(512, int(machine * 0.75 / 2))
+    assert cap_mb(None, 10_000) == 512, "never below the floor, however many workers"
+    assert cap_mb(300, 2) == 300 and cap_mb(0, 2) is None
+
+
+_cgroup_seq = itertools.count()
+
+
+def _memory_cgroup(limit_mb: int) -> Iterator[Path]:
+    """A memory cgroup of `limit_mb` for this test alone (v2 under the root, or v1 under
+    this process's own memory cgroup); skipped where none can be made."""
+    name = f"folderd-test-{os.getpid()}-{next(_cgroup_seq)}"
+    root = Path("/sys/fs/cgroup")
+    controllers = root / "cgroup.subtree_control"
+    if controllers.exists() and "memory" in controllers.read_text().split():
+        path, limit_file = root / name, "memory.max"
+    else:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        own = next((line.split(":", 2)[2] for line in lines
+                    if "memory" in line.split(":", 2)[1].split(",")), None)  # fmt: skip
+        if own is None or not (root / "memory").is_dir():
+            pytest.skip("no memory cgroup controller here")
+        path, limit_file = root / "memory" / own.lstrip("/") / name, "memory.limit_in_bytes"
+    try:
+        path.mkdir()
+        (path / limit_file).write_text(str(limit_mb << 20))
+    except OSError as exc:
+        pytest.skip(f"cannot make a memory cgroup here: {exc}")
+    try:
+        yield path
+    finally:
+        procs = path / "cgroup.procs"
+        with contextlib.suppress(OSError):
+            for pid in procs.read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        wait_until(lambda: not procs.read_text().strip(), 30, "the cgroup empty")
+        path.rmdir()
+
+
+@pytest.fixture
+def cgroup_350() -> Iterator[Path]:
+    yield from _memory_cgroup(350)
+
+
+def test_a_worker_the_oom_killer_takes_is_named_and_only_its_file_pays(
+    queue: Queue, start_daemon, tmp_path: Path, cgroup_350: Path
+) -> None:
+    """The daemon runs in a 350 MB cgroup with no cap of its own: the hoarding worker is
+    killed by the kernel (SIGKILL), and the reason says who and why."""
+    enter = ("sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup_350))
+    d = start_daemon("--config", str(_config(tmp_path / "c.json")), "--workers", "2",
+                     "--worker-memory-mb", "0", "--max-attempts", "2", prefix=enter)  # fmt: skip
+    before = OomCounters.read(d.pid)
+    assert any(limit == 350 << 20 for _, limit in before.cgroups), "the daemon is inside"
+    queue.drop("hoard.log", "one line\n")
+    names = _small(queue, 6)
+    wait_until(lambda: queue.files("failed") == ["hoard.log"], 90, "hoard.log failed")
+    wait_until(lambda: set(names) <= set(queue.files("processed")), 60, "the others processed")
+    died = d.events("worker_died")
+    assert [e["exit"] for e in died] == ["killed by signal 9 (SIGKILL)"] * 2
+    reason = "worker process killed by the kernel's OOM killer (memory limit 350 MB)"
+    assert [e["error"] for e in died] == [reason] * 2
+    assert queue.summaries()["hoard.log"]["error"]["message"] == (
+        f"{reason} (gave up after 2 attempts)"
+    )
+    assert d.proc.poll() is None
