@@ -126,13 +126,16 @@ def _events(names: list[str], tags: list[str], second: int, counts: bool) -> lis
     for w in range(2):
         for half in range(2):
             n = (second * 2 + half + 1) * 50_000
-            evs.append({"kind": "file_progress", "ts": second + half / 2, "uid": f"big{w}",
+            evs.append({"kind": "file_progress", "ts": second + half / 2,
+                        "mono": second + half / 2, "uid": f"big{w}",
                         "path": f"big{w}.log", "bytes": n, **stats(n)})  # fmt: skip
     for i in range(4):
         uid = f"small{second}-{i}"
-        evs.append({"kind": "file_started", "ts": second, "uid": uid, "path": f"{uid}.log"})
-        evs.append({"kind": "file_processed", "ts": second + 0.9, "uid": uid, "path": uid,
-                    "duration_s": 0.01, "size": 100, **stats(100)})  # fmt: skip
+        evs.append({"kind": "file_started", "ts": second, "mono": second, "uid": uid,
+                    "path": f"{uid}.log"})  # fmt: skip
+        evs.append({"kind": "file_processed", "ts": second + 0.9, "mono": second + 0.9,
+                    "uid": uid, "path": uid, "duration_s": 0.01, "size": 100,
+                    **stats(100)})  # fmt: skip
     return evs
 
 
@@ -140,7 +143,7 @@ def _tick(stats: Stats, events: list[dict], g: graph.Graph, live: bool) -> float
     t = time.perf_counter()
     stats.apply(events)
     if live:
-        graph.live(g, stats.rates.per_second(events[-1]["ts"]), stats.rates.errors)
+        graph.live(g, stats.rates.per_second(events[-1]["mono"]), stats.rates.errors)
     return time.perf_counter() - t
 
 

@@ -49,7 +49,8 @@ class EventBus:
             return
         if (path := data.get("path")) is not None:
             data["path"] = shown(path)  # events leave as JSON: names as the journal has them
-        event = {"kind": kind, "ts": time.time(), **data}
+        # ts: when, for people; mono: for measuring between events (never steps back)
+        event = {"kind": kind, "ts": time.time(), "mono": time.monotonic(), **data}
         held = self._held
         if held is not None:
             held.append(event)

@@ -49,6 +49,7 @@ from daemon.child import (
 from daemon.progress import BEAT, BEAT_S, PROGRESS
 from daemon.snapshot import InFlight, Stall
 from daemon.worker import Job, Outcome, Status, base_summary, finish_summary
+from formats.names import shown
 from processors import LoadedPipeline
 
 __all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "Progress", "WorkerPool"]
@@ -234,7 +235,7 @@ class WorkerPool:
     def in_flight(self) -> tuple[InFlight, ...]:
         """The job each busy worker is running now."""
         return tuple(
-            InFlight(job.uid, job.rel, job.attempt, s.pid, s.started, s.bytes_read, job.size)
+            InFlight(job.uid, shown(job.rel), job.attempt, s.pid, s.started, s.bytes_read, job.size)
             for s in self.slots
             if (job := s.job) is not None
         )
@@ -381,7 +382,7 @@ class WorkerPool:
         if code == memory.EXIT_RECYCLE and slot.kill is None:  # it hit the cap and said so
             log.info("worker_recycled", slot=slot.index, pid=slot.proc.pid,
                      reason=memory.limit_message(self.memory_mb or 0),
-                     returned=[j.rel for j in slot.jobs])  # fmt: skip
+                     returned=[shown(j.rel) for j in slot.jobs])  # fmt: skip
             done = [(j, Outcome(Status.UNSTARTED, {})) for j in slot.jobs]
         elif slot.jobs:
             # the death is the file whose pipeline was running (else the oldest's, being
@@ -392,7 +393,7 @@ class WorkerPool:
             if slot.kill is not None:
                 job = next((j for j in slot.jobs if j.uid == slot.kill[0]), job)
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why,
-                        path=job.rel if job else None, error=error["message"])  # fmt: skip
+                        path=shown(job.rel) if job else None, error=error["message"])  # fmt: skip
             for other in slot.jobs:  # not charged an attempt
                 if other is job:
                     summary = base_summary(other, time.time())
@@ -431,8 +432,9 @@ class WorkerPool:
         jobs: list[Job] = []
         for slot in self.busy():
             job = slot.job
-            log.warning("worker_kill", slot=slot.index, pid=slot.pid,
-                        path=job.rel if job else None, reason="shutdown timeout")  # fmt: skip
+            path = shown(job.rel) if job else None
+            log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=path,
+                        reason="shutdown timeout")  # fmt: skip
             slot.proc.kill()
             slot.proc.join(2.0)
             jobs.extend(slot.jobs)
@@ -490,10 +492,10 @@ class WorkerPool:
         kill_at = self.stall_kill_after or None
         taken = []
         if slot.stall is None or slot.stall.uid != job.uid:
-            log.warning("file_stalled", path=job.rel, worker_pid=slot.pid, where=where,
+            log.warning("file_stalled", path=shown(job.rel), worker_pid=slot.pid, where=where,
                         no_progress_s=round(quiet, 1), kill_after_s=kill_at)  # fmt: skip
             taken = self._take_back(slot, "its worker is stalled")
-        slot.stall = Stall(job.uid, job.rel, slot.pid, where, last, kill_at)
+        slot.stall = Stall(job.uid, shown(job.rel), slot.pid, where, last, kill_at)
         if kill_at is not None and quiet >= kill_at:
             self._kill_stalled(slot, job, where, sink, quiet)
         return taken
@@ -526,7 +528,8 @@ class WorkerPool:
             status = Status.ENVIRONMENT
         slot.kill = (job.uid, status, error)
         self.stall_kills += 1
-        log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=job.rel, reason=message)
+        log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=shown(job.rel),
+                    reason=message)  # fmt: skip
         with contextlib.suppress(OSError):
             slot.proc.kill()
 
@@ -551,7 +554,7 @@ class WorkerPool:
             del slot.numbers[job.uid]
         if queued:
             log.info("jobs_taken_back", worker_pid=slot.pid, reason=why,
-                     paths=[j.rel for j in queued])  # fmt: skip
+                     paths=[shown(j.rel) for j in queued])  # fmt: skip
         return [(job, Outcome(Status.UNSTARTED, {})) for job in queued]
 
 

@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from daemon import delivery, duplicates, worker
+from formats.names import shown
 from processors import nodes
 
 BEAT_S = 0.5
@@ -88,7 +89,7 @@ def _innermost(frame: FrameType) -> str:
     path = frame.f_code.co_filename
     if path.startswith(_ROOT + os.sep):
         path = os.path.relpath(path, _ROOT)
-    return f"at {frame.f_code.co_qualname} ({path}:{frame.f_lineno})"
+    return f"at {frame.f_code.co_qualname} ({shown(path)}:{frame.f_lineno})"
 
 
 def where(exclude: int | None = None) -> str:

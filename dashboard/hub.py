@@ -203,4 +203,4 @@ class Hub:
 
 def _slim(ev: dict[str, Any]) -> dict[str, Any]:
     """A file event without the bulky per-node stats (the pipeline page gets rates)."""
-    return {k: v for k, v in ev.items() if k not in ("processors", "tags")}
+    return {k: v for k, v in ev.items() if k not in ("processors", "tags", "mono")}

@@ -37,6 +37,9 @@ def flat(tags: dict[str, int] | None, processors: dict[str, Any] | None) -> Coun
 
 
 class Rates:
+    """Times are monotonic (events' `mono`): a rate is a duration's, and the wall clock
+    may step back (NTP, a VM restore), which would strand every bucket in the future."""
+
     def __init__(self, window_s: int = WINDOW_S) -> None:
         self.window_s = window_s
         self._buckets: deque[tuple[int, Counter[str]]] = deque()  # (second, counts) oldest first
@@ -87,7 +90,7 @@ class Rates:
     def per_second(self, now: float | None = None) -> dict[str, float]:
         """Each key's total over the last `window_s` seconds, divided by `window_s`. Safe
         from a view's thread: it copies (each copy atomic) and never prunes."""
-        since = int(time.time() if now is None else now) - self.window_s
+        since = int(time.monotonic() if now is None else now) - self.window_s
         total: Counter[str] = Counter()
         for second, bucket in list(self._buckets):
             if second > since:

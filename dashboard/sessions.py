@@ -36,7 +36,7 @@ class Sessions:
         self,
         token: str,
         max_age_s: float = SESSION_MAX_AGE_S,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,  # sessions end with the process anyway
     ) -> None:
         self._token = token.encode()
         self.max_age_s = max_age_s

@@ -71,17 +71,17 @@ class Stats:
                 self.rates.started(ev["uid"])
             elif kind == "file_progress":
                 if ev.get("processors") is not None:
-                    self.rates.progress(ev["uid"], ev["ts"], flat(ev["tags"], ev["processors"]))
+                    self.rates.progress(ev["uid"], ev["mono"], flat(ev["tags"], ev["processors"]))
             elif kind == "file_processed":
                 self._finished(ev, ok=True)
                 counts = flat(ev.get("tags"), ev.get("processors"))
-                self.rates.finished(ev["uid"], ev["ts"], counts, None)
+                self.rates.finished(ev["uid"], ev["mono"], counts, None)
             elif kind == "file_failed":
                 self.waiting.pop(ev["path"], None)
                 self._finished(ev, ok=False)
-                self.rates.finished(ev["uid"], ev["ts"], None, ev.get("node"))
+                self.rates.finished(ev["uid"], ev["mono"], None, ev.get("node"))
             elif kind == "file_retry":
-                self.rates.finished(ev["uid"], ev["ts"], None, None)
+                self.rates.finished(ev["uid"], ev["mono"], None, None)
 
     def _finished(self, ev: dict[str, Any], ok: bool) -> None:
         self._count(ev["ts"], ok)

@@ -207,12 +207,12 @@ def test_stats_add_up_events(tmp_path: Path) -> None:
     stats.apply([
         {"kind": "file_queued", "ts": 60.0, "path": "a"},
         {"kind": "file_unqueued", "ts": 61.0, "path": "a"},
-        {"kind": "file_started", "ts": 61.0, "path": "a", "uid": "1"},
-        {"kind": "file_processed", "ts": 62.0, "path": "a", "uid": "1", "duration_s": 0.5,
-         "tags": {"log": 3}, "processors": {"p": {"lines_in": 3, "lines_out": 2, "errors": 0,
-                                                  "seconds": 0.1}}},
+        {"kind": "file_started", "ts": 61.0, "mono": 1.0, "path": "a", "uid": "1"},
+        {"kind": "file_processed", "ts": 62.0, "mono": 2.0, "path": "a", "uid": "1",
+         "duration_s": 0.5, "tags": {"log": 3},
+         "processors": {"p": {"lines_in": 3, "lines_out": 2, "errors": 0, "seconds": 0.1}}},
         {"kind": "file_queued", "ts": 63.0, "path": "b"},
-        {"kind": "file_failed", "ts": 64.0, "path": "b", "uid": "2", "error": "x"},
+        {"kind": "file_failed", "ts": 64.0, "mono": 4.0, "path": "b", "uid": "2", "error": "x"},
     ])  # fmt: skip
     assert dict(stats.tags) == {"log": 3}
     assert stats.nodes["p"]["lines_out"] == 2 and stats.nodes["p"]["files"] == 1
