@@ -34,6 +34,7 @@ from processors import nodes
 BEAT_S = 0.5
 WHERE_AFTER_S = 1.0
 BEAT, PROGRESS = 0, 1  # the shared clocks (monotonic seconds), by index
+STACK_BYTES = 512 << 10
 
 _NODE_CODES = {nodes.LineRunner.run.__code__, nodes.BatchRunner.run.__code__,
                nodes.Runner.flush.__code__}  # fmt: skip
@@ -120,7 +121,13 @@ class ProgressWatch:
         self._thread = threading.Thread(target=self._run, name="folderd-progress", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        # A small stack: a thread's whole stack counts against the worker's heap cap
+        # (RLIMIT_DATA), and this one only walks frames and reads /proc.
+        before = threading.stack_size(STACK_BYTES)
+        try:
+            self._thread.start()
+        finally:
+            threading.stack_size(before)
 
     def moved(self) -> None:
         """Progress the worker reports itself (a job started)."""

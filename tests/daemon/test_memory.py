@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import signal
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from daemon.memory import OomCounters, cap_mb, machine_memory_bytes
 from tests.conftest import Queue, wait_until
+from tests.processors.workbooks import numbers_xlsx
 
 pytestmark = pytest.mark.integration
 
@@ -67,35 +67,6 @@ def test_a_file_that_hoards_memory_fails_at_the_cap_and_nothing_else_notices(
     assert all(queue.summaries()[n]["attempts"] == 1 for n in names)
 
 
-def _workbook(path: Path, rows: int) -> None:
-    """A plain one-sheet .xlsx of `rows` rows of six numbers (calamine holds it whole)."""
-    cols = "ABCDEF"
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-    pkg = "http://schemas.openxmlformats.org/package/2006"
-    head = "".join(f'<c r="{c}1" t="inlineStr"><is><t>{c}</t></is></c>' for c in cols)
-    body = "".join(f'<row r="{i}">' + "".join(f'<c r="{c}{i}"><v>{i}</v></c>' for c in cols)
-                   + "</row>" for i in range(2, rows + 2))  # fmt: skip
-    main = "application/vnd.openxmlformats-officedocument.spreadsheetml"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml", f'<Types xmlns="{pkg}/content-types">'
-                   f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-'
-                   'package.relationships+xml"/><Default Extension="xml" ContentType='
-                   f'"application/xml"/><Override PartName="/xl/workbook.xml" ContentType='
-                   f'"{main}.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" '
-                   f'ContentType="{main}.worksheet+xml"/></Types>')  # fmt: skip
-        z.writestr("_rels/.rels", f'<Relationships xmlns="{pkg}/relationships"><Relationship '
-                   f'Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/>'
-                   "</Relationships>")  # fmt: skip
-        z.writestr("xl/workbook.xml", f'<workbook {ns} xmlns:r="{rel}"><sheets><sheet '
-                   'name="S" sheetId="1" r:id="rId1"/></sheets></workbook>')  # fmt: skip
-        z.writestr("xl/_rels/workbook.xml.rels", f'<Relationships xmlns="{pkg}/relationships">'
-                   f'<Relationship Id="rId1" Type="{rel}/worksheet" '
-                   'Target="worksheets/sheet1.xml"/></Relationships>')  # fmt: skip
-        z.writestr("xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData><row r=\"1\">"
-                   f"{head}</row>{body}</sheetData></worksheet>")  # fmt: skip
-
-
 def test_a_workbook_too_big_for_the_cap_fails_saying_so_though_calamine_aborts(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:
@@ -103,7 +74,7 @@ def test_a_workbook_too_big_for_the_cap_fails_saying_so_though_calamine_aborts(
     SIGABRT, and its last words on stderr say why, so the reason is still the cap."""
     d = start_daemon("--config", str(_config(tmp_path / "c.json")), "--workers", "2",
                      "--worker-memory-mb", "110", "--max-attempts", "2")  # fmt: skip
-    _workbook(queue.dir("unprocessed") / ".book.tmp", 200_000)  # ~170 MB in a worker
+    numbers_xlsx(queue.dir("unprocessed") / ".book.tmp", 200_000)  # ~170 MB in a worker
     os.rename(queue.dir("unprocessed") / ".book.tmp", queue.dir("unprocessed") / "book.xlsx")
     names = _small(queue, 6)
     wait_until(lambda: queue.files("failed") == ["book.xlsx"], 90, "book.xlsx failed")

@@ -114,11 +114,12 @@ _REL = (b'<Relationship Id="rId%d" Type="http://schemas.openxmlformats.org/offic
 _MAIN = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 
 
-def xlsx_parts(path: Path, sheets: dict[str, Chunks], shared: Chunks | None = None) -> Path:
+def xlsx_parts(path: Path, sheets: dict[str, Chunks], shared: Chunks | None = None,
+                level: int = 9) -> Path:  # fmt: skip
     """An .xlsx written by hand: each sheet's `<sheetData>` content and the shared strings'
     `<sst>` content as chunks, streamed into the zip (deflated), so a part that unpacks to
-    gigabytes is written without being held."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    gigabytes is written without being held (`level`: the deflate level)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as z:
         overrides = b"".join(_SHEET_CT % (i + 1) for i in range(len(sheets)))
         z.writestr("[Content_Types].xml", _CT % (overrides + (_SST_CT if shared else b"")))
         z.writestr("_rels/.rels", _RELS)
@@ -215,3 +216,23 @@ def xls_lying(path: Path, rows: int, cols: int) -> Path:
     patched = book[: at + 4] + struct.pack("<IIHH", 0, rows, 0, cols) + book[at + 16 :]
     path.write_bytes(patched)
     return path
+
+
+def numbers_xlsx(path: Path, rows: int) -> Path:
+    """A one-sheet .xlsx of a header and `rows` rows of six numbers, for tests of size
+    alone: calamine holds a sheet whole (about 0.8 KB of a worker's heap per row here)."""
+    cols = [c.encode() for c in "ABCDEF"]
+    head = b'<row r="1">%s</row>' % b"".join(
+        b'<c r="%s1" t="inlineStr"><is><t>%s</t></is></c>' % (c, c) for c in cols
+    )
+
+    def body() -> Chunks:
+        yield head
+        for start in range(2, rows + 2, 1000):
+            yield b"".join(
+                b'<row r="%d">%s</row>' % (i, b"".join(b'<c r="%s%d"><v>%d</v></c>' % (c, i, i)
+                                                       for c in cols))
+                for i in range(start, min(start + 1000, rows + 2))
+            )  # fmt: skip
+
+    return xlsx_parts(path, {"S": body()}, level=1)  # level 9: half a minute for 200,000
