@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from daemon import memory
-from daemon.progress import ProgressWatch
+from daemon.progress import ProgressWatch, enable_dumps
 from daemon.worker import (
     Job,
     Outcome,
@@ -77,16 +77,9 @@ class Progress:
     counts: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Where:
-    """Nothing has moved since `since` (monotonic): this is where the worker is."""
-
-    text: str
-    since: float
-
-
 ToWorker = LoadConfig | RunJob | Stop
-FromWorker = Ready | Started | Progress | Where | Outcome
+FromWorker = Ready | Started | Progress | Outcome
+WHERE_BYTES = 240  # room for where a worker is (`daemon.progress.where`), UTF-8
 
 
 @dataclass(frozen=True)
@@ -99,11 +92,34 @@ class Shared:
     revoked: Any  # RawValue: jobs numbered up to this one must not start: taken back
     clocks: Any  # RawArray of monotonic seconds: `daemon.progress` BEAT and PROGRESS
     gate: Any  # Lock: a job starting and the pool taking jobs back, one at a time
+    where: Any  # RawArray of bytes: where the worker was at its progress thread's last beat
+    where_seq: Any  # RawValue: odd while `where` is being written (a seqlock)
 
     @classmethod
     def make(cls, ctx: Any) -> Shared:
         return cls(ctx.RawValue("q", 0), ctx.RawValue("q", 0), ctx.RawValue("q", 0),
-                   ctx.RawArray("d", 2), ctx.Lock())  # fmt: skip
+                   ctx.RawArray("d", 2), ctx.Lock(), ctx.RawArray("c", WHERE_BYTES),
+                   ctx.RawValue("q", 0))  # fmt: skip
+
+    def set_where(self, text: str) -> None:
+        """In the worker (its progress thread, the only writer)."""
+        data = text.encode("utf-8", "replace")[: WHERE_BYTES - 1]
+        self.where_seq.value += 1
+        self.where.raw = data + b"\0" * (WHERE_BYTES - len(data))
+        self.where_seq.value += 1
+
+    def read_where(self) -> str | None:
+        """In the pool: the last where the worker wrote (None: none yet, or it was being
+        written each time we looked)."""
+        for _ in range(10):
+            seq = self.where_seq.value
+            if seq % 2:
+                continue
+            data = self.where.raw
+            if self.where_seq.value == seq:
+                text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+                return text or None
+        return None
 
     def start(self, number: int) -> bool:
         """In the worker: start job `number`, unless the pool took it back."""
@@ -144,6 +160,7 @@ def worker_main(
     if stderr is not None:
         os.dup2(stderr.fileno(), 2)
         stderr.close()
+    enable_dumps()
     if memory_mb:
         memory.apply_cap(memory_mb)
     if init is not None:
@@ -162,8 +179,7 @@ def worker_main(
     send(Ready())
     watch = None
     if shared is not None:
-        watch = ProgressWatch(shared.clocks, lambda text, since: send(Where(text, since)),
-                              current.lines)  # fmt: skip
+        watch = ProgressWatch(shared.clocks, shared.set_where, current.lines)
         watch.start()
     committer = _Committer(send)
     given = 0

@@ -42,11 +42,10 @@ from daemon.child import (
     Shared,
     Started,
     Stop,
-    Where,
     die_with_parent,
     worker_main,
 )
-from daemon.progress import BEAT, BEAT_S, PROGRESS
+from daemon.progress import BEAT, BEAT_S, DUMP_SIGNAL, PROGRESS, where_from_dump
 from daemon.snapshot import InFlight, Stall
 from daemon.worker import Job, Outcome, Status, base_summary, finish_summary
 from formats.names import shown
@@ -59,8 +58,8 @@ log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
 _STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
-TAIL_BYTES = 4096  # of a worker's stderr, kept for its death's reason
-BEAT_LATE_S = BEAT_S * 6  # a progress thread this late is blocked too (a C call, the GIL)
+TAIL_BYTES = 16384  # of a worker's stderr: its last words, a stack dump of every thread
+BEAT_LATE_S = BEAT_S * 3  # a progress thread this late is blocked too (a C call, the GIL)
 
 PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
 # A worker whose last file took under QUICK_S, holding only files of at most SMALL_BYTES,
@@ -91,9 +90,9 @@ class Slot:
     config_gen: int = -1
     ready: bool = False  # the process said it started; only then does it get jobs
     respawn_at: float | None = None  # no process: start one at this monotonic time
-    where: Where | None = None  # where it said it was, the last time nothing moved
     stall: Stall | None = None
     kill: tuple[str, Status, dict[str, Any]] | None = None  # (uid, status, error): ours
+    dumped: float | None = None  # monotonic: when we last asked it for a stack dump
     oom: memory.OomCounters | None = None  # the kernel's OOM counters when it started
 
     @property
@@ -166,7 +165,7 @@ class WorkerPool:
         slot.proc, slot.conn, slot.err, slot.tail = proc, parent, err_read, b""
         slot.shared, slot.config_gen, slot.given, slot.current = shared, -1, 0, None
         slot.quick, slot.ready, slot.respawn_at = False, False, None
-        slot.where = slot.stall = slot.kill = None
+        slot.stall = slot.kill = slot.dumped = None
         slot.jobs.clear()
         slot.numbers.clear()
         slot.oom = memory.OomCounters.read(os.getpid())  # the worker's cgroups are ours
@@ -329,8 +328,6 @@ class WorkerPool:
                     slot.bytes_read = bytes_read
                 if self._on_progress is not None and job is not None:
                     self._on_progress(job, msg)
-            case Where():
-                slot.where = msg
             case Outcome() if slot.jobs:
                 job = slot.jobs.popleft()
                 slot.numbers.pop(job.uid, None)
@@ -483,12 +480,16 @@ class WorkerPool:
             self._end_stall(slot, now)
             return []
         clocks = slot.shared.clocks
+        if now - clocks[BEAT] > BEAT_LATE_S and (slot.dumped or 0) < clocks[BEAT]:
+            slot.dumped = now  # its progress thread is blocked: ask C for its stacks, once
+            with contextlib.suppress(OSError):
+                os.kill(slot.proc.pid, DUMP_SIGNAL)
         last = max(clocks[PROGRESS], slot.busy_since)
         quiet = now - last
         if quiet < self.stall_timeout:
             self._end_stall(slot, now)
             return []
-        where, sink = self._where(slot, clocks, now)
+        where, sink = self._where(slot, now)
         kill_at = self.stall_kill_after or None
         taken = []
         if slot.stall is None or slot.stall.uid != job.uid:
@@ -500,15 +501,19 @@ class WorkerPool:
             self._kill_stalled(slot, job, where, sink, quiet)
         return taken
 
-    def _where(self, slot: Slot, clocks: Any, now: float) -> tuple[str, str | None]:
-        """Where the worker says it is in this silence, and the sink if it is in one."""
-        said = slot.where
-        current = said is not None and said.since >= clocks[PROGRESS]
-        text = said.text if said is not None and current else "where unknown"
-        sink = text.removeprefix("in sink ") if text.startswith("in sink ") else None
-        if now - clocks[BEAT] > BEAT_LATE_S:
-            text += "; its progress thread is blocked too (a C call holding the GIL?)"
-        return text, sink
+    def _where(self, slot: Slot, now: float) -> tuple[str, str | None]:
+        """Where the worker is by its own word, and the sink if it is in one; for a worker
+        whose progress thread is blocked too (a C call holding the GIL), by the stack dump
+        `_check_stall` asked it for, which its stderr brought back."""
+        shared = slot.shared
+        assert shared is not None
+        said = shared.read_where() or "where unknown"
+        sink = said.removeprefix("in sink ") if said.startswith("in sink ") else None
+        if now - shared.clocks[BEAT] <= BEAT_LATE_S:
+            return said, sink
+        dump = where_from_dump(slot.tail.decode("utf-8", "replace"))
+        text = dump if dump is not None else f"last seen {said}"
+        return f"{text}; its progress thread is blocked too (a C call holding the GIL?)", sink
 
     def _end_stall(self, slot: Slot, now: float) -> None:
         if slot.stall is not None:

@@ -9,16 +9,21 @@ its next part only once the last one was taken), the lines through the pipeline,
 started. A server that drips one byte a second, a plugin asleep or spinning in a regex, a
 hung NFS read: none of them move any of it.
 
-When nothing moved for WHERE_AFTER_S, the thread names where the worker is from its
-threads' stacks (the node whose batch runs, the sink delivering, the input being read,
-results being committed, else the innermost function) and sends it once, and again only
-when it changes. The pool decides what a silence means (`daemon.pool`).
+At each beat the thread also writes where the worker is, from its threads' stacks (the
+node whose batch runs, the sink delivering, the input being read, results being committed,
+else the innermost function), to memory the pool reads: a worker stuck in a C call that
+holds the interpreter lock starves this thread too: for that, faulthandler is set to dump
+every thread's stack to stderr on SIGUSR1 (from C, without the lock), which the pool asks
+for and reads (`where_from_dump`). The pool decides what a silence means (`daemon.pool`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
+import re
+import signal
 import stat
 import sys
 import threading
@@ -32,8 +37,8 @@ from formats.names import shown
 from processors import nodes
 
 BEAT_S = 0.5
-WHERE_AFTER_S = 1.0
 BEAT, PROGRESS = 0, 1  # the shared clocks (monotonic seconds), by index
+DUMP_SIGNAL = signal.SIGUSR1  # a worker writes every thread's stack to stderr on it
 STACK_BYTES = 512 << 10
 
 _NODE_CODES = {nodes.LineRunner.run.__code__, nodes.BatchRunner.run.__code__,
@@ -44,6 +49,16 @@ _START_CODE = nodes.start_runner.__code__
 _DELIVER_CODE = delivery.deliver.__code__
 _COMMIT_CODE = worker.commit_outcomes.__code__
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIBRARY = tuple({os.path.dirname(os.__file__), os.path.dirname(contextlib.__file__)})
+_DUMP_BLOCK = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):\n"
+                         r"((?:  File .*\n?)+)", re.M)  # fmt: skip
+_DUMP_FRAME = re.compile(r'  File "(.*)", line (\d+) in (.+)')
+
+
+def enable_dumps() -> None:
+    """In the worker: fatal signals and DUMP_SIGNAL write every thread's stack to stderr."""
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    faulthandler.register(DUMP_SIGNAL, file=sys.stderr, all_threads=True)
 
 
 def file_positions() -> int:
@@ -86,11 +101,44 @@ def _named(frame: FrameType | None) -> str | None:
     return None
 
 
+def _short(path: str) -> str:
+    return shown(os.path.relpath(path, _ROOT) if path.startswith(_ROOT + os.sep) else path)
+
+
 def _innermost(frame: FrameType) -> str:
-    path = frame.f_code.co_filename
-    if path.startswith(_ROOT + os.sep):
-        path = os.path.relpath(path, _ROOT)
-    return f"at {frame.f_code.co_qualname} ({shown(path)}:{frame.f_lineno})"
+    return f"at {frame.f_code.co_qualname} ({_short(frame.f_code.co_filename)}:{frame.f_lineno})"
+
+
+def where_from_dump(text: str) -> str | None:
+    """Where the worker's main thread was in the last stack dump in `text` (its stderr):
+    the innermost function, and the innermost outside Python's own library if that is
+    another (a plugin calling `re`), with what it was doing if our code says so."""
+    mains = [b for b in _DUMP_BLOCK.findall(text) if " in worker_main" in b]
+    if not mains:
+        return None
+    frames = [(path, int(line), func) for path, line, func in _DUMP_FRAME.findall(mains[-1])]
+    if not frames:
+        return None
+    doing = ""
+    for path, _, func in frames:
+        here = _short(path)
+        if here == "processors/nodes.py" and func in ("run", "flush"):
+            doing = "in a node, "
+        elif here == "daemon/delivery.py" and func == "deliver":
+            doing = "in a sink, "
+        elif here == "daemon/worker.py" and func in ("read", "readinto"):
+            doing = "reading the input, "
+        elif here == "daemon/worker.py" and func == "commit_outcomes":
+            doing = "committing results, "
+        else:
+            continue
+        break
+    path, line, func = frames[0]
+    text = f"{doing}at {func} ({_short(path)}:{line})"
+    own = next((f for f in frames if not f[0].startswith(_LIBRARY)), None)
+    if own is not None and own != frames[0]:
+        text += f" from {own[2]} ({_short(own[0])}:{own[1]})"
+    return text
 
 
 def where(exclude: int | None = None) -> str:
@@ -107,14 +155,14 @@ def where(exclude: int | None = None) -> str:
 
 
 class ProgressWatch:
-    """The thread that stamps `clocks` (shared with the pool) and reports where the worker
-    is while nothing moves. `lines()` gives the lines through the pipeline so far."""
+    """The thread that stamps `clocks` (shared with the pool) and writes where the worker
+    is (`publish`). `lines()` gives the lines through the pipeline so far."""
 
     def __init__(
-        self, clocks: Any, send: Callable[[str, float], object], lines: Callable[[], int]
+        self, clocks: Any, publish: Callable[[str], object], lines: Callable[[], int]
     ) -> None:
         self._clocks = clocks
-        self._send = send
+        self._publish = publish
         self._lines = lines
         now = time.monotonic()
         clocks[BEAT] = clocks[PROGRESS] = now
@@ -136,7 +184,7 @@ class ProgressWatch:
     def _run(self) -> None:
         clocks = self._clocks
         last: tuple[int, int] | None = None
-        told: tuple[str, float] | None = None
+        told: str | None = None
         me = threading.get_ident()
         while True:
             time.sleep(BEAT_S)
@@ -148,13 +196,9 @@ class ProgressWatch:
                 lines = -1
             mark = (file_positions(), lines)
             if mark != last:
-                last, told = mark, None
+                last = mark
                 clocks[PROGRESS] = now
-                continue
-            since = clocks[PROGRESS]
-            if now - since < WHERE_AFTER_S:
-                continue
             here = where(exclude=me)
-            if (here, since) != told:
-                told = (here, since)
-                self._send(here, since)
+            if here != told:
+                told = here
+                self._publish(here)

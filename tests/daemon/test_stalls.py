@@ -79,6 +79,32 @@ def test_a_hung_plugin_is_named_by_health_killed_and_retried_while_others_flow(
     assert [e["where"] for e in d.events("file_stalled")] == ["in node hang"] * 2
 
 
+def test_a_c_call_holding_the_gil_is_found_by_a_stack_dump_and_killed(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    """A regex that backtracks holds Python's lock: the worker's progress thread cannot
+    run either, so the pool asks the worker's C signal handler for its stacks (SIGUSR1)."""
+    config = tmp_path / "spin.json"
+    node = {"name": "spin", "tag": "in", "use": "tests.daemon.regex_plugin:spin", "to": "end"}
+    config.write_text(json.dumps({"version": 1, "routes": [{"start": "in"}], "nodes": [node],
+                                  "outputs": {"end": {}}}))  # fmt: skip
+    d = start_daemon("--config", str(config), "--workers", "1", "--stall-timeout", "3",
+                     "--stall-kill-after", "8", "--max-attempts", "1", "--port", "0",
+                     dashboard=True)  # fmt: skip
+    url = d.wait_event("dashboard_started")["url"]
+    queue.drop("spin.log", "one line\n")
+    with httpx.Client(base_url=url, timeout=10) as http:
+        check = wait_until(lambda: _stalled(http), 30, "/health naming the stalled file")
+    assert "spin.log" in check["detail"]
+    assert "in a node, at spin (tests/daemon/regex_plugin.py:12)" in check["detail"]
+    assert "its progress thread is blocked too" in check["detail"]
+    assert "(most recent call first)" in d.output(), "the dump went on to the daemon's stderr"
+    wait_until(lambda: queue.files("failed") == ["spin.log"], 60, "killed, then failed")
+    message = queue.summaries()["spin.log"]["error"]["message"]
+    assert "at spin (tests/daemon/regex_plugin.py:12)" in message
+    assert "its worker was killed" in message
+
+
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """An HTTP endpoint that accepts connections, reads the request and never answers: an
