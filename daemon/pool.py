@@ -234,7 +234,7 @@ class WorkerPool:
     def in_flight(self) -> tuple[InFlight, ...]:
         """The job each busy worker is running now."""
         return tuple(
-            InFlight(job.uid, shown(job.rel), job.attempt, s.pid, s.started, s.bytes_read, job.size)
+            InFlight(job.uid, job.rel, job.attempt, s.pid, s.started, s.bytes_read, job.size)
             for s in self.slots
             if (job := s.job) is not None
         )
@@ -270,6 +270,7 @@ class WorkerPool:
         slot.given += 1
         slot.numbers[job.uid] = slot.given
         slot.jobs.append(job)
+        log.debug("file_assigned", path=job.rel, worker_pid=slot.pid, behind=len(slot.jobs) - 1)
         return True
 
     def handles(self) -> list[Any]:
@@ -315,6 +316,7 @@ class WorkerPool:
         match msg:
             case Ready():
                 slot.ready, self._start_failures = True, 0
+                log.debug("worker_ready", slot=slot.index, pid=slot.pid)
             case Started(uid):
                 job = next((j for j in slot.jobs if j.uid == uid), None)
                 if job is not None:
@@ -390,7 +392,7 @@ class WorkerPool:
             if slot.kill is not None:
                 job = next((j for j in slot.jobs if j.uid == slot.kill[0]), job)
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why,
-                        path=shown(job.rel) if job else None, error=error["message"])  # fmt: skip
+                        path=job.rel if job else None, error=error["message"])  # fmt: skip
             for other in slot.jobs:  # not charged an attempt
                 if other is job:
                     summary = base_summary(other, time.time())
@@ -429,7 +431,7 @@ class WorkerPool:
         jobs: list[Job] = []
         for slot in self.busy():
             job = slot.job
-            path = shown(job.rel) if job else None
+            path = job.rel if job else None
             log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=path,
                         reason="shutdown timeout")  # fmt: skip
             slot.proc.kill()
@@ -493,10 +495,10 @@ class WorkerPool:
         kill_at = self.stall_kill_after or None
         taken = []
         if slot.stall is None or slot.stall.uid != job.uid:
-            log.warning("file_stalled", path=shown(job.rel), worker_pid=slot.pid, where=where,
+            log.warning("file_stalled", path=job.rel, worker_pid=slot.pid, where=where,
                         no_progress_s=round(quiet, 1), kill_after_s=kill_at)  # fmt: skip
             taken = self._take_back(slot, "its worker is stalled")
-        slot.stall = Stall(job.uid, shown(job.rel), slot.pid, where, last, kill_at)
+        slot.stall = Stall(job.uid, job.rel, slot.pid, where, last, kill_at)
         if kill_at is not None and quiet >= kill_at:
             self._kill_stalled(slot, job, where, sink, quiet)
         return taken
@@ -533,7 +535,7 @@ class WorkerPool:
             status = Status.ENVIRONMENT
         slot.kill = (job.uid, status, error)
         self.stall_kills += 1
-        log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=shown(job.rel),
+        log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=job.rel,
                     reason=message)  # fmt: skip
         with contextlib.suppress(OSError):
             slot.proc.kill()

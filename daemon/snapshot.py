@@ -47,7 +47,7 @@ class Stall:
     kill_after: float | None  # seconds of silence at which its worker is killed; None: never
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        return {"uid": self.uid, "path": self.path, "worker_pid": self.worker_pid,
+        return {"uid": self.uid, "path": shown(self.path), "worker_pid": self.worker_pid,
                 "where": self.where, "for_s": round(max(0.0, now - self.since), 3),
                 "kill_after_s": self.kill_after}  # fmt: skip
 
