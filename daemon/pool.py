@@ -6,15 +6,11 @@ so a death (segfault, OOM kill) is charged to exactly the file that slot was run
 the slot gets a new process and the others never notice. What runs inside a worker is
 `daemon.child`.
 
-Once a tick the pool looks at each worker (`supervise`). One the kernel has stopped
-(SIGSTOP, a debugger) is *frozen*: it gets no more jobs and the jobs queued behind its
-current one are taken back for the others; its file resumes when it is continued. One
-whose file made no progress (`daemon.progress`) for `stall_timeout` is *stalled*: /health
-names the file, where it is stuck and for how long, its queued jobs are taken back too,
-and after `stall_kill_after` it is killed: its file is retried (a per-file transient
-error), or held without counting the attempt when it was stuck inside a sink (the sink is
-the environment). A death is named for what it was: the memory cap (`daemon.memory`),
-the kernel's OOM killer, the stall guard, or the signal.
+Once a tick the pool has its workers looked at (`daemon.supervisor`: frozen and stalled
+ones, and the jobs held behind them). A death is named for what it was: the memory cap
+(`daemon.memory`), the kernel's OOM killer, the stall guard, or the signal. A worker's
+stderr comes to the pool through a pipe: forwarded to the daemon's own, its tail kept for
+those reasons.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import psutil
 import structlog
 
 from daemon import memory
@@ -45,8 +40,8 @@ from daemon.child import (
     die_with_parent,
     worker_main,
 )
-from daemon.progress import BEAT, BEAT_S, DUMP_SIGNAL, PROGRESS, where_from_dump
 from daemon.snapshot import InFlight, Stall
+from daemon.supervisor import Supervisor
 from daemon.worker import Job, Outcome, Status, base_summary, finish_summary
 from formats.names import shown
 from processors import LoadedPipeline
@@ -57,9 +52,7 @@ _die_with_parent = die_with_parent  # the dashboard's preview process dies the s
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
-_STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 TAIL_BYTES = 16384  # of a worker's stderr: its last words, a stack dump of every thread
-BEAT_LATE_S = BEAT_S * 3  # a progress thread this late is blocked too (a C call, the GIL)
 
 PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
 # A worker whose last file took under QUICK_S, holding only files of at most SMALL_BYTES,
@@ -135,13 +128,10 @@ class WorkerPool:
         self._pipeline = pipeline
         self._trace = trace
         self._gen = 0
-        self.stall_timeout = stall_timeout
-        self.stall_kill_after = stall_kill_after  # 0: never
+        self.supervisor = Supervisor(stall_timeout, stall_kill_after)
         self.memory_mb = memory_mb  # None: no cap
         self.deaths = 0
-        self.stall_kills = 0  # workers killed for making no progress
         self.memory_exceeded = 0  # attempts that hit the cap or the OOM killer
-        self.frozen: tuple[int, ...] = ()  # pids of workers the kernel has stopped
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -444,125 +434,18 @@ class WorkerPool:
 
     # -- supervision -------------------------------------------------------------
     def supervise(self) -> list[tuple[Job, Outcome]]:
-        """Once a tick: find frozen and stalled workers, and act (see the module's
-        docstring). Returns the jobs taken back from them, to be given to others."""
-        now = time.monotonic()
-        self._note_frozen()
-        taken: list[tuple[Job, Outcome]] = []
-        for slot in self.slots:
-            if slot.proc is None:
-                continue
-            if slot.pid in self.frozen:  # not stalled: it resumes when it is continued
-                self._end_stall(slot, now)
-                taken += self._take_back(slot, "its worker is frozen")
-                continue
-            taken += self._check_stall(slot, now)
-        return taken
+        """Once a tick: find frozen and stalled workers and act (`daemon.supervisor`);
+        the jobs taken back from them, to be given to others."""
+        return self.supervisor.check(self.slots)
 
-    def _note_frozen(self) -> None:
-        frozen = []
-        for s in self.slots:
-            if s.proc is None:
-                continue
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(s.proc.pid).status() in _STOPPED:
-                    frozen.append(s.proc.pid)
-        if tuple(frozen) != self.frozen:
-            if frozen:
-                log.warning("workers_frozen", pids=frozen, action="no more jobs until continued")
-            else:
-                log.info("workers_thawed", pids=list(self.frozen))
-            self.frozen = tuple(frozen)
+    @property
+    def frozen(self) -> tuple[int, ...]:
+        """The pids of workers the kernel has stopped."""
+        return self.supervisor.frozen
 
-    def _check_stall(self, slot: Slot, now: float) -> list[tuple[Job, Outcome]]:
-        job = slot.job
-        if slot.kill is not None:  # killed: its death is on the way
-            return []
-        if job is None or slot.shared is None:
-            self._end_stall(slot, now)
-            return []
-        clocks = slot.shared.clocks
-        if now - clocks[BEAT] > BEAT_LATE_S and (slot.dumped or 0) < clocks[BEAT]:
-            slot.dumped = now  # its progress thread is blocked: ask C for its stacks, once
-            with contextlib.suppress(OSError):
-                os.kill(slot.proc.pid, DUMP_SIGNAL)
-        last = max(clocks[PROGRESS], slot.busy_since)
-        quiet = now - last
-        if quiet < self.stall_timeout:
-            self._end_stall(slot, now)
-            return []
-        where, sink = self._where(slot, now)
-        kill_at = self.stall_kill_after or None
-        taken = []
-        if slot.stall is None or slot.stall.uid != job.uid:
-            log.warning("file_stalled", path=job.rel, worker_pid=slot.pid, where=where,
-                        no_progress_s=round(quiet, 1), kill_after_s=kill_at)  # fmt: skip
-            taken = self._take_back(slot, "its worker is stalled")
-        slot.stall = Stall(job.uid, job.rel, slot.pid, where, last, kill_at)
-        if kill_at is not None and quiet >= kill_at:
-            self._kill_stalled(slot, job, where, sink, quiet)
-        return taken
-
-    def _where(self, slot: Slot, now: float) -> tuple[str, str | None]:
-        """Where the worker is by its own word, and the sink if it is in one; for a worker
-        whose progress thread is blocked too (a C call holding the GIL), by the stack dump
-        `_check_stall` asked it for, which its stderr brought back."""
-        shared = slot.shared
-        assert shared is not None
-        said = shared.read_where() or "where unknown"
-        sink = said.removeprefix("in sink ") if said.startswith("in sink ") else None
-        if now - shared.clocks[BEAT] <= BEAT_LATE_S:
-            return said, sink
-        dump = where_from_dump(slot.tail.decode("utf-8", "replace"))
-        text = dump if dump is not None else f"last seen {said}"
-        return f"{text}; its progress thread is blocked too (a C call holding the GIL?)", sink
-
-    def _end_stall(self, slot: Slot, now: float) -> None:
-        if slot.stall is not None:
-            log.info("file_stall_ended", path=slot.stall.path, worker_pid=slot.pid,
-                     stalled_s=round(now - slot.stall.since, 1))  # fmt: skip
-            slot.stall = None
-
-    def _kill_stalled(
-        self, slot: Slot, job: Job, where: str, sink: str | None, quiet: float
-    ) -> None:
-        message = (f"no progress for {quiet:.0f} s, {where}: its worker was killed "
-                   f"(--stall-kill-after {self.stall_kill_after:g})")  # fmt: skip
-        error: dict[str, Any] = {"type": "Stalled", "message": message}
-        status = Status.RETRY
-        if sink is not None:  # the sink is the environment: the file waits, not counted
-            error.update(sink=sink, cause="sink_unavailable")
-            status = Status.ENVIRONMENT
-        slot.kill = (job.uid, status, error)
-        self.stall_kills += 1
-        log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=job.rel,
-                    reason=message)  # fmt: skip
-        with contextlib.suppress(OSError):
-            slot.proc.kill()
-
-    def _take_back(self, slot: Slot, why: str) -> list[tuple[Job, Outcome]]:
-        """The jobs `slot` holds that its worker has not started, taken back (it will skip
-        them) to be given to another; none if the worker is inside the gate this moment
-        (the next tick tries again)."""
-        shared = slot.shared
-        if shared is None or not slot.jobs:
-            return []
-        last = slot.numbers.get(slot.jobs[-1].uid, 0)
-        if last <= shared.started.value or not shared.gate.acquire(timeout=0.05):
-            return []
-        try:
-            started = shared.started.value
-            queued = [j for j in slot.jobs if slot.numbers.get(j.uid, 0) > started]
-            shared.revoked.value = slot.given
-        finally:
-            shared.gate.release()
-        for job in queued:
-            slot.jobs.remove(job)
-            del slot.numbers[job.uid]
-        if queued:
-            log.info("jobs_taken_back", worker_pid=slot.pid, reason=why,
-                     paths=[shown(j.rel) for j in queued])  # fmt: skip
-        return [(job, Outcome(Status.UNSTARTED, {})) for job in queued]
+    @property
+    def stall_kills(self) -> int:
+        return self.supervisor.stall_kills
 
 
 def _exit_text(code: int | None) -> str:
