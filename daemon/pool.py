@@ -78,6 +78,8 @@ class Slot:
     shared: Shared | None = None
     err: Connection | None = None  # the read end of its stderr
     tail: bytes = b""  # the last TAIL_BYTES of its stderr
+    err_bytes: int = 0  # all it wrote there
+    err_mark: int = 0  # err_bytes when its current job started: what is new is that job's
     quick: bool = False  # its last file took under QUICK_S (it may hold up to DEEP)
     bytes_read: int = 0
     config_gen: int = -1
@@ -153,6 +155,7 @@ class WorkerPool:
         err_write.close()
         os.set_blocking(err_read.fileno(), False)
         slot.proc, slot.conn, slot.err, slot.tail = proc, parent, err_read, b""
+        slot.err_bytes = slot.err_mark = 0
         slot.shared, slot.config_gen, slot.given, slot.current = shared, -1, 0, None
         slot.quick, slot.ready, slot.respawn_at = False, False, None
         slot.stall = slot.kill = slot.dumped = None
@@ -311,7 +314,7 @@ class WorkerPool:
                 job = next((j for j in slot.jobs if j.uid == uid), None)
                 if job is not None:
                     slot.current, slot.started, slot.busy_since = uid, now, now
-                    slot.bytes_read = 0
+                    slot.bytes_read, slot.err_mark = 0, slot.err_bytes
                     if self._on_started is not None:
                         self._on_started(job, slot.pid)
             case Progress(uid, bytes_read):
@@ -351,6 +354,7 @@ class WorkerPool:
                 slot.err = None
                 return
             slot.tail = (slot.tail + data)[-TAIL_BYTES:]
+            slot.err_bytes += len(data)
             with contextlib.suppress(OSError):
                 os.write(2, data)
 
@@ -404,7 +408,9 @@ class WorkerPool:
         kill, the memory cap, the kernel's OOM killer, or the bare signal or exit code."""
         if slot.kill is not None:
             return slot.kill[1], slot.kill[2]
-        if self.memory_mb and memory.allocation_failed(slot.tail):
+        new = slot.err_bytes - slot.err_mark  # what it wrote since its job started
+        since_start = slot.tail[-new:] if new else b""
+        if self.memory_mb and memory.allocation_failed(since_start):
             self.memory_exceeded += 1
             return Status.RETRY, {"type": "MemoryLimit",
                                   "message": memory.limit_message(self.memory_mb)}  # fmt: skip
