@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -210,7 +211,7 @@ def worker_main(
                 committer.put(job, outcome)
                 if _hit_cap(outcome):
                     committer.close()
-                    os._exit(memory.EXIT_RECYCLE)
+                    sys.exit(memory.EXIT_RECYCLE)  # flushed, and the pool starts a new one
 
 
 class _Current:
