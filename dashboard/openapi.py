@@ -76,6 +76,8 @@ _PAGE = {
     "total": INT,
 }
 _PROBLEM = _all(path=STRING, line=_null(INT), message=STRING)
+_STALL = _all(uid=STRING, path=STRING, worker_pid=_null(INT), where=STRING, for_s=NUMBER,
+              kill_after_s=_null(NUMBER))  # fmt: skip
 _FILTER = _all(type=STRING, route=STRING, name=STRING, since=_null(NUMBER), until=_null(NUMBER))
 
 SCHEMAS: dict[str, Schema] = {
@@ -122,6 +124,7 @@ SCHEMAS: dict[str, Schema] = {
             "uptime_s",
             "counts",
             "in_flight",
+            "stalled",
             "workers",
             "journal",
             "states",
@@ -137,7 +140,16 @@ SCHEMAS: dict[str, Schema] = {
         uptime_s=NUMBER,
         counts={"type": "object", "additionalProperties": INT},
         in_flight=_array(_obj(("uid", "path"), uid=STRING, path=STRING)),
-        workers=_obj(("size", "alive", "busy"), size=INT, alive=INT, busy=INT),
+        stalled=_array(_STALL),
+        workers=_obj(
+            ("size", "alive", "busy"),
+            size=INT,
+            alive=INT,
+            busy=INT,
+            stall_kills=INT,
+            memory_limit_mb=_null(INT),
+            memory_exceeded=INT,
+        ),
         journal=_obj(("healthy",), healthy=BOOL),
         states={"type": "object", "additionalProperties": INT},
         stats=OBJECT,
