@@ -5,12 +5,12 @@ Linux 4.7 it bounds a process's private writable memory: the heap, anonymous map
 large `malloc`, Python's arenas, calamine's buffers) and thread stacks, but not the code
 and read-only data of the libraries it maps, nor the address space glibc reserves per
 thread for its malloc arenas (64 MiB each, `PROT_NONE` until used). `RLIMIT_AS` counts all
-of that: a worker uploading to S3 (8 threads) reserves about 800 MB of address space to
-use 160 MB, so an address-space cap would have to be five times what a file may really
-use. A cgroup would count resident memory exactly, but needs a delegated cgroup tree
-(systemd's `Delegate=`, never in an unprivileged container) and moving the daemon into a
-leaf of it; the rlimit works everywhere, for any user. See the README (Guarantees) for
-what each reader costs under it.
+of that: a worker uploading to S3 (8 parts in flight) maps about 860 MB of address space
+for 218 MB of data, 158 MB resident, so an address-space cap would have to be four times
+what a file may really use. A cgroup would count resident memory exactly, but needs a
+delegated cgroup tree (systemd's `Delegate=`, never in an unprivileged container) and
+moving the daemon into a leaf of it; the rlimit works everywhere, for any user. The manual
+has what each reader needs under it (Performance: worker guards).
 
 A worker that reaches the cap gets a `MemoryError` in Python code; a library that aborts
 when an allocation fails (Rust's calamine, C++'s `std::bad_alloc`) dies of SIGABRT after
