@@ -20,7 +20,9 @@ ends with "exceeded the worker memory limit (N MB)" and counts as transient.
 The kernel's OOM killer (a cgroup's limit, or the machine out of memory) kills with
 SIGKILL, which alone looks like any `kill -9`: `OomCounters` reads the kernel's `oom_kill`
 counters of the worker's cgroups (v2 and v1) and of the machine before and after, so
-the death is named for what it was.
+the death is named for what it was. A counter only says that some kill happened since a
+baseline: the kill a death is charged with is taken out of the other workers' baselines
+(`OomCounters.charged`), so it is never charged twice.
 """
 
 from __future__ import annotations
@@ -172,3 +174,22 @@ class OomCounters:
             total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
             return f"killed by the kernel's OOM killer (the machine's {total >> 20} MB)"
         return None
+
+    def charged(self, before: OomCounters, after: OomCounters) -> OomCounters:
+        """These counters (another live worker's baseline) with the kill a death was just
+        charged with taken out: the counters moved from `before` to `after` across that
+        death, and one kill is not two, so a worker started before it and later killed
+        by hand is not named the OOM killer's too."""
+
+        def less(mine: int | None, was: int | None, now: int | None) -> int | None:
+            if mine is None or was is None or now is None or now <= was or mine >= now:
+                return mine
+            return mine + 1
+
+        cgroups = tuple(
+            (less(mine, was, now), limit)
+            for (mine, limit), (was, _), (now, _) in zip(
+                self.cgroups, before.cgroups, after.cgroups, strict=False
+            )
+        )
+        return OomCounters(cgroups, less(self.machine, before.machine, after.machine))

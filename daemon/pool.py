@@ -415,9 +415,13 @@ class WorkerPool:
             return Status.RETRY, {"type": "MemoryLimit",
                                   "message": memory.limit_message(self.memory_mb)}  # fmt: skip
         if code == -signal.SIGKILL and slot.oom is not None:
-            oom = slot.oom.killed_by_oom(memory.OomCounters.read(os.getpid()))
+            after = memory.OomCounters.read(os.getpid())
+            oom = slot.oom.killed_by_oom(after)
             if oom is not None:
                 self.memory_exceeded += 1
+                for other in self.slots:  # that kill is this death's, none of theirs
+                    if other is not slot and other.oom is not None:
+                        other.oom = other.oom.charged(slot.oom, after)
                 return Status.RETRY, {"type": "OomKilled", "message": f"worker process {oom}"}
         return Status.RETRY, {"type": "ChildProcessError",
                               "message": f"worker process died ({why})"}  # fmt: skip

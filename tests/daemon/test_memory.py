@@ -21,18 +21,21 @@ from tests.processors.workbooks import numbers_xlsx
 pytestmark = pytest.mark.integration
 
 HOARD = {"name": "hoard", "tag": "hoard", "use": "tests.daemon.memory_plugin:hoard", "to": "end"}
+SLOW = {"name": "slow", "tag": "slow", "use": "tests.daemon.slow_plugin:slow", "to": "end"}
 
 
 def _config(path: Path, **routes: dict) -> Path:
-    """hoard*: a plugin that keeps allocating; *.xlsx: the Excel reader; the rest: as is."""
+    """hoard*: a plugin that keeps allocating; slow*: 10 ms a line; *.xlsx: the Excel
+    reader; the rest: as is."""
     config = {
         "version": 1,
         "routes": [
             {"glob": "hoard*", "start": "hoard"},
+            {"glob": "slow*", "start": "slow"},
             {"glob": "*.xlsx", "start": "end", "reader": {"type": "excel"}},
             {"start": "end"},
         ],
-        "nodes": [HOARD],
+        "nodes": [HOARD, SLOW],
         "outputs": {"end": {}},
     }
     path.write_text(json.dumps(config))
@@ -157,3 +160,32 @@ def test_a_worker_the_oom_killer_takes_is_named_and_only_its_file_pays(
         f"{reason} (gave up after 2 attempts)"
     )
     assert d.proc.poll() is None
+
+
+def test_an_oom_kill_is_charged_once_a_later_kill_9_is_a_signal(
+    queue: Queue, start_daemon, tmp_path: Path, cgroup_350: Path
+) -> None:
+    """The OOM killer's counters only say that some kill happened since a baseline: once a
+    death is charged with one, a worker started before it that is then `kill -9`'d by
+    hand (or by anything else) died of a signal, not of the OOM killer."""
+    enter = ("sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup_350))
+    d = start_daemon("--config", str(_config(tmp_path / "c.json")), "--workers", "2",
+                     "--worker-memory-mb", "0", "--max-attempts", "1", "--debug",
+                     prefix=enter)  # fmt: skip
+    queue.drop("hoard.log", "one line\n")
+    wait_until(lambda: queue.files("failed") == ["hoard.log"], 90, "hoard.log failed")
+    (oom,) = d.events("worker_died")
+    assert oom["error"].startswith("worker process killed by the kernel's OOM killer")
+    wait_until(lambda: len(d.events("worker_ready")) == 3, 30, "its replacement ready")
+    names = ["slow1.log", "slow2.log"]  # 4 s each: one on each worker, the old and the new
+    for name in names:
+        queue.drop(name, "line\n" * 400)
+    pids = {d.wait_event("file_started", path=n)["worker_pid"] for n in names}
+    assert len(pids) == 2 and oom["pid"] not in pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: len(d.events("worker_died")) == 3, 30, "both deaths seen")
+    signal_9 = "worker process died (killed by signal 9 (SIGKILL))"
+    assert [e["error"] for e in d.events("worker_died")[1:]] == [signal_9] * 2
+    wait_until(lambda: sorted(queue.files("failed")) == ["hoard.log", *names], 30, "failed")
+    assert all(queue.summaries()[n]["error"]["message"].startswith(signal_9) for n in names)
