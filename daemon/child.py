@@ -177,12 +177,13 @@ def worker_main(
                 return False
         return True
 
-    send(Ready())
     watch = None
     if shared is not None:
         watch = ProgressWatch(shared.clocks, shared.set_where, current.lines)
         watch.start()
     committer = _Committer(send)
+    send(Ready())  # only now: a worker that cannot start its threads (a cap too small) is
+    # a start failure, backed off, never the death of the file it would have been given
     given = 0
     while True:
         try:
@@ -194,10 +195,7 @@ def worker_main(
                 committer.close()
                 return
             case LoadConfig(loaded, trace):
-                try:
-                    current.pipeline, current.error = loaded.build(trace=trace), None
-                except Exception as exc:  # reported per job, as a transient error
-                    current.pipeline, current.error = None, f"{type(exc).__name__}: {exc}"
+                current.load(loaded, trace, memory_mb)
             case RunJob(job):
                 given += 1
                 if shared is not None and not shared.start(given):
@@ -220,6 +218,23 @@ class _Current:
     def __init__(self) -> None:
         self.pipeline: Any = None
         self.error: str | None = "no pipeline loaded"
+        self.status = Status.RETRY  # of a job run without a pipeline
+        self.cause: str | None = None
+
+    def load(self, loaded: LoadedPipeline, trace: bool, memory_mb: int | None) -> None:
+        """Build the pipeline (its plugins imported); why not is reported per job: a
+        transient error, or, when the cap is too small for it, the machine's (no file
+        can run here, so none is charged: the file is held and claiming pauses)."""
+        self.status, self.cause = Status.RETRY, None
+        try:
+            self.pipeline, self.error = loaded.build(trace=trace), None
+        except MemoryError as exc:
+            self.pipeline, self.error = None, f"MemoryError: {exc}"
+            if memory_mb:
+                self.error = memory.too_small(memory_mb, "to load the pipeline")
+                self.status, self.cause = Status.ENVIRONMENT, memory.TOO_SMALL
+        except Exception as exc:
+            self.pipeline, self.error = None, f"{type(exc).__name__}: {exc}"
 
     def lines(self) -> int:
         """Lines through the running file's pipeline so far (another thread asks)."""
@@ -234,7 +249,9 @@ def _run(
     if pipeline is None:
         summary = base_summary(job, time.time())
         summary["error"] = {"type": "ConfigError", "message": current.error}
-        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.monotonic()))
+        if current.cause is not None:
+            summary["error"]["cause"] = current.cause
+        return Outcome(current.status, finish_summary(summary, Status.FAILED, time.monotonic()))
 
     def progress(n: int) -> None:
         send(Progress(job.uid, n, pipeline.live()))

@@ -84,6 +84,22 @@ def limit_message(mb: int) -> str:
     return f"exceeded the worker memory limit ({mb} MB)"
 
 
+TOO_SMALL = "worker_memory"  # the pause's cause when no worker can work under the cap
+# What a worker that could not start says on stderr when the cap is what stopped it.
+_START_FAILED = (*ALLOCATION_FAILED, b"can't start new thread")
+
+
+def too_small(mb: int, what: str) -> str:
+    return f"the worker memory limit ({mb} MB) is too small {what}"
+
+
+def start_failure(mb: int | None, stderr_tail: bytes) -> str | None:
+    """Why a worker died before it was ready, if the cap is the likely cause."""
+    if mb and any(marker in stderr_tail for marker in _START_FAILED):
+        return too_small(mb, "for a worker to start")
+    return None
+
+
 # -- the kernel's OOM killer -----------------------------------------------------------
 
 

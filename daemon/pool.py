@@ -368,6 +368,7 @@ class WorkerPool:
             self._start_failures += 1
             delay = min(0.5 * 2 ** (self._start_failures - 1), 30.0)
             log.error("worker_start_failed", slot=slot.index, pid=slot.proc.pid, exit=why,
+                      error=memory.start_failure(self.memory_mb, slot.tail),
                       failures_in_a_row=self._start_failures, retry_in_s=delay)  # fmt: skip
             self._discard(slot)
             slot.respawn_at = time.monotonic() + delay

@@ -249,6 +249,8 @@ def resolve(use: str, path: str) -> Any:
         sys.path.append(os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
+    except MemoryError:  # the machine's (a worker's memory cap), not the config's
+        raise
     except Exception as exc:
         raise ConfigError(
             f"{path}.use", f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"

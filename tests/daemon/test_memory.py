@@ -12,6 +12,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from daemon.memory import OomCounters, cap_mb, machine_memory_bytes
@@ -189,3 +190,54 @@ def test_an_oom_kill_is_charged_once_a_later_kill_9_is_a_signal(
     assert [e["error"] for e in d.events("worker_died")[1:]] == [signal_9] * 2
     wait_until(lambda: sorted(queue.files("failed")) == ["hoard.log", *names], 30, "failed")
     assert all(queue.summaries()[n]["error"]["message"].startswith(signal_9) for n in names)
+
+
+def _health(url: str) -> dict:
+    return httpx.get(f"{url}/health", timeout=10).json()
+
+
+def _check(url: str, name: str) -> dict:
+    return next(c for c in _health(url)["checks"] if c["name"] == name)
+
+
+def _failing(url: str, name: str) -> dict | None:
+    check = _check(url, name)
+    return None if check["ok"] else check
+
+
+def test_a_cap_too_small_for_a_worker_to_start_charges_no_file(queue: Queue, start_daemon) -> None:
+    """The cap is the machine's setting, not the file's: a worker that cannot even start
+    under it is a start failure (backed off, /health red), and files wait unclaimed."""
+    d = start_daemon("--worker-memory-mb", "20", "--workers", "1", "--port", "0",
+                     dashboard=True)  # fmt: skip
+    url = d.wait_event("dashboard_started")["url"]
+    queue.drop("a.log", "a line\n")
+    failed = d.wait_event("worker_start_failed")
+    assert failed["error"] == "the worker memory limit (20 MB) is too small for a worker to start"
+    wait_until(lambda: len(d.events("worker_start_failed")) >= 3, 30, "backing off, again")
+    workers = _check(url, "workers")
+    assert not workers["ok"] and "0 of 1 alive" in workers["detail"]
+    assert queue.files("unprocessed") == ["a.log"], "never claimed: no worker could take it"
+    assert queue.files("failed") == [] and d.events("file_started") == []
+
+
+def test_a_pipeline_too_big_for_the_cap_holds_its_files_and_pauses(
+    queue: Queue, start_daemon, tmp_path: Path
+) -> None:
+    """A plugin that loads a 300 MB model at import under a 200 MB cap: no file can run
+    in any worker, so none is charged; the first is held and claiming pauses, saying so."""
+    node = {"name": "model", "tag": "in", "use": "tests.daemon.heavy_plugin:classify",
+            "to": "end"}  # fmt: skip
+    config = tmp_path / "heavy.json"
+    config.write_text(json.dumps({"version": 1, "routes": [{"start": "in"}], "nodes": [node],
+                                  "outputs": {"end": {}}}))  # fmt: skip
+    d = start_daemon("--config", str(config), "--worker-memory-mb", "200", "--workers", "1",
+                     "--max-attempts", "1", "--port", "0", dashboard=True)  # fmt: skip
+    url = d.wait_event("dashboard_started")["url"]
+    queue.drop("a.log", "a line\n")
+    held = d.wait_event("file_held", path="a.log")
+    reason = "the worker memory limit (200 MB) is too small to load the pipeline"
+    assert held["error"].startswith(reason), held["error"]
+    paused = wait_until(lambda: _failing(url, "paused"), 30, "/health: paused")
+    assert reason in paused["detail"]
+    assert queue.files("failed") == [] and queue.files("underprocess") == ["a.log"]
