@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -22,7 +23,7 @@ from daemon.worker import Job, Status, process_file
 from dashboard.stats import Stats
 from processors import load_file
 from processors.loader import load
-from tests.conftest import Queue
+from tests.conftest import Queue, wait_until
 
 STEP_S = 3600.0
 
@@ -102,3 +103,29 @@ def test_live_rates_keep_counting_across_a_step_back(step_back) -> None:
     stats.apply(heard)
     rates = stats.rates.per_second()
     assert rates["tag:log"] == pytest.approx(300 / stats.rates.window_s), rates
+
+
+@pytest.mark.integration
+def test_a_real_daemon_and_its_workers_keep_durations_true_across_a_step_back(
+    queue: Queue, start_daemon, slow_config: Path, tmp_path: Path
+) -> None:
+    """The daemon and its workers, each its own interpreter, all see the wall clock step
+    back an hour while a file is in flight (tests/daemon/stepped_clock)."""
+    flag = tmp_path / "stepped"
+    env = {"PYTHONPATH": str(Path(__file__).parent / "stepped_clock"),
+           "TEST_WALL_CLOCK_STEP": str(flag)}  # fmt: skip
+    d = start_daemon("--config", str(slow_config), "--workers", "1", "--port", "0",
+                     env=env, dashboard=True)  # fmt: skip
+    url = d.wait_event("dashboard_started")["url"]
+    with httpx.Client(base_url=url, timeout=10) as http:
+        before = http.get("/api/status").json()
+        queue.drop("a.log", "line\n" * 200)  # 2 s in its worker
+        d.wait_event("file_started", path="a.log")
+        flag.touch()
+        wait_until(lambda: queue.files("processed") == ["a.log"], 30, "a.log processed")
+        after = http.get("/api/status").json()
+    assert before["uptime_s"] <= after["uptime_s"] < 600, (before, after)
+    assert after["started_at"] == before["started_at"], "the start stays a timestamp"
+    summary = queue.summaries()["a.log"]
+    assert 1.0 <= summary["duration_s"] < 600, summary["duration_s"]
+    assert summary["finished_ts"] < summary["started_ts"], "the stamps are the wall's"
