@@ -282,8 +282,9 @@ SETTINGS: tuple[Setting, ...] = (
         "stall_kill_after",
         _non_negative_float,
         600.0,
-        "seconds without progress after which a stalled worker is killed: its file is retried "
-        "(or held, not counted, if it was inside a sink); 0: never killed",
+        "seconds without progress after which a stalled worker is killed (never before "
+        "--stall-timeout): its file is retried (or held, not counted, if it was inside a "
+        "sink); 0: never killed",
         metavar="SECONDS",
     ),
     Setting(
