@@ -19,8 +19,8 @@ ends with "exceeded the worker memory limit (N MB)" and counts as transient.
 
 The kernel's OOM killer (a cgroup's limit, or the machine out of memory) kills with
 SIGKILL, which alone looks like any `kill -9`: `OomCounters` reads the kernel's `oom_kill`
-counters of the worker's cgroups (v2 and v1) and of the machine before and after, so
-the death is named for what it was. A counter only says that some kill happened since a
+counters of the worker's cgroups (v2 and v1) before and after (the machine's only where no
+cgroup counts: it moves for a kill anywhere), so the death is named for what it was. A counter only says that some kill happened since a
 baseline: the kill a death is charged with is taken out of the other workers' baselines
 (`OomCounters.charged`), so it is never charged twice.
 """
@@ -78,6 +78,10 @@ def apply_cap(mb: int) -> None:
 def allocation_failed(stderr_tail: bytes) -> bool:
     """Whether a dead worker's last words say an allocation failed."""
     return any(marker in stderr_tail for marker in ALLOCATION_FAILED)
+
+
+def _total_mb() -> int:
+    return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20
 
 
 def limit_message(mb: int) -> str:
@@ -181,14 +185,23 @@ class OomCounters:
 
     def killed_by_oom(self, after: OomCounters) -> str | None:
         """Why a worker that died of SIGKILL died, if the OOM killer is the likely cause:
-        the counter of a cgroup it was in moved (that cgroup's limit named), else the
-        machine's (its memory named). None if no counter moved."""
-        for (before, limit), (now, _) in zip(self.cgroups, after.cgroups, strict=False):
-            if before is not None and now is not None and now > before and limit is not None:
+        the counter of a cgroup it was in moved (the kernel counts a kill, of any kind, in
+        the victim's own cgroup: that cgroup's limit is named, or the machine's memory if
+        it has none). The machine's counter, which moves for a kill anywhere (another
+        container, another user), is read only where no cgroup counts. None: not the OOM
+        killer, as far as the kernel says."""
+        pairs = zip(self.cgroups, after.cgroups, strict=False)
+        counted = [(now > before, limit) for (before, limit), (now, _) in pairs
+                   if before is not None and now is not None]  # fmt: skip
+        if any(moved for moved, _ in counted):
+            limit = next((lim for moved, lim in counted if moved and lim is not None), None)
+            if limit is not None:
                 return f"killed by the kernel's OOM killer (memory limit {limit >> 20} MB)"
+            return f"killed by the kernel's OOM killer (the machine's {_total_mb()} MB)"
+        if counted:
+            return None
         if self.machine is not None and after.machine is not None and after.machine > self.machine:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-            return f"killed by the kernel's OOM killer (the machine's {total >> 20} MB)"
+            return f"killed by the kernel's OOM killer (the machine's {_total_mb()} MB)"
         return None
 
     def charged(self, before: OomCounters, after: OomCounters) -> OomCounters:

@@ -9,6 +9,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -241,3 +243,30 @@ def test_a_pipeline_too_big_for_the_cap_holds_its_files_and_pauses(
     paused = wait_until(lambda: _failing(url, "paused"), 30, "/health: paused")
     assert reason in paused["detail"]
     assert queue.files("failed") == [] and queue.files("underprocess") == ["a.log"]
+
+
+@pytest.fixture
+def cgroup_64() -> Iterator[Path]:
+    yield from _memory_cgroup(64)
+
+
+def test_an_oom_kill_elsewhere_on_the_machine_is_not_this_workers(
+    queue: Queue, start_daemon, slow_config: Path, cgroup_350: Path, cgroup_64: Path
+) -> None:
+    """The machine's OOM counter moves for a kill anywhere (another container, another
+    user's job): while a worker runs, a process in another cgroup is OOM-killed, then the
+    worker is killed by hand: it died of its signal."""
+    enter = ("sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup_350))
+    d = start_daemon("--config", str(slow_config), "--workers", "1", "--worker-memory-mb",
+                     "0", "--max-attempts", "1", prefix=enter)  # fmt: skip
+    queue.drop("slow.log", "line\n" * 600)  # 6 s
+    pid = d.wait_event("file_started", path="slow.log")["worker_pid"]
+    hog = subprocess.run(
+        ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$1" -c "$2"', str(cgroup_64),
+         sys.executable, "x = []\nwhile True: x.append(b'x' * (8 << 20))"],
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert hog.returncode == -signal.SIGKILL, "the hog was OOM-killed in its own cgroup"
+    os.kill(pid, signal.SIGKILL)
+    died = d.wait_event("worker_died")
+    assert died["error"] == "worker process died (killed by signal 9 (SIGKILL))"
