@@ -20,9 +20,10 @@ ends with "exceeded the worker memory limit (N MB)" and counts as transient.
 The kernel's OOM killer (a cgroup's limit, or the machine out of memory) kills with
 SIGKILL, which alone looks like any `kill -9`: `OomCounters` reads the kernel's `oom_kill`
 counters of the worker's cgroups (v2 and v1) before and after (the machine's only where no
-cgroup counts: it moves for a kill anywhere), so the death is named for what it was. A counter only says that some kill happened since a
-baseline: the kill a death is charged with is taken out of the other workers' baselines
-(`OomCounters.charged`), so it is never charged twice.
+cgroup counts: it moves for a kill anywhere), so the death is named for what it was. A
+counter only says that some kill happened since a baseline: the kill a death is charged
+with is taken out of the other workers' baselines (`OomCounters.charged`), so it is never
+charged twice.
 """
 
 from __future__ import annotations
