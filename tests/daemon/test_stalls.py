@@ -39,6 +39,7 @@ def _stalled(http: httpx.Client) -> dict | None:
     return None if check["ok"] else check
 
 
+@pytest.mark.serial  # measures how soon /health reports the stall
 def test_a_hung_plugin_is_named_by_health_killed_and_retried_while_others_flow(
     queue: Queue, start_daemon, tmp_path: Path
 ) -> None:
