@@ -260,7 +260,8 @@ RATE_CHILD = """
 import sys, time
 from processors._lookup_rate import SharedRate, state_path
 rate = SharedRate(state_path(sys.argv[1]), 20)
-time.sleep(max(float(sys.argv[2]) - time.monotonic(), 0))  # both start together
+print("ready", flush=True)
+sys.stdin.readline()  # both start together, however slowly each started
 for _ in range(10):
     rate.wait()
     print(time.monotonic(), flush=True)
@@ -270,14 +271,25 @@ for _ in range(10):
 @pytest.mark.serial
 def test_rate_limit_is_shared_by_processes(tmp_path: Any) -> None:
     key = f"test-{tmp_path.name}-{time.monotonic_ns()}"
-    begin = str(time.monotonic() + 2.0)
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", RATE_CHILD, key, begin], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", RATE_CHILD, key],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
-    runs = [[float(t) for t in child.communicate(timeout=30)[0].split()] for child in children]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.close()
+    runs = []
+    for child in children:
+        with child:  # closes its pipes, waits for it
+            runs.append([float(t) for t in child.stdout.read().split()])
     state_path(key).unlink()
     assert all(child.returncode == 0 for child in children)
     assert [len(r) for r in runs] == [10, 10]
