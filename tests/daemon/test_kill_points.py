@@ -53,6 +53,7 @@ def _committed_unmoved(queue: Queue) -> set[str]:
     return {n for n in queue.files("underprocess") if n in summaries}
 
 
+@pytest.mark.timeout(300)  # 60-100 s alone on two loaded cores
 def test_a_durable_burst_killed_at_many_points_loses_and_tears_nothing(
     queue: Queue, start_daemon: object
 ) -> None:
