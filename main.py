@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings)
         if settings.mode == "check_config":
             return _check_config(settings.config)
+        if settings.mode == "reprocess":
+            from dashboard.remote import reprocess
+
+            return reprocess(settings)
         pipeline = _load_file(settings.config)
         if settings.mode == "input":
             return _run_input(settings, pipeline)
@@ -94,9 +98,8 @@ def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
 
     assert settings.input is not None  # the mode --input chose
     results = settings.results_dir.resolve()
-    summary = run_single(
-        settings.input, results, pipeline, fsync=not settings.no_fsync, trace=settings.trace
-    )
+    summary = run_single(settings.input, results, pipeline, fsync=not settings.no_fsync,
+                         trace=settings.trace, config=settings.config)  # fmt: skip
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0 if summary["status"] == "processed" else 1
 

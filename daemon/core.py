@@ -34,6 +34,7 @@ from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import Progress, WorkerPool
+from daemon.provenance import recorded
 from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.shared import Shared, shared_folders
 from daemon.snapshot import Snapshot
@@ -93,6 +94,8 @@ class Daemon:
             shared=self.shared,
         )  # fmt: skip
         self.pipeline = pipeline
+        self.outcomes.provenance = recorded(self.journal, settings.config, pipeline,
+                                            self.folders.instance)  # fmt: skip
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
         self.pool = WorkerPool(
@@ -254,6 +257,8 @@ class Daemon:
             self.claimer.use(loaded)
             self.intake.rules = loaded.config.priority
             self.pipeline = loaded
+            self.outcomes.provenance = recorded(self.journal, self.settings.config, loaded,
+                                                self.folders.instance)  # fmt: skip
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
@@ -267,7 +272,8 @@ class Daemon:
             if ref is None:
                 return
             self._inflight[ref.uid] = ref
-            job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size))
+            job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size),
+                         self.outcomes.provenance)  # fmt: skip
             if not self.pool.submit(slot, job):  # the worker just died: keep the file
                 del self._inflight[ref.uid]
                 ref.attempt -= 1

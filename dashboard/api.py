@@ -95,6 +95,7 @@ def files_page(request: Request) -> dict[str, Any]:
         after=p.get("after"),
         since=p.get("since"),
         until=p.get("until"),
+        config=p.get("config"),
     )
 
 

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from daemon.api import ActionError
 from daemon.snapshot import VERSION
 from daemon.states import State
-from dashboard import auth, contents, history, queries, replay, snapshot
+from dashboard import auth, contents, history, queries, replay, reprocess, snapshot
 from dashboard.api import errors_page, files_page, guarded
 from dashboard.sessions import Throttled
 
@@ -142,7 +142,14 @@ def errors(request: Request) -> Response:
 
 
 def pipeline(request: Request) -> Response:
-    return render(request, "pipeline", {"p": snapshot.pipeline_blocking(_dash(request))})
+    dash = _dash(request)
+    # the configs it ran (dashboard.reprocess) under the graph, not in the live fragment
+    ran = (
+        {"configs": reprocess.configs_blocking(dash)}
+        if "fragment" not in request.query_params
+        else {}
+    )
+    return render(request, "pipeline", {"p": snapshot.pipeline_blocking(dash), "r": ran})
 
 
 async def upload_page(request: Request) -> Response:
