@@ -157,13 +157,16 @@ def _run_daemon(settings: Settings, pipeline: LoadedPipeline) -> int:
 
     with_dashboard = settings.mode == "watch" and not settings.no_dashboard
     try:
-        return daemon.run(
+        code = daemon.run(
             drain=settings.mode == "drain", on_ready=start_dashboard if with_dashboard else None
         )
     finally:
         for server in servers:
             server.stop()
         _stop_resource_tracker()
+    if daemon.drain_report is not None:  # --drain: its report, the last line on stdout
+        print(json.dumps(daemon.drain_report, ensure_ascii=False), flush=True)
+    return code
 
 
 def _stop_resource_tracker(timeout: float = 5.0) -> None:

@@ -103,7 +103,8 @@ class DaemonAPI:
         return self._d.snapshot
 
     def status(self) -> dict[str, Any]:
-        return self._d.snapshot.as_dict()
+        # the webhooks' state is their own (their senders' threads update it), not the loop's
+        return {**self._d.snapshot.as_dict(), "notify": self._d.webhooks.view()}
 
     # -- actions -------------------------------------------------------------------
     def _run(self, fn: Any) -> Any:

@@ -36,10 +36,12 @@ from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import Progress, WorkerPool
 from daemon.provenance import recorded
 from daemon.recovery import open_watch_dir, rebuild, recover
+from daemon.reports import RunReport
 from daemon.shared import Shared, shared_folders
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
+from daemon.webhooks import Webhooks
 from daemon.worker import Job, Outcome, discard_temps
 from processors import LoadedPipeline
 
@@ -94,8 +96,13 @@ class Daemon:
             shared=self.shared,
         )  # fmt: skip
         self.pipeline = pipeline
-        self.outcomes.provenance = recorded(self.journal, settings.config, pipeline,
-                                            self.folders.instance)  # fmt: skip
+        self.outcomes.provenance = prov = recorded(self.journal, settings.config, pipeline,
+                                                   self.folders.instance)  # fmt: skip
+        self.webhooks = Webhooks(self.journal, prov.instance, prov.host)  # `notify`
+        self.webhooks.use(pipeline.config.notify)
+        self.report = RunReport()  # what --drain prints (and notifies) at its end
+        self.drain_report: dict[str, Any] | None = None
+        self.webhooks.attach(self.outcomes, self.pause, self.events, self.report)
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
         self.pool = WorkerPool(
@@ -144,9 +151,10 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
         identity = self.shared.identity.new_uid if self.shared else None  # a lost journal's
-        for left in recover(self.folders, self.journal, identity):
+        for left in recover(self.folders, self.journal, identity, self.webhooks.file_done):
             self.outcomes.recovered(left.ref, left.committed)
         self.pool.start()
+        self.webhooks.start()
         if not drain:
             self.watcher = Watcher(
                 self.folders.of(State.QUEUED), self.inbox.put, self._ignored,
@@ -259,6 +267,7 @@ class Daemon:
             self.pipeline = loaded
             self.outcomes.provenance = recorded(self.journal, self.settings.config, loaded,
                                                 self.folders.instance)  # fmt: skip
+            self.webhooks.use(loaded.config.notify)
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
@@ -412,7 +421,11 @@ class Daemon:
                 transition(self.folders, self.journal, ref, State.QUEUED, reason="shutdown")
                 returned += 1
         self.pool.close()
+        if reason == "drained":
+            self.drain_report = self.report.as_json("drain")
+            self.webhooks.report("drain.done", self.drain_report)
         self.journal.close()
+        self.webhooks.close(self.settings.shutdown_timeout)
         self.events.release()
         if self.shared is not None:
             self.shared.stop()

@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS configs (  -- every pipeline config the daemon has ru
     path TEXT NOT NULL, version TEXT, description TEXT,
     first_loaded REAL NOT NULL, last_loaded REAL NOT NULL, loads INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS outbox (  -- notifications their receiver has not taken yet
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL, event TEXT NOT NULL,
+    key TEXT NOT NULL,               -- its idempotency key
+    body BLOB NOT NULL,              -- the JSON body, as it is sent
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, id);
 """
 # After SCHEMA, once the columns are there (an older journal gets them first): the
 # dashboard's history counts finished files per state, route and time range from the

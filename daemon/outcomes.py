@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -106,6 +107,9 @@ class Outcomes:
         self.totals = {"processed": 0, "failed": 0, "retried": 0, "bytes": 0, "rejected": 0}
         self.sinks = SinkStats()
         self.provenance: Provenance | None = None  # of the config in use (the loop sets it)
+        # called with the summary of each file that moved to processed/ or failed/, before
+        # the journal flush that commits the move (the run's report, the outbox)
+        self.on_done: list[Callable[[dict[str, Any]], None]] = []
 
     def finish(self, ref: FileRef, outcome: Outcome) -> None:
         """Act on what an attempt at `ref` produced."""
@@ -201,6 +205,8 @@ class Outcomes:
             error=err.get("message"),
             node=err.get("processor"),  # the node a data error is charged to (pipeline page)
         )
+        for hook in self.on_done:
+            hook(summary)
 
     def retry_or_fail(self, ref: FileRef, error: dict[str, Any]) -> None:
         if ref.attempt >= self.max_attempts:
@@ -244,6 +250,8 @@ class Outcomes:
         self.journal.finished(ref.uid, summary)
         self.totals["rejected"] += 1
         self.events.publish("file_failed", path=ref.rel, uid=ref.uid, error=reason)
+        for hook in self.on_done:
+            hook(summary)
 
     def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
         """Write a summary the loop made itself (a reject, a give-up); never raises. A name

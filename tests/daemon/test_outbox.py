@@ -1,0 +1,129 @@
+"""The outbox and its senders in one process, against real receivers on 127.0.0.1: a
+notification is sent only once the journal committed it, a redirect is not followed to
+another host nor as a GET, a refused notification is dropped after REFUSED_TRIES, pauses
+and resumes are reported, and the outbox holds at most `max_pending`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from config.notify import NotifyTarget
+from daemon.faults import Pause
+from daemon.journal import Journal
+from daemon.states import Folders
+from daemon.webhooks import REFUSED_TRIES, Webhooks
+from tests.conftest import wait_until
+from tests.daemon.receiver import Receiver
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    made: list[Receiver] = []
+    yield made
+    for r in made:
+        r.close()
+
+
+def _hooks(tmp_path: Path, url: str, **kw: object) -> tuple[Journal, Webhooks]:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    hooks = Webhooks(journal, None, "test-host")
+    target = NotifyTarget("t", url, frozenset({"file.processed", "queue.paused", "queue.resumed"}),
+                          secret="s3cret", timeout_s=2, backoff_s=0.01, max_backoff_s=0.05,
+                          **kw)  # type: ignore[arg-type]  # fmt: skip
+    hooks.use((target,))
+    hooks.start()
+    return journal, hooks
+
+
+def _summary(n: int) -> dict[str, object]:
+    return {"uid": f"{n:032x}", "status": "processed", "finished_ts": float(n), "attempts": 1}
+
+
+def test_sent_only_once_committed_and_in_order(tmp_path: Path, receivers: list[Receiver]) -> None:
+    r = Receiver().start()
+    receivers.append(r)
+    journal, hooks = _hooks(tmp_path, r.url)
+    try:
+        for n in range(5):
+            hooks.file_done(_summary(n))
+        assert hooks.view()[0]["pending"] == 5
+        # not committed yet: another connection (as each sender has) sees none of them
+        with sqlite3.connect(journal.path) as other:
+            assert other.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+        journal.flush()
+        hooks.wake()
+        wait_until(lambda: len(r.taken) == 5, 10, "five notifications")
+        assert [t.body["summary"]["uid"] for t in r.taken] == [f"{n:032x}" for n in range(5)]
+        wait_until(lambda: hooks.view()[0]["pending"] == 0, 10, "the outbox empty")
+        assert hooks.view()[0]["sent"] == 5
+    finally:
+        hooks.close(1.0)
+        journal.close()
+
+
+@pytest.mark.parametrize("where", ["other host", "same origin as GET"])
+def test_redirects_refused(tmp_path: Path, receivers: list[Receiver], where: str) -> None:
+    elsewhere = Receiver().start()
+    r = Receiver(mode="redirect").start()
+    receivers += [elsewhere, r]
+    r.location = elsewhere.url if where == "other host" else r.url + "?again"
+    journal, hooks = _hooks(tmp_path, r.url)
+    if where == "same origin as GET":  # 303 turns the POST into a GET: not followed
+        r.mode = "see_other"
+    try:
+        with structlog.testing.capture_logs() as logs:
+            hooks.file_done(_summary(1))
+            journal.flush()
+            hooks.wake()
+            wait_until(lambda: hooks.view()[0]["dropped"] == 1, 20, "the refused one dropped")
+        refused = [e for e in logs if e["event"] == "notification_refused"]
+        assert refused and refused[0]["attempts"] == REFUSED_TRIES
+        failed = [e for e in logs if e["event"] == "notification_failed"]
+        expected = "another origin" if where == "other host" else "redirected as a GET"
+        assert all(expected in e["error"] for e in failed), failed
+        assert elsewhere.requests == 0 and r.requests == REFUSED_TRIES
+        assert hooks.view()[0]["pending"] == 0
+    finally:
+        hooks.close(1.0)
+        journal.close()
+
+
+def test_pause_and_resume_reported(tmp_path: Path, receivers: list[Receiver]) -> None:
+    r = Receiver().start()
+    receivers.append(r)
+    journal, hooks = _hooks(tmp_path, r.url)
+    folders = Folders(tmp_path / "watch_dir", tmp_path / "results")
+    folders.create()
+    pause = Pause()
+    pause.on_pause, pause.on_resume = hooks.paused, hooks.resumed
+    try:
+        pause.check(folders, 1 << 62, 100.0)  # less free space than asked for: paused
+        pause.check(folders, 1 << 62, 100.5)  # still paused, not reported again
+        assert pause.check(folders, 0, 200.0)  # the probe finds it cleared: resumed
+        journal.flush()
+        hooks.wake()
+        wait_until(lambda: len(r.taken) == 2, 10, "two notifications")
+        paused, resumed = r.taken
+        assert paused.event == "queue.paused" and paused.body["pause"]["cause"] == "disk_low"
+        assert resumed.event == "queue.resumed" and resumed.body["pause"]["paused_s"] == 100.0
+    finally:
+        hooks.close(1.0)
+        journal.close()
+
+
+def test_bounded(tmp_path: Path) -> None:
+    journal, hooks = _hooks(tmp_path, "http://127.0.0.1:9/", max_pending=3)  # nothing there
+    try:
+        for n in range(5):
+            hooks.file_done(_summary(n))
+        journal.flush()
+        view = hooks.view()[0]
+        assert (view["pending"], view["dropped"]) == (3, 2)
+    finally:
+        hooks.close(0.0)
+        journal.close()
