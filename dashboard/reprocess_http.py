@@ -3,18 +3,14 @@ and its confirmation form, and the configs the daemon has run (`/api/configs`)."
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from dashboard import reprocess
-from dashboard.api import ORJSONResponse, error, guarded
-from dashboard.replay import CountChanged
-from dashboard.views import problem, render
+from dashboard.api import ORJSONResponse, confirmed, error, guarded
+from dashboard.views import confirmed_form, problem, render
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -49,26 +45,9 @@ async def run(request: Request) -> Response:
     """Reprocess every file a filter matches: JSON {config, state, route, name, since,
     until, expect}, `expect` being the count the caller saw (409 with the new one if it
     moved)."""
-    try:
-        body = await request.json()
-        if not isinstance(body, dict) or type(body.get("expect")) is not int:
-            raise TypeError
-        flt = reprocess.Filter.parse(body)
-    except ValueError as exc:
-        return error(str(exc), 400)
-    except TypeError:
-        how = ('send JSON {"config", "state", "route", "name", "since", "until": optional '
-               'filters, "expect": the count GET /api/reprocess gave}')  # fmt: skip
-        return error(how, 400)
-    try:
-        done = await run_in_threadpool(
-            reprocess.reprocess_blocking, _dash(request), flt, body["expect"]
-        )
-    except CountChanged as exc:
-        return ORJSONResponse({"error": str(exc), "count": exc.match["count"]}, status_code=409)
-    except sqlite3.Error as exc:
-        return error(f"journal unavailable: {exc}", 503)
-    return ORJSONResponse(done)
+    usage = ('send JSON {"config", "state", "route", "name", "since", "until": optional '
+             'filters, "expect": the count GET /api/reprocess gave}')  # fmt: skip
+    return await confirmed(request, reprocess.Filter.parse, reprocess.reprocess_blocking, usage)
 
 
 def page(request: Request) -> Response:
@@ -83,23 +62,5 @@ def page(request: Request) -> Response:
 async def form(request: Request) -> Response:
     """The page's confirmation: reprocess what the filter matches, if it still matches the
     count shown; back to the page either way, with what happened."""
-    sent = await request.form()
-    fields = {k: v for k in reprocess.FIELDS if isinstance(v := sent.get(k), str)}
-    try:
-        flt = reprocess.Filter.parse(fields)
-    except ValueError as exc:
-        return problem(request, str(exc), 400)
-    raw = sent.get("expect")
-    if not isinstance(raw, str) or not raw.isdigit():
-        return problem(request, "expect: the count the page showed is missing", 400)
-    try:
-        done = await run_in_threadpool(reprocess.reprocess_blocking, _dash(request), flt, int(raw))
-    except CountChanged as exc:
-        again = urlencode({**fields, "match": "1", "notice": str(exc)})
-        return RedirectResponse(f"/reprocess?{again}", status_code=303)
-    except sqlite3.Error as exc:
-        return problem(request, f"journal unavailable: {exc}", 503)
-    notice = f"sent {len(done['reprocessed'])} file(s) back to run again"
-    if done["skipped"]:
-        notice += f"; {len(done['skipped'])} skipped: {done['skipped'][0]['error']}"
-    return RedirectResponse(f"/reprocess?{urlencode({'notice': notice})}", status_code=303)
+    return await confirmed_form(request, "/reprocess", reprocess.FIELDS, reprocess.Filter.parse,
+                                reprocess.reprocess_blocking, "reprocessed")  # fmt: skip

@@ -186,7 +186,7 @@ def test_reprocess_form_and_failed(dashboard: Dashboard, queue: Queue) -> None:
     r = dashboard.post(
         "/reprocess", data={"state": "failed", "expect": "1"}, follow_redirects=False
     )
-    assert r.status_code == 303 and "sent+1+file" in r.headers["location"]
+    assert r.status_code == 303 and "reprocessed+1+file" in r.headers["location"]
 
     def failed_twice() -> list[dict[str, Any]] | None:  # empty again: rejected again
         timeline = dashboard.file(bad["uid"])["timeline"]
