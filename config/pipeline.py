@@ -20,6 +20,7 @@ from typing import Any
 
 from config import values
 from config.errors import ConfigError
+from config.markers import MarkersConfig, parse_markers
 from config.notify import NotifyTarget, parse_notify
 from config.sinks import S3SinkConfig, SinkConfig, parse_sink
 from config.testcases import parse_cases
@@ -29,7 +30,7 @@ READER_TYPES = ("text", "csv", "excel", "none")  # none: no lines read (only has
 SIGNATURES = ("excel",)  # what a route's `signature` may name (processors.file_routes)
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
-            "trace", "priority", "tests", "notify")  # fmt: skip
+            "trace", "priority", "tests", "notify", "markers")  # fmt: skip
 SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
 READER_KEYS = (
     "type",
@@ -164,6 +165,7 @@ class PipelineConfig:
     priority: tuple[PriorityRule, ...] = ()
     deliver: tuple[S3SinkConfig, ...] = ()  # where the input itself is delivered
     notify: tuple[NotifyTarget, ...] = ()  # webhooks for its events (config.notify)
+    markers: MarkersConfig = field(default_factory=MarkersConfig)  # ready markers, batches
 
     @property
     def sinks(self) -> tuple[SinkConfig, ...]:
@@ -300,6 +302,10 @@ def parse(
     if "notify" in raw:
         notify, notify_errors = parse_notify(raw["notify"], env)
         c.errors += notify_errors
+    markers = MarkersConfig()
+    if "markers" in raw:
+        markers, marker_errors = parse_markers(raw["markers"])
+        c.errors += marker_errors
     config = PipelineConfig(
         routes,
         nodes,
@@ -311,6 +317,7 @@ def parse(
         priority=_priority(c, raw),
         deliver=deliver,
         notify=notify,
+        markers=markers,
     )
     return config, c.errors
 

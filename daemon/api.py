@@ -104,7 +104,9 @@ class DaemonAPI:
 
     def status(self) -> dict[str, Any]:
         # the webhooks' state is their own (their senders' threads update it), not the loop's
-        return {**self._d.snapshot.as_dict(), "notify": self._d.webhooks.view()}
+        gate = self._d.intake.gate  # files waiting for a ready marker (daemon.markers)
+        return {**self._d.snapshot.as_dict(), "notify": self._d.webhooks.view(),
+                "markers": gate.view() if gate is not None else []}  # fmt: skip
 
     # -- actions -------------------------------------------------------------------
     def _run(self, fn: Any) -> Any:

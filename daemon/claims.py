@@ -118,6 +118,7 @@ class Claimer:
             self.intake.claim_failed(rel, None)
             if self._noted:  # the note that named it is used up
                 identity.forget_return(self.folders, rel)
+            self.intake.claimed(path, ref.uid)  # its ready marker consumed (daemon.markers)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
                 ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:

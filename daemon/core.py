@@ -22,6 +22,7 @@ import structlog
 
 from config import ConfigError
 from config.settings import Settings
+from daemon.batches import Batches
 from daemon.claims import Claimer
 from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
@@ -29,6 +30,7 @@ from daemon.events import EventBus
 from daemon.faults import Pause, PauseReason
 from daemon.inbox import Call, Inbox, Rescan, Waiter
 from daemon.intake import Intake
+from daemon.markers import Gate
 from daemon.memory import cap_mb
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
@@ -103,6 +105,11 @@ class Daemon:
         self.report = RunReport()  # what --drain prints (and notifies) at its end
         self.drain_report: dict[str, Any] | None = None
         self.webhooks.attach(self.outcomes, self.pause, self.events, self.report)
+        self.batches = Batches(self.journal, self.queue_dir, self.events, self.webhooks.report)
+        self.outcomes.on_done.append(self.batches.finished)
+        self.intake.gate = Gate(self.queue_dir, pipeline.config.markers, self.batches,
+                                lambda rel: self.journal.find(State.QUEUED, rel) is not None,
+                                self._ignored)  # fmt: skip
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
         self.pool = WorkerPool(
@@ -153,6 +160,7 @@ class Daemon:
         identity = self.shared.identity.new_uid if self.shared else None  # a lost journal's
         for left in recover(self.folders, self.journal, identity, self.webhooks.file_done):
             self.outcomes.recovered(left.ref, left.committed)
+        self.batches.load()  # open batch folders go on (daemon.batches)
         self.pool.start()
         self.webhooks.start()
         if not drain:
@@ -268,6 +276,7 @@ class Daemon:
             self.outcomes.provenance = recorded(self.journal, self.settings.config, loaded,
                                                 self.folders.instance)  # fmt: skip
             self.webhooks.use(loaded.config.notify)
+            self.intake.use_markers(loaded.config.markers)
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
@@ -339,6 +348,7 @@ class Daemon:
             return
         self._next_tick = now + TICK_S
         self._finish(self.pool.supervise())  # frozen, stalled: their queued jobs taken back
+        self.intake.check_markers()
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
             self.journal.reopen()
             rebuild(self.folders, self.journal)
@@ -422,7 +432,8 @@ class Daemon:
                 returned += 1
         self.pool.close()
         if reason == "drained":
-            self.drain_report = self.report.as_json("drain")
+            held = len(self.intake.gate) if self.intake.gate is not None else 0
+            self.drain_report = self.report.as_json("drain", waiting_for_marker=held)
             self.webhooks.report("drain.done", self.drain_report)
         self.journal.close()
         self.webhooks.close(self.settings.shutdown_timeout)

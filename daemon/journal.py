@@ -72,6 +72,21 @@ CREATE TABLE IF NOT EXISTS outbox (  -- notifications their receiver has not tak
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, id);
+CREATE TABLE IF NOT EXISTS batches (  -- batch folders (daemon.batches)
+    id INTEGER PRIMARY KEY,
+    folder TEXT NOT NULL, marker TEXT NOT NULL,
+    opened REAL NOT NULL, finished REAL,
+    status TEXT NOT NULL,            -- open, all_processed, some_failed
+    files INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    report TEXT                      -- JSON, once done
+);
+CREATE INDEX IF NOT EXISTS batches_status ON batches (status, id);
+CREATE TABLE IF NOT EXISTS batch_files (
+    batch_id INTEGER NOT NULL REFERENCES batches (id), rel TEXT NOT NULL,
+    uid TEXT, state TEXT, size INTEGER, error TEXT, duplicate INTEGER,
+    PRIMARY KEY (batch_id, rel)
+);
 """
 # After SCHEMA, once the columns are there (an older journal gets them first): the
 # dashboard's history counts finished files per state, route and time range from the

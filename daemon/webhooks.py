@@ -264,9 +264,9 @@ class Webhooks:
     def resumed(self, cause: str, paused_s: float) -> None:
         self.outbox.add("queue.resumed", {"pause": {"cause": cause, "paused_s": paused_s}})
 
-    def report(self, event: str, report: dict[str, Any]) -> None:
+    def report(self, event: str, report: dict[str, Any], key: str | None = None) -> None:
         """A batch's or a drain's report (`batch.done`, `drain.done`)."""
-        self.outbox.add(event, {"report": report})
+        self.outbox.add(event, {"report": report}, key)
 
     def wake(self, _event: Any = None) -> None:
         """Something was committed: look at the outbox now (an EventBus subscriber)."""

@@ -103,6 +103,10 @@ SCHEMAS: dict[str, Schema] = {
         until=STRING,
         waiting=_array(_all(path=STRING, queued_at=NUMBER, priority=INT)),
         stuck=_array(_all(path=STRING, reason=STRING)),
+        markers=_array(
+            _all(path=STRING, waiting_for=STRING, since=NUMBER, age_s=NUMBER, late=BOOL)
+        ),
+        config=_null(STRING),
     ),
     "ErrorPage": _obj(tuple(_PAGE), **_PAGE),
     "FileDetail": {
@@ -287,6 +291,20 @@ SCHEMAS: dict[str, Schema] = {
         produced=INT,
         current=BOOL,
     ),
+    "Batch": _obj(
+        ("id", "folder", "status", "files", "processed", "failed", "opened"),
+        id=INT,
+        folder=STRING,
+        marker=STRING,
+        status={"enum": ["open", "all_processed", "some_failed"]},
+        files=INT,
+        finished_files=INT,
+        processed=INT,
+        failed=INT,
+        opened=NUMBER,
+        finished=_null(NUMBER),
+        report=_null(OBJECT),
+    ),
     "Preview": _obj(
         ("config", "errors"),
         config={"enum": ["active", "edited"]},
@@ -430,6 +448,12 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("/api/configs", "get"): {
         "summary": "every pipeline config the daemon has run, with the files each produced",
         "responses": _responses(200, _all(configs=_array(_ref("Config"))), 503),
+    },
+    ("/api/batches", "get"): {
+        "summary": "batch folders, newest first: open ones with their progress, done ones with "
+        "their status and report",
+        "parameters": _query("limit", integers=("limit",)),
+        "responses": _responses(200, _all(batches=_array(_ref("Batch"))), 503),
     },
     ("/api/reprocess", "get"): {
         "summary": "what a reprocess with this filter would send back to run again",

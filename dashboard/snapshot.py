@@ -83,6 +83,7 @@ def files_blocking(
     first_queued = state in (None, "", State.QUEUED) and not (before or since or until)
     page["waiting"] = waiting(dash, q) if first_queued else []
     page["stuck"] = dash.api.status()["stuck"] if first_queued else []
+    page["markers"] = dash.api.status()["markers"] if first_queued else []  # daemon.markers
     return page
 
 

@@ -1,0 +1,153 @@
+"""Ready markers and batch folders through real daemons: a file waits for its marker
+(before or after it, listed with its age while it waits, consumed with it), a marker
+without a file is listed, never processed; a folder's marker makes its files one batch
+whose status is an event of its own — journalled, on the dashboard, notified — and a
+restart in the middle of a batch finishes it once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.markers import parse_markers
+from tests.conftest import Queue, wait_until
+from tests.daemon.receiver import Receiver
+from tests.dashboard.conftest import start_dashboard  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def _config(path: Path, markers: dict[str, Any], **extra: Any) -> Path:
+    path.write_text(json.dumps({"routes": [{"start": "end"}], "markers": markers, **extra}))
+    return path
+
+
+def _waiting(dash: Any) -> dict[str, dict[str, Any]]:
+    return {m["path"]: m for m in dash.get("/api/files").json()["markers"]}
+
+
+def test_file_markers(
+    start_dashboard: Any,  # noqa: F811  (the fixture imported above)
+    queue: Queue,
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path / "p.json", {"file": "{name}.done", "late_s": 1})
+    dash = start_dashboard("--config", str(config))
+    d = dash.daemon
+
+    queue.drop("before.csv.done", "")  # the marker first
+    queue.drop("before.csv", "a,b\n")
+    d.wait_event("file_processed", path="before.csv")
+    wait_until(lambda: not (queue.dir("unprocessed") / "before.csv.done").exists(), 10,
+               "its marker consumed")  # fmt: skip
+
+    queue.drop("sub/after.csv", "c,d\n")  # the file first: it settles, then waits
+    d.wait_event("file_waiting_for_marker", path="sub/after.csv")
+    waiting = wait_until(lambda: _waiting(dash).get("sub/after.csv"), 10, "listed as waiting")
+    assert waiting["waiting_for"] == "marker sub/after.csv.done"
+    late = wait_until(lambda: (_waiting(dash).get("sub/after.csv") or {}).get("late"), 10,
+                      "listed as late past late_s")  # fmt: skip
+    assert late is True
+    assert queue.files("unprocessed") == ["sub/after.csv"]  # not claimed meanwhile
+    queue.drop("sub/after.csv.done", "")
+    d.wait_event("file_processed", path="sub/after.csv")
+
+    queue.drop("lonely.csv.done", "")  # a marker without its file: listed, never an input
+    orphan = wait_until(lambda: _waiting(dash).get("lonely.csv.done"), 10, "the lone marker")
+    assert orphan["waiting_for"] == "its file (a marker without one)"
+    queue.drop("lonely.csv", "e\n")
+    d.wait_event("file_processed", path="lonely.csv")
+    wait_until(lambda: not _waiting(dash), 10, "nothing waiting")
+
+    assert sorted(queue.files("processed")) == ["before.csv", "lonely.csv", "sub/after.csv"]
+    assert queue.files("unprocessed") == [] and queue.files("failed") == []
+    assert sorted(queue.summaries()) == ["before.csv", "lonely.csv", "sub/after.csv"]
+
+
+def test_stem_pattern() -> None:
+    config, errors = parse_markers({"file": "{stem}.ok"})
+    assert errors == []
+    assert config.marker_of("x.csv") == "x.ok" and config.marker_of("README") == "README.ok"
+    assert config.is_file_marker("x.ok") and not config.is_file_marker("x.csv")
+    assert parse_markers({"file": "{name}"})[1] and parse_markers({"file": ".{name}.x"})[1]
+    assert parse_markers({"folder": True})[0].folder == "_SUCCESS"
+
+
+def _batches(queue: Queue) -> list[dict[str, Any]]:
+    journal = queue.root / ".folderd" / "journal.sqlite3"
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM batches ORDER BY id")]
+
+
+def test_batch_folders(
+    start_dashboard: Any,  # noqa: F811  (the fixture imported above)
+    queue: Queue,
+    tmp_path: Path,
+) -> None:
+    receiver = Receiver().start()
+    try:
+        notify = [{"url": receiver.url, "secret": "s3cret", "events": ["batch.done"],
+                   "backoff_s": 0.05}]  # fmt: skip
+        config = _config(tmp_path / "p.json", {"folder": True}, notify=notify)
+        dash = start_dashboard("--config", str(config))
+        d = dash.daemon
+        queue.drop("b1/x1.log", "one\n")
+        queue.drop("b1/deep/x2.log", "")  # empty: it fails
+        queue.drop("top.log", "not in a batch folder\n")
+        d.wait_event("file_processed", path="top.log")
+        for name in ("b1/x1.log", "b1/deep/x2.log"):
+            d.wait_event("file_waiting_for_marker", path=name)
+        assert _waiting(dash)["b1/x1.log"]["waiting_for"] == "batch marker b1/_SUCCESS"
+        queue.drop("b1/_SUCCESS", "")
+        done = d.wait_event("batch_done", folder="b1")
+        assert (done["status"], done["processed"], done["failed"]) == ("some_failed", 1, 1)
+        (batch,) = _batches(queue)
+        assert (batch["status"], batch["files"], batch["folder"]) == ("some_failed", 2, "b1")
+        report = json.loads(batch["report"])
+        assert report["failure_reasons"] == {"Rejected": 1} and report["members"] == 2
+        assert not (queue.dir("unprocessed") / "b1" / "_SUCCESS").exists()  # consumed
+        (taken,) = wait_until(lambda: receiver.of("batch.done"), 30, "batch.done notified")
+        assert taken.body["report"] == report and taken.signed_ok
+        shown = dash.get("/api/batches").json()["batches"]
+        assert shown[0]["status"] == "some_failed" and shown[0]["report"] == report
+        assert "b1" in dash.get("/batches").text
+
+        queue.drop("b2/y.log", "two\n")  # a second batch: all processed
+        queue.drop("b2/_SUCCESS", "")
+        done = d.wait_event("batch_done", folder="b2")
+        assert done["status"] == "all_processed"
+        wait_until(lambda: len(receiver.of("batch.done")) == 2, 30, "the second batch notified")
+        assert queue.files("unprocessed") == []
+    finally:
+        receiver.close()
+
+
+def test_a_batch_survives_a_kill(start_daemon: Any, queue: Queue, tmp_path: Path) -> None:
+    """Killed while its files run: the batch is resumed from the journal and done once;
+    a file that came after its marker waits for the next one."""
+    node = {"name": "slow", "tag": "in", "use": "tests.daemon.slow_plugin:slow", "to": "end"}
+    config = tmp_path / "p.json"
+    config.write_text(json.dumps({"routes": [{"start": "in"}], "nodes": [node],
+                                  "markers": {"folder": "READY"}}))  # fmt: skip
+    d = start_daemon("--config", str(config), "--workers", "1")
+    for i in range(3):
+        queue.drop(f"run/f{i}.log", "x\n" * 300)  # ~3 s each
+    queue.drop("run/READY", "")
+    d.wait_event("batch_opened", folder="run")
+    queue.drop("run/after.log", "late\n")  # after the marker: not of this batch
+    d.wait_event("file_processed", path="run/f0.log")
+    d.kill()
+    d2 = start_daemon("--config", str(config), "--workers", "1")
+    assert d2.events("batch_resumed")
+    done = d2.wait_event("batch_done", folder="run", timeout=60)
+    assert (done["status"], done["processed"]) == ("all_processed", 3)
+    assert [b["status"] for b in _batches(queue)] == ["all_processed"]
+    assert queue.files("unprocessed") == ["run/after.log"]  # waits for the next marker
+    queue.drop("run/READY", "")
+    d2.wait_event("file_processed", path="run/after.log")
+    assert [b["files"] for b in _batches(queue)] == [3, 1]
