@@ -7,8 +7,15 @@ moment it arrives):
   fail      500
   flaky     500 for a share `p` of the requests (random), else as ok
   hang      reads the request, never answers (until `close()`)
-  redirect  307 to `location`
+  slow      answers as ok after `delay` seconds, unless the client hung up first
+  drip      answers 200 with a 1 MiB Content-Length at once, then one byte of it every
+            0.1 s, until the client hangs up
+  redirect  307 to `location` (a request to `location` itself is answered as ok)
   see_other 303 to `location` (a POST's client would follow it as a GET)
+
+In the modes that keep a request open (hang, slow, drip) the receiver watches for the
+client hanging up and records after how many seconds it did (`cuts`): what a sender's
+total deadline is measured by.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ import hashlib
 import hmac
 import json
 import random
+import select
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -40,10 +49,12 @@ class Receiver:
     mode: str = "ok"
     p: float = 0.5
     location: str = ""
+    delay: float = 5.0
     port: int = 0
     taken: list[Taken] = field(default_factory=list)
     requests: int = 0
     refused_signatures: int = 0
+    cuts: list[tuple[str, float]] = field(default_factory=list)  # (mode, seconds)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -97,16 +108,23 @@ class Receiver:
         with self._lock:
             self.requests += 1
         mode = self.mode
+        began = time.monotonic()
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
-        if mode == "hang":
-            self._stop.wait()
+        if mode == "hang" or (mode == "slow" and self._hung_up(h, self.delay)):
+            if mode == "hang":
+                self._hung_up(h, 3600.0)
+            self._cut(mode, began)
+            return
+        if mode == "drip":
+            self._drip(h, began)
             return
         if mode == "fail" or (mode == "flaky" and random.random() < self.p):
             h.send_response(500)
             h.send_header("Content-Length", "0")
             h.end_headers()
             return
-        if mode in ("redirect", "see_other"):
+        moved = urlsplit(self.location)
+        if mode in ("redirect", "see_other") and h.path != f"{moved.path}?{moved.query}":
             h.send_response(307 if mode == "redirect" else 303)
             h.send_header("Location", self.location)
             h.send_header("Content-Length", "0")
@@ -125,6 +143,40 @@ class Receiver:
             self.taken.append(Taken(data["event"], data["id"], data, dict(h.headers), ok))
         h.send_response(204)
         h.end_headers()
+
+    def _hung_up(self, h: BaseHTTPRequestHandler, within: float) -> bool:
+        """Wait up to `within` seconds (or until `close()`) for the client to hang up."""
+        end = time.monotonic() + within
+        while not self._stop.is_set() and (left := end - time.monotonic()) > 0:
+            readable, _, _ = select.select([h.connection], [], [], min(left, 0.05))
+            if readable:
+                try:
+                    if h.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return True
+                except OSError:
+                    return True
+        return False
+
+    def _drip(self, h: BaseHTTPRequestHandler, began: float) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(1 << 20))
+        h.end_headers()
+        try:
+            while not self._stop.is_set():
+                h.wfile.write(b" ")
+                h.wfile.flush()
+                if self._hung_up(h, 0.1):
+                    break
+        except OSError:
+            pass
+        self._cut("drip", began)
+        h.close_connection = True
+
+    def _cut(self, mode: str, began: float) -> None:
+        if not self._stop.is_set():
+            with self._lock:
+                self.cuts.append((mode, time.monotonic() - began))
 
     def ids(self, event: str | None = None) -> set[str]:
         with self._lock:

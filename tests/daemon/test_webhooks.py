@@ -1,8 +1,8 @@
 """`notify` through real daemons and a real receiver: every event arrives at least once,
 none is made up, each body is the file's summary and its signature verifies — with a
 receiver that hangs, answers 500 at random, is down, and across a SIGKILL of the daemon
-between a commit and its notification. A receiver that is down holds notifications,
-never files."""
+between a commit and its notification or while its sender is under way. A receiver that
+is down holds notifications, never files."""
 
 from __future__ import annotations
 
@@ -155,6 +155,33 @@ def test_sigkill_between_commit_and_notification(
     expected = _all_taken(receiver, queue, len(names))
     _check(receiver, expected)
     wait_until(lambda: _outbox(queue) == 0, 30, "the outbox empty")
+    # none was taken before the kill, so each is delivered once after it: the restart
+    # neither loses a row nor sends one twice
+    assert sorted(t.id for t in receiver.taken) == sorted(expected)
+
+
+def test_sigkill_while_sending(
+    start_daemon: Any, queue: Queue, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Killed while its sender is part way through the outbox: after the restart every
+    notification arrives, and the only one that may arrive twice is the one in flight at
+    the kill (taken by the receiver, its 2xx never read)."""
+    receiver.mode, receiver.delay = "slow", 0.3  # each answer within timeout_s, slowly
+    receiver.start()
+    config = _config(tmp_path / "p.json", receiver.url)
+    d = start_daemon("--config", str(config), env=ENV)
+    names = _drop(queue, 20)
+    wait_until(lambda: len(receiver.taken) >= 3, 30, "the sender under way")
+    d.kill()
+    before = len(receiver.taken)
+    assert before < len(names) and _outbox(queue) > 0  # the kill left deliveries held
+    receiver.mode = "ok"
+    start_daemon("--config", str(config), env=ENV)
+    expected = _all_taken(receiver, queue, len(names))
+    _check(receiver, expected)
+    wait_until(lambda: _outbox(queue) == 0, 30, "the outbox empty")
+    ids = [t.id for t in receiver.taken]
+    assert len(ids) - len(set(ids)) <= 1, "sent twice beyond the one in flight"
 
 
 def test_move_the_journal_never_recorded(
