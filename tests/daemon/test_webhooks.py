@@ -123,6 +123,9 @@ def test_down_receiver_holds_notifications_not_files(
     assert 'folderd_notify_pending{target="notify[0]"} 8.0' in metrics
     assert 'folderd_notify_dropped_total{target="notify[0]"} 2.0' in metrics
     assert 'folderd_notify_up{target="notify[0]"} 0.0' in metrics
+    page = dash.get("/pipeline").text  # the outbox on the Pipeline page
+    assert f"notify[0]: http://127.0.0.1:{receiver.port}/…" in page
+    assert "8 / 8" in page and "failing: ConnectError" in page
     receiver.start()  # back up, on the same port
     wait_until(lambda: len(receiver.ids()) == 8, 30, "the held notifications")
     expected = _expected(queue)
