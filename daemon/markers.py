@@ -11,15 +11,23 @@ with it; kept, it would make a later file of the same name claimable at once).
 
 A file that comes back to unprocessed/ (returned at shutdown, requeued, reprocessed) has
 passed its gate already: it does not wait for a marker again.
+
+The loop's cost stays bounded however many files wait: a marker event looks only at the
+files of its folder, and the tick's look (for markers whose event was lost) checks at most
+SWEEP held files, taking turns, so 100,000 files waiting for a batch's `_SUCCESS` cost the
+loop a few hundred lstat calls a second, not 100,000; the journal is asked whether a file
+is coming back once, when it settles, not at every look.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -34,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 Released = tuple[str, Signature, int]  # (path, signature, priority): ready to be claimed
 SHOWN = 200  # files listed as waiting
+SWEEP = 500  # held files the tick looks at, taking turns
 
 
 @dataclass
@@ -62,6 +71,9 @@ class Gate:
         self._orphans: dict[str, float] = {}  # marker path -> first seen, nothing waits for it
         self._view: tuple[dict[str, Any], ...] = ()
         self._dirty = False
+        self._by_marker: dict[str, set[str]] = {}  # marker path -> the held files it releases
+        self._turns: list[str] = []  # the held files the tick has still to look at, in turn
+        self._orphan_turns: list[str] = []
 
     @property
     def active(self) -> bool:
@@ -76,9 +88,11 @@ class Gate:
 
     def waits_for(self, path: str) -> str | None:
         """What `path` waits for before it may be claimed, or None."""
+        return None if self._returning(self.rel(path)) else self._blocked(path)
+
+    def _blocked(self, path: str) -> str | None:
+        """What a file that is not coming back waits for, or None."""
         rel = self.rel(path)
-        if self._returning(rel):
-            return None
         folder, slash, _ = rel.partition("/")
         if self.config.folder is not None and slash and not self.batches.admits(folder, rel):
             return f"batch marker {folder}/{self.config.folder}"
@@ -91,10 +105,13 @@ class Gate:
         """Settled: True (and held) if it must wait for a marker, False if it may go on."""
         why = self.waits_for(path)
         if why is None:
-            self._held.pop(path, None)
+            self._drop(path)
             return False
         before = self._held.get(path)
         self._held[path] = _Held(sig, priority, before.since if before else time.time(), shown(why))
+        marker = self._marker_path(path)
+        if marker is not None:
+            self._by_marker.setdefault(marker, set()).add(path)
         if before is None:
             log.info("file_waiting_for_marker", path=self.rel(path), waits_for=why)
         self._dirty = True
@@ -109,7 +126,10 @@ class Gate:
         if name == self.config.folder and slash and "/" not in rest:
             members = self._members(folder)
             self.batches.open(folder, members, self.rel(path))
-        released = self.release(os.path.dirname(path) + os.sep)
+        if name == self.config.folder:  # a batch's files may be in sub-folders
+            released = self.release(os.path.dirname(path) + os.sep)
+        else:  # only the files that wait for this marker, however many others wait
+            released = self._release(sorted(self._by_marker.get(path, ())))
         if not released and path not in self._orphans and not self._marks_batch(rel):
             self._orphans[path] = time.time()
             self._dirty = True
@@ -126,7 +146,7 @@ class Gate:
         ignored files left out)."""
         top = os.path.join(self.queue_dir, folder)
         found = []
-        for sub in walk_files(top) if os.path.isdir(top) else ():
+        for sub in walk_files(Path(top)) if os.path.isdir(top) else ():
             rel = f"{folder}/{sub}"
             if not self.is_marker(rel) and self._ignored(rel) is None:
                 found.append(rel)
@@ -134,10 +154,29 @@ class Gate:
 
     def release(self, under: str = "") -> list[Released]:
         """The held files (those under `under`, if given) that may go on now."""
+        return self._release([p for p in self._held if p.startswith(under)])
+
+    def _marker_path(self, path: str) -> str | None:
+        marker = self.config.marker_of(os.path.basename(path))
+        return None if marker is None else os.path.join(os.path.dirname(path), marker)
+
+    def _drop(self, path: str) -> bool:
+        """`path` held no longer; whether it was."""
+        if self._held.pop(path, None) is None:
+            return False
+        marker = self._marker_path(path)
+        if marker is not None and (waiting := self._by_marker.get(marker)) is not None:
+            waiting.discard(path)
+            if not waiting:
+                del self._by_marker[marker]
+        return True
+
+    def _release(self, paths: list[str]) -> list[Released]:
         out = []
-        for path, held in list(self._held.items()):
-            if path.startswith(under) and self.waits_for(path) is None:
-                del self._held[path]
+        for path in paths:
+            held = self._held.get(path)
+            if held is not None and self._blocked(path) is None:
+                self._drop(path)
                 out.append((path, held.sig, held.priority))
                 log.info("file_marker_found", path=self.rel(path),
                          waited_s=round(time.time() - held.since, 3))  # fmt: skip
@@ -147,7 +186,7 @@ class Gate:
 
     def forget(self, path: str) -> None:
         """`path` left unprocessed/ (deleted, cancelled, moved away)."""
-        if self._held.pop(path, None) is not None or self._orphans.pop(path, None):
+        if self._drop(path) or self._orphans.pop(path, None) is not None:
             self._dirty = True
         self.batches.gone(self.rel(path))
 
@@ -167,10 +206,17 @@ class Gate:
     def tick(self) -> list[Released]:
         """Once a tick: release the files whose marker came without an event (polling, a
         lost event), drop orphan markers that are gone, publish the list."""
-        released = self.release()
-        for marker in [m for m in self._orphans if not os.path.lexists(m)]:
-            del self._orphans[marker]
-            self._dirty = True
+        if not self._turns:
+            self._turns = list(self._held)
+        released = self._release(self._turns[-SWEEP:])
+        del self._turns[-SWEEP:]
+        if not self._orphan_turns:
+            self._orphan_turns = list(self._orphans)
+        for marker in self._orphan_turns[-SWEEP:]:
+            if marker in self._orphans and not os.path.lexists(marker):
+                del self._orphans[marker]
+                self._dirty = True
+        del self._orphan_turns[-SWEEP:]
         if self._dirty:
             self._dirty = False
             self._view = self._listing()
@@ -179,13 +225,16 @@ class Gate:
     def _listing(self) -> tuple[dict[str, Any], ...]:
         now = time.time()
         late = self.config.late_s
+        # oldest first: a dict keeps the order its keys came in (a file held again keeps
+        # its place and its `since`), so the first SHOWN are the oldest, with no sort
         rows = [{"path": shown(self.rel(p)), "waiting_for": h.why, "since": h.since,
                  "age_s": round(now - h.since, 3), "late": now - h.since > late}
-                for p, h in sorted(self._held.items(), key=lambda kv: kv[1].since)]  # fmt: skip
+                for p, h in itertools.islice(self._held.items(), SHOWN)]  # fmt: skip
         rows += [{"path": shown(self.rel(m)), "waiting_for": "its file (a marker without one)",
                   "since": t, "age_s": round(now - t, 3), "late": now - t > late}
-                 for m, t in sorted(self._orphans.items(), key=lambda kv: kv[1])]  # fmt: skip
-        return tuple(rows[:SHOWN])
+                 for m, t in itertools.islice(self._orphans.items(), SHOWN - len(rows))
+                 ]  # fmt: skip
+        return tuple(rows)
 
     def view(self) -> list[dict[str, Any]]:
         """What waits for a marker, oldest first, with ages as of now (any thread)."""

@@ -7,6 +7,7 @@ restart in the middle of a batch finishes it once."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 
 from config.markers import parse_markers
+from daemon.batches import Batches
+from daemon.events import EventBus
+from daemon.journal import Journal
+from daemon.markers import SHOWN, SWEEP, Gate
 from tests.conftest import Queue, wait_until
 from tests.daemon.receiver import Receiver
 from tests.dashboard.conftest import start_dashboard  # noqa: F401  (a fixture)
-
-pytestmark = pytest.mark.integration
 
 
 def _config(path: Path, markers: dict[str, Any], **extra: Any) -> Path:
@@ -30,6 +33,7 @@ def _waiting(dash: Any) -> dict[str, dict[str, Any]]:
     return {m["path"]: m for m in dash.get("/api/files").json()["markers"]}
 
 
+@pytest.mark.integration
 def test_file_markers(
     start_dashboard: Any,  # noqa: F811  (the fixture imported above)
     queue: Queue,
@@ -84,6 +88,7 @@ def _batches(queue: Queue) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM batches ORDER BY id")]
 
 
+@pytest.mark.integration
 def test_batch_folders(
     start_dashboard: Any,  # noqa: F811  (the fixture imported above)
     queue: Queue,
@@ -127,6 +132,7 @@ def test_batch_folders(
         receiver.close()
 
 
+@pytest.mark.integration
 def test_a_batch_survives_a_kill(start_daemon: Any, queue: Queue, tmp_path: Path) -> None:
     """Killed while its files run: the batch is resumed from the journal and done once;
     a file that came after its marker waits for the next one."""
@@ -151,3 +157,42 @@ def test_a_batch_survives_a_kill(start_daemon: Any, queue: Queue, tmp_path: Path
     queue.drop("run/READY", "")
     d2.wait_event("file_processed", path="run/after.log")
     assert [b["files"] for b in _batches(queue)] == [3, 1]
+
+
+def test_many_waiting_cost_the_loop_little(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """20,000 files waiting for their markers: a marker's event looks at its own file only,
+    and a tick (the look for a marker whose event was lost) at most SWEEP of them, taking
+    turns, so the lost one is still found — the loop never stats every waiting file at
+    once."""
+    queue_dir = tmp_path / "unprocessed"
+    queue_dir.mkdir()
+    journal = Journal(tmp_path / "journal.sqlite3")
+    gate = Gate(str(queue_dir), parse_markers({"file": "{stem}.ok"})[0],
+                Batches(journal, str(queue_dir), EventBus()), lambda rel: False,
+                lambda rel: None)  # fmt: skip
+    n = 20_000
+    paths = [str(queue_dir / f"f{i}.csv") for i in range(n)]
+    for path in paths:
+        assert gate.hold(path, None, 0)  # type: ignore[arg-type]  # (no signature needed)
+    stats = 0
+    lexists = os.path.lexists
+
+    def counted(path: str) -> bool:
+        nonlocal stats
+        stats += 1
+        return lexists(path)
+
+    monkeypatch.setattr(os.path, "lexists", counted)
+    (queue_dir / "f7.ok").touch()
+    released = gate.marker_seen(str(queue_dir / "f7.ok"))
+    assert [r[0] for r in released] == [paths[7]] and stats <= 2
+    stats = 0
+    assert gate.tick() == [] and stats <= SWEEP
+    (queue_dir / "f9.ok").touch()  # its event lost: the tick's turns find it
+    ticks, found = 0, []
+    while not found and ticks <= n // SWEEP + 1:
+        found, ticks = gate.tick(), ticks + 1
+    assert [r[0] for r in found] == [paths[9]]
+    assert stats <= ticks * SWEEP + SWEEP
+    assert len(gate) == n - 2 and len(gate.view()) == SHOWN
+    journal.close()
