@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from daemon.snapshot import VERSION
+from formats.names import shown
 from processors import file_routes
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class Provenance:
     def of(cls, path: Path, loaded: LoadedPipeline, instance: str | None = None) -> Provenance:
         """The provenance of results `loaded` (read from `path`) produces on this host."""
         return cls(
-            config_path=str(path.resolve()),
+            config_path=shown(str(path.resolve())),  # as names leave (formats.names)
             config_sha256=loaded.sha256,
             config_version=loaded.raw.get("version", 1),
             config_description=loaded.config.description,
