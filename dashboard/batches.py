@@ -47,9 +47,12 @@ def batches_blocking(dash: Dashboard, limit: int = LIMIT) -> dict[str, Any]:
 
 def api(request: Request) -> Response:
     """`GET /api/batches`: the batches, newest first."""
-    limit = int_param(request, "limit", LIMIT)
-    return guarded(request, lambda r: batches_blocking(r.app.state.dashboard, limit),
-                   ORJSONResponse, error)  # fmt: skip
+    return guarded(  # a bad `limit` is the 400 `guarded` answers, inside it
+        request,
+        lambda r: batches_blocking(r.app.state.dashboard, int_param(r, "limit", LIMIT)),
+        ORJSONResponse,
+        error,
+    )
 
 
 def page(request: Request) -> Response:

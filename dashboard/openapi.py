@@ -185,6 +185,24 @@ SCHEMAS: dict[str, Schema] = {
         pipeline_outline=STRING,
         token_required=BOOL,
         trace=BOOL,
+        notify=_array(  # each webhook target's outbox (daemon.webhooks)
+            _all(
+                name=STRING,
+                target=STRING,
+                pending=INT,
+                max_pending=INT,
+                sent=INT,
+                failed_attempts=INT,
+                dropped=INT,
+                failing=BOOL,
+                last_error=_null(STRING),
+                last_ok_age_s=_null(NUMBER),
+                oldest_age_s=_null(NUMBER),
+            )
+        ),
+        markers=_array(  # files waiting for a ready marker (daemon.markers)
+            _all(path=STRING, waiting_for=STRING, since=NUMBER, age_s=NUMBER, late=BOOL)
+        ),
     ),
     "Pipeline": _obj(
         ("nodes", "edges", "outline", "routes", "processors", "tags", "live"),

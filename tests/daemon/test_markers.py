@@ -121,6 +121,7 @@ def test_batch_folders(
         shown = dash.get("/api/batches").json()["batches"]
         assert shown[0]["status"] == "some_failed" and shown[0]["report"] == report
         assert "b1" in dash.get("/batches").text
+        assert dash.get("/api/batches", params={"limit": "many"}).status_code == 400
 
         queue.drop("b2/y.log", "two\n")  # a second batch: all processed
         queue.drop("b2/_SUCCESS", "")
