@@ -26,6 +26,7 @@ import json
 import random
 import select
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,7 +77,12 @@ class Receiver:
             def do_POST(self) -> None:
                 receiver._handle(self)
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hung up
+                    super().handle_error(request, client_address)
+
+        server = Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
