@@ -19,6 +19,7 @@ from daemon.batches import Batches
 from daemon.events import EventBus
 from daemon.journal import Journal
 from daemon.markers import SHOWN, SWEEP, Gate
+from formats.names import shown
 from tests.conftest import Queue, wait_until
 from tests.daemon.receiver import Receiver
 from tests.dashboard.conftest import start_dashboard  # noqa: F401  (a fixture)
@@ -197,3 +198,31 @@ def test_many_waiting_cost_the_loop_little(tmp_path: Path, monkeypatch: pytest.M
     assert stats <= ticks * SWEEP + SWEEP
     assert len(gate) == n - 2 and len(gate.view()) == SHOWN
     journal.close()
+
+
+@pytest.mark.integration
+def test_names_that_are_not_utf8(
+    start_dashboard: Any,  # noqa: F811  (the fixture imported above)
+    queue: Queue,
+    tmp_path: Path,
+) -> None:
+    """A file, its marker and a batch folder whose names are not UTF-8: listed as shown
+    (`formats.names`) while they wait, claimed when their markers come, the batch's
+    folder shown in its report."""
+    odd = os.fsdecode(b"caf\xe9")  # Latin-1: no UTF-8 decoder accepts it
+    config = _config(tmp_path / "p.json", {"file": "{name}.done", "folder": True})
+    dash = start_dashboard("--config", str(config))
+    d = dash.daemon
+    queue.drop(f"{odd}.csv", "a\n")
+    listed = wait_until(lambda: _waiting(dash).get(shown(f"{odd}.csv")), 20, "listed as shown")
+    assert listed["waiting_for"] == "marker caf\\xe9.csv.done"
+    queue.drop(f"{odd}.csv.done", "")
+    d.wait_event("file_processed", path=shown(f"{odd}.csv"))  # logs show names too
+    queue.drop(f"{odd}/x.log", "b\n")
+    queue.drop(f"{odd}/x.log.done", "")  # a file of a batch folder waits for both markers
+    queue.drop(f"{odd}/_SUCCESS", "")
+    done = d.wait_event("batch_done", timeout=30)
+    assert done["status"] == "all_processed"
+    (batch,) = dash.get("/api/batches").json()["batches"]
+    assert batch["folder"] == "caf\\xe9" and batch["report"]["folder"] == "caf\\xe9"
+    assert sorted(queue.files("processed")) == sorted([f"{odd}.csv", f"{odd}/x.log"])
