@@ -218,7 +218,13 @@ def test_drain_report(start_daemon: Any, queue: Queue, tmp_path: Path, receiver:
         d = start_daemon("--config", str(config), "--drain", "--skip-duplicates", env=ENV,
                          wait=False)  # fmt: skip
         assert d.wait_exit() == 0
-        return json.loads(d.output().strip().splitlines()[-1])  # its last line on stdout
+        # its last line on stdout; the test's log has stderr too, where multiprocessing's
+        # finalizers may still write after it (main's --drain warns of leaked semaphores
+        # at exit as of Dec 7): the last line that is the report
+        for line in reversed(d.output().strip().splitlines()):
+            if line.startswith('{"kind": "drain"'):
+                return dict(json.loads(line))
+        raise AssertionError(f"no report:\n{d.output()[-3000:]}")
 
     report = drain()
     assert (report["kind"], report["processed"], report["failed"]) == ("drain", 4, 2)
