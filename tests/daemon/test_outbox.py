@@ -68,6 +68,7 @@ def test_sent_only_once_committed_and_in_order(tmp_path: Path, receivers: list[R
         journal.close()
 
 
+@pytest.mark.serial  # it measures how soon each attempt is cut
 @pytest.mark.parametrize("mode", ["slow", "drip"])
 def test_deadline_cuts_slow_and_dripping_receivers(
     tmp_path: Path, receivers: list[Receiver], mode: str
