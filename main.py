@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings)
         if settings.mode == "check_config":
             return _check_config(settings.config)
+        if settings.mode == "reprocess":
+            from dashboard.remote import reprocess
+
+            return reprocess(settings)
         pipeline = _load_file(settings.config)
         if settings.mode == "input":
             return _run_input(settings, pipeline)
@@ -94,9 +98,8 @@ def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
 
     assert settings.input is not None  # the mode --input chose
     results = settings.results_dir.resolve()
-    summary = run_single(
-        settings.input, results, pipeline, fsync=not settings.no_fsync, trace=settings.trace
-    )
+    summary = run_single(settings.input, results, pipeline, fsync=not settings.no_fsync,
+                         trace=settings.trace, config=settings.config)  # fmt: skip
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0 if summary["status"] == "processed" else 1
 
@@ -154,13 +157,16 @@ def _run_daemon(settings: Settings, pipeline: LoadedPipeline) -> int:
 
     with_dashboard = settings.mode == "watch" and not settings.no_dashboard
     try:
-        return daemon.run(
+        code = daemon.run(
             drain=settings.mode == "drain", on_ready=start_dashboard if with_dashboard else None
         )
     finally:
         for server in servers:
             server.stop()
         _stop_resource_tracker()
+    if daemon.drain_report is not None:  # --drain: its report, the last line on stdout
+        print(json.dumps(daemon.drain_report, ensure_ascii=False), flush=True)
+    return code
 
 
 def _stop_resource_tracker(timeout: float = 5.0) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from config import values
 from config.errors import ConfigError
+from config.markers import MarkersConfig, parse_markers
+from config.notify import NotifyTarget, parse_notify
 from config.sinks import S3SinkConfig, SinkConfig, parse_sink
 from config.testcases import parse_cases
 
@@ -28,7 +30,7 @@ READER_TYPES = ("text", "csv", "excel", "none")  # none: no lines read (only has
 SIGNATURES = ("excel",)  # what a route's `signature` may name (processors.file_routes)
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
-            "trace", "priority", "tests")  # fmt: skip
+            "trace", "priority", "tests", "notify", "markers")  # fmt: skip
 SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
 READER_KEYS = (
     "type",
@@ -162,6 +164,8 @@ class PipelineConfig:
     description: str = ""
     priority: tuple[PriorityRule, ...] = ()
     deliver: tuple[S3SinkConfig, ...] = ()  # where the input itself is delivered
+    notify: tuple[NotifyTarget, ...] = ()  # webhooks for its events (config.notify)
+    markers: MarkersConfig = field(default_factory=MarkersConfig)  # ready markers, batches
 
     @property
     def sinks(self) -> tuple[SinkConfig, ...]:
@@ -294,6 +298,14 @@ def parse(
     )
     if "tests" in raw:  # their shape only: `main.py --test` runs them (config.testcases)
         c.errors += parse_cases(raw["tests"], "$.tests", "", Path())[1]
+    notify: tuple[NotifyTarget, ...] = ()
+    if "notify" in raw:
+        notify, notify_errors = parse_notify(raw["notify"], env)
+        c.errors += notify_errors
+    markers = MarkersConfig()
+    if "markers" in raw:
+        markers, marker_errors = parse_markers(raw["markers"])
+        c.errors += marker_errors
     config = PipelineConfig(
         routes,
         nodes,
@@ -304,6 +316,8 @@ def parse(
         description,
         priority=_priority(c, raw),
         deliver=deliver,
+        notify=notify,
+        markers=markers,
     )
     return config, c.errors
 

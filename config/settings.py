@@ -22,7 +22,7 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from config.errors import ConfigError
 
-MODES = ("watch", "input", "drain", "check_config", "test")
+MODES = ("watch", "input", "drain", "check_config", "test", "reprocess")
 ENV_PREFIX = "FOLDERD_"  # every variable with it must be a setting (see _refuse_unknown)
 
 _N = TypeVar("_N", int, float)
@@ -436,6 +436,8 @@ class Settings:
     mode: str  # one of MODES
     input: Path | None  # the file of `--input`, None in every other mode
     test_file: Path | None = None  # the FILE of `--test FILE` (None: the tests beside the config)
+    reprocess: str | None = None  # the filter of `--reprocess FILTER` (asked of a running daemon)
+    confirm: bool = False  # `--yes`: do it, not only count
     config: Path
     watch_dir: Path
     results_dir: Path
@@ -478,7 +480,7 @@ class Settings:
     token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
 
-_MODE_FIELDS = ("mode", "input", "test_file")
+_MODE_FIELDS = ("mode", "input", "test_file", "reprocess", "confirm")
 
 
 def _holds(hint: Any, value: object) -> bool:
@@ -566,6 +568,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(NAME.tests.json for NAME.json), or only those of FILE; exit 0 all pass, 1 a failure, "
         "2 a config error",
     )
+    modes.add_argument(
+        "--reprocess",
+        metavar="FILTER",
+        help="ask the running daemon (at --host/--port, with FOLDERD_TOKEN) which finished "
+        "files FILTER matches, e.g. 'config=1a2b3c4d state=processed since=1h name=*.log' "
+        "(each part optional); print them as JSON; with --yes, run them again under its "
+        "config now. Exit 0 done, 1 the count changed meanwhile (nothing done), 3 no daemon",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="with --reprocess: do it, not only count"
+    )
     for s in SETTINGS:
         if s.secret:
             continue
@@ -640,6 +653,9 @@ def load(argv: Sequence[str], environ: Mapping[str, str], base: Path | None = No
             raise ConfigError(key, f"{exc}, got {shown}", s.help) from None
     if args.input is not None:
         return Settings(mode="input", input=Path(args.input), **values)
+    if args.reprocess is not None:
+        return Settings(mode="reprocess", input=None, reprocess=args.reprocess,
+                        confirm=args.yes, **values)  # fmt: skip
     if args.test is not None:
         return Settings(mode="test", input=None, test_file=Path(args.test) if args.test else None,
                         **values)  # fmt: skip

@@ -103,7 +103,10 @@ class DaemonAPI:
         return self._d.snapshot
 
     def status(self) -> dict[str, Any]:
-        return self._d.snapshot.as_dict()
+        # the webhooks' state is their own (their senders' threads update it), not the loop's
+        gate = self._d.intake.gate  # files waiting for a ready marker (daemon.markers)
+        return {**self._d.snapshot.as_dict(), "notify": self._d.webhooks.view(),
+                "markers": gate.view() if gate is not None else []}  # fmt: skip
 
     # -- actions -------------------------------------------------------------------
     def _run(self, fn: Any) -> Any:
@@ -113,40 +116,52 @@ class DaemonAPI:
         """failed/ → unprocessed/ with fresh attempts; returns its name in unprocessed/."""
         return shown(self._run(lambda: self._requeue_now(uid, "requeued")))
 
-    def requeue_many(self, uids: list[str], reason: str) -> list[tuple[str, str | None, str]]:
+    def requeue_many(
+        self, uids: list[str], reason: str, reprocess: bool = False
+    ) -> list[tuple[str, str | None, str]]:
         """`requeue` for each of `uids`, journalled with `reason`, in chunks of
         REQUEUE_CHUNK per call on the daemon's thread (so the loop keeps running between
-        them): (uid, name in unprocessed/ or None, why not) for each, in order."""
+        them): (uid, name in unprocessed/ or None, why not) for each, in order.
+        `reprocess`: processed files too go back, to run again under the config in use
+        (`dashboard.reprocess`)."""
         done: list[tuple[str, str | None, str]] = []
+        states = (State.PROCESSED, State.FAILED) if reprocess else (State.FAILED,)
         for i in range(0, len(uids), REQUEUE_CHUNK):
             done += self._run(lambda chunk=uids[i : i + REQUEUE_CHUNK]: [
-                self._try_requeue(uid, reason) for uid in chunk])  # fmt: skip
+                self._try_requeue(uid, reason, states) for uid in chunk])  # fmt: skip
         return done
 
-    def _try_requeue(self, uid: str, reason: str) -> tuple[str, str | None, str]:
+    def _try_requeue(
+        self, uid: str, reason: str, states: tuple[State, ...]
+    ) -> tuple[str, str | None, str]:
         try:
-            return uid, shown(self._requeue_now(uid, reason)), ""
+            return uid, shown(self._requeue_now(uid, reason, states)), ""
         except ActionError as exc:  # moved or fixed by someone meanwhile: the others go on
             return uid, None, str(exc)
 
-    def _requeue_now(self, uid: str, reason: str) -> str:
-        """On the daemon's thread."""
+    def _requeue_now(
+        self, uid: str, reason: str, states: tuple[State, ...] = (State.FAILED,)
+    ) -> str:
+        """On the daemon's thread: the file `uid` from one of `states` to unprocessed/."""
         row = self._d.journal.get(uid) if _UID.fullmatch(uid) else None
         if row is None:
             raise ActionError(f"no file with id {uid!r}", 404)
-        if row.state is not State.FAILED:
+        if row.state not in states:
+            which = " or ".join(s.value for s in states)
+            verb = "requeued" if states == (State.FAILED,) else "reprocessed"
             raise ActionError(
-                f"only failed files can be requeued (this one is {row.state.value})", 409
+                f"only {which} files can be {verb} (this one is {row.state.value})", 409
             )
-        ref = FileRef(uid, row.rel, State.FAILED, 0, row.original, row.size or 0,
+        ref = FileRef(uid, row.rel, row.state, 0, row.original, row.size or 0,
                       row.inode or 0)  # fmt: skip
+        where = f"{row.state.value}/"
         try:
             path = ref.path(self._d.folders)
             if not stat.S_ISREG(os.lstat(path).st_mode):
-                raise ActionError(f"{shown(row.rel)!r} in failed/ is not a regular file", 409)
+                raise ActionError(f"{shown(row.rel)!r} in {where} is not a regular file", 409)
             transition(self._d.folders, self._d.journal, ref, State.QUEUED, reason=reason)
         except FileNotFoundError:
-            raise ActionError(f"{shown(row.rel)!r} is no longer in failed/", 409) from None
+            raise ActionError(f"{shown(row.rel)!r} is no longer in {where}", 409) from None
         return ref.rel
 
     def failed_route(self, rel: str) -> str | None:

@@ -118,6 +118,7 @@ class Claimer:
             self.intake.claim_failed(rel, None)
             if self._noted:  # the note that named it is used up
                 identity.forget_return(self.folders, rel)
+            self.intake.claimed(path, ref.uid)  # its ready marker consumed (daemon.markers)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
                 ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
@@ -151,7 +152,7 @@ class Claimer:
         row = self.journal.find(State.QUEUED, rel)
         if row is not None and row.inode == st.st_ino:
             return FileRef(row.uid, rel, State.QUEUED, row.attempts, row.original or rel,
-                           st.st_size, st.st_ino)  # fmt: skip
+                           st.st_size, st.st_ino, rerun=True)  # fmt: skip
         ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
         self.journal.add(ref)
         return ref
@@ -181,7 +182,7 @@ class Claimer:
         self._carried = tries  # instances now dead
         if row is not None and row.state is State.QUEUED:  # returned at shutdown, requeued
             return FileRef(uid, rel, State.QUEUED, max(row.attempts, tries),
-                           row.original or rel, st.st_size, st.st_ino)  # fmt: skip
+                           row.original or rel, st.st_size, st.st_ino, rerun=True)  # fmt: skip
         return FileRef(uid, rel, State.QUEUED, tries, rel, st.st_size, st.st_ino)
 
     def reject_queued(self, rel: str, reason: str) -> FileRef:

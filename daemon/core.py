@@ -22,6 +22,7 @@ import structlog
 
 from config import ConfigError
 from config.settings import Settings
+from daemon.batches import Batches
 from daemon.claims import Claimer
 from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
@@ -29,16 +30,20 @@ from daemon.events import EventBus
 from daemon.faults import Pause, PauseReason
 from daemon.inbox import Call, Inbox, Rescan, Waiter
 from daemon.intake import Intake
+from daemon.markers import Gate
 from daemon.memory import cap_mb
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
 from daemon.pool import Progress, WorkerPool
+from daemon.provenance import recorded
 from daemon.recovery import open_watch_dir, rebuild, recover
+from daemon.reports import RunReport
 from daemon.shared import Shared, shared_folders
 from daemon.snapshot import Snapshot
 from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
+from daemon.webhooks import Webhooks
 from daemon.worker import Job, Outcome, discard_temps
 from processors import LoadedPipeline
 
@@ -93,6 +98,18 @@ class Daemon:
             shared=self.shared,
         )  # fmt: skip
         self.pipeline = pipeline
+        self.outcomes.provenance = prov = recorded(self.journal, settings.config, pipeline,
+                                                   self.folders.instance)  # fmt: skip
+        self.webhooks = Webhooks(self.journal, prov.instance, prov.host)  # `notify`
+        self.webhooks.use(pipeline.config.notify)
+        self.report = RunReport()  # what --drain prints (and notifies) at its end
+        self.drain_report: dict[str, Any] | None = None
+        self.webhooks.attach(self.outcomes, self.pause, self.events, self.report)
+        self.batches = Batches(self.journal, self.queue_dir, self.events, self.webhooks.report)
+        self.outcomes.on_done.append(self.batches.finished)
+        self.intake.gate = Gate(self.queue_dir, pipeline.config.markers, self.batches,
+                                lambda rel: self.journal.find(State.QUEUED, rel) is not None,
+                                self._ignored)  # fmt: skip
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
         self.pool = WorkerPool(
@@ -141,9 +158,11 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
         identity = self.shared.identity.new_uid if self.shared else None  # a lost journal's
-        for left in recover(self.folders, self.journal, identity):
+        for left in recover(self.folders, self.journal, identity, self.webhooks.file_done):
             self.outcomes.recovered(left.ref, left.committed)
+        self.batches.load()  # open batch folders go on (daemon.batches)
         self.pool.start()
+        self.webhooks.start()
         if not drain:
             self.watcher = Watcher(
                 self.folders.of(State.QUEUED), self.inbox.put, self._ignored,
@@ -254,6 +273,10 @@ class Daemon:
             self.claimer.use(loaded)
             self.intake.rules = loaded.config.priority
             self.pipeline = loaded
+            self.outcomes.provenance = recorded(self.journal, self.settings.config, loaded,
+                                                self.folders.instance)  # fmt: skip
+            self.webhooks.use(loaded.config.notify)
+            self.intake.use_markers(loaded.config.markers)
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
         self.notifier.ready(self._status_line())
@@ -267,7 +290,8 @@ class Daemon:
             if ref is None:
                 return
             self._inflight[ref.uid] = ref
-            job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size))
+            job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size),
+                         self.outcomes.provenance)  # fmt: skip
             if not self.pool.submit(slot, job):  # the worker just died: keep the file
                 del self._inflight[ref.uid]
                 ref.attempt -= 1
@@ -324,6 +348,7 @@ class Daemon:
             return
         self._next_tick = now + TICK_S
         self._finish(self.pool.supervise())  # frozen, stalled: their queued jobs taken back
+        self.intake.check_markers()
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
             self.journal.reopen()
             rebuild(self.folders, self.journal)
@@ -406,7 +431,12 @@ class Daemon:
                 transition(self.folders, self.journal, ref, State.QUEUED, reason="shutdown")
                 returned += 1
         self.pool.close()
+        if reason == "drained":
+            held = len(self.intake.gate) if self.intake.gate is not None else 0
+            self.drain_report = self.report.as_json("drain", waiting_for_marker=held)
+            self.webhooks.report("drain.done", self.drain_report)
         self.journal.close()
+        self.webhooks.close(self.settings.shutdown_timeout)
         self.events.release()
         if self.shared is not None:
             self.shared.stop()

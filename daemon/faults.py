@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -103,6 +104,8 @@ class Pause:
         self.counts: dict[str, int] = {}  # pauses so far, by cause
         self._delay = PROBE_FIRST_S
         self._next_probe = 0.0
+        self.on_pause: Callable[[str, str], None] | None = None  # (cause, reason): paused
+        self.on_resume: Callable[[str, float], None] | None = None  # (cause, seconds paused)
 
     def __bool__(self) -> bool:
         return self.reason is not None
@@ -114,6 +117,8 @@ class Pause:
             self.counts[reason.cause] = self.counts.get(reason.cause, 0) + 1
             log.error("queue_paused", cause=reason.cause, reason=reason.message,
                       action="claiming paused, nothing failed; probing till it clears")  # fmt: skip
+            if self.on_pause is not None:
+                self.on_pause(reason.cause, reason.message)
         elif reason != self.reason:
             log.warning("queue_pause_reason", cause=reason.cause, reason=reason.message)
         self.reason = reason
@@ -134,8 +139,10 @@ class Pause:
         if reason is not None:
             self.hold(reason, now)
             return False
-        log.info("queue_resumed", cause=self.reason.cause,
-                 paused_s=round(now - (self.since or now), 3))  # fmt: skip
+        paused_s = round(now - (self.since or now), 3)
+        log.info("queue_resumed", cause=self.reason.cause, paused_s=paused_s)
+        if self.on_resume is not None:
+            self.on_resume(self.reason.cause, paused_s)
         self.reason = self.since = None
         return True
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import structlog
 
+from config.markers import MarkersConfig
 from config.pipeline import PriorityRule
+from daemon.markers import Gate, Released
 from daemon.recovery import walk_files
 from daemon.settle import Settler, Signature, signature
 from daemon.states import UPLOAD_DIRNAME
@@ -67,6 +69,7 @@ class Intake:
         self._ignored_found: dict[str, str] = {}
         self._unclaimable: dict[str, str] = {}
         self._stuck: tuple[tuple[str, str], ...] | None = ()  # None: to be recomputed
+        self.gate: Gate | None = None  # ready markers and batch folders (daemon.markers)
 
     def __len__(self) -> int:
         return len(self.settler) + len(self._settled_set)
@@ -116,11 +119,35 @@ class Intake:
             return
         if stat.S_ISDIR(st.st_mode):
             self.scan(path, renamed=renamed)
+        elif self.gate is not None and self.gate.active and self.gate.is_marker(path):
+            self._admit(self.gate.marker_seen(path))  # a marker is never an input
         else:
             self.settler.touch(path, now, signature(st), closed, renamed)
 
     def gone(self, path: str) -> None:
         self.settler.forget(path)
+        if self.gate is not None:
+            self.gate.forget(path)
+
+    def claimed(self, path: str, uid: str) -> None:
+        """`path` was claimed as `uid` (its marker is consumed, its batch told)."""
+        if self.gate is not None:
+            self.gate.claimed(path, uid)
+
+    def use_markers(self, config: MarkersConfig) -> None:
+        """The markers of a config just loaded: held files it no longer holds go on."""
+        if self.gate is not None:
+            self.gate.config = config
+            self._admit(self.gate.release())
+
+    def check_markers(self) -> None:
+        """Once a tick: files whose marker came without an event go on."""
+        if self.gate is not None and self.gate.active:
+            self._admit(self.gate.tick())
+
+    def _admit(self, released: list[Released]) -> None:
+        for path, sig, priority in released:
+            self._push(path, sig, priority)
 
     def scan(self, top: str, renamed: bool = False) -> None:
         """Find files the watcher did not report (start-up, new dirs, rescans). A full scan
@@ -129,6 +156,8 @@ class Intake:
         full = top == self.queue_dir
         found = 0
         ignored: dict[str, str] = {}
+        markers: list[str] = []
+        gate = self.gate if self.gate is not None and self.gate.active else None
         for rel in walk_files(Path(top)):
             path = os.path.join(top, rel)
             if path in self.settler or path in self._settled_set:
@@ -137,6 +166,9 @@ class Intake:
             if why := self._ignored(queued_rel):
                 if not queued_rel.startswith(OWN_PREFIX):
                     ignored[queued_rel] = why
+                continue
+            if gate is not None and gate.is_marker(path):
+                markers.append(path)
                 continue
             with contextlib.suppress(FileNotFoundError):
                 self.settler.touch(path, now, signature(os.lstat(path)), renamed=renamed)
@@ -150,6 +182,8 @@ class Intake:
             prune_vacated(top, self._vacated, self.settle_s)
         else:
             self._ignored_found.update(ignored)
+        for marker in markers:  # once the files are known: a batch takes what is there
+            self._admit(gate.marker_seen(marker) if gate is not None else [])
         if found:
             log.debug("scan_found", path=top, files=found)
 
@@ -162,11 +196,21 @@ class Intake:
                 continue
             if self.settler.check(path, now, sig):
                 priority = priority_of(self.rules, self.rel(path)) if self.rules else 0
-                self._arrivals += 1
-                heapq.heappush(self._settled, (-priority, self._arrivals, path, sig))
-                self._settled_set[path] = self._arrivals
-                if self._on_settled is not None:
-                    self._on_settled(path, priority)
+                if (
+                    self.gate is not None
+                    and self.gate.active
+                    and self.gate.hold(path, sig, priority)
+                ):
+                    continue  # settled, but waits for its marker (daemon.markers)
+                self._push(path, sig, priority)
+
+    def _push(self, path: str, sig: Signature, priority: int) -> None:
+        """A settled file joins the claim queue."""
+        self._arrivals += 1
+        heapq.heappush(self._settled, (-priority, self._arrivals, path, sig))
+        self._settled_set[path] = self._arrivals
+        if self._on_settled is not None:
+            self._on_settled(path, priority)
 
     def pop(self) -> tuple[str, Signature] | None:
         """The settled file to claim next (highest priority, then first settled), or None."""
@@ -188,6 +232,8 @@ class Intake:
     def remove(self, path: str) -> None:
         """Stop tracking `path`, wherever it is in intake (it is being cancelled)."""
         self.settler.forget(path)
+        if self.gate is not None:
+            self.gate.forget(path)
         if self._settled_set.pop(path, None) is not None and self._on_left is not None:
             self._on_left(path)  # its heap entry is skipped when it comes up
 

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS files (
     lines_in INTEGER, lines_out INTEGER,
     error TEXT,                      -- JSON: type, message, processor, tag, line
     outputs TEXT,                    -- JSON list of result paths relative to results/
-    route TEXT                       -- the start tag its last attempt took (NULL: none)
+    route TEXT,                      -- the start tag its last attempt took (NULL: none)
+    config_sha256 TEXT               -- the config its last summary names (daemon.provenance)
 );
 CREATE INDEX IF NOT EXISTS files_updated ON files (updated);
 CREATE INDEX IF NOT EXISTS files_state_updated ON files (state, updated);
@@ -53,20 +54,59 @@ CREATE TABLE IF NOT EXISTS transitions (
     file_id INTEGER NOT NULL REFERENCES files (id),
     ts REAL NOT NULL,
     from_state TEXT, to_state TEXT NOT NULL,
-    attempt INTEGER, reason TEXT
+    attempt INTEGER, reason TEXT,
+    config_sha256 TEXT               -- a run's end: the config that ran it (daemon.provenance)
 );
 CREATE INDEX IF NOT EXISTS transitions_file ON transitions (file_id, ts);
+CREATE TABLE IF NOT EXISTS configs (  -- every pipeline config the daemon has run
+    sha256 TEXT PRIMARY KEY,         -- of its canonical form (config.canonical)
+    path TEXT NOT NULL, version TEXT, description TEXT,
+    first_loaded REAL NOT NULL, last_loaded REAL NOT NULL, loads INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS outbox (  -- notifications their receiver has not taken yet
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL, event TEXT NOT NULL,
+    key TEXT NOT NULL,               -- its idempotency key
+    body BLOB NOT NULL,              -- the JSON body, as it is sent
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, id);
+CREATE TABLE IF NOT EXISTS batches (  -- batch folders (daemon.batches)
+    id INTEGER PRIMARY KEY,
+    folder TEXT NOT NULL, marker TEXT NOT NULL,
+    opened REAL NOT NULL, finished REAL,
+    status TEXT NOT NULL,            -- open, all_processed, some_failed
+    files INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    report TEXT                      -- JSON, once done
+);
+CREATE INDEX IF NOT EXISTS batches_status ON batches (status, id);
+CREATE TABLE IF NOT EXISTS batch_files (
+    batch_id INTEGER NOT NULL REFERENCES batches (id), rel TEXT NOT NULL,
+    uid TEXT, state TEXT, size INTEGER, error TEXT, duplicate INTEGER,
+    PRIMARY KEY (batch_id, rel)
+);
 """
-# After SCHEMA, once the columns are there: the dashboard's history counts finished files
-# per state, route and time range from this index alone (dashboard/history.py).
-INDEXES = "CREATE INDEX IF NOT EXISTS files_state_route ON files (state, route, updated);"
-# Columns added since the first schema, for a journal an older version created.
-_ADDED_COLUMNS = {"route": "TEXT"}
+# After SCHEMA, once the columns are there (an older journal gets them first): the
+# dashboard's history counts finished files per state, route and time range from the
+# first index alone (dashboard/history.py); reprocess and the Files page's config filter
+# use the second.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS files_state_route ON files (state, route, updated);
+CREATE INDEX IF NOT EXISTS files_config ON files (config_sha256, state, updated);
+"""
+# Columns added since the first schema, for a journal an older version created: added in
+# place when it is opened, as a user upgrading folderd has one.
+_ADDED_COLUMNS = {
+    "files": {"route": "TEXT", "config_sha256": "TEXT"},
+    "transitions": {"config_sha256": "TEXT"},
+}
 
 
 _RESULT_SETS = (
     ", sha256 = ?, size = COALESCE(?, size), finished = ?, duration = ?, lines_in = ?,"
-    " lines_out = ?, error = ?, outputs = ?, route = ?"
+    " lines_out = ?, error = ?, outputs = ?, route = ?, config_sha256 = ?"
 )
 
 
@@ -82,7 +122,16 @@ def _result_args(summary: dict[str, Any]) -> list[Any]:
         orjson.dumps(texts(err)).decode() if err else None,
         orjson.dumps(summary.get("output_files", [])).decode(),
         summary.get("start_tag"),
+        _config_sha256(summary),
     ]
+
+
+def _config_sha256(summary: dict[str, Any]) -> str | None:
+    """The digest of the config a summary names (`daemon.provenance`), if it names one."""
+    prov = summary.get("provenance")
+    config = prov.get("config") if isinstance(prov, dict) else None
+    value = config.get("sha256") if isinstance(config, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class Row(NamedTuple):
@@ -187,10 +236,12 @@ class Journal:
         conn = connect(path)
         try:
             conn.executescript(SCHEMA)
-            have = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in have:
-                    conn.execute(f"ALTER TABLE files ADD COLUMN {column} {kind}")
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for column, kind in columns.items():
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                        log.info("journal_migrated", path=str(path), table=table, column=column)
             conn.executescript(INDEXES)
             conn.commit()
         except sqlite3.DatabaseError:
@@ -276,8 +327,8 @@ class Journal:
                 row_id = self._ids[ref.uid]
             self._conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*args, row_id))
             self._conn.execute(
-                "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO transitions (file_id, ts, from_state, to_state, attempt, reason,"
+                " config_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     row_id,
                     now,
@@ -285,6 +336,7 @@ class Journal:
                     ref.state.value,
                     ref.attempt,
                     as_text(reason) if reason else reason,
+                    _config_sha256(summary) if summary is not None else None,
                 ),
             )
         if old is State.QUEUED:
@@ -293,6 +345,14 @@ class Journal:
             self._queued.add(ref.rel)
         if ref.state in (State.PROCESSED, State.FAILED):
             self._ids.pop(ref.uid, None)
+
+    def execute(self, what: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any] | None:
+        """Run `sql` on the loop's connection, in the transaction the next `flush` commits
+        with the moves journalled meanwhile (the outbox's rows: `daemon.outbox`); its rows,
+        or None if the journal failed."""
+        with self._guard(what):
+            return self._conn.execute(sql, args).fetchall()
+        return None
 
     def started(self, ref: FileRef) -> None:
         with self._guard("started"):

@@ -184,7 +184,7 @@ def transition(
         hold_name(folders, ref, old_rel)
         if old_state is State.CLAIMED and ref.rel != old_rel:  # taken over under a new name
             names.release(folders, old_rel, ref.uid, ref.path(folders))
-    if old_state is State.FAILED and new_rel != old_rel:
+    if old_state in (State.FAILED, State.PROCESSED) and new_rel != old_rel:
         _carry_summary(folders, ref.uid, old_rel, new_rel)
     if "/" in old_rel and old_state is not State.QUEUED:
         _prune_empty_parents(os.path.dirname(src), came.dirs[old_state])
@@ -203,9 +203,10 @@ def transition(
 
 
 def _carry_summary(folders: Folders, uid: str, old_rel: str, new_rel: str) -> None:
-    """A failed file requeued under a new name takes its summary along, so the next
-    attempt's commit replaces it rather than leaving a second summary of the same input
-    under the old name (and that name taken for other inputs)."""
+    """A finished file requeued (or reprocessed) under a new name takes its summary
+    along, so the next attempt's commit replaces it (and the outputs it lists) rather than
+    leaving a second summary of the same input under the old name (and that name taken
+    for other inputs)."""
     src, dst = folders.summary_path(old_rel), folders.summary_path(new_rel)
     if _summary_owner(src) != uid or os.path.lexists(dst):
         return

@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -25,6 +26,7 @@ from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
 from daemon.journal import Journal
 from daemon.moves import name_bytes, shorten, transition
+from daemon.provenance import Provenance
 from daemon.sinkstats import SinkStats
 from daemon.states import FileRef, Folders, State
 from daemon.worker import (
@@ -104,6 +106,10 @@ class Outcomes:
         self.name_max = os.pathconf(folders.results, "PC_NAME_MAX")
         self.totals = {"processed": 0, "failed": 0, "retried": 0, "bytes": 0, "rejected": 0}
         self.sinks = SinkStats()
+        self.provenance: Provenance | None = None  # of the config in use (the loop sets it)
+        # called with the summary of each file that moved to processed/ or failed/, before
+        # the journal flush that commits the move (the run's report, the outbox)
+        self.on_done: list[Callable[[dict[str, Any]], None]] = []
 
     def finish(self, ref: FileRef, outcome: Outcome) -> None:
         """Act on what an attempt at `ref` produced."""
@@ -199,6 +205,8 @@ class Outcomes:
             error=err.get("message"),
             node=err.get("processor"),  # the node a data error is charged to (pipeline page)
         )
+        for hook in self.on_done:
+            hook(summary)
 
     def retry_or_fail(self, ref: FileRef, error: dict[str, Any]) -> None:
         if ref.attempt >= self.max_attempts:
@@ -226,7 +234,8 @@ class Outcomes:
             "message": f"{error.get('message')} (gave up after {ref.attempt} "
             f"attempt{'s' if ref.attempt != 1 else ''})",
         }
-        summary = failure_summary(ref.uid, ref.rel, ref.original, ref.attempt, ref.size, error)
+        summary = failure_summary(ref.uid, ref.rel, ref.original, ref.attempt, ref.size, error,
+                                  self.provenance)  # fmt: skip
         discard_temps(self.folders.tmp, ref.uid)
         self._write_summary_now(ref, summary)
         self.move_done(ref, summary)
@@ -235,11 +244,14 @@ class Outcomes:
         """A file in unprocessed/ that must not be processed at all → failed/ with `reason`."""
         transition(self.folders, self.journal, ref, State.FAILED, reason=reason)
         error = {"type": "Rejected", "message": reason}
-        summary = failure_summary(ref.uid, ref.rel, ref.original, 0, ref.size, error)
+        summary = failure_summary(ref.uid, ref.rel, ref.original, 0, ref.size, error,
+                                  self.provenance)  # fmt: skip
         self._write_summary_now(ref, summary)
         self.journal.finished(ref.uid, summary)
         self.totals["rejected"] += 1
         self.events.publish("file_failed", path=ref.rel, uid=ref.uid, error=reason)
+        for hook in self.on_done:
+            hook(summary)
 
     def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
         """Write a summary the loop made itself (a reject, a give-up); never raises. A name

@@ -216,13 +216,19 @@ def _committed(
 
 
 def recover(
-    folders: Folders, journal: Journal, identity: Callable[[os.stat_result], str] | None = None
+    folders: Folders,
+    journal: Journal,
+    identity: Callable[[os.stat_result], str] | None = None,
+    reconciled: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[Recovered]:
     """Repair what a dead run left; return the files in underprocess/, each with its
     committed summary if its results were complete before the run died (they are moved on,
     not run again: their results and deliveries are not made twice).
 
-    `identity` gives a file the journal lost its uid (shared mode: `Identity.new_uid`)."""
+    `identity` gives a file the journal lost its uid (shared mode: `Identity.new_uid`);
+    `reconciled` is told the summary of each file found moved on although the journal did
+    not say so (the run died between the move and the journal's commit: its notification,
+    `daemon.outbox`, was never written either)."""
     temps = remove_stale_temps(folders)
     if journal.fresh:
         rebuild(folders, journal)
@@ -235,6 +241,8 @@ def recover(
             summary = _summary(folders, known.rel) if found is not State.MISSING else None
             if summary is not None and summary["uid"] == known.uid:  # as committed
                 journal.finished(known.uid, summary)
+                if reconciled is not None and summary.get("status") == found.value:
+                    reconciled(summary)
     refs = []
     for rel in on_disk:
         row = journal.find(State.CLAIMED, rel)

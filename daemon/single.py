@@ -15,15 +15,23 @@ from typing import Any
 from daemon.commit import commit_results
 from daemon.errors import DaemonError
 from daemon.moves import first_free
+from daemon.provenance import Provenance
 from daemon.states import TMP_DIRNAME
 from daemon.worker import Job, Status, process_file
 from processors import LoadedPipeline
 
 
 def run_single(
-    path: Path, results: Path, pipeline: LoadedPipeline, *, fsync: bool, trace: bool
+    path: Path,
+    results: Path,
+    pipeline: LoadedPipeline,
+    *,
+    fsync: bool,
+    trace: bool,
+    config: Path | None = None,
 ) -> dict[str, Any]:
-    """Process `path`; return its summary (status processed or failed)."""
+    """Process `path`; return its summary (status processed or failed). `config`: the
+    file `pipeline` was read from, for the summary's provenance."""
     if not path.exists():
         raise DaemonError(f"--input {path}: no such file")
     if path.is_dir():
@@ -31,7 +39,9 @@ def run_single(
     tmp_dir = results / TMP_DIRNAME
     tmp_dir.mkdir(parents=True, exist_ok=True)
     rel = first_free(path.name, lambda name: (results / f"{name}.json").exists())
-    job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync)
+    prov = Provenance.of(config, pipeline) if config is not None else None
+    job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync,
+              provenance=prov)  # fmt: skip
     outcome = process_file(job, pipeline.build(trace=trace))
     summary = outcome.summary
     if outcome.status is Status.RETRY:

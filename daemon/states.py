@@ -37,6 +37,7 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (State.CLAIMED, State.QUEUED): "returned",  # shutdown gives unfinished files back
     (State.CLAIMED, State.CLAIMED): "taken_over",  # shared: a dead peer's claim, now ours
     (State.FAILED, State.QUEUED): "requeued",
+    (State.PROCESSED, State.QUEUED): "reprocessed",  # to run again (daemon.reprocess)
 }
 
 TMP_DIRNAME = ".folderd-tmp"  # under results/: temp results before their atomic rename
@@ -141,6 +142,8 @@ class FileRef:
     claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) as claimed, until
     # the first attempt after the claim has checked the bytes it opens against it
     held: int = 0  # attempts given back because the machine failed (a full disk…)
+    rerun: bool = False  # back in the queue after it finished (requeued, reprocessed): the
+    # results of its earlier run may be in results/, to be replaced by the next commit
 
     def path(self, folders: Folders) -> str:
         return os.path.join(folders.dirs[self.state], self.rel)

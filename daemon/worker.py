@@ -36,6 +36,7 @@ from daemon.delivery import deliver
 from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
 from daemon.lease import may_commit
+from daemon.provenance import Provenance, route_taken
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from formats.names import shown, texts
@@ -61,6 +62,7 @@ class Job:
     rerun: bool = False  # an earlier attempt may have committed results
     earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
     deadline: str | None = None  # shared mode: the file saying until when commits are safe
+    provenance: Provenance | None = None  # the run it belongs to (`daemon.provenance`)
 
     @property
     def results_dir(self) -> str:
@@ -68,14 +70,20 @@ class Job:
 
     @classmethod
     def of(
-        cls, ref: FileRef, folders: Folders, fsync: bool, earlier: tuple[Earlier, ...] = ()
+        cls,
+        ref: FileRef,
+        folders: Folders,
+        fsync: bool,
+        earlier: tuple[Earlier, ...] = (),
+        provenance: Provenance | None = None,
     ) -> Job:
         """The next attempt at `ref` (the first after a claim checks the claim)."""
         deadline = folders.commit_deadline
         return cls(ref.uid, ref.rel, ref.original, ref.open_path or ref.path(folders),
                    ref.attempt, str(folders.tmp), fsync, ref.size, ref.claimed,
-                   rerun=ref.attempt + ref.held > 1, earlier=earlier,
-                   deadline=str(deadline) if deadline else None)  # fmt: skip
+                   rerun=ref.rerun or ref.attempt + ref.held > 1, earlier=earlier,
+                   deadline=str(deadline) if deadline else None,
+                   provenance=provenance)  # fmt: skip
 
 
 class Status(StrEnum):
@@ -206,14 +214,21 @@ def base_summary(job: Job, started: float) -> dict[str, Any]:
         "attempts": job.attempt,
         "started": _iso(started),
         "started_ts": started,
+        **({"provenance": job.provenance.as_json()} if job.provenance is not None else {}),
     }
 
 
 def failure_summary(
-    uid: str, rel: str, original: str, attempt: int, size: int, error: dict[str, Any]
+    uid: str,
+    rel: str,
+    original: str,
+    attempt: int,
+    size: int,
+    error: dict[str, Any],
+    provenance: Provenance | None = None,
 ) -> dict[str, Any]:
     """The summary of a file that failed without a worker's outcome (rejected, gave up)."""
-    job = Job(uid, rel, original, "", attempt, "", False)
+    job = Job(uid, rel, original, "", attempt, "", False, provenance=provenance)
     summary = base_summary(job, time.time())
     summary.update(size=size, error=error, output_files=[])
     return finish_summary(summary, Status.FAILED, time.monotonic())
@@ -312,6 +327,8 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
                 raise
             except Exception as exc:  # a bug in a processor must fail its file, not the worker
                 summary["error"] = error_info(exc, traceback=traceback.format_exc(limit=20))
+            if "provenance" in summary:
+                summary["provenance"]["route"] = route_taken(pipeline)
             reader.drain()  # the whole input is hashed, failed or not
             _check_unchanged(job, st, os.fstat(raw.fileno()), reader.size)
         summary.update(sha256=reader.sha.hexdigest(), size=reader.size)

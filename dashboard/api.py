@@ -95,6 +95,7 @@ def files_page(request: Request) -> dict[str, Any]:
         after=p.get("after"),
         since=p.get("since"),
         until=p.get("until"),
+        config=p.get("config"),
     )
 
 
@@ -220,18 +221,31 @@ def replay_match(request: Request) -> Response:
 async def replay_requeue(request: Request) -> Response:
     """Requeue every failed file a filter matches: JSON {type, route, name, since, until,
     expect}, `expect` being the count the caller saw (409 with the new one if it moved)."""
+    usage = ('send JSON {"type", "route", "name", "since", "until": optional filters, '
+             '"expect": the count GET /api/errors/replay gave}')  # fmt: skip
+    return await confirmed(request, replay.Filter.parse, replay.requeue_blocking, usage)
+
+
+async def confirmed(
+    request: Request,
+    parse: Callable[[dict[str, Any]], Any],
+    act: Callable[[Dashboard, Any, int], dict[str, Any]],
+    usage: str,
+) -> Response:
+    """A bulk action confirmed with the count its filter matched (`dashboard.replay`'s
+    flow): JSON {<filter>, "expect"}; `act(dash, filter, expect)` in a worker thread; 409
+    with the new count if the filter matches another number now."""
     try:
         body = await request.json()
         if not isinstance(body, dict) or type(body.get("expect")) is not int:
             raise TypeError
-        flt = replay.Filter.parse(body)
+        flt = parse(body)
     except ValueError as exc:
         return error(str(exc), 400)
     except TypeError:
-        return error('send JSON {"type", "route", "name", "since", "until": optional filters, '
-                     '"expect": the count GET /api/errors/replay gave}', 400)  # fmt: skip
+        return error(usage, 400)
     try:
-        done = await run_in_threadpool(replay.requeue_blocking, _dash(request), flt, body["expect"])
+        done = await run_in_threadpool(act, _dash(request), flt, body["expect"])
     except replay.CountChanged as exc:
         return ORJSONResponse({"error": str(exc), "count": exc.match["count"]}, status_code=409)
     except sqlite3.Error as exc:

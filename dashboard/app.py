@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dashboard import api, downloads, metrics, preview, sse, views
+from dashboard import api, batches, downloads, metrics, preview, reprocess_http, sse, views
 from dashboard.auth import Access, SecurityMiddleware
 from dashboard.context import Dashboard
 from dashboard.digest import Digest
@@ -41,6 +41,9 @@ routes = [
     Route("/errors", views.errors, name="errors"),
     Route("/history", views.history_page, name="history"),
     Route("/errors/requeue", views.replay_form, methods=["POST"], name="replay_form"),
+    Route("/batches", batches.page, name="batches"),
+    Route("/reprocess", reprocess_http.page, name="reprocess"),
+    Route("/reprocess", reprocess_http.form, methods=["POST"], name="reprocess_form"),
     Route("/upload", views.upload_page, name="upload_page"),
     Route("/upload", api.upload, methods=["POST"], name="upload"),
     Route("/preview", preview.page, name="preview"),
@@ -66,6 +69,10 @@ routes = [
     Route("/api/errors/replay", api.replay_requeue, methods=["POST"], name="api_replay"),
     Route("/api/pipeline", api.pipeline, name="api_pipeline"),
     Route("/api/history", api.history_counts, name="api_history"),
+    Route("/api/configs", reprocess_http.configs, name="api_configs"),
+    Route("/api/batches", batches.api, name="api_batches"),
+    Route("/api/reprocess", reprocess_http.match, name="api_reprocess_match"),
+    Route("/api/reprocess", reprocess_http.run, methods=["POST"], name="api_reprocess"),
     Route("/api/upload", api.upload, methods=["POST"], name="api_upload"),
     Route("/api/preview", preview.preview, methods=["POST"], name="api_preview"),
     Route("/api/preview/check", preview.check, methods=["POST"], name="api_preview_check"),

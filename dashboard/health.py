@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard import notices
 from dashboard.system import disk_free
 
 STALL_S = 15.0  # the loop wakes at least once a second; this long without a tick is a stall
@@ -64,6 +65,7 @@ def checks(status: dict[str, Any], min_disk_free_mb: int) -> list[dict[str, Any]
         f"last tick {age:.1f}s ago, {backlog} file(s) queued or in flight",
     ))  # fmt: skip
     out.extend(_sink_check(sink) for sink in status["sinks"])
+    out.extend(notices.checks(status.get("notify", [])))
     return out
 
 

@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from daemon.sinkstats import BUCKETS
+from dashboard import notices
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -120,6 +121,7 @@ class DaemonCollector(Collector):
             pauses.add_metric([cause], n)
         yield pauses
         yield from _sink_metrics(st["sinks"])
+        yield from notices.metrics(st.get("notify", []))
         if (shared := st["shared"]) is not None:
             yield from _shared_metrics(shared)
         sample = dash.sampler.last

@@ -67,6 +67,7 @@ _FILE = {
     "outputs": _array(STRING),
     "sha256": _null(STRING),
     "route": _null(STRING),
+    "config_sha256": _null(STRING),
 }
 _PAGE = {
     "files": _array(_ref("File")),
@@ -79,6 +80,15 @@ _PROBLEM = _all(path=STRING, line=_null(INT), message=STRING)
 _STALL = _all(uid=STRING, path=STRING, worker_pid=_null(INT), where=STRING, for_s=NUMBER,
               kill_after_s=_null(NUMBER))  # fmt: skip
 _FILTER = _all(type=STRING, route=STRING, name=STRING, since=_null(NUMBER), until=_null(NUMBER))
+_REPROCESS_FILTER = _all(
+    config=STRING,
+    state={"enum": ["processed", "failed", "all"]},
+    route=STRING,
+    name=STRING,
+    since=_null(NUMBER),
+    until=_null(NUMBER),
+)
+_WHEN = _null({"type": ["string", "number"]})
 
 SCHEMAS: dict[str, Schema] = {
     "Error": _obj(("error",), error=STRING),
@@ -93,6 +103,10 @@ SCHEMAS: dict[str, Schema] = {
         until=STRING,
         waiting=_array(_all(path=STRING, queued_at=NUMBER, priority=INT)),
         stuck=_array(_all(path=STRING, reason=STRING)),
+        markers=_array(
+            _all(path=STRING, waiting_for=STRING, since=NUMBER, age_s=NUMBER, late=BOOL)
+        ),
+        config=_null(STRING),
     ),
     "ErrorPage": _obj(tuple(_PAGE), **_PAGE),
     "FileDetail": {
@@ -171,6 +185,24 @@ SCHEMAS: dict[str, Schema] = {
         pipeline_outline=STRING,
         token_required=BOOL,
         trace=BOOL,
+        notify=_array(  # each webhook target's outbox (daemon.webhooks)
+            _all(
+                name=STRING,
+                target=STRING,
+                pending=INT,
+                max_pending=INT,
+                sent=INT,
+                failed_attempts=INT,
+                dropped=INT,
+                failing=BOOL,
+                last_error=_null(STRING),
+                last_ok_age_s=_null(NUMBER),
+                oldest_age_s=_null(NUMBER),
+            )
+        ),
+        markers=_array(  # files waiting for a ready marker (daemon.markers)
+            _all(path=STRING, waiting_for=STRING, since=NUMBER, age_s=NUMBER, late=BOOL)
+        ),
     ),
     "Pipeline": _obj(
         ("nodes", "edges", "outline", "routes", "processors", "tags", "live"),
@@ -240,6 +272,57 @@ SCHEMAS: dict[str, Schema] = {
         ),
         query_ms=NUMBER,
     ),
+    "ReprocessMatch": _all(
+        filter=_REPROCESS_FILTER,
+        described=STRING,
+        count=INT,
+        too_many=BOOL,
+        max=INT,
+        files=_array(
+            _obj(
+                ("uid", "rel", "state"),
+                uid=STRING,
+                rel=STRING,
+                state=STRING,
+                route=_null(STRING),
+                config_sha256=_null(STRING),
+            )
+        ),
+    ),
+    "Reprocessed": _all(
+        filter=_REPROCESS_FILTER,
+        reprocessed=_array(_all(uid=STRING, path=STRING)),
+        skipped=_array(_all(uid=STRING, error=STRING)),
+    ),
+    "Config": _obj(
+        ("sha256", "path", "first_loaded", "last_loaded", "processed", "failed", "current"),
+        sha256=STRING,
+        path=STRING,
+        version={},
+        description=_null(STRING),
+        first_loaded=NUMBER,
+        last_loaded=NUMBER,
+        loads=INT,
+        files={"type": "object", "additionalProperties": INT},
+        processed=INT,
+        failed=INT,
+        produced=INT,
+        current=BOOL,
+    ),
+    "Batch": _obj(
+        ("id", "folder", "status", "files", "processed", "failed", "opened"),
+        id=INT,
+        folder=STRING,
+        marker=STRING,
+        status={"enum": ["open", "all_processed", "some_failed"]},
+        files=INT,
+        finished_files=INT,
+        processed=INT,
+        failed=INT,
+        opened=NUMBER,
+        finished=_null(NUMBER),
+        report=_null(OBJECT),
+    ),
     "Preview": _obj(
         ("config", "errors"),
         config={"enum": ["active", "edited"]},
@@ -305,7 +388,15 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("/api/files", "get"): {
         "summary": "a page of files, newest first (`older`/`newer` are the cursors)",
         "parameters": _query(
-            "state", "q", "limit", "before", "after", "since", "until", integers=("limit",)
+            "state",
+            "q",
+            "limit",
+            "before",
+            "after",
+            "since",
+            "until",
+            "config",
+            integers=("limit",),
         ),
         "responses": _responses(200, _ref("FilePage"), 503),
     },
@@ -371,6 +462,39 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("/api/pipeline", "get"): {
         "summary": "the pipeline's graph, per-node stats, routes, sampled traces",
         "responses": _responses(200, _ref("Pipeline")),
+    },
+    ("/api/configs", "get"): {
+        "summary": "every pipeline config the daemon has run, with the files each produced",
+        "responses": _responses(200, _all(configs=_array(_ref("Config"))), 503),
+    },
+    ("/api/batches", "get"): {
+        "summary": "batch folders, newest first: open ones with their progress, done ones with "
+        "their status and report",
+        "parameters": _query("limit", integers=("limit",)),
+        "responses": _responses(200, _all(batches=_array(_ref("Batch"))), 503),
+    },
+    ("/api/reprocess", "get"): {
+        "summary": "what a reprocess with this filter would send back to run again",
+        "parameters": _query("config", "state", "route", "name", "since", "until"),
+        "responses": _responses(200, _ref("ReprocessMatch"), 503),
+    },
+    ("/api/reprocess", "post"): {
+        "summary": "run every finished file the filter matches again, if still `expect` of them",
+        "requestBody": _body(
+            "application/json",
+            _obj(
+                ("expect",),
+                config=STRING,
+                state={"enum": ["processed", "failed", "all"]},
+                route=STRING,
+                name=STRING,
+                since=_WHEN,
+                until=_WHEN,
+                expect=INT,
+            ),
+        ),
+        **_WRITE,
+        "responses": _responses(200, _ref("Reprocessed"), 409, write=True),
     },
     ("/api/upload", "post"): {
         "summary": "files into unprocessed/, streamed to disk (one part per file)",

@@ -28,7 +28,7 @@ _MAX_ROWID = 2**63 - 1  # SQLite integers are 64-bit
 STATES = tuple(s.value for s in State)  # the journal's: the four folders, and missing
 _FILE_COLUMNS = (
     "id, uid, rel, original, state, size, attempts, created, updated, started, finished,"
-    " duration, lines_in, lines_out, error, outputs, sha256, route"
+    " duration, lines_in, lines_out, error, outputs, sha256, route, config_sha256"
 )
 
 
@@ -101,6 +101,13 @@ def file_row(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
+def config_glob(digest: str) -> str:
+    """A GLOB for the config digests starting with `digest` (hex: ValueError if not)."""
+    if not 4 <= len(digest) <= 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"config: expected a sha256 or its first 4+ hex digits, got {digest!r}")
+    return digest + ("*" if len(digest) < 64 else "")
+
+
 def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -125,9 +132,11 @@ def list_files(
     after: Cursor | None = None,
     since: float | None = None,
     until: float | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
     """One page of files, newest first, with cursors for the older and newer pages; with
-    `since`/`until`, only those whose last change was in that time range (inclusive)."""
+    `since`/`until`, only those whose last change was in that time range (inclusive);
+    `config`: only the files whose last run had that config, by its digest or a prefix."""
     limit = max(1, min(limit, MAX_LIMIT))
     where: list[str] = []
     args: list[Any] = []
@@ -135,6 +144,9 @@ def list_files(
         where.append("state = ?")
         args.append(state)
     _in_range(where, args, since, until)
+    if config:
+        where.append("config_sha256 GLOB ?")
+        args.append(config_glob(config))
     if q:
         where.append("(rel LIKE ? ESCAPE '\\' OR original LIKE ? ESCAPE '\\')")
         args += [_like(q), _like(q)]
@@ -178,7 +190,7 @@ def get_file(conn: sqlite3.Connection, uid: str) -> dict[str, Any] | None:
     d["timeline"] = [
         dict(t)
         for t in conn.execute(
-            "SELECT ts, from_state, to_state, attempt, reason FROM transitions"
+            "SELECT ts, from_state, to_state, attempt, reason, config_sha256 FROM transitions"
             " WHERE file_id = ? ORDER BY ts, id LIMIT 1000",
             (row["id"],),
         )

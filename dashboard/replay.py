@@ -91,10 +91,10 @@ def matching_blocking(dash: Dashboard, flt: Filter) -> dict[str, Any]:
 class CountChanged(Exception):
     """The filter matches another number of files than the one confirmed."""
 
-    def __init__(self, match: dict[str, Any], expected: int) -> None:
+    def __init__(self, match: dict[str, Any], expected: int, verb: str = "requeued") -> None:
         super().__init__(
             f"the filter now matches {match['count']} file(s), not the {expected} you "
-            "confirmed: nothing was requeued; check the list and confirm again"
+            f"confirmed: nothing was {verb}; check the list and confirm again"
         )
         self.match = match
 

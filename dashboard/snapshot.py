@@ -57,6 +57,7 @@ def files_blocking(
     after: str | None,
     since: str | None = None,
     until: str | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
     if state and state not in queries.STATES:
         raise ValueError(f"unknown state {state!r} (one of {', '.join(queries.STATES)})")
@@ -69,17 +70,20 @@ def files_blocking(
         after=Cursor.parse(after),
         since=moment("since", since),
         until=moment("until", until),
+        config=config or None,
     )
     page["state"] = state or None
     page["q"] = q or ""
     page["since"] = since or ""
     page["until"] = until or ""
+    page["config"] = config or None
     page["states"] = dash.hub.state_counts
     page["total"] = sum(dash.hub.state_counts.values()) if not state else (
         dash.hub.state_counts.get(state, 0))  # fmt: skip
     first_queued = state in (None, "", State.QUEUED) and not (before or since or until)
     page["waiting"] = waiting(dash, q) if first_queued else []
     page["stuck"] = dash.api.status()["stuck"] if first_queued else []
+    page["markers"] = dash.api.status()["markers"] if first_queued else []  # daemon.markers
     return page
 
 

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from daemon.api import ActionError
 from daemon.snapshot import VERSION
 from daemon.states import State
-from dashboard import auth, contents, history, queries, replay, snapshot
+from dashboard import auth, contents, history, queries, replay, reprocess, snapshot
 from dashboard.api import errors_page, files_page, guarded
 from dashboard.sessions import Throttled
 
@@ -142,7 +142,14 @@ def errors(request: Request) -> Response:
 
 
 def pipeline(request: Request) -> Response:
-    return render(request, "pipeline", {"p": snapshot.pipeline_blocking(_dash(request))})
+    dash = _dash(request)
+    # the configs it ran (dashboard.reprocess) and the webhooks' outbox, under the graph:
+    # not in its live fragment
+    full = "fragment" not in request.query_params
+    ran = {"configs": reprocess.configs_blocking(dash)} if full else {}
+    notify = dash.api.status()["notify"] if full else []
+    page = {"p": snapshot.pipeline_blocking(dash), "r": ran, "notify": notify}
+    return render(request, "pipeline", page)
 
 
 async def upload_page(request: Request) -> Response:
@@ -164,27 +171,41 @@ async def requeue_form(request: Request) -> Response:
 async def replay_form(request: Request) -> Response:
     """The Errors page's confirmation: requeue what the filter matches, if it still
     matches the count shown; back to the page either way, with what happened."""
+    return await confirmed_form(request, "/errors", replay.FIELDS, replay.Filter.parse,
+                                replay.requeue_blocking, "requeued")  # fmt: skip
+
+
+async def confirmed_form(
+    request: Request,
+    page: str,
+    fields: tuple[str, ...],
+    parse: Callable[[dict[str, Any]], Any],
+    act: Callable[[Dashboard, Any, int], dict[str, Any]],
+    key: str,
+) -> Response:
+    """A page's bulk action, confirmed with the count the page showed (`dashboard.replay`'s
+    flow): `act(dash, filter, expect)` in a worker thread; back to `page` either way, with
+    how many files `act` listed under `key` (and skipped), or the new count to confirm."""
     form = await request.form()
-    fields = {k: v for k in replay.FIELDS if isinstance(v := form.get(k), str)}
+    sent = {k: v for k in fields if isinstance(v := form.get(k), str)}
     try:
-        flt = replay.Filter.parse(fields)
+        flt = parse(sent)
     except ValueError as exc:
         return problem(request, str(exc), 400)
     raw = form.get("expect")
     if not isinstance(raw, str) or not raw.isdigit():
         return problem(request, "expect: the count the page showed is missing", 400)
-    expect = int(raw)
     try:
-        done = await run_in_threadpool(replay.requeue_blocking, _dash(request), flt, expect)
+        done = await run_in_threadpool(act, _dash(request), flt, int(raw))
     except replay.CountChanged as exc:
-        again = urlencode({**fields, "match": "1", "notice": str(exc)})
-        return RedirectResponse(f"/errors?{again}", status_code=303)
+        again = urlencode({**sent, "match": "1", "notice": str(exc)})
+        return RedirectResponse(f"{page}?{again}", status_code=303)
     except sqlite3.Error as exc:
         return problem(request, f"journal unavailable: {exc}", 503)
-    notice = f"requeued {len(done['requeued'])} file(s)"
+    notice = f"{key} {len(done[key])} file(s)"
     if done["skipped"]:
         notice += f"; {len(done['skipped'])} skipped: {done['skipped'][0]['error']}"
-    return RedirectResponse(f"/errors?{urlencode({'notice': notice})}", status_code=303)
+    return RedirectResponse(f"{page}?{urlencode({'notice': notice})}", status_code=303)
 
 
 async def cancel_form(request: Request) -> Response:

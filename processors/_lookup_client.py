@@ -2,8 +2,8 @@
 `Retry-After`), the shared rate limit, and a bearer token fetched once and refreshed on 401.
 
 Each attempt (a lookup's or the token request's) is bounded in time and size: `timeout_s`
-in all, redirects and body included (`processors._lookup_http`), the body read as it comes
-and refused past `max_response_bytes`. A redirect is followed only within the request's
+in all, redirects and body included (`net.fetch`), the body read as it comes and
+refused past `max_response_bytes`. A redirect is followed only within the request's
 origin (scheme, host, port) or to a host the config names (`redirect_hosts`): the headers
 hold secrets, and so does the token request's body.
 
@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,13 +26,13 @@ import httpx
 import orjson
 import structlog
 
-from processors._lookup_http import Transport, deadline
+from net.fetch import NoAnswer, fetch, retry_after
+from net.transport import Transport
 from processors._lookup_rate import SharedRate
 
 log = structlog.get_logger(__name__)
 
 MAX_WAIT_S = 60.0  # no back-off or Retry-After makes one record wait longer than this
-MAX_REDIRECTS = 5  # followed within one attempt
 _LIMITERS: dict[tuple[Path, float], SharedRate] = {}  # one open state file per process
 _LIMITERS_LOCK = threading.Lock()
 
@@ -79,112 +78,6 @@ class Settings:
     max_response_bytes: int = 1 << 20
     # (host, port) a redirect may go to; port None: any
     redirect_hosts: frozenset[tuple[str, int | None]] = frozenset()
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    retry_after: str | None
-
-
-class NoAnswer(Exception):
-    """An attempt that got no usable answer; `retry`: whether asking again may help."""
-
-    def __init__(self, problem: str, retry: bool) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.retry = retry
-
-
-def fetch(
-    client: httpx.Client,
-    settings: Settings,
-    method: str,
-    url: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    """One attempt: the request, the redirects within its origin (or to `redirect_hosts`)
-    and the answer's body (at most `max_response_bytes`), all within `timeout_s`."""
-    with deadline(settings.timeout_s):
-        try:
-            return _exchange(client, settings, method, url, body, headers or {})
-        except httpx.TimeoutException:  # every wait is cut to what is left of timeout_s
-            raise NoAnswer(f"timed out: no complete answer within {settings.timeout_s:g} s "
-                           "(timeout_s)", True) from None  # fmt: skip
-        except httpx.UnsupportedProtocol as exc:  # a transport error asking again won't fix
-            raise NoAnswer(f"{type(exc).__name__}: {exc}", False) from None
-        except httpx.TransportError as exc:
-            raise NoAnswer(f"{type(exc).__name__}: {exc or 'connection failed'}", True) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # asking again will not help
-            raise NoAnswer(f"{type(exc).__name__}: {exc}", False) from None
-
-
-def _exchange(
-    client: httpx.Client,
-    settings: Settings,
-    method: str,
-    url: str,
-    body: bytes | None,
-    headers: dict[str, str],
-) -> Answer:
-    request = client.build_request(method, url, content=body, headers=headers)
-    origin = _origin(request.url)
-    for _ in range(MAX_REDIRECTS + 1):
-        resp = client.send(request, stream=True)
-        try:
-            if resp.next_request is None:
-                return Answer(resp.status_code, _read(resp, settings.max_response_bytes),
-                              resp.headers.get("Retry-After"))  # fmt: skip
-            request = resp.next_request
-        finally:
-            resp.close()
-        if _origin(request.url) != origin:
-            where = _origin_text(request.url)
-            if not _may_follow(origin, request.url, settings.redirect_hosts):
-                raise NoAnswer(f"redirected to another origin ({where}), not followed "
-                               "(redirect_hosts)", False)  # fmt: skip
-            if "Authorization" in headers:  # httpx drops it on the way to another origin
-                request.headers["Authorization"] = headers["Authorization"]
-    raise NoAnswer(f"more than {MAX_REDIRECTS} redirects", False)
-
-
-Origin = tuple[str, str, int | None]
-
-
-def _origin(url: httpx.URL) -> Origin:
-    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
-
-
-def _origin_text(url: httpx.URL) -> str:
-    scheme, host, port = _origin(url)
-    return f"{scheme}://{host}:{port}"
-
-
-def _may_follow(origin: Origin, url: httpx.URL, hosts: frozenset[tuple[str, int | None]]) -> bool:
-    """A redirect to another origin: only to a host named in `hosts` (with its port, or
-    any port), and never from https down to http."""
-    if origin[0] == "https" and url.scheme != "https":
-        return False
-    _, host, port = _origin(url)
-    return (host, None) in hosts or (host, port) in hosts
-
-
-def _read(resp: httpx.Response, limit: int) -> bytes:
-    """The body (decoded), refused as soon as it is known to exceed `limit` bytes."""
-    too_large = NoAnswer(f"response larger than {limit} bytes (max_response_bytes)", False)
-    length = resp.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > limit and "Content-Encoding" not in resp.headers:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in resp.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class Stats:
@@ -321,19 +214,3 @@ def _json(body: bytes) -> tuple[Any, str | None]:
         return orjson.loads(body), None
     except orjson.JSONDecodeError as exc:
         return None, f"response is not JSON: {exc}"
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), if usable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(when.timestamp() - time.time(), 0.0)

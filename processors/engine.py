@@ -86,6 +86,7 @@ class Pipeline:
             for spec in specs
         }
         self._running: _FileRun | None = None
+        self.route_index: int | None = None  # the route the last file took (None: none matched)
 
     def live(self) -> dict[str, Any] | None:
         """The running file's counts so far (lines per tag, each node's stats), or None.
@@ -97,8 +98,10 @@ class Pipeline:
 
     def run_file(self, stream: BinaryIO, rel_path: str, open_output: OpenOutput) -> dict[str, Any]:
         """Stream one file through the graph; raise ProcessorError if it can never succeed."""
+        self.route_index = None
         source = readers.Source(stream)
         route, metadata = file_routes.select(self.config.routes, rel_path, source.head)
+        self.route_index = next(i for i, r in enumerate(self.config.routes) if r is route)
         header = None
         copy: tuple[str, ...] | None = None
         reader: readers.TextLines | excel.WorkbookRows

@@ -13,12 +13,14 @@ there is none (`--check-config`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from config import ConfigError
+from config.canonical import digest
 from config.pipeline import OutputConfig, PipelineConfig, parse, read_json
 from processors import file_routes, topology
 from processors.engine import Pipeline
@@ -38,6 +40,11 @@ class LoadedPipeline:
     specs: tuple[NodeSpec, ...]
     by_tag: dict[str, NodeSpec]  # the node consuming each tag
     hops: dict[str, int]  # every tag reached from the routes, by its fewest hops
+
+    @cached_property
+    def sha256(self) -> str:
+        """The config's identity: the sha256 of its canonical form (`config.canonical`)."""
+        return digest(self.raw)
 
     def build(self, trace: bool = False) -> Pipeline:
         """The runnable pipeline (in a worker process: imports its plugins)."""

@@ -33,6 +33,7 @@ SHOTS = {
     "history_phone", "pipeline", "pipeline_phone", "errors", "errors_phone", "upload",
     "upload_phone", "upload_done", "upload_done_phone", "preview_form", "preview_form_phone",
     "login", "login_phone", "missing", "missing_phone", "overview_dark", "file_dark",
+    "reprocess", "reprocess_phone", "batches", "batches_phone",
 }  # fmt: skip
 TIMEOUT_MS = 30_000
 SHEET = "id,kind,amount\n" + "".join(
@@ -87,6 +88,8 @@ def site(start_dashboard: Any, queue: Queue, tmp_path: Path) -> Site:
         "history": ("/history?period=day", "By route"),
         "pipeline": ("/pipeline", "Sampled traces"),
         "errors": ("/errors", "notes.log"),
+        "reprocess": ("/reprocess?state=processed&match=1", "11 file(s) match"),
+        "batches": ("/batches", "no batch yet"),
         "upload": ("/upload", "Drop files here"),
         "preview_form": ("/preview", "Run one file"),  # preview.png: test_preview.py, filled in
         "login": ("/login", "dashboard token"),

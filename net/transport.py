@@ -1,4 +1,4 @@
-"""The HTTP transport of `http_lookup`: every request within a total deadline.
+"""An HTTP transport for lookups and webhooks: every request within a total deadline.
 
 httpx's timeouts bound each network operation (a connect, one read, one write), not a
 request: a server that answers one byte a second never trips a 3 s read timeout, and a
