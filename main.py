@@ -174,8 +174,11 @@ def _stop_resource_tracker(timeout: float = 5.0) -> None:
     started, and wait for it: left to itself it exits a moment after we do (on EOF), and
     systemd, which counts a unit's leftovers when its main process ends, would SIGKILL it
     and log that at every stop. Bounded: a tracker that does not go is left to that."""
-    from multiprocessing import resource_tracker
+    from multiprocessing import resource_tracker, util
 
+    # First what exit would run: the workers' shared locks unlink their semaphores. A tracker
+    # stopped before that reports them leaked, and their unlink at exit fails loudly.
+    util._run_finalizers(0)  # type: ignore[attr-defined]
     stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # CPython 3.8+
     if stop is not None:
         stopper = threading.Thread(target=stop, name="resource-tracker-stop", daemon=True)

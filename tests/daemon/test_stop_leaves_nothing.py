@@ -77,3 +77,5 @@ def test_the_daemon_exits_after_its_resource_tracker_and_workers(
     assert daemon.wait_exit() == 0, daemon.output()[-2000:]
     left = {pid: names[pid] for pid in _orphaned(list(names))}
     assert left == {}, daemon.output()[-2000:]
+    # the workers' semaphores went before the tracker did: no "leaked", no failed unlink
+    assert "Traceback" not in daemon.output() and "leaked" not in daemon.output()
