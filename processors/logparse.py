@@ -195,7 +195,7 @@ class ParseLog:
         if not isinstance(self.main, Joining):  # its parses hang on no absorb(): at once
             try:
                 many = self.batch
-                got = many(values) if many is not None else list(map(self.main, values))  # type: ignore[arg-type]
+                got = many(values) if many is not None else list(map(self.main, values))
                 parsed = got, [i for i, r in enumerate(got) if r is None] if None in got else []
             except TypeError:  # a record among the lines: one at a time below
                 parsed = None

@@ -252,7 +252,7 @@ class Templates:
 
 def _message(value: Line, field: str) -> Any:
     """A record's `field`; a text line is its own message."""
-    return value.get(field) if value.__class__ is dict else value  # type: ignore[union-attr]
+    return value.get(field) if value.__class__ is dict else value
 
 
 def _text(text: str) -> str:
