@@ -254,6 +254,8 @@ def test_an_endless_stack_trace_keeps_memory_flat(tmp_path: Path) -> None:
 BRACKET_LINES = [
     "2026-11-22 10:00:00 [INFO] API: the common line",
     "2026-11-22 10:00:01 [WARN] API: a level written otherwise",
+    "",
+    "",
     "2026-11-22T10:00:02 [INFO] API: a T between date and time",
     "2026-11-22 10:00:03.250 [INFO] API: a fraction",
     "2026-11-22 10:00:04Z [INFO] API: a zone",
@@ -272,7 +274,7 @@ BRACKET_LINES = [
 ]
 
 
-@pytest.mark.parametrize("lines", [BRACKET_LINES, [BRACKET_LINES[0]] * 3 + BRACKET_LINES[1:14]])
+@pytest.mark.parametrize("lines", [BRACKET_LINES, [BRACKET_LINES[0]] * 3 + BRACKET_LINES[1:16]])
 def test_a_batch_of_bracket_lines_parses_as_each_line_alone(lines: list[str]) -> None:
     """The bracket format parses a batch in one pass (its speed); what it makes is what each
     line parsed alone makes, also for every line off its common shape, with the clock's
