@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 
 
-def measure(module: str, variant: str, args: Sequence[str]) -> dict[str, Any]:
-    """One run of `variant` in a child: its JSON line, plus `peak_rss_mb`."""
+def measure(module: str, variant: str, args: Sequence[str], cwd: Path = ROOT) -> dict[str, Any]:
+    """One run of `variant` in a child (in the checkout `cwd`): its JSON line, plus
+    `peak_rss_mb` and `cpu_s` (user + system, start-up included)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", f"bench.{module}", "--child", variant, *args],
-        cwd=ROOT,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -37,6 +38,7 @@ def measure(module: str, variant: str, args: Sequence[str]) -> dict[str, Any]:
         raise SystemExit(f"{variant} failed with exit code {os.waitstatus_to_exitcode(status)}")
     info = json.loads(out.strip().splitlines()[-1])  # the last line: logs may precede it
     info["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    info["cpu_s"] = usage.ru_utime + usage.ru_stime
     return info
 
 

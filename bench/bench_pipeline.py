@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -185,6 +187,7 @@ def run_handloop(path: Path, results: Path) -> dict[str, Any]:
     ranked = detect([(name, fmt.make(clock)) for name, fmt in FORMATS.items()], sample)
     best = next(name for name, _ in ranked if not FORMATS[name].catch_all)
     main = FORMATS[best].make(clock)
+    main = getattr(main, "parse", main)  # a line at a time (a `Batched` format's own)
     others = [FORMATS[name].make(clock) for name, _ in ranked if name != best]
     open_output, opened = _opener(results, path.name)
     files: dict[str, Any] = {}
@@ -248,12 +251,14 @@ def child(variant: str, path: Path) -> None:
 # -- the parent --------------------------------------------------------------------------
 
 
-def measure(variant: str, path: Path) -> dict[str, Any]:
-    """Run one variant in a fresh child; return its MB/s and peak RSS."""
-    info = _rounds.measure("bench_pipeline", variant, [str(path)])
+def measure(variant: str, path: Path, tree: Path = ROOT) -> dict[str, Any]:
+    """Run one variant in a fresh child (of the checkout `tree`); return its MB/s, peak
+    RSS and CPU seconds (user + system: both runs and start-up)."""
+    info = _rounds.measure("bench_pipeline", variant, [str(path)], cwd=tree)
     size_mb = path.stat().st_size / 1e6
     row = {
-        "variant": variant,
+        "variant": variant if tree == ROOT else f"{variant} ({tree})",
+        "cpu_s": round(info["cpu_s"], 2),
         "input_mb": round(size_mb),
         "mb_s": round(size_mb / info["seconds"], 1),
         "seconds": round(info["seconds"], 2),
@@ -285,6 +290,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the default pipeline on 1 GB of one endless stack trace (RSS check)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every variant")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="TREE",
+        help="also run the default pipeline of another checkout (e.g. an older commit's "
+        "`git worktree`) in every round, and compare its CPU time with ours",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="only count the instructions a run of the default pipeline takes on the log "
+        "(valgrind's callgrind: deterministic, whatever the load), ours and --against's",
+    )
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -292,14 +310,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     log = OUT / f"app_{args.size_mb}mb.log"
     generate(log, args.size_mb)
+    if args.instructions:
+        return instructions(log, [ROOT] + ([args.against.resolve()] if args.against else []))
     variants = ("floor", "passthrough", "default", "handloop")
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    against: list[dict[str, Any]] = []
     for i in range(args.rounds):  # interleaved, so a burst of load hits every variant alike
         for variant in variants:
             runs[variant].append(measure(variant, log))
             print(f"round {i + 1}/{args.rounds}: {json.dumps(runs[variant][-1])}",
                   file=sys.stderr, flush=True)  # fmt: skip
-    rows = [median_row(runs[v]) for v in variants]
+        if args.against:
+            against.append(measure("default", log, args.against.resolve()))
+            print(f"round {i + 1}/{args.rounds}: {json.dumps(against[-1])}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    rows = [median_row(runs[v]) for v in variants] + ([median_row(against)] if against else [])
     if args.with_1gb:
         big = OUT / "app_1024mb.log"
         try:
@@ -328,10 +353,49 @@ def main(argv: list[str] | None = None) -> int:
                                ("default", "handloop", plain)):  # fmt: skip
         figure("pipeline", f"{variant}, {args.size_mb} MB log vs {of}", "MB/s", mb_s[variant],
                mb_s[floor], peak_rss_mb=median_row(runs[variant])["peak_rss_mb"])  # fmt: skip
-    for row in rows[len(variants) :]:  # the memory checks: one run each, no floor
+    if against:
+        cpu = [r["cpu_s"] for r in runs["default"]]
+        figure("pipeline", f"default, {args.size_mb} MB log, CPU seconds vs {args.against}",
+               "s", cpu, [r["cpu_s"] for r in against])  # fmt: skip
+        figure("pipeline", f"default, {args.size_mb} MB log vs {args.against}", "MB/s",
+               mb_s["default"], [r["mb_s"] for r in against])  # fmt: skip
+    for row in rows[len(variants) + bool(against) :]:  # the memory checks: one run, no floor
         figure("pipeline", f"peak RSS, {row['variant']}, {row['input_mb']} MB", "MB",
                [row["peak_rss_mb"]], [], mb_s=row["mb_s"])  # fmt: skip
     return 0
+
+
+def instructions(log: Path, trees: list[Path]) -> int:
+    """The instructions one run of the default pipeline on `log` takes, in each checkout:
+    a child (`--child default`, two runs) under valgrind's callgrind, less the same child
+    on a log of one line (start-up, imports, building the pipeline), halved."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    one = OUT / "one_line.log"
+    with log.open("rb") as f:
+        one.write_bytes(f.readline())
+    counts = {}
+    for tree in trees:
+        on = [_instructions(tree, path) for path in (log, one)]
+        counts[tree] = (on[0] - on[1]) / 2
+        print(f"{tree}: {counts[tree] / 1e6:,.0f} M instructions a run "
+              f"({on[0] / 1e6:,.0f} M less {on[1] / 1e6:,.0f} M, halved)", flush=True)  # fmt: skip
+    one.unlink()
+    if len(trees) == 2:
+        print(f"ours / {trees[1]} = {counts[trees[0]] / counts[trees[1]]:.3f}")
+    return 0
+
+
+def _instructions(tree: Path, path: Path) -> int:
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-m", "bench.bench_pipeline", "--child", "default", str(path)],
+        cwd=tree, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count from valgrind:\n{proc.stderr[-2000:]}")
+    return int(found[1])
 
 
 def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:

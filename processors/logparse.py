@@ -15,7 +15,7 @@ the lines joined and left unparsed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from config import ConfigError
@@ -24,7 +24,7 @@ from processors.base import Context, Line, Outbox
 from processors.logformats import FORMATS, detect
 from processors.logformats.custom import custom_format
 from processors.logformats.multiline import Join, continues
-from processors.logformats.spec import Joining, LogFormat, Parser, Record
+from processors.logformats.spec import Batched, Joining, LogFormat, Parser, Record
 from processors.logformats.times import Clock, zone
 
 SAMPLE = 256  # lines auto detection looks at (at most one batch)
@@ -107,12 +107,14 @@ class ParseLog:
         self.year = None if year is None else opt.integer("year", year, 1, 9999)
         self.clock = Clock(self.tz, self.year)
         self.main: Parser = _never
+        self.batch: Callable[[list[str]], list[Record | None]] | None = None  # main's
         self.main_format: LogFormat | None = None
         self.others = [(f, f.make(self.clock)) for f in self.formats]
         self.detected = len(self.formats) == 1
         if self.detected:  # one format: nothing to detect, nothing to fall back on
             self.main_format = self.formats[0]
             self.main, self.others = self.others[0][1], []
+            self.batch = self.main.batch if isinstance(self.main, Batched) else None
         self.tries = 0
         self.sample: dict[str, Any] | None = None
         self.held: tuple[Record, int, Join | None] | None = None  # the last record so far
@@ -157,6 +159,7 @@ class ParseLog:
         if most:
             self.main_format = by_name[best]
             self.main = self.main_format.make(self.clock)
+            self.batch = self.main.batch if isinstance(self.main, Batched) else None
         order = [f for f in self.formats if f.name != best or not most]
         order.sort(key=lambda f: not hits.get(f.name))  # stable: the own order within
         self.others = [(f, f.make(self.clock)) for f in order]
@@ -191,7 +194,8 @@ class ParseLog:
         parsed: tuple[list[Record | None], list[int]] | None = None
         if not isinstance(self.main, Joining):  # its parses hang on no absorb(): at once
             try:
-                got = list(map(self.main, values))
+                many = self.batch
+                got = many(values) if many is not None else list(map(self.main, values))
                 parsed = got, [i for i, r in enumerate(got) if r is None] if None in got else []
             except TypeError:  # a record among the lines: one at a time below
                 parsed = None

@@ -20,7 +20,8 @@ missed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from drain3.drain import Drain
@@ -86,18 +87,34 @@ class Templates:
             out.put(self.to, values, origins)
         self.batches += 1
         self.seen += len(values)
-        keys = self._keys(values)
-        if self.batches <= WARMUP:
-            self._mine(keys, values, range(len(values)), 1)
-            self.covered += len(values)
-            return
-        if self.batches % self.every == 0:  # a sampled batch: counts for `every`
-            picked = [i for i, k in enumerate(keys) if k in SAMPLED]
-            self._mine(keys, values, picked, self.every)
-            self.covered += self.every * len(values)
-        else:
+        if self.batches > WARMUP and self.batches % self.every and self.by is not None:
             self.sampled = True  # the bulk levels' counts are estimates from here on
-        self._mine(keys, values, [i for i, k in enumerate(keys) if k not in SAMPLED], 1)
+            by, field = self.by, self.field
+            try:  # the common batch: records only, and only the rarer levels are mined
+                rare = [(k, v.get(field)) for v in values if (k := v.get(by)) not in SAMPLED]
+            except (AttributeError, TypeError):  # text lines, or a level that is a list
+                keys = self._keys(values)
+                rare = [
+                    (k, _message(v, field))
+                    for k, v in zip(keys, values, strict=True)
+                    if k not in SAMPLED
+                ]
+            self._mine(rare, 1)
+        else:
+            keys = self._keys(values)
+            if self.batches <= WARMUP:
+                self._mine(
+                    [(k, _message(v, self.field)) for k, v in zip(keys, values, strict=True)], 1
+                )
+                self.covered += len(values)
+                return
+            if self.batches % self.every == 0:  # a sampled batch: counts for `every`
+                picked = [(k, _message(v, self.field)) for k, v in zip(keys, values, strict=True)]
+                self._mine([(k, m) for k, m in picked if k in SAMPLED], self.every)
+                self._mine([(k, m) for k, m in picked if k not in SAMPLED], 1)
+                self.covered += self.every * len(values)
+            else:  # `by` is None: all records are of no level
+                self.sampled = True
         if len(self.first) > self.max_shapes:
             self._fold()
 
@@ -116,12 +133,40 @@ class Templates:
             keys = [k if k is None or k.__class__ is str else str(k) for k in keys]
         return keys
 
-    def _mine(self, keys: list[Any], values: list[Line], picked: Iterable[int], n: int) -> None:
-        """Count the shapes of the `picked` records' messages, `n` each."""
-        field, shapes, first = self.field, self.shapes, self.first
-        for i in picked:
-            value = values[i]
-            message = value.get(field) if value.__class__ is dict else value
+    def _mine(self, picked: list[tuple[Any, Any]], n: int) -> None:
+        """Count the shapes of the `picked` (`by` value, message) pairs, `n` each: the
+        messages' shapes made in one pass over their joined text when they are one-line
+        texts of at most `MAX_CHARS` (as a rule), else one by one."""
+        if not picked:
+            return
+        keys, texts = zip(*picked, strict=True)
+        try:
+            joined = "\n".join(texts)  # TypeError: a message that is no text
+            if joined.count("\n") + 1 != len(texts) or max(map(len, texts)) > MAX_CHARS:
+                raise ValueError("a message of many lines, or a long one")
+            made = joined.encode().translate(None, _DIGITS).split(b"\n")  # UnicodeEncodeError
+        except (TypeError, ValueError):
+            self._mine_each(picked, n)
+            return
+        shapes, first = self.shapes, self.first
+        firsts: dict[bytes, str] | None = None
+        for (key, shape), times in Counter(zip(keys, made, strict=True)).items():
+            counts = shapes.get(key)
+            if counts is None:
+                counts = shapes[key] = {}
+            seen = counts.get(shape)
+            if seen is None:
+                seen = 0
+                if shape not in first:
+                    if firsts is None:  # each shape's first message in this batch
+                        firsts = dict(zip(reversed(made), reversed(texts), strict=True))
+                    first[shape] = firsts[shape]
+            counts[shape] = seen + times * n
+
+    def _mine_each(self, picked: list[tuple[Any, Any]], n: int) -> None:
+        """`_mine`, one message at a time."""
+        shapes, first = self.shapes, self.first
+        for key, message in picked:
             if message.__class__ is not str:
                 continue
             if "\n" in message:
@@ -131,9 +176,9 @@ class Templates:
                 shape = message.encode().translate(None, _DIGITS)
             except UnicodeEncodeError:  # a byte the reader kept as a surrogate
                 shape = message.encode("utf-8", "surrogateescape").translate(None, _DIGITS)
-            counts = shapes.get(keys[i])
+            counts = shapes.get(key)
             if counts is None:
-                counts = shapes[keys[i]] = {}
+                counts = shapes[key] = {}
             seen = counts.get(shape)
             if seen is None:
                 seen = 0
@@ -203,6 +248,11 @@ class Templates:
     def flush(self) -> None:
         self.ctx.aggregates[self.ctx.name] = self.summary()
         return None
+
+
+def _message(value: Line, field: str) -> Any:
+    """A record's `field`; a text line is its own message."""
+    return value.get(field) if value.__class__ is dict else value
 
 
 def _text(text: str) -> str:

@@ -10,6 +10,7 @@ from processors.logformats.levels import LEVEL_OF
 from processors.logformats.spec import (
     ISO_PARTS,
     ISO_TS,
+    Batched,
     LogFormat,
     Parser,
     Record,
@@ -23,13 +24,23 @@ _BRACKET = re.compile(
     rf"(?P<ts>{ISO_PARTS})\s+\[(?P<level>[A-Za-z]+)\]\s+(?:(?P<component>[\w.\-/]+):\s+)?"
     r"(?P<message>.*)"
 )
+# the common bracket line (neither fraction nor zone in its time, a component) in a
+# batch's joined lines, every line a match: its groups, or all "" when the line is
+# another one (`_BRACKET` parses it then); `[^\S\n]` is `\s` within a line
+_BRACKET_LINES = re.compile(
+    r"^(?:((\d{4}-[01]\d-[0-3]\d)[T ]([0-2]\d:[0-5]\d:[0-6]\d))[^\S\n]+\[([A-Za-z]+)\][^\S\n]+"
+    r"([\w.\-/]+):[^\S\n]+(.*)|.*)$",
+    re.MULTILINE,
+)
+_AS_WRITTEN = frozenset(raw for raw, level in LEVEL_OF.items() if raw == level)
 
 
-def _bracket(clock: Clock) -> Parser:
+def _bracket(clock: Clock) -> Batched:
     """Written by hand: the default pipeline's benchmark is this format."""
     match = _BRACKET.fullmatch
     days = clock.days
     iso = clock.iso
+    findall = _BRACKET_LINES.findall
 
     def parse(line: str) -> Record | None:
         m = match(line)
@@ -55,7 +66,32 @@ def _bracket(clock: Clock) -> Parser:
         rec["message"] = message
         return rec
 
-    return parse
+    def batch(lines: list[str]) -> list[Record | None]:
+        """`parse` of each line, the common ones from one `findall` over them all."""
+        found = findall("\n".join(lines))
+        if len(found) != len(lines):  # a line with a line break in it
+            return list(map(parse, lines))
+        recs: list[Record | None] = [
+            {"ts": ts, "time": f"{date}T{hms}{off}", "level": raw, "component": component,
+             "message": message}
+            if raw in _AS_WRITTEN and (off := days.get(date)) else None
+            for ts, date, hms, raw, component, message in found
+        ]  # fmt: skip
+        if None in recs:
+            for i, rec in enumerate(recs):
+                if rec is None:
+                    ts, date, hms, raw, component, message = found[i]
+                    level = LEVEL_OF.get(raw) if raw else None
+                    off = days.get(date) if level is not None and level != raw else None
+                    if off:  # a level written otherwise (WARN)
+                        recs[i] = {"ts": ts, "time": f"{date}T{hms}{off}", "level": level,
+                                   "level_raw": raw, "component": component,
+                                   "message": message}  # fmt: skip
+                    else:  # another line, or the first of its day
+                        recs[i] = parse(lines[i])
+        return recs
+
+    return Batched(parse, batch)
 
 
 _PIPE = re.compile(

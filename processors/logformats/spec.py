@@ -7,8 +7,10 @@ field names: `ts` (the time as written), `time` (RFC 3339, when the text is a ti
 `component`, `message`, and whatever else the format carries (`host`, `pid`, `thread`…).
 A parser may also take the lines that follow a record and are no records themselves into
 that record (apt's history stanzas, CRI's and docker's partial lines): `make` then
-returns a `Joining`. `joins` is False for formats whose records never span lines, so no
-stack trace or indented line is joined to them (JSON: a line is a whole record).
+returns a `Joining`. A parser may also parse a whole batch of lines at once (one regex
+over their joined text, no Python call a line): `make` then returns a `Batched`. `joins`
+is False for formats whose records never span lines, so no stack trace or indented line
+is joined to them (JSON: a line is a whole record).
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ class Joining:
         self.parse = parse
         self.absorb = absorb
         self.close = close or _nothing
+
+    def __call__(self, line: str) -> Record | None:
+        return self.parse(line)
+
+
+class Batched:
+    """A parser (`parse`, one line) that also parses a batch of lines at once:
+    `batch(lines)` answers what `[parse(line) for line in lines]` would, faster."""
+
+    __slots__ = ("batch", "parse")
+
+    def __init__(self, parse: Parser, batch: Callable[[list[str]], list[Record | None]]) -> None:
+        self.parse = parse
+        self.batch = batch
 
     def __call__(self, line: str) -> Record | None:
         return self.parse(line)

@@ -249,3 +249,43 @@ def test_an_endless_stack_trace_keeps_memory_flat(tmp_path: Path) -> None:
         assert summary["aggregates"]["parse_log@in"]["joined"] == 1000
         peaks.append(usage.ru_maxrss / 1024)
     assert peaks[1] - peaks[0] < 16, peaks
+
+
+BRACKET_LINES = [
+    "2026-11-22 10:00:00 [INFO] API: the common line",
+    "2026-11-22 10:00:01 [WARN] API: a level written otherwise",
+    "",
+    "",
+    "2026-11-22T10:00:02 [INFO] API: a T between date and time",
+    "2026-11-22 10:00:03.250 [INFO] API: a fraction",
+    "2026-11-22 10:00:04Z [INFO] API: a zone",
+    "2026-11-22 10:00:05+01:00 [ERROR] API: an offset",
+    "2026-11-22 10:00:06 [INFO] no component",
+    "2026-11-22 10:00:07\t[info]\t a.b/c-d:\t\ttabs, spaces \r and a carriage return ",
+    "2026-11-22 10:00:08 [INFO] API:",
+    "2026-11-22 10:00:09 [NOPE] API: no level",
+    "2026-02-30 10:00:10 [INFO] API: no such day",
+    "2026-03-29 02:30:00 [INFO] API: the hour daylight saving time skips",
+    "2026-10-25 02:30:00 [INFO] API: the hour it repeats",
+    "2026-11-22 10:00:11 [FATAL] API: \u00e9t\u00e9 \udcff a byte kept undecoded",
+    "2026-11-22 10:00:12 [INFO] API: a line\nwith a line break in it",
+    "  at com.example.Handler.run(Handler.java:12)",
+    "",
+]
+
+
+@pytest.mark.parametrize("lines", [BRACKET_LINES, [BRACKET_LINES[0]] * 3 + BRACKET_LINES[1:16]])
+def test_a_batch_of_bracket_lines_parses_as_each_line_alone(lines: list[str]) -> None:
+    """The bracket format parses a batch in one pass (its speed); what it makes is what each
+    line parsed alone makes, also for every line off its common shape, with the clock's
+    cache cold and warm."""
+    from processors.logformats import FORMATS
+
+    paris = zone("tz", "Europe/Paris")
+    alone = FORMATS["bracket"].make(Clock(paris, 2026))
+    batched = FORMATS["bracket"].make(Clock(paris, 2026))
+    expected = [alone(line) for line in lines]
+    assert batched.batch(lines) == expected  # type: ignore[attr-defined]
+    assert batched.batch(lines) == expected  # type: ignore[attr-defined]
+    assert batched.batch(lines[::-1]) == expected[::-1]  # type: ignore[attr-defined]
+    assert {"WARN", None} <= {r.get("level_raw") for r in expected if r} and None in expected

@@ -51,3 +51,35 @@ def test_a_byte_the_reader_kept_undecoded_is_written_escaped() -> None:
     groups = mined(Templates(), [{"level": "ERROR", "message": "bad \udcff byte 12"}])
     assert groups["ERROR"]["templates"][0]["template"] == "bad \\udcff byte <*>"
     orjson.dumps(groups)  # the summary is written with orjson, which refuses lone surrogates
+
+
+def test_every_error_is_counted_when_text_lines_and_odd_levels_come_between() -> None:
+    """Past the first batches, a batch with a text line or a level that is no text among
+    its records takes the slower path: its errors are still all counted, exactly, and a
+    message of many lines or a long one still counts by its first line."""
+    records: list = []
+    for i in range(40 * 256):
+        if i % 256 == 7:
+            records.append("a text line no node parsed")
+        elif i % 256 == 9:
+            records.append({"level": ["ERROR"], "message": f"listed level {i}"})
+        elif i % 100 == 3:
+            records.append({"level": "ERROR", "message": f"job {i} failed\n\tat X.run(X.java:9)"})
+        elif i % 100 == 5:
+            records.append({"level": "WARNING", "message": f"slow {i} " + "x" * 600})
+        else:
+            records.append({"level": "INFO", "message": f"order {i} paid"})
+
+    def count(level: object) -> int:
+        return sum(1 for r in records if isinstance(r, dict) and r["level"] == level)
+
+    groups = mined(Templates(), records)
+    assert groups["ERROR"] == {
+        "records": count("ERROR"),
+        "estimated": False,
+        "templates": [{"count": count("ERROR"), "template": "job <*> failed"}],
+    }
+    assert groups["['ERROR']"]["records"] == count(["ERROR"]) == 40
+    assert groups["WARNING"]["records"] == count("WARNING") > 90
+    assert groups["WARNING"]["templates"][0]["template"].startswith("slow <*> xxxx")
+    assert len(groups["WARNING"]["templates"][0]["template"]) <= 512
