@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-import uuid
 
 import structlog
 
@@ -153,7 +152,8 @@ class Claimer:
         if row is not None and row.inode == st.st_ino:
             return FileRef(row.uid, rel, State.QUEUED, row.attempts, row.original or rel,
                            st.st_size, st.st_ino, rerun=True)  # fmt: skip
-        ref = FileRef(uuid.uuid4().hex, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
+        uid = identity.single_uid(st, self.journal.get)
+        ref = FileRef(uid, rel, State.QUEUED, 0, rel, st.st_size, st.st_ino)
         self.journal.add(ref)
         return ref
 

@@ -11,6 +11,7 @@ claiming (`daemon.faults`) until a probe finds it cleared.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -28,6 +29,7 @@ from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Pause, PauseReason
+from daemon.identity import single_uid
 from daemon.inbox import Call, Inbox, Rescan, Waiter
 from daemon.intake import Intake
 from daemon.markers import Gate
@@ -157,8 +159,12 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
-        identity = self.shared.identity.new_uid if self.shared else None  # a lost journal's
-        for left in recover(self.folders, self.journal, identity, self.webhooks.file_done):
+        # the uid of a claim the journal lost: as the claim would have made it
+        if self.shared:
+            lost_uid = self.shared.identity.new_uid
+        else:
+            lost_uid = functools.partial(single_uid, known=self.journal.get)
+        for left in recover(self.folders, self.journal, lost_uid, self.webhooks.file_done):
             self.outcomes.recovered(left.ref, left.committed)
         self.batches.load()  # open batch folders go on (daemon.batches)
         self.pool.start()

@@ -37,6 +37,7 @@ import hashlib
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -56,6 +57,15 @@ def input_uid(st: os.stat_result) -> str:
     client numbers its mounts its own way)."""
     key = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
+
+
+def single_uid(st: os.stat_result, known: Callable[[str], object]) -> str:
+    """Without --shared, a new input's uid: by inode, so that a run killed before its
+    journal heard of a claim finds the uid again at start (`daemon.recovery`) — the uid its
+    deliveries were made under, which they are replaced by, not added to. A uid the journal
+    `known` already (a file moved back by hand from processed/) is a new input's: random."""
+    uid = input_uid(st)
+    return uid if known(uid) is None else uuid.uuid4().hex
 
 
 def probe(directory: Path) -> str | None:

@@ -225,7 +225,9 @@ def recover(
     committed summary if its results were complete before the run died (they are moved on,
     not run again: their results and deliveries are not made twice).
 
-    `identity` gives a file the journal lost its uid (shared mode: `Identity.new_uid`);
+    `identity` gives a file the journal lost its uid as its claim made it (`Identity.new_uid`
+    in shared mode, `identity.single_uid` without: by inode, so that deliveries made under it
+    are replaced when it runs again);
     `reconciled` is told the summary of each file found moved on although the journal did
     not say so (the run died between the move and the journal's commit: its notification,
     `daemon.outbox`, was never written either)."""

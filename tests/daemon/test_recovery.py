@@ -3,13 +3,16 @@ attempt had committed its results, and processed again otherwise."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 
+from daemon.identity import single_uid
 from daemon.journal import Journal
 from daemon.recovery import recover
 from daemon.states import FileRef, Folders, State
@@ -67,6 +70,24 @@ def test_a_claim_the_journal_never_heard_of_is_recognised_by_its_summary(
     _summary(folders, "quick.log", "q" * 32, b"x\n", time.time())
     (left,) = recover(folders, journal)
     assert left.committed is not None and left.ref.uid == "q" * 32
+
+
+def test_a_claim_the_journal_lost_before_its_summary_runs_again_under_its_uid(
+    folders: Folders,
+) -> None:
+    # Killed after the file's rows went to a database, before its summary was written and
+    # before the journal heard of the claim: it runs again under the uid its rows were
+    # delivered under, so they are replaced, not added to (a random uid here doubled them).
+    journal = _journal(folders)
+    src = folders.of(State.QUEUED) / "s4.log"
+    src.write_bytes(b"x\n")
+    delivered_as = single_uid(os.stat(src), journal.get)  # as Claimer.queued_ref makes it
+    os.rename(src, folders.of(State.CLAIMED) / "s4.log")
+    (left,) = recover(folders, journal, functools.partial(single_uid, known=journal.get))
+    assert left.committed is None and left.ref.uid == delivered_as
+    # once the journal knows that uid, the same bytes moved back by hand are a new input
+    journal.flush()
+    assert single_uid(os.stat(folders.of(State.CLAIMED) / "s4.log"), journal.get) != delivered_as
 
 
 def test_the_summary_of_an_attempt_before_a_requeue_does_not_count(folders: Folders) -> None:
