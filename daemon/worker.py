@@ -36,6 +36,7 @@ from daemon.delivery import deliver
 from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
 from daemon.lease import may_commit
+from daemon.origin import Origin
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
 from formats.names import shown, texts
@@ -61,6 +62,7 @@ class Job:
     rerun: bool = False  # an earlier attempt may have committed results
     earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
     deadline: str | None = None  # shared mode: the file saying until when commits are safe
+    origin: Origin | None = None  # a source's file, processed in place (`daemon.sources`)
 
     @property
     def results_dir(self) -> str:
@@ -206,6 +208,7 @@ def base_summary(job: Job, started: float) -> dict[str, Any]:
         "attempts": job.attempt,
         "started": _iso(started),
         "started_ts": started,
+        **({"origin": job.origin.as_json()} if job.origin is not None else {}),
     }
 
 
@@ -278,6 +281,8 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
     started = time.monotonic()  # for its duration; the summary's timestamps are wall time
     summary = base_summary(job, time.time())
     outputs = _Outputs(job)
+    if job.origin is not None:  # a source may have routes and deliver of its own
+        pipeline = pipeline.variant(job.origin.source)
     try:
         fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:

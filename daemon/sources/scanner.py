@@ -1,0 +1,286 @@
+"""The scanner: a thread that walks sources and tells the loop what differs from the journal.
+
+A walk stats each file (one `lstat`, from `os.scandir`) and looks its row up in the
+sources' journal (`store.Reader`, its own read-only connection): only files whose version
+differs (new, changed, deleted-and-back) are reported, so an unchanged rescan costs a stat
+and an indexed lookup per file and holds no list of the files: a million-file source is
+walked in constant memory. Deleted files are found by a sweep of the journal's rows, done
+only when the walk matched fewer rows than the journal has. A hashed source reads every
+file's bytes on every walk (its metadata cannot be trusted). What it finds goes to the loop
+in bounded batches (`ScanBatch`): the scanner waits while the loop is behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import os
+import queue
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from config.sources import SourceConfig
+from daemon.settle import Signature, signature
+from daemon.sources.store import EntryState, Reader
+from daemon.watcher import Ignored
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500  # files per batch sent to the loop
+QUEUED_BATCHES = 8  # batches waiting for the loop before the scanner waits too
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """Walk `source` (or only its sub-folder `under`, or only `paths`) for `job`, if any."""
+
+    source: SourceConfig
+    root: str  # the source's folder, resolved
+    job: int | None = None
+    glob: str | None = None  # a job's: only files it matches (as `include` does)
+    under: str = ""
+    paths: tuple[str, ...] = ()
+
+    @property
+    def full(self) -> bool:
+        return not self.under and not self.paths
+
+    @property
+    def key(self) -> tuple[str, int | None, str, tuple[str, ...]]:
+        return (self.source.name, self.job, self.under, self.paths)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A file whose version differs from its row (or any file, for a job's walk)."""
+
+    rel: str
+    sig: Signature
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDone:
+    files: int
+    bytes: int
+    seconds: float
+    full: bool
+    error: str | None = None  # the source's folder could not be walked
+
+
+@dataclass(slots=True)
+class ScanBatch:
+    source: str
+    job: int | None
+    seen: list[Seen] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    done: ScanDone | None = None
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def glob_matches(glob: str, rel: str) -> bool:
+    return fnmatch.fnmatchcase(rel if "/" in glob else rel.rpartition("/")[2], glob)
+
+
+class Scanner:
+    """The thread, its requests (deduplicated) and its output queue."""
+
+    def __init__(self, store_path: Path, ignored: Ignored, wake: Callable[[], None]) -> None:
+        self._store_path = store_path
+        self._ignored = ignored
+        self._wake = wake
+        self._requests: queue.SimpleQueue[ScanRequest | None] = queue.SimpleQueue()
+        self._wanted: set[tuple[str, int | None, str, tuple[str, ...]]] = set()
+        self._lock = threading.Lock()
+        self.out: queue.Queue[ScanBatch] = queue.Queue(QUEUED_BATCHES)
+        self._stopped = threading.Event()
+        self.cancelled: set[int] = set()  # jobs whose walk stops at its next file
+        self._thread = threading.Thread(target=self._run, name="folderd-sources", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self, req: ScanRequest) -> None:
+        """Walk as `req` says, unless the same walk is waiting already."""
+        with self._lock:
+            if req.key in self._wanted:
+                return
+            self._wanted.add(req.key)
+        self._requests.put(req)
+
+    def scanning(self, source: str) -> bool:
+        with self._lock:
+            return any(k[0] == source for k in self._wanted)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._requests.put(None)
+        with contextlib.suppress(queue.Empty):  # unblock a put waiting for room
+            while True:
+                self.out.get_nowait()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        reader = Reader(self._store_path)
+        try:
+            while (req := self._requests.get()) is not None:
+                with self._lock:
+                    self._wanted.discard(req.key)
+                try:
+                    self._scan(reader, req)
+                except Exception as exc:  # a bug must not end the thread: the next rescan runs
+                    log.error("source_scan_failed", source=req.source.name, error=repr(exc))
+        finally:
+            reader.close()
+
+    def _send(self, batch: ScanBatch) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self.out.put(batch, timeout=0.5)
+            except queue.Full:
+                continue
+            self._wake()
+            return True
+        return False
+
+    def _scan(self, reader: Reader, req: ScanRequest) -> None:
+        started = time.monotonic()
+        src = req.source
+        batch = ScanBatch(src.name, req.job)
+        files = size = matched = 0
+        error = None
+        try:
+            found = self._listed(req) if req.paths else self._walk(req)
+            for rel, st in found:
+                if self._stopped.is_set() or (req.job is not None and req.job in self.cancelled):
+                    return
+                if st is None:
+                    batch.missing.append(rel)
+                    continue
+                files += 1
+                size += st.st_size
+                sig = signature(st)
+                row = reader.lookup(src.name, rel)
+                if row is not None and row[0] != EntryState.DELETED:
+                    matched += 1
+                sha = None
+                if src.hash:
+                    try:
+                        sha = sha256_file(os.path.join(req.root, rel))
+                    except OSError:
+                        continue  # gone or unreadable now: the next walk sees it
+                if (
+                    req.job is not None
+                    or row is None
+                    or row[0] == EntryState.DELETED
+                    or (row[1] != sig or (src.hash and row[2] != sha))
+                ):
+                    batch.seen.append(Seen(rel, sig, sha))
+                if len(batch.seen) + len(batch.missing) >= BATCH:
+                    if not self._send(batch):
+                        return
+                    batch = ScanBatch(src.name, req.job)
+            if req.full and matched < reader.live_count(src.name):
+                for rel in self._swept(reader, req):
+                    batch.missing.append(rel)
+                    if len(batch.missing) >= BATCH:
+                        if not self._send(batch):
+                            return
+                        batch = ScanBatch(src.name, req.job)
+        except _RootGone as exc:
+            error = str(exc)
+        seconds = time.monotonic() - started
+        batch.done = ScanDone(files, size, seconds, req.full, error)
+        self._send(batch)
+        log.info("source_scanned", source=src.name, files=files, bytes=size, job=req.job,
+                 seconds=round(seconds, 3), changed=None if error else "see source counts",
+                 error=error)  # fmt: skip
+
+    def _wanted_file(self, req: ScanRequest, rel: str) -> bool:
+        if self._ignored(rel) or not req.source.wants(rel):
+            return False
+        return req.glob is None or glob_matches(req.glob, rel)
+
+    def _walk(self, req: ScanRequest) -> Iterator[tuple[str, os.stat_result | None]]:
+        """(rel, lstat) of every regular file the request wants, depth first, streamed."""
+        archive = _inside(req.source.archive, req.root)
+        stack = [req.under]
+        while stack:
+            d = stack.pop()
+            try:
+                it = os.scandir(os.path.join(req.root, d) if d else req.root)
+            except FileNotFoundError:
+                if not d:
+                    raise _RootGone(f"{req.root} is missing") from None
+                continue  # a sub-folder removed while walking
+            except OSError as exc:
+                if not d:
+                    raise _RootGone(f"{req.root}: {exc.strerror or exc}") from None
+                log.warning("source_folder_unreadable", source=req.source.name, path=d,
+                            error=exc.strerror or str(exc))  # fmt: skip
+                continue
+            with it:
+                for entry in it:
+                    rel = f"{d}/{entry.name}" if d else entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if req.source.recursive and rel != archive and not self._ignored(rel):
+                                stack.append(rel)
+                            continue
+                        if not self._wanted_file(req, rel):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        yield rel, st
+
+    def _listed(self, req: ScanRequest) -> Iterator[tuple[str, os.stat_result | None]]:
+        for rel in req.paths:
+            if not self._wanted_file(req, rel):
+                continue
+            try:
+                st = os.lstat(os.path.join(req.root, rel))
+            except (FileNotFoundError, NotADirectoryError):
+                yield rel, None
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield rel, st
+
+    def _swept(self, reader: Reader, req: ScanRequest) -> Iterator[str]:
+        """Rows whose file is gone, unless the source's folder itself is (then nothing is
+        deleted: an unmounted folder is the machine's, not its files')."""
+        for rel in reader.live_paths(req.source.name):
+            try:
+                os.lstat(os.path.join(req.root, rel))
+            except (FileNotFoundError, NotADirectoryError):
+                if not os.path.isdir(req.root):
+                    raise _RootGone(f"{req.root} is missing") from None
+                yield rel
+
+
+class _RootGone(Exception):
+    """The source's folder cannot be walked (missing, unreadable)."""
+
+
+def _inside(archive: Path | None, root: str) -> str | None:
+    """The archive folder relative to the source's folder when it lies inside it (never
+    walked), else None."""
+    if archive is None:
+        return None
+    a = os.path.realpath(archive)
+    return a[len(root) + 1 :] if a.startswith(root + os.sep) else None
