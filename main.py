@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings)
         if settings.mode == "check_config":
             return _check_config(settings.config)
+        if settings.mode == "sync":
+            from dashboard.client import sync
+
+            return sync(settings)
         pipeline = _load_file(settings.config)
         if settings.mode == "input":
             return _run_input(settings, pipeline)

@@ -138,7 +138,7 @@ class Sources:
             log.info("source_versions_recovered", versions=recovered, action="run again")
         self.scanner.start()
         for name, path in self.store.adhoc():
-            self._add(SourceConfig(name=name, path=Path(path), adhoc=True))
+            self.add(SourceConfig(name=name, path=Path(path), adhoc=True))
         self.use(config)
         for job in self.jobs.resume():
             rt = self.by_name.get(job.source)
@@ -157,9 +157,9 @@ class Sources:
                 self._remove(rt)
         for name, source in wanted.items():
             if name not in self.by_name:
-                self._add(source)
+                self.add(source)
 
-    def _add(self, source: SourceConfig) -> None:
+    def add(self, source: SourceConfig) -> None:
         root = os.path.realpath(source.path)
         rt = self.by_name[source.name] = Runtime(source, root)
         rt.counts = {k: list(v) for k, v in self._totals.get(source.name, {}).items()}
