@@ -28,13 +28,14 @@ import structlog
 
 from config.sources import SourceConfig
 from daemon.settle import Signature, signature
-from daemon.sources.store import EntryState, Reader
+from daemon.sources.store import EntryState, Looked, Reader
 from daemon.watcher import Ignored
 
 log = structlog.get_logger(__name__)
 
 BATCH = 500  # files per batch sent to the loop
 QUEUED_BATCHES = 8  # batches waiting for the loop before the scanner waits too
+BIG_FOLDER = 50_000  # a folder with more rows is compared file by file, not read at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,8 @@ class Scanner:
         self.out: queue.Queue[ScanBatch] = queue.Queue(QUEUED_BATCHES)
         self._stopped = threading.Event()
         self.cancelled: set[int] = set()  # jobs whose walk stops at its next file
+        self._batch = ScanBatch("", None)  # the walk's, on the scanner's thread
+        self._files = self._bytes = self._matched = 0
         self._thread = threading.Thread(target=self._run, name="folderd-sources", daemon=True)
 
     def start(self) -> None:
@@ -160,64 +163,84 @@ class Scanner:
     def _scan(self, reader: Reader, req: ScanRequest) -> None:
         started = time.monotonic()
         src = req.source
-        batch = ScanBatch(src.name, req.job)
-        files = size = matched = 0
+        self._batch = ScanBatch(src.name, req.job)
+        self._files = self._bytes = self._matched = 0
         error = None
         try:
-            found = self._listed(req) if req.paths else self._walk(req)
-            for rel, st in found:
-                if self._stopped.is_set() or (req.job is not None and req.job in self.cancelled):
-                    return
-                if st is None:
-                    batch.missing.append(rel)
-                    continue
-                files += 1
-                size += st.st_size
-                sig = signature(st)
-                row = reader.lookup(src.name, rel)
-                if row is not None and row[0] != EntryState.DELETED:
-                    matched += 1
-                sha = None
-                if src.hash:
-                    try:
-                        sha = sha256_file(os.path.join(req.root, rel))
-                    except OSError:
-                        continue  # gone or unreadable now: the next walk sees it
-                if (
-                    req.job is not None
-                    or row is None
-                    or row[0] == EntryState.DELETED
-                    or (row[1] != sig or (src.hash and row[2] != sha))
-                ):
-                    batch.seen.append(Seen(rel, sig, sha))
-                if len(batch.seen) + len(batch.missing) >= BATCH:
-                    if not self._send(batch):
-                        return
-                    batch = ScanBatch(src.name, req.job)
-            if req.full and matched < reader.live_count(src.name):
+            if req.paths:
+                for rel, st in self._listed(req):
+                    self._compare(req, rel, st, reader.lookup(src.name, rel))
+            else:
+                self._walk(reader, req)
+            if req.full and self._matched < reader.live_count(src.name):
                 for rel in self._swept(reader, req):
-                    batch.missing.append(rel)
-                    if len(batch.missing) >= BATCH:
-                        if not self._send(batch):
-                            return
-                        batch = ScanBatch(src.name, req.job)
+                    self._batch.missing.append(rel)
+                    self._flush_if_full(req)
         except _RootGone as exc:
             error = str(exc)
+        except _Stopped:
+            return
         seconds = time.monotonic() - started
-        batch.done = ScanDone(files, size, seconds, req.full, error)
+        batch = self._batch
+        batch.done = ScanDone(self._files, self._bytes, seconds, req.full, error)
         self._send(batch)
-        log.info("source_scanned", source=src.name, files=files, bytes=size, job=req.job,
-                 seconds=round(seconds, 3), changed=None if error else "see source counts",
-                 error=error)  # fmt: skip
+        log.info("source_scanned", source=src.name, files=self._files, bytes=self._bytes,
+                 job=req.job, seconds=round(seconds, 3), error=error)  # fmt: skip
 
-    def _wanted_file(self, req: ScanRequest, rel: str) -> bool:
-        if self._ignored(rel) or not req.source.wants(rel):
+    def _flush_if_full(self, req: ScanRequest) -> None:
+        b = self._batch
+        if len(b.seen) + len(b.missing) >= BATCH:
+            if not self._send(b):
+                raise _Stopped
+            self._batch = ScanBatch(req.source.name, req.job)
+        if self._stopped.is_set() or (req.job is not None and req.job in self.cancelled):
+            raise _Stopped
+
+    def _compare(
+        self, req: ScanRequest, rel: str, st: os.stat_result | None, row: Looked | None
+    ) -> None:
+        """Report `rel` if its version differs from its row (a job's walk: every file)."""
+        src = req.source
+        if row is not None and row[0] != EntryState.DELETED:
+            self._matched += 1
+        if st is None:
+            if row is not None and row[0] != EntryState.DELETED:
+                self._batch.missing.append(rel)
+            self._flush_if_full(req)
+            return
+        self._files += 1
+        self._bytes += st.st_size
+        sig = signature(st)
+        sha = None
+        if src.hash:
+            try:
+                sha = sha256_file(os.path.join(req.root, rel))
+            except OSError:
+                return  # gone or unreadable now: the next walk sees it
+        if (
+            req.job is not None
+            or row is None
+            or row[0] == EntryState.DELETED
+            or (row[1] != sig or (src.hash and row[2] != sha))
+        ):
+            self._batch.seen.append(Seen(rel, sig, sha))
+        self._flush_if_full(req)
+
+    def _wanted_file(self, req: ScanRequest, rel: str, name: str) -> bool:
+        """Whether the walk looks at the file `rel` (its folders were looked at already)."""
+        if self._ignored(name):
+            return False
+        src = req.source
+        if not (src.include == ("*",) and not src.exclude) and not src.wants(rel):
             return False
         return req.glob is None or glob_matches(req.glob, rel)
 
-    def _walk(self, req: ScanRequest) -> Iterator[tuple[str, os.stat_result | None]]:
-        """(rel, lstat) of every regular file the request wants, depth first, streamed."""
-        archive = _inside(req.source.archive, req.root)
+    def _walk(self, reader: Reader, req: ScanRequest) -> None:
+        """Walk depth first; each folder's rows are read at once (a folder of more than
+        BIG_FOLDER rows row by row) and compared with what the folder holds: a file that
+        differs is seen, a row whose file is gone is missing."""
+        src = req.source
+        archive = _inside(src.archive, req.root)
         stack = [req.under]
         while stack:
             d = stack.pop()
@@ -230,28 +253,34 @@ class Scanner:
             except OSError as exc:
                 if not d:
                     raise _RootGone(f"{req.root}: {exc.strerror or exc}") from None
-                log.warning("source_folder_unreadable", source=req.source.name, path=d,
+                log.warning("source_folder_unreadable", source=src.name, path=d,
                             error=exc.strerror or str(exc))  # fmt: skip
                 continue
+            rows = reader.folder(src.name, d, BIG_FOLDER)
             with it:
                 for entry in it:
-                    rel = f"{d}/{entry.name}" if d else entry.name
+                    name = entry.name
+                    rel = f"{d}/{name}" if d else name
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            if req.source.recursive and rel != archive and not self._ignored(rel):
+                            if src.recursive and rel != archive and not name.startswith("."):
                                 stack.append(rel)
                             continue
-                        if not self._wanted_file(req, rel):
+                        if not self._wanted_file(req, rel, name):
                             continue
                         st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
-                    if stat.S_ISREG(st.st_mode):
-                        yield rel, st
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    row = rows.pop(name, None) if rows is not None else reader.lookup(src.name, rel)
+                    self._compare(req, rel, st, row)
+            for name, row in (rows or {}).items():  # rows whose file this folder no longer has
+                self._compare(req, f"{d}/{name}" if d else name, None, row)
 
     def _listed(self, req: ScanRequest) -> Iterator[tuple[str, os.stat_result | None]]:
         for rel in req.paths:
-            if not self._wanted_file(req, rel):
+            if self._ignored(rel) or not self._wanted_file(req, rel, rel.rpartition("/")[2]):
                 continue
             try:
                 st = os.lstat(os.path.join(req.root, rel))
@@ -271,6 +300,10 @@ class Scanner:
                 if not os.path.isdir(req.root):
                     raise _RootGone(f"{req.root} is missing") from None
                 yield rel
+
+
+class _Stopped(Exception):
+    """The daemon is stopping, or the walk's job was cancelled."""
 
 
 class _RootGone(Exception):

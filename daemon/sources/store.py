@@ -32,6 +32,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     source TEXT NOT NULL,
     path BLOB NOT NULL,             -- relative to the source's folder, its bytes
+    dir BLOB NOT NULL,              -- its folder's path (b'' at the top): a walk reads a
+                                    -- folder's rows at once
     state TEXT NOT NULL,            -- an Entry state (pending, running, done…)
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,         -- the version last seen
@@ -47,6 +49,7 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (source, path)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_due ON entries (due) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS entries_dir ON entries (source, dir);
 CREATE INDEX IF NOT EXISTS entries_job ON entries (job) WHERE job IS NOT NULL;
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
@@ -159,10 +162,11 @@ class Store:
         """Insert or replace the row of `e`."""
         with self._guard("put"):
             self._conn.execute(
-                f"INSERT OR REPLACE INTO entries ({_COLUMNS}, updated) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO entries ({_COLUMNS}, dir, updated) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (e.source, path_key(e.rel), e.state.value, *e.sig, e.sha256, e.due, e.version,
-                 e.done_sig, e.done_sha256, e.attempts, e.job, e.error, time.time()),
+                 e.done_sig, e.done_sha256, e.attempts, e.job, e.error,
+                 path_key(e.rel.rpartition("/")[0]), time.time()),
             )  # fmt: skip
 
     def due(self, now: float, limit: int, sources: list[str]) -> list[Entry]:
@@ -266,13 +270,16 @@ class Store:
         )
 
 
+Looked = tuple[str, Signature, str | None]  # a row as a walk compares it: state, signature, sha256
+
+
 class Reader:
     """A read-only connection for another thread (the scanner's)."""
 
     def __init__(self, path: Path) -> None:
         self._conn = connect(path, readonly=True)
 
-    def lookup(self, source: str, rel: str) -> tuple[str, Signature, str | None] | None:
+    def lookup(self, source: str, rel: str) -> Looked | None:
         """(state, signature, sha256) of a file's row, or None."""
         row = self._conn.execute(
             "SELECT state, size, mtime_ns, ctime_ns, inode, sha256 FROM entries "
@@ -282,6 +289,19 @@ class Reader:
         if row is None:
             return None
         return row[0], (row[1], row[2], row[3], row[4]), row[5]
+
+    def folder(self, source: str, folder: str, most: int) -> dict[str, Looked] | None:
+        """name -> (state, signature, sha256) of the rows of the files directly in `folder`
+        (relative; "" is the top), or None if it has more than `most`."""
+        rows = self._conn.execute(
+            "SELECT path, state, size, mtime_ns, ctime_ns, inode, sha256 FROM entries "
+            "WHERE source = ? AND dir = ? LIMIT ?",
+            (source, path_key(folder), most + 1),
+        ).fetchall()
+        if len(rows) > most:
+            return None
+        return {os.fsdecode(p).rpartition("/")[2]: (st, (a, b, c, d), sha)
+                for p, st, a, b, c, d, sha in rows}  # fmt: skip
 
     def live_count(self, source: str) -> int:
         """Rows of `source` not deleted (a walk that matched as many found no deletion)."""

@@ -93,7 +93,9 @@ def test_read_only_source_new_changed_deleted_recreated(
     assert b2["uid"] == uid and (queue.results / "sources/ro/sub/b.log.out").read_text() == (
         "two again\n"
     )
-    time.sleep(1.5)  # a rescan or two (rescan_s 1): nothing changed, nothing runs again
+    wait_until(lambda: len(d.events("source_version_processed")) == 4, 10, "4 versions logged")
+    walks = len(d.events("source_scanned"))  # rescans (rescan_s 1): nothing runs again
+    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "two rescans")
     assert version(queue, "ro", "a.log") == 2 and version(queue, "ro", "sub/b.log") == 2
     assert len(d.events("source_version_processed")) == 4
 
@@ -139,8 +141,10 @@ def test_hashed_source_same_size_and_mtime_and_a_touch(
     h2 = wait_version(queue, "h", "h.log", 2)
     assert h2["sha256"] == sha256_of(src / "h.log")
     assert h2["origin"]["version"]["sha256"] == h2["sha256"]
+    wait_until(lambda: len(d.events("source_version_processed")) == 2, 10, "v2 logged")
     os.utime(src / "h.log")  # new metadata, the same bytes: no new version
-    wait_until(lambda: len(d.events("source_scanned")) >= 4, 30, "rescans after the touch")
+    walks = len(d.events("source_scanned"))
+    wait_until(lambda: len(d.events("source_scanned")) >= walks + 3, 30, "rescans after it")
     assert version(queue, "h", "h.log") == 2
     assert len(d.events("source_version_processed")) == 2
 
@@ -155,7 +159,8 @@ def test_failed_stays_failed_until_the_file_changes(
     d = start_daemon("--config", str(cfg))
     s = wait_version(queue, "f", "bad.log", 1)
     assert s["status"] == "failed"
-    wait_until(lambda: len(d.events("source_scanned")) >= 3, 30, "rescans")
+    walks = len(d.events("source_scanned"))
+    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
     assert version(queue, "f", "bad.log") == 1 and entries(queue, "f")["bad.log"][0] == "failed"
     (src / "bad.log").write_text("fixed\n")
     assert wait_version(queue, "f", "bad.log", 2)["status"] == "processed"
@@ -179,7 +184,7 @@ def test_after_success_the_file_is_deleted_or_archived(
         assert (archive / "d" / "ok.log").read_text() == "fine\n"
     assert wait_version(queue, "a", "bad.log", 1)["status"] == "failed"
     assert (src / "bad.log").exists(), "a failed file is never deleted or moved"
-    assert "d/ok.log" not in entries(queue, "a")
+    wait_until(lambda: "d/ok.log" not in entries(queue, "a"), 10, "its row gone")
 
 
 def test_check_config_lists_sources_and_refuses_bad_ones(tmp_path: Path) -> None:
