@@ -323,6 +323,7 @@ def _sources(
         raw["sources"],
         lambda items, path: _route_list(c, items, path.removeprefix("$."), base),
         lambda items, path: _deliver_list(c, items, path.removeprefix("$."), env),
+        env,
     )
     c.errors += errors
     return sources

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,10 +103,11 @@ Deliver = Callable[[list[Any], str], "tuple[S3SinkConfig, ...]"]
 
 
 def parse_sources(
-    items: Any, routes: Routes, deliver: Deliver
+    items: Any, routes: Routes, deliver: Deliver, environ: Mapping[str, str]
 ) -> tuple[tuple[SourceConfig, ...], list[ConfigError]]:
     """The `sources` list; `routes(items, path)` and `deliver(items, path)` parse a
-    source's own routes and deliver lists (config.pipeline's rules)."""
+    source's own routes and deliver lists (config.pipeline's rules); `${VAR}` in a path
+    or an archive folder is expanded from `environ`."""
     errors: list[ConfigError] = []
     if not isinstance(items, list):
         return (), [ConfigError("$.sources", f"expected a list, got {values.kind(items)}")]
@@ -115,7 +116,7 @@ def parse_sources(
     for i, item in enumerate(items):
         path = f"$.sources[{i}]"
         try:
-            source = _source(item, path, routes, deliver)
+            source = _source(item, path, routes, deliver, environ)
         except ConfigError as exc:
             errors.append(exc)
             continue
@@ -128,7 +129,13 @@ def parse_sources(
     return tuple(out), errors
 
 
-def _source(item: Any, path: str, routes: Routes, deliver: Deliver) -> SourceConfig:
+def _folder(key: str, value: Any, environ: Mapping[str, str]) -> Path:
+    return Path(values.expand_env(key, values.string(key, value, empty=False), environ))
+
+
+def _source(
+    item: Any, path: str, routes: Routes, deliver: Deliver, environ: Mapping[str, str]
+) -> SourceConfig:
     if not isinstance(item, dict):
         raise ConfigError(path, f"expected an object, got {values.kind(item)}")
     unknown = [k for k in item if k not in SOURCE_KEYS]
@@ -143,11 +150,11 @@ def _source(item: Any, path: str, routes: Routes, deliver: Deliver) -> SourceCon
         source_name(name)
     except ValueError as exc:
         raise ConfigError(f"{path}.name", f"{exc}, got {name!r}") from None
-    folder = Path(values.string(f"{path}.path", item["path"], empty=False))
+    folder = _folder(f"{path}.path", item["path"], environ)
     after = values.choice(f"{path}.after", item.get("after", "keep"), AFTER)
     archive = None
     if "archive" in item:
-        archive = Path(values.string(f"{path}.archive", item["archive"], empty=False))
+        archive = _folder(f"{path}.archive", item["archive"], environ)
     if (after == "move") != (archive is not None):
         raise ConfigError(f"{path}.archive", 'an archive folder goes with "after": "move" '
                           "(and only with it)")  # fmt: skip

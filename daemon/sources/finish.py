@@ -38,6 +38,20 @@ class Finisher:
     def __init__(self, sources: Sources, outcomes: Outcomes) -> None:
         self.sources = sources
         self.outcomes = outcomes
+        sources.reject = self.reject
+
+    def reject(self, job: Job, flight: Flight, reason: str) -> None:
+        """A version that must not be processed (empty, mtime 0): failed at once."""
+        self.sources.inflight.pop(job.uid, None)
+        error = {"type": "Rejected", "message": reason}
+        summary = failure_summary(job.uid, job.rel, job.original, 0, job.size, error)
+        summary["origin"] = flight.origin.as_json()
+        self.outcomes.write_summary_now(
+            FileRef(job.uid, job.rel, State.FAILED, 0, job.original, job.size), summary
+        )
+        e = self.sources.store.get(flight.runtime.name, flight.entry.rel)
+        if e is not None:
+            self._ended(flight, e, job, summary, False)
 
     def finish(self, job: Job, outcome: Outcome) -> None:
         """Act on what an attempt at a source's version produced."""

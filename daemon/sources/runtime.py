@@ -28,6 +28,7 @@ from config.settings import Settings
 from config.sources import SourceConfig
 from daemon.events import EventBus
 from daemon.fstype import fs_type, network_fs
+from daemon.intake import inspect
 from daemon.journal import Journal
 from daemon.origin import Origin
 from daemon.settle import AFTER_CLOSE, RENAME_CHECK_S, signature
@@ -128,6 +129,9 @@ class Sources:
         self._quick_renames = not (settings.settle_renames or settings.poll)
         self._watching = False
         self._totals = self.store.counts()
+        # a version that must not be processed at all (empty, mtime 0: `intake.inspect`)
+        # fails at once with its reason; `daemon.sources.finish` sets this
+        self.reject: Callable[[Job, Flight, str], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, config: PipelineConfig, watch: bool) -> None:
@@ -405,6 +409,8 @@ class Sources:
         if sig != e.sig:  # changed since it was seen: it settles again
             self.write(rt, e, replace(e, sig=sig, due=now + self.settings.settle))
             return None
+        why, _ = inspect(path, st, Path(rt.root), self.settings.zero_mtime,
+                         self.settings.empty_files)  # fmt: skip
         running = replace(e, state=EntryState.RUNNING, error=None)
         self.write(rt, e, running)
         origin = Origin(rt.name, e.rel, e.version + 1, *sig, sha256=e.sha256)
@@ -420,6 +426,9 @@ class Sources:
         self.journal.started(ref)
         log.info("source_version_started", source=rt.name, path=e.rel, version=origin.number,
                  attempt=attempt)  # fmt: skip
+        if why is not None and self.reject is not None:
+            self.reject(job, self.inflight[uid], why)
+            return None
         self.events.publish("file_started", path=rel, uid=uid, attempt=attempt, source=rt.name)
         return job
 

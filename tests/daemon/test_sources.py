@@ -155,10 +155,13 @@ def test_failed_stays_failed_until_the_file_changes(
     src = tmp_path / "src"
     src.mkdir()
     (src / "bad.log").write_bytes(b"\xff\xfe not utf-8\n")
+    (src / "empty.log").write_bytes(b"")  # as in the queue: --empty-files fail (the default)
     cfg = sources_config(tmp_path / "c.json", [{"name": "f", "path": str(src), "rescan_s": 1}])
     d = start_daemon("--config", str(cfg))
     s = wait_version(queue, "f", "bad.log", 1)
     assert s["status"] == "failed"
+    empty = wait_version(queue, "f", "empty.log", 1)
+    assert empty["status"] == "failed" and empty["error"]["message"] == "empty file (0 bytes)"
     walks = len(d.events("source_scanned"))
     wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
     assert version(queue, "f", "bad.log") == 1 and entries(queue, "f")["bad.log"][0] == "failed"
