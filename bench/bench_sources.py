@@ -286,15 +286,15 @@ def walk():
         if b.done is not None:
             return b.done, seen
 first, seen = walk()
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 done, changed = walk()
-took = time.perf_counter() - started
-print(json.dumps({"seconds": took, "first_s": first.seconds, "files": done.files,
+took, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(json.dumps({"seconds": took, "cpu_s": cpu, "first_s": first.seconds, "files": done.files,
                   "changed": changed}))
 """
 
 _FLOOR = """import json, os, sys, time
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 n, stack = 0, [sys.argv[1]]
 while stack:
     with os.scandir(stack.pop()) as it:
@@ -304,7 +304,8 @@ while stack:
             else:
                 e.stat(follow_symlinks=False)
                 n += 1
-print(json.dumps({"seconds": time.perf_counter() - started, "files": n}))
+print(json.dumps({"seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
+                  "files": n}))
 """
 
 
@@ -321,13 +322,13 @@ def _child(code: str, *args: str) -> dict[str, Any]:
 
 
 def bench_rescan(n: int, rounds: int) -> None:
-    print("| files | unchanged rescan | peak RSS | floor: os.scandir + lstat | floor's RSS |\n"
-          "|---|---|---|---|---|")  # fmt: skip
+    print("| files | unchanged rescan: wall (spread), CPU | peak RSS | floor: os.scandir + lstat, "
+          "wall, CPU | floor's RSS |\n|---|---|---|---|---|")  # fmt: skip
     for count in (n // 10, n):
         top = OUT / f"tree{count}"
         shutil.rmtree(top, ignore_errors=True)
         make_tree(top, count)
-        ours, floor, rss, floor_rss = [], [], [], []
+        ours, floor, rss, floor_rss, cpu, floor_cpu = [], [], [], [], [], []
         for _ in range(rounds):
             db = OUT / f"rescan{count}.sqlite3"
             for p in OUT.glob(f"rescan{count}.sqlite3*"):
@@ -339,12 +340,16 @@ def bench_rescan(n: int, rounds: int) -> None:
             f = _child(_FLOOR, str(top))
             ours.append(r["seconds"])
             floor.append(f["seconds"])
+            cpu.append(r["cpu_s"])
+            floor_cpu.append(f["cpu_s"])
             rss.append(r["peak_rss_mb"])
             floor_rss.append(f["peak_rss_mb"])
         figure("sources", f"unchanged rescan, {count:,} files", "s", ours, floor,
                peak_rss_mb=round(statistics.median(rss)))  # fmt: skip
-        print(f"| {count:,} | {statistics.median(ours):.2f} s ({min(ours):.2f}–{max(ours):.2f}) | "
-              f"{statistics.median(rss):.0f} MB | {statistics.median(floor):.2f} s | "
+        figure("sources", f"unchanged rescan, {count:,} files, CPU", "s", cpu, floor_cpu)
+        print(f"| {count:,} | {statistics.median(ours):.2f} s ({min(ours):.2f}–{max(ours):.2f}), "
+              f"{statistics.median(cpu):.2f} s | {statistics.median(rss):.0f} MB | "
+              f"{statistics.median(floor):.2f} s, {statistics.median(floor_cpu):.2f} s | "
               f"{statistics.median(floor_rss):.0f} MB |", flush=True)  # fmt: skip
         shutil.rmtree(top, ignore_errors=True)
 

@@ -247,6 +247,11 @@ class Sources:
             log.error("source_watch_failed", source=rt.name, error=str(exc),
                       action=f"rescans every {rt.config.rescan_s} s only")  # fmt: skip
             rt.watcher = None
+            return
+        if rt.watcher.poll:  # out of inotify watches: watchdog's poller would hold every
+            self._stop_watching(rt)  # file of the source in memory; the rescans poll instead
+            log.warning("source_watch_polling", source=rt.name,
+                        action=f"rescans every {rt.config.rescan_s} s only")  # fmt: skip
 
     def _stop_watching(self, rt: Runtime) -> None:
         if rt.watcher is not None:

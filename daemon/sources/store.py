@@ -294,8 +294,9 @@ class Reader:
         """name -> (state, signature, sha256) of the rows of the files directly in `folder`
         (relative; "" is the top), or None if it has more than `most`."""
         rows = self._conn.execute(
+            # without statistics SQLite would take the primary key: every row of the source
             "SELECT path, state, size, mtime_ns, ctime_ns, inode, sha256 FROM entries "
-            "WHERE source = ? AND dir = ? LIMIT ?",
+            "INDEXED BY entries_dir WHERE source = ? AND dir = ? LIMIT ?",
             (source, path_key(folder), most + 1),
         ).fetchall()
         if len(rows) > most:
