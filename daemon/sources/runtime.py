@@ -120,7 +120,10 @@ class Sources:
         self.events = events
         self._ignored = ignored
         self._put = put
-        self.store = Store(folders.journal.with_name("sources.sqlite3"))
+        # beside the journal; in shared mode each instance's own (sources are not watched
+        # there, but the file must not be one that several instances open over NFS)
+        name = f"sources-{folders.instance}.sqlite3" if folders.instance else "sources.sqlite3"
+        self.store = Store(folders.journal.with_name(name))
         self.jobs = Jobs(self.store)
         self.scanner = Scanner(self.store.path, ignored, wake)
         self.by_name: dict[str, Runtime] = {}
