@@ -164,7 +164,9 @@ class _TreeRss:
 def _tool(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(seconds, peak RSS MB) of one run of a command (wait4)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+    # a CA bundle set for the machine makes rclone refuse its plain-HTTP endpoint
+    base = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    proc = subprocess.Popen(cmd, env={**base, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     assert proc.stderr is not None
     err = proc.stderr.read()
