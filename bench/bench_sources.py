@@ -85,13 +85,14 @@ def change_some(top: Path, fraction: float, round_: int) -> int:
 class Folderd:
     """A daemon with its dashboard on a free port; a job per sync."""
 
-    def __init__(self, server: SeaweedS3, data: Path) -> None:
-        self.server, self.data = server, data
+    def __init__(self, server: SeaweedS3, data: Path, workers: int | None) -> None:
+        self.server, self.data, self.workers = server, data, workers
         self.base = OUT / "folderd"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
     def start(self) -> None:
+        self.url = ""
         shutil.rmtree(self.base, ignore_errors=True)
         self.base.mkdir(parents=True)
         sink = {"type": "s3", "bucket": "folderd", "endpoint_url": self.server.url}
@@ -102,7 +103,8 @@ class Folderd:
             [sys.executable, str(ROOT / "main.py"), "--config", str(self.base / "mirror.json"),
              "--watch-dir", str(self.base / "watch_dir"), "--results-dir",
              str(self.base / "results"), "--port", "0", "--log-format", "json",
-             "--source-roots", str(self.data.parent)],
+             "--source-roots", str(self.data.parent),
+             *(["--workers", str(self.workers)] if self.workers else [])],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, **self.server.env},
         )  # fmt: skip
@@ -200,20 +202,24 @@ def _empty(server: SeaweedS3, bucket: str) -> None:
         s3.create_bucket(Bucket=bucket)
 
 
-def bench_s3(n: int, total_mb: int, rounds: int) -> None:
+def bench_s3(n: int, total_mb: int, rounds: int, workers: int | None) -> None:
     if shutil.which("rclone") is None or shutil.which("aws") is None:
         print("skipped: needs `rclone` (apt-get install rclone) and `aws` (pip install awscli)")
         return
     data = OUT / "data" / "folder"
     size = make_files(data, n, total_mb)
-    print(f"{n} files, {size / MIB:,.0f} MiB; {rounds} rounds", flush=True)
+    print(
+        f"{n} files, {size / MIB:,.0f} MiB; {rounds} rounds; folderd --workers "
+        f"{workers or 'default'}",
+        flush=True,
+    )
     server = SeaweedS3(OUT)
     server.start()
     ways = ("folderd", "rclone copy", "aws s3 sync")
     phases = ("first sync", "no change", "1 % changed")
     times: dict[tuple[str, str], list[float]] = {(w, p): [] for w in ways for p in phases}
     rss: dict[tuple[str, str], list[float]] = {(w, p): [] for w in ways for p in phases}
-    folderd = Folderd(server, data)
+    folderd = Folderd(server, data, workers)
     try:
         for r in range(rounds):
             for bucket in ("folderd", "rclone", "aws"):
@@ -363,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rescan-files", type=int, default=100_000)
     p.add_argument("--only", choices=["s3", "rescan"], action="append")
+    p.add_argument(
+        "--folderd-workers",
+        type=int,
+        help="folderd's --workers (its default: "
+        "the CPU count; rclone copies 4 files at once, aws s3 sync 10 requests)",
+    )
     args = p.parse_args(argv)
     only = set(args.only or ["s3", "rescan"])
     shutil.rmtree(OUT, ignore_errors=True)
@@ -372,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         if "rescan" in only:
             bench_rescan(args.rescan_files, args.rounds)
         if "s3" in only:
-            bench_s3(args.files, args.total_mb, args.rounds)
+            bench_s3(args.files, args.total_mb, args.rounds, args.folderd_workers)
     except ServerMissing as exc:
         print(f"skipped: {exc} is not installed")
     finally:
