@@ -424,7 +424,7 @@ SETTINGS: tuple[Setting, ...] = (
         _folders,
         (),
         "comma-separated folders under which a job (POST /api/sources, --sync) may walk any "
-        "folder; none: jobs only for the sources the config declares",
+        "folder; without one, jobs only for the sources the config declares (default: none)",
         metavar="DIRS",
     ),
     Setting(
