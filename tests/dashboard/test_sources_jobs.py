@@ -148,3 +148,28 @@ def test_the_sources_page_shows_a_running_job_in_chromium(
         assert "watched" in origin.inner_text() and "version 1" in origin.inner_text()
     finally:
         page.close()
+
+
+def test_a_failed_source_version_is_requeued_from_the_api(
+    start_dashboard: Callable[..., Dashboard], queue: Queue, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bad.log").write_bytes(b"\xff\n")
+    cfg = sources_config(tmp_path / "c.json", [{"name": "r", "path": str(src)}])
+    dash = start_dashboard("--config", str(cfg))
+    first = wait_until(lambda: (s := summary(queue, "r", "bad.log")) and s, 30, "the failure")
+    assert first["status"] == "failed"
+    wait_until(lambda: entries(queue, "r").get("bad.log") == ("failed", 1), 10, "recorded")
+    r = dash.post(f"/api/files/{first['uid']}/requeue")
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "bad.log"
+    wait_until(lambda: entries(queue, "r").get("bad.log") == ("failed", 2), 30, "run again")
+    again = summary(queue, "r", "bad.log")
+    assert again is not None and again["origin"]["version"]["number"] == 2
+    assert dash.post(f"/api/files/{first['uid']}/requeue").status_code == 200
+    wait_until(lambda: entries(queue, "r").get("bad.log") == ("failed", 3), 30, "and again")
+    (src / "bad.log").write_text("fixed\n")
+    wait_until(lambda: entries(queue, "r").get("bad.log") == ("done", 4), 30, "fixed")
+    r = dash.post(f"/api/files/{first['uid']}/requeue")
+    assert r.status_code == 409 and "only failed" in r.json()["error"]
