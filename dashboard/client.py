@@ -14,6 +14,7 @@ from typing import Any
 
 from config.settings import Settings
 from daemon.errors import DaemonError
+from formats.names import shown
 
 TIMEOUT_S = 15.0
 POLL_S = 0.5
@@ -60,7 +61,8 @@ def sync(settings: Settings) -> int:
         print(json.dumps(client.call("POST", f"/api/sources/jobs/{req.cancel}/cancel"), indent=2))
         return 0
     target = req.target or ""
-    body: dict[str, Any] = {"path": target} if "/" in target else {"source": target}
+    # a folder's name crosses the API as shown() writes it (it need not be UTF-8)
+    body: dict[str, Any] = {"path": shown(target)} if "/" in target else {"source": target}
     if req.glob:
         body["glob"] = req.glob
     job = client.call("POST", "/api/sources", body)

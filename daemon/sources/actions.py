@@ -21,6 +21,7 @@ from daemon.sources.runtime import Runtime, Sources
 from daemon.sources.scanner import ScanRequest
 from daemon.sources.store import EntryState
 from daemon.states import State
+from formats.names import parsed
 
 log = structlog.get_logger(__name__)
 
@@ -70,16 +71,17 @@ def start_job(
 def _folder(sources: Sources, roots: tuple[Path, ...], path: str, name: str | None) -> Runtime:
     """The source of the folder `path`: a declared or ad-hoc one with that folder, else a
     new ad-hoc one (its name given, or made of the folder's)."""
+    shown_path, path = path, parsed(path)  # names cross the API as shown() writes them
     if not os.path.isabs(path) or "\0" in path:
-        raise SourceRefused(f"{path!r} is not an absolute folder path", 400)
+        raise SourceRefused(f"{shown_path!r} is not an absolute folder path", 400)
     real = os.path.realpath(path)
     allowed = [os.path.realpath(r) for r in roots]
     if not allowed:
         raise SourceRefused("jobs for folders need --source-roots (none is set)", 403)
     if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in allowed):
-        raise SourceRefused(f"{path} is not under --source-roots", 403)
+        raise SourceRefused(f"{shown_path} is not under --source-roots", 403)
     if not os.path.isdir(real):
-        raise SourceRefused(f"no folder {path}", 404)
+        raise SourceRefused(f"no folder {shown_path}", 404)
     found = next((rt for rt in sources.by_name.values() if rt.root == real), None)
     if found is not None:
         return found

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.sources.store import Entry, EntryState, Store, sig_text
+from formats.names import as_text
 
 COUNTS = ("total_files", "total_bytes", "done_files", "done_bytes", "failed_files",
           "failed_bytes", "gone_files")  # fmt: skip
@@ -54,7 +55,7 @@ class Job:
             "id": self.id, "source": self.source, "glob": self.glob, "state": self.state,
             "created": self.created, "finished": self.finished, **c,
             "pending_files": max(pending, 0), "pending_bytes": max(pending_bytes, 0),
-            "error": self.error,
+            "error": as_text(self.error) if self.error else None,
         }  # fmt: skip
 
 

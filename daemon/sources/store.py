@@ -25,6 +25,7 @@ import structlog
 
 from daemon.journal import connect
 from daemon.settle import Signature
+from formats.names import parsed, shown
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS adhoc (
     name TEXT PRIMARY KEY,
     path TEXT NOT NULL UNIQUE,      -- a folder jobs were asked for, under --source-roots
+                                    -- (as formats.names.shown() writes it)
     created REAL NOT NULL
 );
 """
@@ -261,12 +263,13 @@ class Store:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def adhoc(self) -> list[tuple[str, str]]:
-        return list(self._conn.execute("SELECT name, path FROM adhoc ORDER BY created"))
+        rows = self._conn.execute("SELECT name, path FROM adhoc ORDER BY created")
+        return [(name, parsed(path)) for name, path in rows]
 
     def add_adhoc(self, name: str, path: str) -> None:
-        self._conn.execute(
+        self._conn.execute(  # the folder's name as shown(): SQLite's text is UTF-8
             "INSERT OR IGNORE INTO adhoc (name, path, created) VALUES (?, ?, ?)",
-            (name, path, time.time()),
+            (name, shown(path), time.time()),
         )
 
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from formats.names import shown
+from formats.names import as_text, shown
 
 if TYPE_CHECKING:
     from daemon.sources.runtime import Runtime
@@ -47,17 +47,21 @@ class SourceView:
 
     def as_dict(self) -> dict[str, Any]:
         files = {state: n for state, (n, _) in self.counts.items()}
-        return {
-            "name": self.name, "path": self.path, "adhoc": self.adhoc, "watcher": self.watcher,
-            "error": self.error, "files": files,
+        scan = self.last_scan
+        if scan is not None and scan.get("error"):
+            scan = {**scan, "error": as_text(scan["error"])}
+        return {  # names as shown(): a source's folder or files need not be UTF-8
+            "name": self.name, "path": shown(self.path), "adhoc": self.adhoc,
+            "watcher": self.watcher, "error": as_text(self.error) if self.error else None,
+            "files": files,
             "bytes": {state: b for state, (_, b) in self.counts.items()},
             "total_files": sum(files.values()),
             "rate": {"files_per_s": self.files_per_s, "bytes_per_s": self.bytes_per_s},
             "last_errors": [
-                {"at": at, "path": shown(path), "error": message}
+                {"at": at, "path": shown(path), "error": as_text(message)}
                 for at, path, message in reversed(self.errors)
             ],
-            "last_scan": self.last_scan, "scanning": self.scanning,
+            "last_scan": scan, "scanning": self.scanning,
             "finalised": self.finalised, "after": self.after, "results": self.results,
             "as_of": time.time(),
         }  # fmt: skip
