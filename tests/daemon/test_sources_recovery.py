@@ -56,6 +56,8 @@ def test_kill_9_mid_version_runs_it_again_once(
     cfg = sources_config(tmp_path / "c.json", [{"name": "k", "path": str(src)}], [SLOW])
     d = start_daemon("--config", str(cfg), "--workers", "1")
     d.wait_event("source_version_started", path="k.log")
+    # its row says running once the loop has committed it (with the journal, within 1 s)
+    wait_until(lambda: entries(queue, "k")["k.log"][0] == "running", 10, "k.log running")
     d.kill()
     assert summary(queue, "k", "k.log") is None
     d2 = start_daemon("--config", str(cfg), "--workers", "1")
