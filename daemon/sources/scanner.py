@@ -299,8 +299,6 @@ class Scanner:
             try:
                 st = os.lstat(os.path.join(req.root, rel))
             except (FileNotFoundError, NotADirectoryError):
-                if not os.path.isdir(req.root):  # the folder went, not the file: unmounted?
-                    raise _RootGone(f"{req.root} is missing") from None
                 yield rel, None
                 continue
             if S_ISREG(st.st_mode):
