@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,10 +52,14 @@ def test_a_source_of_non_utf8_names_is_processed_and_shown(
     assert wait_version(queue, "n", "bad.log", 1)["status"] == "failed"
     assert set(entries(queue, "n")) == {LATIN1, inner, "bad.log"}
 
-    listed = dash.get("/api/sources")
-    assert listed.status_code == 200, listed.text
-    (source,) = listed.json()["sources"]
-    assert source["path"] == shown(str(src)) and source["files"] == {"done": 2, "failed": 1}
+    def counted() -> dict[str, Any] | None:  # the summaries are written before the counts
+        listed = dash.get("/api/sources")
+        assert listed.status_code == 200, listed.text
+        (source,) = listed.json()["sources"]
+        return source if source["files"] == {"done": 2, "failed": 1} else None
+
+    source = wait_until(counted, 10, "/api/sources counting 2 done, 1 failed")
+    assert source["path"] == shown(str(src))
     assert [e["path"] for e in source["last_errors"]] == ["bad.log"]
     page = dash.get("/sources")
     assert page.status_code == 200 and shown(str(src)) in page.text
