@@ -17,7 +17,7 @@ import structlog
 from config.sources import SourceConfig, source_name
 from daemon.errors import DaemonError
 from daemon.journal import Row
-from daemon.sources.runtime import Runtime, Sources
+from daemon.sources.runtime import Runtime, Sources, uid_of
 from daemon.sources.scanner import ScanRequest
 from daemon.sources.store import EntryState
 from daemon.states import State
@@ -119,9 +119,9 @@ def cancel_job(sources: Sources, job_id: int) -> dict[str, Any]:
 
 
 def owner(sources: Sources, row: Row) -> Runtime | None:
-    """The source a journal row's file belongs to (its results name is that source's)."""
+    """The source a journal row's file belongs to (its uid is that source's and path's)."""
     for rt in sources.by_name.values():
-        if row.rel == f"{rt.config.results_prefix}/{row.original}":
+        if row.uid == uid_of(rt.name, row.original):
             return rt
     return None
 

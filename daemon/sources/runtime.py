@@ -30,6 +30,7 @@ from daemon.events import EventBus
 from daemon.fstype import fs_type, network_fs
 from daemon.intake import inspect
 from daemon.journal import Journal
+from daemon.moves import first_free, summary_of_another
 from daemon.origin import Origin
 from daemon.settle import AFTER_CLOSE, RENAME_CHECK_S, signature
 from daemon.sources.jobs import Jobs
@@ -422,7 +423,10 @@ class Sources:
         running = replace(e, state=EntryState.RUNNING, error=None)
         self.write(rt, e, running)
         origin = Origin(rt.name, e.rel, e.version + 1, *sig, sha256=e.sha256)
-        rel = f"{rt.config.results_prefix}/{e.rel}"
+        # its results name: every version's the same, never another input's (a file
+        # dropped into unprocessed/sources/<name>/ may have taken it first: then `~N`)
+        rel = first_free(f"{rt.config.results_prefix}/{e.rel}",
+                         lambda r: summary_of_another(self.folders, r, uid))  # fmt: skip
         attempt = e.attempts + 1
         job = Job(uid, rel, e.rel, path, attempt, str(self.folders.tmp),
                   not self.settings.no_fsync, st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino),

@@ -5,6 +5,7 @@ archive that is a file, so `after: move` cannot be done."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -150,3 +151,30 @@ def test_fifos_and_symlinks_are_never_opened_and_a_blocked_archive_keeps_the_fil
     for name in ("pipe.log", "link.log", "linkdir/secret.log"):
         assert summary(queue, "f", name) is None, name
     assert version(queue, "f", "ok.log") == 1, "a failed after-action ran the version again"
+
+
+def test_a_source_never_overwrites_a_queued_files_results_of_the_same_name(
+    queue: Queue, start_daemon: Start, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    cfg = sources_config(tmp_path / "c.json", [{"name": "s", "path": str(src), "rescan_s": 1}])
+    d = start_daemon("--config", str(cfg))
+    queue.drop("sources/s/a.log", "from the queue\n")  # its results: results/sources/s/a.log.*
+    wait_until(lambda: queue.files("processed") == ["sources/s/a.log"], 30, "queued file done")
+    theirs = json.loads((queue.results / "sources/s/a.log.json").read_text())
+    (src / "a.log").write_text("from the source\n")
+    d.wait_event("source_version_processed", path="a.log")
+    again = json.loads((queue.results / "sources/s/a.log.json").read_text())
+    assert again["uid"] == theirs["uid"], "the source overwrote the queued file's summary"
+    assert (queue.results / "sources/s/a.log.out").read_text() == "from the queue\n"
+    ours = json.loads((queue.results / "sources/s/a~1.log.json").read_text())
+    assert ours["uid"] == uid_of("s", "a.log") and ours["origin"]["path"] == "a.log"
+    assert (queue.results / "sources/s/a~1.log.out").read_text() == "from the source\n"
+
+    (src / "a.log").write_text("from the source, changed\n")  # its next version: same name
+    wait_until(lambda: len(d.events("source_version_processed")) == 2, 30, "version 2")
+    ours = json.loads((queue.results / "sources/s/a~1.log.json").read_text())
+    assert ours["origin"]["version"]["number"] == 2
+    assert (queue.results / "sources/s/a~1.log.out").read_text() == "from the source, changed\n"
+    assert not (queue.results / "sources/s/a~2.log.json").exists()
