@@ -106,7 +106,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         # folders watched in place (daemon.sources): the same workers, pause and journal
         self.sources = Sources(settings, self.folders, self.journal, self.events, self._ignored,
-                               self.inbox.put, self.inbox.wake)  # fmt: skip
+                               self.inbox.put, self.inbox.wake, self.claimer.too_long)  # fmt: skip
         self._finisher = Finisher(self.sources, self.outcomes)
         self._inflight: dict[str, FileRef] = {}
         self._stop_signals = 0

@@ -114,6 +114,7 @@ class Sources:
         ignored: Ignored,
         put: Callable[[Any], None],
         wake: Callable[[], None],
+        too_long: Callable[[str], str | None],
     ) -> None:
         self.settings = settings
         self.folders = folders
@@ -121,6 +122,7 @@ class Sources:
         self.events = events
         self._ignored = ignored
         self._put = put
+        self._too_long = too_long  # a name with no room for its results' (the queue's rule)
         # beside the journal; in shared mode each instance's own (sources are not watched
         # there, but the file must not be one that several instances open over NFS)
         name = f"sources-{folders.instance}.sqlite3" if folders.instance else "sources.sqlite3"
@@ -420,6 +422,7 @@ class Sources:
             return None
         why, _ = inspect(path, st, Path(rt.root), self.settings.zero_mtime,
                          self.settings.empty_files)  # fmt: skip
+        why = why or self._too_long(e.rel)
         running = replace(e, state=EntryState.RUNNING, error=None)
         self.write(rt, e, running)
         origin = Origin(rt.name, e.rel, e.version + 1, *sig, sha256=e.sha256)

@@ -178,3 +178,25 @@ def test_a_source_never_overwrites_a_queued_files_results_of_the_same_name(
     assert ours["origin"]["version"]["number"] == 2
     assert (queue.results / "sources/s/a~1.log.out").read_text() == "from the source, changed\n"
     assert not (queue.results / "sources/s/a~2.log.json").exists()
+
+
+def test_a_name_too_long_for_its_results_fails_alone_with_its_reason(
+    queue: Queue, start_daemon: Start, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    long = "l" * 250 + ".log"  # 254 bytes: `<name>.json` would pass the 255-byte limit
+    (src / long).write_text("long\n")
+    (src / "short.log").write_text("short\n")
+    cfg = sources_config(tmp_path / "c.json", [{"name": "t", "path": str(src), "rescan_s": 1}])
+    d = start_daemon("--config", str(cfg))
+    wait_version(queue, "t", "short.log", 1)
+    failed = d.wait_event("source_version_failed", path=long)
+    assert "rename it shorter" in failed["error"]
+    wait_until(lambda: entries(queue, "t").get(long) == ("failed", 1), 10, "recorded failed")
+    (summary_path,) = (queue.results / "sources/t").glob("l*~*.log.json")
+    assert json.loads(summary_path.read_text())["origin"]["path"] == long
+    walks = len(d.events("source_scanned"))
+    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
+    assert len(d.events("source_version_started")) == 2, "the long name ran again"
+    assert d.events("queue_paused") == []
