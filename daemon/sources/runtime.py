@@ -34,7 +34,7 @@ from daemon.moves import first_free, summary_of_another
 from daemon.origin import Origin
 from daemon.settle import AFTER_CLOSE, RENAME_CHECK_S, signature
 from daemon.sources.jobs import Jobs
-from daemon.sources.scanner import ScanBatch, Scanner, ScanRequest, Seen
+from daemon.sources.scanner import ScanBatch, Scanner, ScanRequest, Seen, archived, inside
 from daemon.sources.store import Entry, EntryState, Store, sig_text
 from daemon.sources.view import SourceView
 from daemon.states import FileRef, Folders, State
@@ -67,6 +67,7 @@ class Runtime:
     def __init__(self, config: SourceConfig, root: str) -> None:
         self.config = config
         self.root = root
+        self.archive = inside(config.archive, root)  # an archive inside the folder: not watched
         self.dev: int | None = None  # the folder's filesystem when it was first found
         self.error: str | None = None  # why it is stopped (missing, unmounted, overlaps)
         self.refused = False  # the error is the config's: never retried
@@ -320,6 +321,8 @@ class Sources:
             return
         change, path = msg.change.change, msg.change.path
         rel = path[len(rt.root) + 1 :] if path.startswith(rt.root + os.sep) else ""
+        if archived(rt.archive, rel):  # moved there once processed: never again
+            return
         if change is Change.DIR or (change is Change.RENAMED and os.path.isdir(path)):
             self.scanner.request(ScanRequest(rt.config, rt.root, under=rel))
             return

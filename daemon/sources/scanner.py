@@ -238,7 +238,7 @@ class Scanner:
         BIG_FOLDER rows row by row) and compared with what the folder holds: a file that
         differs is seen, a row whose file is gone is missing."""
         src = req.source
-        archive = _inside(src.archive, req.root)
+        archive = inside(src.archive, req.root)
         # every file wanted (no globs to match), and one whose metadata is its row's needs
         # nothing more (no hash to compare, no job counting every file)
         everything = src.include == ("*",) and not src.exclude and req.glob is None
@@ -293,8 +293,11 @@ class Scanner:
             self._flush_if_full(req)
 
     def _listed(self, req: ScanRequest) -> Iterator[tuple[str, os.stat_result | None]]:
+        archive = inside(req.source.archive, req.root)
         for rel in req.paths:
-            if self._ignored(rel) or not self._wanted_file(req, rel, rel.rpartition("/")[2]):
+            if archived(archive, rel) or self._ignored(rel):
+                continue
+            if not self._wanted_file(req, rel, rel.rpartition("/")[2]):
                 continue
             try:
                 st = os.lstat(os.path.join(req.root, rel))
@@ -324,10 +327,15 @@ class _RootGone(Exception):
     """The source's folder cannot be walked (missing, unreadable)."""
 
 
-def _inside(archive: Path | None, root: str) -> str | None:
+def inside(archive: Path | None, root: str) -> str | None:
     """The archive folder relative to the source's folder when it lies inside it (never
-    walked), else None."""
+    walked nor watched: what is archived there was processed), else None."""
     if archive is None:
         return None
     a = os.path.realpath(archive)
     return a[len(root) + 1 :] if a.startswith(root + os.sep) else None
+
+
+def archived(archive: str | None, rel: str) -> bool:
+    """Whether `rel` lies in the archive folder `archive` (relative, from `inside`)."""
+    return archive is not None and (rel == archive or rel.startswith(archive + "/"))

@@ -31,12 +31,14 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 
 
+@pytest.mark.parametrize("hashed", [False, True])
 def test_a_file_still_growing_is_processed_once_whole(
-    queue: Queue, start_daemon: Start, tmp_path: Path
+    queue: Queue, start_daemon: Start, tmp_path: Path, hashed: bool
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    cfg = sources_config(tmp_path / "c.json", [{"name": "g", "path": str(src), "rescan_s": 0.3}])
+    source = {"name": "g", "path": str(src), "rescan_s": 0.3, "hash": hashed}
+    cfg = sources_config(tmp_path / "c.json", [source])
     d = start_daemon("--config", str(cfg), "--settle", "1")
     stop = threading.Event()
     lines = 0
@@ -200,3 +202,37 @@ def test_a_name_too_long_for_its_results_fails_alone_with_its_reason(
     wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
     assert len(d.events("source_version_started")) == 2, "the long name ran again"
     assert d.events("queue_paused") == []
+
+
+def test_a_source_path_that_is_a_file_waits_until_it_is_a_folder(
+    queue: Queue, start_daemon: Start, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.write_text("a file, not a folder\n")
+    cfg = sources_config(tmp_path / "c.json", [{"name": "p", "path": str(src), "rescan_s": 1}])
+    d = start_daemon("--config", str(cfg))
+    gone = d.wait_event("source_unavailable", source="p")
+    assert gone["reason"] == "not a folder"
+    src.unlink()
+    src.mkdir()
+    (src / "now.log").write_text("now\n")
+    wait_version(queue, "p", "now.log", 1)
+    d.wait_event("source_available", source="p")
+
+
+def test_an_archive_inside_the_source_is_never_walked(
+    queue: Queue, start_daemon: Start, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.log").write_text("a\n")
+    source = {"name": "i", "path": str(src), "rescan_s": 0.5, "after": "move",
+              "archive": str(src / "done")}  # fmt: skip
+    d = start_daemon("--config", str(sources_config(tmp_path / "c.json", [source])))
+    wait_until(lambda: (src / "done" / "a.log").exists(), 30, "a.log archived in the source")
+    (src / "b.log").write_text("b\n")
+    wait_until(lambda: (src / "done" / "b.log").exists(), 30, "b.log archived in the source")
+    walks = len(d.events("source_scanned"))
+    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
+    assert len(d.events("source_version_started")) == 2, "an archived file was processed"
+    assert entries(queue, "i") == {}
