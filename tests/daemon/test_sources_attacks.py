@@ -1,7 +1,9 @@
 """Sources attacked through a real daemon: a file still growing is read once, whole; a
-source's folder replaced by another folder, or by a file, then a folder again; a file
-replaced by a folder of the same name (and back); FIFOs and symlinks never opened; an
-archive that is a file, so `after: move` cannot be done."""
+source's folder replaced by another folder, or by a file, then a folder again, or a file
+from the start; a file replaced by a folder of the same name (and back); FIFOs and
+symlinks never opened; an archive that is a file (`after: move` cannot be done), one
+inside the source, one on another filesystem; a queued file holding the results name a
+source's file would take; a name too long for its results."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.daemon.sources_helpers import (
     version,
     wait_version,
 )
+from tests.daemon.test_environment import tmpfs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -236,3 +239,24 @@ def test_an_archive_inside_the_source_is_never_walked(
     wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
     assert len(d.events("source_version_started")) == 2, "an archived file was processed"
     assert entries(queue, "i") == {}
+
+
+def test_an_archive_on_another_filesystem_gets_the_whole_file(
+    queue: Queue,
+    start_daemon: Start,
+    tmp_path: Path,
+    tmpfs: Callable[[Path, str], None],  # noqa: F811
+) -> None:
+    src, archive = tmp_path / "src", tmp_path / "archive"
+    (src / "sub").mkdir(parents=True)
+    data = os.urandom(3 << 20)
+    (src / "sub" / "big.bin").write_bytes(data)
+    tmpfs(archive, "16m")  # a rename cannot cross: copied, made durable, then removed
+    source = {"name": "x", "path": str(src), "after": "move", "archive": str(archive),
+              "routes": [{"start": "end", "reader": {"type": "none"}}]}  # fmt: skip
+    d = start_daemon("--config", str(sources_config(tmp_path / "c.json", [source])))
+    moved = d.wait_event("source_file_archived", path="sub/big.bin")
+    assert moved["to_path"] == str(archive / "sub" / "big.bin")
+    assert (archive / "sub" / "big.bin").read_bytes() == data
+    assert not (src / "sub" / "big.bin").exists()
+    assert sorted(p.name for p in (archive / "sub").iterdir()) == ["big.bin"], "a copy's temp left"
