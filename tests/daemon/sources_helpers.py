@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Queue, wait_until
+from tests.conftest import DaemonProcess, Queue, wait_until
 
 
 def sources_config(
@@ -80,3 +80,10 @@ def tree(path: Path) -> dict[str, tuple[int, int]]:
             st = os.lstat(p)
             out[os.path.relpath(p, path)] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def wait_rescans(daemon: DaemonProcess, n: int = 2, timeout: float = 30.0) -> None:
+    """Wait for `n` more walks of the sources (what they should not find, they did not)."""
+    walks = len(daemon.events("source_scanned"))
+    wait_until(lambda: len(daemon.events("source_scanned")) >= walks + n, timeout,
+               f"{n} more walks")  # fmt: skip

@@ -22,6 +22,7 @@ from tests.daemon.sources_helpers import (
     summary,
     tree,
     version,
+    wait_rescans,
     wait_version,
 )
 
@@ -94,8 +95,7 @@ def test_read_only_source_new_changed_deleted_recreated(
         "two again\n"
     )
     wait_until(lambda: len(d.events("source_version_processed")) == 4, 10, "4 versions logged")
-    walks = len(d.events("source_scanned"))  # rescans (rescan_s 1): nothing runs again
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "two rescans")
+    wait_rescans(d)
     assert version(queue, "ro", "a.log") == 2 and version(queue, "ro", "sub/b.log") == 2
     assert len(d.events("source_version_processed")) == 4
 
@@ -143,8 +143,7 @@ def test_hashed_source_same_size_and_mtime_and_a_touch(
     assert h2["origin"]["version"]["sha256"] == h2["sha256"]
     wait_until(lambda: len(d.events("source_version_processed")) == 2, 10, "v2 logged")
     os.utime(src / "h.log")  # new metadata, the same bytes: no new version
-    walks = len(d.events("source_scanned"))
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 3, 30, "rescans after it")
+    wait_rescans(d, 3)
     assert version(queue, "h", "h.log") == 2
     assert len(d.events("source_version_processed")) == 2
 
@@ -162,8 +161,7 @@ def test_failed_stays_failed_until_the_file_changes(
     assert s["status"] == "failed"
     empty = wait_version(queue, "f", "empty.log", 1)
     assert empty["status"] == "failed" and empty["error"]["message"] == "empty file (0 bytes)"
-    walks = len(d.events("source_scanned"))
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
+    wait_rescans(d)
     assert version(queue, "f", "bad.log") == 1 and entries(queue, "f")["bad.log"][0] == "failed"
     (src / "bad.log").write_text("fixed\n")
     assert wait_version(queue, "f", "bad.log", 2)["status"] == "processed"

@@ -25,6 +25,7 @@ from tests.daemon.sources_helpers import (
     sources_config,
     summary,
     version,
+    wait_rescans,
     wait_version,
 )
 from tests.daemon.test_environment import tmpfs  # noqa: F401 (a fixture)
@@ -63,8 +64,7 @@ def test_a_file_still_growing_is_processed_once_whole(
         stop.set()
     s = wait_version(queue, "g", "grow.log", 1)
     assert s["lines_in"] == lines == 30 and s["sha256"] == sha256_of(src / "grow.log")
-    walks = len(d.events("source_scanned"))
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 3, 30, "rescans after it")
+    wait_rescans(d, 3)
     assert len(d.events("source_version_started")) == 1, "read before it was whole"
     assert version(queue, "g", "grow.log") == 1
 
@@ -150,8 +150,7 @@ def test_fifos_and_symlinks_are_never_opened_and_a_blocked_archive_keeps_the_fil
     failed = d.wait_event("source_after_failed", path="ok.log")
     assert (src / "ok.log").read_text() == "fine\n", "the file must stay where it is"
     assert "after move" in failed["error"]
-    walks = len(d.events("source_scanned"))
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
+    wait_rescans(d)
     assert set(entries(queue, "f")) == {"ok.log"}
     for name in ("pipe.log", "link.log", "linkdir/secret.log"):
         assert summary(queue, "f", name) is None, name
@@ -201,8 +200,7 @@ def test_a_name_too_long_for_its_results_fails_alone_with_its_reason(
     wait_until(lambda: entries(queue, "t").get(long) == ("failed", 1), 10, "recorded failed")
     (summary_path,) = (queue.results / "sources/t").glob("l*~*.log.json")
     assert json.loads(summary_path.read_text())["origin"]["path"] == long
-    walks = len(d.events("source_scanned"))
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
+    wait_rescans(d)
     assert len(d.events("source_version_started")) == 2, "the long name ran again"
     assert d.events("queue_paused") == []
 
@@ -235,8 +233,7 @@ def test_an_archive_inside_the_source_is_never_walked(
     wait_until(lambda: (src / "done" / "a.log").exists(), 30, "a.log archived in the source")
     (src / "b.log").write_text("b\n")
     wait_until(lambda: (src / "done" / "b.log").exists(), 30, "b.log archived in the source")
-    walks = len(d.events("source_scanned"))
-    wait_until(lambda: len(d.events("source_scanned")) >= walks + 2, 30, "rescans")
+    wait_rescans(d)
     assert len(d.events("source_version_started")) == 2, "an archived file was processed"
     assert entries(queue, "i") == {}
 

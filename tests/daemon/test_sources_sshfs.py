@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from daemon.fstype import fs_type
-from tests.conftest import DaemonProcess, Queue, sha256_of, wait_until
-from tests.daemon.sources_helpers import sources_config, version, wait_version
+from tests.conftest import DaemonProcess, Queue, sha256_of
+from tests.daemon.sources_helpers import sources_config, version, wait_rescans, wait_version
 from tests.daemon.test_shared_sshfs import sshfs_mount
 
 pytestmark = pytest.mark.integration
@@ -45,8 +45,7 @@ def test_only_a_hashed_source_sees_a_rewrite_with_the_same_size_and_mtime_second
                             before.st_ino), "sshfs shows the rewrite"  # fmt: skip
         h2 = wait_version(queue, "hashed", "f.log", 2)
         assert h2["sha256"] == sha256_of(mnt / "hashed" / "f.log")
-        walks = len(d.events("source_scanned"))
-        wait_until(lambda: len(d.events("source_scanned")) >= walks + 4, 30, "more walks")
+        wait_rescans(d, 4)
         assert version(queue, "plain", "f.log") == 1  # its metadata cannot tell
         d.signal(15)
         d.wait_exit()
