@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from config import values
 from config.errors import ConfigError
+from formats.names import shown
 
 if TYPE_CHECKING:
     from config.pipeline import RouteConfig
@@ -73,7 +74,8 @@ class SourceConfig:
         """One line for --check-config's outline."""
         globs = ", ".join(self.include) + (f" minus {', '.join(self.exclude)}" if self.exclude
                                            else "")  # fmt: skip
-        parts = [f"{self.name}: {self.path} ({globs}{'' if self.recursive else ', top only'})"]
+        top = "" if self.recursive else ", top only"
+        parts = [f"{self.name}: {shown(str(self.path))} ({globs}{top})"]
         parts.append(f"results {self.results_prefix}/")
         if self.routes is not None:
             parts.append(f"{len(self.routes)} route(s) of its own")
@@ -81,7 +83,7 @@ class SourceConfig:
             parts.append("deliver " + (", ".join(s.describe("<file>") for s in self.deliver)
                                        or "nothing"))  # fmt: skip
         if self.after != "keep":
-            parts.append("then " + (f"moved to {self.archive}" if self.after == "move"
+            parts.append("then " + (f"moved to {shown(str(self.archive))}" if self.after == "move"
                                     else "deleted"))  # fmt: skip
         if self.hash:
             parts.append("versions hashed")

@@ -208,3 +208,7 @@ def test_check_config_lists_sources_and_refuses_bad_ones(tmp_path: Path) -> None
                           str(bad)], capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2
     assert "$.sources[0].archive" in out.stderr and "$.sources[1].colour: unknown key" in out.stderr
+    odd = sources_config(tmp_path / "odd.json", [{"name": "o", "path": os.fsdecode(b"/r\xe9")}])
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "--check-config", "--config",
+                          str(odd)], capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0 and "o: /r\\xe9 (*)" in out.stdout, out.stdout  # as shown()
