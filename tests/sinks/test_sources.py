@@ -75,7 +75,8 @@ def test_a_source_mirrored_to_s3_replaces_its_object_and_survives_kill_9_mid_upl
     body = s3_server.client().get_object(Bucket=bucket, Key="desk/photos/a.jpg")["Body"].read()
     assert body == b"second version, longer"
 
-    big = b"y" * (40 << 20)  # five parts
+    big = b"y" * (120 << 20)  # 15 parts: long enough a window (40 MiB took 0.9 s, missed
+    # under load by a poll that lists the uploads every 0.2 s at best)
     (src / "big.bin").write_bytes(big)
     wait_until(lambda: s3_server.unfinished(bucket), 60, "a multipart upload in flight")
     d.kill()
