@@ -100,8 +100,15 @@ def glob_matches(glob: str, rel: str) -> bool:
 class Scanner:
     """The thread, its requests (deduplicated) and its output queue."""
 
-    def __init__(self, store_path: Path, ignored: Ignored, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        ignored: Ignored,
+        wake: Callable[[], None],
+        big_folder: int = BIG_FOLDER,
+    ) -> None:
         self._store_path = store_path
+        self._big_folder = big_folder
         self._ignored = ignored
         self._wake = wake
         self._requests: queue.SimpleQueue[ScanRequest | None] = queue.SimpleQueue()
@@ -112,6 +119,7 @@ class Scanner:
         self.cancelled: set[int] = set()  # jobs whose walk stops at its next file
         self._batch = ScanBatch("", None)  # the walk's, on the scanner's thread
         self._files = self._bytes = self._matched = 0
+        self._compared: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="folderd-sources", daemon=True)
 
     def start(self) -> None:
@@ -165,7 +173,8 @@ class Scanner:
         src = req.source
         self._batch = ScanBatch(src.name, req.job)
         self._files = self._bytes = self._matched = 0
-        error = None
+        self._compared: set[str] = set()  # folders whose rows were read at once: their
+        error = None  # deleted files are reported already, the sweep passes them by
         try:
             if req.paths:
                 for rel, st in self._listed(req):
@@ -235,7 +244,7 @@ class Scanner:
 
     def _walk(self, reader: Reader, req: ScanRequest) -> None:
         """Walk depth first; each folder's rows are read at once (a folder of more than
-        BIG_FOLDER rows row by row) and compared with what the folder holds: a file that
+        `big_folder` rows row by row) and compared with what the folder holds: a file that
         differs is seen, a row whose file is gone is missing."""
         src = req.source
         archive = inside(src.archive, req.root)
@@ -258,7 +267,9 @@ class Scanner:
                 log.warning("source_folder_unreadable", source=src.name, path=d,
                             error=exc.strerror or str(exc))  # fmt: skip
                 continue
-            rows = reader.folder(src.name, d, BIG_FOLDER)
+            rows = reader.folder(src.name, d, self._big_folder)
+            if rows is not None:
+                self._compared.add(d)
             prefix = f"{d}/" if d else ""
             with it:
                 for entry in it:
@@ -309,8 +320,12 @@ class Scanner:
 
     def _swept(self, reader: Reader, req: ScanRequest) -> Iterator[str]:
         """Rows whose file is gone, unless the source's folder itself is (then nothing is
-        deleted: an unmounted folder is the machine's, not its files')."""
+        deleted: an unmounted folder is the machine's, not its files'); the rows of folders
+        whose rows were read at once were compared already (a folder past `big_folder`,
+        or one no longer there, is swept)."""
         for rel in reader.live_paths(req.source.name):
+            if rel.rpartition("/")[0] in self._compared:
+                continue
             try:
                 os.lstat(os.path.join(req.root, rel))
             except (FileNotFoundError, NotADirectoryError):
