@@ -194,7 +194,13 @@ class DaemonAPI:
         return {"sources": [s.as_dict() for s in snap.sources], "jobs": list(snap.source_jobs)}
 
     def source_job(self, job_id: int) -> dict[str, Any] | None:
-        return next((j for j in self._d.snapshot.source_jobs if j["id"] == job_id), None)
+        jobs = self._d.snapshot.source_jobs
+        found = next((j for j in jobs if j["id"] == job_id), None)
+        if found is None and (not jobs or job_id > jobs[0]["id"]):
+            # newer than the snapshot (published at most every commit): a job just started
+            # is asked of the loop, so its POST's answer is never followed by a 404
+            found = self._run(lambda: (j := self._d.sources.jobs.by_id.get(job_id)) and j.as_dict())
+        return found
 
     def start_source_job(
         self, *, source: str | None, path: str | None, glob: str | None, name: str | None

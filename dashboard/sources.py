@@ -40,7 +40,7 @@ async def job(request: Request) -> Response:
         job_id = int(request.path_params["job"])
     except ValueError:
         return error("a job id is a number", 400)
-    found = _dash(request).api.source_job(job_id)
+    found = await run_in_threadpool(_dash(request).api.source_job, job_id)  # may ask the loop
     return ORJSONResponse(found) if found is not None else error(f"no job {job_id}", 404)
 
 

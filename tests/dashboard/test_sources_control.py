@@ -75,6 +75,8 @@ def test_a_job_cancelled_from_the_cli_stops_and_a_new_one_finishes_it(
     r = dash.post("/api/sources", json={"path": str(folder)}, headers=AUTH)
     assert r.status_code == 201, r.text
     second = r.json()
+    asked = dash.get(f"/api/sources/jobs/{second['id']}")  # at once: before a snapshot has it
+    assert asked.status_code == 200 and asked.json()["id"] == second["id"], asked.text
     final = wait_until(lambda: (j := _job(dash, second["id"]))["state"] == "done" and j, 120,
                        "the second job done")  # fmt: skip
     assert final["total_files"] == final["done_files"] == 40
