@@ -173,8 +173,8 @@ class Scanner:
         src = req.source
         self._batch = ScanBatch(src.name, req.job)
         self._files = self._bytes = self._matched = 0
-        self._compared: set[str] = set()  # folders whose rows were read at once: their
-        error = None  # deleted files are reported already, the sweep passes them by
+        self._compared = set()  # folders whose rows were read at once: their deleted
+        error = None  # files are reported already, the sweep passes them by
         try:
             if req.paths:
                 for rel, st in self._listed(req):

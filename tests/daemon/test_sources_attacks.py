@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 
 
+@pytest.mark.serial  # a writer that must not stall for the settle window (1 s)
 @pytest.mark.parametrize("hashed", [False, True])
 def test_a_file_still_growing_is_processed_once_whole(
     queue: Queue, start_daemon: Start, tmp_path: Path, hashed: bool
