@@ -372,6 +372,9 @@ class Sources:
         old = self.store.get(rt.name, rel)
         if old is None or old.state in (EntryState.DELETED, EntryState.RUNNING):
             return  # a running one is settled by its outcome
+        self._check_root(rt, time.monotonic())  # gone with its folder (moved away, a file in
+        if not rt.active:  # its place, unmounted): the source stops, nothing is deleted
+            return
         self.write(rt, old, replace(old, state=EntryState.DELETED))
         uid = uid_of(rt.name, rel)
         self.journal.set_state(uid, State.MISSING, "deleted at the source")
