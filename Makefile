@@ -1,5 +1,5 @@
 # Every target delegates to run.sh, so `make X` and `./run.sh X` never drift apart.
-.PHONY: run test test-deploy test-config run-file drain lint docs docs-serve sample bench recipe-elections recipe-s3-mirror recipe-voters clean install-service
+.PHONY: run test test-deploy test-config run-file drain lint docs docs-serve sample bench recipe-elections recipe-s3-mirror recipe-s3-mirror-source recipe-voters clean install-service
 ARGS ?=
 
 run:
@@ -24,7 +24,7 @@ sample:
 	./run.sh sample $(N)
 bench:
 	./run.sh bench $(ARGS)
-recipe-elections recipe-s3-mirror recipe-voters:  # the manual's "Recipes"; ARGS go to the generator
+recipe-elections recipe-s3-mirror recipe-s3-mirror-source recipe-voters:  # the manual's "Recipes"; ARGS go to the generator
 	./run.sh recipe $(@:recipe-%=%) $(ARGS)
 clean:
 	./run.sh clean

@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dashboard.remote import reprocess
 
             return reprocess(settings)
+        if settings.mode == "sync":
+            from dashboard.client import sync
+
+            return sync(settings)
         pipeline = _load_file(settings.config)
         if settings.mode == "input":
             return _run_input(settings, pipeline)

@@ -54,6 +54,14 @@ recipe() {
             "$py" examples/s3-mirror/generate.py --out "$dir/watch_dir/unprocessed" "$@" >/dev/null
             "${folderd[@]}" --empty-files process
             "$py" examples/s3-mirror/bucket.py list ;;
+        s3-mirror-source)  # the same, as a source: a folder read in place, never moved
+            : "${MIRROR_BUCKET:?set MIRROR_BUCKET, S3_ENDPOINT and AWS credentials (docs/sources.md)}"
+            export MIRROR_FOLDER=${MIRROR_FOLDER:-$PWD/$dir/folder}
+            "$py" examples/s3-mirror/bucket.py create
+            [ -d "$MIRROR_FOLDER" ] || "$py" examples/s3-mirror/generate.py --out "$MIRROR_FOLDER" "$@" >/dev/null
+            "$py" main.py --drain --no-dashboard --config examples/s3-mirror/source_config.json \
+                --watch-dir "$dir/watch_dir" --results-dir "$dir/results" --empty-files process
+            "$py" examples/s3-mirror/bucket.py list ;;
         voters)
             export VOTERS_API_SECRET=${VOTERS_API_SECRET:-demo-secret}
             "$py" -m examples.voters.generate --out "$dir/watch_dir/unprocessed" \
@@ -65,7 +73,7 @@ recipe() {
             "${folderd[@]}" || { kill "$api"; exit 1; }
             kill "$api"
             "$py" -m examples.voters.show "$dir"/results/*.xlsx.xlsx ;;
-        *)  echo "unknown recipe: $name (elections, s3-mirror, voters)" >&2; exit 2 ;;
+        *)  echo "unknown recipe: $name (elections, s3-mirror, s3-mirror-source, voters)" >&2; exit 2 ;;
     esac
 }
 

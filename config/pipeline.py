@@ -23,6 +23,7 @@ from config.errors import ConfigError
 from config.markers import MarkersConfig, parse_markers
 from config.notify import NotifyTarget, parse_notify
 from config.sinks import S3SinkConfig, SinkConfig, parse_sink
+from config.sources import SourceConfig, parse_sources
 from config.testcases import parse_cases
 
 ERROR_POLICIES = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
@@ -30,7 +31,7 @@ READER_TYPES = ("text", "csv", "excel", "none")  # none: no lines read (only has
 SIGNATURES = ("excel",)  # what a route's `signature` may name (processors.file_routes)
 LONG_LINES = ("fail", "truncate", "skip")  # what a line over reader.max_line_bytes does
 TOP_KEYS = ("version", "description", "reader", "routes", "nodes", "outputs", "deliver", "limits",
-            "trace", "priority", "tests", "notify", "markers")  # fmt: skip
+            "trace", "priority", "tests", "notify", "markers", "sources")  # fmt: skip
 SUMMARY_SUFFIX = "json"  # the daemon writes a file's summary to <rel_path>.json
 READER_KEYS = (
     "type",
@@ -166,12 +167,15 @@ class PipelineConfig:
     deliver: tuple[S3SinkConfig, ...] = ()  # where the input itself is delivered
     notify: tuple[NotifyTarget, ...] = ()  # webhooks for its events (config.notify)
     markers: MarkersConfig = field(default_factory=MarkersConfig)  # ready markers, batches
+    sources: tuple[SourceConfig, ...] = ()  # folders watched in place (config.sources)
 
     @property
     def sinks(self) -> tuple[SinkConfig, ...]:
-        """Every sink, outputs' first, in the order a file's deliveries run."""
+        """Every sink, outputs' first, in the order a file's deliveries run (then the
+        sources' own `deliver` sinks)."""
         outs = tuple(o.sink for o in self.outputs.values() if o.sink is not None)
-        return outs + self.deliver
+        own = tuple(s for src in self.sources for s in src.deliver or () if s not in self.deliver)
+        return outs + self.deliver + tuple(dict.fromkeys(own))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -318,8 +322,25 @@ def parse(
         deliver=deliver,
         notify=notify,
         markers=markers,
+        sources=_sources(c, raw, base_reader, env),
     )
     return config, c.errors
+
+
+def _sources(
+    c: _Checker, raw: dict[str, Any], base: ReaderConfig, env: Mapping[str, str]
+) -> tuple[SourceConfig, ...]:
+    """`sources`: folders watched in place, each with its own routes and deliver if any."""
+    if "sources" not in raw:
+        return ()
+    sources, errors = parse_sources(
+        raw["sources"],
+        lambda items, path: _route_list(c, items, path.removeprefix("$."), base),
+        lambda items, path: _deliver_list(c, items, path.removeprefix("$."), env),
+        env,
+    )
+    c.errors += errors
+    return sources
 
 
 PRIORITY_RANGE = 1_000_000
@@ -448,9 +469,16 @@ def _objects(c: _Checker, items: list[Any], key: str) -> Iterator[tuple[str, dic
 
 
 def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[RouteConfig, ...]:
-    items = c.typed(raw, "routes", "$", list, [{"start": "end"}])
+    return _route_list(c, c.typed(raw, "routes", "$", list, [{"start": "end"}]), "routes", base)
+
+
+def _route_list(c: _Checker, items: Any, key: str, base: ReaderConfig) -> tuple[RouteConfig, ...]:
+    """The route list at `$.<key>` (the top-level one, or a source's own)."""
+    if not isinstance(items, list):
+        c.fail(f"$.{key}", f"expected a list, got {values.kind(items)}")
+        return ()
     routes = []
-    for path, item in _objects(c, items, "routes"):
+    for path, item in _objects(c, items, key):
         c.keys(item, path, ("glob", "regex", "head", "signature", "start", "reader"))
         if "start" not in item:
             c.fail(f"{path}.start", "missing", "the tag this file's lines start at")
@@ -468,7 +496,7 @@ def _routes(c: _Checker, raw: dict[str, Any], base: ReaderConfig) -> tuple[Route
             )
         )
     if not items:
-        c.fail("$.routes", "no routes", 'add at least {"start": "<tag>"}')
+        c.fail(f"$.{key}", "no routes", 'add at least {"start": "<tag>"}')
     return tuple(routes)
 
 
@@ -558,9 +586,18 @@ def _outputs(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> dict[s
 
 def _deliver(c: _Checker, raw: dict[str, Any], env: Mapping[str, str]) -> tuple[S3SinkConfig, ...]:
     """`deliver`: the input itself, uploaded to each S3 sink listed."""
-    items = c.typed(raw, "deliver", "$", list, [])
+    return _deliver_list(c, c.typed(raw, "deliver", "$", list, []), "deliver", env)
+
+
+def _deliver_list(
+    c: _Checker, items: Any, key: str, env: Mapping[str, str]
+) -> tuple[S3SinkConfig, ...]:
+    """The deliver list at `$.<key>` (the top-level one, or a source's own)."""
+    if not isinstance(items, list):
+        c.fail(f"$.{key}", f"expected a list, got {values.kind(items)}")
+        return ()
     sinks = []
-    for path, item in _objects(c, items, "deliver"):
+    for path, item in _objects(c, items, key):
         sink, errors = parse_sink(item, path, path.removeprefix("$."), env, only=("s3",))
         c.errors += errors
         if isinstance(sink, S3SinkConfig):

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from config.errors import ConfigError
 
-MODES = ("watch", "input", "drain", "check_config", "test", "reprocess")
+MODES = ("watch", "input", "drain", "check_config", "test", "reprocess", "sync")
 ENV_PREFIX = "FOLDERD_"  # every variable with it must be a setting (see _refuse_unknown)
 
 _N = TypeVar("_N", int, float)
@@ -82,6 +82,13 @@ def instance_name(raw: str) -> str:
 
 def _patterns(raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _folders(raw: str) -> tuple[Path, ...]:
+    paths = tuple(Path(p) for p in _patterns(raw))
+    if any(not p.is_absolute() for p in paths):
+        raise ValueError("expected absolute folder paths, comma-separated")
+    return paths
 
 
 def host_name(raw: str) -> str:
@@ -413,6 +420,14 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SECONDS",
     ),
     Setting(
+        "source_roots",
+        _folders,
+        (),
+        "comma-separated folders under which a job (POST /api/sources, --sync) may walk any "
+        "folder; without one, jobs only for the sources the config declares (default: none)",
+        metavar="DIRS",
+    ),
+    Setting(
         "token",
         str,
         None,
@@ -422,6 +437,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """`--sync TARGET [--glob G] [--wait]` or `--sync-cancel JOB`: asked of a running daemon."""
+
+    target: str | None = None  # a source's name, or a folder (under its --source-roots)
+    glob: str | None = None
+    wait: bool = False  # follow the job's progress until it ends
+    cancel: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -438,6 +463,7 @@ class Settings:
     test_file: Path | None = None  # the FILE of `--test FILE` (None: the tests beside the config)
     reprocess: str | None = None  # the filter of `--reprocess FILTER` (asked of a running daemon)
     confirm: bool = False  # `--yes`: do it, not only count
+    sync: SyncRequest | None = None  # `--sync` / `--sync-cancel`: a job asked of a running daemon
     config: Path
     watch_dir: Path
     results_dir: Path
@@ -477,10 +503,11 @@ class Settings:
     instance: str | None
     state_dir: Path | None
     lease: float
+    source_roots: tuple[Path, ...]
     token: str | None = field(repr=False)  # a secret: kept out of reprs and so out of logs
 
 
-_MODE_FIELDS = ("mode", "input", "test_file", "reprocess", "confirm")
+_MODE_FIELDS = ("mode", "input", "test_file", "reprocess", "confirm", "sync")
 
 
 def _holds(hint: Any, value: object) -> bool:
@@ -579,6 +606,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--yes", action="store_true", help="with --reprocess: do it, not only count"
     )
+    modes.add_argument(
+        "--sync",
+        metavar="TARGET",
+        help="ask the running daemon (at --host/--port, with FOLDERD_TOKEN) to walk a source "
+        "now: a source's name, or a folder under its --source-roots; prints the job as JSON",
+    )
+    modes.add_argument(
+        "--sync-cancel", metavar="JOB", type=int, help="cancel the running daemon's job JOB"
+    )
+    parser.add_argument("--glob", metavar="GLOB", help="with --sync: only the files it matches")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --sync: show its progress until it ends; "
+        "exit 0 if nothing failed, 1 if a file did",
+    )
     for s in SETTINGS:
         if s.secret:
             continue
@@ -656,6 +699,9 @@ def load(argv: Sequence[str], environ: Mapping[str, str], base: Path | None = No
     if args.reprocess is not None:
         return Settings(mode="reprocess", input=None, reprocess=args.reprocess,
                         confirm=args.yes, **values)  # fmt: skip
+    if args.sync is not None or args.sync_cancel is not None:
+        sync = SyncRequest(args.sync, args.glob, args.wait, args.sync_cancel)
+        return Settings(mode="sync", input=None, sync=sync, **values)
     if args.test is not None:
         return Settings(mode="test", input=None, test_file=Path(args.test) if args.test else None,
                         **values)  # fmt: skip

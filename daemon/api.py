@@ -23,6 +23,7 @@ from daemon.errors import DaemonError
 from daemon.journal import connect
 from daemon.moves import admit, shorten, transition
 from daemon.snapshot import Snapshot
+from daemon.sources import actions as source_actions
 from daemon.states import FileRef, Folders, State
 from formats.names import parsed, shown
 from processors import file_routes, readers
@@ -152,6 +153,11 @@ class DaemonAPI:
             raise ActionError(
                 f"only {which} files can be {verb} (this one is {row.state.value})", 409
             )
+        if (source := source_actions.owner(self._d.sources, row)) is not None:  # read in place
+            try:
+                return source_actions.requeue(self._d.sources, source, row)
+            except source_actions.SourceRefused as exc:
+                raise ActionError(str(exc), exc.status) from None
         ref = FileRef(uid, row.rel, row.state, 0, row.original, row.size or 0,
                       row.inode or 0)  # fmt: skip
         where = f"{row.state.value}/"
@@ -193,6 +199,42 @@ class DaemonAPI:
             except FileNotFoundError:
                 raise ActionError(f"{rel!r} is not waiting in unprocessed/", 404) from None
             return shown(ref.rel)
+
+        return self._run(act)
+
+    # -- sources (daemon.sources) ---------------------------------------------------------
+    def sources(self) -> dict[str, Any]:
+        """Every source with its counts, rates and last errors, and the jobs, newest first."""
+        snap = self._d.snapshot
+        return {"sources": [s.as_dict() for s in snap.sources], "jobs": list(snap.source_jobs)}
+
+    def source_job(self, job_id: int) -> dict[str, Any] | None:
+        jobs = self._d.snapshot.source_jobs
+        found = next((j for j in jobs if j["id"] == job_id), None)
+        if found is None and (not jobs or job_id > jobs[0]["id"]):
+            # newer than the snapshot (published at most every commit): a job just started
+            # is asked of the loop, so its POST's answer is never followed by a 404
+            found = self._run(lambda: (j := self._d.sources.jobs.by_id.get(job_id)) and j.as_dict())
+        return found
+
+    def start_source_job(
+        self, *, source: str | None, path: str | None, glob: str | None, name: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """A job walking a source (by name) or a folder under --source-roots now; (the job,
+        whether it is new: a source with a job running answers with that one)."""
+        roots = self.settings.source_roots
+        return self._source_action(lambda: source_actions.start_job(
+            self._d.sources, roots, source=source, path=path, glob=glob, name=name))  # fmt: skip
+
+    def cancel_source_job(self, job_id: int) -> dict[str, Any]:
+        return self._source_action(lambda: source_actions.cancel_job(self._d.sources, job_id))
+
+    def _source_action(self, fn: Callable[[], Any]) -> Any:
+        def act() -> Any:
+            try:
+                return fn()
+            except source_actions.SourceRefused as exc:
+                raise ActionError(str(exc), exc.status) from None
 
         return self._run(act)
 

@@ -73,7 +73,8 @@ class Claimer:
         longest = max(len(s.encode()) for s in (*suffixes, SUMMARY_SUFFIX))
         self.name_room = 1 + longest + len(NUMBER_ROOM)
 
-    def _too_long(self, rel: str) -> str | None:
+    def too_long(self, rel: str) -> str | None:
+        """Why `rel`'s name leaves no room for its results' names, or None."""
         n = name_bytes(rel.rpartition("/")[2])
         if n + self.name_room <= self.name_max:
             return None
@@ -105,7 +106,7 @@ class Claimer:
         reason, ref.open_path = inspect(
             path, st, self.folders.root, self.zero_mtime, self.empty_files
         )
-        reason = reason or self._too_long(rel)
+        reason = reason or self.too_long(rel)
         try:
             if reason:
                 self.outcomes.reject(ref, reason)

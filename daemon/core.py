@@ -43,6 +43,8 @@ from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.reports import RunReport
 from daemon.shared import Shared, shared_folders
 from daemon.snapshot import Snapshot
+from daemon.sources.finish import Finisher
+from daemon.sources.runtime import SourceChange, Sources
 from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from daemon.webhooks import Webhooks
@@ -121,6 +123,10 @@ class Daemon:
             memory_mb=cap_mb(settings.worker_memory_mb, settings.workers),
         )  # fmt: skip
         self.watcher: Watcher | None = None
+        # folders watched in place (daemon.sources): the same workers, pause and journal
+        self.sources = Sources(settings, self.folders, self.journal, self.events, self._ignored,
+                               self.inbox.put, self.inbox.wake, self.claimer.too_long)  # fmt: skip
+        self._finisher = Finisher(self.sources, self.outcomes)
         self._inflight: dict[str, FileRef] = {}
         self._stop_signals = 0
         self._reload_requested = False
@@ -178,6 +184,7 @@ class Daemon:
             self.watcher.start()
         self.intake.scan(self.queue_dir)
         self._next_rescan = time.monotonic() + self.settings.rescan_interval
+        self.sources.start(self.pipeline.config, watch=not drain)
         if on_ready is not None:
             on_ready()
         self.ready = True
@@ -192,6 +199,7 @@ class Daemon:
         now = time.monotonic()
         self.events.hold()  # heard of only once the journal and snapshot say so
         self._handle_inbox(now)
+        self.sources.step(now)
         if len(ready) > 1 or (ready and ready[0] is not self.inbox):
             self._finish(self.pool.collect(ready))
         self.intake.settle_due(now)
@@ -208,6 +216,7 @@ class Daemon:
         if not self._commit_due:
             self._next_commit = now + COMMIT_S
             self.journal.flush()
+            self.sources.flush()
             self.snapshot = self._take_snapshot()
             self.events.release()
 
@@ -216,7 +225,9 @@ class Daemon:
         t = self._next_tick
         if self._commit_due:
             t = min(t, self._next_commit)
-        for due in (self.intake.next_deadline(), self.waiting.next_due()):
+        free = self.pool.next_free() is not None and not self.pause
+        source_due = self.sources.next_deadline() if free else None  # busy: workers wake us
+        for due in (self.intake.next_deadline(), self.waiting.next_due(), source_due):
             if due is not None:
                 t = min(t, due)
         if self.intake.has_settled and self.pool.next_free() is not None and not self.pause:
@@ -224,7 +235,7 @@ class Daemon:
         return max(0.0, min(t - now, TICK_S))
 
     def _idle(self) -> bool:
-        return not (self.intake or self.waiting or self._inflight)
+        return not (self.intake or self.waiting or self._inflight or self.sources.busy())
 
     # -- signals and commands ----------------------------------------------------
     def _on_stop_signal(self, _signum: int, _frame: Any) -> None:
@@ -260,6 +271,8 @@ class Daemon:
                     self.intake.scan(path)
                 case Rescan():
                     self.intake.scan(self.queue_dir)
+                case SourceChange():
+                    self.sources.changed(msg, now)
                 case Call():  # an action's outcome is committed at once
                     msg.run()
                     self._next_commit = 0.0
@@ -278,6 +291,7 @@ class Daemon:
             self.pool.set_config(loaded)
             self.claimer.use(loaded)
             self.intake.rules = loaded.config.priority
+            self.sources.use(loaded.config)
             self.pipeline = loaded
             self.outcomes.provenance = recorded(self.journal, self.settings.config, loaded,
                                                 self.folders.instance)  # fmt: skip
@@ -293,8 +307,14 @@ class Daemon:
             return
         while (slot := self.pool.next_free()) is not None:
             ref = self._next_ref()
-            if ref is None:
-                return
+            if ref is None:  # the queue first; then a source's due version, if any
+                source_job = self.sources.next_job()
+                if source_job is None:
+                    return
+                if not self.pool.submit(slot, source_job):
+                    self.sources.unsubmitted(source_job)
+                    return
+                continue
             self._inflight[ref.uid] = ref
             job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size),
                          self.outcomes.provenance)  # fmt: skip
@@ -316,6 +336,9 @@ class Daemon:
 
     def _finish(self, done: list[tuple[Job, Outcome]]) -> None:
         for job, outcome in done:
+            if job.origin is not None:  # a source's version
+                self._finisher.finish(job, outcome)
+                continue
             self.outcomes.finish(self._inflight.pop(job.uid), outcome)
 
     def _on_settled(self, path: str, priority: int) -> None:
@@ -355,6 +378,7 @@ class Daemon:
         self._next_tick = now + TICK_S
         self._finish(self.pool.supervise())  # frozen, stalled: their queued jobs taken back
         self.intake.check_markers()
+        self.sources.tick(now)
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
             self.journal.reopen()
             rebuild(self.folders, self.journal)
@@ -419,6 +443,7 @@ class Daemon:
             pipeline=self.pipeline, shared=self.shared.view() if self.shared else None,
             stalled=self.pool.stalled(), stall_kills=self.pool.stall_kills,
             memory_exceeded=self.pool.memory_exceeded, worker_memory_mb=self.pool.memory_mb,
+            sources=self.sources.view(), source_jobs=self.sources.jobs.views(),
         )  # fmt: skip
 
     # -- shutdown ------------------------------------------------------------------
@@ -441,6 +466,7 @@ class Daemon:
             held = len(self.intake.gate) if self.intake.gate is not None else 0
             self.drain_report = self.report.as_json("drain", waiting_for_marker=held)
             self.webhooks.report("drain.done", self.drain_report)
+        self.sources.close()
         self.journal.close()
         self.webhooks.close(self.settings.shutdown_timeout)
         self.events.release()
@@ -464,4 +490,6 @@ class Daemon:
             why = "second signal" if self._stop_signals >= 2 else "shutdown timeout"
             log.warning("shutdown_escalated", reason=why, in_flight=len(self.pool.busy()))
             for job in self.pool.kill_busy():
+                if job.origin is not None:  # pending again at the next start
+                    continue
                 self.waiting.put(self._inflight.pop(job.uid))

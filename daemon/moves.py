@@ -106,6 +106,11 @@ def _taken(folders: Folders, to: State, rel: str, uid: str, held: bool = False) 
     dirs = [*claims, folders.dirs[State.PROCESSED], folders.dirs[State.FAILED]]
     if any(os.path.lexists(os.path.join(d, rel)) for d in dirs):
         return True
+    return summary_of_another(folders, rel, uid)
+
+
+def summary_of_another(folders: Folders, rel: str, uid: str) -> bool:
+    """Whether results/ holds a summary under the name `rel` that another input wrote."""
     summary = folders.summary_path(rel)
     return os.path.exists(summary) and _summary_owner(summary) != uid
 

@@ -253,6 +253,10 @@ class Outcomes:
         for hook in self.on_done:
             hook(summary)
 
+    def write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
+        """`_write_summary_now`, for a file that is not in the queue (a source's)."""
+        self._write_summary_now(ref, summary)
+
     def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
         """Write a summary the loop made itself (a reject, a give-up); never raises. A name
         too long for `<name>.json` gets its summary under a shortened, unique one."""

@@ -17,6 +17,7 @@ from typing import Any
 from daemon.faults import PauseReason
 from daemon.shared import SharedView
 from daemon.sinkstats import SinkHealth
+from daemon.sources.view import SourceView
 from formats.names import as_text, shown
 
 VERSION = "0.1.0"
@@ -86,6 +87,8 @@ class Snapshot:
     stall_kills: int = 0  # workers killed for it since start
     memory_exceeded: int = 0  # attempts that hit the worker memory cap or the OOM killer
     worker_memory_mb: int | None = None  # the cap (RLIMIT_DATA) of each worker; None: none
+    sources: tuple[SourceView, ...] = ()  # folders watched in place (daemon.sources)
+    source_jobs: tuple[dict[str, Any], ...] = ()  # their jobs, newest first
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `/api/status` (ages as of now)."""

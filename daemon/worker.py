@@ -36,6 +36,7 @@ from daemon.delivery import deliver
 from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
 from daemon.lease import may_commit
+from daemon.origin import Origin
 from daemon.provenance import Provenance, route_taken
 from daemon.settle import signature
 from daemon.states import FileRef, Folders
@@ -63,6 +64,7 @@ class Job:
     earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
     deadline: str | None = None  # shared mode: the file saying until when commits are safe
     provenance: Provenance | None = None  # the run it belongs to (`daemon.provenance`)
+    origin: Origin | None = None  # a source's file, processed in place (`daemon.sources`)
 
     @property
     def results_dir(self) -> str:
@@ -215,6 +217,7 @@ def base_summary(job: Job, started: float) -> dict[str, Any]:
         "started": _iso(started),
         "started_ts": started,
         **({"provenance": job.provenance.as_json()} if job.provenance is not None else {}),
+        **({"origin": job.origin.as_json()} if job.origin is not None else {}),
     }
 
 
@@ -293,6 +296,8 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
     started = time.monotonic()  # for its duration; the summary's timestamps are wall time
     summary = base_summary(job, time.time())
     outputs = _Outputs(job)
+    if job.origin is not None:  # a source may have routes and deliver of its own
+        pipeline = pipeline.variant(job.origin.source)
     try:
         fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:

@@ -15,7 +15,17 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dashboard import api, batches, downloads, metrics, preview, reprocess_http, sse, views
+from dashboard import (
+    api,
+    batches,
+    downloads,
+    metrics,
+    preview,
+    reprocess_http,
+    sources,
+    sse,
+    views,
+)
 from dashboard.auth import Access, SecurityMiddleware
 from dashboard.context import Dashboard
 from dashboard.digest import Digest
@@ -48,6 +58,8 @@ routes = [
     Route("/upload", api.upload, methods=["POST"], name="upload"),
     Route("/preview", preview.page, name="preview"),
     Route("/preview/config", preview.download, methods=["POST"], name="preview_config"),
+    Route("/sources", sources.page, name="sources"),
+    Route("/sources/sync", sources.sync_form, methods=["POST"], name="sources_form"),
     Route("/login", views.login_page, name="login_page"),
     Route("/login", views.login, methods=["POST"], name="login"),
     Route("/logout", views.logout, methods=["POST"], name="logout"),
@@ -74,6 +86,10 @@ routes = [
     Route("/api/reprocess", reprocess_http.match, name="api_reprocess_match"),
     Route("/api/reprocess", reprocess_http.run, methods=["POST"], name="api_reprocess"),
     Route("/api/upload", api.upload, methods=["POST"], name="api_upload"),
+    Route("/api/sources", sources.listing, name="api_sources"),
+    Route("/api/sources", sources.start, methods=["POST"], name="api_sources_start"),
+    Route("/api/sources/jobs/{job}", sources.job, name="api_source_job"),
+    Route("/api/sources/jobs/{job}/cancel", sources.cancel, methods=["POST"], name="job_cancel"),
     Route("/api/preview", preview.preview, methods=["POST"], name="api_preview"),
     Route("/api/preview/check", preview.check, methods=["POST"], name="api_preview_check"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -335,6 +335,28 @@ SCHEMAS: dict[str, Schema] = {
     ),
 }
 
+_JOB = {
+    "id": INT, "source": STRING, "glob": _null(STRING),
+    "state": {"enum": ["scanning", "running", "done", "cancelled"]},
+    "created": NUMBER, "finished": _null(NUMBER), "error": _null(STRING),
+    **{k: INT for k in ("total_files", "total_bytes", "done_files", "done_bytes", "failed_files",
+                        "failed_bytes", "gone_files", "pending_files", "pending_bytes")},
+}  # fmt: skip
+SCHEMAS["SourceJob"] = _obj(tuple(_JOB), **_JOB)
+SCHEMAS["Sources"] = _all(
+    sources=_array(_obj(
+        ("name", "path", "adhoc", "watcher", "error", "files", "bytes", "total_files", "rate",
+         "last_errors", "last_scan", "scanning"),
+        name=STRING, path=STRING, adhoc=BOOL, watcher=_null(STRING), error=_null(STRING),
+        files={"type": "object", "additionalProperties": INT},
+        bytes={"type": "object", "additionalProperties": INT},
+        total_files=INT, rate=_all(files_per_s=NUMBER, bytes_per_s=NUMBER),
+        last_errors=_array(_all(at=NUMBER, path=STRING, error=STRING)),
+        last_scan=_null(OBJECT), scanning=BOOL, finalised=INT, after=STRING, results=STRING,
+    )),
+    jobs=_array(_ref("SourceJob")),
+)  # fmt: skip
+
 ERRORS = {
     400: "a parameter or body it cannot use (or a NUL in the URL, or a Host not allowed)",
     401: "the dashboard token is needed (FOLDERD_TOKEN is set): Authorization: Bearer …",
@@ -373,6 +395,7 @@ def _body(media: str, schema: Schema) -> Schema:
 
 
 _UID = [{"name": "uid", "in": "path", "required": True, "schema": STRING}]
+_JOB_ID = [{"name": "job", "in": "path", "required": True, "schema": INT}]
 _WRITE: Schema = {"security": [{"bearer": []}, {}]}  # the token only when one is configured
 _BINARY = {"type": "string", "format": "binary"}
 
@@ -517,6 +540,37 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "requestBody": _body("application/json", _obj(("config",), config=STRING)),
         **_WRITE,
         "responses": _responses(200, _ref("Preview"), 413, 504, write=True),
+    },
+    ("/api/sources", "get"): {
+        "summary": "every source watched in place, with its counts and rates, and the jobs",
+        "responses": _responses(200, _ref("Sources")),
+    },
+    ("/api/sources", "post"): {
+        "summary": "a job walking a source (by name) or a folder under --source-roots now; "
+        "200 with the job already running for that source",
+        "requestBody": _body(
+            "application/json",
+            _obj(source=STRING, path=STRING, glob=STRING, name=STRING),
+        ),
+        **_WRITE,
+        "responses": {
+            **_responses(201, _ref("SourceJob"), 404, 409, write=True),
+            "200": {
+                "description": "a job was running for that source: that one",
+                "content": {"application/json": {"schema": _ref("SourceJob")}},
+            },
+        },
+    },
+    ("/api/sources/jobs/{job}", "get"): {
+        "summary": "one job and its progress",
+        "parameters": _JOB_ID,
+        "responses": _responses(200, _ref("SourceJob"), 404),
+    },
+    ("/api/sources/jobs/{job}/cancel", "post"): {
+        "summary": "stop a running job",
+        "parameters": _JOB_ID,
+        **_WRITE,
+        "responses": _responses(200, _ref("SourceJob"), 404, 409, write=True),
     },
 }
 

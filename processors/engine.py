@@ -11,6 +11,7 @@ input order. With tracing on, sampled lines travel alone, so their path is exact
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -67,6 +68,8 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.trace = trace
+        self._specs, self._by_tag = specs, by_tag
+        self._variants: dict[str, Pipeline] = {}
         if gc.get_threshold()[0] < GC_YOUNG:  # the process that runs a pipeline: see GC_YOUNG
             gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
         factories = {spec.name: spec.factory() for spec in specs}
@@ -87,6 +90,26 @@ class Pipeline:
         }
         self._running: _FileRun | None = None
         self.route_index: int | None = None  # the route the last file took (None: none matched)
+
+    def variant(self, source: str) -> Pipeline:
+        """This pipeline as the source named `source` runs it: its own routes and
+        `deliver` when it declares them (`config.sources`), else this one."""
+        found = self._variants.get(source)
+        if found is not None:
+            return found
+        own = next((s for s in self.config.sources if s.name == source), None)
+        if own is None or (own.routes is None and own.deliver is None):
+            found = self
+        else:
+            config = dataclasses.replace(
+                self.config,
+                routes=self.config.routes if own.routes is None else own.routes,
+                deliver=self.config.deliver if own.deliver is None else own.deliver,
+            )
+            found = Pipeline(config, self._specs, self._by_tag, self.trace)
+            found.totals = self.totals  # one set of node counts for the dashboard
+        self._variants[source] = found
+        return found
 
     def live(self) -> dict[str, Any] | None:
         """The running file's counts so far (lines per tag, each node's stats), or None.

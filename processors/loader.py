@@ -77,6 +77,9 @@ class LoadedPipeline:
         if config.deliver:
             lines.append("deliver (the input itself):")
             lines += [f"  {s.describe('<file>')}" for s in config.deliver]
+        if config.sources:
+            lines.append("sources (folders watched in place):")
+            lines += [f"  {s.describe()}" for s in config.sources]
         for loop in topology.loops(self.by_tag):
             lines.append(
                 f"loop: {' -> '.join(sorted(loop))} (stopped after {config.max_hops} hops)"
@@ -109,9 +112,15 @@ def check(raw: Any) -> tuple[LoadedPipeline | None, list[ConfigError]]:
         except ConfigError as exc:
             errors.append(exc)
     by_tag, duplicates = topology.consumers(config, specs)
-    hops = topology.reach([r.start for r in config.routes], by_tag)
+    own = [(i, j, r) for i, s in enumerate(config.sources) for j, r in enumerate(s.routes or ())]
+    hops = topology.reach([r.start for r in config.routes] + [r.start for *_, r in own], by_tag)
     explicit = set(raw["outputs"]) if isinstance(raw.get("outputs"), dict) else set()
     errors += duplicates + topology.problems(config, specs, by_tag, hops, explicit)
+    errors += [
+        ConfigError(f"$.sources[{i}].routes[{j}].start",
+                    f"start tag {r.start!r} has no node and is not an output")
+        for i, j, r in own if r.start not in by_tag and r.start not in config.outputs
+    ]  # fmt: skip
     if errors:
         return None, errors
     return LoadedPipeline(raw, config, tuple(specs), by_tag, hops), []

@@ -73,7 +73,8 @@ def test_env_example_uncommented_is_a_valid_service_configuration() -> None:
             if value:  # empty ones (token, workers, proxies, shared mode's): for the admin
                 environ[key] = value
     left = {"FOLDERD_TOKEN", "FOLDERD_WORKERS", "FOLDERD_INSTANCE", "FOLDERD_STATE_DIR",
-            "FOLDERD_TRUSTED_PROXIES", "FOLDERD_WORKER_MEMORY_MB"}  # fmt: skip
+            "FOLDERD_TRUSTED_PROXIES", "FOLDERD_WORKER_MEMORY_MB",
+            "FOLDERD_SOURCE_ROOTS"}  # fmt: skip
     assert {s.env for s in SETTINGS} - set(environ) == left
     loaded, stock = load([], environ), defaults()
     differs = {s.name for s in SETTINGS if getattr(loaded, s.name) != getattr(stock, s.name)}

@@ -69,6 +69,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "instance": ("node-2.a_b", "node-2.a_b"),
     "state_dir": ("/var/lib/folderd", Path("/var/lib/folderd")),
     "lease": ("12.5", 12.5),
+    "source_roots": ("/srv/drop, /home", (Path("/srv/drop"), Path("/home"))),
     "token": ("s3cret", "s3cret"),
 }
 

@@ -3,6 +3,7 @@ machine, three instances on one mount, polling as on NFS, journals on the local 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -36,6 +37,14 @@ def _fusermount() -> str | None:
 @pytest.fixture
 def queue(tmp_path: Path) -> Iterator[Queue]:
     """The test's watch_dir and results on an sshfs mount of a folder on this disk."""
+    with sshfs_mount(tmp_path) as mnt:
+        yield Queue(mnt)
+
+
+@contextlib.contextmanager
+def sshfs_mount(tmp_path: Path) -> Iterator[Path]:
+    """An sshfs mount (FUSE + SFTP to an sshd on this machine) of a folder of `tmp_path`:
+    the mount point; skipped where sshfs, sshd or /dev/fuse are missing."""
     missing = [t for t in TOOLS if _tool(t) is None]
     if _fusermount() is None:
         missing.append("fusermount3")
@@ -74,7 +83,7 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
             check=True, timeout=60,
         )  # fmt: skip
         try:
-            yield Queue(mnt)
+            yield mnt
         finally:
             _unmount(mnt)
     finally:
