@@ -16,7 +16,9 @@ from typing import Any
 
 def canonical(raw: Any) -> bytes:
     """`raw` (parsed JSON) in its canonical form."""
-    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    # surrogatepass: a name that is not UTF-8 (a source folder, say) is digested as it came
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def digest(raw: Any) -> str:

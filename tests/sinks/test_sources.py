@@ -55,6 +55,7 @@ def test_a_source_version_replaces_its_rows_and_survives_kill_9_mid_copy(
     assert got == [(300_000, 300_000, 1)]
 
 
+@pytest.mark.serial  # catches a window: the upload in flight, seen by polling the server
 def test_a_source_mirrored_to_s3_replaces_its_object_and_survives_kill_9_mid_upload(
     queue: Queue, start_daemon: Start, s3_server: SeaweedS3, bucket: str, tmp_path: Path
 ) -> None:
