@@ -108,7 +108,9 @@ def test_batch_folders(
         d.wait_event("file_processed", path="top.log")
         for name in ("b1/x1.log", "b1/deep/x2.log"):
             d.wait_event("file_waiting_for_marker", path=name)
-        assert _waiting(dash)["b1/x1.log"]["waiting_for"] == "batch marker b1/_SUCCESS"
+        # the dashboard reads a snapshot: it lists the file within a moment of the event
+        waiting = wait_until(lambda: _waiting(dash).get("b1/x1.log"), 10, "b1/x1.log listed")
+        assert waiting["waiting_for"] == "batch marker b1/_SUCCESS"
         queue.drop("b1/_SUCCESS", "")
         done = d.wait_event("batch_done", folder="b1")
         assert (done["status"], done["processed"], done["failed"]) == ("some_failed", 1, 1)
