@@ -134,47 +134,15 @@ def _pipe(clock: Clock) -> Parser:
     return parse
 
 
-def _short_date(m: re.Match[str], clock: Clock, level: str) -> Record:
+def _short_date(value: str, clock: Clock) -> str | None:
     """Spark's `yy/MM/dd HH:mm:ss` and HDFS's `yyMMdd HHmmss`: the century is ours."""
-    rec: Record = {}
-    for key, value in m.groupdict().items():
-        if value is None:
-            continue
-        if key == "ts":
-            rec["ts"] = value
-            digits = value.replace("/", "").replace(":", "").replace(" ", "")
-            hms = f"{digits[6:8]}:{digits[8:10]}:{digits[10:12]}"
-            time = clock.naive(f"20{digits[:2]}-{digits[2:4]}-{digits[4:6]}", hms)
-            if time is not None:
-                rec["time"] = time
-        elif key == "level":
-            rec["level"] = level
-            if level != value:
-                rec["level_raw"] = value
-        elif key == "pid":
-            rec["pid"] = int(value)
-        else:
-            rec[key] = value
-    return rec
+    digits = value.replace("/", "").replace(":", "").replace(" ", "")
+    hms = f"{digits[6:8]}:{digits[8:10]}:{digits[10:12]}"
+    return clock.naive(f"20{digits[:2]}-{digits[2:4]}-{digits[4:6]}", hms)
 
 
-def _golog_time(m: re.Match[str], clock: Clock, level: str) -> Record:
-    rec: Record = {}
-    for key, value in m.groupdict().items():
-        if value is None:
-            continue
-        if key == "ts":
-            rec["ts"] = value
-            time = clock.iso(value.replace("/", "-", 2))
-            if time is not None:
-                rec["time"] = time
-        elif key == "level":
-            rec["level"] = level
-            if level != value:
-                rec["level_raw"] = value
-        else:
-            rec[key] = value
-    return rec
+def _golog_time(value: str, clock: Clock) -> str | None:
+    return clock.iso(value.replace("/", "-", 2))
 
 
 def _fatal(m: re.Match[str], clock: Clock, level: str) -> Record:
@@ -254,7 +222,7 @@ FORMATS = [
         leveled(
             r"(?P<ts>\d\d/\d\d/\d\d \d\d:\d\d:\d\d) (?P<level>[A-Z]+) "
             rf"(?P<component>{COMPONENT}):(?: |$)(?P<message>.*)",
-            _short_date,
+            time=_short_date,
         ),
     ),
     LogFormat(
@@ -264,7 +232,7 @@ FORMATS = [
         leveled(
             r"(?P<ts>\d{6} \d{6}) (?P<pid>\d+) (?P<level>[A-Z]+) "
             rf"(?P<component>{COMPONENT}):(?: |$)(?P<message>.*)",
-            _short_date,
+            time=_short_date,
         ),
     ),
     LogFormat(
@@ -283,7 +251,7 @@ FORMATS = [
             r"(?P<ts>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)?) "
             r"(?:(?P<source>[\w.\-/]+\.go:\d+): )?(?:\[(?P<level>[A-Za-z]+)\] )?"
             r"(?P<message>.*)",
-            _golog_time,
+            time=_golog_time,
         ),
     ),
     LogFormat(

@@ -83,12 +83,13 @@ def _nothing() -> None:
 def leveled(
     pattern: str,
     build: Callable[[re.Match[str], Clock, str], Record | None] | None = None,
-    time: str = "iso",
+    time: str | Callable[[str, Clock], str | None] = "iso",
 ) -> Callable[[Clock], Parser]:
     """A parser for `pattern`, whose named groups become the record's fields (those that
     did not match are left out; `pid`, `tid` and other counts as numbers); its `level`
     group, if it has one, must be a level word (else the line is not in this format).
-    `time`: how `ts` becomes `time` — "iso" (`Clock.iso`) or "" (it does not).
+    `time`: how `ts` becomes `time` — "iso" (`Clock.iso`), "" (it does not), or a function
+    of the `ts` text and the clock (None: no time).
     `build(match, clock, level)`, when given, makes the record instead."""
     regex = re.compile(pattern)
     has_level = "level" in regex.groupindex
@@ -96,7 +97,15 @@ def leveled(
 
     def make(clock: Clock) -> Parser:
         match = regex.fullmatch
-        iso = clock.iso if time == "iso" else None
+        to_time: Callable[[str], str | None] | None = None
+        if callable(time):
+            made = time
+
+            def to_time(value: str) -> str | None:
+                return made(value, clock)
+
+        elif time == "iso":
+            to_time = clock.iso
 
         def parse(line: str) -> Record | None:
             m = match(line)
@@ -121,7 +130,7 @@ def leveled(
                         rec["level_raw"] = value
                 elif key == "ts":
                     rec["ts"] = value
-                    when = iso(value) if iso is not None else None
+                    when = to_time(value) if to_time is not None else None
                     if when is not None:
                         rec["time"] = when
                 elif key in NUMBERS and value.isdigit():
