@@ -33,6 +33,18 @@ SHOWN = 20  # names listed with the count
 FIELDS = ("type", "route", "name", "since", "until")
 
 
+def texts(params: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
+    """The text parameters `keys` of `params`, stripped ("" when absent); ValueError for one
+    that is not a string (a JSON body's number, say)."""
+    text = {}
+    for key in keys:
+        value = params.get(key) or ""
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string")
+        text[key] = value.strip()
+    return text
+
+
 @dataclass(frozen=True)
 class Filter:
     type: str = ""
@@ -44,12 +56,7 @@ class Filter:
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> Filter:
         """From query parameters, a form or a JSON body; ValueError for a bad one."""
-        text = {}
-        for key in ("type", "route", "name"):
-            value = params.get(key) or ""
-            if not isinstance(value, str):
-                raise ValueError(f"{key}: expected a string")
-            text[key] = value.strip()
+        text = texts(params, ("type", "route", "name"))
         return cls(**text, since=moment("since", params.get("since")),
                    until=moment("until", params.get("until")))  # fmt: skip
 

@@ -53,12 +53,7 @@ class Filter:
     def parse(cls, params: Mapping[str, Any]) -> Filter:
         """From query parameters, a form or a JSON body; ValueError for a bad one."""
         base = replay.Filter.parse({k: params.get(k) for k in ("route", "name", "since", "until")})
-        text = {}
-        for key in ("config", "state"):
-            value = params.get(key) or ""
-            if not isinstance(value, str):
-                raise ValueError(f"{key}: expected a string")
-            text[key] = value.strip().lower()
+        text = {k: v.lower() for k, v in replay.texts(params, ("config", "state")).items()}
         if text["config"]:
             config_glob(text["config"])  # ValueError unless hex
         state = text["state"] or "processed"
