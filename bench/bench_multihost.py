@@ -20,7 +20,6 @@ does nothing. The machine is shared and noisy: medians of the rounds, spread bes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 from bench.bench_daemon import PASS_THROUGH, PAYLOAD, ROOT
 from bench.report import figure
 from daemon.lease import RENEW_FRACTION
+from tests.conftest import log_events
 from tests.multihost.harness import Lan, missing
 
 HOSTS = ["h0", "h1", "h2"]
@@ -59,15 +59,7 @@ class Host:
                                          start_new_session=True)  # fmt: skip
 
     def events(self, name: str) -> list[dict[str, object]]:
-        out = []
-        for line in self.log_path.read_bytes().splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict) and ev.get("event") == name:
-                out.append(ev)
-        return out
+        return log_events(self.log_path, name)
 
     def wait_started(self) -> None:
         deadline = time.monotonic() + 90

@@ -23,6 +23,21 @@ settings.register_profile("folderd", deadline=None)
 settings.load_profile("folderd")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def log_events(path: Path, name: str | None = None) -> list[dict[str, Any]]:
+    """The JSON events of a daemon's log (`name`'s only, if given); other lines skipped."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict) and (name is None or ev.get("event") == name):
+            out.append(ev)
+    return out
+
+
 STATES = ("unprocessed", "underprocess", "processed", "failed")
 
 
@@ -129,15 +144,7 @@ class DaemonProcess:
         return self.proc.pid
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_bytes().splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict) and (name is None or ev.get("event") == name):
-                out.append(ev)
-        return out
+        return log_events(self.log_path, name)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
