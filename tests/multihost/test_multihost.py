@@ -27,7 +27,7 @@ from tests.conftest import DaemonProcess, Queue, assert_exactly_once, wait_until
 from tests.daemon.test_lifecycle import _assert_no_torn_results
 from tests.multihost.harness import SSHFS_OPTIONS, Lan, Unavailable
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # three hosts: a burst, a crash, freezes
 
 HOSTS = ("h0", "h1", "h2")
 LEASE = 3.0
