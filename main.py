@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
-    from daemon.single import run_single
+    from daemon.oneoff.single import run_single
 
     assert settings.input is not None  # the mode --input chose
     results = settings.results_dir.resolve()
@@ -128,7 +128,7 @@ def _check_config(config: Path) -> int:
 
 
 def _run_tests(settings: Settings, pipeline: LoadedPipeline) -> int:
-    from daemon import testrun
+    from daemon.oneoff import testrun
 
     results = testrun.run_cases(pipeline, testrun.collect(settings.config, settings.test_file))
     if settings.log_format == "json":
@@ -139,7 +139,7 @@ def _run_tests(settings: Settings, pipeline: LoadedPipeline) -> int:
 
 
 def _run_daemon(settings: Settings, pipeline: LoadedPipeline) -> int:
-    from daemon.api import DaemonAPI
+    from daemon.control import DaemonAPI
     from daemon.core import Daemon
     from daemon.notify import SystemdNotifier
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.bench_daemon import PASS_THROUGH, PAYLOAD, ROOT
 from bench.report import figure
-from daemon.lease import RENEW_FRACTION
+from daemon.shared.lease import RENEW_FRACTION
 from tests.conftest import log_events
 from tests.multihost.harness import Lan, missing
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench.bench_daemon import PASS_THROUGH, ROOT, _drop, _fresh, _stage, _wait_count
 from bench.report import figure
-from daemon.lease import RENEW_FRACTION
+from daemon.shared.lease import RENEW_FRACTION
 
 OUT = ROOT / "bench" / "out" / "shared"
 

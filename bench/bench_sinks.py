@@ -69,7 +69,7 @@ def folderd(
 ) -> dict[str, Any]:
     """`path` through folderd with `config`, in a worker that has delivered before: one
     process runs a warm-up file (`warm_up` bytes of `path`'s lines) and then `path`
-    (`daemon.single.run_single`, what `main.py --input` runs), so the sink's client
+    (`daemon.oneoff.single.run_single`, what `main.py --input` runs), so the sink's client
     library is imported and its connection open, as in a daemon's worker from its second
     file on. `path`'s summary, with the warm-up's delivery seconds (a worker's first file:
     import and connect) and the child's peak RSS."""
@@ -100,7 +100,7 @@ def _warm_up(path: Path, size: int) -> Path:
 
 _WORKER = """import json, sys
 from pathlib import Path
-from daemon.single import run_single
+from daemon.oneoff.single import run_single
 from processors import load_file
 pipeline = load_file(Path(sys.argv[1]))
 done = [run_single(Path(p), Path(sys.argv[2]), pipeline, fsync=True, trace=False)

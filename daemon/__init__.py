@@ -6,8 +6,9 @@ between them goes through `moves.transition()`, which renames, journals and logs
 and after an attempt; `daemon.recovery` holds the lock and repairs what a dead run left;
 `daemon.worker` runs files through the pipeline in child processes; `daemon.journal` keeps
 the derived SQLite history the dashboard reads, and `daemon.snapshot` the live picture.
-With --shared, `daemon.shared` (leases: `lease`, refusals: `instances`, names: `names`,
-attempts across instances: `attempts`) lets several daemons share one watch_dir.
+With --shared, the `daemon.shared` package lets several daemons share one watch_dir;
+`daemon.oneoff` runs one file outside the queue (`--input`, `--test`, Preview), and
+`daemon.control` is what the dashboard may see and do.
 """
 
 from daemon.errors import DaemonError

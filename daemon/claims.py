@@ -16,7 +16,7 @@ import time
 import structlog
 
 from config.pipeline import SUMMARY_SUFFIX
-from daemon import attempts, identity
+from daemon import identity
 from daemon.errors import DaemonError
 from daemon.faults import Fault, PauseReason, cause_of, classify
 from daemon.intake import Intake, inspect
@@ -24,7 +24,8 @@ from daemon.journal import Journal
 from daemon.moves import NUMBER_ROOM, name_bytes, transition
 from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
-from daemon.shared import Shared
+from daemon.shared import attempts
+from daemon.shared.instance import Shared
 from daemon.states import FileRef, Folders, State
 from processors import LoadedPipeline
 

@@ -41,7 +41,7 @@ from daemon.pool import Progress, WorkerPool
 from daemon.provenance import recorded
 from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.reports import RunReport
-from daemon.shared import Shared, shared_folders
+from daemon.shared.instance import Shared, shared_folders
 from daemon.snapshot import Snapshot
 from daemon.sources.finish import Finisher
 from daemon.sources.runtime import SourceChange, Sources
@@ -54,7 +54,7 @@ from processors import LoadedPipeline
 log = structlog.get_logger(__name__)
 
 TICK_S = 1.0  # health/heartbeat period; the loop also wakes for every event
-COMMIT_S = 0.02  # the journal is committed (and the snapshot taken) at most this often
+FLUSH_S = 0.02  # the journal is committed (and the snapshot taken) at most this often
 
 
 class Daemon:
@@ -131,8 +131,8 @@ class Daemon:
         self._stop_signals = 0
         self._reload_requested = False
         self._next_rescan = 0.0
-        self._next_tick = self._next_commit = 0.0
-        self._commit_due = False
+        self._next_tick = self._next_flush = 0.0
+        self._flush_due = False
         self._next_watchdog = 0.0
         self.started_at = time.time()  # a timestamp; uptime counts from `self.started`
         self.started = time.monotonic()
@@ -207,14 +207,14 @@ class Daemon:
         self.pool.maintain()
         self._dispatch()
         self._periodic(now)
-        self._commit(now)
+        self._flush_journal(now)
 
-    def _commit(self, now: float) -> None:
+    def _flush_journal(self, now: float) -> None:
         """The journal, the snapshot and the events held, together and at most every
-        COMMIT_S: a burst's moves share a commit (a lone file's comes within COMMIT_S)."""
-        self._commit_due = now < self._next_commit
-        if not self._commit_due:
-            self._next_commit = now + COMMIT_S
+        FLUSH_S: a burst's moves share a commit (a lone file's comes within FLUSH_S)."""
+        self._flush_due = now < self._next_flush
+        if not self._flush_due:
+            self._next_flush = now + FLUSH_S
             self.journal.flush()
             self.sources.flush()
             self.snapshot = self._take_snapshot()
@@ -223,8 +223,8 @@ class Daemon:
     def _timeout(self) -> float:
         now = time.monotonic()
         t = self._next_tick
-        if self._commit_due:
-            t = min(t, self._next_commit)
+        if self._flush_due:
+            t = min(t, self._next_flush)
         free = self.pool.next_free() is not None and not self.pause
         source_due = self.sources.next_deadline() if free else None  # busy: workers wake us
         for due in (self.intake.next_deadline(), self.waiting.next_due(), source_due):
@@ -275,7 +275,7 @@ class Daemon:
                     self.sources.changed(msg, now)
                 case Call():  # an action's outcome is committed at once
                     msg.run()
-                    self._next_commit = 0.0
+                    self._next_flush = 0.0
         if self._reload_requested:
             self._reload_requested = False
             self._reload()

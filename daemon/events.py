@@ -5,7 +5,7 @@ dashboard's callback only hands the event to its own event loop). A subscriber t
 is logged and dropped from that event, never allowed to stop the daemon.
 
 The loop publishes what it does as it goes, but commits the journal at most every
-`daemon.core.COMMIT_S`: it holds events (`hold()`) until it has committed (`release()`),
+`daemon.core.FLUSH_S`: it holds events (`hold()`) until it has committed (`release()`),
 so no subscriber hears of a move before the journal (which the dashboard reads when an
 event makes it refresh a page) says so.
 """

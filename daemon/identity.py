@@ -12,13 +12,13 @@ an input, chosen at start-up by what the mount shows:
   sees is its own, so two hosts see one file under two numbers, and two files under one
   (sshfs numbers files in the order it meets them: hosts listing one folder give its files
   the same numbers). There the uid is drawn at random at the claim and *written down*
-  with it: the name reservation of the claim (`daemon.names`, in its text form) holds it
-  while the file is in underprocess/, so a peer that takes the claim over reads the uid
-  there; a file folderd itself gives back to unprocessed/ (a shutdown, a requeue) gets a
-  note, `.folderd/returns/<hash of its name>`, with its uid, size and mtime, which the
-  next claim of that name, on any host, takes if the file still matches. A copy has no
-  record: a new input. (A file moved back by hand from processed/ is then a new input
-  too, with a `~N` name, as without --shared.)
+  with it: the name reservation of the claim (`daemon.shared.reservations`, in its text
+  form) holds it while the file is in underprocess/, so a peer that takes the claim over
+  reads the uid there; a file folderd itself gives back to unprocessed/ (a shutdown, a
+  requeue) gets a note, `.folderd/returns/<hash of its name>`, with its uid, size and
+  mtime, which the next claim of that name, on any host, takes if the file still
+  matches. A copy has no record: a new input. (A file moved back by hand from processed/
+  is then a new input too, with a `~N` name, as without --shared.)
 
 Whether a mount's inode numbers can be trusted is probed at start (`probe`): a file and a
 hard link to it must show one number and a link count of 2, and a directory listing must
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import structlog
 
-from daemon import names
-from daemon.lease import PeerLease
+from daemon.shared import reservations
+from daemon.shared.lease import PeerLease
 from daemon.states import Folders
 
 log = structlog.get_logger(__name__)
@@ -130,7 +130,7 @@ class Identity:
         if self.records:
             return
         self.mode, self.why = RECORD, why
-        names.hold_by_text(self.folders)
+        reservations.hold_by_text(self.folders)
         _RECORDS.add(str(self.folders.meta))
         log.warning("identity_by_record", instance=self.folders.instance, why=why,
                     action="inputs are named by a uid written down at their claim")  # fmt: skip

@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 import structlog
 
-from daemon import attempts, identity, names
+from daemon import identity
 from daemon.errors import DaemonError
 from daemon.journal import Journal
+from daemon.shared import attempts, reservations
 from daemon.states import TRANSITIONS, FileRef, Folders, State
 
 log = structlog.get_logger(__name__)
@@ -116,19 +117,20 @@ def summary_of_another(folders: Folders, rel: str, uid: str) -> bool:
 
 
 def hold_name(folders: Folders, ref: FileRef, queued_rel: str) -> None:
-    """Shared mode, right after `ref`'s claim rename: reserve its name (`daemon.names`),
-    then look again that no other input has it; if one does, rename the file to the next
-    free `~N` of `queued_rel` inside this instance's folder and try that. Updates ref.rel."""
+    """Shared mode, right after `ref`'s claim rename: reserve its name
+    (`daemon.shared.reservations`), then look again that no other input has it; if one
+    does, rename the file to the next free `~N` of `queued_rel` inside this instance's
+    folder and try that. Updates ref.rel."""
     top = folders.dirs[State.CLAIMED]
     lost: set[str] = set()  # names tried: each turn tries a new one (a held name may
     while True:  # have no file to show for it: a link a crash left, its file deleted)
         held = os.path.join(top, ref.rel)
         was = ref.rel
         try:
-            if names.reserve(folders, ref.rel, ref.uid, held):
+            if reservations.reserve(folders, ref.rel, ref.uid, held):
                 if not _taken(folders, State.CLAIMED, ref.rel, ref.uid, held=True):
                     return
-                names.release(folders, ref.rel, ref.uid, held)
+                reservations.release(folders, ref.rel, ref.uid, held)
             lost.add(ref.rel)
             ref.rel = first_free(queued_rel, lambda candidate: candidate in lost or _taken(
                 folders, State.CLAIMED, candidate, ref.uid))  # fmt: skip
@@ -181,14 +183,14 @@ def transition(
     _rename(src, dst, ref.inode)
     old_state, old_rel = ref.state, ref.rel
     if old_state is State.CLAIMED and folders.instance and to is not State.CLAIMED:
-        names.release(folders, old_rel, ref.uid, dst)  # its new place keeps it now
+        reservations.release(folders, old_rel, ref.uid, dst)  # its new place keeps it now
         if to is not State.QUEUED:
             attempts.forget(folders, ref.uid)
     ref.state, ref.rel = to, new_rel
     if to is State.CLAIMED and folders.instance:
         hold_name(folders, ref, old_rel)
         if old_state is State.CLAIMED and ref.rel != old_rel:  # taken over under a new name
-            names.release(folders, old_rel, ref.uid, ref.path(folders))
+            reservations.release(folders, old_rel, ref.uid, ref.path(folders))
     if old_state in (State.FAILED, State.PROCESSED) and new_rel != old_rel:
         _carry_summary(folders, ref.uid, old_rel, new_rel)
     if "/" in old_rel and old_state is not State.QUEUED:

@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 
-from daemon import names
 from daemon.commit import commit_results
 from daemon.errors import DaemonError
 from daemon.events import EventBus
@@ -27,6 +26,7 @@ from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
 from daemon.journal import Journal
 from daemon.moves import name_bytes, shorten, transition
 from daemon.provenance import Provenance
+from daemon.shared import reservations
 from daemon.sinkstats import SinkStats
 from daemon.states import FileRef, Folders, State
 from daemon.worker import (
@@ -137,7 +137,7 @@ class Outcomes:
         self.journal.finished(ref.uid, summary)
         self.journal.set_state(ref.uid, State.MISSING, reason)
         if self.folders.instance:
-            names.release_gone(self.folders, ref.rel, ref.uid)
+            reservations.release_gone(self.folders, ref.rel, ref.uid)
         log.warning("file_vanished", path=ref.rel, attempt=ref.attempt,
                     state=State.CLAIMED.value, reason=reason)  # fmt: skip
 

@@ -37,7 +37,6 @@ from daemon.child import (
     Shared,
     Started,
     Stop,
-    die_with_parent,
     worker_main,
 )
 from daemon.snapshot import InFlight, Stall
@@ -47,7 +46,6 @@ from formats.names import shown
 from processors import LoadedPipeline
 
 __all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "Progress", "WorkerPool"]
-_die_with_parent = die_with_parent  # the dashboard's preview process dies the same way
 
 log = structlog.get_logger(__name__)
 

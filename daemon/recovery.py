@@ -24,9 +24,9 @@ import orjson
 import structlog
 
 from daemon.errors import DaemonError
-from daemon.instances import live_shared, refuse_shared_start
 from daemon.journal import Journal, Row
-from daemon.lease import PeerLease
+from daemon.shared.lease import PeerLease
+from daemon.shared.startup import live_shared, refuse_shared_start
 from daemon.states import FileRef, Folders, State
 from formats.names import parsed, shown
 
@@ -86,7 +86,7 @@ def open_watch_dir(folders: Folders) -> tuple[WatchDirLock, Journal]:
     """Create the folders, take the lock, open the journal: the lock first, so a second
     daemon fails before it touches anything of the first's (the journal included). In
     shared mode (`folders.instance`) the lock is shared, and the start is refused on the
-    grounds `daemon.instances` names."""
+    grounds `daemon.shared.startup` names."""
     folders.create()
     lock = WatchDirLock(folders)
     lock.acquire(shared=bool(folders.instance))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.faults import PauseReason
-from daemon.shared import SharedView
+from daemon.shared.instance import SharedView
 from daemon.sinkstats import SinkHealth
 from daemon.sources.view import SourceView
 from formats.names import as_text, shown

@@ -62,7 +62,7 @@ class FileChange:
     path: str
 
 
-Sink = Callable[[FileChange], None]
+OnChange = Callable[[FileChange], None]
 
 _CHANGES = {"created", "modified", "attrib"}
 
@@ -96,7 +96,7 @@ def ignore_matcher(patterns: Iterable[str]) -> Ignored:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: str, sink: Sink, ignored: Ignored) -> None:
+    def __init__(self, root: str, sink: OnChange, ignored: Ignored) -> None:
         self._root = root.rstrip("/") + "/"
         self._sink = sink
         self._ignored = ignored
@@ -213,7 +213,7 @@ class Watcher:
     def __init__(
         self,
         root: Path,
-        sink: Sink,
+        sink: OnChange,
         ignored: Ignored,
         *,
         poll: bool = False,

@@ -35,10 +35,10 @@ from daemon.commit import Pending, commit_group
 from daemon.delivery import deliver
 from daemon.duplicates import Earlier, first_match
 from daemon.faults import Fault, cause_of, classify
-from daemon.lease import may_commit
 from daemon.origin import Origin
 from daemon.provenance import Provenance, route_taken
 from daemon.settle import signature
+from daemon.shared.lease import may_commit
 from daemon.states import FileRef, Folders
 from formats.names import shown, texts
 from processors import Pipeline, ProcessorError

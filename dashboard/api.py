@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from daemon.api import ActionError
+from daemon.control import ActionError
 from daemon.states import State
-from dashboard import contents, health, history, metrics, openapi, replay, snapshot, uploads
+from dashboard import contents, health, history, metrics, openapi, pagedata, replay, uploads
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard
@@ -80,13 +80,13 @@ async def openapi_document(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    return ORJSONResponse(snapshot.status(_dash(request)))
+    return ORJSONResponse(pagedata.status(_dash(request)))
 
 
 def files_page(request: Request) -> dict[str, Any]:
     """The Files query, from the request's parameters (the JSON API and the page share it)."""
     p = request.query_params
-    return snapshot.files_blocking(
+    return pagedata.files_blocking(
         _dash(request),
         state=p.get("state"),
         q=p.get("q"),
@@ -101,7 +101,7 @@ def files_page(request: Request) -> dict[str, Any]:
 
 def errors_page(request: Request) -> dict[str, Any]:
     """The Errors query, from the request's parameters."""
-    return snapshot.errors_blocking(
+    return pagedata.errors_blocking(
         _dash(request),
         limit=int_param(request, "limit", 50),
         before=request.query_params.get("before"),
@@ -131,7 +131,7 @@ def files(request: Request) -> Response:
 
 def file_detail(request: Request) -> Response:
     try:
-        row = snapshot.file_blocking(_dash(request), request.path_params["uid"])
+        row = pagedata.file_blocking(_dash(request), request.path_params["uid"])
     except sqlite3.Error as exc:
         return error(f"journal unavailable: {exc}", 503)
     if row is None:
@@ -144,7 +144,7 @@ def errors(request: Request) -> Response:
 
 
 def pipeline(request: Request) -> Response:
-    return ORJSONResponse(snapshot.pipeline_blocking(_dash(request)))
+    return ORJSONResponse(pagedata.pipeline_blocking(_dash(request)))
 
 
 def file_view(request: Request) -> Response:

@@ -34,7 +34,7 @@ from dashboard.templating import templates
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from daemon.api import DaemonAPI
+    from daemon.control import DaemonAPI
 
 STATIC = Path(__file__).parent / "static"
 

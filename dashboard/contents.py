@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from dashboard import lines, sheets, snapshot
+from dashboard import lines, pagedata, sheets
 from dashboard.downloads import resolve
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Part:
 
 
 def parts(row: Mapping[str, Any]) -> list[Part]:
-    """The parts a file (its row from `snapshot.file_blocking`) has to show."""
+    """The parts a file (its row from `pagedata.file_blocking`) has to show."""
     found = []
     if row["state"] != "missing":
         found.append(Part("input", row["input_path"], "watch"))
@@ -185,7 +185,7 @@ def view_blocking(dash: Dashboard, uid: str, params: Mapping[str, str]) -> dict[
     """The part `params` name of file `uid`, or None when there is no such file or part;
     ValueError for a bad parameter."""
     ask = Ask.parse(params)
-    row = snapshot.file_blocking(dash, uid)
+    row = pagedata.file_blocking(dash, uid)
     if row is None:
         return None
     part = pick(row, params)

@@ -18,7 +18,7 @@ from dashboard.system import SystemSampler
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from daemon.api import DaemonAPI
+    from daemon.control import DaemonAPI
 
 
 @dataclass

@@ -25,7 +25,7 @@ import structlog
 from dashboard import graph, queries
 
 if TYPE_CHECKING:
-    from daemon.api import DaemonAPI
+    from daemon.control import DaemonAPI
     from dashboard.queries import JournalReader
     from dashboard.stats import Stats
     from dashboard.system import SystemSampler

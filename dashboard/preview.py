@@ -29,7 +29,7 @@ from daemon.states import State
 from dashboard import downloads, queries
 from dashboard.api import ORJSONResponse, error
 from dashboard.sandbox import PreviewError
-from dashboard.sandbox import Request as Job
+from dashboard.sandbox import Request as PreviewRequest
 from dashboard.views import problem, render
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ async def check(request: Request) -> Response:
         return error(str(exc), exc.status)
     except (ValueError, KeyError, TypeError):
         return error('send {"config": "<the config text>"} as JSON', 400)
-    return await _answer(dash, Job(text, None))
+    return await _answer(dash, PreviewRequest(text, None))
 
 
 async def preview(request: Request) -> Response:
@@ -94,7 +94,7 @@ async def preview(request: Request) -> Response:
     except PreviewError as exc:
         return error(str(exc), exc.status)
     try:
-        job = await _job(dash, form, limit)
+        job = await _request(dash, form, limit)
     except PreviewError as exc:
         return error(str(exc), exc.status)
     finally:
@@ -113,16 +113,18 @@ async def download(request: Request) -> Response:
     return Response(text, media_type="application/json", headers=headers)
 
 
-async def _answer(dash: Dashboard, job: Job) -> Response:
+async def _answer(dash: Dashboard, job: PreviewRequest) -> Response:
     if job.config_text is None:
-        job = Job(None, dash.api.status()["pipeline"], job.name, job.path, job.data, job.max_lines)
+        job = PreviewRequest(
+            None, dash.api.status()["pipeline"], job.name, job.path, job.data, job.max_lines
+        )
     try:
         return ORJSONResponse(await run_in_threadpool(dash.preview.run, job))
     except PreviewError as exc:
         return error(str(exc), exc.status)
 
 
-async def _job(dash: Dashboard, form: Any, limit: int) -> Job:
+async def _request(dash: Dashboard, form: Any, limit: int) -> PreviewRequest:
     config = form.get("config")
     if config is not None and not isinstance(config, str):
         raise PreviewError("config must be a form field, not a file", 400)
@@ -133,7 +135,7 @@ async def _job(dash: Dashboard, form: Any, limit: int) -> Job:
         if len(data) > limit:
             raise PreviewError(_too_large(dash), 413)
         name = _run_name(run_as or upload.filename)
-        return Job(config or None, None, name, data=data, max_lines=MAX_LINES)
+        return PreviewRequest(config or None, None, name, data=data, max_lines=MAX_LINES)
     if not isinstance(path, str) or path.split("/", 1)[0] not in SOURCES:
         raise PreviewError("choose a file: path=processed/… or failed/…, or a file upload", 400)
     src = downloads.resolve(dash, "watch", path)
@@ -142,7 +144,7 @@ async def _job(dash: Dashboard, form: Any, limit: int) -> Job:
     if os.stat(src).st_size > limit:
         raise PreviewError(_too_large(dash), 413)
     name = _run_name(run_as or path.split("/", 1)[1])
-    return Job(config or None, None, name, str(src), max_lines=MAX_LINES)
+    return PreviewRequest(config or None, None, name, str(src), max_lines=MAX_LINES)
 
 
 def _run_name(name: str) -> str:

@@ -21,7 +21,7 @@ import orjson
 from daemon.states import State
 
 if TYPE_CHECKING:
-    from daemon.api import DaemonAPI
+    from daemon.control import DaemonAPI
 
 MAX_LIMIT = 500
 _MAX_ROWID = 2**63 - 1  # SQLite integers are 64-bit

@@ -10,7 +10,7 @@ then kills its process group and whatever else it started and removes the scratc
 directory, on every path: answered, timed out, or died. So a preview leaves nothing
 running and nothing on disk, and a timed-out one answers "timed out" while the daemon
 never notices; the memory of each and the files it writes are capped too. The forked
-process runs `daemon.dryrun`: the worker's code path in a temp directory, sinks left out,
+process runs `daemon.oneoff.dryrun`: the worker's code path in a temp directory, sinks left out,
 nothing kept; the plugins it imports go with it.
 """
 
@@ -34,8 +34,8 @@ from typing import Any
 import structlog
 
 from config import ConfigError, locate
-from daemon.dryrun import dry_pipeline, dry_run
-from daemon.pool import _die_with_parent  # a preview dies with its server
+from daemon.child import die_with_parent  # a preview dies with its server, as a worker does
+from daemon.oneoff.dryrun import dry_pipeline, dry_run
 from dashboard import scratch
 from processors import LoadedPipeline, file_routes
 from processors.loader import check
@@ -137,7 +137,7 @@ def _limit_resources() -> None:
 def _serve(conn: Connection, init: Callable[[], None] | None) -> None:
     """The preview server: one request at a time, each in a process of its own, until the
     dashboard's end of `conn` closes (its process died, or it stopped us)."""
-    # Not _die_with_parent(): that ties us to the thread that started us, one of the
+    # Not die_with_parent(): that ties us to the thread that started us, one of the
     # dashboard's pool threads, which ends when it has been idle a while. A closed pipe
     # says the dashboard is gone, and leaves us the moment to end the preview running.
     _limit_resources()
@@ -212,7 +212,7 @@ def _preview(writer: Connection, req: Request, where: Path, server: int) -> None
     """In the forked process: a session of its own (one process group with everything it
     starts), temp files in `where`, then the answer."""
     os.setsid()
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != server:  # the server died before prctl took effect
         return
     os.environ["TMPDIR"] = str(where)  # for the programs a plugin runs, and sweep()

@@ -40,7 +40,7 @@ from dashboard.digest import Digest, RepeatFilter
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from daemon.api import DaemonAPI
+    from daemon.control import DaemonAPI
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from daemon.api import ActionError
+from daemon.control import ActionError
 from dashboard.api import ORJSONResponse, error
 from dashboard.views import problem, render
 

@@ -23,7 +23,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from daemon.api import ActionError
+from daemon.control import ActionError
 
 if TYPE_CHECKING:
     from dashboard.context import Dashboard

@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from daemon.api import ActionError
+from daemon.control import ActionError
 from daemon.snapshot import VERSION
 from daemon.states import State
-from dashboard import auth, contents, history, queries, replay, reprocess, snapshot
+from dashboard import auth, contents, history, pagedata, queries, replay, reprocess
 from dashboard.api import errors_page, files_page, guarded
 from dashboard.sessions import Throttled
 
@@ -57,8 +57,8 @@ def problem(request: Request, message: str, status: int) -> Response:
 
 async def overview(request: Request) -> Response:
     dash = _dash(request)
-    data = snapshot.status(dash)
-    return render(request, "overview", {"s": data, "chart": snapshot.chart(data["throughput"])})
+    data = pagedata.status(dash)
+    return render(request, "overview", {"s": data, "chart": pagedata.chart(data["throughput"])})
 
 
 def _listing(request: Request, query: Callable[[Request], Any], template: str) -> Response:
@@ -78,7 +78,7 @@ def files(request: Request) -> Response:
 def _file_page(request: Request, page: str, with_contents: bool) -> Response:
     dash = _dash(request)
     try:
-        row = snapshot.file_blocking(dash, request.path_params["uid"])
+        row = pagedata.file_blocking(dash, request.path_params["uid"])
     except sqlite3.Error as exc:
         return problem(request, f"journal unavailable: {exc}", 503)
     if row is None:
@@ -148,7 +148,7 @@ def pipeline(request: Request) -> Response:
     full = "fragment" not in request.query_params
     ran = {"configs": reprocess.configs_blocking(dash)} if full else {}
     notify = dash.api.status()["notify"] if full else []
-    page = {"p": snapshot.pipeline_blocking(dash), "r": ran, "notify": notify}
+    page = {"p": pagedata.pipeline_blocking(dash), "r": ran, "notify": notify}
     return render(request, "pipeline", page)
 
 

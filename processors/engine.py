@@ -22,7 +22,7 @@ from config.sinks import SqlSinkConfig
 from processors import excel, file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner, start_runner
-from processors.outputs import BookFile, OpenOutput, Parts, SheetSink, Sink, in_input_order
+from processors.outputs import BookFile, LinesOutput, OpenOutput, Parts, SheetOutput, in_input_order
 
 END_OF_FILE = 0  # origin of lines emitted by flush(): they come from no single input line
 # The cyclic collector's youngest generation, in objects: a batch's records (dicts and
@@ -196,11 +196,11 @@ class _FileRun:
             for tag in spec.tags:
                 self.by_tag[tag] = runner
         self.books: dict[str, BookFile] = {}  # xlsx outputs' workbooks, by suffix
-        self.sinks: dict[str, Sink | SheetSink] = {}
+        self.writers: dict[str, LinesOutput | SheetOutput] = {}
         for tag, out in config.outputs.items():
             if out.format != "xlsx":
                 numbered = isinstance(out.sink, SqlSinkConfig)  # rows name their input line
-                self.sinks[tag] = Sink(out.suffix, open_output, header, numbered)
+                self.writers[tag] = LinesOutput(out.suffix, open_output, header, numbered)
                 continue
             if out.suffix not in self.books:
                 same = [o for o in config.outputs.values() if o.suffix == out.suffix]
@@ -208,7 +208,7 @@ class _FileRun:
                 summary = any(o.summary for o in same)
                 self.books[out.suffix] = BookFile(out.suffix, open_output, summary, sheets)
             book = self.books[out.suffix]
-            self.sinks[tag] = SheetSink(book, out.sheet or tag, out.sheet_by, header)
+            self.writers[tag] = SheetOutput(book, out.sheet or tag, out.sheet_by, header)
         self.tags: dict[str, int] = {}
         self.lines_in = 0
         self.unrouted = 0
@@ -248,8 +248,8 @@ class _FileRun:
             runner.emitted[to] = runner.emitted.get(to, 0) + n
         out = chain[-1]
         tags[out] = tags.get(out, 0) + n
-        sink = self.sinks[out]
-        assert isinstance(sink, Sink)
+        sink = self.writers[out]
+        assert isinstance(sink, LinesOutput)
         sink.write_block(block, origins)
 
     def _traced(self, value: Line, origin: int) -> None:
@@ -277,7 +277,7 @@ class _FileRun:
         budget = self.max_expansion * max(len(values), 1)
         hops = 0
         moved = 0
-        touched: list[Sink | SheetSink] = []
+        touched: list[LinesOutput | SheetOutput] = []
         while pending:
             if hops > self.max_hops:
                 raise _hop_limit(self.max_hops, pending)
@@ -293,7 +293,7 @@ class _FileRun:
                     out.emitted = runner.emitted
                     runner.run(tag, vals, origs, out)
                     continue
-                sink = self.sinks.get(tag)
+                sink = self.writers.get(tag)
                 if sink is not None:
                     if not sink.parts:
                         touched.append(sink)
@@ -318,7 +318,7 @@ class _FileRun:
 
     def summary(self, reader: readers.TextLines | excel.WorkbookRows) -> dict[str, Any]:
         outputs: dict[str, int] = {}
-        for sink in self.sinks.values():
+        for sink in self.writers.values():
             if sink.lines:  # xlsx outputs sharing a workbook: the rows of all its sheets
                 outputs[sink.suffix] = outputs.get(sink.suffix, 0) + sink.lines
         processors = {r.spec.name: r.stats() for r in self.runners}

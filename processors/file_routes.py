@@ -6,7 +6,7 @@ searched in the base name, and its named groups become the file's metadata; `hea
 matched at the start of the file's first bytes (after gzip and a UTF-8 byte order mark),
 e.g. `^\\s*\\{` for JSON or a CSV header; `signature: "excel"` holds when those bytes
 are a workbook's (an OLE container or a zip of a workbook: `processors.excel`). Where
-each line goes from there is up to the nodes (`processors.routers`).
+each line goes from there is up to the nodes (`processors.line_routers`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import IO, Any, BinaryIO, cast
 
 import orjson
 
-from config.numbered import write_frame
+from formats.lineframes import write_frame
 from processors.base import Line
 from processors.excel import column_letters
 from processors.workbook import Workbook
@@ -64,11 +64,11 @@ class _Buffered:
         return parts[0] if len(parts) == 1 else in_input_order(parts)
 
 
-class Sink(_Buffered):
+class LinesOutput(_Buffered):
     """A lines output: `results/<file>.<suffix>`, one line per value. A `numbered` one (it
     feeds a SQL sink, never a file of results/) keeps with each line the number of the
     input line it came from, which sinks/columns.py reads into the `line` column: its file
-    is a numbered output (config/numbered.py)."""
+    is a numbered output (formats/lineframes.py)."""
 
     __slots__ = ("_header", "_numbered", "_open", "_stream")
 
@@ -203,7 +203,7 @@ class BookFile:
             self._book.discard()
 
 
-class SheetSink(_Buffered):
+class SheetOutput(_Buffered):
     """An xlsx output: its records go to the sheet `sheet` of its workbook, or to a sheet
     per value of the field `sheet_by`. CSV rows are named by the header, text lines are
     a `line` field."""

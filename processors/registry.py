@@ -6,10 +6,10 @@ Plugins are not registered here: a config names them by dotted path (`pkg.mod:Na
 from __future__ import annotations
 
 from processors.aggregates import Aggregate, Dedupe
+from processors.line_routers import Filter, Pass, TagLevel, TagRegex
 from processors.logparse import ParseLog
 from processors.lookup import HttpLookup
 from processors.records import CsvRecords, Profile
-from processors.routers import Filter, Pass, TagLevel, TagRegex
 from processors.templates import Templates
 from processors.transforms import (
     Count,
@@ -25,7 +25,7 @@ from processors.transforms import (
 from processors.validators import CsvValidate, JsonValidate
 
 BUILTINS: dict[str, type] = {
-    # line routers (where each line goes next: processors/routers.py)
+    # line routers (where each line goes next: processors/line_routers.py)
     "pass": Pass,  # every line on, unchanged, to every `to` tag (fan-out by copy)
     "filter": Filter,  # keep lines matching include / not matching exclude
     "tag_regex": TagRegex,  # tag by the first (or every) matching regex rule

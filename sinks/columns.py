@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from config.numbered import read_frames
+from formats.lineframes import read_frames
 from sinks.errors import SinkDataError
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -96,7 +96,7 @@ def batches(
     rules: Rules,
     block: int = BLOCK,
 ) -> Iterator[tuple[list[int], Columns]]:
-    """The rows of a numbered output (config/numbered.py), about `block` bytes of its
+    """The rows of a numbered output (formats/lineframes.py), about `block` bytes of its
     lines at a time: each row's input line number, and each declared column's values
     (checked and converted by `rules`) as a list. With no `columns`, the one column is
     the line as JSON text (a text line becomes a JSON string). A row's `uid` and `source`

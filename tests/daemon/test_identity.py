@@ -16,7 +16,7 @@ import pytest
 
 from daemon.fstype import advice, sshfs_options
 from daemon.identity import RECORD, Identity, input_uid, probe
-from daemon.lease import PeerLease
+from daemon.shared.lease import PeerLease
 from daemon.states import Folders
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, wait_until, write_config
 

@@ -13,8 +13,8 @@ import pytest
 
 from daemon.fstype import fs_type
 from tests.conftest import DaemonProcess, Queue, sha256_of
+from tests.daemon.shared.test_shared_sshfs import sshfs_mount
 from tests.daemon.sources_helpers import sources_config, version, wait_rescans, wait_version
-from tests.daemon.test_shared_sshfs import sshfs_mount
 
 pytestmark = pytest.mark.integration
 

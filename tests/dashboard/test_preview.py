@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from dashboard.sandbox import PreviewWorker
-from dashboard.sandbox import Request as Job
+from dashboard.sandbox import Request as PreviewRequest
 from tests.conftest import ROOT, Queue, wait_until
 from tests.dashboard.conftest import Dashboard
 
@@ -364,7 +364,7 @@ def test_the_preview_server_outlives_the_thread_that_started_it() -> None:
     """Each request runs on one of the dashboard's pool threads, which end when idle a
     while: the server must not die with the one that happened to start it."""
     worker = PreviewWorker(timeout=30)
-    job = Job(_spawning("server_pid"), None, "a.log", data=b"x\n")
+    job = PreviewRequest(_spawning("server_pid"), None, "a.log", data=b"x\n")
     servers: list[str] = []
     try:
         for _ in range(2):

@@ -37,8 +37,8 @@ def test_unknown_processors_and_imports_are_located() -> None:
         chain(
             node("a", "nope", to="b"),
             {"tag": "b", "use": "no_such_module:X", "to": "c"},
-            {"tag": "c", "use": "processors.routers:Nothing", "to": "d"},
-            {"tag": "d", "use": "processors.routers:LEVEL_WORD"},
+            {"tag": "c", "use": "processors.line_routers:Nothing", "to": "d"},
+            {"tag": "d", "use": "processors.line_routers:LEVEL_WORD"},
         )
     )
     assert found["$.nodes[0].use"] == "unknown processor 'nope'"

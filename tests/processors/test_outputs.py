@@ -11,8 +11,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.numbered import read_frames
-from processors.outputs import Sink, _encode_one
+from formats.lineframes import read_frames
+from processors.outputs import LinesOutput, _encode_one
 
 _int64 = st.integers(-(1 << 63), (1 << 63) - 1)
 _text = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)  # "\n" and "\r" too
@@ -53,7 +53,7 @@ def test_each_value_is_one_line_numbered_by_its_origin(
     chunks: list[list[tuple[int, Any]]],
 ) -> None:
     opened = _Opened()
-    sink = Sink("rows", opened, header=["a", "b"], numbered=True)
+    sink = LinesOutput("rows", opened, header=["a", "b"], numbered=True)
     for chunk in chunks:
         sink.add([v for _, v in chunk], [o for o, _ in chunk])
         sink.write()
@@ -65,7 +65,7 @@ def test_each_value_is_one_line_numbered_by_its_origin(
 
 def test_a_copy_routes_blocks_keep_their_first_line_number() -> None:
     opened = _Opened()
-    sink = Sink("rows", opened, header=None, numbered=True)
+    sink = LinesOutput("rows", opened, header=None, numbered=True)
     sink.write_block('{"a": 1}\n{"a": 2}\n', range(1, 3))
     sink.write_block('{"a": 3}', range(3, 4))  # a file's last line, without its "\n"
     assert opened.frames() == [

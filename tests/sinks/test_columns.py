@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from config.numbered import write_frame
+from formats.lineframes import write_frame
 from sinks import SinkDataError
 from sinks.columns import POSTGRES, SQLITE, Rules, _by_row, batches, copy_text
 from tests.sinks.servers import Postgres

@@ -21,7 +21,7 @@ import pytest
 from config.sinks import SqlSinkConfig
 from daemon.faults import Fault, cause_of, classify
 from formats.names import parsed
-from processors.outputs import Sink
+from processors.outputs import LinesOutput
 from sinks import SinkDataError, SinkUnavailable, Targets
 from tests.conftest import wait_until
 from tests.hostile_servers import Hostile
@@ -53,7 +53,7 @@ def _output(tmp_path: Path, lines: list[object], name: str = "out") -> str:
     value's input line its position), by the engine's own writer."""
     path = tmp_path / name
     with path.open("wb") as f:
-        sink = Sink("rows", lambda suffix, binary: f, None, numbered=True)
+        sink = LinesOutput("rows", lambda suffix, binary: f, None, numbered=True)
         sink.add(lines, range(1, len(lines) + 1))
         sink.write()
     return str(path)
@@ -200,7 +200,7 @@ def test_a_value_the_server_refuses_names_its_input_line(
     from input lines 4, 9 and 30 of a filtered input, then line 31 of a block)."""
     path = tmp_path / "out"
     with path.open("wb") as f:
-        sink = Sink("rows", lambda suffix, binary: f, None, numbered=True)
+        sink = LinesOutput("rows", lambda suffix, binary: f, None, numbered=True)
         sink.add([{"extra": 1}, {"extra": 2}, {"extra": "a\x00b"}], [4, 9, 30])
         sink.write()
         sink.write_block('{"extra": 3}\n', range(31, 32))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.foldercount import count_files
+from daemon.shared.foldercount import count_files
 from tests.conftest import ROOT
 
 
@@ -48,7 +48,10 @@ def test_a_sub_folder_it_may_not_read_is_skipped_and_the_rest_counted(tmp_path: 
     prefix = (
         ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     )
-    code = "import sys; from daemon.foldercount import count_files; print(count_files(sys.argv[1]))"
+    code = (
+        "import sys; from daemon.shared.foldercount import count_files; "
+        "print(count_files(sys.argv[1]))"
+    )
     try:
         out = subprocess.run([*prefix, sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
                              capture_output=True, text=True, check=True, timeout=60)  # fmt: skip

@@ -1,5 +1,5 @@
-"""Shared mode's name reservations (`daemon.names`, `moves.hold_name`): one input per name,
-on real folders."""
+"""Shared mode's name reservations (`daemon.shared.reservations`, `moves.hold_name`): one
+input per name, on real folders."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import names
 from daemon.moves import transition
+from daemon.shared import reservations
 from daemon.states import FileRef, Folders, State
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 UID1, UID2 = "1" * 32, "2" * 32
 
 
@@ -35,18 +35,18 @@ def _claimed(f: Folders, rel: str, data: str = "x") -> str:
 def test_a_name_is_held_by_one_input_and_released_only_by_it(tmp_path: Path) -> None:
     a, b = _folders(tmp_path, "a"), _folders(tmp_path, "b")
     first, second = _claimed(a, "x.log"), _claimed(b, "x.log")
-    assert names.reserve(a, "x.log", UID1, first)
+    assert reservations.reserve(a, "x.log", UID1, first)
     assert os.stat(first).st_nlink == 2, "a hard link to the claimed file: no new inode"
-    assert names.reserve(a, "x.log", UID1, first), "the same input finds the name its own"
-    assert not names.reserve(b, "x.log", UID2, second)
-    names.release(b, "x.log", UID2, second)  # not its own: left alone
-    assert not names.reserve(b, "x.log", UID2, second)
+    assert reservations.reserve(a, "x.log", UID1, first), "the same input finds the name its own"
+    assert not reservations.reserve(b, "x.log", UID2, second)
+    reservations.release(b, "x.log", UID2, second)  # not its own: left alone
+    assert not reservations.reserve(b, "x.log", UID2, second)
     taken_over = str(Path(b.dirs[State.CLAIMED]) / "moved.log")
     os.rename(first, taken_over)  # the same input (inode) on another instance
-    assert names.reserve(b, "x.log", UID1, taken_over)
-    names.release(a, "x.log", UID1, taken_over)
+    assert reservations.reserve(b, "x.log", UID1, taken_over)
+    reservations.release(a, "x.log", UID1, taken_over)
     assert os.stat(taken_over).st_nlink == 1
-    assert names.reserve(b, "x.log", UID2, second)
+    assert reservations.reserve(b, "x.log", UID2, second)
 
 
 def test_racing_reservations_of_one_name_have_exactly_one_winner(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_racing_reservations_of_one_name_have_exactly_one_winner(tmp_path: Path)
         held = _claimed(folders[k], "mine.log", str(k))
         start.wait()
         for n in range(200):
-            if names.reserve(folders[k], f"n{n}.log", f"{k:032x}", held):
+            if reservations.reserve(folders[k], f"n{n}.log", f"{k:032x}", held):
                 won.append(f"n{n}.log")
 
     threads = [threading.Thread(target=race, args=(k,)) for k in range(len(folders))]
@@ -72,19 +72,19 @@ def test_racing_reservations_of_one_name_have_exactly_one_winner(tmp_path: Path)
 def test_stale_reservations_are_dropped_at_start_and_live_ones_kept(tmp_path: Path) -> None:
     f = _folders(tmp_path, "i0")
     live, gone = _claimed(f, "sub dir/new\nline ü.log"), _claimed(f, "gone.log")
-    assert names.reserve(f, "sub dir/new\nline ü.log", UID1, live)
-    assert names.reserve(f, "gone.log", UID2, gone)
+    assert reservations.reserve(f, "sub dir/new\nline ü.log", UID1, live)
+    assert reservations.reserve(f, "gone.log", UID2, gone)
     os.unlink(gone)  # the file is gone everywhere: its reservation is its only link
-    old = names._path(f, "old.log")  # as an earlier version wrote one: text in a file
+    old = reservations._path(f, "old.log")  # as an earlier version wrote one: text in a file
     Path(old).write_text(f"{'3' * 32}\ni0\nold.log\n")
-    peer = names._path(f, "peer.log")
+    peer = reservations._path(f, "peer.log")
     Path(peer).write_text(f"{'4' * 32}\ni1\npeer.log\n")  # another instance's: not ours
-    assert not names.reserve(f, "old.log", UID1, live)
-    assert names.drop_stale(f) == 2  # gone.log and old.log (i0 holds nothing under it)
+    assert not reservations.reserve(f, "old.log", UID1, live)
+    assert reservations.drop_stale(f) == 2  # gone.log and old.log (i0 holds nothing under it)
     assert not os.path.lexists(old) and os.path.lexists(peer)
-    assert not os.path.lexists(names._path(f, "gone.log"))
+    assert not os.path.lexists(reservations._path(f, "gone.log"))
     other = _claimed(f, "other.log")
-    assert not names.reserve(f, "sub dir/new\nline ü.log", UID2, other), "held stays held"
+    assert not reservations.reserve(f, "sub dir/new\nline ü.log", UID2, other), "held stays held"
 
 
 def test_a_file_that_may_not_be_linked_is_reserved_by_a_symlink(tmp_path: Path) -> None:
@@ -94,30 +94,30 @@ def test_a_file_that_may_not_be_linked_is_reserved_by_a_symlink(tmp_path: Path) 
     held = _claimed(f, "theirs.log")
     os.chown(held, 65534, 65534)  # fs.protected_hardlinks refuses a link to it without
     code = (  # CAP_FOWNER (and CAP_DAC_OVERRIDE, which would make it writable)
-        "import sys; from pathlib import Path; from daemon import names;"
+        "import sys; from pathlib import Path; from daemon.shared import reservations;"
         "from daemon.states import Folders;"
         f"f = Folders(Path({str(tmp_path / 'w')!r}), Path({str(tmp_path / 'r')!r}), instance='i0');"
-        f"print(names.reserve(f, 'theirs.log', {UID1!r}, {held!r}),"
-        f" names.reserve(f, 'theirs.log', {UID2!r}, {held!r}),"
-        f" names.reserve(f, 'theirs.log', {UID1!r}, {held!r}))"
+        f"print(reservations.reserve(f, 'theirs.log', {UID1!r}, {held!r}),"
+        f" reservations.reserve(f, 'theirs.log', {UID2!r}, {held!r}),"
+        f" reservations.reserve(f, 'theirs.log', {UID1!r}, {held!r}))"
     )
     out = subprocess.run(
         ["setpriv", "--bounding-set=-fowner,-dac_override", sys.executable, "-c", code],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert out.split() == ["True", "False", "True"]  # the same input finds it its own
-    assert os.readlink(names._path(f, "theirs.log")) == f"{UID1}\ni0\ntheirs.log"
-    names.release(f, "theirs.log", UID2, held)  # not its own: left alone
-    assert os.path.lexists(names._path(f, "theirs.log"))
-    names.release(f, "theirs.log", UID1, held)
-    assert not os.path.lexists(names._path(f, "theirs.log"))
+    assert os.readlink(reservations._path(f, "theirs.log")) == f"{UID1}\ni0\ntheirs.log"
+    reservations.release(f, "theirs.log", UID2, held)  # not its own: left alone
+    assert os.path.lexists(reservations._path(f, "theirs.log"))
+    reservations.release(f, "theirs.log", UID1, held)
+    assert not os.path.lexists(reservations._path(f, "theirs.log"))
 
 
 def test_a_claim_that_finds_its_name_held_by_a_peer_takes_the_next(tmp_path: Path) -> None:
     mine, peer = _folders(tmp_path, "i0"), _folders(tmp_path, "i1")
     # The peer looked before this instance's claim and holds a.log for another input,
     # not yet visible in its folder (it is between its rename and its look).
-    assert names.reserve(peer, "a.log", UID2, _claimed(peer, ".elsewhere"))
+    assert reservations.reserve(peer, "a.log", UID2, _claimed(peer, ".elsewhere"))
     (Path(mine.dirs[State.QUEUED]) / "a.log").write_text("mine\n")
     st = os.lstat(Path(mine.dirs[State.QUEUED]) / "a.log")
     ref = FileRef(UID1, "a.log", State.QUEUED, 1, "a.log", st.st_size, st.st_ino)
@@ -125,8 +125,10 @@ def test_a_claim_that_finds_its_name_held_by_a_peer_takes_the_next(tmp_path: Pat
     assert ref.rel == "a~1.log"
     assert (Path(mine.dirs[State.CLAIMED]) / "a~1.log").read_text() == "mine\n"
     assert not (Path(mine.dirs[State.CLAIMED]) / "a.log").exists()
-    assert names.reserve(mine, "a~1.log", UID1, str(Path(mine.dirs[State.CLAIMED]) / "a~1.log"))
-    assert not names.reserve(peer, "a~1.log", UID2, _claimed(peer, ".other"))
+    assert reservations.reserve(
+        mine, "a~1.log", UID1, str(Path(mine.dirs[State.CLAIMED]) / "a~1.log")
+    )
+    assert not reservations.reserve(peer, "a~1.log", UID2, _claimed(peer, ".other"))
 
 
 def test_names_held_with_no_file_to_show_are_passed_over_not_tried_again(
@@ -137,7 +139,7 @@ def test_names_held_with_no_file_to_show_are_passed_over_not_tried_again(
     mine, peer = _folders(tmp_path, "i0"), _folders(tmp_path, "i1")
     for rel in ("b.log", "b~1.log"):
         gone = _claimed(peer, f".{rel}")
-        assert names.reserve(peer, rel, UID2, gone)
+        assert reservations.reserve(peer, rel, UID2, gone)
         os.unlink(gone)
     (Path(mine.dirs[State.QUEUED]) / "b.log").write_text("mine\n")
     st = os.lstat(Path(mine.dirs[State.QUEUED]) / "b.log")

@@ -2,7 +2,7 @@
 
 An instance claims a file by one rename into its own `underprocess/<instance>/`: of several
 racing for one file exactly one rename succeeds, the others find it gone and move on
-(counted as lost races, never logged as errors). Each keeps a lease (`daemon.lease`);
+(counted as lost races, never logged as errors). Each keeps a lease (`daemon.shared.lease`);
 when a peer's lease has expired by the filesystem's clock, any live instance takes the
 peer's claims over — each file by one rename into its own `underprocess/<instance>/`,
 under the same name, so exactly once however many instances try — runs them itself, and
@@ -31,15 +31,15 @@ import orjson
 import structlog
 
 from config.settings import Settings, instance_name
-from daemon import attempts, names
 from daemon.errors import DaemonError
-from daemon.foldercount import FolderCount, FolderCounter
 from daemon.fstype import advice
 from daemon.identity import INODE, Identity, input_uid, probe
 from daemon.journal import Journal
-from daemon.lease import Lease, PeerLease, read_leases
 from daemon.moves import transition
 from daemon.recovery import walk_files
+from daemon.shared import attempts, reservations
+from daemon.shared.foldercount import FolderCount, FolderCounter
+from daemon.shared.lease import Lease, PeerLease, read_leases
 from daemon.states import FileRef, Folders, State
 from formats.names import shown
 
@@ -87,7 +87,7 @@ class SharedView:
     processed: int
     orphaned: dict[str, int] = field(default_factory=dict)  # expired peer -> claims left
     folders: FolderCount | None = None  # files in the shared folders, all instances
-    conflict: str | None = None  # the lease file is not ours: claiming stopped (daemon.lease)
+    conflict: str | None = None  # the lease file is not ours: claiming stopped (see lease.py)
     identity: str = INODE  # how inputs are named (`daemon.identity`)
     identity_why: str | None = None  # why by record
     mount: tuple[str, ...] = ()  # what the mount's options lack (`daemon.fstype.advice`)
@@ -191,7 +191,7 @@ class Shared:
             raise DaemonError(f"cannot write the lease {self.lease.path}")
         self.peers = tuple(read_leases(self.lease.dir, self.lease.fs_clock, skip=self.name))
         self.identity.check_peers(self.lease.dir, self.peers)
-        stale = names.drop_stale(folders)
+        stale = reservations.drop_stale(folders)
         log.info("lease_taken", instance=self.name, lease_s=self.lease.lease_s,
                  path=str(self.lease.path), stale_names_dropped=stale,
                  identity=self.identity.mode, identity_why=self.identity.why)  # fmt: skip
@@ -217,7 +217,7 @@ class Shared:
         self.claims = counts["processing"] + counts["waiting"]
         self.processed = counts["processed"]
         if self.lease.conflict is not None:
-            return []  # nothing more is claimed, committed or renewed: see daemon.lease
+            return []  # nothing more is claimed, committed or renewed: see daemon.shared.lease
         awake = time.monotonic()  # not `now`: the loop may have been frozen since it read it
         renewed = self.lease.renewed_at
         if renewed is not None and not self.lease.held(awake) and not self._lapsed:
@@ -272,7 +272,7 @@ class Shared:
                            reason="taken over", instance=peer.name,
                            lease_age_s=round(peer.age_s, 3))  # fmt: skip
                 attempts.carry(self.folders, uid, n)
-                names.adopt(self.folders, ref.rel, uid)
+                reservations.adopt(self.folders, ref.rel, uid)
             except FileNotFoundError:
                 continue  # another instance's rename won (or the peer woke and moved it)
             except (OSError, DaemonError) as exc:
@@ -294,7 +294,7 @@ class Shared:
         """The uid a peer claimed `rel` under: its text reservation says; a hard link is
         made only where inode numbers name files (then the inode does); failing both, the
         uid of a summary already committed under the name."""
-        uid = names.uid_of(self.folders, rel)
+        uid = reservations.uid_of(self.folders, rel)
         if uid is not None:
             return uid
         if not self.identity.records:

@@ -1,6 +1,6 @@
 """`main.py --test [FILE]`: the pipeline tests declared beside a config, run for real.
 
-Every case is one dry run (`daemon.dryrun`: the worker's own code path, in a temp
+Every case is one dry run (`daemon.oneoff.dryrun`: the worker's own code path, in a temp
 directory, sinks left out) of its input under its file name, and its expectations
 (`config.testcases`) checked against the summary and the lines of each output. A failed
 check carries a readable diff: per output, every line numbered, expected against got.
@@ -16,7 +16,7 @@ from typing import Any
 from config import ConfigError
 from config.pipeline import read_json
 from config.testcases import Case, Match, OutputExpect, beside, parse_cases, read_cases, subset
-from daemon.dryrun import DryRun, dry_pipeline, dry_run
+from daemon.oneoff.dryrun import DryRun, dry_pipeline, dry_run
 from processors import LoadedPipeline
 
 SHOWN_LINES = 40  # an output this long shows only its mismatched lines

@@ -14,7 +14,7 @@ import socket
 
 from daemon.errors import DaemonError
 from daemon.fstype import fs_type, network_fs
-from daemon.lease import PeerLease, fs_now, instances_dir, pid_alive, read_leases
+from daemon.shared.lease import PeerLease, fs_now, instances_dir, pid_alive, read_leases
 from daemon.states import Folders, State
 
 

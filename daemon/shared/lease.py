@@ -5,7 +5,7 @@ rename) every quarter of its `--lease`. Its *mtime* is the heartbeat, stamped by
 filesystem (on NFS, by the server), so a peer judges its age against the mtime of a file it
 has just written there itself: host clocks may disagree, the filesystem's clock is the one
 both see. A lease is expired once that age passes the lease's duration; only then may a
-peer take over the instance's claims (`daemon.shared`).
+peer take over the instance's claims (`daemon.shared.instance`).
 
 The holder judges its own lease by its monotonic clock instead: it writes, to a local file
 beside its journal, the instant (CLOCK_MONOTONIC, the same in every process of the host)
