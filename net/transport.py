@@ -7,8 +7,10 @@ lookup waits for it for as long as it drips. Here a request made inside `deadlin
 seconds in all, from connecting to the last byte of its body: each operation on the
 socket may wait only for the time that is left, and none starts once it is gone (httpx
 then raises its `ConnectTimeout`, `ReadTimeout` or `WriteTimeout`). A TLS handshake is one
-operation whose timeout CPython's `ssl` keeps as a total. Not bounded here: resolving the
-host name (`getaddrinfo` cannot be interrupted; the system resolver's timeouts apply).
+operation whose timeout CPython's `ssl` keeps as a total. Resolving the host name is
+bounded too: `getaddrinfo` cannot be interrupted, so it runs in a thread of its own and the
+request stops waiting for it when the deadline passes (the thread ends when the system
+resolver gives up; at most `MAX_PENDING_LOOKUPS` such threads wait at once).
 
 The transport is httpcore's connection pool (keep-alive, as httpx's own transport) with a
 network backend that applies the deadline; proxies are taken from the environment
@@ -18,6 +20,8 @@ network backend that applies the deadline; proxies are taken from the environmen
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -29,6 +33,8 @@ import httpcore
 import httpx
 
 _local = threading.local()  # .at: this thread's deadline (monotonic), or None
+MAX_PENDING_LOOKUPS = 16  # host name lookups still waiting on a resolver past their deadline
+_pending = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 
 
 @contextlib.contextmanager
@@ -105,11 +111,52 @@ class _Backend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        left = _left(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._inner.connect_tcp(host, port, left, local_address, socket_options))
+        error: Exception | None = None
+        for address in _resolve(host, port, _left(timeout, httpcore.ConnectTimeout)):
+            left = _left(timeout, httpcore.ConnectTimeout)
+            try:
+                inner = self._inner.connect_tcp(address, port, left, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # the next address, as socket.create_connection would
+                continue
+            return _Stream(inner)
+        raise error or httpcore.ConnectError(f"{host}: no address")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """`host`'s addresses (itself if it is one), within `timeout` seconds when given."""
+    with contextlib.suppress(ValueError):
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    found: list[list[str]] = []
+    failed: list[OSError] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.append(list(dict.fromkeys(str(info[4][0]) for info in infos)))
+        except OSError as exc:
+            failed.append(exc)
+        finally:
+            _pending.release()
+            done.set()
+
+    if timeout is None:
+        _pending.acquire()
+        lookup()
+    else:
+        if not _pending.acquire(timeout=0):
+            busy = f"{MAX_PENDING_LOOKUPS} lookups still waiting"
+            raise httpcore.ConnectError(f"resolving {host}: the resolver is not answering ({busy})")
+        threading.Thread(target=lookup, name="folderd-resolve", daemon=True).start()
+        if not done.wait(timeout):
+            raise httpcore.ConnectTimeout(f"resolving {host} took longer than the deadline")
+    if failed:
+        raise httpcore.ConnectError(f"resolving {host}: {failed[0]}")
+    return found[0]
 
 
 _NAMES = "ConnectTimeout ReadTimeout WriteTimeout PoolTimeout ConnectError ReadError WriteError "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -93,10 +94,10 @@ def test_the_rate_limit_holds_across_the_daemon_s_workers(
 
 
 def _input(
-    tmp_path: Path, lookup: dict[str, object], data: str
+    tmp_path: Path, lookup: dict[str, object], data: str, prefix: tuple[str, ...] = ()
 ) -> tuple[int, dict[str, object], int, float]:
     """`main.py --input` on `data` (JSON lines) with one lookup node: exit code, summary,
-    the process's peak RSS (bytes) and its wall time."""
+    the process's peak RSS (bytes) and its wall time. `prefix` runs it inside a command."""
     config = {
         "routes": [{"start": "in"}],
         "nodes": [
@@ -110,8 +111,8 @@ def _input(
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOLDERD_")}
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-c", _PEAK, sys.executable, str(ROOT / "main.py"), "--log-format",
-         "json", "--input", str(src), "--config", str(tmp_path / "pipeline.json"),
+        [*prefix, sys.executable, "-c", _PEAK, sys.executable, str(ROOT / "main.py"),
+         "--log-format", "json", "--input", str(src), "--config", str(tmp_path / "pipeline.json"),
          "--results-dir", str(tmp_path / "out")],
         cwd=ROOT, capture_output=True, env=env, timeout=120,
     )  # fmt: skip
@@ -154,3 +155,44 @@ def test_input_with_a_1gb_lookup_answer_stays_small(tmp_path: Path) -> None:
     got = orjson.loads((tmp_path / "out" / "ids.log.out").read_text())
     assert got["lookup_error"] == "response larger than 1048576 bytes (max_response_bytes)"
     assert peak < 200 << 20, f"peak RSS {peak >> 20} MB: the answer was not read whole"
+
+
+# A host whose resolver takes every query and never answers: its own network (only lo) and
+# its own /etc/resolv.conf, naming a UDP listener on 127.0.0.1:53 that reads and drops. The
+# listener binds before the shell goes on (its parent exits once it is bound), lets go of
+# the output the test reads, and ends with the command (argv[1], the shell's pid).
+_SILENT_DNS = """import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+s.settimeout(0.2)
+if os.fork():
+    os._exit(0)
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+while os.path.exists(f"/proc/{sys.argv[1]}"):
+    try:
+        s.recv(512)
+    except TimeoutError:
+        pass
+"""
+
+
+@pytest.mark.serial
+def test_input_with_a_resolver_that_never_answers_ends_at_the_deadline(tmp_path: Path) -> None:
+    """Resolving the host is part of the deadline: the system resolver would wait 2 x 5 s."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a network and a resolv.conf of its own")
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n")
+    setup = (f"ip link set lo up && mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf"
+             f' && {sys.executable} -c "$SILENT" $$ && exec "$@"')  # fmt: skip
+    prefix = ("env", f"SILENT={_SILENT_DNS}", "unshare", "--net", "--mount", "--",
+              "sh", "-c", setup, "sh")  # fmt: skip
+    lookup = {"url": "http://api.never-answers.test/{id}", "timeout_s": 1, "retries": 0}
+    code, summary, _, took = _input(tmp_path, lookup, '{"id": 1}\n', prefix)
+    assert code == 0 and summary["status"] == "processed"
+    got = orjson.loads((tmp_path / "out" / "ids.log.out").read_text())
+    assert got["lookup_error"] == (
+        "timed out: no complete answer within 1 s (timeout_s) after 1 attempt(s)"
+    )
+    assert took < 8, f"{took:.1f} s: the resolver's 10 s were not waited for"
