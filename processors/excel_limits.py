@@ -5,8 +5,9 @@ cells `A1` and `ZZ1000000` makes calamine allocate a 22 GB grid and abort, a 1.5
 unpacks to a 1.5 GB shared string, 826 KB hold 20 million shared strings (1.1 GB). So
 before calamine sees a workbook, its parts are unpacked once, in chunks, counting what
 they really unpack to (a zip's declared sizes may lie) and scanning the sheets for the
-grid each spans and the text its cells will copy (`processors._sheet_scan`). A workbook
-over a limit fails with `WorkbookTooLarge` naming the limit (`reader.<key>`):
+grid each spans and the text its cells will copy (`processors._sheet_scan`; `_ods_scan`
+for OpenDocument). A workbook over a limit fails with `WorkbookTooLarge` naming the limit
+(`reader.<key>`):
 
 - `max_unpacked_mb`, `max_unpacked_ratio`: what the zip's parts unpack to, in all and per
   byte of the file (past the first 16 MiB);
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from config.pipeline import ReaderConfig
+from processors import _ods_scan as ods_scan
 from processors import _sheet_scan as scan
 from processors._xls_scan import xls_book
 from processors.base import ProcessorError
@@ -99,7 +101,7 @@ class _Zip:
 
     def check(self) -> None:
         sheets: list[tuple[str, scan.XlsxSheet]] = []
-        ods: list[scan.OdsContent] = []
+        ods: list[ods_scan.OdsContent] = []
         for info in self.zip.infolist():
             name = info.filename
             sink: _Sink | None = None
@@ -110,7 +112,7 @@ class _Zip:
                 sheets.append((name, sheet))
                 sink = sheet
             elif name == "content.xml":
-                content = scan.OdsContent(self.reader.max_sheet_cells)
+                content = ods_scan.OdsContent(self.reader.max_sheet_cells)
                 ods.append(content)
                 sink = content
             try:
