@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from config.pipeline import PipelineConfig, ReaderConfig
 from config.sinks import SqlSinkConfig
-from processors import excel, file_routes, readers, topology
+from processors import csv_rows, excel, file_routes, readers, topology
 from processors.base import Context, Line, ProcessorError
 from processors.nodes import NodeSpec, Runner, start_runner
 from processors.outputs import BookFile, LinesOutput, OpenOutput, Parts, SheetOutput, in_input_order
@@ -133,12 +133,12 @@ class Pipeline:
             batches: Iterator[readers.Batch] = iter(reader)
         else:
             copy = self._copies.get(route.start) if _copies_text(route.reader, self.trace) else None
-            csv_rows = route.reader.type == "csv"
-            blocks = csv_rows or copy is not None
-            reader = readers.TextLines(source, route.reader, blocks=blocks, crlf=csv_rows)
+            is_csv = route.reader.type == "csv"
+            blocks = is_csv or copy is not None
+            reader = readers.TextLines(source, route.reader, blocks=blocks, crlf=is_csv)
             batches = iter(() if route.reader.type == "none" else reader)
         if isinstance(reader, readers.TextLines) and route.reader.type == "csv":
-            rows = readers.CsvRows(reader, route.reader)
+            rows = csv_rows.CsvRows(reader, route.reader)
             header, batches = rows.header, iter(rows)
         run = self._running = _FileRun(self, rel_path, route.start, metadata, header, open_output)
         try:

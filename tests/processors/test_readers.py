@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors import ProcessorError, readers
+from processors import ProcessorError, csv_rows, readers
 from processors.loader import load
 from tests.processors.pipeline_helpers import chain, node
 
@@ -208,7 +208,7 @@ def test_csv_rows_are_the_csv_modules_with_line_breaks_in_values_as_newlines(
         config = load({"routes": [{"start": "end", "reader": {"type": "csv"}}]}).config
         route = config.routes[0]
         source = readers.Source(io.BytesIO(text.encode()))
-        rows = readers.CsvRows(
+        rows = csv_rows.CsvRows(
             readers.TextLines(source, route.reader, True, crlf=True), route.reader
         )
         got = [(row, n) for batch, origins in rows for row, n in zip(batch, origins, strict=True)]
