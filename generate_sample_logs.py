@@ -322,55 +322,25 @@ def _date(raw: str) -> dt.date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
+    watch_dir = Path(os.environ.get("FOLDERD_WATCH_DIR", "watch_dir"))
     add("--count", type=int, default=20, metavar="N", help="files to write (default: 20)")
-    add(
-        "--watch-dir",
-        type=Path,
-        default=Path(os.environ.get("FOLDERD_WATCH_DIR", "watch_dir")),
-        metavar="DIR",
-        help="queue root; files land in its unprocessed/ "
-        "(default: $FOLDERD_WATCH_DIR, else watch_dir)",
-    )
+    add("--watch-dir", type=Path, default=watch_dir, metavar="DIR",
+        help="queue root; files land in its unprocessed/ (default: $FOLDERD_WATCH_DIR, "
+             "else watch_dir)")  # fmt: skip
     add("--seed", type=int, metavar="N", help="seed for reproducible output")
-    add(
-        "--date",
-        type=_date,
-        metavar="YYYY-MM-DD",
-        help="day the logs are from (default: today; give it with --seed for "
-        "byte-identical output on any day)",
-    )
-    add(
-        "--lines",
-        type=int,
-        default=1500,
-        metavar="N",
-        help="average lines per ordinary file (default: 1500)",
-    )
-    add(
-        "--large",
-        type=int,
-        default=2,
-        metavar="N",
-        help="how many of the files are large (default: 2)",
-    )
-    add(
-        "--large-mb",
-        type=float,
-        default=4.0,
-        metavar="MB",
-        help="size of each large file, before compression (default: 4)",
-    )
-    add(
-        "--malformed",
-        type=float,
-        default=0.03,
-        metavar="SHARE",
-        help="share of malformed lines, from 0 to 1 (default: 0.03)",
-    )
+    add("--date", type=_date, metavar="YYYY-MM-DD",
+        help="day the logs are from (default: today; give it with --seed for byte-identical "
+             "output on any day)")  # fmt: skip
+    add("--lines", type=int, default=1500, metavar="N",
+        help="average lines per ordinary file (default: 1500)")  # fmt: skip
+    add("--large", type=int, default=2, metavar="N",
+        help="how many of the files are large (default: 2)")  # fmt: skip
+    add("--large-mb", type=float, default=4.0, metavar="MB",
+        help="size of each large file, before compression (default: 4)")  # fmt: skip
+    add("--malformed", type=float, default=0.03, metavar="SHARE",
+        help="share of malformed lines, from 0 to 1 (default: 0.03)")  # fmt: skip
     add("--quiet", action="store_true", help="print nothing")
     return parser
 
