@@ -28,7 +28,8 @@ from pathlib import Path
 
 import structlog
 
-from bench.bench_pipeline import OUT, ROOT, generate
+from bench.bench_pipeline import OUT, ROOT
+from bench.pipeline_inputs import generate
 from daemon.duplicates import Earlier
 from daemon.worker import Job, Status, process_file
 from processors import load_file
