@@ -19,7 +19,8 @@ import orjson
 import structlog
 
 from config import ConfigError
-from config.settings import Settings, load
+from config.loading import load
+from config.settings import Settings
 from daemon import DaemonError
 from formats.names import log_fields
 

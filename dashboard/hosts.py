@@ -10,7 +10,7 @@ dashboard is bound to (`--host`); `*` allows any.
 Starlette's `TrustedHostMiddleware` is not used: in 0.47, the oldest Starlette
 requirements.txt allows, it cuts the header at its first `:` (an IPv6 literal never
 matches), and it answers in plain text and logs nothing. Names here are compared in the
-form `config.settings.host_name` gives the setting: lowercase, without a trailing dot, IPv6
+form `config.casts.host_name` gives the setting: lowercase, without a trailing dot, IPv6
 in brackets in its shortest form, port ignored.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
-from config.settings import host_name
+from config.casts import host_name
 
 
 def header_host(header: str) -> str | None:

@@ -32,7 +32,7 @@ import psutil
 import structlog
 import uvicorn
 
-from config.settings import is_loopback
+from config.casts import is_loopback
 from daemon import DaemonError
 from dashboard.app import create_app
 from dashboard.connections import OVERFLOW, ConnectionGuard, protocol_for

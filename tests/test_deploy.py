@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from config import reference
-from config.settings import BY_NAME, load
+from config.loading import load
+from config.settings import BY_NAME
 from dashboard.server import connection_limit
 
 ROOT = Path(__file__).resolve().parents[1]

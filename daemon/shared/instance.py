@@ -30,7 +30,8 @@ from typing import Any
 import orjson
 import structlog
 
-from config.settings import Settings, instance_name
+from config.casts import instance_name
+from config.settings import Settings
 from daemon.errors import DaemonError
 from daemon.fstype import advice
 from daemon.identity import INODE, Identity, input_uid, probe

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from config import reference
-from config.settings import SETTINGS, defaults, load
+from config.loading import defaults, load
+from config.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 # The manual's page whose configuration reference must be complete and current.

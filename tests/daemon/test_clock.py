@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from config.settings import defaults
+from config.loading import defaults
 from daemon.core import Daemon
 from daemon.events import EventBus
 from daemon.worker import Job, Status, process_file
