@@ -110,7 +110,7 @@ def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
 
 
 def _check_config(config: Path) -> int:
-    from config.pipeline import read_json
+    from config.pipeline_parser import read_json
     from config.testcases import declared
     from processors import check_file
 

@@ -6,7 +6,7 @@ path, include and exclude globs, whether it is walked recursively, its own `rout
 `deliver` (or the pipeline's), what happens to a file once its results and deliveries are
 committed (`after`: keep, delete or move to an `archive` folder), and whether a version
 includes the content's hash (`hash`: for filesystems whose metadata cannot be trusted).
-Routes and sinks are parsed by `config.pipeline`, which hands them in here.
+Routes and sinks are parsed by `config.pipeline_parser`, which hands them in here.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def parse_sources(
     items: Any, routes: Routes, deliver: Deliver, environ: Mapping[str, str]
 ) -> tuple[tuple[SourceConfig, ...], list[ConfigError]]:
     """The `sources` list; `routes(items, path)` and `deliver(items, path)` parse a
-    source's own routes and deliver lists (config.pipeline's rules); `${VAR}` in a path
+    source's own routes and deliver lists (config.pipeline_parser's rules); `${VAR}` in a path
     or an archive folder is expanded from `environ`."""
     errors: list[ConfigError] = []
     if not isinstance(items, list):

@@ -1,7 +1,7 @@
 """Checks of one value of `pipeline_config.json`: each returns it, typed, or raises a
 `ConfigError` keyed by where the value came from.
 
-The config's own keys (`config.pipeline`) and the built-in processors' options share
+The config's own keys (`config.pipeline_parser`) and the built-in processors' options share
 them, so a rule and its message are written once. A processor's option keys are relative
 (`rules[1].pattern`); the node loader prefixes them with the node's JSON path, so a bad
 regex in the second rule of node 3 reads `$.nodes[3].options.rules[1].pattern: invalid

@@ -1,7 +1,7 @@
 """Loading a pipeline config: checked once, into one `LoadedPipeline` everyone shares.
 
 `load_file(path)` reads `pipeline_config.json` and checks all of it: its shape
-(`config.pipeline`), every node (built-in names, plugin imports, options: building each
+(`config.pipeline_parser`), every node (built-in names, plugin imports, options: building each
 `NodeSpec` is where plugins are imported) and the topology of the tag graph
 (`processors.topology`), raising the first problem as a located `ConfigError`. What it
 returns is all anyone needs afterwards, with no second check: the daemon's worker
@@ -21,7 +21,8 @@ import structlog
 
 from config import ConfigError
 from config.canonical import digest
-from config.pipeline import OutputConfig, PipelineConfig, parse, read_json
+from config.pipeline import OutputConfig, PipelineConfig
+from config.pipeline_parser import parse, read_json
 from processors import file_routes, topology
 from processors.engine import Pipeline
 from processors.nodes import NodeSpec, build_spec

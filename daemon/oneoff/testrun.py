@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError
-from config.pipeline import read_json
+from config.pipeline_parser import read_json
 from config.testcases import Case, Match, OutputExpect, beside, parse_cases, read_cases, subset
 from daemon.oneoff.dryrun import DryRun, dry_pipeline, dry_run
 from processors import LoadedPipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from config.locate import line_of, lines
-from config.pipeline import parse
+from config.pipeline_parser import parse
 
 TEXT = """{
   "routes": [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.pipeline import parse
+from config.pipeline_parser import parse
 
 
 def _errors(markers: object) -> str:

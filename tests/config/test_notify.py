@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from config.pipeline import parse
+from config.pipeline_parser import parse
 from tests.conftest import ROOT
 
 

@@ -1,4 +1,4 @@
-"""config.pipeline: the shape of pipeline_config.json, every problem located by JSON path."""
+"""config.pipeline_parser: the shape of pipeline_config.json, every problem located by JSON path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from config import ConfigError
-from config.pipeline import ReaderConfig, is_output_suffix, parse, read_json
+from config.pipeline import ReaderConfig, is_output_suffix
+from config.pipeline_parser import parse, read_json
 
 CONFIG_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "pipeline" / "config-format.md"
 

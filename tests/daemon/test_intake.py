@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError
-from config.pipeline import PriorityRule, parse
+from config.pipeline import PriorityRule
+from config.pipeline_parser import parse
 from daemon.intake import Intake, priority_of
 from daemon.watcher import ignore_matcher
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from config.pipeline import TOP_KEYS, parse
+from config.pipeline import TOP_KEYS
+from config.pipeline_parser import parse
 from tests.docs.blocks import DOCS, ROOT, SHELL, Block, every_block, pages
 
 README = ROOT / "README.md"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from config.pipeline import parse, read_json
+from config.pipeline_parser import parse, read_json
 from processors.base import ProcessorError
 from tests.conftest import ROOT
 from tests.processors import workbooks

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from config.pipeline import parse
+from config.pipeline_parser import parse
 from processors import ProcessorError
 from processors.loader import check, load
 from processors.nodes import build_spec

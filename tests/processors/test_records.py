@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from config.pipeline import read_json
+from config.pipeline_parser import read_json
 from tests.conftest import ROOT
 
 DEFAULT = read_json(ROOT / "pipeline_config.json")

@@ -141,7 +141,7 @@ def fail_on_x(line: Any) -> Any:
 
 
 def test_xlsx_output_keys_are_checked_and_shown_in_the_outline() -> None:
-    from config.pipeline import parse
+    from config.pipeline_parser import parse
     from processors.loader import load
 
     bad = {"outputs": {"a": {"sheet_by": "kind"}, "b": {"suffix": "a"},

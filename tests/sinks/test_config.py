@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config.pipeline import parse
+from config.pipeline_parser import parse
 from config.sinks import S3SinkConfig, SqlSinkConfig, redact_url
 from processors.loader import check_file
 
