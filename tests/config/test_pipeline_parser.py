@@ -9,7 +9,19 @@ from typing import Any
 import pytest
 
 from config import ConfigError
-from config.pipeline import ReaderConfig, is_output_suffix
+from config.pipeline import (
+    ERROR_POLICIES,
+    LONG_LINES,
+    OUTPUT_FORMATS,
+    READER_TYPES,
+    SIGNATURES,
+    OutputConfig,
+    PriorityRule,
+    ReaderConfig,
+    RouteConfig,
+    TraceConfig,
+    is_output_suffix,
+)
 from config.pipeline_parser import parse, read_json
 
 CONFIG_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "pipeline" / "config-format.md"
@@ -27,6 +39,34 @@ def test_an_empty_config_is_valid_and_sends_everything_to_end() -> None:
     assert [r.start for r in config.routes] == ["end"]
     assert config.outputs["end"].suffix == "out"
     assert config.max_hops == 64
+
+
+def test_a_key_left_out_gets_the_default_its_dataclass_declares() -> None:
+    config, errors = parse({"outputs": {"x": {}}, "priority": [{"glob": "*.x"}]})
+    assert config is not None and [e.key for e in errors] == ["$.priority[0].priority"]
+    assert (config.max_hops, config.max_expansion, config.description) == (64, 1000, "")
+    assert config.trace == TraceConfig()
+    assert config.outputs["x"] == OutputConfig("x", "x")
+    assert config.priority == (PriorityRule(glob="*.x"),)
+    assert config.routes[0] == RouteConfig(start="end")
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "words"),
+    [
+        ({"reader": {"type": "xml"}}, "$.reader.type", READER_TYPES),
+        ({"reader": {"errors": "shrug"}}, "$.reader.errors", ERROR_POLICIES),
+        ({"reader": {"long_lines": "chop"}}, "$.reader.long_lines", LONG_LINES),
+        ({"routes": [{"start": "end", "signature": "pdf"}]}, "$.routes[0].signature", SIGNATURES),
+        ({"outputs": {"x": {"format": "pdf"}}}, "$.outputs.x.format", OUTPUT_FORMATS),
+    ],
+)
+def test_a_word_outside_a_closed_set_is_refused_naming_every_word_it_takes(
+    raw: dict[str, Any], key: str, words: tuple[str, ...]
+) -> None:
+    _, errors = parse(raw)
+    [error] = [e for e in errors if e.key == key]
+    assert ", ".join(words) in str(error)
 
 
 def test_unknown_keys_are_rejected_everywhere() -> None:
@@ -135,92 +175,6 @@ def test_read_json_locates_syntax_errors(tmp_path: Path) -> None:
     path.write_text(json.dumps([1, 2]))
     with pytest.raises(ConfigError):
         read_json(path)
-
-
-def test_reader_limits_have_defaults_and_routes_inherit_or_override_them() -> None:
-    config, errors = parse(
-        {
-            "reader": {"max_line_bytes": 1024, "long_lines": "skip"},
-            "routes": [
-                {"glob": "*.log", "start": "end"},
-                {"start": "end", "reader": {"long_lines": "fail"}},
-            ],
-        }
-    )
-    assert errors == [] and config is not None
-    log, other = (route.reader for route in config.routes)
-    assert (log.max_line_bytes, log.long_lines) == (1024, "skip")
-    assert (other.max_line_bytes, other.long_lines) == (1024, "fail")
-    default = parse({})[0]
-    assert default is not None
-    reader = default.routes[0].reader
-    assert (reader.max_line_bytes, reader.long_lines) == (16 << 20, "fail")
-
-
-def test_bad_reader_limits_are_located() -> None:
-    found = problems(
-        {
-            "reader": {"max_line_bytes": 0, "long_lines": "chop"},
-            "routes": [{"start": "end", "reader": {"max_line_bytes": "1k"}}],
-        }
-    )
-    assert found == {
-        "$.reader.max_line_bytes": "expected a whole number from 1 to 1073741824, got 0",
-        "$.reader.long_lines": "expected one of fail, truncate, skip, got 'chop'",
-        "$.routes[0].reader.max_line_bytes": "expected a whole number, got string '1k'",
-    }
-
-
-def test_gzip_limits_have_defaults_and_a_route_may_lift_them() -> None:
-    config, errors = parse(
-        {
-            "reader": {"max_decompressed_mb": 512},
-            "routes": [
-                {"glob": "*.gz", "start": "end", "reader": {"max_gzip_ratio": None}},
-                {"glob": "big/*", "start": "end", "reader": {"max_decompressed_mb": None}},
-            ],
-        }
-    )
-    assert errors == [] and config is not None
-    readers = [(r.reader.max_gzip_ratio, r.reader.max_decompressed_mb) for r in config.routes]
-    assert readers == [(None, 512), (200, None)]
-
-
-def test_bad_gzip_limits_are_located() -> None:
-    found = problems(
-        {
-            "reader": {"max_gzip_ratio": "high"},
-            "routes": [
-                {"start": "end", "reader": {"max_gzip_ratio": 0, "max_decompressed_mb": 1.5}}
-            ],
-        }
-    )
-    assert found == {
-        "$.reader.max_gzip_ratio": "expected a whole number or null (no limit), got string 'high'",
-        "$.routes[0].reader.max_gzip_ratio": "expected a whole number from 1 to 10000, got 0",
-        "$.routes[0].reader.max_decompressed_mb": (
-            "expected a whole number or null (no limit), got number 1.5"
-        ),
-    }
-
-
-def test_the_csv_reader_only_fails_long_lines() -> None:
-    # a CSV record may span lines: truncating or skipping one would tear records apart
-    found = problems(
-        {
-            "reader": {"long_lines": "truncate"},
-            "routes": [
-                {"glob": "*.csv", "start": "end", "reader": {"type": "csv"}},
-                {"glob": "*.tsv", "start": "end", "reader": {"type": "csv", "long_lines": "skip"}},
-                {"glob": "*.txt", "start": "end", "reader": {"type": "csv", "long_lines": "fail"}},
-                {"start": "end"},
-            ],
-        }
-    )
-    assert found == {
-        "$.routes[0].reader.type": "long_lines 'truncate' is not possible with the csv reader",
-        "$.routes[1].reader.long_lines": "long_lines 'skip' is not possible with the csv reader",
-    }
 
 
 def test_the_manuals_config_example_is_valid_and_shows_the_reader_defaults() -> None:
