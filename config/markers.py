@@ -83,7 +83,7 @@ def parse_markers(raw: Any, path: str = "$.markers") -> tuple[MarkersConfig, lis
                                       f"{values.kind(value)}", "e.g. _SUCCESS"))  # fmt: skip
         else:
             folder = value
-    late_s = 3600.0
+    late_s = MarkersConfig.late_s
     if "late_s" in raw:
         try:
             late_s = values.number(f"{path}.late_s", raw["late_s"], 0.0, 365 * 86400.0)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from config import values
 from config.errors import ConfigError
 
-EVENTS = ("file.processed", "file.failed", "batch.done", "drain.done", "queue.paused",
-          "queue.resumed")  # fmt: skip
+Event = Literal["file.processed", "file.failed", "batch.done", "drain.done", "queue.paused",
+                "queue.resumed"]  # fmt: skip
+EVENTS: tuple[Event, ...] = get_args(Event)
 KEYS = ("name", "url", "events", "headers", "secret", "timeout_s", "max_pending",
         "backoff_s", "max_backoff_s")  # fmt: skip
 # Headers folderd sets on every notification itself; a config may not set them.
@@ -34,7 +35,7 @@ class NotifyTarget:
 
     name: str  # its name in the outbox, metrics and /health ("notify[0]" by default)
     url: str = field(repr=False)  # its path or query may hold a token
-    events: frozenset[str] = frozenset()
+    events: frozenset[Event] = frozenset()
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
     secret: str | None = field(default=None, repr=False)
     timeout_s: float = 10.0  # one attempt, from connecting to the last byte of the answer
@@ -138,20 +139,21 @@ def _target(
     return NotifyTarget(
         name=name,
         url=url,
-        events=frozenset(e for e in events if e in EVENTS),
+        events=frozenset(e for e in EVENTS if e in events),
         headers=headers,
         secret=secret or None,
-        timeout_s=_number(item, "timeout_s", path, 10.0, 0.1, 300.0, errors),
-        max_pending=int(_number(item, "max_pending", path, 10_000, 1, 10_000_000, errors)),
-        backoff_s=_number(item, "backoff_s", path, 1.0, 0.01, 3600.0, errors),
-        max_backoff_s=_number(item, "max_backoff_s", path, 300.0, 0.01, 86_400.0, errors),
+        timeout_s=_number(item, "timeout_s", path, 0.1, 300.0, errors),
+        max_pending=int(_number(item, "max_pending", path, 1, 10_000_000, errors)),
+        backoff_s=_number(item, "backoff_s", path, 0.01, 3600.0, errors),
+        max_backoff_s=_number(item, "max_backoff_s", path, 0.01, 86_400.0, errors),
     )
 
 
 def _number(
-    item: dict[str, Any], key: str, path: str, default: float, low: float, high: float,
-    errors: list[ConfigError],
-) -> float:  # fmt: skip
+    item: dict[str, Any], key: str, path: str, low: float, high: float, errors: list[ConfigError]
+) -> float:
+    """`item[key]` from `low` to `high`; NotifyTarget's default when left out or wrong."""
+    default: float = getattr(NotifyTarget, key)
     if key not in item:
         return default
     try:

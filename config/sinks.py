@@ -14,15 +14,17 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from config import values
 from config.errors import ConfigError
 
-SQL_TYPES = ("text", "integer", "real", "boolean", "timestamp", "json")
+SqlType = Literal["text", "integer", "real", "boolean", "timestamp", "json"]
+ChecksumWhen = Literal["when_supported", "when_required"]  # botocore's two settings' words
+SQL_TYPES: tuple[SqlType, ...] = get_args(SqlType)
 ROW_COLUMNS = ("uid", "source", "line")  # every row gets these; a declared column may not
-CHECKSUM_WHEN = ("when_supported", "when_required")
+CHECKSUM_WHEN: tuple[ChecksumWhen, ...] = get_args(ChecksumWhen)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PASSWORD_PARAM = re.compile(r"(?i)((?:^|[?&;])password=)[^&;]*")
@@ -35,11 +37,11 @@ class SqlSinkConfig:
 
     url: str
     table: str
-    columns: tuple[tuple[str, str], ...] = ()  # (name, type); none: one JSON column
+    columns: tuple[tuple[str, SqlType], ...] = ()  # (name, type); none: one JSON column
     create: bool = True
     timeout_s: float = 10.0
     name: str = ""  # where it was declared: "outputs.rows"
-    type: str = field(default="sql", init=False)
+    type: Literal["sql"] = field(default="sql", init=False)
 
     @property
     def backend(self) -> str:
@@ -64,11 +66,11 @@ class S3SinkConfig:
     region: str | None = None
     storage_class: str | None = None
     skip_existing: bool = False
-    request_checksum_calculation: str = "when_supported"
-    response_checksum_validation: str = "when_supported"
+    request_checksum_calculation: ChecksumWhen = "when_supported"
+    response_checksum_validation: ChecksumWhen = "when_supported"
     timeout_s: float = 30.0
     name: str = ""  # "outputs.parsed", "deliver[0]"
-    type: str = field(default="s3", init=False)
+    type: Literal["s3"] = field(default="s3", init=False)
 
     def describe(self, obj: str = "") -> str:
         """Where `obj` goes, for outlines, summaries and errors (password redacted)."""
@@ -229,8 +231,8 @@ def _sql(spec: _Spec, name: str) -> SqlSinkConfig | None:
         url,
         table,
         tuple(columns),
-        spec.get("create", values.boolean, True),
-        spec.get("timeout_s", _seconds, 10.0),
+        spec.get("create", values.boolean, SqlSinkConfig.create),
+        spec.get("timeout_s", _seconds, SqlSinkConfig.timeout_s),
         name,
     )
 
@@ -256,7 +258,7 @@ def _s3(spec: _Spec, name: str) -> S3SinkConfig | None:
         spec.fail(
             "bucket", f"invalid bucket name {bucket!r}", "3-63 lowercase letters, digits, '.', '-'"
         )
-    prefix = spec.get("prefix", values.string, "")
+    prefix = spec.get("prefix", values.string, S3SinkConfig.prefix)
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(prefix) if f is not None]
     except ValueError as exc:
@@ -274,7 +276,7 @@ def _s3(spec: _Spec, name: str) -> S3SinkConfig | None:
     if (why := _prefix_problem(prefix, fields)) is not None:
         spec.fail("prefix", f"{why}: {prefix!r}", _PREFIX_HINT)
     checks = {
-        key: spec.get(key, values.choice, "when_supported", CHECKSUM_WHEN)
+        key: spec.get(key, values.choice, getattr(S3SinkConfig, key), CHECKSUM_WHEN)
         for key in ("request_checksum_calculation", "response_checksum_validation")
     }
     if bucket is None:
@@ -282,11 +284,15 @@ def _s3(spec: _Spec, name: str) -> S3SinkConfig | None:
     return S3SinkConfig(
         bucket=bucket,
         prefix=prefix,
-        endpoint_url=spec.get("endpoint_url", lambda k, v: values.string(k, v, empty=False), None),
-        region=spec.get("region", values.string, None),
-        storage_class=spec.get("storage_class", values.string, None),
-        skip_existing=spec.get("skip_existing", values.boolean, False),
-        timeout_s=spec.get("timeout_s", _seconds, 30.0),
+        endpoint_url=spec.get(
+            "endpoint_url",
+            lambda k, v: values.string(k, v, empty=False),
+            S3SinkConfig.endpoint_url,
+        ),
+        region=spec.get("region", values.string, S3SinkConfig.region),
+        storage_class=spec.get("storage_class", values.string, S3SinkConfig.storage_class),
+        skip_existing=spec.get("skip_existing", values.boolean, S3SinkConfig.skip_existing),
+        timeout_s=spec.get("timeout_s", _seconds, S3SinkConfig.timeout_s),
         name=name,
         **checks,
     )

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from config import values
 from config.errors import ConfigError
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 SOURCE_KEYS = ("name", "path", "include", "exclude", "recursive", "routes", "deliver", "after",
                "archive", "hash", "results", "watch", "rescan_s")  # fmt: skip
-AFTER = ("keep", "delete", "move")
-WATCH = ("auto", "inotify", "poll")
+After = Literal["keep", "delete", "move"]  # what happens to a file once committed
+Watch = Literal["auto", "inotify", "poll"]
+AFTER: tuple[After, ...] = get_args(After)
+WATCH: tuple[Watch, ...] = get_args(Watch)
 RESULTS_ROOT = "sources"  # a source's results default to results/sources/<name>/
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -45,11 +47,11 @@ class SourceConfig:
     recursive: bool = True
     routes: tuple[RouteConfig, ...] | None = None
     deliver: tuple[S3SinkConfig, ...] | None = None
-    after: str = "keep"  # one of AFTER
+    after: After = "keep"
     archive: Path | None = None  # after: move
     hash: bool = False  # a version is its metadata and its content's sha256
     results: str = ""  # under results/; "" is sources/<name>
-    watch: str = "auto"  # inotify, or poll (NFS/SMB/FUSE: found by `auto`)
+    watch: Watch = "auto"  # inotify, or poll (NFS/SMB/FUSE: found by `auto`)
     rescan_s: float = 60.0  # a full comparison with the journal this often
     adhoc: bool = False  # made by a job (`POST /api/sources`), not declared: never watched
 
@@ -153,14 +155,14 @@ def _source(
     except ValueError as exc:
         raise ConfigError(f"{path}.name", f"{exc}, got {name!r}") from None
     folder = _folder(f"{path}.path", item["path"], environ)
-    after = values.choice(f"{path}.after", item.get("after", "keep"), AFTER)
+    after = values.choice(f"{path}.after", item.get("after", SourceConfig.after), AFTER)
     archive = None
     if "archive" in item:
         archive = _folder(f"{path}.archive", item["archive"], environ)
     if (after == "move") != (archive is not None):
         raise ConfigError(f"{path}.archive", 'an archive folder goes with "after": "move" '
                           "(and only with it)")  # fmt: skip
-    results = values.string(f"{path}.results", item.get("results", ""))
+    results = values.string(f"{path}.results", item.get("results", SourceConfig.results))
     if results and (results.startswith("/") or any(p in ("", ".", "..") or p.startswith(".")
                                                    for p in results.split("/"))):  # fmt: skip
         raise ConfigError(f"{path}.results", f"expected a relative folder under results/, "
@@ -168,17 +170,24 @@ def _source(
     return SourceConfig(
         name=name,
         path=folder,
-        include=tuple(values.strings(f"{path}.include", item.get("include", ["*"]))) or ("*",),
-        exclude=tuple(values.strings(f"{path}.exclude", item["exclude"]))
-        if "exclude" in item
-        else (),
-        recursive=values.boolean(f"{path}.recursive", item.get("recursive", True)),
+        include=_globs(item, "include", path, SourceConfig.include),
+        exclude=_globs(item, "exclude", path, SourceConfig.exclude),
+        recursive=values.boolean(
+            f"{path}.recursive", item.get("recursive", SourceConfig.recursive)
+        ),
         routes=routes(item["routes"], f"{path}.routes") if "routes" in item else None,
         deliver=deliver(item["deliver"], f"{path}.deliver") if "deliver" in item else None,
         after=after,
         archive=archive,
-        hash=values.boolean(f"{path}.hash", item.get("hash", False)),
+        hash=values.boolean(f"{path}.hash", item.get("hash", SourceConfig.hash)),
         results=results,
-        watch=values.choice(f"{path}.watch", item.get("watch", "auto"), WATCH),
-        rescan_s=values.number(f"{path}.rescan_s", item.get("rescan_s", 60.0), 0.1),
+        watch=values.choice(f"{path}.watch", item.get("watch", SourceConfig.watch), WATCH),
+        rescan_s=values.number(
+            f"{path}.rescan_s", item.get("rescan_s", SourceConfig.rescan_s), 0.1
+        ),
     )
+
+
+def _globs(item: dict[str, Any], key: str, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """`include` / `exclude`: one glob or a non-empty list; `default` when left out."""
+    return tuple(values.strings(f"{path}.{key}", item[key])) if key in item else default

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from config import values
 from config.errors import ConfigError
@@ -27,8 +27,11 @@ from config.errors import ConfigError
 CASE_KEYS = ("name", "file", "lines", "input_file", "expect")
 EXPECT_KEYS = ("status", "error", "start", "metadata", "aggregates", "outputs")
 OUTPUT_KEYS = ("count", "includes")
-MATCH_KINDS = ("contains", "regex", "json")
-STATUSES = ("processed", "failed")
+MatchKey = Literal["contains", "regex", "json"]  # the one key of a match object
+MatchKind = Literal["exact", MatchKey]  # exact: the match is a plain string
+Status = Literal["processed", "failed"]
+MATCH_KINDS: tuple[MatchKey, ...] = get_args(MatchKey)
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 
 def beside(config: Path) -> Path:
@@ -40,7 +43,7 @@ def beside(config: Path) -> Path:
 class Match:
     """One expected line: `kind` is exact, contains, regex or json."""
 
-    kind: str
+    kind: MatchKind
     value: Any
 
     def matches(self, line: str) -> bool:
@@ -79,7 +82,7 @@ class Case:
     path: str  # where it was declared: "pipeline_config.tests.json $.tests[2]"
     lines: tuple[str, ...] | None = None
     input_file: Path | None = None  # resolved against the declaring file's folder
-    status: str = "processed"
+    status: Status = "processed"
     error: str | None = None
     start: str | None = None
     metadata: dict[str, Any] | None = None
@@ -160,7 +163,7 @@ def _case(item: Any, at: str, origin: str, base: Path) -> Case:
         input_file = base / values.string(f"{at}.input_file", obj["input_file"], empty=False)
     exp = _keys(obj["expect"], f"{at}.expect", EXPECT_KEYS)
     ep = f"{at}.expect"
-    status = values.choice(f"{ep}.status", exp.get("status", "processed"), STATUSES)
+    status = values.choice(f"{ep}.status", exp.get("status", Case.status), STATUSES)
     error = None
     if "error" in exp:
         error = values.string(f"{ep}.error", exp["error"], empty=False)
@@ -216,10 +219,10 @@ def _match(item: Any, path: str) -> Match:
         raise ConfigError(path, f"expected a string or one of {', '.join(MATCH_KINDS)}")
     kind, value = next(iter(obj.items()))
     if kind == "regex":
-        return Match(kind, values.regex(f"{path}.regex", value))
+        return Match("regex", values.regex(f"{path}.regex", value))
     if kind == "json":
-        return Match(kind, values.typed(f"{path}.json", value, dict))
-    return Match(kind, values.string(f"{path}.contains", value))
+        return Match("json", values.typed(f"{path}.json", value, dict))
+    return Match("contains", values.string(f"{path}.contains", value))
 
 
 def declared(config: Path, raw: dict[str, Any]) -> tuple[dict[str, int], list[ConfigError]]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from config.errors import ConfigError
 
+_W = TypeVar("_W", bound=str)
 _TAG = re.compile(r"[^\s]+")
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _EXPECTED = {
@@ -118,7 +119,8 @@ def optional_tag(key: str, value: Any) -> str | None:
     return None if value is None else tag(key, value)
 
 
-def choice(key: str, value: Any, choices: Sequence[str]) -> str:
+def choice(key: str, value: Any, choices: Sequence[_W]) -> _W:
+    """One of `choices` (a Literal's words: the value is typed as that Literal)."""
     if value not in choices:
         raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")
     return value

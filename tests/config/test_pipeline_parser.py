@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from config import ConfigError
+from config.notify import EVENTS
 from config.pipeline import (
     ERROR_POLICIES,
     LONG_LINES,
@@ -23,6 +24,9 @@ from config.pipeline import (
     is_output_suffix,
 )
 from config.pipeline_parser import parse, read_json
+from config.sinks import CHECKSUM_WHEN, SQL_TYPES
+from config.sources import AFTER, WATCH
+from config.testcases import MATCH_KINDS, STATUSES
 
 CONFIG_FORMAT = Path(__file__).resolve().parents[2] / "docs" / "pipeline" / "config-format.md"
 
@@ -59,8 +63,24 @@ def test_a_key_left_out_gets_the_default_its_dataclass_declares() -> None:
         ({"reader": {"long_lines": "chop"}}, "$.reader.long_lines", LONG_LINES),
         ({"routes": [{"start": "end", "signature": "pdf"}]}, "$.routes[0].signature", SIGNATURES),
         ({"outputs": {"x": {"format": "pdf"}}}, "$.outputs.x.format", OUTPUT_FORMATS),
+        ({"sources": [{"name": "s", "path": "/srv", "after": "burn"}]}, "$.sources[0].after",
+         AFTER),
+        ({"sources": [{"name": "s", "path": "/srv", "watch": "fanotify"}]}, "$.sources[0].watch",
+         WATCH),
+        ({"deliver": [{"type": "s3", "bucket": "abc", "request_checksum_calculation": "always"}]},
+         "$.deliver[0].request_checksum_calculation", CHECKSUM_WHEN),
+        ({"outputs": {"rows": {"sink": {"type": "sql", "url": "sqlite:///x.db", "table": "t",
+                                        "columns": {"a": "date"}}}}},
+         "$.outputs.rows.sink.columns.a", SQL_TYPES),
+        ({"notify": [{"url": "http://h/x", "events": ["nope"]}]}, "$.notify[0].events[0]",
+         EVENTS),
+        ({"tests": [{"name": "n", "file": "f", "lines": [], "expect": {"status": "ok"}}]},
+         "$.tests[0].expect.status", STATUSES),
+        ({"tests": [{"name": "n", "file": "f", "lines": [],
+                     "expect": {"outputs": {"end": [{"glob": "x"}]}}}]},
+         "$.tests[0].expect.outputs.end[0].glob", MATCH_KINDS),
     ],
-)
+)  # fmt: skip
 def test_a_word_outside_a_closed_set_is_refused_naming_every_word_it_takes(
     raw: dict[str, Any], key: str, words: tuple[str, ...]
 ) -> None:
