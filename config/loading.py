@@ -69,7 +69,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str], base: Path | None = No
             values[s.name] = default
             continue
         try:
-            values[s.name] = s.parse(raw)
+            values[s.name] = s.cast(raw)
         except ValueError as exc:  # its message is the expected form
             shown = "<hidden>" if s.secret else repr(raw)
             raise ConfigError(key, f"{exc}, got {shown}", s.help) from None

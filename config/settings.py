@@ -36,12 +36,12 @@ class Setting:
     """One setting, as `SETTINGS` lists it: its name is the flag without dashes, with `_`
     for `-`.
 
-    `parse` turns the raw string into the typed value, or raises ValueError whose message
+    `cast` turns the raw string into the typed value, or raises ValueError whose message
     is the expected form (`expected a whole number >= 1`).
     """
 
     name: str
-    parse: Callable[[str], Any]
+    cast: Callable[[str], Any]
     default: Any
     help: str
     switch: bool = False  # a flag without a value (`--poll`); its variable takes a boolean
@@ -59,11 +59,11 @@ class Setting:
     @property
     def choices(self) -> tuple[str, ...]:
         """The words a choice takes (its Literal's), or () for any other setting."""
-        return self.parse.choices if isinstance(self.parse, Choice) else ()
+        return self.cast.choices if isinstance(self.cast, Choice) else ()
 
 
 def setting(
-    parse: Callable[[str], _T],
+    cast: Callable[[str], _T],
     default: _T,
     help: str,
     *,
@@ -72,14 +72,14 @@ def setting(
 ) -> _T:
     """A field of `Settings` that is a setting: a value flag and its variable. A secret one
     is environment only and kept out of the reprs (and so out of the logs)."""
-    spec = {"parse": parse, "help": help, "secret": secret, "metavar": metavar}
+    spec = {"cast": cast, "help": help, "secret": secret, "metavar": metavar}
     return field(default=default, repr=not secret, metadata={_SPEC: spec})
 
 
 def switch(help: str) -> bool:
     """A field of `Settings` that is a switch: a flag without a value, off by default; its
     variable takes a boolean (`1/0`, `true/false`, `yes/no`, `on/off`)."""
-    spec = {"parse": casts.boolean, "help": help, "switch": True}
+    spec = {"cast": casts.boolean, "help": help, "switch": True}
     return field(default=False, metadata={_SPEC: spec})
 
 

@@ -46,7 +46,7 @@ def test_only_the_secret_is_out_of_the_repr_and_off_the_command_line() -> None:
 
 def test_a_switch_is_a_boolean_off_by_default() -> None:
     switches = [s for s in SETTINGS if s.switch]
-    assert switches and all(s.default is False and s.parse is casts.boolean for s in switches)
+    assert switches and all(s.default is False and s.cast is casts.boolean for s in switches)
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.choices], ids=lambda s: s.name)
