@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from config import values
 from config.errors import ConfigError
+
+_V = TypeVar("_V")  # what a check returns
+_D = TypeVar("_D")  # the fallback, often None
 
 
 class Checker:
@@ -31,13 +34,13 @@ class Checker:
 
     def value(
         self,
-        check: Callable[..., Any],
+        check: Callable[..., _V],
         obj: dict[str, Any],
         key: str,
         path: str,
-        default: Any,
+        default: _D,
         *args: Any,
-    ) -> Any:
+    ) -> _V | _D:
         """`check(f"{path}.{key}", obj[key], *args)`; `default` if absent or a problem."""
         if key not in obj:
             return default

@@ -41,7 +41,8 @@ class _Walk:
         if c == "[":
             return self.items(pos + 1, path)
         if c == '"':
-            return scanstring(self.text, pos + 1)[1]
+            end: int = scanstring(self.text, pos + 1)[1]
+            return end
         match = _SCALAR.match(self.text, pos)
         if match is None:
             raise ValueError(f"not JSON at {pos}")

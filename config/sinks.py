@@ -143,7 +143,8 @@ class _Spec:
         if key not in self.raw:
             self.errors.append(ConfigError(f"{self.path}.{key}", "missing", hint))
             return None
-        return self.get(key, values.string, None)
+        text: str | None = self.get(key, values.string, None)
+        return text
 
     def fail(self, key: str, message: str, hint: str = "") -> None:
         self.errors.append(ConfigError(f"{self.path}.{key}" if key else self.path, message, hint))

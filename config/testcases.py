@@ -48,7 +48,7 @@ class Match:
 
     def matches(self, line: str) -> bool:
         if self.kind == "exact":
-            return line == self.value
+            return bool(line == self.value)
         if self.kind == "contains":
             return self.value in line
         if self.kind == "regex":

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from config.errors import ConfigError
 
 _W = TypeVar("_W", bound=str)
+_V = TypeVar("_V")
 _TAG = re.compile(r"[^\s]+")
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _EXPECTED = {
@@ -57,7 +58,7 @@ def kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
-def typed(key: str, value: Any, expected: type) -> Any:
+def typed(key: str, value: Any, expected: type[_V]) -> _V:
     """`value` if it is a str, int (not a bool), bool, list or dict as `expected` says."""
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
@@ -121,9 +122,10 @@ def optional_tag(key: str, value: Any) -> str | None:
 
 def choice(key: str, value: Any, choices: Sequence[_W]) -> _W:
     """One of `choices` (a Literal's words: the value is typed as that Literal)."""
-    if value not in choices:
-        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")
-    return value
+    for word in choices:
+        if value == word:
+            return word
+    raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")
 
 
 def strings(key: str, value: Any) -> list[str]:
