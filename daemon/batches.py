@@ -13,7 +13,11 @@ arrives in the folder after its marker opened the batch is not of it: it waits f
 next marker.
 
 A restart continues the open batches: their members come from the journal, and a member
-that finished while the journal's commit was lost is found by its journal row.
+that finished while the journal's commit was lost is found by its journal row. A marker
+a kill left behind between the commit of its batch's end and its removal is removed at the
+next start, before a scan could take it for the marker of a second batch (of the files
+that came after it): the commit keeps the marker file's identity (inode, ctime) until it
+is removed, so a new marker of the same name, written since, is told apart, and stays.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class Batches:
         rows = self.journal.execute(
             "batches_load", "SELECT id, folder, marker, opened FROM batches WHERE status = 'open'"
         ) or []  # fmt: skip
+        self._left_markers()
         for batch_id, folder, marker, opened in rows:
             b = Batch(batch_id, parsed(folder), parsed(marker), opened)
             members = self.journal.execute(
@@ -185,22 +190,54 @@ class Batches:
         self.journal.execute(
             "batch_done",
             "UPDATE batches SET status = ?, finished = ?, processed = ?, failed = ?,"
-            " report = ? WHERE id = ?",
+            " report = ?, marker_id = ? WHERE id = ?",
             (report["status"], time.time(), report["processed"], report["failed"],
-             orjson.dumps(report).decode(), b.id),
+             orjson.dumps(report).decode(), self._identity(b.marker), b.id),
         )  # fmt: skip
         if self.notify is not None:
             key = hashlib.sha256(f"batch.done:{b.id}:{b.opened}".encode()).hexdigest()[:32]
             self.notify("batch.done", report, key)
         self.journal.flush()  # done, and its notification, before the marker goes
         del self._open[b.folder]
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.queue_dir, b.marker))
+        self._remove_marker(b.id, b.marker)
         log.info("batch_done", batch=b.id, folder=b.folder, status=report["status"],
                  processed=report["processed"], failed=report["failed"],
                  seconds=report["seconds"])  # fmt: skip
         self.events.publish("batch_done", batch=b.id, folder=shown(b.folder),
                             status=report["status"])  # fmt: skip
+
+    def _identity(self, marker: str) -> str | None:
+        """The identity of the file `marker` now (None if there is none): another file of
+        that name written later has another inode or ctime."""
+        try:
+            st = os.lstat(os.path.join(self.queue_dir, marker))
+        except OSError:
+            return None
+        return f"{st.st_ino}:{st.st_ctime_ns}"
+
+    def _remove_marker(self, batch_id: int, marker: str, unlink: bool = True) -> None:
+        """Remove (with `unlink`) a done batch's marker; the journal then forgets its id."""
+        if unlink:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.queue_dir, marker))
+        self.journal.execute("batch_marker_removed", "UPDATE batches SET marker_id = NULL"
+                             " WHERE id = ?", (batch_id,))  # fmt: skip
+
+    def _left_markers(self) -> None:
+        """At start: remove the markers of done batches a kill left behind; a new file of
+        the same name, written since, stays (it opens the next batch)."""
+        # marker_id: set in the commit of a batch's end, cleared once its marker is removed
+        rows = self.journal.execute(
+            "batch_markers_left", "SELECT id, marker, marker_id FROM batches"
+            " WHERE marker_id IS NOT NULL") or []  # fmt: skip
+        for batch_id, marker, marker_id in rows:
+            left = self._identity(parsed(marker)) == marker_id
+            if left:
+                log.warning("batch_marker_left", batch=batch_id, marker=marker,
+                            action="removed: its batch was done before the last stop")  # fmt: skip
+            self._remove_marker(batch_id, parsed(marker), unlink=left)
+        if rows:
+            self.journal.flush()
 
     def _report(self, b: Batch) -> dict[str, Any]:
         report = RunReport(started=b.opened)

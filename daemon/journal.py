@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS batches (  -- batch folders (daemon.batches)
     status TEXT NOT NULL,            -- open, all_processed, some_failed
     files INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
-    report TEXT                      -- JSON, once done
+    report TEXT,                     -- JSON, once done
+    marker_id TEXT                   -- its marker file's identity until it is removed
 );
 CREATE INDEX IF NOT EXISTS batches_status ON batches (status, id);
 CREATE TABLE IF NOT EXISTS batch_files (
@@ -101,6 +102,7 @@ CREATE INDEX IF NOT EXISTS files_config ON files (config_sha256, state, updated)
 _ADDED_COLUMNS = {
     "files": {"route": "TEXT", "config_sha256": "TEXT"},
     "transitions": {"config_sha256": "TEXT"},
+    "batches": {"marker_id": "TEXT"},
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,80 @@ def test_names_that_are_not_utf8(
     (batch,) = dash.get("/api/batches").json()["batches"]
     assert batch["folder"] == "caf\\xe9" and batch["report"]["folder"] == "caf\\xe9"
     assert sorted(queue.files("processed")) == sorted([f"{odd}.csv", f"{odd}/x.log"])
+
+
+class _Killed(BaseException):
+    """The daemon's death at a chosen point (kill -9 runs no handler: nothing catches it)."""
+
+
+def _done_then_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A batch of b/ done, its end committed, the daemon killed before the marker's removal;
+    (unprocessed/, the journal)."""
+    queue_dir, journal_path = tmp_path / "unprocessed", tmp_path / "journal.sqlite3"
+    (queue_dir / "b").mkdir(parents=True)
+    (queue_dir / "b" / "x.log").write_text("x\n")
+    (queue_dir / "b" / "_SUCCESS").touch()
+    journal = Journal(journal_path)
+    batches = Batches(journal, str(queue_dir), EventBus())
+    batches.open("b", ["b/x.log"], "b/_SUCCESS")
+    unlink = os.unlink
+
+    def killed_at_the_marker(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith("_SUCCESS"):
+            raise _Killed
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", killed_at_the_marker)
+    with pytest.raises(_Killed):
+        batches.finished({"original_name": "b/x.log", "status": "processed", "uid": "u1"})
+    monkeypatch.undo()
+    journal.close()  # (nothing uncommitted: the kill came after the commit)
+    with sqlite3.connect(journal_path) as conn:
+        assert conn.execute("SELECT status FROM batches").fetchall() == [("all_processed",)]
+    (queue_dir / "b" / "late.log").write_text("after the marker\n")  # not of that batch
+    return queue_dir, journal_path
+
+
+def _restarted(queue_dir: Path, journal_path: Path) -> tuple[Batches, list[str]]:
+    """The next start: the batches loaded, then the scan's look at b/'s marker if there is
+    one (`Intake.scan`); what that marker released."""
+    batches = Batches(Journal(journal_path), str(queue_dir), EventBus())
+    batches.load()
+    gate = Gate(str(queue_dir), parse_markers({"folder": True})[0], batches, lambda rel: False,
+                lambda rel: None)  # fmt: skip
+    late = str(queue_dir / "b" / "late.log")
+    assert gate.hold(late, None, 0)  # type: ignore[arg-type]  # (no signature needed)
+    marker = queue_dir / "b" / "_SUCCESS"
+    released = gate.marker_seen(str(marker)) if marker.exists() else []
+    return batches, [gate.rel(path) for path, _, _ in released]
+
+
+def test_a_marker_left_by_a_kill_opens_no_second_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between the commit of a batch's end and the removal of its marker: the next
+    start removes the marker, so the file that came after it waits for the next one
+    instead of making a second batch of the old marker (#30)."""
+    queue_dir, journal_path = _done_then_killed(tmp_path, monkeypatch)
+    batches, released = _restarted(queue_dir, journal_path)
+    assert not (queue_dir / "b" / "_SUCCESS").exists()
+    assert released == [] and not batches.is_open("b")
+    with sqlite3.connect(journal_path) as conn:
+        assert conn.execute("SELECT COUNT(*), MAX(marker_id) FROM batches").fetchone() == (1, None)
+
+
+def test_a_new_marker_written_after_the_kill_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old marker removed by someone else while the daemon was down and a new one
+    written in its place (an inode may be reused; its ctime is another): the new one is
+    not taken for the old, and opens the next batch."""
+    queue_dir, journal_path = _done_then_killed(tmp_path, monkeypatch)
+    marker = queue_dir / "b" / "_SUCCESS"
+    old = marker.stat().st_ctime_ns
+    marker.unlink()
+    wait_until(lambda: time.time_ns() > old + 50_000_000, 5, "a later ctime")  # coarse clock
+    marker.touch()
+    batches, released = _restarted(queue_dir, journal_path)
+    assert marker.exists() and batches.is_open("b")
+    assert released == ["b/late.log"]
