@@ -11,6 +11,7 @@ process's, opened on first use and kept for the files that follow.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -19,7 +20,6 @@ from config.pipeline import PipelineConfig
 from config.sinks import S3SinkConfig, SqlSinkConfig
 from sinks import SinkDataError, Targets
 from sinks.keys import object_key
-from sinks.s3 import sha256_of
 
 if TYPE_CHECKING:
     from daemon.worker import Job
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _targets = Targets()  # this worker process's sink connections
+NOTES_DIRNAME = ".folderd-multipart"  # under results/: multipart uploads that may be unfinished
 
 
 def _key(sink: S3SinkConfig, metadata: dict[str, str], name: str) -> str:
@@ -66,9 +67,10 @@ def deliver(
                 _targets.retract(taken, job.uid)
             raise
     meta = {"uid": job.uid, "input-sha256": summary["sha256"]}
+    notes = Path(job.results_dir) / NOTES_DIRNAME
     for sink, path, key, sha256 in uploads:
         try:
-            done.append(_targets.put(sink, path, key, sha256 or sha256_of(path), meta))
+            done.append(_targets.put(sink, path, key, sha256, meta, notes))
         except SinkDataError:  # the server takes no object of that name: the rows go too
             for taken, _ in tables:
                 _targets.retract(taken, job.uid)

@@ -22,6 +22,7 @@ import hashlib
 import os
 import threading
 import time
+import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -29,6 +30,7 @@ from config.sinks import S3SinkConfig, redact, redact_url
 from sinks.base import Delivery
 from sinks.deadline import WATCHDOG, Alarm, Sockets
 from sinks.errors import SinkDataError, SinkError, SinkUnavailable
+from sinks.unfinished import Unfinished
 
 PART = 8 << 20  # multipart above this size, in parts of this size
 PARALLEL = 8  # parts of one upload in flight at once
@@ -45,12 +47,20 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
 def _md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 class _Unchecked(Exception):
     """The server answered a CRC32 request without its checksum: it did not check it."""
+
+
+class _Mismatch(Exception):
+    """The server answered with a checksum other than the one sent."""
 
 
 class _Cut(Exception):
@@ -121,13 +131,17 @@ class S3Target:
 
     def _checked(self, operation: str, data: bytes, **kw: Any) -> dict[str, Any]:
         """`operation` (a PUT of `data`: an object or a part) with the checksum the server
-        checks; `_Unchecked` if it answered a CRC32 without it."""
-        if self._md5:
+        checks; `_Unchecked` if it answered a CRC32 without it, `_Mismatch` if with
+        another."""
+        if self._md5:  # a server that does not check it answers BadDigest, not 200
             return self._call(operation, Body=data, ContentMD5=_md5(data), **kw)
-        done = self._call(operation, Body=data, ChecksumAlgorithm="CRC32", **kw)
+        crc = _crc32(data)
+        done = self._call(operation, Body=data, ChecksumCRC32=crc, **kw)
         if "ChecksumCRC32" not in done:
             self._md5 = True  # a server that ignores flexible checksums: MD5s from now on
             raise _Unchecked
+        if done["ChecksumCRC32"] != crc:
+            raise _Mismatch(f"sent CRC32 {crc}, the server has {done['ChecksumCRC32']}")
         return done
 
     def close(self) -> None:
@@ -181,69 +195,76 @@ class S3Target:
         self.close()
         return SinkUnavailable(cfg.name, message)
 
-    def put(self, path: str, key: str, sha256: str, metadata: dict[str, str]) -> Delivery:
-        """Upload the file at `path` as `key` (replacing it), verified; `sha256` is its
-        content's digest, stored as metadata and compared by `skip_existing`; `metadata`'s
-        `uid` names the input, and the object found there afterwards must carry it."""
+    def put(
+        self,
+        path: str,
+        key: str,
+        sha256: str | None,
+        metadata: dict[str, str],
+        notes: Unfinished | None = None,
+    ) -> Delivery:
+        """Upload the file at `path` as `key` (replacing it), each request checked by the
+        server; `sha256` is its content's digest (None: hashed here, in the read that sends
+        it up to `PART`), stored as metadata and compared by `skip_existing`; `metadata`'s
+        `uid` names the input. `notes` says which keys may have an unfinished multipart
+        upload to abort first (without it, every key's are listed)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         started = time.monotonic()
         cfg = self.config
         size = os.path.getsize(path)
-        meta = {**metadata, "sha256": sha256}
+        body = None
+        if size <= PART:  # one read: hashed, checksummed and sent from memory
+            with open(path, "rb") as f:
+                body = f.read(size + 1)
+            if len(body) != size:
+                raise self._changed(key, size, len(body))
+        if sha256 is None:
+            sha256 = sha256_of(path) if body is None else hashlib.sha256(body).hexdigest()
+        extra: dict[str, Any] = {"Metadata": {**metadata, "sha256": sha256}}
+        if cfg.storage_class:
+            extra["StorageClass"] = cfg.storage_class
         doing = "checking what is there"
         try:
             if cfg.skip_existing:
                 there = self._head(key)
                 if there is not None and there.get("Metadata", {}).get("sha256") == sha256:
-                    return self._delivery(key, started, there, sha256, already=True)
-            doing = "aborting unfinished uploads"
-            self._abort_unfinished(key)
+                    return self._delivery(key, started, there["ContentLength"],
+                                          there.get("ETag", ""), sha256, already=True)  # fmt: skip
+            if notes is None or notes.may_have(key):
+                doing = "aborting unfinished uploads"
+                self._abort_unfinished(key)
+                if notes is not None:
+                    notes.cleared(key)
             doing = "uploading"
-            extra: dict[str, Any] = {"Metadata": meta}
-            if cfg.storage_class:
-                extra["StorageClass"] = cfg.storage_class
             try:
-                self._upload(path, size, key, extra)
+                sent, etag = self._upload(path, body, key, extra, notes)
             except _Unchecked:  # sent again, all of it, each request with a Content-MD5
-                self._upload(path, size, key, extra)
-            doing = "verifying"
-            there = self._head(key)
+                sent, etag = self._upload(path, body, key, extra, notes)
         except (BotoCoreError, ClientError, _Cut) as exc:
             raise self._error(exc, key, doing) from None
-        return self._delivery(key, started, self._verify(key, size, meta, there), sha256)
+        except _Mismatch as exc:
+            raise SinkError(cfg.name, f"s3://{cfg.bucket}/{key}: verification failed: "
+                            f"{exc}") from None  # fmt: skip
+        if sent != size:  # the object holds what was sent, but not what was hashed
+            raise self._changed(key, size, sent)
+        return self._delivery(key, started, sent, etag, sha256)
 
-    def _verify(
-        self, key: str, size: int, meta: dict[str, str], there: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """`there`, the HEAD of `key`, if it is the object just sent: its size, and its
-        sha256 and uid in the metadata (another input written over it is caught here)."""
-        found = {} if there is None else there.get("Metadata", {})
-        if (
-            there is not None
-            and there["ContentLength"] == size
-            and all(found.get(k) == v for k, v in meta.items() if k in ("uid", "sha256"))
-        ):
-            return there
-        if there is None:
-            got = "no object"
-        elif "uid" in meta and found.get("uid") != meta["uid"]:
-            got = f"another input's object (uid {found.get('uid')})"
-        else:
-            got = f"{there['ContentLength']} bytes, sha256 {found.get('sha256')}"
-        raise SinkError(self.config.name, f"s3://{self.config.bucket}/{key}: verification "
-                        f"failed: sent {size} bytes, the server has {got}")  # fmt: skip
+    def _changed(self, key: str, size: int, sent: int) -> SinkError:
+        """The file changed while it was sent (transient: the next attempt sends it whole)."""
+        return SinkError(self.config.name, f"s3://{self.config.bucket}/{key}: the file "
+                         f"changed while it was sent ({size} bytes, then {sent})")  # fmt: skip
 
     def _delivery(
-        self, key: str, started: float, head: dict[str, Any], sha256: str, already: bool = False
+        self, key: str, started: float, size: int, etag: str, sha256: str, already: bool = False
     ) -> Delivery:
         return Delivery(
             self.config.name,
             "s3",
             f"s3://{self.config.bucket}/{key}",
             round(time.monotonic() - started, 6),
-            bytes=head["ContentLength"],
-            etag=head.get("ETag", "").strip('"'),
+            bytes=size,
+            etag=etag.strip('"'),
             sha256=sha256,
             checked_by=None if already else "content-md5" if self._md5 else "crc32",
             already_delivered=already,
@@ -269,19 +290,25 @@ class S3Target:
                 self._call("abort_multipart_upload", Bucket=bucket, Key=key,
                            UploadId=upload["UploadId"])  # fmt: skip
 
-    def _upload(self, path: str, size: int, key: str, extra: dict[str, Any]) -> None:
-        if size > PART:
-            self._multipart(path, key, extra)
-            return
-        with open(path, "rb") as f:
-            body = f.read()
-        self._checked("put_object", body, Bucket=self.config.bucket, Key=key, **extra)
+    def _upload(
+        self, path: str, body: bytes | None, key: str, extra: dict[str, Any],
+        notes: Unfinished | None,
+    ) -> tuple[int, str]:  # fmt: skip
+        """(bytes sent, the object's ETag)."""
+        if body is None:
+            return self._multipart(path, key, extra, notes)
+        done = self._checked("put_object", body, Bucket=self.config.bucket, Key=key, **extra)
+        return len(body), done["ETag"]
 
-    def _multipart(self, path: str, key: str, extra: dict[str, Any]) -> None:
+    def _multipart(
+        self, path: str, key: str, extra: dict[str, Any], notes: Unfinished | None
+    ) -> tuple[int, str]:
         """The parts sent `PARALLEL` at a time (a botocore client is thread-safe), read one
-        by one: memory holds at most `PARALLEL` + 1 parts."""
+        by one: memory holds at most `PARALLEL` + 1 parts. A note (`sinks.unfinished`) stands
+        for the upload until it is completed or aborted."""
         bucket = self.config.bucket
         crc = {} if self._md5 else {"ChecksumAlgorithm": "CRC32"}  # as boto3's upload_file
+        note = notes.started(key) if notes is not None else None
         created = self._call("create_multipart_upload", Bucket=bucket, Key=key, **crc, **extra)
         upload = created["UploadId"]
 
@@ -293,6 +320,7 @@ class S3Target:
                 part["ChecksumCRC32"] = done["ChecksumCRC32"]
             return part
 
+        sent = 0
         try:
             parts: list[dict[str, Any]] = []
             with ThreadPoolExecutor(PARALLEL) as pool, open(path, "rb") as f:
@@ -300,15 +328,21 @@ class S3Target:
                 number = 0
                 while data := f.read(PART):
                     number += 1
+                    sent += len(data)
                     sending.add(pool.submit(send, number, data))
                     if len(sending) >= PARALLEL:
                         done, sending = wait(sending, return_when=FIRST_COMPLETED)
                         parts += [d.result() for d in done]  # a failed part raises here
                 parts += [d.result() for d in sending]
             parts.sort(key=lambda p: p["PartNumber"])
-            self._call("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload,
-                       MultipartUpload={"Parts": parts})  # fmt: skip
+            completed = self._call("complete_multipart_upload", Bucket=bucket, Key=key,
+                                   UploadId=upload, MultipartUpload={"Parts": parts})  # fmt: skip
         except BaseException:
-            with contextlib.suppress(Exception):  # the next attempt aborts it if this fails
+            with contextlib.suppress(Exception):  # if this fails, the note stays: the next
                 self._call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload)
+                if notes is not None and note is not None:  # upload of the key aborts it
+                    notes.ended(note)
             raise
+        if notes is not None and note is not None:
+            notes.ended(note)
+        return sent, completed["ETag"]

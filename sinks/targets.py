@@ -4,11 +4,13 @@ and reused for every file, dropped when it fails so the next file connects afres
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from config.sinks import S3SinkConfig, SinkConfig, SqlSinkConfig
 from sinks.base import Delivery
 from sinks.s3 import S3Target
 from sinks.sql import SqlTarget
+from sinks.unfinished import Unfinished
 
 __all__ = ["Delivery", "Targets"]
 
@@ -33,13 +35,24 @@ class Targets:
         self.rows(config, os.devnull, uid, "")
 
     def put(
-        self, config: S3SinkConfig, path: str, key: str, sha256: str, meta: dict[str, str]
+        self,
+        config: S3SinkConfig,
+        path: str,
+        key: str,
+        sha256: str | None,
+        meta: dict[str, str],
+        notes: Path | None = None,
     ) -> Delivery:
-        """Upload the file `path` as object `key` (prefix included), replacing it."""
+        """Upload the file `path` as object `key` (prefix included), replacing it; `sha256`
+        None: hashed as it is read. `notes`: the folder of the notes of multipart uploads
+        that may be unfinished (`sinks.unfinished`); without it every key's are listed."""
         target = self._s3.get(config)
         if target is None:
             target = self._s3[config] = S3Target(config)
-        return target.put(path, key, sha256, meta)
+        unfinished = None
+        if notes is not None:
+            unfinished = Unfinished(notes, config.endpoint_url or "", config.bucket)
+        return target.put(path, key, sha256, meta, unfinished)
 
     def close(self) -> None:
         targets: list[SqlTarget | S3Target] = [*self._sql.values(), *self._s3.values()]

@@ -1,11 +1,13 @@
-"""Objects into a real SeaweedFS: one PUT or a multipart upload, verified (its size, and its
-sha256 and uid in the metadata: another input's object found there is no delivery);
-skip_existing; a dead attempt's unfinished upload aborted first; a server that refuses, is
-gone, or drips or stalls past `timeout_s` is `SinkUnavailable`."""
+"""Objects into a real SeaweedFS: one PUT or a multipart upload, each request checked by the
+server (bytes damaged on the way are refused, an answer naming another checksum is no
+delivery), the sha256 and uid in the metadata; skip_existing; the unfinished upload a
+killed attempt noted aborted first; a server that refuses, is gone, or drips or stalls
+past `timeout_s` is `SinkUnavailable`."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from config.sinks import S3SinkConfig
 from daemon.faults import Fault, classify
 from sinks import SinkError, SinkUnavailable, Targets
 from sinks.s3 import PART, S3Target
+from sinks.unfinished import Unfinished
 from tests.hostile_servers import Hostile
 from tests.sinks.servers import S3_SECRET, SeaweedS3
 
@@ -163,28 +166,116 @@ def _closed_port() -> int:
     return free_port()
 
 
-@pytest.mark.parametrize("same_bytes", [True, False])
-def test_an_object_overwritten_by_another_input_before_the_check_is_no_delivery(
+def _sent(target: S3Target) -> list[str]:
+    """The operations `target` sends from now on (each attempt), in order."""
+    sent: list[str] = []
+
+    def note(event_name: str, **_: Any) -> None:
+        sent.append(event_name.rpartition(".")[2])  # before-send.s3.<operation>
+
+    target._s3().meta.events.register("before-send.s3", note)
+    return sent
+
+
+def test_an_upload_sends_its_own_requests_and_nothing_else(
+    tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No listing of unfinished uploads before it, no HEAD after it: a small file is one
+    PUT, a large one its multipart upload, each checked by the server's answer; the note a
+    multipart upload writes is gone once it is completed."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    notes = Unfinished(tmp_path / "notes", s3_server.url, bucket)
+    target = S3Target(_sink(s3_server, bucket))
+    sent = _sent(target)
+    try:
+        small, small_sha = _file(tmp_path, 10)
+        big, big_sha = _file(tmp_path, 2 * PART + 1)
+        assert target.put(small, "small", small_sha, {}, notes).bytes == 10
+        assert target.put(big, "big", big_sha, {}, notes).bytes == 2 * PART + 1
+    finally:
+        target.close()
+    assert sent[:2] + sent[-1:] == ["PutObject", "CreateMultipartUpload",
+                                    "CompleteMultipartUpload"]  # fmt: skip
+    assert sorted(sent[2:-1]) == ["UploadPart"] * 3
+    assert list((tmp_path / "notes").iterdir()) == []
+    got = s3_server.client().get_object(Bucket=bucket, Key="big")["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == big_sha
+
+
+def test_a_key_a_killed_multipart_upload_noted_has_its_unfinished_upload_aborted_first(
+    tmp_path: Path, targets: Targets, s3_server: SeaweedS3, bucket: str
+) -> None:
+    """What a worker killed mid-upload leaves, its note and its upload, is cleared by the
+    next upload of the key, though the file is small now (one PUT); another key's upload,
+    noted by nobody, is not looked for."""
+    s3 = s3_server.client()
+    Unfinished(tmp_path / "notes", s3_server.url, bucket).started("big")
+    s3.create_multipart_upload(Bucket=bucket, Key="big")
+    s3.create_multipart_upload(Bucket=bucket, Key="big2")
+    path, sha = _file(tmp_path, 100)
+    targets.put(_sink(s3_server, bucket), path, "big", sha, {}, tmp_path / "notes")
+    assert [u["Key"] for u in s3_server.unfinished(bucket)] == ["big2"]
+    assert list((tmp_path / "notes").iterdir()) == []
+    assert s3_server.objects(bucket)["big"]["ContentLength"] == 100
+
+
+@pytest.mark.parametrize("size", [100, 2 * PART + 1])
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+@pytest.mark.parametrize("when", ["when_supported", "when_required"])
+def test_bytes_damaged_on_the_way_are_refused_and_no_delivery(
     tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch,
-    same_bytes: bool,
+    size: int, damage: str, when: str,
 ) -> None:  # fmt: skip
-    """Another input's upload lands on the key between this one's PUT and its check (the
-    same bytes or others): the check finds another uid there, and says so."""
+    """A byte flipped, or the body cut short (its Content-Length with it), after its
+    checksum was taken: the server finds another CRC32 (or MD5) and refuses it; the attempt
+    is retried (a transient error) and nothing lands. The next attempt delivers."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    path, sha = _file(tmp_path, size)
+    target = S3Target(_sink(s3_server, bucket, request_checksum_calculation=when))
+
+    def spoil(request: Any, event_name: str, **_: Any) -> None:
+        if not event_name.endswith(("PutObject", "UploadPart")):
+            return
+        body = request.body.read() if hasattr(request.body, "read") else request.body
+        body = body[:-7] if damage == "truncated" else bytes([body[0] ^ 1]) + body[1:]
+        request.body = io.BytesIO(body)
+        request.headers["Content-Length"] = str(len(body))
+
+    target._s3().meta.events.register("before-send.s3", spoil)
+    try:
+        with pytest.raises(SinkError, match=r"uploading: .*(BadDigest|XAmzContentChecksum|"
+                           r"InvalidDigest|checksum)") as err:  # fmt: skip
+            target.put(path, "k", sha, {"uid": "u1"})
+        assert classify(err.value) is Fault.TRANSIENT, "retried: the next attempt sends it again"
+        assert s3_server.objects(bucket) == {}
+        assert s3_server.unfinished(bucket) == []
+        target._s3().meta.events.unregister("before-send.s3", spoil)
+        assert target.put(path, "k", sha, {"uid": "u1"}).bytes == size
+    finally:
+        target.close()
+    got = s3_server.client().get_object(Bucket=bucket, Key="k")["Body"].read()
+    assert hashlib.sha256(got).hexdigest() == sha
+
+
+def test_an_answer_naming_another_checksum_is_no_delivery(
+    tmp_path: Path, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers that it stored bytes of another CRC32 than the one sent
+    (simulated by changing SeaweedFS's answer): no delivery, the attempt retried."""
     for k, v in s3_server.env.items():
         monkeypatch.setenv(k, v)
     path, sha = _file(tmp_path, 100)
-    other = Path(path).read_bytes() if same_bytes else b"other input's bytes"
     target = S3Target(_sink(s3_server, bucket))
 
-    def overwrite(**_: Any) -> None:
-        s3_server.client().put_object(
-            Bucket=bucket, Key="in/a.log", Body=other,
-            Metadata={"uid": "u2", "sha256": hashlib.sha256(other).hexdigest()},
-        )  # fmt: skip
+    def other(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ChecksumCRC32"] = "AAAAAA=="
 
-    target._s3().meta.events.register("after-call.s3.PutObject", overwrite)
+    target._s3().meta.events.register("after-call.s3.PutObject", other)
     try:
-        with pytest.raises(SinkError, match=r"another input's object \(uid u2\)") as err:
+        with pytest.raises(SinkError, match=r"verification failed: sent CRC32 \S+, the server "
+                           "has AAAAAA==") as err:  # fmt: skip
             target.put(path, "in/a.log", sha, {"uid": "u1"})
     finally:
         target.close()
