@@ -1,17 +1,19 @@
 """Objects into S3-compatible storage (boto3).
 
-Each upload first aborts whatever unfinished multipart upload a dead attempt left for its
-key, then sends the file — one PUT up to `PART` bytes, a multipart upload of `PART`-sized
-parts above — each request with a checksum of its bytes that the server checks, and the
-object's sha256 in its metadata; then a HEAD verifies size and sha256. The checksum is
-boto3's CRC32 (`request_checksum_calculation: when_supported`, its default), or a
-Content-MD5 (`when_required`, for servers that refuse the CRC headers: every S3 server
-checks an MD5, at a hash pass of its own: 700 MB/s here, CRC32 3.7 GB/s). A server that
+An upload is one PUT up to `PART` bytes (the file read once: hashed if need be,
+checksummed and sent from memory), a multipart upload of `PART`-sized parts above, each
+request with a checksum of its bytes that the server checks, and the object's sha256 in
+its metadata. The checksum is a CRC32 (`request_checksum_calculation: when_supported`, the
+default), which the server's answer must name back, or a Content-MD5 (`when_required`, for
+servers that refuse the CRC headers: every S3 server checks an MD5, at a hash pass of its
+own). The answers are the check that the object landed: no HEAD follows. A server that
 answers a CRC32 request without its checksum did not check it: that upload is sent again
 with a Content-MD5 on each request, and so is every one after it to that sink. Parts go
-`PARALLEL` at a time, so memory stays at a few parts. An object is replaced by key, so a
-re-run never makes a second copy; with `skip_existing` an object already holding the same
-sha256 is not sent again.
+`PARALLEL` at a time, so memory stays at a few parts. A multipart upload is noted on local
+disk while it may be unfinished (`sinks.unfinished`): the next upload of a key left noted
+(its worker killed) aborts the key's unfinished uploads first; no other upload looks for
+them. An object is replaced by key, so a re-run never makes a second copy; with
+`skip_existing` an object already holding the same sha256 is not sent again.
 """
 
 from __future__ import annotations
