@@ -1,11 +1,14 @@
 """Leases: how instances sharing a watch_dir know which of them are alive.
 
 Each instance keeps `watch_dir/.folderd/instances/<name>.json`, rewritten (temp name, then
-rename) every quarter of its `--lease`. Its *mtime* is the heartbeat, stamped by the shared
-filesystem (on NFS, by the server), so a peer judges its age against the mtime of a file it
-has just written there itself: host clocks may disagree, the filesystem's clock is the one
-both see. A lease is expired once that age passes the lease's duration; only then may a
-peer take over the instance's claims (`daemon.shared.instance`).
+rename) every quarter of its `--lease`: a symlink whose target is the lease's JSON, so that
+no one ever opens it (`daemon.shared.notes`: on sshfs, a file replaced just after a reader
+on the same mount closed it can be left behind as `.fuse_hidden*`). Its *mtime* is the
+heartbeat, stamped by the shared filesystem (on NFS, by the server), so a peer judges its
+age against the mtime of a symlink it has just made there itself: host clocks may
+disagree, the filesystem's clock is the one both see. A lease is expired once that age
+passes the lease's duration; only then may a peer take over the instance's claims
+(`daemon.shared.instance`).
 
 The holder judges its own lease by its monotonic clock instead: it writes, to a local file
 beside its journal, the instant (CLOCK_MONOTONIC, the same in every process of the host)
@@ -41,6 +44,7 @@ import orjson
 import structlog
 
 from daemon.errors import DaemonError
+from daemon.shared import notes
 
 log = structlog.get_logger(__name__)
 
@@ -79,16 +83,8 @@ def instances_dir(meta: Path) -> Path:
 
 
 def fs_now(directory: Path) -> float:
-    """The shared filesystem's clock: the mtime of a file written there just now."""
-    probe = directory / f".clock-{socket.gethostname()}-{os.getpid()}"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, b"t")
-        return os.fstat(fd).st_mtime
-    finally:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(probe)
+    """The shared filesystem's clock: the mtime of a symlink made there just now."""
+    return notes.stamp(directory, f"{socket.gethostname()}-{os.getpid()}")
 
 
 def read_leases(directory: Path, now_fs: float, skip: str = "") -> list[PeerLease]:
@@ -103,10 +99,8 @@ def read_leases(directory: Path, now_fs: float, skip: str = "") -> list[PeerLeas
         if ext != "json" or not dot or name.startswith(".") or name == skip:
             continue
         try:
-            with open(entry.path, "rb") as f:
-                data = orjson.loads(f.read())
-                mtime = os.fstat(f.fileno()).st_mtime
-            out.append(_peer(name, data, max(0.0, now_fs - mtime)))
+            text, st = notes.read(Path(entry.path))
+            out.append(_peer(name, orjson.loads(text), max(0.0, now_fs - st.st_mtime)))
         except (OSError, ValueError, TypeError, KeyError):
             continue  # removed meanwhile, or half a file from another version: not a lease
     return sorted(out, key=lambda p: p.name)
@@ -203,13 +197,9 @@ class Lease:
                 "started": self.started, "state": state, "claims": claims,
                 "processed": processed, "renewed": time.time(), "token": token,
                 "identity": identity, "lock_ino": self.lock_ino}  # fmt: skip
-        tmp = self.dir / f".{self.name}.json.{os.getpid()}"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(orjson.dumps(data))
-            os.replace(tmp, self.path)
-            st = os.stat(self.path)
+            st = notes.write(self.path, orjson.dumps(data).decode(), str(os.getpid()))
             self.fs_clock, self._mine = st.st_mtime, (token, _signature(st))
         except OSError as exc:
             self.failures += 1
@@ -228,9 +218,7 @@ class Lease:
             return False
         token, signature = self._mine
         try:
-            with open(self.path, "rb") as f:
-                raw = f.read(1 << 16)
-                st = os.fstat(f.fileno())
+            raw, st = notes.read(self.path)
         except FileNotFoundError:
             how = "was deleted"
         except OSError:

@@ -42,9 +42,10 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
 
 
 @contextlib.contextmanager
-def sshfs_mount(tmp_path: Path) -> Iterator[Path]:
-    """An sshfs mount (FUSE + SFTP to an sshd on this machine) of a folder of `tmp_path`:
-    the mount point; skipped where sshfs, sshd or /dev/fuse are missing."""
+def sshfs_mount(tmp_path: Path, options: tuple[str, ...] = ()) -> Iterator[Path]:
+    """An sshfs mount (FUSE + SFTP to an sshd on this machine) of a folder of `tmp_path`,
+    with sshfs's `-o options` besides the connection's: the mount point; skipped where
+    sshfs, sshd or /dev/fuse are missing."""
     missing = [t for t in TOOLS if _tool(t) is None]
     if _fusermount() is None:
         missing.append("fusermount3")
@@ -78,7 +79,7 @@ def sshfs_mount(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(
             [_tool("sshfs"), "-p", str(port), "-o",
              f"IdentityFile={keys / 'client_key'},StrictHostKeyChecking=no,"
-             "UserKnownHostsFile=/dev/null,BatchMode=yes",
+             "UserKnownHostsFile=/dev/null,BatchMode=yes" + "".join(f",{o}" for o in options),
              f"{getpass.getuser()}@127.0.0.1:{export}", str(mnt)],
             check=True, timeout=60,
         )  # fmt: skip
