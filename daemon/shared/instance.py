@@ -245,6 +245,7 @@ class Shared:
         self._seen = seen
         self.sight.update(self.peers_at, self.peers, busy)
         self.orphaned = {}
+        _sweep_hidden(self.folders.tmp, self.folders.uploads)
         taken: list[FileRef] = []
         for peer in self.peers:
             if peer.expired:
@@ -317,6 +318,7 @@ class Shared:
 
     def stop(self) -> None:
         self.counter.stop()
+        _sweep_hidden(self.folders.tmp, self.folders.uploads)  # its workers have all ended
         self.lease.release()
         log.info("lease_released", instance=self.name, renewals=self.lease.renewals,
                  takeovers=self.takeovers, lost_races=self.lost_races)  # fmt: skip
@@ -341,3 +343,18 @@ def _clear(d: Path) -> None:
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
+
+
+def _sweep_hidden(*private: Path) -> None:
+    """Remove the `.fuse_hidden*` files sshfs left in this instance's own temp folders.
+    Its workers remove a temp result they no longer need (a commit withheld, an output a
+    sink took) just after closing it; FUSE hides a file removed while a release of it is
+    in flight, and leaves the hidden one behind when the two race (`daemon.shared.notes`).
+    Nobody else writes in these folders; one still open is hidden again and goes at its
+    close, so a sweep at each renewal leaves none for long."""
+    for d in private:
+        with contextlib.suppress(FileNotFoundError), os.scandir(d) as entries:
+            for entry in entries:
+                if entry.name.startswith(".fuse_hidden"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
