@@ -1,13 +1,13 @@
 """Leases: how instances sharing a watch_dir know which of them are alive.
 
 Each instance keeps `watch_dir/.folderd/instances/<name>.json`, rewritten (temp name, then
-rename) every quarter of its `--lease`: a symlink whose target is the lease's JSON, so that
-no one ever opens it (`daemon.shared.notes`: on sshfs, a file replaced just after a reader
-on the same mount closed it can be left behind as `.fuse_hidden*`). Its *mtime* is the
-heartbeat, stamped by the shared filesystem (on NFS, by the server), so a peer judges its
-age against the mtime of a symlink it has just made there itself: host clocks may
-disagree, the filesystem's clock is the one both see. A lease is expired once that age
-passes the lease's duration; only then may a peer take over the instance's claims
+rename) every quarter of its `--lease`: its JSON, in a regular file or, on FUSE, in a
+symlink's target that no one ever opens (`daemon.shared.notes`: on sshfs a file replaced
+just after a reader on the same mount closed it can be left behind as `.fuse_hidden*`).
+Its *mtime* is the heartbeat, stamped by the shared filesystem (on NFS, by the server), so
+a peer judges its age against the mtime of a symlink it has just made there itself: host
+clocks may disagree, the filesystem's clock is the one both see. A lease is expired once
+that age passes the lease's duration; only then may a peer take over the instance's claims
 (`daemon.shared.instance`).
 
 The holder judges its own lease by its monotonic clock instead: it writes, to a local file
@@ -170,6 +170,7 @@ class Lease:
         self.conflict: str | None = None  # why the lease file is not ours any more
         self._mine: tuple[str, tuple[int, ...]] | None = None  # as our last write left it
         self._deadline_fd: int | None = None
+        self._link = notes.hides_files(self.dir)  # the lease a symlink (FUSE), or a file
 
     @property
     def period(self) -> float:
@@ -199,7 +200,8 @@ class Lease:
                 "identity": identity, "lock_ino": self.lock_ino}  # fmt: skip
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            st = notes.write(self.path, orjson.dumps(data).decode(), str(os.getpid()))
+            text = orjson.dumps(data).decode()
+            st = notes.write(self.path, text, str(os.getpid()), link=self._link)
             self.fs_clock, self._mine = st.st_mtime, (token, _signature(st))
         except OSError as exc:
             self.failures += 1

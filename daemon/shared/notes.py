@@ -10,11 +10,11 @@ this project's VM over sshfs: 9 to 15 % of "create, close, unlink" left one, and
 rewritten while a peer on the same mount read it left one in 2 % of rewrites.
 
 A symlink is never opened: reading it (`readlink` + `lstat`), replacing it (a rename) and
-removing it leave nothing behind, on FUSE as anywhere. So the records peers read and
-replace — leases (`daemon.shared.lease`), the clock probe — hold their text in a symlink's
-target; its `lstat` gives the mtime the server stamped when it was made. Where symlinks are
-refused (SMB without Unix extensions, which has no such hiding) they are regular files, and
-a regular file found in place of a symlink (written by an older folderd) is read as one.
+removing it leave nothing behind, on FUSE as anywhere. So on FUSE the records
+peers read and replace — leases (`daemon.shared.lease`), the clock probe — hold their text
+in a symlink's target; its `lstat` gives the mtime the server stamped when it was made.
+Elsewhere (no such hiding; `hides_files`), and where symlinks are refused, they are regular
+files, and either form is read wherever it is found.
 """
 
 from __future__ import annotations
@@ -24,21 +24,35 @@ import errno
 import os
 from pathlib import Path
 
+from daemon.fstype import fs_type
+
 # symlink() refused by the filesystem: regular files there
 REFUSED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 MAX_TEXT = 1 << 12  # a symlink's target may be at most PATH_MAX; NFSv3 servers 1 KiB and up
 
 
-def write(path: Path, text: str, tmp_tag: str) -> os.stat_result:
+def hides_files(directory: Path) -> bool:
+    """Whether `directory` is on FUSE, where a file replaced or removed just after its close
+    may be left behind hidden. Elsewhere records stay regular files: an NFS client
+    revalidates a file's attributes at each open (close-to-open), but may answer a
+    symlink's `lstat` from its attribute cache, up to `acregmax` old."""
+    kind = fs_type(directory)
+    return kind is not None and kind.startswith("fuse")
+
+
+def write(path: Path, text: str, tmp_tag: str, link: bool = True) -> os.stat_result:
     """Make `path` hold `text` atomically (a temp `.<name>.<tmp_tag>` beside it, renamed
-    over it): readers find the old text or the new, never a part. Its lstat after the
-    rename (the mtime is the filesystem's clock). OSError if the filesystem refuses."""
+    over it): readers find the old text or the new, never a part. A symlink if `link`
+    (and the filesystem has them), else a regular file. Its lstat after the rename (the
+    mtime is the filesystem's clock). OSError if the filesystem refuses."""
     if len(text.encode(errors="surrogateescape")) > MAX_TEXT:
         raise ValueError(f"a note holds at most {MAX_TEXT} bytes")
     tmp = path.with_name(f".{path.name}.{tmp_tag}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # a rewrite a crash cut short
     try:
+        if not link:
+            raise OSError(errno.ENOSYS, "a regular file asked for")
         os.symlink(text, tmp)
     except OSError as exc:
         if exc.errno not in REFUSED:

@@ -65,3 +65,22 @@ def test_leases_and_clock_probes_leave_no_fuse_hidden_file_on_sshfs(tmp_path: Pa
         assert sorted(p.name for p in (export / ".folderd" / "instances").iterdir()) == sorted(
             ["peer.lock", *(f"i{i}.lock" for i in range(ROUNDS // 5))]
         ), "leases, probes and temps all gone; the locks stay, as on any filesystem"
+
+
+def test_off_fuse_a_lease_is_a_file_and_either_form_is_read(tmp_path: Path) -> None:
+    """On a local filesystem (and NFS: a symlink's attributes may come from the client's
+    cache, a file's are revalidated at open) the lease stays a regular file; a symlink
+    lease, as an instance on FUSE writes it, reads the same."""
+    meta = tmp_path / ".folderd"
+    lease = Lease(meta, "here", 3.0, tmp_path / "here.deadline")
+    assert lease.renew("running", 2, 5)
+    assert lease.path.is_file() and not lease.path.is_symlink()
+    there = lease.dir / "there.json"
+    there.symlink_to(lease.path.read_text().replace('"claims":2', '"claims":7'))
+    now = fs_now(lease.dir)
+    assert [(p.name, p.claims, p.expired) for p in read_leases(lease.dir, now)] == [
+        ("here", 2, False),
+        ("there", 7, False),
+    ]
+    lease.release()
+    assert not lease.path.exists() and [p.name for p in read_leases(lease.dir, now)] == ["there"]
