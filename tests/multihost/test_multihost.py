@@ -219,13 +219,14 @@ def test_three_hosts_share_a_burst_through_crash_and_freezes_exactly_once(
     assert sorted(os.listdir(meta / "instances")) == [f"{h}.lock" for h in HOSTS], "leases gone"
     temps = [p for p in (export / "results").glob(".folderd-tmp-*/*")]
     assert not temps, temps
-    # How often a frozen host's commit raced the takeover of its file (woke to find it gone),
-    # or was withheld (its worker saw the lease lapse): the manual quotes these per run.
+    # How often a frozen host woke to find a file it held taken over (its work, or its
+    # commit, raced the takeover), or withheld a commit (its worker saw the lease lapse):
+    # the manual quotes these per run.
     raced, withheld = len(cluster.events("file_vanished")), len(cluster.events("commit_withheld"))
     lost = sum(e["lost_races"] for e in cluster.events("lease_released"))
     print(f"\n{total} files over sshfs on 3 hosts, with a crash and two freezes: {took:.1f} s;"
-          f" {len(cluster.events('file_taken_over'))} claims taken over; {raced} commits raced a"
-          f" takeover, {withheld} withheld; {lost} claim races lost")  # fmt: skip
+          f" {len(cluster.events('file_taken_over'))} claims taken over; {raced} found taken over"
+          f" by a woken host, {withheld} commits withheld; {lost} claim races lost")  # fmt: skip
 
 
 def _hidden(export: Path) -> list[str]:
