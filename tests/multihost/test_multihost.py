@@ -27,7 +27,9 @@ from tests.conftest import DaemonProcess, Queue, assert_exactly_once, wait_until
 from tests.daemon.test_lifecycle import _assert_no_torn_results
 from tests.multihost.harness import SSHFS_OPTIONS, Lan, Unavailable
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]  # three hosts: a burst, a crash, freezes
+# three hosts: a burst, a crash, freezes, a clean stop: 1-2 min alone, 3 at load averages
+# of 40-57 (every step waits on its own deadline)
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(600)]
 
 HOSTS = ("h0", "h1", "h2")
 LEASE = 3.0
