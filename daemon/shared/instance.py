@@ -38,7 +38,7 @@ from daemon.identity import INODE, Identity, input_uid, probe
 from daemon.journal import Journal
 from daemon.moves import transition
 from daemon.recovery import walk_files
-from daemon.shared import attempts, reservations
+from daemon.shared import attempts, hidden, reservations
 from daemon.shared.foldercount import FolderCount, FolderCounter
 from daemon.shared.lease import Lease, PeerLease, read_leases
 from daemon.states import FileRef, Folders, State
@@ -245,7 +245,7 @@ class Shared:
         self._seen = seen
         self.sight.update(self.peers_at, self.peers, busy)
         self.orphaned = {}
-        _sweep_hidden(self.folders.tmp, self.folders.uploads)
+        self._sweep()
         taken: list[FileRef] = []
         for peer in self.peers:
             if peer.expired:
@@ -304,6 +304,15 @@ class Shared:
         committed = _summary_uid(self.folders.summary_path(rel), rel)
         return committed or self.identity.new_uid(st)
 
+    def _sweep(self) -> None:
+        """The `.fuse_hidden*` files sshfs may leave (`daemon.shared.hidden`) in the leases'
+        folder (a peer on this mount read a lease as it was replaced) and in this
+        instance's own temp folders (a worker removed a temp result just after its close:
+        a commit withheld, an output a sink took)."""
+        f = self.folders
+        if n := hidden.sweep(self.lease.dir, f.tmp, f.uploads):
+            log.info("hidden_files_removed", files=n, why="FUSE left them (sshfs)")
+
     def view(self) -> SharedView:
         lease = self.lease
         return SharedView(
@@ -318,7 +327,7 @@ class Shared:
 
     def stop(self) -> None:
         self.counter.stop()
-        _sweep_hidden(self.folders.tmp, self.folders.uploads)  # its workers have all ended
+        self._sweep()  # its workers have all ended
         self.lease.release()
         log.info("lease_released", instance=self.name, renewals=self.lease.renewals,
                  takeovers=self.takeovers, lost_races=self.lost_races)  # fmt: skip
@@ -343,18 +352,3 @@ def _clear(d: Path) -> None:
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
-
-
-def _sweep_hidden(*private: Path) -> None:
-    """Remove the `.fuse_hidden*` files sshfs left in this instance's own temp folders.
-    Its workers remove a temp result they no longer need (a commit withheld, an output a
-    sink took) just after closing it; FUSE hides a file removed while a release of it is
-    in flight, and leaves the hidden one behind when the two race (`daemon.shared.notes`).
-    Nobody else writes in these folders; one still open is hidden again and goes at its
-    close, so a sweep at each renewal leaves none for long."""
-    for d in private:
-        with contextlib.suppress(FileNotFoundError), os.scandir(d) as entries:
-            for entry in entries:
-                if entry.name.startswith(".fuse_hidden"):
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)

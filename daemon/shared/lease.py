@@ -1,14 +1,11 @@
 """Leases: how instances sharing a watch_dir know which of them are alive.
 
 Each instance keeps `watch_dir/.folderd/instances/<name>.json`, rewritten (temp name, then
-rename) every quarter of its `--lease`: its JSON, in a regular file or, on FUSE, in a
-symlink's target that no one ever opens (`daemon.shared.notes`: on sshfs a file replaced
-just after a reader on the same mount closed it can be left behind as `.fuse_hidden*`).
-Its *mtime* is the heartbeat, stamped by the shared filesystem (on NFS, by the server), so
-a peer judges its age against the mtime of a symlink it has just made there itself: host
-clocks may disagree, the filesystem's clock is the one both see. A lease is expired once
-that age passes the lease's duration; only then may a peer take over the instance's claims
-(`daemon.shared.instance`).
+rename) every quarter of its `--lease`. Its *mtime* is the heartbeat, stamped by the shared
+filesystem (on NFS, by the server), so a peer judges its age against the mtime of a file it
+has just written there itself: host clocks may disagree, the filesystem's clock is the one
+both see. A lease is expired once that age passes the lease's duration; only then may a
+peer take over the instance's claims (`daemon.shared.instance`).
 
 The holder judges its own lease by its monotonic clock instead: it writes, to a local file
 beside its journal, the instant (CLOCK_MONOTONIC, the same in every process of the host)
@@ -44,7 +41,7 @@ import orjson
 import structlog
 
 from daemon.errors import DaemonError
-from daemon.shared import notes
+from daemon.shared import hidden
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +80,9 @@ def instances_dir(meta: Path) -> Path:
 
 
 def fs_now(directory: Path) -> float:
-    """The shared filesystem's clock: the mtime of a symlink made there just now."""
-    return notes.stamp(directory, f"{socket.gethostname()}-{os.getpid()}")
+    """The shared filesystem's clock: the mtime of a symlink made there just now (never a
+    file opened and removed: `daemon.shared.hidden`)."""
+    return hidden.stamp(directory, f"{socket.gethostname()}-{os.getpid()}")
 
 
 def read_leases(directory: Path, now_fs: float, skip: str = "") -> list[PeerLease]:
@@ -99,8 +97,10 @@ def read_leases(directory: Path, now_fs: float, skip: str = "") -> list[PeerLeas
         if ext != "json" or not dot or name.startswith(".") or name == skip:
             continue
         try:
-            text, st = notes.read(Path(entry.path))
-            out.append(_peer(name, orjson.loads(text), max(0.0, now_fs - st.st_mtime)))
+            with open(entry.path, "rb") as f:
+                data = orjson.loads(f.read())
+                mtime = os.fstat(f.fileno()).st_mtime
+            out.append(_peer(name, data, max(0.0, now_fs - mtime)))
         except (OSError, ValueError, TypeError, KeyError):
             continue  # removed meanwhile, or half a file from another version: not a lease
     return sorted(out, key=lambda p: p.name)
@@ -170,7 +170,6 @@ class Lease:
         self.conflict: str | None = None  # why the lease file is not ours any more
         self._mine: tuple[str, tuple[int, ...]] | None = None  # as our last write left it
         self._deadline_fd: int | None = None
-        self._link = notes.hides_files(self.dir)  # the lease a symlink (FUSE), or a file
 
     @property
     def period(self) -> float:
@@ -198,10 +197,13 @@ class Lease:
                 "started": self.started, "state": state, "claims": claims,
                 "processed": processed, "renewed": time.time(), "token": token,
                 "identity": identity, "lock_ino": self.lock_ino}  # fmt: skip
+        tmp = self.dir / f".{self.name}.json.{os.getpid()}"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            text = orjson.dumps(data).decode()
-            st = notes.write(self.path, text, str(os.getpid()), link=self._link)
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps(data))
+            os.replace(tmp, self.path)
+            st = os.stat(self.path)
             self.fs_clock, self._mine = st.st_mtime, (token, _signature(st))
         except OSError as exc:
             self.failures += 1
@@ -213,6 +215,14 @@ class Lease:
         self._write_deadline(began + self.lease_s * COMMIT_FRACTION)
         return True
 
+    def _changed(self) -> bool:
+        """Whether the lease file's lstat differs from what our last write left (or it is
+        gone): then `_lost` reads it to tell how."""
+        try:
+            return self._mine is None or _signature(os.lstat(self.path)) != self._mine[1]
+        except OSError:
+            return True
+
     def _lost(self) -> bool:
         """Whether someone else deleted or changed the lease file since our last write
         (then `conflict` says how, the commit deadline is withdrawn, and it is logged)."""
@@ -220,7 +230,9 @@ class Lease:
             return False
         token, signature = self._mine
         try:
-            raw, st = notes.read(self.path)
+            with open(self.path, "rb") as f:
+                raw = f.read(1 << 16)
+                st = os.fstat(f.fileno())
         except FileNotFoundError:
             how = "was deleted"
         except OSError:
@@ -254,8 +266,11 @@ class Lease:
 
     def release(self) -> None:
         """A clean stop: the lease file goes (no claims are left; unless it is not ours),
-        commits end now, the instance's lock is let go."""
-        if self.conflict is None and not self._lost():
+        commits end now, the instance's lock is let go. The file is judged ours by its
+        lstat, not read: on FUSE a file removed just after a read of it may be left behind
+        (`daemon.shared.hidden`). Its size, mtime and mode as our last write left them
+        (whole seconds on sshfs) is the check; the token is read only if they differ."""
+        if self.conflict is None and (not self._changed() or not self._lost()):
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
         if self._deadline_fd is not None:

@@ -34,9 +34,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(6
 HOSTS = ("h0", "h1", "h2")
 LEASE = 3.0
 FILES = int(os.environ.get("TEST_MULTIHOST_FILES", "1000"))
-# sshfs's caching kept 10 min rather than its default 20 s: a host so mounted stays blind
+# sshfs keeps directory listings 10 min rather than its default 20 s: a host so mounted stays blind
 # for the whole test, however slowly a loaded machine gets to ask its /health
-CACHED = ("dcache_timeout=600",)
+CACHED = ("dcache_dir_timeout=600",)
 
 
 class Cluster:
