@@ -37,6 +37,7 @@ from daemon.states import Folders, State
 
 NAMES_DIRNAME = "names"  # under .folderd/
 _TEXT = re.compile(r"[0-9a-f]{32}\n[^\n]*\n.*", re.DOTALL)  # uid, instance, name
+_RETRIES = 5  # a reservation made and removed that often under one claim: taken, then
 _REFUSED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
             errno.EMLINK, errno.ENAMETOOLONG}  # fmt: skip
 
@@ -98,11 +99,15 @@ def reserve(folders: Folders, rel: str, uid: str, held: str) -> bool:
     path = _path(folders, rel)
     top = os.path.dirname(path)
     links = _LINKS_SHOWN.get(top, True) and top not in _TEXT_ONLY
-    for _ in range(2 if links else 0):
+    for _ in range(_RETRIES if links else 0):
         try:
             os.link(held, path, follow_symlinks=False)
         except FileExistsError:  # another input's, or ours (NFS: a retransmitted link)
-            return _owned(path, uid, held)
+            if _owned(path, uid, held):
+                return True
+            if os.path.lexists(path):
+                return False
+            continue  # removed between our link and our look (see `_reserve_text`): again
         except FileNotFoundError:
             if not os.path.lexists(held):
                 raise
@@ -150,20 +155,34 @@ def _reserve_text(path: str, text: str, uid: str, held: str) -> bool:
     """Without a hard link: a symlink carrying `text`, or an exclusive create holding it.
     A reader may see the created file empty for an instant; an empty owner is nobody's,
     so that reader takes the next `~N`: a name given away, never one given twice."""
-    for tries in range(2):
+    made_dir = False
+    for _ in range(_RETRIES):
         try:
             os.symlink(text, path)
             return True
         except FileExistsError:
-            return _owned(path, uid, held)
+            if _owned(path, uid, held):
+                return True
+            # Not ours, or gone between our create and our look: the instance a takeover
+            # took this claim from lets its reservation go (`release_gone`) as it finds the
+            # file gone. That is no other input's name: look again, or make it again (a
+            # `~N` here would split one input in two).
+            again = _read(path)
+            if again is not None:
+                return again.partition("\n")[0] == uid
+            if os.path.lexists(path):
+                return False  # another input's
         except FileNotFoundError:  # the names folder (made by the first link, if any)
-            if tries or not os.path.lexists(held):
+            if made_dir or not os.path.lexists(held):
                 raise
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            made_dir = True
         except OSError as exc:
             if exc.errno not in _REFUSED:
                 raise
             break
+    else:
+        return False  # made and removed under us again and again: a name given away
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except FileExistsError:

@@ -147,3 +147,39 @@ def test_names_held_with_no_file_to_show_are_passed_over_not_tried_again(
     transition(mine, None, ref, State.CLAIMED)
     assert ref.rel == "b~2.log"
     assert sorted(os.listdir(mine.dirs[State.CLAIMED])) == ["b~2.log"]
+
+
+def test_a_taker_keeps_the_name_while_the_instance_it_took_from_lets_it_go(
+    tmp_path: Path,
+) -> None:
+    """A takeover holds the name under the input's uid while the instance it took the file
+    from, finding it gone, drops its own reservation of it (`release_gone`). Seen over
+    sshfs: the taker's create met the old reservation, which was gone when it looked, and
+    it renamed the input to `~1` — one input, two names. Each look must find it held."""
+    taker = _folders(tmp_path, "taker")
+    reservations.hold_by_text(taker)  # inputs named by record: text reservations
+    held = _claimed(taker, "x.log")
+    path = reservations._path(taker, "x.log")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # The other instance, in a process of its own: lets its reservation go when told.
+    release = (
+        "import os, sys\n"
+        "for _ in sys.stdin:\n"
+        "    try:\n        os.unlink(sys.argv[1])\n    except FileNotFoundError:\n        pass\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", release, path], stdin=subprocess.PIPE)
+    assert other.stdin is not None
+    refused = 0
+    try:
+        for _ in range(3000):
+            os.symlink(f"{UID1}\ndead\nx.log", path)  # the claim it was taken from
+            other.stdin.write(b"\n")
+            other.stdin.flush()  # its release races the taker's reservation
+            refused += not reservations.reserve(taker, "x.log", UID1, held)
+            reservations.release(taker, "x.log", UID1, held)
+            while os.path.lexists(path):  # its release came last: let it land
+                os.sched_yield()
+    finally:
+        other.stdin.close()
+        other.wait(30)
+    assert refused == 0, f"{refused} of 3000 reservations of its own input refused"
