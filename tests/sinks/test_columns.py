@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from formats.lineframes import write_frame
 from sinks import SinkDataError
-from sinks.columns import POSTGRES, SQLITE, Rules, _by_row, batches, copy_text
+from sinks.columns import POSTGRES, SQLITE, Rules, batches, by_row, copy_text
 from tests.sinks.servers import Postgres
 from tests.sinks.test_sql import COLUMNS  # one of each type
 
@@ -158,7 +158,7 @@ def _by_value(frames: Frames, columns: tuple[tuple[str, str], ...], rules: Rules
     numbers = [n for frame_numbers, _ in frames for n in frame_numbers]
     raws = [line for _, lines in frames for line in lines]
     try:
-        return _typed(_by_row(numbers, raws, "s", columns, rules.one), columns, rules)
+        return _typed(by_row(numbers, raws, "s", columns, rules.one), columns, rules)
     except SinkDataError as exc:
         return str(exc)
 
