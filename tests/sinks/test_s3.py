@@ -79,7 +79,7 @@ def test_a_server_that_does_not_take_the_crc32_gets_a_content_md5_instead(
     for k, v in s3_server.env.items():
         monkeypatch.setenv(k, v)
     target = S3Target(_sink(s3_server, bucket))
-    client = target._s3()
+    client = target.client()
     sent: list[tuple[str, str]] = []
 
     def unchecked(parsed: dict[str, Any], **_: Any) -> None:
@@ -182,7 +182,7 @@ def test_an_object_overwritten_by_another_input_before_the_check_is_no_delivery(
             Metadata={"uid": "u2", "sha256": hashlib.sha256(other).hexdigest()},
         )  # fmt: skip
 
-    target._s3().meta.events.register("after-call.s3.PutObject", overwrite)
+    target.client().meta.events.register("after-call.s3.PutObject", overwrite)
     try:
         with pytest.raises(SinkError, match=r"another input's object \(uid u2\)") as err:
             target.put(path, "in/a.log", sha, {"uid": "u1"})
@@ -234,7 +234,7 @@ def test_a_part_upload_that_stalls_is_cut_and_the_upload_aborted(
             endpoint.mode = "trickle"
             endpoint.hang_up()
 
-        target._s3().meta.events.register("after-call.s3.CreateMultipartUpload", crawl)
+        target.client().meta.events.register("after-call.s3.CreateMultipartUpload", crawl)
         started = time.monotonic()
         try:
             with pytest.raises(SinkUnavailable, match=r"uploading: no complete answer within 2"):
