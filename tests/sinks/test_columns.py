@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from formats.lineframes import write_frame
 from sinks import SinkDataError
 from sinks.columns import POSTGRES, SQLITE, Rules, batches, by_row, copy_text
-from tests.sinks.servers import Postgres
+from tests.sinks.servers import Database
 from tests.sinks.test_sql import COLUMNS  # one of each type
 
 _moments = st.datetimes(
@@ -210,7 +210,7 @@ def test_blocks_convert_exactly_as_value_by_value(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(frames=_outputs(mixed=False))
-def test_copy_text_loads_what_write_row_loads(postgres: Postgres, frames: Frames) -> None:
+def test_copy_text_loads_what_write_row_loads(postgres: Database, frames: Frames) -> None:
     """The same blocks COPYed as our text and row by row through psycopg: the same rows
     in the table, or the same refusal (jsonb takes no NUL, for one)."""
     import psycopg
