@@ -276,7 +276,7 @@ structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
 from config.sources import SourceConfig
 from daemon.sources.scanner import ScanRequest, Scanner
 from daemon.sources.store import Store
-from daemon.sources.runtime import Sources, Runtime, _after_seen
+from daemon.sources.runtime import Sources, Runtime, after_seen
 from daemon.watcher import ignore_matcher
 top, db = sys.argv[1], Path(sys.argv[2])
 store = Store(db)
@@ -290,7 +290,7 @@ def walk():
     while True:
         b = scanner.out.get(timeout=600)
         for s in b.seen:
-            store.put(_after_seen(None, rt, s, 0.0))
+            store.put(after_seen(None, rt, s, 0.0))
             seen += 1
         store.flush()
         if b.done is not None:

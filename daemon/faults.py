@@ -98,11 +98,13 @@ def below_floor(folders: Folders, min_free_bytes: int) -> PauseReason | None:
 class Pause:
     """Whether claiming is paused, why, and when to probe again (loop thread only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_s: float = PROBE_FIRST_S, max_s: float = PROBE_MAX_S) -> None:
+        self.first_s = first_s  # the first probe's wait; it doubles up to max_s
+        self.max_s = max_s
         self.reason: PauseReason | None = None
         self.since: float | None = None  # monotonic
         self.counts: dict[str, int] = {}  # pauses so far, by cause
-        self._delay = PROBE_FIRST_S
+        self._delay = first_s
         self._next_probe = 0.0
         self.on_pause: Callable[[str, str], None] | None = None  # (cause, reason): paused
         self.on_resume: Callable[[str, float], None] | None = None  # (cause, seconds paused)
@@ -111,7 +113,14 @@ class Pause:
         return self.reason is not None
 
     def hold(self, reason: PauseReason, now: float) -> None:
-        """Pause (or stay paused) for `reason`; the next probe backs off."""
+        """Pause (or stay paused) for `reason`; the next probe backs off. Files that fail
+        for the machine while the queue is paused (those in flight) leave the next probe
+        where it is: the back-off grows with the probes, not with the files."""
+        if self.reason is not None and now < self._next_probe:
+            if reason != self.reason:
+                log.warning("queue_pause_reason", cause=reason.cause, reason=reason.message)
+                self.reason = reason
+            return
         if self.reason is None:
             self.since = now
             self.counts[reason.cause] = self.counts.get(reason.cause, 0) + 1
@@ -123,7 +132,7 @@ class Pause:
             log.warning("queue_pause_reason", cause=reason.cause, reason=reason.message)
         self.reason = reason
         self._next_probe = now + self._delay
-        self._delay = min(self._delay * 2, PROBE_MAX_S)
+        self._delay = min(self._delay * 2, self.max_s)
 
     def check(self, folders: Folders, min_free_bytes: int, now: float) -> bool:
         """Once a tick: probe a paused queue when its back-off is due (True if that cleared
@@ -148,4 +157,4 @@ class Pause:
 
     def succeeded(self) -> None:
         """A file went through: the next pause probes quickly again."""
-        self._delay = PROBE_FIRST_S
+        self._delay = self.first_s

@@ -18,11 +18,13 @@ size, mtime): a replaced result gets a new one.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import stat
 import threading
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,10 +127,17 @@ class Indexes:
         """`count` lines from line `start` (1-based), or with `query` the next `count`
         lines from there containing it (ASCII letters in any case). Busy when too many
         requests are reading already."""
+        with self.slot():
+            return self._page(path, start, count, query)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """One of the `scans` reading slots, held for a request's reading; Busy when none
+        frees within `wait_s`."""
         if not self._slots.acquire(timeout=self.wait_s):
             raise Busy("as many files as allowed are being read for other requests: try again")
         try:
-            return self._page(path, start, count, query)
+            yield
         finally:
             self._slots.release()
 

@@ -91,6 +91,12 @@ class Pipeline:
         self._running: _FileRun | None = None
         self.route_index: int | None = None  # the route the last file took (None: none matched)
 
+    @property
+    def copy_routes(self) -> frozenset[str]:
+        """The start tags whose lines reach an output unchanged: those are copied as
+        blocks of text, not line by line (unless the reader or a trace needs lines)."""
+        return frozenset(self._copies)
+
     def variant(self, source: str) -> Pipeline:
         """This pipeline as the source named `source` runs it: its own routes and
         `deliver` when it declares them (`config.sources`), else this one."""

@@ -115,7 +115,7 @@ def batches(
         if b"\\u0000" not in text:
             values = _by_column(raws, columns, rules.whole)
         if values is None:
-            values = _by_row(numbers, raws, sink, columns, rules.one)
+            values = by_row(numbers, raws, sink, columns, rules.one)
         yield numbers, values
 
 
@@ -141,7 +141,7 @@ def _by_column(
     columns: tuple[tuple[str, str], ...],
     whole: dict[str, WholeColumn],
 ) -> list[list[Any]] | None:
-    """A block's columns, or None when a value needs a closer look (`_by_row`)."""
+    """A block's columns, or None when a value needs a closer look (`by_row`)."""
     try:
         records = list(map(orjson.loads, raws))
     except orjson.JSONDecodeError:
@@ -156,21 +156,22 @@ def _by_column(
         try:
             done = whole[kind](col, set(map(type, col)))
         except _FAILS:
-            done = None  # a value its type refuses: `_by_row` finds the first one
+            done = None  # a value its type refuses: `by_row` finds the first one
         if done is None:
             return None
         values.append(done)
     return values
 
 
-def _by_row(
+def by_row(
     numbers: list[int],
     raws: list[bytes],
     sink: str,
     columns: tuple[tuple[str, str], ...],
     convert: Convert,
 ) -> list[list[Any]]:
-    """A block's columns, converted value by value; the first refused value raises."""
+    """A block's columns, converted value by value; the first refused value raises. What
+    `batches` does for a block in doubt, and the reference its column-wise path must equal."""
     if not columns:
         return [list(map(_json_text, raws))]
     convs = [(name, convert[kind]) for name, kind in columns]

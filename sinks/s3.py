@@ -107,7 +107,7 @@ class S3Target:
         self._current.call = call
         try:
             with call.sockets.watching():
-                result: dict[str, Any] = getattr(self._s3(), operation)(**kw)
+                result: dict[str, Any] = getattr(self.client(), operation)(**kw)
                 return result
         except Exception:
             call.end()
@@ -152,7 +152,8 @@ class S3Target:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def _s3(self) -> Any:
+    def client(self) -> Any:
+        """The boto3 client, made on first use (its `meta.events` take hooks)."""
         if self._client is None:
             import boto3  # imported where used: a worker without an S3 sink never pays
             from botocore.config import Config

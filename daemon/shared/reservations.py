@@ -55,7 +55,8 @@ def hold_by_text(folders: Folders) -> None:
     _TEXT_ONLY.add(os.path.join(folders.meta, NAMES_DIRNAME))
 
 
-def _path(folders: Folders, rel: str) -> str:
+def path_of(folders: Folders, rel: str) -> str:
+    """Where the reservation of the name `rel` is (held or not): `.folderd/names/<hash>`."""
     key = hashlib.sha256(rel.encode(errors="surrogateescape")).hexdigest()[:32]
     return os.path.join(folders.meta, NAMES_DIRNAME, key)
 
@@ -96,7 +97,7 @@ def _owned(path: str, uid: str, held: str) -> bool:
 def reserve(folders: Folders, rel: str, uid: str, held: str) -> bool:
     """Whether `rel` is now reserved for the input `uid`, the file at `held` (made now, or
     already its own)."""
-    path = _path(folders, rel)
+    path = path_of(folders, rel)
     top = os.path.dirname(path)
     links = _LINKS_SHOWN.get(top, True) and top not in _TEXT_ONLY
     for _ in range(_RETRIES if links else 0):
@@ -128,7 +129,7 @@ def reserve(folders: Folders, rel: str, uid: str, held: str) -> bool:
 
 def uid_of(folders: Folders, rel: str) -> str | None:
     """The uid a text reservation of `rel` names (None: a hard link, or none)."""
-    text = _read(_path(folders, rel))
+    text = _read(path_of(folders, rel))
     return text.partition("\n")[0] if text is not None else None
 
 
@@ -136,7 +137,7 @@ def adopt(folders: Folders, rel: str, uid: str) -> None:
     """A claim of `uid` taken over by this instance keeps its name: its text reservation
     is rewritten (one rename) to name this instance, so the dead one's restart does not
     drop it as its own. A hard link needs nothing: it is the file's."""
-    path = _path(folders, rel)
+    path = path_of(folders, rel)
     text = _read(path)
     if text is None or text.partition("\n")[0] != uid:
         return
@@ -197,7 +198,7 @@ def _reserve_text(path: str, text: str, uid: str, held: str) -> bool:
 def release(folders: Folders, rel: str, uid: str, held: str) -> None:
     """Drop the reservation of `rel` by the input `uid`, now at `held` (another input's is
     left alone)."""
-    path = _path(folders, rel)
+    path = path_of(folders, rel)
     if _owned(path, uid, held):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -208,7 +209,7 @@ def release_gone(folders: Folders, rel: str, uid: str) -> None:
     reservation, a text one of its uid and this instance or a hard link now to nothing
     else (link count 1; a link to the file moved elsewhere still has its inode's other
     name, and is kept; so is a text one a peer took over with the file: `adopt`)."""
-    path = _path(folders, rel)
+    path = path_of(folders, rel)
     text = _read(path)
     with contextlib.suppress(OSError):
         if text is None and os.lstat(path).st_nlink != 1:

@@ -358,7 +358,7 @@ class Sources:
 
     def _seen(self, rt: Runtime, seen: Seen, due: float, job: int | None) -> None:
         old = self.store.get(rt.name, seen.rel)
-        new = _after_seen(old, rt, seen, due)
+        new = after_seen(old, rt, seen, due)
         if job is not None:
             new = replace(new, job=job)
             if new.state is EntryState.CANCELLED:
@@ -486,7 +486,7 @@ class Sources:
                      for rt in self.by_name.values())  # fmt: skip
 
 
-def _after_seen(old: Entry | None, rt: Runtime, seen: Seen, due: float) -> Entry:
+def after_seen(old: Entry | None, rt: Runtime, seen: Seen, due: float) -> Entry:
     """The row once `seen` is the version last seen."""
     if old is None:
         return Entry(rt.name, seen.rel, EntryState.PENDING, seen.sig, seen.sha256, due, 0, None,

@@ -279,7 +279,7 @@ def test_a_move_the_journal_had_not_committed_is_reconciled_with_its_results(
                "lines_in": 1, "output_files": ["done.log.out"]}  # fmt: skip
     Path(folders.summary_path("done.log")).write_bytes(json.dumps(summary).encode())
     assert recover(folders, journal) == []
-    row = journal._conn.execute(
-        "SELECT state, sha256, lines_in, outputs FROM files WHERE uid = ?", (ref.uid,)
-    ).fetchone()
-    assert row == ("processed", "f" * 64, 1, '["done.log.out"]')
+    rows = journal.execute(
+        "check", "SELECT state, sha256, lines_in, outputs FROM files WHERE uid = ?", (ref.uid,)
+    )
+    assert rows == [("processed", "f" * 64, 1, '["done.log.out"]')]

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from daemon.claims import Claimer
 from daemon.events import EventBus
-from daemon.faults import Pause
+from daemon.faults import Pause, PauseReason
 from daemon.intake import Intake
 from daemon.journal import Journal
 from daemon.outcomes import Outcomes, Waiting
@@ -237,6 +237,26 @@ def test_the_pause_probes_with_backoff_and_clears_when_the_disk_has_room(
     assert pause.check(folders, 0, now=2.5) is False, "the second probe waits 2 s"
     assert pause.check(folders, 0, now=3.0) is True and pause.reason is None
     assert pause.check(folders, 0, now=3.1) is False, "running, above the floor"
+
+
+def test_files_held_while_paused_leave_the_next_probe_where_it_was(steps: Steps) -> None:
+    # Four workers' files fail on a full disk one after another: the probe still comes a
+    # second after the pause, not 30 s later (each file once doubled the back-off).
+    pause, folders = Pause(first_s=1.0, max_s=30.0), steps.folders
+    full = PauseReason("disk_full", "[errno 28] No space left on device")
+    for i in range(6):
+        pause.hold(full, now=i / 10)
+    assert pause.check(folders, 0, now=0.9) is False, "not before its probe is due"
+    assert pause.check(folders, 0, now=1.0) is True and pause.reason is None
+
+
+def test_the_pause_backs_off_from_its_first_wait_up_to_its_longest(steps: Steps) -> None:
+    pause, folders, huge = Pause(first_s=0.1, max_s=0.3), steps.folders, 1 << 60
+    assert pause.check(folders, huge, now=0.0) is False  # paused: probes at 0.1, 0.3, 0.6…
+    for probe_at in (0.1, 0.3, 0.6):
+        assert pause.check(folders, huge, now=probe_at) is False, "probed, still low"
+    assert pause.check(folders, 0, now=0.89) is False, "the wait stays at 0.3 s"
+    assert pause.check(folders, 0, now=0.9) is True
 
 
 def _tree(root: Path) -> set[tuple[str, bool]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from config.sources import SourceConfig
-from daemon.sources.runtime import Runtime, _after_seen
+from daemon.sources.runtime import Runtime, after_seen
 from daemon.sources.scanner import ScanDone, Scanner, ScanRequest
 from daemon.sources.store import Store
 from daemon.watcher import ignore_matcher
@@ -24,7 +24,7 @@ def _walk(scanner: Scanner, store: Store, rt: Runtime) -> tuple[list[str], list[
     while True:
         batch = scanner.out.get(timeout=30)
         for s in batch.seen:
-            store.put(_after_seen(store.get(rt.name, s.rel), rt, s, 0.0))
+            store.put(after_seen(store.get(rt.name, s.rel), rt, s, 0.0))
             seen.append(s.rel)
         missing.extend(batch.missing)
         store.flush()

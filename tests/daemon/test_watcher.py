@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import queue
+import threading
 from pathlib import Path
 
 import pytest
+from watchdog.observers.api import EventEmitter
 
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from tests.conftest import wait_until
@@ -67,7 +69,12 @@ def test_rsync_final_rename_from_a_hidden_temp_name_is_reported(watched) -> None
 def test_a_dead_observer_is_detected_and_restarted(watched) -> None:
     root, w, events = watched
     assert w.alive()
-    for emitter in list(w._observer.emitters):  # simulate the thread dying under churn
+    emitters = [  # its threads, as any thread of the process is found
+        t for t in threading.enumerate()
+        if isinstance(t, EventEmitter) and t.watch.path == str(root)
+    ]  # fmt: skip
+    assert emitters
+    for emitter in emitters:  # simulate the thread dying under churn
         emitter.stop()
         emitter.join(5)
     assert not w.alive()

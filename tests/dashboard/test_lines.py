@@ -179,8 +179,6 @@ def test_requests_past_the_reading_slots_wait_then_give_up(tmp_path: Path) -> No
     path = tmp_path / "f.txt"
     path.write_bytes(b"one\ntwo\n")
     index = Indexes(scans=1, wait_s=0.05)
-    index._slots.acquire()  # another request reading
-    with pytest.raises(Busy):
+    with index.slot(), pytest.raises(Busy):  # another request reading
         index.page(path, 1, 1)
-    index._slots.release()
     assert [ln.text for ln in index.page(path, 1, 2).lines] == ["one", "two"]

@@ -3,6 +3,6 @@ copied) from tests/sinks/conftest.py."""
 
 from __future__ import annotations
 
-from tests.sinks.conftest import bucket, postgres, s3_server
+from tests.sinks.conftest import bucket, pg_cluster, postgres, s3_server
 
-__all__ = ["bucket", "postgres", "s3_server"]
+__all__ = ["bucket", "pg_cluster", "postgres", "s3_server"]

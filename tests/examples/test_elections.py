@@ -19,7 +19,7 @@ import pytest
 from examples.elections.generate import generate
 from examples.elections.totals import connect, totals
 from tests.conftest import ROOT, DaemonProcess, Queue, wait_until
-from tests.sinks.servers import Postgres
+from tests.sinks.servers import Database
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def test_sqlite_rows_reports_and_totals(queue: Queue, start_daemon: Start, tmp_p
 
 
 def test_postgresql_by_the_same_config(
-    queue: Queue, start_daemon: Start, tmp_path: Path, postgres: Postgres
+    queue: Queue, start_daemon: Start, tmp_path: Path, postgres: Database
 ) -> None:
     manifest = _run(queue, start_daemon, tmp_path, postgres.url)
     _check(queue, manifest, postgres.url)

@@ -316,11 +316,11 @@ def _without_seconds(summary: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_copy_route_is_taken_only_where_lines_reach_a_file_unchanged(run: Any) -> None:
     copies = {r["start"] for r in COPY["routes"]}
-    assert set(load(COPY).build()._copies) == copies
+    assert load(COPY).build().copy_routes == copies
     fan_out = {**COPY, "nodes": [COPY["nodes"][0] | {"to": ["b", "end"]}, COPY["nodes"][1]]}
     upper = {**COPY, "nodes": [COPY["nodes"][0], COPY["nodes"][1] | {"use": "upper"}]}
     for config in (fan_out, upper):
-        assert not load(config).build()._copies
+        assert not load(config).build().copy_routes
     # a long line fails at the same line either way; a traced run goes line by line
     summary, out = run(COPY, "a\nb\n", trace=True)
     assert out["out"] == "a\nb\n" and summary["trace"]

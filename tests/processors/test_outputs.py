@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from formats.lineframes import read_frames
-from processors.outputs import LinesOutput, _encode_one
+from processors.outputs import LinesOutput
 
 _int64 = st.integers(-(1 << 63), (1 << 63) - 1)
 _text = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)  # "\n" and "\r" too
@@ -39,10 +39,19 @@ class _Opened:
         return [(list(n), text.split(b"\n")[:-1]) for n, text in read_frames(self.file)]
 
 
+def _in_results(value: Any) -> str:
+    """What a file of results holds for `value` alone (an output that is not numbered)."""
+    text = io.StringIO()
+    sink = LinesOutput("rows", lambda suffix, binary=False: text, header=None)
+    sink.add([value], [1])
+    sink.write()
+    return text.getvalue()
+
+
 def _line(value: Any) -> bytes:
     """What a value's line should hold: its line in a file of results, or its JSON when
     that would be more than one line."""
-    line = _encode_one(value)
+    line = _in_results(value)
     if line.count("\n") == 1:
         return line[:-1].encode()
     return orjson.dumps(value)

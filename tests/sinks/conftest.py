@@ -4,13 +4,14 @@ where they must run."""
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.sinks.servers import Postgres, SeaweedS3, ServerMissing
+from tests.sinks.servers import Database, Postgres, SeaweedS3, ServerMissing
 
 
 def _missing(exc: ServerMissing) -> None:
@@ -19,13 +20,39 @@ def _missing(exc: ServerMissing) -> None:
     pytest.skip(f"{exc} is not installed (.ci/run installs it)")
 
 
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    """A cluster of this test's own, which it may stop and start."""
+def _cluster() -> Postgres:
     try:
-        pg = Postgres()
+        return Postgres()
     except ServerMissing as exc:
         _missing(exc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Postgres:
+    """One cluster per test process; each test gets a database of its own (`postgres`).
+    Removed when the process exits: outside any test's timeout."""
+    pg = _cluster()
+    atexit.register(pg.close)
+    pg.start()
+    return pg
+
+
+_database_seq = iter(range(1_000_000))
+
+
+@pytest.fixture
+def postgres(pg_cluster: Postgres) -> Iterator[Database]:
+    """A database of this test's own, in the test process's cluster."""
+    name = f"t{next(_database_seq)}"
+    yield pg_cluster.create_database(name)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Postgres]:
+    """A cluster of this test's own, which it may stop and start."""
+    pg = _cluster()
     try:
         pg.start()
         yield pg

@@ -46,9 +46,25 @@ def _pg_bin(name: str) -> str | None:
     return debian[-1] if debian else None
 
 
-class Postgres:
+class Database:
+    """One database of a running cluster: its URL (with the test password) and a query."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.port, self.name = port, name
+        self.url = f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/{name}"
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(sql, args or None)
+            return cur.fetchall() if cur.description else []
+
+
+class Postgres(Database):
     """A PostgreSQL cluster in a temp dir, password-protected, on a free port: a copy of one
-    `initdb` per test process (seconds each, where a copy takes a fraction of one)."""
+    `initdb` per test process (seconds each, where a copy takes a fraction of one). As a
+    Database, its `postgres` database; `create_database` makes one of a test's own."""
 
     _template: Path | None = None
 
@@ -63,8 +79,7 @@ class Postgres:
             atexit.register(shutil.rmtree, Postgres._template.parent, True)
         # cp -a keeps the owner (the unprivileged user when run as root) and the 0700 mode
         subprocess.run(["cp", "-a", str(Postgres._template), str(self.dir / "data")], check=True)
-        self.port = free_port()
-        self.url = f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/postgres"
+        super().__init__(free_port(), "postgres")
 
     def _run(self, cmd: list[str]) -> None:
         done = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, cwd=self.dir)
@@ -76,31 +91,20 @@ class Postgres:
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=50"
         )
-        self._run(
-            [
-                self.pg_ctl,
-                "-D",
-                str(self.dir / "data"),
-                "-o",
-                options,
-                "-l",
-                str(self.dir / "log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
+        data, log = str(self.dir / "data"), str(self.dir / "log")
+        self._run([self.pg_ctl, "-D", data, "-o", options, "-l", log, "-w", "-t", "60", "start"])
 
     def stop(self) -> None:
         self._run([self.pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"])
 
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        import psycopg
+    def create_database(self, name: str) -> Database:
+        """A new empty database (a copy of template1: milliseconds, where a cluster's copy
+        and start take seconds)."""
+        self.query(f'CREATE DATABASE "{name}"')
+        return Database(self.port, name)
 
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cur = conn.execute(sql, args or None)
-            return cur.fetchall() if cur.description else []
+    def drop_database(self, name: str) -> None:
+        self.query(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def close(self) -> None:
         with contextlib.suppress(RuntimeError):

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from formats.lineframes import write_frame
 from sinks import SinkDataError
-from sinks.columns import POSTGRES, SQLITE, Rules, _by_row, batches, copy_text
-from tests.sinks.servers import Postgres
+from sinks.columns import POSTGRES, SQLITE, Rules, batches, by_row, copy_text
+from tests.sinks.servers import Database
 from tests.sinks.test_sql import COLUMNS  # one of each type
 
 _moments = st.datetimes(
@@ -158,7 +158,7 @@ def _by_value(frames: Frames, columns: tuple[tuple[str, str], ...], rules: Rules
     numbers = [n for frame_numbers, _ in frames for n in frame_numbers]
     raws = [line for _, lines in frames for line in lines]
     try:
-        return _typed(_by_row(numbers, raws, "s", columns, rules.one), columns, rules)
+        return _typed(by_row(numbers, raws, "s", columns, rules.one), columns, rules)
     except SinkDataError as exc:
         return str(exc)
 
@@ -210,7 +210,7 @@ def test_blocks_convert_exactly_as_value_by_value(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(frames=_outputs(mixed=False))
-def test_copy_text_loads_what_write_row_loads(postgres: Postgres, frames: Frames) -> None:
+def test_copy_text_loads_what_write_row_loads(postgres: Database, frames: Frames) -> None:
     """The same blocks COPYed as our text and row by row through psycopg: the same rows
     in the table, or the same refusal (jsonb takes no NUL, for one)."""
     import psycopg

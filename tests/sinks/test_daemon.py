@@ -23,7 +23,7 @@ from formats.names import parsed, shown
 from sinks.keys import encoded, name_of
 from tests.conftest import DaemonProcess, Queue, assert_exactly_once, sha256_of, wait_until
 from tests.hostile_servers import Hostile
-from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Postgres, SeaweedS3
+from tests.sinks.servers import PG_PASSWORD, S3_SECRET, Database, Postgres, SeaweedS3
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def _config(tmp_path: Path, outputs: dict[str, Any], deliver: list[Any] | None =
 def _pg_rows(tmp_path: Path) -> str:
     sink = {
         "type": "sql",
-        "url": "postgresql://folderd:${PGPW}@127.0.0.1:${PGPORT}/postgres",
+        "url": "postgresql://folderd:${PGPW}@127.0.0.1:${PGPORT}/${PGDB}",
         "table": "records",
         "columns": COLUMNS,
         "timeout_s": 3,
@@ -55,25 +55,28 @@ def _records(name: str, n: int) -> str:
     return "".join(json.dumps({"n": i, "msg": f"{name} {i}"}) + "\n" for i in range(1, n + 1))
 
 
-def _pg_env(pg: Postgres) -> dict[str, str]:
-    return {"PGPW": PG_PASSWORD, "PGPORT": str(pg.port)}
+def _pg_env(pg: Database) -> dict[str, str]:
+    return {"PGPW": PG_PASSWORD, "PGPORT": str(pg.port), "PGDB": pg.name}
 
 
-def _rows_per_source(pg: Postgres) -> dict[str, tuple[int, int]]:
+def _rows_per_source(pg: Database) -> dict[str, tuple[int, int]]:
     """(rows, distinct uids) per input."""
     got = pg.query("SELECT source, count(*), count(DISTINCT uid) FROM records GROUP BY source")
     return {source: (n, uids) for source, n, uids in got}
 
 
 def test_sigkill_mid_copy_then_restart_leaves_each_inputs_rows_exactly_once(
-    queue: Queue, start_daemon: Start, postgres: Postgres, tmp_path: Path
+    queue: Queue, start_daemon: Start, postgres: Database, tmp_path: Path
 ) -> None:
     cfg = _pg_rows(tmp_path)
     sizes = {"big.log": 400_000, **{f"s{i}.log": 50 + i for i in range(6)}}
     d = start_daemon("--config", cfg, "--workers", "2", env=_pg_env(postgres))
     for name, n in sizes.items():
         queue.drop(name, _records(name, n))
-    copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
+    copying = (
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%'"
+        " AND state = 'active' AND datname = current_database()"
+    )
     wait_until(lambda: postgres.query(copying)[0][0] > 0, 60, "the big file's COPY in flight")
     d.kill()
     assert queue.files("underprocess"), "killed while a file was in flight"
@@ -90,7 +93,10 @@ def test_sigkill_mid_copy_then_restart_leaves_each_inputs_rows_exactly_once(
     assert not (queue.results / "big.log.rows").exists(), "a sink's output is no results file"
     event = d2.wait_event("sink_delivered", path="big.log")
     assert (event["sink"], event["type"], event["rows"]) == ("outputs.rows", "sql", 400_000)
-    mine = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'folderd'"
+    mine = (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'folderd'"
+        " AND datname = current_database()"
+    )
     assert postgres.query(mine)[0][0] <= 2, "one connection per worker, reused across files"
     for log in (d.output(), d2.output()):
         assert PG_PASSWORD not in log
@@ -162,8 +168,9 @@ def _sink_metrics(http: httpx.Client) -> dict[str, float]:
 
 
 def test_a_database_stopped_mid_burst_holds_the_files_and_nothing_fails(
-    queue: Queue, start_daemon: Start, postgres: Postgres, tmp_path: Path
+    queue: Queue, start_daemon: Start, own_postgres: Postgres, tmp_path: Path
 ) -> None:
+    postgres = own_postgres  # stopped and started: a cluster of its own
     d = start_daemon(
         "--config", _pg_rows(tmp_path), "--port", "0", env=_pg_env(postgres), dashboard=True
     )

@@ -82,7 +82,7 @@ def test_a_server_that_does_not_take_the_crc32_gets_a_content_md5_instead(
     for k, v in s3_server.env.items():
         monkeypatch.setenv(k, v)
     target = S3Target(_sink(s3_server, bucket))
-    client = target._s3()
+    client = target.client()
     sent: list[tuple[str, str]] = []
 
     def unchecked(parsed: dict[str, Any], **_: Any) -> None:
@@ -173,7 +173,7 @@ def _sent(target: S3Target) -> list[str]:
     def note(event_name: str, **_: Any) -> None:
         sent.append(event_name.rpartition(".")[2])  # before-send.s3.<operation>
 
-    target._s3().meta.events.register("before-send.s3", note)
+    target.client().meta.events.register("before-send.s3", note)
     return sent
 
 
@@ -243,7 +243,7 @@ def test_bytes_damaged_on_the_way_are_refused_and_no_delivery(
         request.body = io.BytesIO(body)
         request.headers["Content-Length"] = str(len(body))
 
-    target._s3().meta.events.register("before-send.s3", spoil)
+    target.client().meta.events.register("before-send.s3", spoil)
     try:
         with pytest.raises(SinkError, match=r"uploading: .*(BadDigest|XAmzContentChecksum|"
                            r"InvalidDigest|checksum)") as err:  # fmt: skip
@@ -251,7 +251,7 @@ def test_bytes_damaged_on_the_way_are_refused_and_no_delivery(
         assert classify(err.value) is Fault.TRANSIENT, "retried: the next attempt sends it again"
         assert s3_server.objects(bucket) == {}
         assert s3_server.unfinished(bucket) == []
-        target._s3().meta.events.unregister("before-send.s3", spoil)
+        target.client().meta.events.unregister("before-send.s3", spoil)
         assert target.put(path, "k", sha, {"uid": "u1"}).bytes == size
     finally:
         target.close()
@@ -272,7 +272,7 @@ def test_an_answer_naming_another_checksum_is_no_delivery(
     def other(parsed: dict[str, Any], **_: Any) -> None:
         parsed["ChecksumCRC32"] = "AAAAAA=="
 
-    target._s3().meta.events.register("after-call.s3.PutObject", other)
+    target.client().meta.events.register("after-call.s3.PutObject", other)
     try:
         with pytest.raises(SinkError, match=r"verification failed: sent CRC32 \S+, the server "
                            "has AAAAAA==") as err:  # fmt: skip
@@ -325,7 +325,7 @@ def test_a_part_upload_that_stalls_is_cut_and_the_upload_aborted(
             endpoint.mode = "trickle"
             endpoint.hang_up()
 
-        target._s3().meta.events.register("after-call.s3.CreateMultipartUpload", crawl)
+        target.client().meta.events.register("after-call.s3.CreateMultipartUpload", crawl)
         started = time.monotonic()
         try:
             with pytest.raises(SinkUnavailable, match=r"uploading: no complete answer within 2"):

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import DaemonProcess, Queue, wait_until
 from tests.daemon.sources_helpers import sources_config, wait_version
-from tests.sinks.servers import PG_PASSWORD, Postgres, SeaweedS3
+from tests.sinks.servers import PG_PASSWORD, Database, SeaweedS3
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +25,17 @@ def _records(tag: str, n: int) -> str:
 
 
 def test_a_source_version_replaces_its_rows_and_survives_kill_9_mid_copy(
-    queue: Queue, start_daemon: Start, postgres: Postgres, tmp_path: Path
+    queue: Queue, start_daemon: Start, postgres: Database, tmp_path: Path
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "small.log").write_text(_records("v1", 5))
-    url = "postgresql://folderd:${PGPW}@127.0.0.1:${PGPORT}/postgres"
+    url = "postgresql://folderd:${PGPW}@127.0.0.1:${PGPORT}/${PGDB}"
     sink = {"type": "sql", "url": url, "table": "records", "columns": {"n": "integer",
             "msg": "text"}, "timeout_s": 3}  # fmt: skip
     cfg = sources_config(tmp_path / "c.json", [{"name": "pg", "path": str(src)}],
                          outputs={"end": {"sink": sink}})  # fmt: skip
-    env = {"PGPW": PG_PASSWORD, "PGPORT": str(postgres.port)}
+    env = {"PGPW": PG_PASSWORD, "PGPORT": str(postgres.port), "PGDB": postgres.name}
     d = start_daemon("--config", str(cfg), env=env)
     wait_version(queue, "pg", "small.log", 1)
     (src / "small.log").write_text(_records("v2", 3))  # fewer rows: the old ones must go
@@ -44,7 +44,10 @@ def test_a_source_version_replaces_its_rows_and_survives_kill_9_mid_copy(
     assert rows == [("v2 1",), ("v2 2",), ("v2 3",)]
 
     (src / "big.log").write_text(_records("big", 300_000))
-    copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
+    copying = (
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%'"
+        " AND state = 'active' AND datname = current_database()"
+    )
     wait_until(lambda: postgres.query(copying)[0][0] > 0, 60, "the big file's COPY in flight")
     d.kill()
     start_daemon("--config", str(cfg), env=env)

@@ -25,7 +25,7 @@ from processors.outputs import LinesOutput
 from sinks import SinkDataError, SinkUnavailable, Targets
 from tests.conftest import wait_until
 from tests.hostile_servers import Hostile
-from tests.sinks.servers import PG_PASSWORD, Postgres
+from tests.sinks.servers import PG_PASSWORD, Database, Postgres
 
 COLUMNS = (
     ("ts", "timestamp"),
@@ -133,7 +133,7 @@ def test_create_false_refuses_a_missing_table(tmp_path: Path, targets: Targets) 
 
 
 def test_postgres_copy_typed_rows_replaced_by_uid(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     cfg = SqlSinkConfig(postgres.url, "records", COLUMNS, name="outputs.rows")
     out = _output(tmp_path, RECORDS)
@@ -179,7 +179,7 @@ def test_postgres_copy_typed_rows_replaced_by_uid(
 
 
 def test_postgres_copy_escapes_tabs_newlines_and_backslashes(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     odd = {"level": "a\tb\\c\nd\re", "extra": {"q": 'say "hi" \\ \t'}}
     cfg = SqlSinkConfig(postgres.url, "records", COLUMNS, name="outputs.rows")
@@ -193,7 +193,7 @@ def test_postgres_copy_escapes_tabs_newlines_and_backslashes(
 
 
 def test_a_value_the_server_refuses_names_its_input_line(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     """jsonb takes no NUL character, which only the server finds: its error names a row
     of the COPY, which the numbered output turns back into the input line (rows that came
@@ -211,7 +211,7 @@ def test_a_value_the_server_refuses_names_its_input_line(
     assert postgres.query("SELECT count(*) FROM records") == [(0,)]
 
 
-def test_postgres_no_columns_is_jsonb(tmp_path: Path, targets: Targets, postgres: Postgres) -> None:
+def test_postgres_no_columns_is_jsonb(tmp_path: Path, targets: Targets, postgres: Database) -> None:
     cfg = SqlSinkConfig(postgres.url, "public.raw_records", name="outputs.rows")
     targets.rows(cfg, _output(tmp_path, [{"a": 1}, "text"]), "u1", "a.log")
     assert postgres.query("SELECT record FROM raw_records ORDER BY line") == [
@@ -221,8 +221,9 @@ def test_postgres_no_columns_is_jsonb(tmp_path: Path, targets: Targets, postgres
 
 
 def test_postgres_down_is_unavailable_naming_the_sink_without_its_password(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, own_postgres: Postgres
 ) -> None:
+    postgres = own_postgres  # stopped and started: a cluster of its own
     cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows", timeout_s=2)
     out = _output(tmp_path, ["x"])
     targets.rows(cfg, out, "u1", "a.log")
@@ -237,7 +238,7 @@ def test_postgres_down_is_unavailable_naming_the_sink_without_its_password(
 
 
 def test_postgres_wrong_password_is_unavailable(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     cfg = SqlSinkConfig(postgres.url.replace(PG_PASSWORD, "wrong-pw"), "records", name="o.r")
     with pytest.raises(SinkUnavailable, match="password authentication failed") as err:
@@ -256,7 +257,7 @@ def test_sqlite_source_is_the_shown_name_of_any_name(tmp_path: Path, targets: Ta
 
 
 def test_postgres_source_is_the_shown_name_of_any_name(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows")
     targets.rows(cfg, _output(tmp_path, ["x"]), "u1", BAD_NAME)
@@ -268,7 +269,7 @@ def test_postgres_source_is_the_shown_name_of_any_name(
 
 @pytest.mark.serial
 def test_postgres_a_statement_blocked_past_timeout_s_is_unavailable(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     """Another session holds the table: the DELETE waits for its lock, and is cut."""
     import psycopg
@@ -288,7 +289,7 @@ def test_postgres_a_statement_blocked_past_timeout_s_is_unavailable(
 
 
 def _freeze_mid_copy(
-    deliver: Callable[[], object], postgres: Postgres, pid: int
+    deliver: Callable[[], object], postgres: Database, pid: int
 ) -> tuple[list[BaseException], float] | None:
     """Run `deliver` in a thread, SIGSTOP the backend `pid` once its COPY is in flight, and
     return what the delivery raised and how long it took after the freeze; None when the COPY
@@ -329,13 +330,16 @@ def _freeze_mid_copy(
 
 @pytest.mark.serial
 def test_postgres_frozen_mid_copy_is_cut_at_the_deadline(
-    tmp_path: Path, targets: Targets, postgres: Postgres
+    tmp_path: Path, targets: Targets, postgres: Database
 ) -> None:
     """The server process serving the COPY stops (SIGSTOP): its kernel still acknowledges,
     so TCP keepalives see nothing; the step past `timeout_s` is cut."""
     cfg = SqlSinkConfig(postgres.url, "records", name="outputs.rows", timeout_s=2)
     targets.rows(cfg, _output(tmp_path, ["x"]), "u1", "a.log")  # connected: its backend known
-    [(pid,)] = postgres.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'folderd'")
+    [(pid,)] = postgres.query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'folderd'"
+        " AND datname = current_database()"
+    )
     big = _output(tmp_path, [{"n": i, "pad": "x" * 200} for i in range(200_000)], "big")
     for attempt in range(5):
         frozen = _freeze_mid_copy(

@@ -75,14 +75,14 @@ def test_stale_reservations_are_dropped_at_start_and_live_ones_kept(tmp_path: Pa
     assert reservations.reserve(f, "sub dir/new\nline ü.log", UID1, live)
     assert reservations.reserve(f, "gone.log", UID2, gone)
     os.unlink(gone)  # the file is gone everywhere: its reservation is its only link
-    old = reservations._path(f, "old.log")  # as an earlier version wrote one: text in a file
+    old = reservations.path_of(f, "old.log")  # as an earlier version wrote one: text in a file
     Path(old).write_text(f"{'3' * 32}\ni0\nold.log\n")
-    peer = reservations._path(f, "peer.log")
+    peer = reservations.path_of(f, "peer.log")
     Path(peer).write_text(f"{'4' * 32}\ni1\npeer.log\n")  # another instance's: not ours
     assert not reservations.reserve(f, "old.log", UID1, live)
     assert reservations.drop_stale(f) == 2  # gone.log and old.log (i0 holds nothing under it)
     assert not os.path.lexists(old) and os.path.lexists(peer)
-    assert not os.path.lexists(reservations._path(f, "gone.log"))
+    assert not os.path.lexists(reservations.path_of(f, "gone.log"))
     other = _claimed(f, "other.log")
     assert not reservations.reserve(f, "sub dir/new\nline ü.log", UID2, other), "held stays held"
 
@@ -106,11 +106,11 @@ def test_a_file_that_may_not_be_linked_is_reserved_by_a_symlink(tmp_path: Path) 
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert out.split() == ["True", "False", "True"]  # the same input finds it its own
-    assert os.readlink(reservations._path(f, "theirs.log")) == f"{UID1}\ni0\ntheirs.log"
+    assert os.readlink(reservations.path_of(f, "theirs.log")) == f"{UID1}\ni0\ntheirs.log"
     reservations.release(f, "theirs.log", UID2, held)  # not its own: left alone
-    assert os.path.lexists(reservations._path(f, "theirs.log"))
+    assert os.path.lexists(reservations.path_of(f, "theirs.log"))
     reservations.release(f, "theirs.log", UID1, held)
-    assert not os.path.lexists(reservations._path(f, "theirs.log"))
+    assert not os.path.lexists(reservations.path_of(f, "theirs.log"))
 
 
 def test_a_claim_that_finds_its_name_held_by_a_peer_takes_the_next(tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ def test_a_taker_keeps_the_name_while_the_instance_it_took_from_lets_it_go(
     taker = _folders(tmp_path, "taker")
     reservations.hold_by_text(taker)  # inputs named by record: text reservations
     held = _claimed(taker, "x.log")
-    path = reservations._path(taker, "x.log")
+    path = reservations.path_of(taker, "x.log")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # The other instance, in a process of its own: lets its reservation go when told.
     release = (
