@@ -1,7 +1,8 @@
 """Reprocessing a source's processed file, through a real daemon: the file (read in place,
 never queued) runs again under the config in use now, its results and its SQL rows are
 replaced, its row in the sources' journal stays right (done, one more run, the same
-version of the file, no further run on the next rescans), and nothing else is touched."""
+version of the file, no further run on the next rescans), and nothing else is touched; a
+job counting a version that runs again counts it once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ import pytest
 
 from config.canonical import digest
 from tests.conftest import Queue, sha256_of, wait_until
-from tests.daemon.sources_helpers import entries, summary, tree, wait_rescans, wait_version
+from tests.daemon.sources_helpers import (
+    entries,
+    sources_config,
+    summary,
+    tree,
+    wait_rescans,
+    wait_version,
+)
 from tests.dashboard.conftest import Dashboard
 
 pytestmark = pytest.mark.integration
@@ -100,3 +108,34 @@ def test_a_sources_processed_file_is_reprocessed_in_place(
     assert b_after == b_before, "a file nobody reprocessed was touched"
     assert tree(src) == before, "folderd wrote in the source"
     assert dash.get("/api/reprocess", params=flt).json()["count"] == 0  # run under B now
+
+
+SLOW = {"name": "slow", "tag": "in", "use": "tests.daemon.slow_plugin:slow", "to": "end"}
+
+
+def test_a_version_requeued_while_its_job_runs_is_counted_once(
+    start_dashboard: Callable[..., Dashboard], queue: Queue, tmp_path: Path
+) -> None:
+    folder = tmp_path / "roots" / "desk"
+    folder.mkdir(parents=True)
+    (folder / "bad.log").write_bytes(b"\xff not utf-8\n")
+    (folder / "slow.log").write_text("line\n" * 1500)  # 15 s: the job runs meanwhile
+    cfg = sources_config(tmp_path / "c.json", [], [SLOW])
+    dash = start_dashboard("--config", str(cfg), "--source-roots", str(tmp_path / "roots"),
+                           "--workers", "2")  # fmt: skip
+    r = dash.post("/api/sources", json={"path": str(folder)})
+    assert r.status_code == 201, r.text
+    job, source = r.json()["id"], r.json()["source"]
+
+    def state() -> dict[str, Any]:
+        return dash.get(f"/api/sources/jobs/{job}").json()
+
+    wait_until(lambda: state()["failed_files"] == 1, 60, "bad.log failed")
+    bad = summary(queue, source, "bad.log")
+    assert bad is not None
+    r = dash.post(f"/api/files/{bad['uid']}/requeue")
+    assert r.status_code == 200, r.text
+    assert state()["state"] == "running", "the job ended before the requeue: nothing shown"
+    wait_until(lambda: entries(queue, source).get("bad.log") == ("failed", 2), 30, "run again")
+    done = wait_until(lambda: (j := state())["state"] == "done" and j, 60, "the job's end")
+    assert (done["total_files"], done["done_files"], done["failed_files"]) == (2, 1, 1)
