@@ -260,12 +260,12 @@ class Scanner:
         src = req.source
         # a walk that only compares metadata (no hash to compare, no job counting every
         # file) reads a folder's rows as a set of signatures and takes the difference
-        quick = not src.hash and req.job is None
+        sets = not src.hash and req.job is None
         stack = [req.under]
         while stack:
             d = stack.pop()
             path = os.path.join(req.root, d) if d else req.root
-            rows = reader.folder_sigs(src.name, path_key(d), self._big_folder) if quick else None
+            rows = reader.folder_sigs(src.name, path_key(d), self._big_folder) if sets else None
             try:
                 it = os.scandir(os.fsencode(path) if rows is not None else path)
             except FileNotFoundError:
@@ -278,14 +278,22 @@ class Scanner:
                 log.warning("source_folder_unreadable", source=src.name, path=d,
                             error=exc.strerror or str(exc))  # fmt: skip
                 continue
-            with it:
-                if rows is not None:
+            if rows is not None:
+                depth = len(stack)
+                with it:
+                    quick = self._folder_quick(req, d, cast("Iterator[os.DirEntry[bytes]]", it),
+                                               rows, stack)  # fmt: skip
+                if quick:
                     self._compared.add(d)
-                    self._folder_quick(req, d, cast("Iterator[os.DirEntry[bytes]]", it), rows,
-                                       stack)  # fmt: skip
-                else:
-                    self._folder_each(reader, req, d, cast("Iterator[os.DirEntry[str]]", it),
-                                      stack)  # fmt: skip
+                    self._flush_if_full(req)
+                    continue
+                del stack[depth:]  # more files than `big_folder`: compared file by file
+                try:
+                    it = os.scandir(path)
+                except OSError:
+                    continue  # gone meanwhile: the sweep looks at its rows
+            with it:
+                self._folder_each(reader, req, d, cast("Iterator[os.DirEntry[str]]", it), stack)
             self._flush_if_full(req)
 
     def _subfolder(self, req: ScanRequest, rel: str, name: str, stack: list[str]) -> None:
@@ -299,14 +307,16 @@ class Scanner:
         it: Iterator[os.DirEntry[bytes]],
         rows: set[Listed],
         stack: list[str],
-    ) -> None:
+    ) -> bool:
         """Compare the folder `d` with its rows as sets of (name, signature): per file only
         its stat and a tuple; what differs (new, changed, back after deletion, ignored) and
-        what is gone are looked at afterwards, the few of them."""
+        what is gone are looked at afterwards, the few of them. False, nothing reported,
+        if it holds more than `big_folder` files (its set would be as large)."""
         prefix = f"{d}/" if d else ""
         here: set[Listed] = set()
         add = here.add
         size = 0
+        most = self._big_folder
         for entry in it:
             try:
                 if entry.is_file(follow_symlinks=False):
@@ -317,6 +327,8 @@ class Scanner:
                     st = entry.stat(follow_symlinks=False)
                     add((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
                     size += st.st_size
+                    if len(here) > most:
+                        return False
                 elif entry.is_dir(follow_symlinks=False):
                     sub = os.fsdecode(entry.name)
                     self._subfolder(req, prefix + sub, sub, stack)
@@ -328,7 +340,7 @@ class Scanner:
         self._matched += unchanged
         self._bytes += size
         if not differ and len(rows) == unchanged:
-            return
+            return True
         changed = {r[0] for r in rows - here}  # rows whose file differs, or is gone
         for name, *sig in sorted(differ):
             rel = prefix + os.fsdecode(name)
@@ -344,6 +356,7 @@ class Scanner:
         for name in sorted(changed):  # no file of this name here (or not one to walk)
             self._batch.missing.append(prefix + os.fsdecode(name))
             self._flush_if_full(req)
+        return True
 
     def _folder_each(
         self,
