@@ -14,10 +14,10 @@ unchanged rescan beside a bare `os.scandir` walk.
           files changed (a new first KiB). Wall time and peak RSS (folderd: the daemon
           and its workers together, sampled every 50 ms; the tools: wait4).
   rescan  an unchanged rescan of a source of N files (in 100 folders) in a child process:
-          the scanner's walk against its journal (stat + one indexed lookup per file, no
-          list of the files held) beside a bare walk that stats every file
-          (`os.scandir` + `lstat`), its floor; seconds and peak RSS, at N/10 files too, to
-          show memory stays flat.
+          the scanner's walk against its journal (a stat per file, each folder compared
+          with its rows read at once; no list of the files held) beside a bare walk that
+          stats every file (`os.scandir` + `lstat`), its floor; seconds, CPU seconds and
+          peak RSS, at N/10 files too, to show memory stays flat.
 
 Medians of the rounds, the spread beside them; one JSON line per figure.
 """

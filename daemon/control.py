@@ -155,7 +155,8 @@ class DaemonAPI:
             )
         if (source := source_actions.owner(self._d.sources, row)) is not None:  # read in place
             try:
-                return source_actions.requeue(self._d.sources, source, row)
+                return source_actions.requeue(self._d.sources, source, row, reason,
+                                              reprocess=State.PROCESSED in states)  # fmt: skip
             except source_actions.SourceRefused as exc:
                 raise ActionError(str(exc), exc.status) from None
         ref = FileRef(uid, row.rel, row.state, 0, row.original, row.size or 0,

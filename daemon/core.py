@@ -308,7 +308,7 @@ class Daemon:
         while (slot := self.pool.next_free()) is not None:
             ref = self._next_ref()
             if ref is None:  # the queue first; then a source's due version, if any
-                source_job = self.sources.next_job()
+                source_job = self.sources.next_job(self.outcomes.provenance)
                 if source_job is None:
                     return
                 if not self.pool.submit(slot, source_job):

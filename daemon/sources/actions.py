@@ -1,7 +1,7 @@
 """What the dashboard and the command line may ask of the sources, on the loop's thread:
 start a job (a declared source walked now, or any folder under --source-roots, which then
 becomes an ad-hoc source: never watched, walked by its jobs), cancel one, requeue a
-failed version."""
+failed version or reprocess a processed one."""
 
 from __future__ import annotations
 
@@ -126,13 +126,20 @@ def owner(sources: Sources, row: Row) -> Runtime | None:
     return None
 
 
-def requeue(sources: Sources, rt: Runtime, row: Row) -> str:
-    """A failed version runs again (attempts afresh); its name in the source."""
+def requeue(sources: Sources, rt: Runtime, row: Row, reason: str, reprocess: bool = False) -> str:
+    """A failed version runs again (attempts afresh); with `reprocess`, a processed one too
+    (the dashboard's and `--reprocess`'s flow: the same version of the file, run under
+    the config in use now; its results and deliveries replace the last run's, as a new
+    version's do). Its name in the source."""
     e = sources.store.get(rt.name, row.original)
-    if e is None or e.state is not EntryState.FAILED:
+    allowed = (EntryState.FAILED, EntryState.DONE) if reprocess else (EntryState.FAILED,)
+    if e is None or e.state not in allowed:
         state = e.state.value if e is not None else "gone"
-        raise SourceRefused(f"only failed files can be requeued (this one is {state})", 409)
+        which = " or ".join("processed" if s is EntryState.DONE else s.value for s in allowed)
+        verb = "reprocessed" if reprocess else "requeued"
+        raise SourceRefused(f"only {which} files can be {verb} (this one is {state})", 409)
+    sources.jobs.reopened(e)  # a job counting it counts it again once it ends
     sources.write(rt, e, replace(e, state=EntryState.PENDING, due=0.0, attempts=0))
-    sources.journal.set_state(row.uid, State.QUEUED, "requeued")
-    log.info("source_version_requeued", source=rt.name, path=e.rel)
+    sources.journal.set_state(row.uid, State.QUEUED, reason)
+    log.info("source_version_requeued", source=rt.name, path=e.rel, reason=reason)
     return e.rel

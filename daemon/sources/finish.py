@@ -44,7 +44,8 @@ class Finisher:
         """A version that must not be processed (empty, mtime 0): failed at once."""
         self.sources.inflight.pop(job.uid, None)
         error = {"type": "Rejected", "message": reason}
-        summary = failure_summary(job.uid, job.rel, job.original, 0, job.size, error)
+        summary = failure_summary(job.uid, job.rel, job.original, 0, job.size, error,
+                                  job.provenance)  # fmt: skip
         summary["origin"] = flight.origin.as_json()
         self.outcomes.write_summary_now(
             FileRef(job.uid, job.rel, State.FAILED, 0, job.original, job.size), summary
@@ -104,7 +105,8 @@ class Finisher:
         if attempts >= self.outcomes.max_attempts:
             error = {**error, "message": f"{error.get('message')} (gave up after {attempts} "
                      f"attempt{'s' if attempts != 1 else ''})"}  # fmt: skip
-            summary = failure_summary(job.uid, job.rel, job.original, attempts, job.size, error)
+            summary = failure_summary(job.uid, job.rel, job.original, attempts, job.size, error,
+                                      job.provenance)  # fmt: skip
             summary["origin"] = flight.origin.as_json()
             discard_temps(self.sources.folders.tmp, job.uid)
             self.outcomes.write_summary_now(

@@ -141,6 +141,16 @@ class Jobs:
         job.dirty = True
         self._maybe_done(job, scanned=job.state == JobState.RUNNING)
 
+    def reopened(self, e: Entry) -> None:
+        """The version `e`, done or failed, runs again: the job counting it (if still
+        active) takes it back from its done or failed files, `finished` counts it again."""
+        job = self.by_id.get(e.job) if e.job is not None else None
+        if job is None or not job.active or (kind := settled(e)) is None:
+            return
+        job.counts[f"{kind}_files"] -= 1
+        job.counts[f"{kind}_bytes"] -= e.size
+        job.dirty = True
+
     def scanned(self, job_id: int, error: str | None) -> None:
         job = self.by_id.get(job_id)
         if job is None or not job.active:

@@ -32,6 +32,7 @@ from daemon.intake import inspect
 from daemon.journal import Journal
 from daemon.moves import first_free, summary_of_another
 from daemon.origin import Origin
+from daemon.provenance import Provenance
 from daemon.settle import AFTER_CLOSE, RENAME_CHECK_S, signature
 from daemon.sources.jobs import Jobs
 from daemon.sources.scanner import ScanBatch, Scanner, ScanRequest, Seen, archived, inside
@@ -386,20 +387,21 @@ class Sources:
     def active_names(self) -> list[str]:
         return [name for name, rt in self.by_name.items() if rt.active]
 
-    def next_job(self) -> Job | None:
-        """The next due version for a free worker, claimed; None if none is due."""
+    def next_job(self, provenance: Provenance | None = None) -> Job | None:
+        """The next due version for a free worker, claimed; None if none is due.
+        `provenance`: the config in use's, for its summary (as a queued file's)."""
         now = time.time()
         for _ in range(PREFETCH):
             if not self._due:
                 self._due.extend(self.store.due(now, PREFETCH, self.active_names()))
                 if not self._due:
                     return None
-            job = self._claim(self._due.popleft(), now)
+            job = self._claim(self._due.popleft(), now, provenance)
             if job is not None:
                 return job
         return None
 
-    def _claim(self, seen: Entry, now: float) -> Job | None:
+    def _claim(self, seen: Entry, now: float, provenance: Provenance | None) -> Job | None:
         rt = self.by_name.get(seen.source)
         e = self.store.get(seen.source, seen.rel)
         if rt is None or not rt.active or e is None or e.state is not EntryState.PENDING:
@@ -439,7 +441,7 @@ class Sources:
         attempt = e.attempts + 1
         job = Job(uid, rel, e.rel, path, attempt, str(self.folders.tmp),
                   not self.settings.no_fsync, st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino),
-                  rerun=True, origin=origin)  # fmt: skip
+                  rerun=True, origin=origin, provenance=provenance)  # fmt: skip
         self.inflight[uid] = Flight(running, origin, rt)
         ref = FileRef(uid, rel, State.QUEUED, attempt, e.rel, st.st_size, 0)
         if self.journal.get(uid) is None:

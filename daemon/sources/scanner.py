@@ -1,13 +1,18 @@
 """The scanner: a thread that walks sources and tells the loop what differs from the journal.
 
-A walk stats each file (one `lstat`, from `os.scandir`) and looks its row up in the
-sources' journal (`store.Reader`, its own read-only connection): only files whose version
-differs (new, changed, deleted-and-back) are reported, so an unchanged rescan costs a stat
-and an indexed lookup per file and holds no list of the files: a million-file source is
-walked in constant memory. Deleted files are found by a sweep of the journal's rows, done
-only when the walk matched fewer rows than the journal has. A hashed source reads every
-file's bytes on every walk (its metadata cannot be trusted). What it finds goes to the loop
-in bounded batches (`ScanBatch`): the scanner waits while the loop is behind.
+A walk goes a folder at a time: it stats each file (one `lstat`, from `os.scandir`) and
+compares the folder with its rows in the sources' journal (`store.Reader`, its own
+read-only connection). A walk that compares metadata only (the common one: no hash, no
+job) reads the folder's rows as a set of (name, size, mtime_ns, ctime_ns, inode) from an
+index that covers them, makes the same of the folder's files, and takes the difference:
+per file a stat and a tuple, nothing looked up; only what differs (new, changed,
+deleted-and-back, gone) is looked at further. So an unchanged rescan costs a stat per file
+and holds one folder's rows at a time: a million-file source is walked in constant memory
+(a folder of more than `big_folder` rows is compared file by file, each looked up).
+Deleted files are found by a sweep of the journal's rows, done only when the walk matched
+fewer rows than the journal has. A hashed source reads every file's bytes on every walk
+(its metadata cannot be trusted). What it finds goes to the loop in bounded batches
+(`ScanBatch`): the scanner waits while the loop is behind.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from typing import cast
 
 import structlog
 
 from config.sources import SourceConfig
 from daemon.settle import Signature, signature
-from daemon.sources.store import EntryState, Looked, Reader
+from daemon.sources.store import EntryState, Listed, Looked, Reader, path_key
 from daemon.watcher import Ignored
 
 log = structlog.get_logger(__name__)
@@ -120,6 +126,8 @@ class Scanner:
         self._batch = ScanBatch("", None)  # the walk's, on the scanner's thread
         self._files = self._bytes = self._matched = 0
         self._compared: set[str] = set()
+        self._archive: str | None = None  # the walk's source's archive, if inside it
+        self._everything = True  # the walk's source and job have no globs
         self._thread = threading.Thread(target=self._run, name="folderd-sources", daemon=True)
 
     def start(self) -> None:
@@ -175,6 +183,9 @@ class Scanner:
         self._files = self._bytes = self._matched = 0
         self._compared = set()  # folders whose rows were read at once: their deleted
         error = None  # files are reported already, the sweep passes them by
+        self._archive = inside(src.archive, req.root)
+        # every file wanted: no globs to match
+        self._everything = src.include == ("*",) and not src.exclude and req.glob is None
         try:
             if req.paths:
                 for rel, st in self._listed(req):
@@ -235,7 +246,7 @@ class Scanner:
             self._batch.seen.append(Seen(rel, sig, sha))
         self._flush_if_full(req)
 
-    def _wanted_file(self, req: ScanRequest, rel: str, name: str) -> bool:
+    def _wanted_file(self, req: ScanRequest, rel: str) -> bool:
         """Whether the walk looks at the file `rel`, not ignored (its folders were looked
         at already): the source's globs and the job's."""
         if not req.source.wants(rel):
@@ -243,20 +254,20 @@ class Scanner:
         return req.glob is None or glob_matches(req.glob, rel)
 
     def _walk(self, reader: Reader, req: ScanRequest) -> None:
-        """Walk depth first; each folder's rows are read at once (a folder of more than
-        `big_folder` rows row by row) and compared with what the folder holds: a file that
-        differs is seen, a row whose file is gone is missing."""
+        """Walk depth first, a folder at a time, comparing what it holds with its rows: a
+        file that differs is seen, a row whose file is gone is missing. A folder of more
+        than `big_folder` rows is compared file by file (each looked up)."""
         src = req.source
-        archive = inside(src.archive, req.root)
-        # every file wanted (no globs to match), and one whose metadata is its row's needs
-        # nothing more (no hash to compare, no job counting every file)
-        everything = src.include == ("*",) and not src.exclude and req.glob is None
-        quick = not src.hash and req.job is None
+        # a walk that only compares metadata (no hash to compare, no job counting every
+        # file) reads a folder's rows as a set of signatures and takes the difference
+        sets = not src.hash and req.job is None
         stack = [req.under]
         while stack:
             d = stack.pop()
+            path = os.path.join(req.root, d) if d else req.root
+            rows = reader.folder_sigs(src.name, path_key(d), self._big_folder) if sets else None
             try:
-                it = os.scandir(os.path.join(req.root, d) if d else req.root)
+                it = os.scandir(os.fsencode(path) if rows is not None else path)
             except FileNotFoundError:
                 if not d:
                     raise _RootGone(f"{req.root} is missing") from None
@@ -267,48 +278,128 @@ class Scanner:
                 log.warning("source_folder_unreadable", source=src.name, path=d,
                             error=exc.strerror or str(exc))  # fmt: skip
                 continue
-            rows = reader.folder(src.name, d, self._big_folder)
             if rows is not None:
-                self._compared.add(d)
-            prefix = f"{d}/" if d else ""
+                depth = len(stack)
+                with it:
+                    quick = self._folder_quick(req, d, cast("Iterator[os.DirEntry[bytes]]", it),
+                                               rows, stack)  # fmt: skip
+                if quick:
+                    self._compared.add(d)
+                    self._flush_if_full(req)
+                    continue
+                del stack[depth:]  # more files than `big_folder`: compared file by file
+                try:
+                    it = os.scandir(path)
+                except OSError:
+                    continue  # gone meanwhile: the sweep looks at its rows
             with it:
-                for entry in it:
-                    name = entry.name
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            rel = prefix + name
-                            if src.recursive and rel != archive and not name.startswith("."):
-                                stack.append(rel)
-                            continue
-                        if self._ignored(name) or not (
-                            everything or self._wanted_file(req, prefix + name, name)
-                        ):
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if not S_ISREG(st.st_mode):
-                        continue
-                    row = rows.pop(name, None) if rows is not None else reader.lookup(
-                        src.name, prefix + name)  # fmt: skip
-                    if quick and row is not None and row[1] == (  # unchanged: the common case
-                        st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
-                    ) and row[0] != EntryState.DELETED:  # fmt: skip
-                        self._matched += 1
-                        self._files += 1
-                        self._bytes += st.st_size
-                        continue
-                    self._compare(req, prefix + name, st, row)
-            for name, row in (rows or {}).items():  # rows whose file this folder no longer has
-                self._compare(req, prefix + name, None, row)
+                self._folder_each(reader, req, d, cast("Iterator[os.DirEntry[str]]", it), stack)
             self._flush_if_full(req)
+
+    def _subfolder(self, req: ScanRequest, rel: str, name: str, stack: list[str]) -> None:
+        if req.source.recursive and rel != self._archive and not name.startswith("."):
+            stack.append(rel)
+
+    def _folder_quick(
+        self,
+        req: ScanRequest,
+        d: str,
+        it: Iterator[os.DirEntry[bytes]],
+        rows: set[Listed],
+        stack: list[str],
+    ) -> bool:
+        """Compare the folder `d` with its rows as sets of (name, signature): per file only
+        its stat and a tuple; what differs (new, changed, back after deletion, ignored) and
+        what is gone are looked at afterwards, the few of them. False, nothing reported,
+        if it holds more than `big_folder` files (its set would be as large)."""
+        prefix = f"{d}/" if d else ""
+        here: set[Listed] = set()
+        add = here.add
+        size = 0
+        most = self._big_folder
+        for entry in it:
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    if not self._everything and not self._wanted_file(
+                        req, prefix + os.fsdecode(entry.name)
+                    ):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    add((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+                    size += st.st_size
+                    if len(here) > most:
+                        return False
+                elif entry.is_dir(follow_symlinks=False):
+                    sub = os.fsdecode(entry.name)
+                    self._subfolder(req, prefix + sub, sub, stack)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+        differ = here - rows
+        unchanged = len(here) - len(differ)
+        self._files += unchanged
+        self._matched += unchanged
+        self._bytes += size
+        if not differ and len(rows) == unchanged:
+            return True
+        changed = {r[0] for r in rows - here}  # rows whose file differs, or is gone
+        for name, *sig in sorted(differ):
+            rel = prefix + os.fsdecode(name)
+            if self._ignored(rel.rpartition("/")[2]):
+                self._bytes -= sig[0]
+                continue
+            self._files += 1
+            if name in changed:
+                self._matched += 1
+                changed.discard(name)
+            self._batch.seen.append(Seen(rel, (sig[0], sig[1], sig[2], sig[3])))
+            self._flush_if_full(req)
+        for name in sorted(changed):  # no file of this name here (or not one to walk)
+            self._batch.missing.append(prefix + os.fsdecode(name))
+            self._flush_if_full(req)
+        return True
+
+    def _folder_each(
+        self,
+        reader: Reader,
+        req: ScanRequest,
+        d: str,
+        it: Iterator[os.DirEntry[str]],
+        stack: list[str],
+    ) -> None:
+        """Compare the folder `d` file by file: its rows read at once, or, past
+        `big_folder`, each file's looked up."""
+        src = req.source
+        rows = reader.folder(src.name, d, self._big_folder)
+        if rows is not None:
+            self._compared.add(d)
+        prefix = f"{d}/" if d else ""
+        for entry in it:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    self._subfolder(req, prefix + name, name, stack)
+                    continue
+                if self._ignored(name) or not (
+                    self._everything or self._wanted_file(req, prefix + name)
+                ):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not S_ISREG(st.st_mode):
+                continue
+            row = rows.pop(name, None) if rows is not None else reader.lookup(
+                src.name, prefix + name)  # fmt: skip
+            self._compare(req, prefix + name, st, row)
+        for name, row in (rows or {}).items():  # rows whose file this folder no longer has
+            self._compare(req, prefix + name, None, row)
 
     def _listed(self, req: ScanRequest) -> Iterator[tuple[str, os.stat_result | None]]:
         archive = inside(req.source.archive, req.root)
         for rel in req.paths:
             if archived(archive, rel) or self._ignored(rel):
                 continue
-            if not self._wanted_file(req, rel, rel.rpartition("/")[2]):
+            if not self._wanted_file(req, rel):
                 continue
             try:
                 st = os.lstat(os.path.join(req.root, rel))

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (source, path)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_due ON entries (due) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS entries_dir ON entries (source, dir);
+DROP INDEX IF EXISTS entries_dir;  -- (source, dir) alone: each row then read from the table
+CREATE INDEX IF NOT EXISTS entries_walk ON entries (source, dir, state, size, mtime_ns,
+                                                   ctime_ns, inode);  -- covers a walk's read
 CREATE INDEX IF NOT EXISTS entries_job ON entries (job) WHERE job IS NOT NULL;
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
@@ -274,6 +276,7 @@ class Store:
 
 
 Looked = tuple[str, Signature, str | None]  # a row as a walk compares it: state, signature, sha256
+Listed = tuple[bytes, int, int, int, int]  # a file as a quick walk compares it: name, signature
 
 
 class Reader:
@@ -299,13 +302,29 @@ class Reader:
         rows = self._conn.execute(
             # without statistics SQLite would take the primary key: every row of the source
             "SELECT path, state, size, mtime_ns, ctime_ns, inode, sha256 FROM entries "
-            "INDEXED BY entries_dir WHERE source = ? AND dir = ? LIMIT ?",
+            "INDEXED BY entries_walk WHERE source = ? AND dir = ? LIMIT ?",
             (source, path_key(folder), most + 1),
         ).fetchall()
         if len(rows) > most:
             return None
         return {os.fsdecode(p).rpartition("/")[2]: (st, (a, b, c, d), sha)
                 for p, st, a, b, c, d, sha in rows}  # fmt: skip
+
+    def folder_sigs(self, source: str, folder: bytes, most: int) -> set[Listed] | None:
+        """(name, size, mtime_ns, ctime_ns, inode) of each row not deleted of the files
+        directly in `folder` (its bytes, b"" at the top), names as bytes; None if it has
+        more than `most`. Read from the index alone and made a set by SQLite's module: no
+        Python code runs per row."""
+        cut = len(folder) + 2 if folder else 1  # the name: the path after "folder/"
+        rows = set(
+            self._conn.execute(
+                "SELECT substr(path, ?), size, mtime_ns, ctime_ns, inode FROM entries "
+                "INDEXED BY entries_walk WHERE source = ? AND dir = ? AND state != 'deleted' "
+                "LIMIT ?",
+                (cut, source, folder, most + 1),
+            )
+        )
+        return None if len(rows) > most else rows
 
     def live_count(self, source: str) -> int:
         """Rows of `source` not deleted (a walk that matched as many found no deletion)."""

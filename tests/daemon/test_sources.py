@@ -126,6 +126,12 @@ def test_renamed_same_mtime_and_inode_reuse(
     y2 = wait_version(queue, "s", "y.log", 2)
     assert y2["sha256"] == sha256_of(src / "y.log")
 
+    # a file arriving late with an mtime of files processed long ago (`cp -p`, an rsync of
+    # old files): found all the same (NIFI-3332 missed those, listing by newest mtime)
+    (src / "late.log").write_text("late\n")
+    os.utime(src / "late.log", ns=(same, same))
+    assert wait_version(queue, "s", "late.log", 1)["sha256"] == sha256_of(src / "late.log")
+
 
 def test_hashed_source_same_size_and_mtime_and_a_touch(
     queue: Queue, start_daemon: Start, tmp_path: Path

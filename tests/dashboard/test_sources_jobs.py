@@ -76,6 +76,7 @@ def test_jobs_need_the_token_and_the_roots_and_the_cli_starts_one(
     assert no_token.returncode == 2 and "401" in no_token.stderr
 
 
+@pytest.mark.timeout(420)  # its own waits (120 s, 240 s); 160 s alone at a load of 30
 def test_a_10000_file_job_resumes_after_kill_9_with_its_progress_right(
     start_dashboard: Callable[..., Dashboard], queue: Queue, tmp_path: Path
 ) -> None:
