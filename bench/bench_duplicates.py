@@ -30,8 +30,9 @@ import structlog
 
 from bench.bench_pipeline import OUT, ROOT
 from bench.pipeline_inputs import generate
+from daemon.attempt import Job, Status
 from daemon.duplicates import Earlier
-from daemon.worker import Job, Status, process_file
+from daemon.worker import process_file
 from processors import load_file
 from sinks.s3 import sha256_of  # the bare loop: 1 MiB reads into hashlib
 

@@ -30,8 +30,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.report import figure
-from daemon.pool import Progress
-from daemon.worker import Job, process_file
+from daemon.attempt import Job, Progress
+from daemon.worker import process_file
 from dashboard import graph
 from dashboard.stats import Stats
 from processors import Pipeline

@@ -23,63 +23,26 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from daemon import memory
-from daemon.progress import ProgressWatch, enable_dumps
-from daemon.worker import (
+from daemon.attempt import (
+    FromWorker,
     Job,
+    LoadConfig,
     Outcome,
+    Progress,
+    Ready,
+    RunJob,
+    Started,
     Status,
-    base_summary,
-    commit_outcomes,
-    finish_summary,
-    process_file,
+    Stop,
+    ToWorker,
 )
+from daemon.progress import ProgressWatch, enable_dumps
+from daemon.worker import base_summary, commit_outcomes, finish_summary, process_file
 from processors import LoadedPipeline
 
 _PR_SET_PDEATHSIG = 1
 
 
-# What goes down a worker's pipe, each way.
-@dataclass(frozen=True, slots=True)
-class LoadConfig:
-    """Use this pipeline for the jobs that follow."""
-
-    pipeline: LoadedPipeline
-    trace: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RunJob:
-    job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """Finish: the pool is closing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """The worker started: from now on a death is its file's, not the start-up's."""
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """The worker began running this job (sent when it does, not when it was queued)."""
-
-    uid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A running job's bytes read, and its pipeline counts so far (`Pipeline.live`)."""
-
-    uid: str
-    bytes_read: int
-    counts: dict[str, Any] | None = None
-
-
-ToWorker = LoadConfig | RunJob | Stop
-FromWorker = Ready | Started | Progress | Outcome
 WHERE_BYTES = 240  # room for where a worker is (`daemon.progress.where`), UTF-8
 
 
@@ -253,11 +216,11 @@ def _run(
             summary["error"]["cause"] = current.cause
         return Outcome(current.status, finish_summary(summary, Status.FAILED, time.monotonic()))
 
-    def progress(n: int) -> None:
+    def on_read(n: int) -> None:
         send(Progress(job.uid, n, pipeline.live()))
 
     try:
-        outcome = process_file(job, pipeline, progress)
+        outcome = process_file(job, pipeline, on_read)
     except MemoryError:  # outside what process_file catches: no summary was written
         summary = base_summary(job, time.time())
         summary["error"] = {"type": "MemoryError", "message": "out of memory"}

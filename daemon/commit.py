@@ -159,3 +159,10 @@ def _remove(temps: list[tuple[str, str]]) -> None:
     for tmp, _ in temps:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def discard_temps(tmp_dir: Path, uid: str) -> None:
+    """Remove whatever temp results an attempt of `uid` left behind."""
+    for p in tmp_dir.glob(f"{uid}.*"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)

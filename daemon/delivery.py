@@ -22,7 +22,7 @@ from sinks import SinkDataError, Targets
 from sinks.keys import object_key
 
 if TYPE_CHECKING:
-    from daemon.worker import Job
+    from daemon.attempt import Job
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import structlog
 
-from daemon.commit import commit_results
+from daemon.attempt import Outcome, Status
+from daemon.commit import commit_results, discard_temps
 from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
@@ -30,9 +31,6 @@ from daemon.shared import reservations
 from daemon.sinkstats import SinkStats
 from daemon.states import FileRef, Folders, State
 from daemon.worker import (
-    Outcome,
-    Status,
-    discard_temps,
     error_info,
     failure_summary,
     write_summary,

@@ -29,23 +29,25 @@ from typing import Any
 import structlog
 
 from daemon import memory
-from daemon.child import (
+from daemon.attempt import (
+    Job,
     LoadConfig,
+    Outcome,
     Progress,
     Ready,
     RunJob,
-    Shared,
     Started,
+    Status,
     Stop,
-    worker_main,
 )
+from daemon.child import Shared, worker_main
 from daemon.snapshot import InFlight, Stall
 from daemon.supervisor import Supervisor
-from daemon.worker import Job, Outcome, Status, base_summary, finish_summary
+from daemon.worker import base_summary, finish_summary
 from formats.names import shown
 from processors import LoadedPipeline
 
-__all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "Progress", "WorkerPool"]
+__all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "WorkerPool"]
 
 log = structlog.get_logger(__name__)
 

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import structlog
 
+from daemon.attempt import Job, Outcome, Status
 from daemon.progress import BEAT, BEAT_S, DUMP_SIGNAL, PROGRESS, where_from_dump
 from daemon.snapshot import Stall
-from daemon.worker import Job, Outcome, Status
 from formats.names import shown
 
 if TYPE_CHECKING:

@@ -22,8 +22,6 @@ import stat
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,15 +29,14 @@ import orjson
 import structlog
 
 from config.pipeline import is_output_suffix
+from daemon.attempt import Job, Outcome, Status
 from daemon.commit import Pending, commit_group
 from daemon.delivery import deliver
-from daemon.duplicates import Earlier, first_match
+from daemon.duplicates import first_match
 from daemon.faults import Fault, cause_of, classify
-from daemon.origin import Origin
 from daemon.provenance import Provenance, route_taken
 from daemon.settle import signature
 from daemon.shared.lease import may_commit
-from daemon.states import FileRef, Folders
 from formats.names import shown, texts
 from processors import Pipeline, ProcessorError
 from sinks import SinkDataError, SinkError
@@ -47,69 +44,7 @@ from sinks import SinkDataError, SinkError
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One attempt at one file, as sent to a worker (picklable)."""
-
-    uid: str
-    rel: str  # name under underprocess/ (and of its results)
-    original: str
-    src: str  # absolute path to open
-    attempt: int
-    tmp_dir: str  # results/.folderd-tmp
-    fsync: bool
-    size: int = 0  # the input's size when it was claimed (for progress)
-    claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at claim, if known
-    rerun: bool = False  # an earlier attempt may have committed results
-    earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
-    deadline: str | None = None  # shared mode: the file saying until when commits are safe
-    provenance: Provenance | None = None  # the run it belongs to (`daemon.provenance`)
-    origin: Origin | None = None  # a source's file, processed in place (`daemon.sources`)
-
-    @property
-    def results_dir(self) -> str:
-        return os.path.dirname(self.tmp_dir)
-
-    @classmethod
-    def of(
-        cls,
-        ref: FileRef,
-        folders: Folders,
-        fsync: bool,
-        earlier: tuple[Earlier, ...] = (),
-        provenance: Provenance | None = None,
-    ) -> Job:
-        """The next attempt at `ref` (the first after a claim checks the claim)."""
-        deadline = folders.commit_deadline
-        return cls(ref.uid, ref.rel, ref.original, ref.open_path or ref.path(folders),
-                   ref.attempt, str(folders.tmp), fsync, ref.size, ref.claimed,
-                   rerun=ref.rerun or ref.attempt + ref.held > 1, earlier=earlier,
-                   deadline=str(deadline) if deadline else None,
-                   provenance=provenance)  # fmt: skip
-
-
-class Status(StrEnum):
-    """What became of an attempt (the first two are also a summary's `status`)."""
-
-    PROCESSED = "processed"  # results committed: the input goes to processed/
-    FAILED = "failed"  # the file can never succeed; its summary committed: to failed/
-    RETRY = "retry"  # a transient error (or results not committed): try again later
-    ENVIRONMENT = "environment"  # the machine failed (disk full, read-only): not counted
-    VANISHED = "vanished"  # the input disappeared before or while it was read
-    UNSTARTED = "unstarted"  # prefetched by a worker that died before starting it
-    LAPSED = "lapsed"  # shared mode: the instance's lease lapsed, nothing was committed
-
-
-@dataclass
-class Outcome:
-    """What an attempt produced."""
-
-    status: Status
-    summary: dict[str, Any]
-    temps: list[tuple[str, str]] = field(default_factory=list)  # (temp, final rel) to commit
-
-
-Progress = Callable[[int], None]
+OnRead = Callable[[int], None]  # told the bytes read so far (a worker sends `Progress`)
 PROGRESS_EVERY_S = 0.5
 
 
@@ -118,9 +53,9 @@ class _HashingReader:
     reports the bytes read so far at most every PROGRESS_EVERY_S (for large files).
     Given the input's hash already (`daemon.duplicates`), it only counts."""
 
-    def __init__(self, raw: io.RawIOBase, progress: Progress | None, hashed: Any = None) -> None:
+    def __init__(self, raw: io.RawIOBase, on_read: OnRead | None, hashed: Any = None) -> None:
         self._raw = raw
-        self._progress = progress
+        self._on_read = on_read
         self._next_report = time.monotonic() + PROGRESS_EVERY_S
         self._hashing = hashed is None
         self.sha = hashlib.sha256() if hashed is None else hashed
@@ -128,9 +63,9 @@ class _HashingReader:
 
     def _count(self, n: int) -> None:
         self.size += n
-        if self._progress is not None and time.monotonic() >= self._next_report:
+        if self._on_read is not None and time.monotonic() >= self._next_report:
             self._next_report = time.monotonic() + PROGRESS_EVERY_S
-            self._progress(self.size)
+            self._on_read(self.size)
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
@@ -291,7 +226,7 @@ def _check_unchanged(job: Job, opened: os.stat_result, end: os.stat_result, read
                            f"{read} read, {end.st_size} at the end)")  # fmt: skip
 
 
-def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None) -> Outcome:
+def process_file(job: Job, pipeline: Pipeline, on_read: OnRead | None = None) -> Outcome:
     """Run one attempt; never raises for anything the file or the pipeline did."""
     started = time.monotonic()  # for its duration; the summary's timestamps are wall time
     summary = base_summary(job, time.time())
@@ -323,7 +258,7 @@ def process_file(job: Job, pipeline: Pipeline, progress: Progress | None = None)
                              first=first.rel)  # fmt: skip
                     return _with_summary(job, summary, Status.PROCESSED, started)
                 raw.seek(0)
-            reader = _HashingReader(raw, progress, hashed)
+            reader = _HashingReader(raw, on_read, hashed)
             try:
                 report = pipeline.run_file(reader, job.rel, outputs.open)  # type: ignore[arg-type]
             except ProcessorError as exc:
@@ -427,9 +362,3 @@ def _with_summary(
         return _not_done(summary, exc, message=f"writing results: {exc}")
     temps.append((path, f"{job.rel}.json"))  # the summary is committed last
     return Outcome(status, summary, temps)
-
-
-def discard_temps(tmp_dir: Path, uid: str) -> None:
-    """Remove whatever temp results an attempt of `uid` left behind."""
-    for p in tmp_dir.glob(f"{uid}.*"):
-        _unlink(str(p))

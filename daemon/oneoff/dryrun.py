@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.worker import Job, process_file
+from daemon.attempt import Job
+from daemon.worker import process_file
 from processors import LoadedPipeline, Pipeline, ProcessorError, file_routes, readers
 
 

@@ -12,12 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from daemon.attempt import Job, Status
 from daemon.commit import commit_results
 from daemon.errors import DaemonError
 from daemon.moves import first_free
 from daemon.provenance import Provenance
 from daemon.states import TMP_DIRNAME
-from daemon.worker import Job, Status, process_file
+from daemon.worker import process_file
 from processors import LoadedPipeline
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import structlog
 
+from daemon.attempt import Job, Outcome, Status
+from daemon.commit import discard_temps
 from daemon.faults import PauseReason
 from daemon.moves import first_free
 from daemon.outcomes import RETRY_CAP_S, Outcomes
@@ -29,7 +31,7 @@ from daemon.settle import signature
 from daemon.sources.runtime import Flight, Runtime, Sources
 from daemon.sources.store import Entry, EntryState, sig_text
 from daemon.states import FileRef, State
-from daemon.worker import Job, Outcome, Status, discard_temps, failure_summary
+from daemon.worker import failure_summary
 
 log = structlog.get_logger(__name__)
 

@@ -26,6 +26,7 @@ import structlog
 from config.pipeline import PipelineConfig
 from config.settings import Settings
 from config.sources import SourceConfig
+from daemon.attempt import Job
 from daemon.events import EventBus
 from daemon.fstype import fs_type, network_fs
 from daemon.intake import inspect
@@ -39,7 +40,6 @@ from daemon.sources.store import Entry, EntryState, Store, sig_text
 from daemon.sources.view import SourceView
 from daemon.states import FileRef, Folders, State
 from daemon.watcher import Change, FileChange, Ignored, Watcher
-from daemon.worker import Job
 
 log = structlog.get_logger(__name__)
 

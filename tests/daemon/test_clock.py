@@ -17,9 +17,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from config.loading import defaults
+from daemon.attempt import Job, Status
 from daemon.core import Daemon
 from daemon.events import EventBus
-from daemon.worker import Job, Status, process_file
+from daemon.worker import process_file
 from dashboard.stats import Stats
 from processors import load_file
 from processors.loader import load

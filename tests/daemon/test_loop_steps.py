@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from daemon.attempt import Outcome, Status
 from daemon.claims import Claimer
 from daemon.events import EventBus
 from daemon.faults import Pause
@@ -24,7 +25,7 @@ from daemon.journal import Journal
 from daemon.outcomes import Outcomes, Waiting
 from daemon.states import FileRef, Folders, State
 from daemon.watcher import ignore_matcher
-from daemon.worker import Outcome, Status, failure_summary
+from daemon.worker import failure_summary
 
 
 @dataclass

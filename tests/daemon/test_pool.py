@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.attempt import Job
 from daemon.pool import DEEP, PREFETCH, QUICK_S, SMALL_BYTES, WorkerPool
-from daemon.worker import Job
 from processors.loader import load
 from tests.conftest import wait_until
 from tests.daemon.slow_plugin import die_at_start

@@ -1,0 +1,128 @@
+"""One attempt at one file, as the pool and a worker speak of it.
+
+The words both sides of a worker's pipe share, and nothing that runs: the `Job` the pool
+sends (picklable), what became of it (`Status`, `Outcome`), and the messages down the pipe
+each way (`ToWorker`, `FromWorker`: a pipeline to load, a job to run, a job started, its
+`Progress`, its outcome). The code that runs a job is the worker's (`daemon.worker`,
+`daemon.child`); the code that hands them out and reads what comes back is the pool's
+(`daemon.pool`); the loop acts on outcomes (`daemon.outcomes`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from daemon.duplicates import Earlier
+from daemon.origin import Origin
+from daemon.provenance import Provenance
+from daemon.states import FileRef, Folders
+from processors import LoadedPipeline
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt at one file, as sent to a worker (picklable)."""
+
+    uid: str
+    rel: str  # name under underprocess/ (and of its results)
+    original: str
+    src: str  # absolute path to open
+    attempt: int
+    tmp_dir: str  # results/.folderd-tmp
+    fsync: bool
+    size: int = 0  # the input's size when it was claimed (for progress)
+    claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at claim, if known
+    rerun: bool = False  # an earlier attempt may have committed results
+    earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
+    deadline: str | None = None  # shared mode: the file saying until when commits are safe
+    provenance: Provenance | None = None  # the run it belongs to (`daemon.provenance`)
+    origin: Origin | None = None  # a source's file, processed in place (`daemon.sources`)
+
+    @property
+    def results_dir(self) -> str:
+        return os.path.dirname(self.tmp_dir)
+
+    @classmethod
+    def of(
+        cls,
+        ref: FileRef,
+        folders: Folders,
+        fsync: bool,
+        earlier: tuple[Earlier, ...] = (),
+        provenance: Provenance | None = None,
+    ) -> Job:
+        """The next attempt at `ref` (the first after a claim checks the claim)."""
+        deadline = folders.commit_deadline
+        return cls(ref.uid, ref.rel, ref.original, ref.open_path or ref.path(folders),
+                   ref.attempt, str(folders.tmp), fsync, ref.size, ref.claimed,
+                   rerun=ref.rerun or ref.attempt + ref.held > 1, earlier=earlier,
+                   deadline=str(deadline) if deadline else None,
+                   provenance=provenance)  # fmt: skip
+
+
+class Status(StrEnum):
+    """What became of an attempt (the first two are also a summary's `status`)."""
+
+    PROCESSED = "processed"  # results committed: the input goes to processed/
+    FAILED = "failed"  # the file can never succeed; its summary committed: to failed/
+    RETRY = "retry"  # a transient error (or results not committed): try again later
+    ENVIRONMENT = "environment"  # the machine failed (disk full, read-only): not counted
+    VANISHED = "vanished"  # the input disappeared before or while it was read
+    UNSTARTED = "unstarted"  # prefetched by a worker that died before starting it
+    LAPSED = "lapsed"  # shared mode: the instance's lease lapsed, nothing was committed
+
+
+@dataclass
+class Outcome:
+    """What an attempt produced."""
+
+    status: Status
+    summary: dict[str, Any]
+    temps: list[tuple[str, str]] = field(default_factory=list)  # (temp, final rel) to commit
+
+
+# What goes down a worker's pipe, each way.
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """Use this pipeline for the jobs that follow."""
+
+    pipeline: LoadedPipeline
+    trace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Finish: the pool is closing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker started: from now on a death is its file's, not the start-up's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The worker began running this job (sent when it does, not when it was queued)."""
+
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A running job's bytes read, and its pipeline counts so far (`Pipeline.live`)."""
+
+    uid: str
+    bytes_read: int
+    counts: dict[str, Any] | None = None
+
+
+ToWorker = LoadConfig | RunJob | Stop
+FromWorker = Ready | Started | Progress | Outcome
