@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             job = Job("a" * 32, path.name, path.name, str(path), 1, str(tmp), False,
                       earlier=earlier)  # fmt: skip
             outcome = process_file(job, pipeline)
-            if outcome.status is not Status.PROCESSED or ("duplicate_of" in outcome.summary) != (
-                want == "duplicate"
-            ):
+            summary = outcome.summary
+            duplicate = summary is not None and summary.duplicate_of is not None
+            if outcome.status is not Status.PROCESSED or duplicate != (want == "duplicate"):
                 raise SystemExit(f"{want}: unexpected outcome {outcome.status}")
             for temp, _ in outcome.temps:
                 Path(temp).unlink()

@@ -68,8 +68,8 @@ def _worker_round(
     elapsed = time.perf_counter() - started
     for p in tmp.iterdir():
         p.unlink()
-    if outcome.summary["status"] != "processed":
-        raise SystemExit(f"the bench file failed: {outcome.summary.get('error')}")
+    if outcome.summary is None or not outcome.summary.ok:
+        raise SystemExit(f"the bench file failed: {outcome.summary}")
     return elapsed, costs
 
 

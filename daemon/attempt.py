@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.duplicates import Earlier
-from daemon.origin import Origin
-from daemon.provenance import Provenance
-from daemon.states import FileRef, Folders
-from processors import LoadedPipeline
+if TYPE_CHECKING:  # names only: this module is imported by everything of an attempt
+    from daemon.duplicates import Earlier
+    from daemon.origin import Origin
+    from daemon.provenance import Provenance
+    from daemon.states import FileRef, Folders
+    from daemon.summary import Summary
+    from processors import LoadedPipeline
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Outcome:
     """What an attempt produced."""
 
     status: Status
-    summary: dict[str, Any]
+    summary: Summary | None  # None: it never started (UNSTARTED)
     temps: list[tuple[str, str]] = field(default_factory=list)  # (temp, final rel) to commit
 
 

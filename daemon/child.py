@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -37,7 +36,8 @@ from daemon.attempt import (
     ToWorker,
 )
 from daemon.progress import ProgressWatch, enable_dumps
-from daemon.worker import base_summary, commit_outcomes, finish_summary, process_file
+from daemon.summary import Start
+from daemon.worker import commit_outcomes, process_file
 from processors import LoadedPipeline
 
 _PR_SET_PDEATHSIG = 1
@@ -170,7 +170,7 @@ def worker_main(
                 if shared is not None:
                     shared.running.value = 0
                 committer.put(job, outcome)
-                if _hit_cap(outcome):
+                if _error_type(outcome) == "MemoryLimit":
                     committer.close()
                     sys.exit(memory.EXIT_RECYCLE)  # flushed, and the pool starts a new one
 
@@ -210,11 +210,10 @@ def _run(
 ) -> Outcome:
     pipeline = current.pipeline
     if pipeline is None:
-        summary = base_summary(job, time.time())
-        summary["error"] = {"type": "ConfigError", "message": current.error}
+        error = {"type": "ConfigError", "message": current.error}
         if current.cause is not None:
-            summary["error"]["cause"] = current.cause
-        return Outcome(current.status, finish_summary(summary, Status.FAILED, time.monotonic()))
+            error["cause"] = current.cause
+        return Outcome(current.status, Start.of(job).failed(error))
 
     def on_read(n: int) -> None:
         send(Progress(job.uid, n, pipeline.live()))
@@ -222,37 +221,34 @@ def _run(
     try:
         outcome = process_file(job, pipeline, on_read)
     except MemoryError:  # outside what process_file catches: no summary was written
-        summary = base_summary(job, time.time())
-        summary["error"] = {"type": "MemoryError", "message": "out of memory"}
-        outcome = Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, time.monotonic()))
-    if memory_mb and _out_of_memory(outcome):
+        error = {"type": "MemoryError", "message": "out of memory"}
+        outcome = Outcome(Status.RETRY, Start.of(job).failed(error))
+    if memory_mb and _error_type(outcome) == "MemoryError":
         _over_cap(outcome, memory_mb)
     return outcome
 
 
-def _out_of_memory(outcome: Outcome) -> bool:
-    error = outcome.summary.get("error") or {}
-    return error.get("type") == "MemoryError"
+def _error_type(outcome: Outcome) -> str | None:
+    error = outcome.summary.error if outcome.summary is not None else None
+    return error.get("type") if error else None
 
 
 def _over_cap(outcome: Outcome, memory_mb: int) -> None:
     """An attempt that ran out of heap under the cap: transient (retried up to
     max_attempts, then failed with this reason), its results discarded."""
-    error = outcome.summary["error"]
-    outcome.summary["error"] = {
+    if outcome.summary is None or outcome.summary.error is None:
+        return
+    error = outcome.summary.error
+    outcome.summary = outcome.summary.with_error({
         "type": "MemoryLimit",
         "message": memory.limit_message(memory_mb),
         **{k: error[k] for k in ("processor", "tag", "line") if error.get(k) is not None},
-    }
+    })  # fmt: skip
     for tmp, _ in outcome.temps:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     outcome.temps = []
     outcome.status = Status.RETRY
-
-
-def _hit_cap(outcome: Outcome) -> bool:
-    return (outcome.summary.get("error") or {}).get("type") == "MemoryLimit"
 
 
 class _Committer:

@@ -18,13 +18,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import structlog
 
 from daemon.states import FileRef, State
 from formats.names import as_text, parsed, shown, texts
+
+if TYPE_CHECKING:
+    from daemon.summary import Summary
 
 log = structlog.get_logger(__name__)
 
@@ -112,26 +115,26 @@ _RESULT_SETS = (
 )
 
 
-def _result_args(summary: dict[str, Any]) -> list[Any]:
-    err = summary.get("error")
+def _result_args(summary: Summary) -> list[Any]:
+    err = summary.error
     return [
-        summary.get("sha256"),
-        summary.get("size"),
-        summary.get("finished_ts"),
-        summary.get("duration_s"),
-        summary.get("lines_in"),
-        summary.get("lines_out"),
+        summary.sha256,
+        summary.size,
+        summary.finished_ts,
+        summary.duration_s,
+        summary.counts.get("lines_in"),
+        summary.counts.get("lines_out"),
         orjson.dumps(texts(err)).decode() if err else None,
-        orjson.dumps(summary.get("output_files", [])).decode(),
-        summary.get("start_tag"),
+        orjson.dumps([shown(f) for f in summary.output_files or ()]).decode(),
+        summary.counts.get("start_tag"),
         _config_sha256(summary),
     ]
 
 
-def _config_sha256(summary: dict[str, Any]) -> str | None:
+def _config_sha256(summary: Summary) -> str | None:
     """The digest of the config a summary names (`daemon.provenance`), if it names one."""
-    prov = summary.get("provenance")
-    config = prov.get("config") if isinstance(prov, dict) else None
+    prov = summary.provenance
+    config = prov.get("config") if prov is not None else None
     value = config.get("sha256") if isinstance(config, dict) else None
     return value if isinstance(value, str) else None
 
@@ -217,7 +220,7 @@ class Journal:
         log.error("journal_replaced", path=str(self.path),
                   action="new journal; history rebuilt from the folders and summaries")  # fmt: skip
 
-    def restore(self, ref: FileRef, summary: dict[str, Any] | None, when: float) -> None:
+    def restore(self, ref: FileRef, summary: Summary | None, when: float) -> None:
         """A row for a file found in a folder with no row (the journal was lost), its
         result columns from its summary when it has one."""
         with self._guard("restore"):
@@ -309,7 +312,7 @@ class Journal:
         old: State | None,
         old_rel: str | None = None,
         reason: str | None = None,
-        summary: dict[str, Any] | None = None,
+        summary: Summary | None = None,
     ) -> None:
         """Record `ref`'s move from `old` (one UPDATE + one timeline row). A claim also
         stamps `started`; `summary` (an attempt's outcome) fills the result columns."""
@@ -363,7 +366,7 @@ class Journal:
                 (ref.attempt, time.time(), time.time(), ref.uid),
             )
 
-    def finished(self, uid: str, summary: dict[str, Any]) -> None:
+    def finished(self, uid: str, summary: Summary) -> None:
         """Record an attempt's outcome without a transition (the file vanished)."""
         with self._guard("finished"):
             self._conn.execute(

@@ -42,8 +42,8 @@ from daemon.attempt import (
 )
 from daemon.child import Shared, worker_main
 from daemon.snapshot import InFlight, Stall
+from daemon.summary import Start
 from daemon.supervisor import Supervisor
-from daemon.worker import base_summary, finish_summary
 from formats.names import shown
 from processors import LoadedPipeline
 
@@ -329,9 +329,10 @@ class WorkerPool:
                 if slot.current == job.uid:
                     slot.current = None
                 done.append((job, msg))
-                if (msg.summary.get("error") or {}).get("type") == "MemoryLimit":
+                summary = msg.summary
+                if summary is not None and (summary.error or {}).get("type") == "MemoryLimit":
                     self.memory_exceeded += 1
-                slot.quick = msg.summary.get("duration_s", QUICK_S) < QUICK_S
+                slot.quick = summary is not None and summary.duration_s < QUICK_S
                 slot.busy_since, slot.bytes_read = now, 0
                 return not slot.jobs
         return False
@@ -377,7 +378,7 @@ class WorkerPool:
             log.info("worker_recycled", slot=slot.index, pid=slot.proc.pid,
                      reason=memory.limit_message(self.memory_mb or 0),
                      returned=[shown(j.rel) for j in slot.jobs])  # fmt: skip
-            done = [(j, Outcome(Status.UNSTARTED, {})) for j in slot.jobs]
+            done = [(j, Outcome(Status.UNSTARTED, None)) for j in slot.jobs]
         elif slot.jobs:
             # the death is the file whose pipeline was running (else the oldest's, being
             # committed); the others, queued or finished but not committed, run again
@@ -390,13 +391,9 @@ class WorkerPool:
                         path=job.rel if job else None, error=error["message"])  # fmt: skip
             for other in slot.jobs:  # not charged an attempt
                 if other is job:
-                    summary = base_summary(other, time.time())
-                    summary["error"] = error
-                    outcome = Outcome(status, finish_summary(summary, Status.FAILED,
-                                                             time.monotonic()))  # fmt: skip
-                    done.append((other, outcome))
+                    done.append((other, Outcome(status, Start.of(other).failed(error))))
                 else:
-                    done.append((other, Outcome(Status.UNSTARTED, {})))
+                    done.append((other, Outcome(Status.UNSTARTED, None)))
         else:
             self.deaths += 1
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)

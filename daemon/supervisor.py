@@ -165,4 +165,4 @@ class Supervisor:
         if queued:
             log.info("jobs_taken_back", worker_pid=slot.pid, reason=why,
                      paths=[shown(j.rel) for j in queued])  # fmt: skip
-        return [(job, Outcome(Status.UNSTARTED, {})) for job in queued]
+        return [(job, Outcome(Status.UNSTARTED, None)) for job in queued]

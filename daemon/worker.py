@@ -22,10 +22,10 @@ import stat
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 import structlog
 
 from config.pipeline import is_output_suffix
@@ -34,12 +34,12 @@ from daemon.commit import Pending, commit_group
 from daemon.delivery import deliver
 from daemon.duplicates import first_match
 from daemon.faults import Fault, cause_of, classify
-from daemon.provenance import Provenance, route_taken
+from daemon.provenance import route_taken
 from daemon.settle import signature
 from daemon.shared.lease import may_commit
-from formats.names import shown, texts
+from daemon.summary import Start, Summary, error_info, write_summary
 from processors import Pipeline, ProcessorError
-from sinks import SinkDataError, SinkError
+from sinks import SinkDataError
 
 log = structlog.get_logger(__name__)
 
@@ -126,90 +126,15 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def write_summary(path: str, summary: dict[str, Any]) -> None:
-    """A summary's temp file (`commit_results` syncs it with the outputs)."""
-    option = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
-    try:
-        data = orjson.dumps(summary, option=option)
-    except TypeError:  # a message holding a name that is not UTF-8
-        data = orjson.dumps(texts(summary), option=option)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:  # a write to a regular file may still be short
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
-def base_summary(job: Job, started: float) -> dict[str, Any]:
-    return {
-        "uid": job.uid,
-        "source": shown(job.rel),
-        "original_name": shown(job.original),
-        "status": None,
-        "attempts": job.attempt,
-        "started": _iso(started),
-        "started_ts": started,
-        **({"provenance": job.provenance.as_json()} if job.provenance is not None else {}),
-        **({"origin": job.origin.as_json()} if job.origin is not None else {}),
-    }
-
-
-def failure_summary(
-    uid: str,
-    rel: str,
-    original: str,
-    attempt: int,
-    size: int,
-    error: dict[str, Any],
-    provenance: Provenance | None = None,
-) -> dict[str, Any]:
-    """The summary of a file that failed without a worker's outcome (rejected, gave up)."""
-    job = Job(uid, rel, original, "", attempt, "", False, provenance=provenance)
-    summary = base_summary(job, time.time())
-    summary.update(size=size, error=error, output_files=[])
-    return finish_summary(summary, Status.FAILED, time.monotonic())
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
-
-
-def finish_summary(summary: dict[str, Any], status: Status, started: float) -> dict[str, Any]:
-    """`started` is the attempt's monotonic start: a duration never comes from the wall
-    clock, which NTP or a VM restore may step back; `finished` is a timestamp."""
-    finished = time.time()
-    summary.update(
-        status=status,
-        finished=_iso(finished),
-        finished_ts=finished,
-        duration_s=round(max(0.0, time.monotonic() - started), 6),
-    )
-    return summary
-
-
-def error_info(exc: BaseException, **extra: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, OSError) and exc.strerror:
-        info["message"] = f"[errno {exc.errno}] {exc.strerror}"
-    if isinstance(exc, SinkError):
-        info["sink"] = exc.sink
-    info.update(extra)
-    return info
-
-
-def _not_done(summary: dict[str, Any], exc: BaseException, **extra: Any) -> Outcome:
+def _not_done(summary: Summary, exc: BaseException, **extra: Any) -> Outcome:
     """An attempt cut short by something other than the file's data: a transient error is
-    retried; an environment error (a full disk…) is held, not counted (`daemon.faults`)."""
+    retried; an environment error (a full disk…) is held, not counted (`daemon.faults`).
+    Its summary is a failed one, never committed: it says why."""
     if classify(exc) is Fault.ENVIRONMENT:
-        summary["error"] = error_info(exc, cause=cause_of(exc), **extra)
-        status = Status.ENVIRONMENT
-    else:
-        summary["error"] = error_info(exc, **extra)
-        status = Status.RETRY
-    summary["status"] = Status.FAILED
-    return Outcome(status, summary)
+        return Outcome(
+            Status.ENVIRONMENT, summary.with_error(error_info(exc, cause=cause_of(exc), **extra))
+        )
+    return Outcome(Status.RETRY, summary.with_error(error_info(exc, **extra)))
 
 
 class InputChanged(Exception):
@@ -228,18 +153,18 @@ def _check_unchanged(job: Job, opened: os.stat_result, end: os.stat_result, read
 
 def process_file(job: Job, pipeline: Pipeline, on_read: OnRead | None = None) -> Outcome:
     """Run one attempt; never raises for anything the file or the pipeline did."""
-    started = time.monotonic()  # for its duration; the summary's timestamps are wall time
-    summary = base_summary(job, time.time())
+    start = Start.of(job)
+    found: dict[str, Any] = {}  # the summary's fields, as the attempt finds them
     outputs = _Outputs(job)
     if job.origin is not None:  # a source may have routes and deliver of its own
         pipeline = pipeline.variant(job.origin.source)
     try:
         fd = os.open(job.src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
-        summary["error"] = error_info(exc, message="the file disappeared before it was read")
-        return Outcome(Status.VANISHED, finish_summary(summary, Status.FAILED, started))
+        gone = "the file disappeared before it was read"
+        return Outcome(Status.VANISHED, start.failed_by(exc, message=gone))
     except OSError as exc:
-        return _not_done(finish_summary(summary, Status.FAILED, started), exc)
+        return _not_done(start.end(Status.FAILED), exc)
     reader: _HashingReader | None = None
     try:
         st = os.fstat(fd)
@@ -252,66 +177,67 @@ def process_file(job: Job, pipeline: Pipeline, on_read: OnRead | None = None) ->
                 hashed, size, first = first_match(raw, job.earlier)
                 if first is not None:
                     _check_unchanged(job, st, os.fstat(raw.fileno()), size)
-                    summary.update(sha256=first.sha256, size=size, output_files=[])
-                    summary.update(first.pointer())
                     log.info("file_duplicate", path=job.rel, duplicate_of=first.uid,
                              first=first.rel)  # fmt: skip
-                    return _with_summary(job, summary, Status.PROCESSED, started)
+                    duplicate = start.processed(sha256=first.sha256, size=size, output_files=(),
+                                                **first.pointer())  # fmt: skip
+                    return _with_summary(job, duplicate)
                 raw.seek(0)
             reader = _HashingReader(raw, on_read, hashed)
             try:
                 report = pipeline.run_file(reader, job.rel, outputs.open)  # type: ignore[arg-type]
             except ProcessorError as exc:
-                summary["error"] = exc.to_dict()
+                found["error"] = exc.to_dict()
             except OSError:
                 raise
             except Exception as exc:  # a bug in a processor must fail its file, not the worker
-                summary["error"] = error_info(exc, traceback=traceback.format_exc(limit=20))
-            if "provenance" in summary:
-                summary["provenance"]["route"] = route_taken(pipeline)
+                found["error"] = error_info(exc, traceback=traceback.format_exc(limit=20))
+            if start.provenance is not None:
+                start = replace(start, provenance={**start.provenance,
+                                                   "route": route_taken(pipeline)})  # fmt: skip
             reader.drain()  # the whole input is hashed, failed or not
             _check_unchanged(job, st, os.fstat(raw.fileno()), reader.size)
-        summary.update(sha256=reader.sha.hexdigest(), size=reader.size)
-        if "error" in summary:
+        found.update(sha256=reader.sha.hexdigest(), size=reader.size)
+        if "error" in found:
             outputs.discard()
-            return _with_summary(job, summary, Status.FAILED, started)
+            return _with_summary(job, start.end(Status.FAILED, **found))
         outputs.close()
     except InputChanged as exc:  # the results would describe bytes nobody can see
         outputs.discard()
-        summary["error"] = error_info(exc)
-        return Outcome(Status.RETRY, finish_summary(summary, Status.FAILED, started))
+        return Outcome(Status.RETRY, start.end(Status.FAILED, **found).with_error(error_info(exc)))
     except ProcessorError as exc:
         outputs.discard()
-        summary["error"] = exc.to_dict()
-        return _with_summary(job, summary, Status.FAILED, started)
+        return _with_summary(job, start.end(Status.FAILED, **found).with_error(exc.to_dict()))
     except OSError as exc:
         outputs.discard()
-        return _not_done(finish_summary(summary, Status.FAILED, started), exc)
+        return _not_done(start.end(Status.FAILED, **found), exc)
     finally:
         if fd >= 0:
             os.close(fd)
-    summary.update(report)
-    if pipeline.config.sinks and (held := _delivered(job, pipeline, outputs, summary, started)):
+    found["counts"] = report
+    if pipeline.config.sinks and (held := _delivered(job, pipeline, outputs, start, found)):
         return held
     temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
-    summary["output_files"] = [shown(final) for _, final in temps]
-    return _with_summary(job, summary, Status.PROCESSED, started, temps)
+    done = start.processed(output_files=tuple(final for _, final in temps), **found)
+    return _with_summary(job, done, temps)
 
 
 def _delivered(
-    job: Job, pipeline: Pipeline, outputs: _Outputs, summary: dict[str, Any], started: float
+    job: Job, pipeline: Pipeline, outputs: _Outputs, start: Start, found: dict[str, Any]
 ) -> Outcome | None:
     """Deliver to the sinks (`daemon.delivery`); None when every sink took its part (the
-    outputs they took are then no files of results/), else the outcome of the attempt."""
+    outputs they took are then no files of results/, and `found` has the deliveries),
+    else the outcome of the attempt."""
+    metadata = found["counts"].get("metadata") or {}
     try:
-        summary["deliveries"] = deliver(job, pipeline.config, outputs.paths, summary)
+        deliveries = deliver(job, pipeline.config, outputs.paths, metadata, found["sha256"])
     except SinkDataError as exc:  # a record can never be delivered
         outputs.discard()
-        summary["error"] = exc.to_dict()
-        return _with_summary(job, summary, Status.FAILED, started)
+        return _with_summary(job, start.failed(exc.to_dict(), **found))
     except Exception as exc:  # the sink is unavailable (held), or this time (retried)
         outputs.discard()
-        return _not_done(finish_summary(summary, Status.FAILED, started), exc)
+        return _not_done(start.end(Status.FAILED, **found), exc)
+    found["deliveries"] = tuple(deliveries)
     for out in pipeline.config.outputs.values():
         if out.sink is not None and out.suffix in outputs.paths:
             _unlink(outputs.paths.pop(out.suffix))
@@ -338,20 +264,16 @@ def commit_outcomes(done: list[tuple[Job, Outcome]]) -> None:
     pending = [Pending(Path(j.results_dir), j.uid, o.temps, j.rerun) for j, o in group]
     for (_, outcome), exc in zip(group, commit_group(pending, group[0][0].fsync), strict=True):
         outcome.temps = []
-        if exc is not None:
+        if exc is not None and outcome.summary is not None:
             failed = _not_done(outcome.summary, exc, message=f"committing results: {exc}")
             outcome.status, outcome.summary = failed.status, failed.summary
 
 
 def _with_summary(
-    job: Job,
-    summary: dict[str, Any],
-    status: Status,
-    started: float,
-    temps: list[tuple[str, str]] | None = None,
+    job: Job, summary: Summary, temps: list[tuple[str, str]] | None = None
 ) -> Outcome:
+    """The attempt's outcome, its summary written beside its outputs' temps."""
     temps = list(temps or [])
-    finish_summary(summary, status, started)
     path = os.path.join(job.tmp_dir, f"{job.uid}.{job.attempt}.json")
     try:
         write_summary(path, summary)
@@ -361,4 +283,4 @@ def _with_summary(
         _unlink(path)
         return _not_done(summary, exc, message=f"writing results: {exc}")
     temps.append((path, f"{job.rel}.json"))  # the summary is committed last
-    return Outcome(status, summary, temps)
+    return Outcome(summary.status, summary, temps)

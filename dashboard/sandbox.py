@@ -104,7 +104,7 @@ def answer(req: Request) -> dict[str, Any]:
         if req.data is not None:
             src.write_bytes(req.data)
         run = dry_run(pipeline, src, req.name, req.max_lines)
-    summary = run.summary
+    summary = run.summary.to_json()
     counts = summary.get("outputs", {})
     route = None
     if run.route is not None:
