@@ -16,10 +16,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # names only: this module is imported by everything of an attempt
+    from daemon.commit import Temp
     from daemon.duplicates import Earlier
     from daemon.origin import Origin
     from daemon.provenance import Provenance
-    from daemon.states import FileRef, Folders
+    from daemon.states import Claimed, FileRef, Folders
     from daemon.summary import Summary
     from processors import LoadedPipeline
 
@@ -36,7 +37,7 @@ class Job:
     tmp_dir: str  # results/.folderd-tmp
     fsync: bool
     size: int = 0  # the input's size when it was claimed (for progress)
-    claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) at claim, if known
+    claimed: Claimed | None = None  # what it was at its claim, if this attempt checks it
     rerun: bool = False  # an earlier attempt may have committed results
     earlier: tuple[Earlier, ...] = ()  # processed inputs of its size (--skip-duplicates)
     deadline: str | None = None  # shared mode: the file saying until when commits are safe
@@ -83,7 +84,7 @@ class Outcome:
 
     status: Status
     summary: Summary | None  # None: it never started (UNSTARTED)
-    temps: list[tuple[str, str]] = field(default_factory=list)  # (temp, final rel) to commit
+    temps: list[Temp] = field(default_factory=list)  # to commit, the summary last
 
 
 # What goes down a worker's pipe, each way.

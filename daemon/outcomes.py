@@ -19,7 +19,7 @@ from collections.abc import Callable
 import structlog
 
 from daemon.attempt import Outcome, Status
-from daemon.commit import commit_results, discard_temps
+from daemon.commit import Temp, commit_results, discard_temps
 from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
@@ -258,7 +258,7 @@ class Outcomes:
         head, _, name = ref.rel.rpartition("/")
         if name_bytes(name) + len(".json") > self.name_max:
             name = shorten(name, self.name_max - len(".json"), tag=f"~{ref.uid[:8]}")
-        temps = [(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
+        temps = [Temp(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
         try:
             write_summary(tmp, summary)
         except OSError as write_error:

@@ -43,7 +43,7 @@ from daemon.attempt import (
 from daemon.child import Shared, worker_main
 from daemon.snapshot import InFlight, Stall
 from daemon.summary import Start
-from daemon.supervisor import Supervisor
+from daemon.supervisor import Kill, Supervisor
 from formats.names import shown
 from processors import LoadedPipeline
 
@@ -86,7 +86,7 @@ class Slot:
     ready: bool = False  # the process said it started; only then does it get jobs
     respawn_at: float | None = None  # no process: start one at this monotonic time
     stall: Stall | None = None
-    kill: tuple[str, Status, dict[str, Any]] | None = None  # (uid, status, error): ours
+    kill: Kill | None = None  # killed by the stall guard
     dumped: float | None = None  # monotonic: when we last asked it for a stack dump
     oom: memory.OomCounters | None = None  # the kernel's OOM counters when it started
 
@@ -386,7 +386,7 @@ class WorkerPool:
             status, error = self._death(slot, code, why)
             job = slot.running_job()
             if slot.kill is not None:
-                job = next((j for j in slot.jobs if j.uid == slot.kill[0]), job)
+                job = next((j for j in slot.jobs if j.uid == slot.kill.uid), job)
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why,
                         path=job.rel if job else None, error=error["message"])  # fmt: skip
             for other in slot.jobs:  # not charged an attempt
@@ -405,7 +405,7 @@ class WorkerPool:
         """What a worker's death means for the file it was running: the stall guard's
         kill, the memory cap, the kernel's OOM killer, or the bare signal or exit code."""
         if slot.kill is not None:
-            return slot.kill[1], slot.kill[2]
+            return slot.kill.status, slot.kill.error
         new = slot.err_bytes - slot.err_mark  # what it wrote since its job started
         since_start = slot.tail[-new:] if new else b""
         if self.memory_mb and memory.allocation_failed(since_start):

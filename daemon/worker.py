@@ -30,13 +30,14 @@ import structlog
 
 from config.pipeline import is_output_suffix
 from daemon.attempt import Job, Outcome, Status
-from daemon.commit import Pending, commit_group
+from daemon.commit import Pending, Temp, commit_group
 from daemon.delivery import deliver
 from daemon.duplicates import first_match
 from daemon.faults import Fault, cause_of, classify
 from daemon.provenance import route_taken
 from daemon.settle import signature
 from daemon.shared.lease import may_commit
+from daemon.states import Claimed
 from daemon.summary import Start, Summary, error_info, write_summary
 from processors import Pipeline, ProcessorError
 from sinks import SinkDataError
@@ -142,9 +143,8 @@ class InputChanged(Exception):
 
 
 def _check_unchanged(job: Job, opened: os.stat_result, end: os.stat_result, read: int) -> None:
-    at_open = (opened.st_size, opened.st_mtime_ns, opened.st_ino)
-    if job.claimed is not None and job.claimed != at_open:
-        raise InputChanged(f"changed after it was claimed (size {job.claimed[0]} -> "
+    if job.claimed is not None and job.claimed != Claimed.of(opened):
+        raise InputChanged(f"changed after it was claimed (size {job.claimed.size} -> "
                            f"{opened.st_size} bytes)")  # fmt: skip
     if signature(end) != signature(opened) or read != opened.st_size:
         raise InputChanged(f"changed while processed ({opened.st_size} bytes at open, "
@@ -217,7 +217,7 @@ def process_file(job: Job, pipeline: Pipeline, on_read: OnRead | None = None) ->
     found["counts"] = report
     if pipeline.config.sinks and (held := _delivered(job, pipeline, outputs, start, found)):
         return held
-    temps = [(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
+    temps = [Temp(outputs.paths[s], f"{job.rel}.{s}") for s in outputs.paths]
     done = start.processed(output_files=tuple(final for _, final in temps), **found)
     return _with_summary(job, done, temps)
 
@@ -269,9 +269,7 @@ def commit_outcomes(done: list[tuple[Job, Outcome]]) -> None:
             outcome.status, outcome.summary = failed.status, failed.summary
 
 
-def _with_summary(
-    job: Job, summary: Summary, temps: list[tuple[str, str]] | None = None
-) -> Outcome:
+def _with_summary(job: Job, summary: Summary, temps: list[Temp] | None = None) -> Outcome:
     """The attempt's outcome, its summary written beside its outputs' temps."""
     temps = list(temps or [])
     path = os.path.join(job.tmp_dir, f"{job.uid}.{job.attempt}.json")
@@ -282,5 +280,5 @@ def _with_summary(
             _unlink(tmp)
         _unlink(path)
         return _not_done(summary, exc, message=f"writing results: {exc}")
-    temps.append((path, f"{job.rel}.json"))  # the summary is committed last
+    temps.append(Temp(path, f"{job.rel}.json"))  # the summary is committed last
     return Outcome(summary.status, summary, temps)

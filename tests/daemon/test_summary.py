@@ -18,6 +18,7 @@ import pytest
 from daemon.attempt import Job, Outcome, Status
 from daemon.pool import WorkerPool
 from daemon.provenance import Provenance
+from daemon.states import Claimed
 from daemon.summary import Summary, given_up
 from daemon.worker import process_file
 from processors import load_file
@@ -108,7 +109,7 @@ def test_a_failed_summary(setup) -> None:
 
 def test_a_retried_attempts_summary_says_why_and_is_never_committed(setup) -> None:
     tmp_path, prov, loaded = setup
-    job = _job(tmp_path, prov, "web_3.log", b"a\n", claimed=(999, 0, 0))  # not as claimed
+    job = _job(tmp_path, prov, "web_3.log", b"a\n", claimed=Claimed(999, 0, 0))  # not as claimed
     outcome = process_file(job, loaded.build())
     assert outcome.status is Status.RETRY and outcome.temps == []
     assert outcome.summary is not None
