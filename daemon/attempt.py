@@ -1,11 +1,12 @@
 """One attempt at one file, as the pool and a worker speak of it.
 
-The words both sides of a worker's pipe share, and nothing that runs: the `Job` the pool
-sends (picklable), what became of it (`Status`, `Outcome`), and the messages down the pipe
-each way (`ToWorker`, `FromWorker`: a pipeline to load, a job to run, a job started, its
-`Progress`, its outcome). The code that runs a job is the worker's (`daemon.worker`,
-`daemon.child`); the code that hands them out and reads what comes back is the pool's
-(`daemon.pool`); the loop acts on outcomes (`daemon.outcomes`).
+The words both sides of a worker's pipe share, and nothing that runs a job: the `Job`
+the pool sends (picklable), what became of it (`Status`, `Outcome`), the messages down
+the pipe each way (`ToWorker`, `FromWorker`: a pipeline to load, a job to run, a job
+started, its `Progress`, its outcome), and the memory both sides read besides (`Shared`).
+The code that runs a job is the worker's (`daemon.worker`, in the child process); the
+code that hands jobs out and reads what comes back is the pool's (`daemon.pool`); the
+loop acts on outcomes (`daemon.outcomes`).
 """
 
 from __future__ import annotations
@@ -129,3 +130,54 @@ class Progress:
 
 ToWorker = LoadConfig | RunJob | Stop
 FromWorker = Ready | Started | Progress | Outcome
+
+
+WHERE_BYTES = 240  # room for where a worker is (`daemon.progress.where`), UTF-8
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What a worker shares with the pool besides its pipe: read by either side at any
+    moment, with no message. Jobs are numbered 1, 2, … in the order given."""
+
+    running: Any  # RawValue: the job whose pipeline runs now, 0 while none
+    started: Any  # RawValue: the last job started (it never goes back)
+    revoked: Any  # RawValue: jobs numbered up to this one must not start: taken back
+    clocks: Any  # RawArray of monotonic seconds: `daemon.progress` BEAT and PROGRESS
+    gate: Any  # Lock: a job starting and the pool taking jobs back, one at a time
+    where: Any  # RawArray of bytes: where the worker was at its progress thread's last beat
+    where_seq: Any  # RawValue: odd while `where` is being written (a seqlock)
+
+    @classmethod
+    def make(cls, ctx: Any) -> Shared:
+        return cls(ctx.RawValue("q", 0), ctx.RawValue("q", 0), ctx.RawValue("q", 0),
+                   ctx.RawArray("d", 2), ctx.Lock(), ctx.RawArray("c", WHERE_BYTES),
+                   ctx.RawValue("q", 0))  # fmt: skip
+
+    def set_where(self, text: str) -> None:
+        """In the worker (its progress thread, the only writer)."""
+        data = text.encode("utf-8", "replace")[: WHERE_BYTES - 1]
+        self.where_seq.value += 1
+        self.where.raw = data + b"\0" * (WHERE_BYTES - len(data))
+        self.where_seq.value += 1
+
+    def read_where(self) -> str | None:
+        """In the pool: the last where the worker wrote (None: none yet, or it was being
+        written each time we looked)."""
+        for _ in range(10):
+            seq = self.where_seq.value
+            if seq % 2:
+                continue
+            data = self.where.raw
+            if self.where_seq.value == seq:
+                text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+                return text or None
+        return None
+
+    def start(self, number: int) -> bool:
+        """In the worker: start job `number`, unless the pool took it back."""
+        with self.gate:
+            if number <= self.revoked.value:
+                return False
+            self.started.value = self.running.value = number
+            return True

@@ -7,7 +7,7 @@ unsynced and synced together here: writeback is started for all of them before t
 `fdatasync` waits, so one journal commit carries them all instead of one commit each. A
 crash at any instant leaves either no result or a complete one; a re-run of the same
 input replaces its results by rename. Workers commit their own files' results
-(`daemon.worker.commit_outcomes`), so these renames and fsyncs run in parallel, off the
+(`daemon.worker.committer`), so these renames and fsyncs run in parallel, off the
 main loop; a worker with several files finished commits them as one group
 (`commit_group`): one round of syncs and directory fsyncs for all of them.
 """

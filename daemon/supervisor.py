@@ -12,7 +12,7 @@ progress thread is blocked too (a C call holding the GIL) is asked for a stack d
 its forwarded stderr brings back.
 
 Taking jobs back is safe against the worker starting them at that moment: both sides pass
-through the slot's gate (`daemon.child.Shared`), and the worker skips what was taken.
+through the slot's gate (`daemon.attempt.Shared`), and the worker skips what was taken.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from daemon.summary import Error
 from formats.names import shown
 
 if TYPE_CHECKING:
-    from daemon.pool import Slot
+    from daemon.slot import Slot
 
 log = structlog.get_logger(__name__)
 

@@ -34,8 +34,8 @@ from typing import Any
 import structlog
 
 from config import ConfigError, locate
-from daemon.child import die_with_parent  # a preview dies with its server, as a worker does
 from daemon.oneoff.dryrun import dry_pipeline, dry_run
+from daemon.worker.main import die_with_parent  # a preview dies with its server, as a worker does
 from dashboard import scratch
 from processors import LoadedPipeline, file_routes
 from processors.loader import check

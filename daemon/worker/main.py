@@ -1,11 +1,12 @@
-"""A worker process's side of the pool: what goes down its pipe each way, what it shares
-with the pool besides, and its main loop.
+"""A worker process: its main loop, the pipeline it runs, its memory cap.
 
-Workers ignore SIGINT/SIGTERM (the daemon decides when they stop: a terminal's Ctrl-C
-or systemd's stop must not kill in-flight files under it) and die with their parent
-(PR_SET_PDEATHSIG), so a `kill -9`'d daemon leaves no orphan writing temp results. Each
-caps its own heap first (`daemon.memory`), and runs a thread that stamps its progress
-(`daemon.progress`).
+`worker_main` is what the pool spawns (`daemon.pool`): it loads the pipeline it is sent,
+runs each job it is given (`daemon.worker.run`) and queues the outcome for its commit
+thread (`daemon.worker.committer`), which sends it back. Workers ignore SIGINT/SIGTERM
+(the daemon decides when they stop: a terminal's Ctrl-C or systemd's stop must not kill
+in-flight files under it) and die with their parent (PR_SET_PDEATHSIG), so a `kill -9`'d
+daemon leaves no orphan writing temp results. Each caps its own heap first
+(`daemon.memory`), and runs a thread that stamps its progress (`daemon.progress`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -30,6 +30,7 @@ from daemon.attempt import (
     Progress,
     Ready,
     RunJob,
+    Shared,
     Started,
     Status,
     Stop,
@@ -37,61 +38,11 @@ from daemon.attempt import (
 )
 from daemon.progress import ProgressWatch, enable_dumps
 from daemon.summary import Start
-from daemon.worker import commit_outcomes, process_file
+from daemon.worker.committer import Committer
+from daemon.worker.run import process_file
 from processors import LoadedPipeline
 
 _PR_SET_PDEATHSIG = 1
-
-
-WHERE_BYTES = 240  # room for where a worker is (`daemon.progress.where`), UTF-8
-
-
-@dataclass(frozen=True)
-class Shared:
-    """What a worker shares with the pool besides its pipe: read by either side at any
-    moment, with no message. Jobs are numbered 1, 2, … in the order given."""
-
-    running: Any  # RawValue: the job whose pipeline runs now, 0 while none
-    started: Any  # RawValue: the last job started (it never goes back)
-    revoked: Any  # RawValue: jobs numbered up to this one must not start: taken back
-    clocks: Any  # RawArray of monotonic seconds: `daemon.progress` BEAT and PROGRESS
-    gate: Any  # Lock: a job starting and the pool taking jobs back, one at a time
-    where: Any  # RawArray of bytes: where the worker was at its progress thread's last beat
-    where_seq: Any  # RawValue: odd while `where` is being written (a seqlock)
-
-    @classmethod
-    def make(cls, ctx: Any) -> Shared:
-        return cls(ctx.RawValue("q", 0), ctx.RawValue("q", 0), ctx.RawValue("q", 0),
-                   ctx.RawArray("d", 2), ctx.Lock(), ctx.RawArray("c", WHERE_BYTES),
-                   ctx.RawValue("q", 0))  # fmt: skip
-
-    def set_where(self, text: str) -> None:
-        """In the worker (its progress thread, the only writer)."""
-        data = text.encode("utf-8", "replace")[: WHERE_BYTES - 1]
-        self.where_seq.value += 1
-        self.where.raw = data + b"\0" * (WHERE_BYTES - len(data))
-        self.where_seq.value += 1
-
-    def read_where(self) -> str | None:
-        """In the pool: the last where the worker wrote (None: none yet, or it was being
-        written each time we looked)."""
-        for _ in range(10):
-            seq = self.where_seq.value
-            if seq % 2:
-                continue
-            data = self.where.raw
-            if self.where_seq.value == seq:
-                text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
-                return text or None
-        return None
-
-    def start(self, number: int) -> bool:
-        """In the worker: start job `number`, unless the pool took it back."""
-        with self.gate:
-            if number <= self.revoked.value:
-                return False
-            self.started.value = self.running.value = number
-            return True
 
 
 def die_with_parent() -> None:
@@ -144,7 +95,7 @@ def worker_main(
     if shared is not None:
         watch = ProgressWatch(shared.clocks, shared.set_where, current.lines)
         watch.start()
-    committer = _Committer(send)
+    committer = Committer(send)
     send(Ready())  # only now: a worker that cannot start its threads (a cap too small) is
     # a start failure, backed off, never the death of the file it would have been given
     given = 0
@@ -249,44 +200,3 @@ def _over_cap(outcome: Outcome, memory_mb: int) -> None:
             os.unlink(tmp)
     outcome.temps = []
     outcome.status = Status.RETRY
-
-
-class _Committer:
-    """A worker's commit thread: group commit. The worker's main thread runs the pipeline
-    and queues each finished attempt here; this thread commits everything queued as one
-    group (`commit_outcomes`: one round of syncs for all of them) and sends the outcomes
-    back in order. While it waits on one group's syncs the main thread runs the next
-    file, which joins the next group: in a burst files share their syncs, and a lone file
-    is committed as soon as it is finished, never held back waiting for company."""
-
-    def __init__(self, send: Callable[[FromWorker], bool]) -> None:
-        self._send = send
-        self._queue: list[tuple[Job, Outcome]] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="folderd-commit", daemon=True)
-        self._thread.start()
-
-    def put(self, job: Job, outcome: Outcome) -> None:
-        with self._cond:
-            self._queue.append((job, outcome))
-            self._cond.notify()
-
-    def close(self) -> None:
-        """Commit and send what is queued, then stop."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closed)
-                group, self._queue = self._queue, []
-            if not group:
-                return
-            commit_outcomes(group)
-            for _, outcome in group:
-                if not self._send(outcome):
-                    return  # the daemon is gone

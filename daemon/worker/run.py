@@ -1,15 +1,11 @@
-"""Running one file through the pipeline, in a worker process.
+"""One file through the pipeline, in a worker process: `process_file()`.
 
-`process_file()` reads the claimed input (never following a symlink, never opening
-anything but a regular file), hashes it while the pipeline streams it, writes every output
-and the summary to temp files under `results/.folderd-tmp/` (not synced yet),
-delivers to the configured sinks in between (`daemon.delivery`: the outputs from their
-temp files, then the input) and returns an `Outcome`: the temp → final names to commit, or
-why it failed.
-`commit_outcomes()` then commits them (`daemon.commit`), several files' together when a
-worker has more than one finished (`daemon.pool`): the syncs (unless --no-fsync), renames
-and directory fsyncs happen in the workers, in parallel, and the main loop only moves the
-input once its outcome, results already durable, comes back.
+It reads the claimed input (never following a symlink, never opening anything but a
+regular file), hashes it while the pipeline streams it, writes every output and the
+summary to temp files under `results/.folderd-tmp/` (not synced yet), delivers to the
+configured sinks in between (`daemon.delivery`: the outputs from their temp files, then
+the input) and returns an `Outcome`: the temps to commit (`daemon.worker.committer`), or
+why it failed. The one-off runs (`daemon.oneoff`) call it too.
 """
 
 from __future__ import annotations
@@ -23,20 +19,18 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
 from config.pipeline import is_output_suffix
 from daemon.attempt import Job, Outcome, Status
-from daemon.commit import Pending, Temp, commit_group
+from daemon.commit import Temp
 from daemon.delivery import deliver
 from daemon.duplicates import first_match
 from daemon.faults import Fault, cause_of, classify
 from daemon.provenance import route_taken
 from daemon.settle import signature
-from daemon.shared.lease import may_commit
 from daemon.states import Claimed
 from daemon.summary import Start, Summary, error_info, write_summary
 from processors import Pipeline, ProcessorError
@@ -127,7 +121,7 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def _not_done(summary: Summary, exc: BaseException, **extra: Any) -> Outcome:
+def not_done(summary: Summary, exc: BaseException, **extra: Any) -> Outcome:
     """An attempt cut short by something other than the file's data: a transient error is
     retried; an environment error (a full disk…) is held, not counted (`daemon.faults`).
     Its summary is a failed one, never committed: it says why."""
@@ -164,7 +158,7 @@ def process_file(job: Job, pipeline: Pipeline, on_read: OnRead | None = None) ->
         gone = "the file disappeared before it was read"
         return Outcome(Status.VANISHED, start.failed_by(exc, message=gone))
     except OSError as exc:
-        return _not_done(start.end(Status.FAILED), exc)
+        return not_done(start.end(Status.FAILED), exc)
     reader: _HashingReader | None = None
     try:
         st = os.fstat(fd)
@@ -210,7 +204,7 @@ def process_file(job: Job, pipeline: Pipeline, on_read: OnRead | None = None) ->
         return _with_summary(job, start.end(Status.FAILED, **found).with_error(exc.to_dict()))
     except OSError as exc:
         outputs.discard()
-        return _not_done(start.end(Status.FAILED, **found), exc)
+        return not_done(start.end(Status.FAILED, **found), exc)
     finally:
         if fd >= 0:
             os.close(fd)
@@ -236,37 +230,12 @@ def _delivered(
         return _with_summary(job, start.failed(exc.to_dict(), **found))
     except Exception as exc:  # the sink is unavailable (held), or this time (retried)
         outputs.discard()
-        return _not_done(start.end(Status.FAILED, **found), exc)
+        return not_done(start.end(Status.FAILED, **found), exc)
     found["deliveries"] = tuple(deliveries)
     for out in pipeline.config.outputs.values():
         if out.sink is not None and out.suffix in outputs.paths:
             _unlink(outputs.paths.pop(out.suffix))
     return None
-
-
-def commit_outcomes(done: list[tuple[Job, Outcome]]) -> None:
-    """Commit the results of attempts `process_file` finished, together (`commit_group`):
-    each processed or failed outcome then has its outputs and summary durable in results/
-    (no temps left), or becomes a retry if they could not be committed (full disk,
-    results/ unwritable), or lapsed if the instance's lease ran out (shared mode)."""
-    group: list[tuple[Job, Outcome]] = []
-    for job, outcome in done:
-        if not outcome.temps:
-            continue
-        if job.deadline is not None and not may_commit(job.deadline):  # a peer may take it
-            for tmp, _ in outcome.temps:
-                _unlink(tmp)
-            outcome.status, outcome.temps = Status.LAPSED, []
-            continue
-        group.append((job, outcome))
-    if not group:
-        return
-    pending = [Pending(Path(j.results_dir), j.uid, o.temps, j.rerun) for j, o in group]
-    for (_, outcome), exc in zip(group, commit_group(pending, group[0][0].fsync), strict=True):
-        outcome.temps = []
-        if exc is not None and outcome.summary is not None:
-            failed = _not_done(outcome.summary, exc, message=f"committing results: {exc}")
-            outcome.status, outcome.summary = failed.status, failed.summary
 
 
 def _with_summary(job: Job, summary: Summary, temps: list[Temp] | None = None) -> Outcome:
@@ -279,6 +248,6 @@ def _with_summary(job: Job, summary: Summary, temps: list[Temp] | None = None) -
         for tmp, _ in temps:
             _unlink(tmp)
         _unlink(path)
-        return _not_done(summary, exc, message=f"writing results: {exc}")
+        return not_done(summary, exc, message=f"writing results: {exc}")
     temps.append(Temp(path, f"{job.rel}.json"))  # the summary is committed last
     return Outcome(summary.status, summary, temps)
