@@ -33,10 +33,11 @@ import structlog
 from config.notify import NotifyTarget
 from daemon.events import EventBus
 from daemon.faults import Pause
-from daemon.journal import Journal, connect
+from daemon.journal import Journal
 from daemon.outbox import Outbox, TargetCounts, file_key, sign
 from daemon.outcomes import Outcomes
 from daemon.reports import RunReport
+from daemon.schema import connect
 from daemon.snapshot import VERSION
 from daemon.summary import Summary
 from net.fetch import NoAnswer, client, fetch, retry_after
