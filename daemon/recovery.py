@@ -151,7 +151,7 @@ def rebuild(folders: Folders, journal: Journal) -> int:
                 else:
                     ref = FileRef(s.uid, rel, state, s.attempts, s.original_name or rel,
                                   st.st_size, st.st_ino)  # fmt: skip
-                journal.restore(ref, s, s.finished_ts if s is not None else st.st_mtime)
+                journal.restore(ref, s, (s.finished_ts if s is not None else 0) or st.st_mtime)
                 restored += 1
     journal.fresh = False
     journal.flush()

@@ -112,18 +112,20 @@ class Summary:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Summary:
         """A summary as committed (recovery reads them back). Raises KeyError, TypeError
-        or ValueError for an object that is not one."""
+        or ValueError for an object that is not one (no uid, source or final status); a
+        missing clock reads 0 (a summary written by hand or by an older folderd)."""
         files = data.get("output_files")
         deliveries = data.get("deliveries")
+        started = float(data.get("started_ts") or 0.0)
         return cls(
             uid=str(data["uid"]),
             source=parsed(str(data["source"])),
             original_name=parsed(str(data.get("original_name", data["source"]))),
             status=Status(data["status"]),
             attempts=int(data.get("attempts") or 0),
-            started_ts=float(data["started_ts"]),
-            finished_ts=float(data["finished_ts"]),
-            duration_s=float(data["duration_s"]),
+            started_ts=started,
+            finished_ts=float(data.get("finished_ts") or 0.0),
+            duration_s=float(data.get("duration_s") or 0.0),
             provenance=data.get("provenance"),
             origin=data.get("origin"),
             error=data.get("error"),
