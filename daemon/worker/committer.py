@@ -51,12 +51,9 @@ def commit_outcomes(done: list[tuple[Job, Outcome]]) -> None:
 
 
 class Committer:
-    """A worker's commit thread: group commit. The worker's main thread runs the pipeline
-    and queues each finished attempt here; this thread commits everything queued as one
-    group (`commit_outcomes`: one round of syncs for all of them) and sends the outcomes
-    back in order. While it waits on one group's syncs the main thread runs the next
-    file, which joins the next group: in a burst files share their syncs, and a lone file
-    is committed as soon as it is finished, never held back waiting for company."""
+    """The commit thread (see the module's docstring): `put` a finished attempt, `close`
+    to commit and send what is queued, then stop. A lone file is never held back
+    waiting for company."""
 
     def __init__(self, send: Callable[[FromWorker], bool]) -> None:
         self._send = send
