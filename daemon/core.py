@@ -3,10 +3,9 @@
 The loop waits on the inbox (watcher events, dashboard calls) and the workers' pipes and
 sentinels; each iteration is the same short list of steps (`_step`); signal handlers only
 set flags. Workers do the heavy, parallel part (read, pipeline, write and commit results);
-the loop the ordered part (claim: `daemon.claims`, files to workers and back:
-`daemon.dispatch`, the input's moves: `daemon.outcomes`, the journal), so there is never
-a race over a file's state; what it shows of itself is `daemon.status`. An environment
-fault pauses claiming (`daemon.faults`) until a probe finds it cleared.
+the loop the ordered part (claim: `daemon.claims`, the input's moves: `daemon.outcomes`,
+the journal), so there is never a race over a file's state. An environment fault pauses
+claiming (`daemon.faults`) until a probe finds it cleared.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ import structlog
 
 from config import ConfigError
 from config.settings import Settings
+from daemon.attempt import Job, Outcome, Progress
 from daemon.batches import Batches
 from daemon.claims import Claimer
 from daemon.commit import discard_temps
-from daemon.dispatch import Dispatch
 from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
 from daemon.events import EventBus
@@ -45,9 +44,10 @@ from daemon.provenance import recorded
 from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.reports import RunReport
 from daemon.shared.instance import Shared, shared_folders
+from daemon.snapshot import Snapshot
+from daemon.sources.finish import Finisher
 from daemon.sources.runtime import SourceChange, Sources
-from daemon.states import State
-from daemon.status import counts_of, snapshot_of, status_line
+from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from daemon.webhooks import Webhooks
 from processors import LoadedPipeline
@@ -117,19 +117,18 @@ class Daemon:
                                 self._ignored)  # fmt: skip
         self.worker_init = worker_init  # what every spawned process runs first (logging)
         self.duplicates = Duplicates(self.journal, settings.skip_duplicates)
-        # folders watched in place (daemon.sources): the same workers, pause and journal
-        self.sources = Sources(settings, self.folders, self.journal, self.events, self._ignored,
-                               self.inbox.put, self.inbox.wake, self.claimer.too_long)  # fmt: skip
-        self.dispatch = Dispatch(self.folders, self.journal, self.events, self.claimer,
-                                 self.waiting, self.outcomes, self.sources, self.duplicates,
-                                 fsync=self._fsync)  # fmt: skip
         self.pool = WorkerPool(
-            settings.workers, pipeline, settings.trace, on_progress=self.dispatch.progress,
-            worker_init=worker_init, on_started=self.dispatch.started,
+            settings.workers, pipeline, settings.trace, on_progress=self._on_progress,
+            worker_init=worker_init, on_started=self._on_started,
             stall_timeout=settings.stall_timeout, stall_kill_after=settings.stall_kill_after,
             memory_mb=cap_mb(settings.worker_memory_mb, settings.workers),
         )  # fmt: skip
         self.watcher: Watcher | None = None
+        # folders watched in place (daemon.sources): the same workers, pause and journal
+        self.sources = Sources(settings, self.folders, self.journal, self.events, self._ignored,
+                               self.inbox.put, self.inbox.wake, self.claimer.too_long)  # fmt: skip
+        self._finisher = Finisher(self.sources, self.outcomes)
+        self._inflight: dict[str, FileRef] = {}
         self._stop_signals = 0
         self._reload_requested = False
         self._next_rescan = 0.0
@@ -139,7 +138,7 @@ class Daemon:
         self.started_at = time.time()  # a timestamp; uptime counts from `self.started`
         self.started = time.monotonic()
         self.ready = False
-        self.snapshot = snapshot_of(self)
+        self.snapshot = self._take_snapshot()
 
     # -- the loop ----------------------------------------------------------------
     def run(self, *, drain: bool = False, on_ready: Callable[[], None] | None = None) -> int:
@@ -190,11 +189,11 @@ class Daemon:
         if on_ready is not None:
             on_ready()
         self.ready = True
-        self.snapshot = snapshot_of(self)
+        self.snapshot = self._take_snapshot()
         log.info("daemon_started", watch_dir=str(self.folders.root), pid=os.getpid(),
                  workers=self.settings.workers, mode="drain" if drain else "watch",
                  fsync=self._fsync, settle_s=self.settings.settle)  # fmt: skip
-        self.notifier.ready(status_line(self))
+        self.notifier.ready(self._status_line())
 
     def _step(self) -> None:
         ready = self._waiter.wait([self.inbox, *self.pool.handles()], self._timeout())
@@ -203,12 +202,11 @@ class Daemon:
         self._handle_inbox(now)
         self.sources.step(now)
         if len(ready) > 1 or (ready and ready[0] is not self.inbox):
-            self.dispatch.finish(self.pool.collect(ready))
+            self._finish(self.pool.collect(ready))
         self.intake.settle_due(now)
         self.waiting.release_due(now)
         self.pool.maintain()
-        if not (self._stop_signals or self.pause or (self.shared and self.shared.conflict)):
-            self.dispatch.give(self.pool)
+        self._dispatch()
         self._periodic(now)
         self._flush_journal(now)
 
@@ -220,7 +218,7 @@ class Daemon:
             self._next_flush = now + FLUSH_S
             self.journal.flush()
             self.sources.flush()
-            self.snapshot = snapshot_of(self)
+            self.snapshot = self._take_snapshot()
             self.events.release()
 
     def _timeout(self) -> float:
@@ -238,7 +236,7 @@ class Daemon:
         return max(0.0, min(t - now, TICK_S))
 
     def _idle(self) -> bool:
-        return not (self.intake or self.waiting or self.dispatch.inflight or self.sources.busy())
+        return not (self.intake or self.waiting or self._inflight or self.sources.busy())
 
     # -- signals and commands ----------------------------------------------------
     def _on_stop_signal(self, _signum: int, _frame: Any) -> None:
@@ -302,19 +300,76 @@ class Daemon:
             self.intake.use_markers(loaded.config.markers)
             log.info("config_reloaded", config=str(self.settings.config))
             self.events.publish("config_reloaded")
-        self.notifier.ready(status_line(self))
+        self.notifier.ready(self._status_line())
 
-    # -- what the loop tells -------------------------------------------------------
+    # -- dispatch and outcomes -----------------------------------------------------
+    def _dispatch(self) -> None:
+        if self._stop_signals or self.pause or (self.shared and self.shared.conflict):
+            return
+        while (slot := self.pool.next_free()) is not None:
+            ref = self._next_ref()
+            if ref is None:  # the queue first; then a source's due version, if any
+                source_job = self.sources.next_job()
+                if source_job is None:
+                    return
+                if not self.pool.submit(slot, source_job):
+                    self.sources.unsubmitted(source_job)
+                    return
+                continue
+            self._inflight[ref.uid] = ref
+            job = Job.of(ref, self.folders, self._fsync, self.duplicates.earlier(ref.size),
+                         self.outcomes.provenance)  # fmt: skip
+            if not self.pool.submit(slot, job):  # the worker just died: keep the file
+                del self._inflight[ref.uid]
+                ref.attempt -= 1
+                self.waiting.put(ref, first=True)
+                return
+            ref.claimed = None  # checked by this attempt; a retry starts from what it left
+
+    def _next_ref(self) -> FileRef | None:
+        """A file for a free worker: one already in underprocess/ first, else a new claim."""
+        ref = self.waiting.pop()
+        if ref is None:
+            return self.claimer.next()
+        ref.attempt += 1
+        self.journal.started(ref)
+        return ref
+
+    def _finish(self, done: list[tuple[Job, Outcome]]) -> None:
+        for job, outcome in done:
+            if job.origin is not None:  # a source's version
+                self._finisher.finish(job, outcome)
+                continue
+            self.outcomes.finish(self._inflight.pop(job.uid), outcome)
+
     def _on_settled(self, path: str, priority: int) -> None:
         self.events.publish("file_queued", path=self.intake.rel(path), priority=priority)
 
     def _on_unqueued(self, path: str) -> None:  # claimed (maybe under a `~N` name), or not
         self.events.publish("file_unqueued", path=self.intake.rel(path))
 
+    def _on_started(self, job: Job, worker_pid: int | None) -> None:
+        """Its worker began it now (a job queued behind another starts later, or never,
+        if it is taken back from a frozen or stalled worker)."""
+        ref = self._inflight.get(job.uid)
+        state = ref.state.value if ref is not None else State.CLAIMED.value
+        log.info("file_started", path=job.rel, state=state, attempt=job.attempt,
+                 worker_pid=worker_pid)  # fmt: skip
+        self.events.publish(
+            "file_started", path=job.rel, uid=job.uid, attempt=job.attempt, worker_pid=worker_pid
+        )
+
+    def _on_progress(self, job: Job, progress: Progress) -> None:
+        counts = progress.counts or {}
+        self.events.publish(
+            "file_progress", path=job.rel, uid=job.uid, bytes=progress.bytes_read,
+            size=job.size, tags=counts.get("tags"), processors=counts.get("processors"),
+        )  # fmt: skip
+
     # -- periodic work ------------------------------------------------------------
     def _periodic(self, now: float) -> None:
         if self.shared is not None:  # renewals may be due more often than ticks
-            for ref in self.shared.tick(now, counts_of(self)):  # a dead peer's claims, now ours
+            for ref in self.shared.tick(now, self.counts()):  # a dead peer's claims, now ours
                 self.outcomes.recovered(ref)
         if now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
@@ -322,7 +377,7 @@ class Daemon:
         if now < self._next_tick:
             return
         self._next_tick = now + TICK_S
-        self.dispatch.finish(self.pool.supervise())  # frozen, stalled: their queued jobs taken back
+        self._finish(self.pool.supervise())  # frozen, stalled: their queued jobs taken back
         self.intake.check_markers()
         self.sources.tick(now)
         if self.journal.replaced():  # deleted under us: a new one, its history rebuilt
@@ -349,14 +404,54 @@ class Daemon:
         if wd is not None and now >= self._next_watchdog:
             self._next_watchdog = now + wd
             self.notifier.watchdog()
-        self.notifier.status(status_line(self))
-        self.events.publish("status", **counts_of(self))
+        self.notifier.status(self._status_line())
+        self.events.publish("status", **self.counts())
+
+    def counts(self) -> dict[str, int]:
+        """Files the loop holds now, by where they are in their life."""
+        return {
+            "queued": len(self.intake),
+            "processing": len(self._inflight),
+            "waiting": len(self.waiting),
+            **self.outcomes.totals,
+        }
+
+    def _status_line(self) -> str:
+        c = self.counts()
+        paused = f"paused: {self.pause.reason.message}; " if self.pause.reason else ""
+        return (
+            f"{paused}queued {c['queued']}, processing {c['processing']}, waiting "
+            f"{c['waiting']}; done {c['processed']}, failed {c['failed'] + c['rejected']}"
+        )
+
+    def _take_snapshot(self) -> Snapshot:
+        w = self.watcher
+        return Snapshot(
+            taken=time.monotonic(), ready=self.ready, started_at=self.started_at,
+            started=self.started,
+            counts=self.counts(), oldest_queued=self.intake.oldest(),
+            watcher_kind=w.kind if w else None, watcher_alive=w.alive() if w else False,
+            watcher_restarts=w.restarts if w else 0, watcher_overflows=w.overflows if w else 0,
+            workers=len(self.pool.slots), workers_alive=self.pool.alive_count(),
+            worker_deaths=self.pool.deaths, worker_pids=tuple(s.pid for s in self.pool.slots),
+            workers_frozen=self.pool.frozen,
+            journal_healthy=self.journal.healthy, journal_error=self.journal.last_error,
+            journal_generation=self.journal.generation,
+            paused=self.pause.reason, paused_since=self.pause.since,
+            pauses=dict(self.pause.counts), in_flight=self.pool.in_flight(),
+            stuck=self.intake.stuck(), sinks=self.outcomes.sinks.view(self.pipeline.config),
+            watch_dir=str(self.folders.root), results_dir=str(self.folders.results),
+            pipeline=self.pipeline, shared=self.shared.view() if self.shared else None,
+            stalled=self.pool.stalled(), stall_kills=self.pool.stall_kills,
+            memory_exceeded=self.pool.memory_exceeded, worker_memory_mb=self.pool.memory_mb,
+            sources=self.sources.view(), source_jobs=self.sources.jobs.views(),
+        )  # fmt: skip
 
     # -- shutdown ------------------------------------------------------------------
     def _shutdown(self, reason: str) -> None:
         self.ready = False
-        self.snapshot = snapshot_of(self)
-        log.info("daemon_stopping", reason=reason, in_flight=len(self.dispatch.inflight))
+        self.snapshot = self._take_snapshot()
+        log.info("daemon_stopping", reason=reason, in_flight=len(self._inflight))
         self.notifier.stopping()
         if self.watcher is not None:
             self.watcher.close()
@@ -391,8 +486,11 @@ class Daemon:
             ready = self._waiter.wait([self.inbox, *self.pool.handles()],
                                       max(0.0, min(0.5, deadline - time.monotonic())))  # fmt: skip
             self.inbox.refuse_calls(DaemonError("folderd is shutting down"))
-            self.dispatch.finish(self.pool.collect(ready))
+            self._finish(self.pool.collect(ready))
         if self.pool.busy():
             why = "second signal" if self._stop_signals >= 2 else "shutdown timeout"
             log.warning("shutdown_escalated", reason=why, in_flight=len(self.pool.busy()))
-            self.dispatch.taken_back(self.pool.kill_busy())
+            for job in self.pool.kill_busy():
+                if job.origin is not None:  # pending again at the next start
+                    continue
+                self.waiting.put(self._inflight.pop(job.uid))

@@ -20,7 +20,6 @@ from config.loading import defaults
 from daemon.attempt import Job, Status
 from daemon.core import Daemon
 from daemon.events import EventBus
-from daemon.status import snapshot_of
 from daemon.summary import Start
 from daemon.worker import process_file
 from dashboard.stats import Stats
@@ -61,7 +60,7 @@ def test_uptime_and_a_sink_age_stay_true_when_the_wall_clock_steps_back(
             Start.now("u1", "a.log", "a.log", 1).processed(deliveries=(delivery,))
         )
         step_back()
-        status = snapshot_of(daemon).as_dict()
+        status = daemon._take_snapshot().as_dict()
         assert 0 <= status["uptime_s"] < 60, status["uptime_s"]
         assert status["started_at"] > time.time(), "the start is a timestamp, as it was"
         assert 0 <= status["sinks"][0]["last_ok_age_s"] < 60, status["sinks"]
