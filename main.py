@@ -105,8 +105,8 @@ def _run_input(settings: Settings, pipeline: LoadedPipeline) -> int:
     results = settings.results_dir.resolve()
     summary = run_single(settings.input, results, pipeline, fsync=not settings.no_fsync,
                          trace=settings.trace, config=settings.config)  # fmt: skip
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
-    return 0 if summary["status"] == "processed" else 1
+    print(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+    return 0 if summary.ok else 1
 
 
 def _check_config(config: Path) -> int:

@@ -30,8 +30,9 @@ import structlog
 
 from bench.bench_pipeline import OUT, ROOT
 from bench.pipeline_inputs import generate
+from daemon.attempt import Job, Status
 from daemon.duplicates import Earlier
-from daemon.worker import Job, Status, process_file
+from daemon.worker import process_file
 from processors import load_file
 from sinks.s3 import sha256_of  # the bare loop: 1 MiB reads into hashlib
 
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             job = Job("a" * 32, path.name, path.name, str(path), 1, str(tmp), False,
                       earlier=earlier)  # fmt: skip
             outcome = process_file(job, pipeline)
-            if outcome.status is not Status.PROCESSED or ("duplicate_of" in outcome.summary) != (
-                want == "duplicate"
-            ):
+            summary = outcome.summary
+            duplicate = summary is not None and summary.duplicate_of is not None
+            if outcome.status is not Status.PROCESSED or duplicate != (want == "duplicate"):
                 raise SystemExit(f"{want}: unexpected outcome {outcome.status}")
             for temp, _ in outcome.temps:
                 Path(temp).unlink()

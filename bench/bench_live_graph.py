@@ -30,8 +30,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.report import figure
-from daemon.pool import Progress
-from daemon.worker import Job, process_file
+from daemon.attempt import Job, Progress
+from daemon.worker import process_file
 from dashboard import graph
 from dashboard.stats import Stats
 from processors import Pipeline
@@ -68,8 +68,8 @@ def _worker_round(
     elapsed = time.perf_counter() - started
     for p in tmp.iterdir():
         p.unlink()
-    if outcome.summary["status"] != "processed":
-        raise SystemExit(f"the bench file failed: {outcome.summary.get('error')}")
+    if outcome.summary is None or not outcome.summary.ok:
+        raise SystemExit(f"the bench file failed: {outcome.summary}")
     return elapsed, costs
 
 

@@ -105,7 +105,7 @@ from processors import load_file
 pipeline = load_file(Path(sys.argv[1]))
 done = [run_single(Path(p), Path(sys.argv[2]), pipeline, fsync=True, trace=False)
         for p in sys.argv[3:]]
-print("\\n" + json.dumps(done), flush=True)
+print("\\n" + json.dumps([s.to_json() for s in done]), flush=True)
 """
 # Runs folderd from a small process and prints its peak RSS: a child forked straight from
 # this (by then large) process would inherit the parent's high-water mark across exec.

@@ -107,8 +107,8 @@ def _run_in_worker(config: dict[str, Any] | Path, files: list[Path], memory_mb: 
     baseline first."""
     import psutil
 
+    from daemon.attempt import Job
     from daemon.pool import WorkerPool
-    from daemon.worker import Job
     from processors.loader import load, load_file
 
     loaded = load_file(config) if isinstance(config, Path) else load(config)

@@ -35,7 +35,8 @@ import structlog
 
 from daemon.events import EventBus
 from daemon.journal import Journal
-from daemon.reports import RunReport, iso
+from daemon.reports import RunReport
+from daemon.summary import Summary, iso
 from formats.names import parsed, shown
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,18 @@ class Batch:
 
     def done(self) -> bool:
         return all(state is not None for state in self.members.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """How a member ended: processed or failed (from its summary or its journal row), or
+    gone (left unprocessed/ unclaimed)."""
+
+    state: str
+    uid: str | None = None
+    size: int | None = None
+    error: dict[str, Any] | None = None
+    duplicate: bool = False
 
 
 class Batches:
@@ -143,31 +156,31 @@ class Batches:
         if b is None or rel in b.claimed:  # a claim's rename out of unprocessed/ is no loss
             return
         if not os.path.lexists(os.path.join(self.queue_dir, rel)):
-            self._end(b, rel, {"status": "gone"})
+            self._end(b, rel, _Ended("gone"))
 
-    def finished(self, summary: dict[str, Any]) -> None:
+    def finished(self, summary: Summary) -> None:
         """A file finished (`Outcomes.on_done`): if it is a member, its batch counts it."""
-        rel = parsed(str(summary.get("original_name") or ""))
+        rel = summary.original_name
         b = self._batch_of(rel)
         if b is not None:
-            self._end(b, rel, summary)
+            ended = _Ended(summary.status.value, summary.uid, summary.size, summary.error,
+                           summary.duplicate_of is not None)  # fmt: skip
+            self._end(b, rel, ended)
 
     # -- inside ------------------------------------------------------------------------
     def _batch_of(self, rel: str) -> Batch | None:
         b = self._open.get(rel.partition("/")[0])
         return b if b is not None and b.members.get(rel, "") is None else None
 
-    def _end(self, b: Batch, rel: str, summary: dict[str, Any]) -> None:
-        state = str(summary.get("status"))
-        b.members[rel] = state
-        error = summary.get("error")
+    def _end(self, b: Batch, rel: str, ended: _Ended) -> None:
+        b.members[rel] = ended.state
         self.journal.execute(
             "batch_end",
             "UPDATE batch_files SET state = ?, uid = COALESCE(?, uid), size = ?, error = ?,"
             " duplicate = ? WHERE batch_id = ? AND rel = ?",
-            (state, summary.get("uid"), summary.get("size"),
-             orjson.dumps(error).decode() if error else None,
-             int("duplicate_of" in summary), b.id, shown(rel)),
+            (ended.state, ended.uid, ended.size,
+             orjson.dumps(ended.error).decode() if ended.error else None,
+             int(ended.duplicate), b.id, shown(rel)),
         )  # fmt: skip
         self._check(b)
 
@@ -177,9 +190,9 @@ class Batches:
         row = (self.journal.execute("batch_reconcile", latest, (shown(rel),)) or [None])[0]
         if row is not None and row[0] in ("processed", "failed") and row[4] >= b.opened:
             error = orjson.loads(row[3]) if row[3] else None
-            self._end(b, rel, {"status": row[0], "uid": row[1], "size": row[2], "error": error})
+            self._end(b, rel, _Ended(row[0], row[1], row[2], error))
         elif row is None and not os.path.lexists(os.path.join(self.queue_dir, rel)):
-            self._end(b, rel, {"status": "gone"})
+            self._end(b, rel, _Ended("gone"))
 
     def _check(self, b: Batch) -> None:
         if b.done() and b.folder in self._open:
@@ -249,11 +262,8 @@ class Batches:
             if state == "gone":
                 gone += 1
                 continue
-            summary: dict[str, Any] = {"uid": uid, "source": rel, "status": state, "size": size,
-                                       "error": orjson.loads(error) if error else None}  # fmt: skip
-            if duplicate:
-                summary["duplicate_of"] = True
-            report.add(summary)
+            report.count(state, uid, rel, size, orjson.loads(error) if error else None,
+                         duplicate=bool(duplicate))  # fmt: skip
         status = "all_processed" if report.failed == 0 and gone == 0 else "some_failed"
         return report.as_json("batch", id=b.id, folder=shown(b.folder), status=status,
                               opened=iso(b.opened), members=len(b.members), gone=gone)  # fmt: skip

@@ -26,7 +26,7 @@ from daemon.outcomes import Outcomes
 from daemon.settle import Signature, signature
 from daemon.shared import attempts
 from daemon.shared.instance import Shared
-from daemon.states import FileRef, Folders, State
+from daemon.states import Claimed, FileRef, Folders, State
 from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)
@@ -86,7 +86,7 @@ class Claimer:
     def next(self) -> FileRef | None:
         """Claim the longest-settled file that can be claimed; None if there is none."""
         while (item := self.intake.pop()) is not None:
-            ref = self.claim(*item)
+            ref = self.claim(item.path, item.sig)
             if ref is not None:
                 return ref
         return None
@@ -121,7 +121,7 @@ class Claimer:
                 identity.forget_return(self.folders, rel)
             self.intake.claimed(path, ref.uid)  # its ready marker consumed (daemon.markers)
             if ref.open_path is None:  # a symlink's lstat says nothing of its target's bytes
-                ref.claimed = (st.st_size, st.st_mtime_ns, st.st_ino)
+                ref.claimed = Claimed.of(st)
         except FileNotFoundError:
             if self.shared is not None:  # a peer's rename won: its row was never added
                 self.shared.lost_race(rel)

@@ -7,7 +7,7 @@ unsynced and synced together here: writeback is started for all of them before t
 `fdatasync` waits, so one journal commit carries them all instead of one commit each. A
 crash at any instant leaves either no result or a complete one; a re-run of the same
 input replaces its results by rename. Workers commit their own files' results
-(`daemon.worker.commit_outcomes`), so these renames and fsyncs run in parallel, off the
+(`daemon.worker.committer`), so these renames and fsyncs run in parallel, off the
 main loop; a worker with several files finished commits them as one group
 (`commit_group`): one round of syncs and directory fsyncs for all of them.
 """
@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -76,12 +77,19 @@ def _stale_outputs(summary_path: str, uid: str, keep: set[str]) -> list[str]:
     return [p for p in listed if p not in keep]
 
 
+class Temp(NamedTuple):
+    """A result written under results/.folderd-tmp/, and the name it is committed under."""
+
+    path: str
+    final: str  # relative to results/
+
+
 def commit_results(
-    results: Path, uid: str, temps: list[tuple[str, str]], fsync: bool, rerun: bool = False
+    results: Path, uid: str, temps: list[Temp], fsync: bool, rerun: bool = False
 ) -> OSError | None:
     """Rename one input's temps to their final names under `results`.
 
-    `temps` is [(temp path, final rel)…] with the summary last, written but not synced;
+    `temps` has the summary last, written but not synced;
     `rerun` says an earlier attempt of `uid` may have committed results (only then are
     outputs it listed and this attempt no longer makes removed). Returns None once
     committed (and durable, with `fsync`), or the error: the temps are then removed; retry
@@ -96,7 +104,7 @@ class Pending:
 
     results: Path
     uid: str
-    temps: list[tuple[str, str]]
+    temps: list[Temp]
     rerun: bool = False
 
 
@@ -138,7 +146,7 @@ def _place(p: Pending) -> set[str]:
     root = str(p.results)
     touched: set[str] = set()
     keep = {final for _, final in p.temps[:-1]}
-    old = os.path.join(root, p.temps[-1][1])
+    old = os.path.join(root, p.temps[-1].final)
     for stale in _stale_outputs(old, p.uid, keep) if p.rerun else ():
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(root, stale))
@@ -155,7 +163,14 @@ def _place(p: Pending) -> set[str]:
     return touched
 
 
-def _remove(temps: list[tuple[str, str]]) -> None:
+def _remove(temps: list[Temp]) -> None:
     for tmp, _ in temps:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def discard_temps(tmp_dir: Path, uid: str) -> None:
+    """Remove whatever temp results an attempt of `uid` left behind."""
+    for p in tmp_dir.glob(f"{uid}.*"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)

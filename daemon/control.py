@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.errors import DaemonError
-from daemon.journal import connect
 from daemon.moves import admit, shorten, transition
+from daemon.schema import connect
 from daemon.snapshot import Snapshot
 from daemon.sources import actions as source_actions
 from daemon.states import FileRef, Folders, State

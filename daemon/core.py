@@ -23,8 +23,10 @@ import structlog
 
 from config import ConfigError
 from config.settings import Settings
+from daemon.attempt import Job, Outcome, Progress
 from daemon.batches import Batches
 from daemon.claims import Claimer
+from daemon.commit import discard_temps
 from daemon.duplicates import Duplicates
 from daemon.errors import DaemonError
 from daemon.events import EventBus
@@ -37,7 +39,7 @@ from daemon.memory import cap_mb
 from daemon.moves import transition
 from daemon.notify import SystemdNotifier
 from daemon.outcomes import Outcomes, Waiting
-from daemon.pool import Progress, WorkerPool
+from daemon.pool import WorkerPool
 from daemon.provenance import recorded
 from daemon.recovery import open_watch_dir, rebuild, recover
 from daemon.reports import RunReport
@@ -48,7 +50,6 @@ from daemon.sources.runtime import SourceChange, Sources
 from daemon.states import FileRef, State
 from daemon.watcher import Change, FileChange, Watcher, ignore_matcher
 from daemon.webhooks import Webhooks
-from daemon.worker import Job, Outcome, discard_temps
 from processors import LoadedPipeline
 
 log = structlog.get_logger(__name__)

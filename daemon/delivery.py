@@ -22,7 +22,7 @@ from sinks import SinkDataError, Targets
 from sinks.keys import object_key
 
 if TYPE_CHECKING:
-    from daemon.worker import Job
+    from daemon.attempt import Job
 
 log = structlog.get_logger(__name__)
 
@@ -35,9 +35,14 @@ def _key(sink: S3SinkConfig, metadata: dict[str, str], name: str) -> str:
 
 
 def deliver(
-    job: Job, config: PipelineConfig, temps: dict[str, str], summary: dict[str, Any]
+    job: Job,
+    config: PipelineConfig,
+    temps: dict[str, str],
+    metadata: dict[str, str],
+    input_sha256: str,
 ) -> list[dict[str, Any]]:
-    """Deliver the outputs in `temps` (suffix -> temp path) and the input; return what each
+    """Deliver the outputs in `temps` (suffix -> temp path) and the input (of `input_sha256`);
+    `metadata`, the route's named groups, may name object keys. Return what each
     delivery reports. Raises `SinkDataError` (the file fails), `SinkUnavailable` (it waits)
     or `SinkError` (this attempt: retried).
 
@@ -46,7 +51,6 @@ def deliver(
     type violation rolls its own transaction back, and the rows earlier tables took for
     this input are deleted again), and only then the uploads."""
     _targets.keep(config.sinks)
-    metadata = summary.get("metadata") or {}
     tables: list[tuple[SqlSinkConfig, str]] = []
     uploads: list[tuple[S3SinkConfig, str, str, str | None]] = []  # sink, path, key, sha256
     for output in config.outputs.values():
@@ -57,7 +61,7 @@ def deliver(
             uploads.append((sink, path, _key(sink, metadata, f"{job.rel}.{output.suffix}"), None))
     for sink in config.deliver:  # a mirror: keyed by the name the input was dropped under
         key = _key(sink, metadata, job.original or job.rel)
-        uploads.append((sink, job.src, key, summary["sha256"]))
+        uploads.append((sink, job.src, key, input_sha256))
     done = []
     for sink, path in tables:
         try:
@@ -66,7 +70,7 @@ def deliver(
             for taken, _ in tables[: len(done)]:
                 _targets.retract(taken, job.uid)
             raise
-    meta = {"uid": job.uid, "input-sha256": summary["sha256"]}
+    meta = {"uid": job.uid, "input-sha256": input_sha256}
     notes = Path(job.results_dir) / NOTES_DIRNAME
     for sink, path, key, sha256 in uploads:
         try:

@@ -16,6 +16,7 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
@@ -39,6 +40,13 @@ _KINDS = {
     stat.S_IFBLK: "block device",
     stat.S_IFDIR: "directory",
 }
+
+
+class Settled(NamedTuple):
+    """A file that settled, to claim next: its path and what it was when it settled."""
+
+    path: str
+    sig: Signature
 
 
 class Intake:
@@ -212,7 +220,7 @@ class Intake:
         if self._on_settled is not None:
             self._on_settled(path, priority)
 
-    def pop(self) -> tuple[str, Signature] | None:
+    def pop(self) -> Settled | None:
         """The settled file to claim next (highest priority, then first settled), or None."""
         while self._settled:
             _, arrival, path, sig = heapq.heappop(self._settled)
@@ -222,7 +230,7 @@ class Intake:
                     self._on_left(path)
                 if (parent := os.path.dirname(path)) != self.queue_dir:
                     self._vacated.add(parent)
-                return path, sig
+                return Settled(path, sig)
         return None
 
     def resettle(self, path: str, sig: Signature) -> None:

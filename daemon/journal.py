@@ -7,6 +7,7 @@ file, and deleting it loses history, never files. Writes are batched: the main l
 
 Names are stored as `formats.names.shown()` gives them (SQLite's text is UTF-8; a name
 need not be), so the dashboard reads them as it shows them; `Row`s carry the real names.
+Its tables, and the columns added since the first version, are `daemon.schema`.
 """
 
 from __future__ import annotations
@@ -18,93 +19,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import structlog
 
+from daemon.schema import open_journal
 from daemon.states import FileRef, State
 from formats.names import as_text, parsed, shown, texts
 
+if TYPE_CHECKING:
+    from daemon.summary import Summary
+
 log = structlog.get_logger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    uid TEXT NOT NULL UNIQUE,        -- also in the result summary: ties results to an input
-    rel TEXT NOT NULL,               -- current name, relative to its state folder
-    original TEXT NOT NULL,          -- name it arrived under
-    state TEXT NOT NULL,
-    inode INTEGER, size INTEGER, sha256 TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL, updated REAL NOT NULL,
-    started REAL, finished REAL, duration REAL,
-    lines_in INTEGER, lines_out INTEGER,
-    error TEXT,                      -- JSON: type, message, processor, tag, line
-    outputs TEXT,                    -- JSON list of result paths relative to results/
-    route TEXT,                      -- the start tag its last attempt took (NULL: none)
-    config_sha256 TEXT               -- the config its last summary names (daemon.provenance)
-);
-CREATE INDEX IF NOT EXISTS files_updated ON files (updated);
-CREATE INDEX IF NOT EXISTS files_state_updated ON files (state, updated);
-CREATE INDEX IF NOT EXISTS files_rel ON files (rel);
-CREATE INDEX IF NOT EXISTS files_processed_size ON files (size) WHERE state = 'processed';
-CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files (id),
-    ts REAL NOT NULL,
-    from_state TEXT, to_state TEXT NOT NULL,
-    attempt INTEGER, reason TEXT,
-    config_sha256 TEXT               -- a run's end: the config that ran it (daemon.provenance)
-);
-CREATE INDEX IF NOT EXISTS transitions_file ON transitions (file_id, ts);
-CREATE TABLE IF NOT EXISTS configs (  -- every pipeline config the daemon has run
-    sha256 TEXT PRIMARY KEY,         -- of its canonical form (config.canonical)
-    path TEXT NOT NULL, version TEXT, description TEXT,
-    first_loaded REAL NOT NULL, last_loaded REAL NOT NULL, loads INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS outbox (  -- notifications their receiver has not taken yet
-    id INTEGER PRIMARY KEY,
-    target TEXT NOT NULL, event TEXT NOT NULL,
-    key TEXT NOT NULL,               -- its idempotency key
-    body BLOB NOT NULL,              -- the JSON body, as it is sent
-    created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, id);
-CREATE TABLE IF NOT EXISTS batches (  -- batch folders (daemon.batches)
-    id INTEGER PRIMARY KEY,
-    folder TEXT NOT NULL, marker TEXT NOT NULL,
-    opened REAL NOT NULL, finished REAL,
-    status TEXT NOT NULL,            -- open, all_processed, some_failed
-    files INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    report TEXT,                     -- JSON, once done
-    marker_id TEXT                   -- its marker file's identity until it is removed
-);
-CREATE INDEX IF NOT EXISTS batches_status ON batches (status, id);
-CREATE TABLE IF NOT EXISTS batch_files (
-    batch_id INTEGER NOT NULL REFERENCES batches (id), rel TEXT NOT NULL,
-    uid TEXT, state TEXT, size INTEGER, error TEXT, duplicate INTEGER,
-    PRIMARY KEY (batch_id, rel)
-);
-"""
-# After SCHEMA, once the columns are there (an older journal gets them first): the
-# dashboard's history counts finished files per state, route and time range from the
-# first index alone (dashboard/history.py); reprocess and the Files page's config filter
-# use the second.
-INDEXES = """
-CREATE INDEX IF NOT EXISTS files_state_route ON files (state, route, updated);
-CREATE INDEX IF NOT EXISTS files_config ON files (config_sha256, state, updated);
-"""
-# Columns added since the first schema, for a journal an older version created: added in
-# place when it is opened, as a user upgrading folderd has one.
-_ADDED_COLUMNS = {
-    "files": {"route": "TEXT", "config_sha256": "TEXT"},
-    "transitions": {"config_sha256": "TEXT"},
-    "batches": {"marker_id": "TEXT"},
-}
-
 
 _RESULT_SETS = (
     ", sha256 = ?, size = COALESCE(?, size), finished = ?, duration = ?, lines_in = ?,"
@@ -112,26 +39,26 @@ _RESULT_SETS = (
 )
 
 
-def _result_args(summary: dict[str, Any]) -> list[Any]:
-    err = summary.get("error")
+def _result_args(summary: Summary) -> list[Any]:
+    err = summary.error
     return [
-        summary.get("sha256"),
-        summary.get("size"),
-        summary.get("finished_ts"),
-        summary.get("duration_s"),
-        summary.get("lines_in"),
-        summary.get("lines_out"),
+        summary.sha256,
+        summary.size,
+        summary.finished_ts,
+        summary.duration_s,
+        summary.counts.get("lines_in"),
+        summary.counts.get("lines_out"),
         orjson.dumps(texts(err)).decode() if err else None,
-        orjson.dumps(summary.get("output_files", [])).decode(),
-        summary.get("start_tag"),
+        orjson.dumps([shown(f) for f in summary.output_files or ()]).decode(),
+        summary.counts.get("start_tag"),
         _config_sha256(summary),
     ]
 
 
-def _config_sha256(summary: dict[str, Any]) -> str | None:
+def _config_sha256(summary: Summary) -> str | None:
     """The digest of the config a summary names (`daemon.provenance`), if it names one."""
-    prov = summary.get("provenance")
-    config = prov.get("config") if isinstance(prov, dict) else None
+    prov = summary.provenance
+    config = prov.get("config") if prov is not None else None
     value = config.get("sha256") if isinstance(config, dict) else None
     return value if isinstance(value, str) else None
 
@@ -159,17 +86,6 @@ def _row(values: tuple[Any, ...]) -> Row:
                started, updated)  # fmt: skip
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the pragmas folderd relies on (readers use readonly=True)."""
-    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-    conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    if not readonly:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -179,7 +95,7 @@ class Journal:
         self.generation = 0  # bumped when the file is replaced: readers must reconnect
         self.fresh = not path.exists()  # a new journal: its history is rebuilt from results/
         try:
-            self._conn = self._open(path)
+            self._conn = open_journal(path)
         except sqlite3.DatabaseError as exc:  # corrupt, or not a database at all
             self.fresh = True
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
@@ -189,7 +105,7 @@ class Journal:
                 src = path.with_name(path.name + suffix)
                 if src.exists():
                     src.rename(aside.with_name(aside.name + suffix))
-            self._conn = self._open(path)
+            self._conn = open_journal(path)
         self._ino = os.stat(path).st_ino
         # Names of rows waiting in unprocessed/ (returned at shutdown, requeued): a claim
         # looks its file up only if its name is here, not with a query per file.
@@ -208,7 +124,7 @@ class Journal:
         """Start a new journal file at `path` (the open one was deleted); `fresh` again."""
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
-        self._conn = self._open(self.path)
+        self._conn = open_journal(self.path)
         self._ino = os.stat(self.path).st_ino
         self._ids.clear()
         self._queued.clear()
@@ -217,7 +133,7 @@ class Journal:
         log.error("journal_replaced", path=str(self.path),
                   action="new journal; history rebuilt from the folders and summaries")  # fmt: skip
 
-    def restore(self, ref: FileRef, summary: dict[str, Any] | None, when: float) -> None:
+    def restore(self, ref: FileRef, summary: Summary | None, when: float) -> None:
         """A row for a file found in a folder with no row (the journal was lost), its
         result columns from its summary when it has one."""
         with self._guard("restore"):
@@ -232,24 +148,6 @@ class Journal:
                     f"UPDATE files SET updated = ?{_RESULT_SETS} WHERE uid = ?",
                     (when, *_result_args(summary), ref.uid),
                 )
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        conn = connect(path)
-        try:
-            conn.executescript(SCHEMA)
-            for table, columns in _ADDED_COLUMNS.items():
-                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-                for column, kind in columns.items():
-                    if column not in have:
-                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                        log.info("journal_migrated", path=str(path), table=table, column=column)
-            conn.executescript(INDEXES)
-            conn.commit()
-        except sqlite3.DatabaseError:
-            conn.close()
-            raise
-        return conn
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
@@ -309,7 +207,7 @@ class Journal:
         old: State | None,
         old_rel: str | None = None,
         reason: str | None = None,
-        summary: dict[str, Any] | None = None,
+        summary: Summary | None = None,
     ) -> None:
         """Record `ref`'s move from `old` (one UPDATE + one timeline row). A claim also
         stamps `started`; `summary` (an attempt's outcome) fills the result columns."""
@@ -363,7 +261,7 @@ class Journal:
                 (ref.attempt, time.time(), time.time(), ref.uid),
             )
 
-    def finished(self, uid: str, summary: dict[str, Any]) -> None:
+    def finished(self, uid: str, summary: Summary) -> None:
         """Record an attempt's outcome without a transition (the file vanished)."""
         with self._guard("finished"):
             self._conn.execute(

@@ -14,7 +14,7 @@ import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -24,6 +24,9 @@ from daemon.errors import DaemonError
 from daemon.journal import Journal
 from daemon.shared import attempts, reservations
 from daemon.states import TRANSITIONS, FileRef, Folders, State
+
+if TYPE_CHECKING:
+    from daemon.summary import Summary
 
 log = structlog.get_logger(__name__)
 
@@ -159,7 +162,7 @@ def transition(
     to: State,
     *,
     reason: str | None = None,
-    summary: dict[str, Any] | None = None,
+    summary: Summary | None = None,
     source: Folders | None = None,
     **fields: Any,
 ) -> None:

@@ -15,11 +15,11 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
-from daemon.commit import commit_results
+from daemon.attempt import Outcome, Status
+from daemon.commit import Temp, commit_results, discard_temps
 from daemon.errors import DaemonError
 from daemon.events import EventBus
 from daemon.faults import Fault, Pause, PauseReason, cause_of, classify
@@ -29,14 +29,7 @@ from daemon.provenance import Provenance
 from daemon.shared import reservations
 from daemon.sinkstats import SinkStats
 from daemon.states import FileRef, Folders, State
-from daemon.worker import (
-    Outcome,
-    Status,
-    discard_temps,
-    error_info,
-    failure_summary,
-    write_summary,
-)
+from daemon.summary import Error, Summary, error_info, given_up, write_summary
 
 log = structlog.get_logger(__name__)
 
@@ -109,14 +102,16 @@ class Outcomes:
         self.provenance: Provenance | None = None  # of the config in use (the loop sets it)
         # called with the summary of each file that moved to processed/ or failed/, before
         # the journal flush that commits the move (the run's report, the outbox)
-        self.on_done: list[Callable[[dict[str, Any]], None]] = []
+        self.on_done: list[Callable[[Summary], None]] = []
 
     def finish(self, ref: FileRef, outcome: Outcome) -> None:
         """Act on what an attempt at `ref` produced."""
-        self.sinks.observe(outcome.summary)
+        summary = outcome.summary
+        if summary is not None:
+            self.sinks.observe(summary)
         match outcome.status:
-            case Status.PROCESSED | Status.FAILED:  # its results are committed
-                self.move_done(ref, outcome.summary)
+            case Status.PROCESSED | Status.FAILED if summary is not None:  # committed
+                self.move_done(ref, summary)
             case Status.UNSTARTED | Status.LAPSED:  # prefetched by a worker that then died,
                 # or not committed because the lease lapsed: once renewed, it runs again
                 if outcome.status is Status.LAPSED:
@@ -124,14 +119,14 @@ class Outcomes:
                                 reason="this instance's lease lapsed")  # fmt: skip
                 ref.attempt -= 1
                 self.waiting.put(ref, first=True)
-            case Status.VANISHED:
-                self.vanished(ref, outcome.summary, "removed during processing")
+            case Status.VANISHED if summary is not None:
+                self.vanished(ref, summary, "removed during processing")
             case Status.RETRY:
-                self.retry_or_fail(ref, outcome.summary.get("error") or {})
+                self.retry_or_fail(ref, _error(summary))
             case Status.ENVIRONMENT:
-                self.hold(ref, outcome.summary.get("error") or {})
+                self.hold(ref, _error(summary))
 
-    def vanished(self, ref: FileRef, summary: dict[str, Any], reason: str) -> None:
+    def vanished(self, ref: FileRef, summary: Summary, reason: str) -> None:
         """Someone removed the claimed file from underprocess/: the journal says so, and
         in shared mode the name it held is free again."""
         self.journal.finished(ref.uid, summary)
@@ -141,7 +136,7 @@ class Outcomes:
         log.warning("file_vanished", path=ref.rel, attempt=ref.attempt,
                     state=State.CLAIMED.value, reason=reason)  # fmt: skip
 
-    def hold(self, ref: FileRef, error: dict[str, Any]) -> None:
+    def hold(self, ref: FileRef, error: Error) -> None:
         """The machine failed this attempt (a full disk…): it is not counted, the file waits
         first in line, and claiming pauses until the condition clears."""
         ref.attempt -= 1
@@ -153,7 +148,7 @@ class Outcomes:
         log.warning("file_held", path=ref.rel, state=ref.state.value, error=message,
                     action="waits, not counted, until the pause clears")  # fmt: skip
 
-    def recovered(self, ref: FileRef, committed: dict[str, Any] | None = None) -> None:
+    def recovered(self, ref: FileRef, committed: Summary | None = None) -> None:
         """A file a dead run left in underprocess/: moved on if its results were committed
         (`committed`, its summary), else processed again, unless it has already been
         interrupted `max_attempts` times (then it is what kills the daemon)."""
@@ -165,10 +160,10 @@ class Outcomes:
         else:
             self.waiting.put(ref)
 
-    def move_done(self, ref: FileRef, summary: dict[str, Any]) -> None:
-        ok = summary["status"] == Status.PROCESSED
-        duration_ms = round(summary.get("duration_s", 0) * 1000, 1)
-        err = summary.get("error") or {}
+    def move_done(self, ref: FileRef, summary: Summary) -> None:
+        ok = summary.ok
+        duration_ms = round(summary.duration_s * 1000, 1)
+        err = summary.error or {}
         try:
             transition(
                 self.folders,
@@ -192,23 +187,23 @@ class Outcomes:
             # else: it stays in underprocess/ and is recovered at the next start
             return
         self.totals["processed" if ok else "failed"] += 1
-        self.totals["bytes"] += summary.get("size") or 0
+        self.totals["bytes"] += summary.size or 0
         self.pause.succeeded()
         self.events.publish(
             "file_processed" if ok else "file_failed",
             path=ref.rel,
             uid=ref.uid,
-            duration_s=summary.get("duration_s"),
-            size=summary.get("size"),
-            tags=summary.get("tags"),
-            processors=summary.get("processors"),
+            duration_s=summary.duration_s,
+            size=summary.size,
+            tags=summary.counts.get("tags"),
+            processors=summary.counts.get("processors"),
             error=err.get("message"),
             node=err.get("processor"),  # the node a data error is charged to (pipeline page)
         )
         for hook in self.on_done:
             hook(summary)
 
-    def retry_or_fail(self, ref: FileRef, error: dict[str, Any]) -> None:
+    def retry_or_fail(self, ref: FileRef, error: Error) -> None:
         if ref.attempt >= self.max_attempts:
             self.fail_exhausted(ref, error)
             return
@@ -228,14 +223,14 @@ class Outcomes:
             "file_retry", path=ref.rel, uid=ref.uid, attempt=ref.attempt, error=error.get("message")
         )
 
-    def fail_exhausted(self, ref: FileRef, error: dict[str, Any]) -> None:
+    def fail_exhausted(self, ref: FileRef, error: Error) -> None:
         error = {
             **error,
             "message": f"{error.get('message')} (gave up after {ref.attempt} "
             f"attempt{'s' if ref.attempt != 1 else ''})",
         }
-        summary = failure_summary(ref.uid, ref.rel, ref.original, ref.attempt, ref.size, error,
-                                  self.provenance)  # fmt: skip
+        summary = given_up(ref.uid, ref.rel, ref.original, ref.attempt, ref.size, error,
+                           self.provenance)  # fmt: skip
         discard_temps(self.folders.tmp, ref.uid)
         self._write_summary_now(ref, summary)
         self.move_done(ref, summary)
@@ -244,8 +239,7 @@ class Outcomes:
         """A file in unprocessed/ that must not be processed at all → failed/ with `reason`."""
         transition(self.folders, self.journal, ref, State.FAILED, reason=reason)
         error = {"type": "Rejected", "message": reason}
-        summary = failure_summary(ref.uid, ref.rel, ref.original, 0, ref.size, error,
-                                  self.provenance)  # fmt: skip
+        summary = given_up(ref.uid, ref.rel, ref.original, 0, ref.size, error, self.provenance)
         self._write_summary_now(ref, summary)
         self.journal.finished(ref.uid, summary)
         self.totals["rejected"] += 1
@@ -253,18 +247,18 @@ class Outcomes:
         for hook in self.on_done:
             hook(summary)
 
-    def write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
+    def write_summary_now(self, ref: FileRef, summary: Summary) -> None:
         """`_write_summary_now`, for a file that is not in the queue (a source's)."""
         self._write_summary_now(ref, summary)
 
-    def _write_summary_now(self, ref: FileRef, summary: dict[str, Any]) -> None:
+    def _write_summary_now(self, ref: FileRef, summary: Summary) -> None:
         """Write a summary the loop made itself (a reject, a give-up); never raises. A name
         too long for `<name>.json` gets its summary under a shortened, unique one."""
         tmp = str(self.folders.tmp / f"{ref.uid}.{ref.attempt}.json")
         head, _, name = ref.rel.rpartition("/")
         if name_bytes(name) + len(".json") > self.name_max:
             name = shorten(name, self.name_max - len(".json"), tag=f"~{ref.uid[:8]}")
-        temps = [(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
+        temps = [Temp(tmp, f"{head}/{name}.json" if head else f"{name}.json")]
         try:
             write_summary(tmp, summary)
         except OSError as write_error:
@@ -273,4 +267,8 @@ class Outcomes:
             exc = commit_results(self.folders.results, ref.uid, temps, self.fsync, rerun=True)
         if exc is not None:  # the reason is still in the journal and the log
             log.error("summary_write_failed", path=ref.rel, error=str(exc),
-                      reason=(summary.get("error") or {}).get("message"))  # fmt: skip
+                      reason=(summary.error or {}).get("message"))  # fmt: skip
+
+
+def _error(summary: Summary | None) -> Error:
+    return (summary.error if summary is not None else None) or {}

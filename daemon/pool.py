@@ -1,16 +1,16 @@
-"""A pool of worker processes, one file at a time each, and their supervision.
+"""A pool of worker processes, one file at a time each, and their supervision: the parent
+side of the workers (the child side is `daemon.worker`; they speak `daemon.attempt`).
 
 Unlike `concurrent.futures.ProcessPoolExecutor` (whose whole pool breaks, failing every
 pending future, when one worker dies), each slot here is one process with its own pipe,
 so a death (segfault, OOM kill) is charged to exactly the file that slot was running;
-the slot gets a new process and the others never notice. What runs inside a worker is
-`daemon.child`.
+the slot gets a new process and the others never notice (`daemon.slot`: one worker as
+the pool sees it).
 
 Once a tick the pool has its workers looked at (`daemon.supervisor`: frozen and stalled
-ones, and the jobs held behind them). A death is named for what it was: the memory cap
-(`daemon.memory`), the kernel's OOM killer, the stall guard, or the signal. A worker's
-stderr comes to the pool through a pipe: forwarded to the daemon's own, its tail kept for
-those reasons.
+ones, and the jobs held behind them). A death is named for what it was (`Slot.death`):
+the memory cap (`daemon.memory`), the kernel's OOM killer, the stall guard, or the
+signal.
 """
 
 from __future__ import annotations
@@ -18,39 +18,38 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import signal
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 import structlog
 
 from daemon import memory
-from daemon.child import (
+from daemon.attempt import (
+    Job,
     LoadConfig,
+    Outcome,
     Progress,
     Ready,
     RunJob,
     Shared,
     Started,
+    Status,
     Stop,
-    worker_main,
 )
+from daemon.slot import Slot, exit_text
 from daemon.snapshot import InFlight, Stall
+from daemon.summary import Start
 from daemon.supervisor import Supervisor
-from daemon.worker import Job, Outcome, Status, base_summary, finish_summary
+from daemon.worker.main import worker_main
 from formats.names import shown
 from processors import LoadedPipeline
 
-__all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "Progress", "WorkerPool"]
+__all__ = ["DEEP", "PREFETCH", "QUICK_S", "SMALL_BYTES", "WorkerPool"]
 
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # safe with the daemon's threads; forks nothing
-TAIL_BYTES = 16384  # of a worker's stderr: its last words, a stack dump of every thread
 
 PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never waits for us
 # A worker whose last file took under QUICK_S, holding only files of at most SMALL_BYTES,
@@ -59,51 +58,6 @@ PREFETCH = 2  # jobs a worker holds: the one it runs and the next, so it never w
 DEEP = 8
 SMALL_BYTES = 1 << 20
 QUICK_S = 0.02
-
-
-@dataclass
-class Slot:
-    index: int
-    proc: Any = None
-    conn: Connection | None = None
-    # in the order given: finished ones waiting for their commit, the one running, queued
-    jobs: deque[Job] = field(default_factory=deque)
-    numbers: dict[str, int] = field(default_factory=dict)  # each held job's number
-    given: int = 0  # jobs given to this process
-    current: str | None = None  # the uid of the job it said it started, until answered
-    started: float = 0.0  # monotonic: when `current` started
-    busy_since: float = 0.0  # monotonic: given work while idle, a job started or answered
-    shared: Shared | None = None
-    err: Connection | None = None  # the read end of its stderr
-    tail: bytes = b""  # the last TAIL_BYTES of its stderr
-    err_bytes: int = 0  # all it wrote there
-    err_mark: int = 0  # err_bytes when its current job started: what is new is that job's
-    quick: bool = False  # its last file took under QUICK_S (it may hold up to DEEP)
-    bytes_read: int = 0
-    config_gen: int = -1
-    ready: bool = False  # the process said it started; only then does it get jobs
-    respawn_at: float | None = None  # no process: start one at this monotonic time
-    stall: Stall | None = None
-    kill: tuple[str, Status, dict[str, Any]] | None = None  # (uid, status, error): ours
-    dumped: float | None = None  # monotonic: when we last asked it for a stack dump
-    oom: memory.OomCounters | None = None  # the kernel's OOM counters when it started
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    @property
-    def job(self) -> Job | None:
-        """The job this worker is running now (or, before it says, the next it will)."""
-        held = (j for j in self.jobs if j.uid == self.current)
-        return next(held, self.jobs[0] if self.jobs else None)
-
-    def running_job(self) -> Job | None:
-        """The job whose pipeline runs in the process now, by its own word (shared
-        memory); else the oldest it holds, which is being committed."""
-        number = self.shared.running.value if self.shared is not None else 0
-        held = (j for j in self.jobs if number and self.numbers.get(j.uid) == number)
-        return next(held, self.jobs[0] if self.jobs else None)
 
 
 class WorkerPool:
@@ -181,7 +135,7 @@ class WorkerPool:
                 log.warning("worker_kill", slot=slot.index, pid=slot.proc.pid, reason="timeout")
                 slot.proc.kill()
                 slot.proc.join(1.0)
-            self._forward_stderr(slot)
+            slot.forward_stderr()
             self._discard(slot)
 
     def _discard(self, slot: Slot) -> None:
@@ -284,7 +238,7 @@ class WorkerPool:
             if slot.proc is None or slot.conn is None:
                 continue
             if slot.err is not None and id(slot.err) in ready_set:
-                self._forward_stderr(slot)
+                slot.forward_stderr()
             finished = False
             while not finished and slot.conn.poll():
                 try:
@@ -327,39 +281,18 @@ class WorkerPool:
                 if slot.current == job.uid:
                     slot.current = None
                 done.append((job, msg))
-                if (msg.summary.get("error") or {}).get("type") == "MemoryLimit":
+                summary = msg.summary
+                if summary is not None and (summary.error or {}).get("type") == "MemoryLimit":
                     self.memory_exceeded += 1
-                slot.quick = msg.summary.get("duration_s", QUICK_S) < QUICK_S
+                slot.quick = summary is not None and summary.duration_s < QUICK_S
                 slot.busy_since, slot.bytes_read = now, 0
                 return not slot.jobs
         return False
 
-    def _forward_stderr(self, slot: Slot) -> None:
-        """What the worker wrote to stderr, to the daemon's own (journald, a terminal),
-        keeping its tail: a library's last words before it aborts name the cause."""
-        if slot.err is None:
-            return
-        while True:
-            try:
-                data = os.read(slot.err.fileno(), 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:  # every writer is gone: nothing more will come
-                with contextlib.suppress(OSError):
-                    slot.err.close()
-                slot.err = None
-                return
-            slot.tail = (slot.tail + data)[-TAIL_BYTES:]
-            slot.err_bytes += len(data)
-            with contextlib.suppress(OSError):
-                os.write(2, data)
-
     def _replace_dead(self, slot: Slot) -> list[tuple[Job, Outcome]]:
-        self._forward_stderr(slot)
+        slot.forward_stderr()
         code = slot.proc.exitcode
-        why = _exit_text(code)
+        why = exit_text(code)
         done: list[tuple[Job, Outcome]] = []
         if not slot.ready:  # died starting up: no job was given to it; back off, don't spin
             self.deaths += 1
@@ -375,55 +308,29 @@ class WorkerPool:
             log.info("worker_recycled", slot=slot.index, pid=slot.proc.pid,
                      reason=memory.limit_message(self.memory_mb or 0),
                      returned=[shown(j.rel) for j in slot.jobs])  # fmt: skip
-            done = [(j, Outcome(Status.UNSTARTED, {})) for j in slot.jobs]
+            done = [(j, Outcome(Status.UNSTARTED, None)) for j in slot.jobs]
         elif slot.jobs:
             # the death is the file whose pipeline was running (else the oldest's, being
             # committed); the others, queued or finished but not committed, run again
             self.deaths += 1
-            status, error = self._death(slot, code, why)
+            status, error, by_memory = slot.death(code, why, self.memory_mb, self.slots)
+            self.memory_exceeded += by_memory
             job = slot.running_job()
             if slot.kill is not None:
-                job = next((j for j in slot.jobs if j.uid == slot.kill[0]), job)
+                job = next((j for j in slot.jobs if j.uid == slot.kill.uid), job)
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why,
                         path=job.rel if job else None, error=error["message"])  # fmt: skip
             for other in slot.jobs:  # not charged an attempt
                 if other is job:
-                    summary = base_summary(other, time.time())
-                    summary["error"] = error
-                    outcome = Outcome(status, finish_summary(summary, Status.FAILED,
-                                                             time.monotonic()))  # fmt: skip
-                    done.append((other, outcome))
+                    done.append((other, Outcome(status, Start.of(other).failed(error))))
                 else:
-                    done.append((other, Outcome(Status.UNSTARTED, {})))
+                    done.append((other, Outcome(Status.UNSTARTED, None)))
         else:
             self.deaths += 1
             log.warning("worker_died", slot=slot.index, pid=slot.proc.pid, exit=why)
         self._discard(slot)
         self._spawn(slot)
         return done
-
-    def _death(self, slot: Slot, code: int | None, why: str) -> tuple[Status, dict[str, Any]]:
-        """What a worker's death means for the file it was running: the stall guard's
-        kill, the memory cap, the kernel's OOM killer, or the bare signal or exit code."""
-        if slot.kill is not None:
-            return slot.kill[1], slot.kill[2]
-        new = slot.err_bytes - slot.err_mark  # what it wrote since its job started
-        since_start = slot.tail[-new:] if new else b""
-        if self.memory_mb and memory.allocation_failed(since_start):
-            self.memory_exceeded += 1
-            return Status.RETRY, {"type": "MemoryLimit",
-                                  "message": memory.limit_message(self.memory_mb)}  # fmt: skip
-        if code == -signal.SIGKILL and slot.oom is not None:
-            after = memory.OomCounters.read(os.getpid())
-            oom = slot.oom.killed_by_oom(after)
-            if oom is not None:
-                self.memory_exceeded += 1
-                for other in self.slots:  # that kill is this death's, none of theirs
-                    if other is not slot and other.oom is not None:
-                        other.oom = other.oom.charged(slot.oom, after)
-                return Status.RETRY, {"type": "OomKilled", "message": f"worker process {oom}"}
-        return Status.RETRY, {"type": "ChildProcessError",
-                              "message": f"worker process died ({why})"}  # fmt: skip
 
     def kill_busy(self) -> list[Job]:
         """Cold stop: kill the workers still holding jobs; return those jobs."""
@@ -455,13 +362,3 @@ class WorkerPool:
     @property
     def stall_kills(self) -> int:
         return self.supervisor.stall_kills
-
-
-def _exit_text(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            return f"killed by signal {-code}"
-        return f"killed by signal {-code} ({name})"
-    return f"exit {code}"

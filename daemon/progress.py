@@ -32,7 +32,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from daemon import delivery, duplicates, worker
+from daemon import delivery, duplicates
+from daemon.worker import committer, run
 from formats.names import shown
 from processors import nodes
 
@@ -43,11 +44,11 @@ STACK_BYTES = 512 << 10
 
 _NODE_CODES = {nodes.LineRunner.run.__code__, nodes.BatchRunner.run.__code__,
                nodes.Runner.flush.__code__}  # fmt: skip
-_READ_CODES = {worker._HashingReader.read.__code__, worker._HashingReader.readinto.__code__,
+_READ_CODES = {run._HashingReader.read.__code__, run._HashingReader.readinto.__code__,
                duplicates.first_match.__code__}  # fmt: skip
 _START_CODE = nodes.start_runner.__code__
 _DELIVER_CODE = delivery.deliver.__code__
-_COMMIT_CODE = worker.commit_outcomes.__code__
+_COMMIT_CODE = committer.commit_outcomes.__code__
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIBRARY = tuple({os.path.dirname(os.__file__), os.path.dirname(contextlib.__file__)})
 _DUMP_BLOCK = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):\n"
@@ -126,9 +127,9 @@ def where_from_dump(text: str) -> str | None:
             doing = "in a node, "
         elif here == "daemon/delivery.py" and func == "deliver":
             doing = "in a sink, "
-        elif here == "daemon/worker.py" and func in ("read", "readinto"):
+        elif here == "daemon/worker/run.py" and func in ("read", "readinto"):
             doing = "reading the input, "
-        elif here == "daemon/worker.py" and func == "commit_outcomes":
+        elif here == "daemon/worker/committer.py" and func == "commit_outcomes":
             doing = "committing results, "
         else:
             continue

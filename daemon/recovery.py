@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import structlog
@@ -28,7 +27,8 @@ from daemon.journal import Journal, Row
 from daemon.shared.lease import PeerLease
 from daemon.shared.startup import live_shared, refuse_shared_start
 from daemon.states import FileRef, Folders, State
-from formats.names import parsed, shown
+from daemon.summary import Summary
+from formats.names import shown
 
 log = structlog.get_logger(__name__)
 
@@ -145,11 +145,13 @@ def rebuild(folders: Folders, journal: Journal) -> int:
         for rel in walk_files(top):
             with contextlib.suppress(FileNotFoundError):
                 st = os.lstat(top / rel)
-                s = _summary(folders, rel) or {}
-                ref = FileRef(s.get("uid") or uuid.uuid4().hex, rel, state,
-                              s.get("attempts") or 0, parsed(s.get("original_name") or shown(rel)),
-                              st.st_size, st.st_ino)  # fmt: skip
-                journal.restore(ref, s or None, s.get("finished_ts") or st.st_mtime)
+                s = _summary(folders, rel)
+                if s is None:
+                    ref = FileRef(uuid.uuid4().hex, rel, state, 0, rel, st.st_size, st.st_ino)
+                else:
+                    ref = FileRef(s.uid, rel, state, s.attempts, s.original_name or rel,
+                                  st.st_size, st.st_ino)  # fmt: skip
+                journal.restore(ref, s, (s.finished_ts if s is not None else 0) or st.st_mtime)
                 restored += 1
     journal.fresh = False
     journal.flush()
@@ -157,7 +159,7 @@ def rebuild(folders: Folders, journal: Journal) -> int:
     return restored
 
 
-def _summary(folders: Folders, rel: str) -> dict[str, Any] | None:
+def _summary(folders: Folders, rel: str) -> Summary | None:
     """The summary at results/<rel>.json, if it is one of the input now called `rel`."""
     try:
         with open(folders.summary_path(rel), "rb") as f:
@@ -169,7 +171,12 @@ def _summary(folders: Folders, rel: str) -> dict[str, Any] | None:
         and data.get("source") == shown(rel)
         and isinstance(data.get("uid"), str)
     )
-    return data if ok else None
+    if not ok:
+        return None
+    try:
+        return Summary.from_json(data)
+    except (KeyError, TypeError, ValueError):  # not one folderd wrote
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +185,12 @@ class Recovered:
     already committed (then only its move is left to do), or None: it runs again."""
 
     ref: FileRef
-    committed: dict[str, Any] | None = None
+    committed: Summary | None = None
 
 
 def _committed(
     folders: Folders, journal: Journal, rel: str, row: Row | None, st: os.stat_result
-) -> dict[str, Any] | None:
+) -> Summary | None:
     """The summary of the claim of `rel` in underprocess/ if its last attempt committed it:
     a final status, the size and sha256 of the bytes there now, and that attempt's own —
     with `row` (the claim's journal row), its uid and begun after the attempt was handed
@@ -192,18 +199,13 @@ def _committed(
     taken unless the journal knows that input changed state after the attempt began (it
     was requeued or returned since)."""
     summary = _summary(folders, rel)
-    if (
-        summary is None
-        or summary.get("status") not in ("processed", "failed")
-        or not isinstance(began := summary.get("started_ts"), int | float)
-        or summary.get("size") != st.st_size
-        or not stat.S_ISREG(st.st_mode)
-    ):
+    if summary is None or summary.size != st.st_size or not stat.S_ISREG(st.st_mode):
         return None
+    began = summary.started_ts
     if row is not None:
-        if summary["uid"] != row.uid or row.started is None or began < row.started:
+        if summary.uid != row.uid or row.started is None or began < row.started:
             return None
-    elif (known := journal.get(summary["uid"])) is not None and (known.updated or 0) > began:
+    elif (known := journal.get(summary.uid)) is not None and (known.updated or 0) > began:
         return None
     sha = hashlib.sha256()
     try:
@@ -212,14 +214,14 @@ def _committed(
                 sha.update(chunk)
     except OSError:
         return None
-    return summary if sha.hexdigest() == summary.get("sha256") else None
+    return summary if sha.hexdigest() == summary.sha256 else None
 
 
 def recover(
     folders: Folders,
     journal: Journal,
     identity: Callable[[os.stat_result], str] | None = None,
-    reconciled: Callable[[dict[str, Any]], None] | None = None,
+    reconciled: Callable[[Summary], None] | None = None,
 ) -> list[Recovered]:
     """Repair what a dead run left; return the files in underprocess/, each with its
     committed summary if its results were complete before the run died (they are moved on,
@@ -241,9 +243,9 @@ def recover(
             found = _locate(folders, known.rel) or State.MISSING
             journal.set_state(known.uid, found, "reconciled at start")
             summary = _summary(folders, known.rel) if found is not State.MISSING else None
-            if summary is not None and summary["uid"] == known.uid:  # as committed
+            if summary is not None and summary.uid == known.uid:  # as committed
                 journal.finished(known.uid, summary)
-                if reconciled is not None and summary.get("status") == found.value:
+                if reconciled is not None and summary.status.value == found.value:
                     reconciled(summary)
     refs = []
     for rel in on_disk:
@@ -253,10 +255,10 @@ def recover(
         if row is not None:
             uid, attempts = row.uid, row.attempts
         elif committed is not None:  # its claim never reached the journal; its results did
-            uid, attempts = committed["uid"], committed.get("attempts") or 1
+            uid, attempts = committed.uid, committed.attempts or 1
         else:  # journal lost: it was claimed, so at least one attempt had started
             uid, attempts = identity(st) if identity else uuid.uuid4().hex, 1
-        original = row.original if row else parsed((committed or {}).get("original_name", ""))
+        original = row.original if row else committed.original_name if committed else ""
         ref = FileRef(uid, rel, State.CLAIMED, attempts, original or rel, st.st_size, st.st_ino)
         if row is None and journal.get(uid) is None:
             journal.add(ref)

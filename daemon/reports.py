@@ -12,13 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from formats.names import as_text
+from daemon.summary import Summary, iso
+from formats.names import as_text, shown
 
 MAX_LISTED = 1000  # failures listed by name; the count is always whole
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 @dataclass
@@ -31,20 +28,34 @@ class RunReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)  # error type -> files
 
-    def add(self, summary: dict[str, Any]) -> None:
+    def add(self, summary: Summary) -> None:
         """A file finished (its summary, as committed)."""
-        self.bytes += summary.get("size") or 0
-        if summary.get("status") == "processed":
+        self.count(summary.status.value, summary.uid, shown(summary.source), summary.size,
+                   summary.error, duplicate=summary.duplicate_of is not None)  # fmt: skip
+
+    def count(
+        self,
+        status: str,
+        uid: str | None,
+        path: str | None,
+        size: int | None,
+        error: dict[str, Any] | None,
+        *,
+        duplicate: bool = False,
+    ) -> None:
+        """A file finished `status` (processed or failed); `path` as shown."""
+        self.bytes += size or 0
+        if status == "processed":
             self.processed += 1
-            self.duplicates += "duplicate_of" in summary
+            self.duplicates += duplicate
             return
         self.failed += 1
-        error = summary.get("error") or {}
+        error = error or {}
         kind = str(error.get("type") or "Error")
         self.reasons[kind] = self.reasons.get(kind, 0) + 1
         if len(self.failures) < MAX_LISTED:
             self.failures.append({
-                "uid": summary.get("uid"), "path": summary.get("source"),
+                "uid": uid, "path": path,
                 "error": {"type": kind, "message": as_text(str(error.get("message") or ""))},
             })  # fmt: skip
 

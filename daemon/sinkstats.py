@@ -15,6 +15,7 @@ from typing import Any
 
 from config.pipeline import PipelineConfig
 from config.sinks import SinkConfig
+from daemon.summary import Summary
 
 # delivery seconds: the histogram's upper bounds (+Inf is the last bucket)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -82,9 +83,9 @@ class SinkStats:
         self._view: tuple[SinkHealth, ...] = ()
         self._config: PipelineConfig | None = None
 
-    def observe(self, summary: dict[str, Any]) -> None:
-        deliveries = summary.get("deliveries") or ()
-        error = summary.get("error") or {}
+    def observe(self, summary: Summary) -> None:
+        deliveries = summary.deliveries or ()
+        error = summary.error or {}
         if not deliveries and "sink" not in error:
             return
         now = time.monotonic()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from daemon.errors import DaemonError
 
@@ -127,6 +128,18 @@ class Folders:
         return os.path.join(self.results_dir, f"{rel}.json")
 
 
+class Claimed(NamedTuple):
+    """What a file was when it was claimed: its next attempt opens these bytes or none."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Claimed:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 @dataclass
 class FileRef:
     """What the daemon knows of one input while it is alive in the queue."""
@@ -139,7 +152,7 @@ class FileRef:
     size: int = 0
     inode: int = 0
     open_path: str | None = None  # a symlink's checked target, opened instead of the link
-    claimed: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) as claimed, until
+    claimed: Claimed | None = None  # what it was at its claim, until
     # the first attempt after the claim has checked the bytes it opens against it
     held: int = 0  # attempts given back because the machine failed (a full disk…)
     rerun: bool = False  # back in the queue after it finished (requeued, reprocessed): the

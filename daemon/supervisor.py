@@ -12,7 +12,7 @@ progress thread is blocked too (a C call holding the GIL) is asked for a stack d
 its forwarded stderr brings back.
 
 Taking jobs back is safe against the worker starting them at that moment: both sides pass
-through the slot's gate (`daemon.child.Shared`), and the worker skips what was taken.
+through the slot's gate (`daemon.attempt.Shared`), and the worker skips what was taken.
 """
 
 from __future__ import annotations
@@ -20,24 +20,33 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psutil
 import structlog
 
+from daemon.attempt import Job, Outcome, Status
 from daemon.progress import BEAT, BEAT_S, DUMP_SIGNAL, PROGRESS, where_from_dump
 from daemon.snapshot import Stall
-from daemon.worker import Job, Outcome, Status
+from daemon.summary import Error
 from formats.names import shown
 
 if TYPE_CHECKING:
-    from daemon.pool import Slot
+    from daemon.slot import Slot
 
 log = structlog.get_logger(__name__)
 
 _STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 BEAT_LATE_S = BEAT_S * 3  # a progress thread this late is blocked too (a C call, the GIL)
 Taken = list[tuple[Job, Outcome]]
+
+
+class Kill(NamedTuple):
+    """A worker the stall guard killed: what its death means for the file it held."""
+
+    uid: str
+    status: Status
+    error: Error
 
 
 class Supervisor:
@@ -136,7 +145,7 @@ class Supervisor:
         if sink is not None:  # the sink is the environment: the file waits, not counted
             error.update(sink=sink, cause="sink_unavailable")
             status = Status.ENVIRONMENT
-        slot.kill = (job.uid, status, error)
+        slot.kill = Kill(job.uid, status, error)
         self.stall_kills += 1
         log.warning("worker_kill", slot=slot.index, pid=slot.pid, path=job.rel,
                     reason=message)  # fmt: skip
@@ -165,4 +174,4 @@ class Supervisor:
         if queued:
             log.info("jobs_taken_back", worker_pid=slot.pid, reason=why,
                      paths=[shown(j.rel) for j in queued])  # fmt: skip
-        return [(job, Outcome(Status.UNSTARTED, {})) for job in queued]
+        return [(job, Outcome(Status.UNSTARTED, None)) for job in queued]

@@ -33,11 +33,13 @@ import structlog
 from config.notify import NotifyTarget
 from daemon.events import EventBus
 from daemon.faults import Pause
-from daemon.journal import Journal, connect
+from daemon.journal import Journal
 from daemon.outbox import Outbox, TargetCounts, file_key, sign
 from daemon.outcomes import Outcomes
 from daemon.reports import RunReport
+from daemon.schema import connect
 from daemon.snapshot import VERSION
+from daemon.summary import Summary
 from net.fetch import NoAnswer, client, fetch, retry_after
 
 log = structlog.get_logger(__name__)
@@ -252,11 +254,12 @@ class Webhooks:
                 sender.start()
 
     # -- the events (loop thread, before the journal flush that commits them) ----------
-    def file_done(self, summary: dict[str, Any]) -> None:
+    def file_done(self, summary: Summary) -> None:
         """A file moved to processed/ or failed/ (or recovery found it moved)."""
-        event = "file.processed" if summary.get("status") == "processed" else "file.failed"
+        event = "file.processed" if summary.ok else "file.failed"
         if self.outbox.wanted(event):
-            self.outbox.add(event, {"summary": summary}, file_key(event, summary))
+            data = summary.to_json()
+            self.outbox.add(event, {"summary": data}, file_key(event, data))
 
     def paused(self, cause: str, reason: str) -> None:
         self.outbox.add("queue.paused", {"pause": {"cause": cause, "reason": reason}})

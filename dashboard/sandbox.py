@@ -34,8 +34,8 @@ from typing import Any
 import structlog
 
 from config import ConfigError, locate
-from daemon.child import die_with_parent  # a preview dies with its server, as a worker does
 from daemon.oneoff.dryrun import dry_pipeline, dry_run
+from daemon.worker.main import die_with_parent  # a preview dies with its server, as a worker does
 from dashboard import scratch
 from processors import LoadedPipeline, file_routes
 from processors.loader import check
@@ -104,7 +104,7 @@ def answer(req: Request) -> dict[str, Any]:
         if req.data is not None:
             src.write_bytes(req.data)
         run = dry_run(pipeline, src, req.name, req.max_lines)
-    summary = run.summary
+    summary = run.summary.to_json()
     counts = summary.get("outputs", {})
     route = None
     if run.route is not None:

@@ -16,9 +16,10 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from daemon.worker import Job, process_file
+from daemon.attempt import Job
+from daemon.summary import Summary
+from daemon.worker import process_file
 from processors import LoadedPipeline, Pipeline, ProcessorError, file_routes, readers
 
 
@@ -26,7 +27,7 @@ from processors import LoadedPipeline, Pipeline, ProcessorError, file_routes, re
 class DryRun:
     """What one dry run produced."""
 
-    summary: dict[str, Any]  # the summary a worker would have committed
+    summary: Summary  # the summary a worker would have committed
     route: int | None  # index of the route that matched (None: none did)
     outputs: dict[str, list[str]]  # per output tag, its lines (the first `max_lines`)
 
@@ -61,6 +62,8 @@ def dry_run(pipeline: Pipeline, src: Path, name: str, max_lines: int | None = No
             temp = by_name.get(f"{name}.{out.suffix}")
             if temp is not None:
                 outputs[tag] = _read_lines(temp, max_lines)
+    if outcome.summary is None:
+        raise ProcessorError("the dry run never started")
     return DryRun(outcome.summary, matched_route(pipeline, src, name), outputs)
 
 

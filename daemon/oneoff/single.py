@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any
 
+from daemon.attempt import Job
 from daemon.commit import commit_results
 from daemon.errors import DaemonError
 from daemon.moves import first_free
 from daemon.provenance import Provenance
 from daemon.states import TMP_DIRNAME
-from daemon.worker import Job, Status, process_file
+from daemon.summary import Summary
+from daemon.worker import process_file
 from processors import LoadedPipeline
 
 
@@ -29,7 +30,7 @@ def run_single(
     fsync: bool,
     trace: bool,
     config: Path | None = None,
-) -> dict[str, Any]:
+) -> Summary:
     """Process `path`; return its summary (status processed or failed). `config`: the
     file `pipeline` was read from, for the summary's provenance."""
     if not path.exists():
@@ -43,9 +44,9 @@ def run_single(
     job = Job(uuid.uuid4().hex, rel, path.name, os.path.abspath(path), 1, str(tmp_dir), fsync,
               provenance=prov)  # fmt: skip
     outcome = process_file(job, pipeline.build(trace=trace))
-    summary = outcome.summary
-    if outcome.status is Status.RETRY:
-        summary["status"] = Status.FAILED
+    summary = outcome.summary  # a retry's is a failed one, never committed: it says why
+    if summary is None:
+        raise DaemonError(f"--input {path}: the attempt never started")
     if outcome.temps:
         exc = commit_results(results, job.uid, outcome.temps, fsync)
         if exc is not None:

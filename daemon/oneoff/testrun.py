@@ -86,24 +86,24 @@ def run_cases(loaded: LoadedPipeline, cases: list[Case]) -> list[CaseResult]:
 
 def check(case: Case, run: DryRun) -> list[Failure]:
     """Every expectation of `case` that `run` does not meet."""
-    summary = run.summary
+    summary, counts = run.summary, run.summary.counts
     failures = []
-    error = summary.get("error") or {}
-    if summary["status"] != case.status:
-        got = summary["status"]
+    error = summary.error or {}
+    if summary.status != case.status:
+        got = summary.status.value
         if error:
             got += f" ({_error_text(error)})"
         failures.append(Failure("status", f"expected {case.status}, got {got}"))
     elif case.error is not None and error.get("type") != case.error:
         failures.append(Failure("error", f"expected {case.error}, got {_error_text(error)}"))
-    if case.start is not None and summary.get("start_tag") != case.start:
+    if case.start is not None and counts.get("start_tag") != case.start:
         failures.append(
-            Failure("start", f"expected tag {case.start}, got {summary.get('start_tag')}")
+            Failure("start", f"expected tag {case.start}, got {counts.get('start_tag')}")
         )
-    got = summary.get("metadata", {})
+    got = counts.get("metadata", {})
     if case.metadata is not None and case.metadata != got:
         failures.append(Failure("metadata", f"expected {case.metadata}, got {got}"))
-    got = summary.get("aggregates", {})
+    got = counts.get("aggregates", {})
     if not subset(case.aggregates, got):
         failures.append(Failure("aggregates", f"expected to include {case.aggregates}, got {got}"))
     for tag, expect in case.outputs.items():

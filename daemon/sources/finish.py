@@ -18,10 +18,11 @@ import random
 import shutil
 import time
 from dataclasses import replace
-from typing import Any
 
 import structlog
 
+from daemon.attempt import Job, Outcome, Status
+from daemon.commit import discard_temps
 from daemon.faults import PauseReason
 from daemon.moves import first_free
 from daemon.outcomes import RETRY_CAP_S, Outcomes
@@ -29,7 +30,7 @@ from daemon.settle import signature
 from daemon.sources.runtime import Flight, Runtime, Sources
 from daemon.sources.store import Entry, EntryState, sig_text
 from daemon.states import FileRef, State
-from daemon.worker import Job, Outcome, Status, discard_temps, failure_summary
+from daemon.summary import Error, Summary, given_up
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +45,8 @@ class Finisher:
         """A version that must not be processed (empty, mtime 0): failed at once."""
         self.sources.inflight.pop(job.uid, None)
         error = {"type": "Rejected", "message": reason}
-        summary = failure_summary(job.uid, job.rel, job.original, 0, job.size, error,
-                                  job.provenance)  # fmt: skip
-        summary["origin"] = flight.origin.as_json()
+        summary = given_up(job.uid, job.rel, job.original, 0, job.size, error, job.provenance,
+                           origin=flight.origin.as_json())  # fmt: skip
         self.outcomes.write_summary_now(
             FileRef(job.uid, job.rel, State.FAILED, 0, job.original, job.size), summary
         )
@@ -59,21 +59,23 @@ class Finisher:
         flight = self.sources.inflight.pop(job.uid, None)
         if flight is None:
             return
-        self.outcomes.sinks.observe(outcome.summary)
+        summary = outcome.summary
+        if summary is not None:
+            self.outcomes.sinks.observe(summary)
         rt = flight.runtime
         e = self.sources.store.get(rt.name, flight.entry.rel)
         if e is None:  # its source was removed and its rows with it
             return
         changed = e.sig != flight.entry.sig or not _same_file(rt, e)
         match outcome.status:
-            case Status.PROCESSED | Status.FAILED:
-                self._ended(flight, e, job, outcome.summary, changed)
+            case Status.PROCESSED | Status.FAILED if summary is not None:
+                self._ended(flight, e, job, summary, changed)
             case Status.UNSTARTED | Status.LAPSED:
                 self._again(rt, e, 0.0)
             case Status.VANISHED:
                 self.sources.write(rt, e, replace(e, state=EntryState.PENDING, due=0.0))
             case Status.ENVIRONMENT:
-                err = outcome.summary.get("error") or {}
+                err = (summary.error if summary is not None else None) or {}
                 message = err.get("message") or "environment error"
                 self.outcomes.pause.hold(PauseReason(err.get("cause", "folder_unusable"),
                                                      message), time.monotonic())  # fmt: skip
@@ -81,14 +83,13 @@ class Finisher:
                 log.warning("source_version_held", source=rt.name, path=e.rel, error=message,
                             action="waits, not counted, until the pause clears")  # fmt: skip
             case Status.RETRY:
-                self._retry(flight, e, job, outcome.summary.get("error") or {}, changed)
+                error = (summary.error if summary is not None else None) or {}
+                self._retry(flight, e, job, error, changed)
 
     def _again(self, rt: Runtime, e: Entry, due: float) -> None:
         self.sources.write(rt, e, replace(e, state=EntryState.PENDING, due=due))
 
-    def _retry(
-        self, flight: Flight, e: Entry, job: Job, error: dict[str, Any], changed: bool
-    ) -> None:
+    def _retry(self, flight: Flight, e: Entry, job: Job, error: Error, changed: bool) -> None:
         rt = flight.runtime
         if changed:  # rewritten while it ran: the new version settles, nothing counted
             log.info("source_version_superseded", source=rt.name, path=e.rel,
@@ -105,9 +106,8 @@ class Finisher:
         if attempts >= self.outcomes.max_attempts:
             error = {**error, "message": f"{error.get('message')} (gave up after {attempts} "
                      f"attempt{'s' if attempts != 1 else ''})"}  # fmt: skip
-            summary = failure_summary(job.uid, job.rel, job.original, attempts, job.size, error,
-                                      job.provenance)  # fmt: skip
-            summary["origin"] = flight.origin.as_json()
+            summary = given_up(job.uid, job.rel, job.original, attempts, job.size, error,
+                               job.provenance, origin=flight.origin.as_json())  # fmt: skip
             discard_temps(self.sources.folders.tmp, job.uid)
             self.outcomes.write_summary_now(
                 FileRef(job.uid, job.rel, State.FAILED, attempts, job.original, job.size), summary
@@ -121,14 +121,12 @@ class Finisher:
         log.warning("source_version_retry", source=rt.name, path=e.rel, attempt=attempts,
                     delay_s=round(delay, 3), error=error.get("message"))  # fmt: skip
 
-    def _ended(
-        self, flight: Flight, e: Entry, job: Job, summary: dict[str, Any], changed: bool
-    ) -> None:
+    def _ended(self, flight: Flight, e: Entry, job: Job, summary: Summary, changed: bool) -> None:
         """The version's results are committed: processed or failed for good."""
         rt, origin = flight.runtime, flight.origin
-        ok = summary.get("status") == Status.PROCESSED
-        err = summary.get("error") or {}
-        sha = summary.get("sha256")
+        ok = summary.ok
+        err = summary.error or {}
+        sha = summary.sha256
         new = replace(
             e, version=origin.number, done_sig=sig_text(flight.entry.sig), done_sha256=sha,
             attempts=0, error=None if ok else err.get("message"),
@@ -147,10 +145,10 @@ class Finisher:
                                         reason=None if ok else err.get("message"),
                                         summary=summary)  # fmt: skip
         self.outcomes.totals["processed" if ok else "failed"] += 1
-        self.outcomes.totals["bytes"] += summary.get("size") or 0
+        self.outcomes.totals["bytes"] += summary.size or 0
         if ok:
             self.outcomes.pause.succeeded()
-            rt.done.append((time.monotonic(), summary.get("size") or 0))
+            rt.done.append((time.monotonic(), summary.size or 0))
         else:
             rt.errors.append((time.time(), e.rel, err.get("message") or "failed"))
         log.info("source_version_processed" if ok else "source_version_failed", source=rt.name,
@@ -158,8 +156,8 @@ class Finisher:
                  superseded=changed)  # fmt: skip
         self.sources.events.publish(
             "file_processed" if ok else "file_failed", path=job.rel, uid=job.uid,
-            duration_s=summary.get("duration_s"), size=summary.get("size"),
-            tags=summary.get("tags"), processors=summary.get("processors"),
+            duration_s=summary.duration_s, size=summary.size,
+            tags=summary.counts.get("tags"), processors=summary.counts.get("processors"),
             error=err.get("message"), node=err.get("processor"), source=rt.name,
         )  # fmt: skip
         if not changed:

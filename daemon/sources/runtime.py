@@ -26,6 +26,7 @@ import structlog
 from config.pipeline import PipelineConfig
 from config.settings import Settings
 from config.sources import SourceConfig
+from daemon.attempt import Job
 from daemon.events import EventBus
 from daemon.fstype import fs_type, network_fs
 from daemon.intake import inspect
@@ -38,9 +39,8 @@ from daemon.sources.jobs import Jobs
 from daemon.sources.scanner import ScanBatch, Scanner, ScanRequest, Seen, archived, inside
 from daemon.sources.store import Entry, EntryState, Store, sig_text
 from daemon.sources.view import SourceView
-from daemon.states import FileRef, Folders, State
+from daemon.states import Claimed, FileRef, Folders, State
 from daemon.watcher import Change, FileChange, Ignored, Watcher
-from daemon.worker import Job
 
 log = structlog.get_logger(__name__)
 
@@ -440,7 +440,7 @@ class Sources:
                          lambda r: summary_of_another(self.folders, r, uid))  # fmt: skip
         attempt = e.attempts + 1
         job = Job(uid, rel, e.rel, path, attempt, str(self.folders.tmp),
-                  not self.settings.no_fsync, st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino),
+                  not self.settings.no_fsync, st.st_size, Claimed.of(st),
                   rerun=True, origin=origin, provenance=provenance)  # fmt: skip
         self.inflight[uid] = Flight(running, origin, rt)
         ref = FileRef(uid, rel, State.QUEUED, attempt, e.rel, st.st_size, 0)

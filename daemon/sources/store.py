@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from daemon.journal import connect
+from daemon.schema import connect
 from daemon.settle import Signature
 from formats.names import parsed, shown
 

@@ -17,9 +17,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from config.loading import defaults
+from daemon.attempt import Job, Status
 from daemon.core import Daemon
 from daemon.events import EventBus
-from daemon.worker import Job, Status, process_file
+from daemon.summary import Start
+from daemon.worker import process_file
 from dashboard.stats import Stats
 from processors import load_file
 from processors.loader import load
@@ -53,8 +55,9 @@ def test_uptime_and_a_sink_age_stay_true_when_the_wall_clock_steps_back(
     daemon = Daemon(settings, load_file(config), lambda: load_file(config))
     try:
         # what the loop does with a finished file's summary: the sink took a delivery
+        delivery = {"sink": "deliver[0]", "bytes": 3, "seconds": 0.1}
         daemon.outcomes.sinks.observe(
-            {"deliveries": [{"sink": "deliver[0]", "bytes": 3, "seconds": 0.1}]}
+            Start.now("u1", "a.log", "a.log", 1).processed(deliveries=(delivery,))
         )
         step_back()
         status = daemon._take_snapshot().as_dict()
@@ -84,7 +87,7 @@ def test_a_summary_duration_is_measured_not_subtracted_from_the_wall(
     job = Job("u1", "a.log", "a.log", str(src), 1, str(tmp), False, size=src.stat().st_size)
     outcome = process_file(job, pipeline)
     assert outcome.status is Status.PROCESSED and len(calls) > 1
-    summary = outcome.summary
+    summary = outcome.summary.to_json()
     assert 0 <= summary["duration_s"] < 60, summary["duration_s"]
     assert summary["finished_ts"] < summary["started_ts"], "timestamps are the wall's"
 

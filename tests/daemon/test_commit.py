@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from daemon.commit import Pending, commit_group, commit_results
+from daemon.commit import Pending, Temp, commit_group, commit_results
 
 
-def _temps(tmp: Path, uid: str, outputs: dict[str, str], rel: str) -> list[tuple[str, str]]:
+def _temps(tmp: Path, uid: str, outputs: dict[str, str], rel: str) -> list[Temp]:
     temps = []
     for suffix, text in outputs.items():
         p = tmp / f"{uid}.{suffix}"
         p.write_text(text)
-        temps.append((str(p), f"{rel}.{suffix}"))
+        temps.append(Temp(str(p), f"{rel}.{suffix}"))
     summary = tmp / f"{uid}.json"
     files = [f"{rel}.{s}" for s in outputs]
     summary.write_text(json.dumps({"uid": uid, "output_files": files}))
-    return [*temps, (str(summary), f"{rel}.json")]
+    return [*temps, Temp(str(summary), f"{rel}.json")]
 
 
 def test_a_rerun_replaces_its_results_and_drops_outputs_it_no_longer_makes(

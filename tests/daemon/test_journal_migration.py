@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from config.canonical import digest
 from daemon.journal import Journal
 from daemon.states import FileRef, State
+from daemon.summary import Start
 from tests.conftest import Queue, wait_until
 
 # The schema of folderd 0.1.0 before provenance (daemon/journal.py as it was).
@@ -59,8 +61,9 @@ def test_opened_in_place(tmp_path: Path) -> None:
     journal = Journal(path)
     assert not journal.fresh  # its history is kept, not rebuilt
     ref = FileRef("f" * 32, "new.log", State.CLAIMED, 1, "new.log", 5, 7)
-    summary: dict[str, Any] = {"status": "processed", "start_tag": "log", "output_files": [],
-                               "provenance": {"config": {"sha256": "ab" * 32}}}  # fmt: skip
+    start = Start("f" * 32, "new.log", "new.log", 1, time.time(), time.monotonic(),
+                  provenance={"config": {"sha256": "ab" * 32}})  # fmt: skip
+    summary = start.processed(counts={"start_tag": "log"}, output_files=())
     journal.add(ref)
     ref.state = State.PROCESSED
     journal.transition(ref, State.CLAIMED, summary=summary)

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from daemon.attempt import Outcome, Status
 from daemon.claims import Claimer
 from daemon.events import EventBus
 from daemon.faults import Pause, PauseReason
@@ -23,8 +24,8 @@ from daemon.intake import Intake
 from daemon.journal import Journal
 from daemon.outcomes import Outcomes, Waiting
 from daemon.states import FileRef, Folders, State
+from daemon.summary import Start, Summary, given_up
 from daemon.watcher import ignore_matcher
-from daemon.worker import Outcome, Status, failure_summary
 
 
 @dataclass
@@ -82,6 +83,11 @@ def _claimed(steps: Steps, rel: str) -> FileRef:
     ref = steps.claimer.next()
     assert ref is not None and ref.rel == rel
     return ref
+
+
+def _failed(ref: FileRef, error: dict[str, Any]) -> Summary:
+    """The summary of an attempt at `ref` cut short by `error` (never committed)."""
+    return Start.now(ref.uid, ref.rel, ref.original, ref.attempt).failed(error)
 
 
 def test_a_settled_file_is_claimed_by_one_rename_with_its_first_attempt(steps: Steps) -> None:
@@ -159,7 +165,7 @@ def test_a_transient_error_waits_with_backoff_then_gives_up_at_max_attempts(
     for attempt in (1, 2):
         assert ref.attempt == attempt
         with capture_logs() as logs:
-            steps.outcomes.finish(ref, Outcome(Status.RETRY, {"error": error}))
+            steps.outcomes.finish(ref, Outcome(Status.RETRY, _failed(ref, error)))
         (scheduled,) = [e for e in logs if e["event"] == "file_retry_scheduled"]
         delays.append(scheduled["delay_s"])
         assert steps.waiting.pop() is None, "not before its back-off"
@@ -167,7 +173,7 @@ def test_a_transient_error_waits_with_backoff_then_gives_up_at_max_attempts(
         assert steps.waiting.pop() is ref
         ref.attempt += 1  # what dispatch does when it starts the next attempt
     assert 0.005 <= delays[0] <= 0.015 and 0.01 <= delays[1] <= 0.03, delays
-    steps.outcomes.finish(ref, Outcome(Status.RETRY, {"error": error}))
+    steps.outcomes.finish(ref, Outcome(Status.RETRY, _failed(ref, error)))
     assert os.listdir(steps.folders.of(State.FAILED)) == ["a.log"]
     message = steps.summary("a.log")["error"]["message"]
     assert message == "[errno 16] Device or resource busy (gave up after 3 attempts)"
@@ -177,7 +183,7 @@ def test_a_transient_error_waits_with_backoff_then_gives_up_at_max_attempts(
 
 def test_a_processed_outcome_moves_the_input_and_counts_its_bytes(steps: Steps) -> None:
     ref = _claimed(steps, "a.log")
-    summary = {"status": Status.PROCESSED, "size": 2, "duration_s": 0.01}
+    summary = Start.now(ref.uid, ref.rel, ref.original, ref.attempt).processed(size=2)
     steps.outcomes.finish(ref, Outcome(Status.PROCESSED, summary))
     assert os.listdir(steps.folders.of(State.PROCESSED)) == ["a.log"]
     assert steps.row_state(ref.uid) is State.PROCESSED
@@ -191,7 +197,7 @@ def test_a_job_a_dying_worker_never_started_goes_first_with_its_attempt_back(
     first = _claimed(steps, "a.log")
     second = _claimed(steps, "b.log")
     steps.waiting.put(first)
-    steps.outcomes.finish(second, Outcome(Status.UNSTARTED, {}))
+    steps.outcomes.finish(second, Outcome(Status.UNSTARTED, None))
     assert steps.waiting.pop() is second and second.attempt == 0
     assert steps.waiting.pop() is first
 
@@ -200,7 +206,7 @@ def test_a_file_removed_while_it_was_processed_is_journaled_missing(steps: Steps
     ref = _claimed(steps, "a.log")
     os.unlink(ref.path(steps.folders))
     error = {"type": "FileNotFoundError", "message": "gone"}
-    summary = failure_summary(ref.uid, ref.rel, ref.original, 1, 0, error)
+    summary = given_up(ref.uid, ref.rel, ref.original, 1, 0, error)
     with capture_logs() as logs:
         steps.outcomes.finish(ref, Outcome(Status.VANISHED, summary))
     assert steps.row_state(ref.uid) is State.MISSING
@@ -213,7 +219,7 @@ def test_an_environment_error_is_not_counted_and_pauses_claiming(steps: Steps) -
     error = {"type": "OSError", "message": "[errno 28] No space left on device",
              "cause": "disk_full"}  # fmt: skip
     for _ in range(5):  # however often: the machine's fault is never the file's
-        steps.outcomes.finish(ref, Outcome(Status.ENVIRONMENT, {"error": error}))
+        steps.outcomes.finish(ref, Outcome(Status.ENVIRONMENT, _failed(ref, error)))
         assert steps.waiting.pop() is ref
         ref.attempt += 1
     assert ref.attempt == 1 and ref.held == 5

@@ -15,9 +15,11 @@ import pytest
 import structlog
 
 from config.notify import NotifyTarget
+from daemon.attempt import Status
 from daemon.faults import Pause
 from daemon.journal import Journal
 from daemon.states import Folders
+from daemon.summary import Summary
 from daemon.webhooks import REFUSED_TRIES, Webhooks
 from tests.conftest import wait_until
 from tests.daemon.receiver import Receiver, free_port
@@ -42,8 +44,8 @@ def _hooks(tmp_path: Path, url: str, **kw: object) -> tuple[Journal, Webhooks]:
     return journal, hooks
 
 
-def _summary(n: int) -> dict[str, object]:
-    return {"uid": f"{n:032x}", "status": "processed", "finished_ts": float(n), "attempts": 1}
+def _summary(n: int) -> Summary:
+    return Summary(f"{n:032x}", "f.log", "f.log", Status.PROCESSED, 1, float(n), float(n), 0.0)
 
 
 def test_sent_only_once_committed_and_in_order(tmp_path: Path, receivers: list[Receiver]) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.attempt import Job
 from daemon.pool import DEEP, PREFETCH, QUICK_S, SMALL_BYTES, WorkerPool
-from daemon.worker import Job
 from processors.loader import load
 from tests.conftest import wait_until
 from tests.daemon.slow_plugin import die_at_start
@@ -118,7 +118,7 @@ def test_a_quick_worker_holds_more_small_files_but_none_behind_a_big_one(
     assert len(quick.free()) == PREFETCH, "no file seen yet: the usual depth"
     assert quick.submit(quick.free()[0], _job(tmp_path, "small.log"))
     wait_until(lambda: _pump(quick, done) or done, 30, "the first outcome")
-    assert done[0][1].summary["duration_s"] < QUICK_S
+    assert done[0][1].summary.duration_s < QUICK_S
     assert len(quick.free()) == DEEP, "quick on small files: may hold up to DEEP"
     big = dataclasses.replace(_job(tmp_path, "big.log"), size=SMALL_BYTES + 1)
     slot = quick.next_free()

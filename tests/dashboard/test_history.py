@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from daemon.journal import SCHEMA, Journal
+from daemon.journal import Journal
+from daemon.schema import SCHEMA
 from dashboard import history, queries
 from tests.conftest import Queue, wait_until
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon.journal import SCHEMA
+from daemon.schema import SCHEMA
 from tests.conftest import Queue
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Headers
 
-from daemon.journal import SCHEMA
+from daemon.schema import SCHEMA
 from dashboard import auth, graph, queries
 from dashboard.queries import Cursor
 from dashboard.sessions import LoginThrottle, Sessions, Throttled, client_key
