@@ -20,6 +20,7 @@ from daemon.batches import Batches
 from daemon.events import EventBus
 from daemon.journal import Journal
 from daemon.markers import SHOWN, SWEEP, Gate
+from daemon.summary import Summary
 from formats.names import shown
 from tests.conftest import Queue, wait_until
 from tests.daemon.receiver import Receiver
@@ -265,7 +266,9 @@ def _done_then_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
 
     monkeypatch.setattr(os, "unlink", killed_at_the_marker)
     with pytest.raises(_Killed):
-        batches.finished({"original_name": "b/x.log", "status": "processed", "uid": "u1"})
+        batches.finished(
+            Summary.from_json({"uid": "u1", "source": "b/x.log", "status": "processed"})
+        )
     monkeypatch.undo()
     journal.close()  # (nothing uncommitted: the kill came after the commit)
     with sqlite3.connect(journal_path) as conn:
