@@ -274,6 +274,11 @@ class Shared:
                            reason="taken over", instance=peer.name,
                            lease_age_s=round(peer.age_s, 3))  # fmt: skip
                 attempts.carry(self.folders, uid, n)
+                if not os.path.lexists(ref.path(self.folders)):
+                    # frozen between the rename and the note, it lost the claim to a peer
+                    # that may have finished it (and forgotten its note) meanwhile: a note
+                    # written now would outlive the input
+                    attempts.forget(self.folders, uid)
                 reservations.adopt(self.folders, ref.rel, uid)
             except FileNotFoundError:
                 continue  # another instance's rename won (or the peer woke and moved it)
