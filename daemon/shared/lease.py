@@ -189,9 +189,12 @@ class Lease:
         if the filesystem refused: commits stop at the old deadline, peers take over; or if
         the file is not as this instance's last write left it (`conflict`): commits stop
         now, and the file is left as it is found."""
+        # The lease runs from before the check of its file: an instance frozen inside that
+        # check (a round trip or more on a network filesystem) wakes to a renewal that is
+        # already late, and says so (`lease_lapsed`), instead of one counted from its waking.
+        began = time.monotonic()
         if self.conflict is not None or self._lost():
             return False
-        began = time.monotonic()
         token = secrets.token_hex(8)
         data = {"host": self.host, "pid": os.getpid(), "lease_s": self.lease_s,
                 "started": self.started, "state": state, "claims": claims,

@@ -23,7 +23,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DaemonProcess, Queue, assert_exactly_once, wait_until, write_config
+from tests.conftest import (
+    DaemonProcess,
+    Queue,
+    assert_exactly_once,
+    log_events,
+    wait_until,
+    write_config,
+)
 from tests.daemon.test_lifecycle import _assert_no_torn_results
 from tests.multihost.harness import SSHFS_OPTIONS, Lan, Unavailable
 
@@ -203,7 +210,14 @@ def test_three_hosts_share_a_burst_through_crash_and_freezes_exactly_once(
     _assert_sink_rows_once(tmp_path / "sink.sqlite3", summaries)
     meta = queue.root / ".folderd"
     assert not os.listdir(meta / "names"), "every name held was released"
-    assert not os.listdir(meta / "attempts") if (meta / "attempts").exists() else True
+    notes = sorted(os.listdir(meta / "attempts")) if (meta / "attempts").exists() else []
+    # a note left means an attempt count outlived its input: name each with its story
+    uids = {n.split(".")[0] for n in notes}
+    paths = {name for name, s in summaries.items() if s["uid"] in uids}
+    story = [(d.log_path.name, e.get("event"), e.get("path"), e.get("instance"))
+             for d in cluster.all() for e in log_events(d.log_path)
+             if e.get("path") in paths or e.get("uid") in uids]  # fmt: skip
+    assert not notes, f"attempt notes left: {notes}, their uids in the logs: {story}"
     for d in cluster.all():
         assert not d.events("claim_failed") and not d.events("name_not_held"), d.log_path
     assert cluster.events("file_taken_over"), "the crash and freezes were taken over"
